@@ -1,0 +1,43 @@
+//! The command line: one file per subcommand. Flags are kebab-case; lm-eval's snake_case
+//! spellings are accepted as hidden aliases.
+
+pub mod tasks;
+
+use clap::{Parser, Subcommand};
+
+/// Evaluate language-model checkpoints on lm-eval-compatible tasks, with exact metrics.
+///
+/// rubric reads lm-eval's task YAMLs, renders the same prompts, runs the model through
+/// mistralrs (or scores predictions you already have), computes metrics equal to the
+/// reference implementations', and writes lm-eval's results and samples files.
+#[derive(Debug, Parser)]
+#[command(name = "rubric", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List, check and render tasks without running a model.
+    #[command(subcommand)]
+    Tasks(tasks::TasksCommand),
+}
+
+/// Exit codes: what the process returns.
+pub mod exit {
+    pub const OK: u8 = 0;
+    /// `compare` found a regression.
+    pub const REGRESSION: u8 = 1;
+    /// Bad usage, configuration or input.
+    pub const USAGE: u8 = 2;
+    /// A bug or an environment failure.
+    pub const INTERNAL: u8 = 3;
+}
+
+/// Run a parsed command line; the error carries the exit code to use.
+pub fn run(cli: Cli) -> Result<(), (u8, anyhow::Error)> {
+    match cli.command {
+        Command::Tasks(cmd) => tasks::run(cmd),
+    }
+}

@@ -1,0 +1,13 @@
+//! rubric: an evaluation harness for language-model checkpoints that reads lm-eval's task
+//! YAMLs, reproduces its prompts and metrics exactly, and writes its output formats.
+//!
+//! Data flows one way: `task` (config -> docs -> requests) -> `model` (responses) -> `filter`
+//! -> `metric` (per-doc values -> aggregates) -> `output` (files); `evaluate` joins the chain.
+
+pub mod cli;
+pub mod env;
+pub mod py;
+pub mod request;
+pub mod scoring;
+pub mod task;
+pub mod text;

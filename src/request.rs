@@ -1,0 +1,171 @@
+//! The three request kinds a task sends to a model, and the model's responses
+//! (lm-eval's `Instance.arguments` and `resps`).
+
+use serde_json::{Map, Value};
+
+/// lm-eval's request types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestKind {
+    Loglikelihood,
+    LoglikelihoodRolling,
+    GenerateUntil,
+}
+
+impl RequestKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestKind::Loglikelihood => "loglikelihood",
+            RequestKind::LoglikelihoodRolling => "loglikelihood_rolling",
+            RequestKind::GenerateUntil => "generate_until",
+        }
+    }
+}
+
+/// One request's arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// `(context, continuation)`: the log-probability of the continuation after the context.
+    Loglikelihood { context: String, continuation: String },
+    /// `(text,)`: the log-probability of the whole text, in disjoint windows.
+    LoglikelihoodRolling { text: String },
+    /// `(context, generation_kwargs)`: generated text, cut at the first stop string.
+    GenerateUntil { context: String, gen_kwargs: GenKwargs },
+}
+
+impl Request {
+    pub fn kind(&self) -> RequestKind {
+        match self {
+            Request::Loglikelihood { .. } => RequestKind::Loglikelihood,
+            Request::LoglikelihoodRolling { .. } => RequestKind::LoglikelihoodRolling,
+            Request::GenerateUntil { .. } => RequestKind::GenerateUntil,
+        }
+    }
+
+    /// The first argument (`arg_0`): context, or the text for rolling requests.
+    pub fn first_arg(&self) -> &str {
+        match self {
+            Request::Loglikelihood { context, .. } | Request::GenerateUntil { context, .. } => context,
+            Request::LoglikelihoodRolling { text } => text,
+        }
+    }
+
+    /// lm-eval's `{"arg_0": .., "arg_1": ..}` for a samples file.
+    pub fn arguments_json(&self) -> Value {
+        let mut m = Map::new();
+        match self {
+            Request::Loglikelihood { context, continuation } => {
+                m.insert("arg_0".into(), Value::String(context.clone()));
+                m.insert("arg_1".into(), Value::String(continuation.clone()));
+            }
+            Request::LoglikelihoodRolling { text } => {
+                m.insert("arg_0".into(), Value::String(text.clone()));
+            }
+            Request::GenerateUntil { context, gen_kwargs } => {
+                m.insert("arg_0".into(), Value::String(context.clone()));
+                m.insert("arg_1".into(), Value::Object(gen_kwargs.raw.clone()));
+            }
+        }
+        Value::Object(m)
+    }
+
+    /// A stable identity for caching and de-duplication: kind plus the JSON of the arguments.
+    pub fn cache_key(&self) -> String {
+        format!("{}\u{0}{}", self.kind().as_str(), self.arguments_json())
+    }
+}
+
+/// Generation settings, kept as the task wrote them (`raw`, printed as `arg_1`) plus the typed
+/// values the backends use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenKwargs {
+    pub raw: Map<String, Value>,
+}
+
+/// Default `max_gen_toks` (lm-eval's `DEFAULT_MAX_GEN_TOKS`).
+pub const DEFAULT_MAX_GEN_TOKS: usize = 256;
+
+impl GenKwargs {
+    pub fn new(raw: Map<String, Value>) -> Self {
+        GenKwargs { raw }
+    }
+
+    /// Stop strings (`until`: a string or a list).
+    pub fn until(&self) -> Vec<String> {
+        match self.raw.get("until") {
+            Some(Value::String(s)) => vec![s.clone()],
+            Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+            _ => vec![],
+        }
+    }
+
+    pub fn max_gen_toks(&self) -> usize {
+        self.raw
+            .get("max_gen_toks")
+            .or_else(|| self.raw.get("max_new_tokens"))
+            .and_then(Value::as_u64)
+            .map(|v| v as usize)
+            .unwrap_or(DEFAULT_MAX_GEN_TOKS)
+    }
+
+    /// Sampling only when `do_sample` is true and the temperature is not 0 (lm-eval's HF rule).
+    pub fn do_sample(&self) -> bool {
+        let sample = self.raw.get("do_sample").and_then(Value::as_bool).unwrap_or(false);
+        sample && self.temperature().map(|t| t > 0.0).unwrap_or(true)
+    }
+
+    pub fn temperature(&self) -> Option<f64> {
+        self.raw.get("temperature").and_then(Value::as_f64)
+    }
+
+    pub fn top_p(&self) -> Option<f64> {
+        self.raw.get("top_p").and_then(Value::as_f64)
+    }
+
+    pub fn top_k(&self) -> Option<usize> {
+        self.raw.get("top_k").and_then(Value::as_i64).filter(|k| *k > 0).map(|k| k as usize)
+    }
+
+    pub fn seed(&self) -> Option<u64> {
+        self.raw.get("seed").and_then(Value::as_u64)
+    }
+}
+
+/// One request of one doc of one task (lm-eval's `Instance`).
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub task: String,
+    pub doc_id: usize,
+    /// Position among the doc's requests (choice index for multiple choice).
+    pub idx: usize,
+    pub request: Request,
+    /// How many times the request is sent (`repeats`).
+    pub repeats: usize,
+    /// Name of the extra request this instance serves (`extra_requests`), if any.
+    pub extra: Option<String>,
+}
+
+/// A model's answer to one request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Response {
+    /// `(loglikelihood, is_greedy)`.
+    Loglikelihood { logprob: f64, is_greedy: bool },
+    LoglikelihoodRolling { logprob: f64 },
+    /// Generated text; `truncated` when generation stopped at `max_gen_toks`.
+    Generation { text: String, truncated: bool },
+}
+
+impl Response {
+    /// lm-eval's logged form: `["-1.5", "True"]` for loglikelihoods (numbers become strings in
+    /// samples files), the float for rolling ones, the text for generations.
+    pub fn to_logged_json(&self) -> Value {
+        match self {
+            Response::Loglikelihood { logprob, is_greedy } => Value::Array(vec![
+                Value::String(crate::py::float_repr(*logprob)),
+                Value::String(if *is_greedy { "True".into() } else { "False".into() }),
+            ]),
+            Response::LoglikelihoodRolling { logprob } => Value::String(crate::py::float_repr(*logprob)),
+            Response::Generation { text, .. } => Value::String(text.clone()),
+        }
+    }
+}

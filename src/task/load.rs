@@ -1,0 +1,381 @@
+//! Reading task YAMLs: parsing, `include:` merging, and the index of tasks, groups and tags.
+//!
+//! As lm-eval's `_yaml_loader.py`/`_index.py`: every `*.yaml` under the built-in `tasks/`
+//! folder and each `--include-path` is indexed by its merged keys (`group:` makes a group,
+//! `task:` a task, `tag:` adds the task to a tag); later folders override earlier ones.
+//! `include:` files are merged recursively, relative to the including file, local keys
+//! winning; a cycle is an error. YAML is read into JSON values (ints and floats kept apart).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use super::config::{did_you_mean, GroupConfig, TaskConfig, GROUP_KEYS, STRUCTURAL_KEYS, TASK_KEYS, UNSUPPORTED_KEYS};
+use super::TaskError;
+
+/// A YAML file's merged mapping and where it came from.
+#[derive(Debug, Clone)]
+pub struct RawConfig {
+    pub path: PathBuf,
+    pub map: Map<String, Value>,
+    /// Every file that contributed keys (the file itself, then its includes), for line lookup.
+    pub sources: Vec<PathBuf>,
+}
+
+/// What a name in the index stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    Task,
+    Group,
+    Tag,
+}
+
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub name: String,
+    pub kind: EntryKind,
+    /// The YAML file (none for tags).
+    pub path: Option<PathBuf>,
+    /// For tags: the member tasks, sorted.
+    pub members: Vec<String>,
+}
+
+/// Every task, group and tag found under the searched folders.
+#[derive(Debug, Default)]
+pub struct TaskIndex {
+    pub entries: BTreeMap<String, Entry>,
+    /// Files that could not be read as task configs, with the reason.
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// The folder of built-in tasks: `RUBRIC_TASKS_DIR`, else `tasks/` of this source tree.
+pub fn builtin_tasks_dir() -> PathBuf {
+    match std::env::var_os(crate::env::TASKS_DIR) {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("tasks"),
+    }
+}
+
+impl TaskIndex {
+    /// Index the built-in tasks, then each include path (later ones override earlier ones).
+    pub fn build(include_paths: &[PathBuf]) -> Result<TaskIndex, TaskError> {
+        let mut roots = vec![builtin_tasks_dir()];
+        for p in include_paths {
+            if !p.exists() {
+                return Err(TaskError::MissingIncludePath { path: p.clone() });
+            }
+            roots.push(p.clone());
+        }
+        let mut index = TaskIndex::default();
+        for root in roots {
+            for file in yaml_files(&root) {
+                match read_yaml_merged(&file) {
+                    Ok(raw) => index.add(&raw),
+                    Err(e) => index.skipped.push((file, e.to_string())),
+                }
+            }
+        }
+        Ok(index)
+    }
+
+    fn add(&mut self, raw: &RawConfig) {
+        let map = &raw.map;
+        if let Some(Value::String(group)) = map.get("group") {
+            self.entries.insert(
+                group.clone(),
+                Entry { name: group.clone(), kind: EntryKind::Group, path: Some(raw.path.clone()), members: vec![] },
+            );
+        } else if let Some(Value::String(task)) = map.get("task") {
+            self.entries.insert(
+                task.clone(),
+                Entry { name: task.clone(), kind: EntryKind::Task, path: Some(raw.path.clone()), members: vec![] },
+            );
+            for tag in tags_of(map) {
+                let entry = self.entries.entry(tag.clone()).or_insert_with(|| Entry {
+                    name: tag.clone(),
+                    kind: EntryKind::Tag,
+                    path: None,
+                    members: vec![],
+                });
+                if entry.kind == EntryKind::Tag && !entry.members.contains(task) {
+                    entry.members.push(task.clone());
+                    entry.members.sort();
+                }
+            }
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Entry> {
+        self.entries.get(name)
+    }
+
+    /// The error for a name that is not in the index, with the closest known name.
+    pub fn unknown(&self, name: &str) -> TaskError {
+        let hint = did_you_mean(name, self.entries.keys().map(|s| s.as_str()))
+            .map(|h| format!(" (did you mean `{h}`?)"))
+            .unwrap_or_default();
+        let skipped = if self.skipped.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} YAML file(s) could not be read, run `rubric tasks validate` on your include paths to see why",
+                self.skipped.len()
+            )
+        };
+        TaskError::UnknownTask { name: name.to_string(), hint, skipped }
+    }
+}
+
+fn tags_of(map: &Map<String, Value>) -> Vec<String> {
+    match map.get("tag") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+        _ => vec![],
+    }
+}
+
+/// `*.yaml` and `*.yml` files under `root` (or `root` itself), sorted by path.
+pub fn yaml_files(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if root.is_file() {
+        out.push(root.to_path_buf());
+        return out;
+    }
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if path.is_dir() {
+                if name != "__pycache__" && !name.starts_with('.') {
+                    walk(&path, out);
+                }
+            } else if name.ends_with(".yaml") || name.ends_with(".yml") {
+                out.push(path);
+            }
+        }
+    }
+    walk(root, &mut out);
+    out.sort();
+    out
+}
+
+/// Parse one YAML file into a JSON mapping (no include handling).
+pub fn read_yaml(path: &Path) -> Result<Map<String, Value>, TaskError> {
+    let bytes = std::fs::read(path).map_err(|source| TaskError::Read { path: path.to_path_buf(), source })?;
+    let text = String::from_utf8(bytes).map_err(|e| TaskError::Yaml {
+        path: path.to_path_buf(),
+        message: format!("the file is not valid UTF-8 (first bad byte at offset {})", e.utf8_error().valid_up_to()),
+    })?;
+    let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
+        .map_err(|e| TaskError::Yaml { path: path.to_path_buf(), message: e.to_string() })?;
+    match yaml_to_json(yaml, path, &text)? {
+        Value::Object(map) => Ok(map),
+        other => Err(TaskError::NotAMapping { path: path.to_path_buf(), found: kind_name(&other).into() }),
+    }
+}
+
+fn kind_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "an empty document",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+fn yaml_to_json(v: serde_yaml_ng::Value, path: &Path, text: &str) -> Result<Value, TaskError> {
+    use serde_yaml_ng::Value as Y;
+    Ok(match v {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(b),
+        Y::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else {
+                serde_json::Number::from_f64(n.as_f64().unwrap_or(f64::NAN)).map(Value::Number).unwrap_or(Value::Null)
+            }
+        }
+        Y::String(s) => Value::String(s),
+        Y::Sequence(items) => {
+            Value::Array(items.into_iter().map(|i| yaml_to_json(i, path, text)).collect::<Result<_, _>>()?)
+        }
+        Y::Mapping(m) => {
+            let mut map = Map::new();
+            for (k, v) in m {
+                let key = match k {
+                    Y::String(s) => s,
+                    Y::Number(n) => n.to_string(),
+                    Y::Bool(b) => if b { "True".into() } else { "False".into() },
+                    other => format!("{other:?}"),
+                };
+                map.insert(key, yaml_to_json(v, path, text)?);
+            }
+            Value::Object(map)
+        }
+        Y::Tagged(t) => {
+            let tag = t.tag.to_string();
+            let spec = match &t.value {
+                Y::String(s) => s.clone(),
+                other => format!("{other:?}"),
+            };
+            let line = find_line(text, &spec);
+            return Err(TaskError::PythonFunction { path: path.to_path_buf(), line, tag, spec });
+        }
+    })
+}
+
+/// The 1-based line of the first occurrence of `needle` (0 when absent).
+pub fn find_line(text: &str, needle: &str) -> usize {
+    text.find(needle).map(|pos| text[..pos].matches('\n').count() + 1).unwrap_or(0)
+}
+
+/// The 1-based line where `key:` is written in any of `files` (file and line), for error messages.
+pub fn find_key(files: &[PathBuf], key: &str) -> (PathBuf, usize) {
+    for f in files {
+        if let Ok(text) = std::fs::read_to_string(f) {
+            for (i, line) in text.lines().enumerate() {
+                let t = line.trim_start().trim_start_matches("- ");
+                if t.starts_with(&format!("{key}:")) {
+                    return (f.clone(), i + 1);
+                }
+            }
+        }
+    }
+    (files.first().cloned().unwrap_or_default(), 0)
+}
+
+/// Read a YAML file and merge its `include:` chain (lm-eval's `load_yaml(recursive=True)`).
+pub fn read_yaml_merged(path: &Path) -> Result<RawConfig, TaskError> {
+    let mut seen = Vec::new();
+    let mut sources = Vec::new();
+    let map = merge_includes(path, &mut seen, &mut sources)?;
+    Ok(RawConfig { path: path.to_path_buf(), map, sources })
+}
+
+fn merge_includes(path: &Path, seen: &mut Vec<PathBuf>, sources: &mut Vec<PathBuf>) -> Result<Map<String, Value>, TaskError> {
+    let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    if let Some(pos) = seen.iter().position(|p| *p == canonical) {
+        let mut chain: Vec<String> = seen[pos..].iter().map(|p| p.display().to_string()).collect();
+        chain.push(canonical.display().to_string());
+        return Err(TaskError::IncludeCycle { path: path.to_path_buf(), chain: chain.join(" -> ") });
+    }
+    seen.push(canonical);
+    sources.push(path.to_path_buf());
+    let mut map = read_yaml(path)?;
+    let Some(includes) = map.remove("include") else {
+        seen.pop();
+        return Ok(map);
+    };
+    let includes = match includes {
+        Value::String(s) => vec![s],
+        Value::Array(items) => items
+            .into_iter()
+            .map(|i| match i {
+                Value::String(s) => Ok(s),
+                other => Err(TaskError::BadField {
+                    path: path.to_path_buf(),
+                    task: String::new(),
+                    field: "include".into(),
+                    message: format!("expected file names, found {}", kind_name(&other)),
+                }),
+            })
+            .collect::<Result<_, _>>()?,
+        other => {
+            return Err(TaskError::BadField {
+                path: path.to_path_buf(),
+                task: String::new(),
+                field: "include".into(),
+                message: format!("expected a file name or a list of them, found {}", kind_name(&other)),
+            })
+        }
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut merged = Map::new();
+    for inc in includes {
+        let inc_path = if Path::new(&inc).is_absolute() { PathBuf::from(&inc) } else { dir.join(&inc) };
+        if !inc_path.exists() {
+            let (_, line) = find_key(&[path.to_path_buf()], "include");
+            return Err(TaskError::MissingInclude { path: path.to_path_buf(), line, include: inc_path });
+        }
+        let mut inc_map = merge_includes(&inc_path, seen, sources)?;
+        inc_map.remove("task_list");
+        for (k, v) in inc_map {
+            merged.insert(k, v);
+        }
+    }
+    for (k, v) in map {
+        merged.insert(k, v);
+    }
+    seen.pop();
+    Ok(merged)
+}
+
+/// Check a task mapping's keys, then deserialize it, naming the field on error.
+pub fn parse_task_config(raw: &RawConfig) -> Result<TaskConfig, TaskError> {
+    let task = raw.map.get("task").and_then(|v| v.as_str()).unwrap_or("?").to_string();
+    for key in raw.map.keys() {
+        if STRUCTURAL_KEYS.contains(&key.as_str()) || TASK_KEYS.contains(&key.as_str()) {
+            continue;
+        }
+        let (file, line) = find_key(&raw.sources, key);
+        if let Some((_, why)) = UNSUPPORTED_KEYS.iter().find(|(k, _)| k == key) {
+            return Err(TaskError::Unsupported { path: file, line, task, key: key.clone(), why: why.to_string() });
+        }
+        let hint = did_you_mean(key, TASK_KEYS.iter().copied())
+            .map(|h| format!(" (did you mean `{h}`?)"))
+            .unwrap_or_default();
+        return Err(TaskError::UnknownKey { path: file, line, task, key: key.clone(), hint });
+    }
+    let mut map = raw.map.clone();
+    for k in STRUCTURAL_KEYS {
+        map.remove(*k);
+    }
+    let de = Value::Object(map);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let top = field.split(['.', '[']).next().unwrap_or("").to_string();
+        let (file, line) = find_key(&raw.sources, &top);
+        TaskError::BadField { path: file_with_line(&file, line), task, field, message: e.into_inner().to_string() }
+    })
+}
+
+/// Check a group mapping's keys, then deserialize it.
+pub fn parse_group_config(raw: &RawConfig) -> Result<GroupConfig, TaskError> {
+    let group = raw.map.get("group").and_then(|v| v.as_str()).unwrap_or("?").to_string();
+    let mut map = raw.map.clone();
+    map.remove("tag");
+    for key in map.keys() {
+        if !GROUP_KEYS.contains(&key.as_str()) {
+            let (file, line) = find_key(&raw.sources, key);
+            let hint = did_you_mean(key, GROUP_KEYS.iter().copied())
+                .map(|h| format!(" (did you mean `{h}`?)"))
+                .unwrap_or_default();
+            return Err(TaskError::UnknownKey { path: file, line, task: group, key: key.clone(), hint });
+        }
+    }
+    // lm-eval accepts `task: name` as well as a list
+    if let Some(Value::String(s)) = map.get("task").cloned() {
+        map.insert("task".into(), Value::Array(vec![Value::String(s)]));
+    }
+    serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
+        let field = e.path().to_string();
+        let (file, line) = find_key(&raw.sources, field.split(['.', '[']).next().unwrap_or(""));
+        TaskError::BadField { path: file_with_line(&file, line), task: group, field, message: e.into_inner().to_string() }
+    })
+}
+
+/// `file:line` when the line is known, for messages that carry a path.
+pub fn file_with_line(file: &Path, line: usize) -> PathBuf {
+    if line == 0 {
+        file.to_path_buf()
+    } else {
+        PathBuf::from(format!("{}:{line}", file.display()))
+    }
+}

@@ -1,0 +1,56 @@
+//! Tasks: the YAML schema (`config`), loading and the index (`load`), templates (`template`),
+//! few-shot sampling (`fewshot`), data (`dataset`, `hub`, `process`), and the step that turns
+//! a config into a runnable [`Task`] (`resolve`) and a task's docs into requests (`prompt`).
+
+pub mod config;
+pub mod dataset;
+pub mod fewshot;
+pub mod hub;
+pub mod load;
+pub mod process;
+pub mod prompt;
+pub mod resolve;
+pub mod select;
+pub mod template;
+
+use std::path::PathBuf;
+
+pub use config::{OutputType, TaskConfig};
+pub use dataset::{DataCache, DataOptions, Doc};
+pub use resolve::{FieldSpec, Task};
+
+/// Everything that can go wrong between a task name and its requests. Each message names the
+/// file (and line where known), the task, the field and, for per-doc errors, the doc index.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    #[error("{}: cannot read task file: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}: malformed YAML: {message}", path.display())]
+    Yaml { path: PathBuf, message: String },
+    #[error("{}: expected a mapping of task fields at the top level, found {found}", path.display())]
+    NotAMapping { path: PathBuf, found: String },
+    #[error("{}:{line}: `{tag} {spec}` is a Python function, which rubric cannot run; express it as a Jinja template, a built-in `process_docs`, or a built-in metric/filter", path.display())]
+    PythonFunction { path: PathBuf, line: usize, tag: String, spec: String },
+    #[error("{}:{line}: unknown field `{key}` in `{task}`{hint}", path.display())]
+    UnknownKey { path: PathBuf, line: usize, task: String, key: String, hint: String },
+    #[error("{}:{line}: field `{key}` of task `{task}` is not supported: {why}", path.display())]
+    Unsupported { path: PathBuf, line: usize, task: String, key: String, why: String },
+    #[error("{}: field `{field}` of `{task}`: {message}", path.display())]
+    BadField { path: PathBuf, task: String, field: String, message: String },
+    #[error("{}: include cycle: {chain}", path.display())]
+    IncludeCycle { path: PathBuf, chain: String },
+    #[error("{}:{line}: included file {} does not exist", path.display(), include.display())]
+    MissingInclude { path: PathBuf, line: usize, include: PathBuf },
+    #[error("--include-path {} does not exist", path.display())]
+    MissingIncludePath { path: PathBuf },
+    #[error("unknown task, group or tag `{name}`{hint}{skipped}; `rubric tasks list` shows what exists")]
+    UnknownTask { name: String, hint: String, skipped: String },
+    #[error("{}: task `{task}`: {message}", path.display())]
+    Template { path: PathBuf, task: String, message: String },
+    #[error("task `{task}`, doc {doc_id}: {message}")]
+    Doc { task: String, doc_id: usize, message: String },
+    #[error("task `{task}`: {source}")]
+    Dataset { task: String, source: dataset::DatasetError },
+    #[error("{}: task `{task}`: {message}", path.display())]
+    Invalid { path: PathBuf, task: String, message: String },
+}

@@ -1,0 +1,89 @@
+//! Built-in document processors (`process_docs`), in place of lm-eval's `!function` hooks.
+//!
+//! A processor is named in the YAML as `process_docs: NAME` or
+//! `process_docs: {name: NAME, ARG: VALUE, ...}` and maps a split's docs to new docs. It runs
+//! on every split the task reads (eval and few-shot), as lm-eval's `process_docs` does.
+//!
+//! | name | what it does | args |
+//! |---|---|---|
+//! | `map_values` | replaces values of a column through a mapping, others kept | `column`, `mapping` |
+
+use serde_json::{Map, Value};
+
+use super::dataset::Doc;
+
+#[derive(Debug, Clone)]
+pub struct Processor {
+    pub name: String,
+    pub args: Map<String, Value>,
+}
+
+/// Names of the built-in processors, for messages.
+pub const PROCESSORS: &[&str] = &["map_values"];
+
+impl Processor {
+    pub fn parse(v: &Value) -> Result<Processor, String> {
+        let (name, args) = match v {
+            Value::String(s) => (s.clone(), Map::new()),
+            Value::Object(m) => {
+                let mut args = m.clone();
+                let name = args
+                    .remove("name")
+                    .and_then(|n| n.as_str().map(String::from))
+                    .ok_or("a process_docs mapping needs a `name`")?;
+                (name, args)
+            }
+            _ => return Err("expected a processor name or {name: .., args}".into()),
+        };
+        if !PROCESSORS.contains(&name.as_str()) {
+            let hint = super::config::did_you_mean(&name, PROCESSORS.iter().copied())
+                .map(|h| format!(" (did you mean `{h}`?)"))
+                .unwrap_or_default();
+            return Err(format!("unknown processor `{name}`{hint}; built-in processors: {}", PROCESSORS.join(", ")));
+        }
+        let p = Processor { name, args };
+        p.check()?;
+        Ok(p)
+    }
+
+    fn arg_str(&self, key: &str) -> Result<&str, String> {
+        self.args.get(key).and_then(Value::as_str).ok_or_else(|| format!("process_docs `{}` needs a string `{key}`", self.name))
+    }
+
+    fn check(&self) -> Result<(), String> {
+        match self.name.as_str() {
+            "map_values" => {
+                self.arg_str("column")?;
+                self.args
+                    .get("mapping")
+                    .and_then(Value::as_object)
+                    .ok_or("process_docs `map_values` needs a `mapping`")?;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Apply the processor to a split.
+    pub fn apply(&self, docs: &[Doc]) -> Result<Vec<Doc>, String> {
+        match self.name.as_str() {
+            "map_values" => {
+                let column = self.arg_str("column")?;
+                let mapping = self.args.get("mapping").and_then(Value::as_object).cloned().unwrap_or_default();
+                Ok(docs
+                    .iter()
+                    .map(|d| {
+                        let mut d = d.clone();
+                        if let Some(v) = d.get(column) {
+                            if let Some(new) = mapping.get(&crate::py::str(v)) {
+                                d.insert(column.to_string(), new.clone());
+                            }
+                        }
+                        d
+                    })
+                    .collect())
+            }
+            other => Err(format!("unknown processor `{other}`")),
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! Jinja templates with lm-eval's semantics (`lm_eval/utils.py: apply_template`).
+//!
+//! lm-eval renders `doc_to_*` strings with `jinja2.Environment(undefined=StrictUndefined,
+//! keep_trailing_newline=True)` plus a `regex_replace` filter. rubric uses minijinja with:
+//! strict undefined (a missing key is an error naming it), trailing newlines kept,
+//! minijinja-contrib's `pycompat` methods (`.split()`, `.strip()`, `.endswith()`, ...), a
+//! `regex_replace(pattern, repl, count=0)` filter with Python's `re.sub` semantics, and a
+//! formatter that prints non-string values as Python's `str()` does (`['a', 'b']`, `True`,
+//! `None`, `2.0`), so rendered lists parse with `ast.literal_eval` exactly as in lm-eval.
+
+use minijinja::value::Value as JValue;
+use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
+use serde_json::{Map, Value};
+
+use crate::text::pyre;
+
+/// A set of compiled templates for one task, addressed by the field they came from.
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Templates")
+    }
+}
+
+/// Why a template failed: at compile time (syntax) or for one doc.
+#[derive(Debug, Clone)]
+pub enum TemplateError {
+    Syntax { field: String, message: String },
+    /// A name the template uses is not a field of the doc.
+    Undefined { field: String, keys: Vec<String>, message: String },
+    Render { field: String, message: String },
+}
+
+impl std::fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TemplateError::Syntax { field, message } => write!(f, "`{field}` is not a valid Jinja template: {message}"),
+            TemplateError::Undefined { field, keys, message } if keys.is_empty() => {
+                write!(f, "`{field}` uses an undefined value: {message}")
+            }
+            TemplateError::Undefined { field, keys, .. } => {
+                let keys: Vec<String> = keys.iter().map(|k| format!("`{k}`")).collect();
+                write!(f, "`{field}` references {}, which the doc does not have", keys.join(", "))
+            }
+            TemplateError::Render { field, message } => write!(f, "rendering `{field}` failed: {message}"),
+        }
+    }
+}
+
+fn new_env() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_keep_trailing_newline(true);
+    env.set_auto_escape_callback(|_| AutoEscape::None);
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.add_filter("regex_replace", regex_replace);
+    env.set_formatter(|out, _state, value| {
+        if value.is_undefined() {
+            return Err(minijinja::Error::new(ErrorKind::UndefinedError, "undefined value printed"));
+        }
+        if let Some(s) = value.as_str() {
+            out.write_str(s).map_err(|_| minijinja::Error::new(ErrorKind::WriteFailure, "write failed"))?;
+            return Ok(());
+        }
+        let json = serde_json::to_value(value).unwrap_or(Value::Null);
+        out.write_str(&crate::py::str(&json)).map_err(|_| minijinja::Error::new(ErrorKind::WriteFailure, "write failed"))
+    });
+    env
+}
+
+/// `regex_replace(s, pattern, repl, count=0)`: Python's `re.sub`.
+fn regex_replace(s: String, pattern: String, repl: String, count: Option<usize>) -> Result<String, minijinja::Error> {
+    let re = pyre::compile(&pattern)
+        .map_err(|e| minijinja::Error::new(ErrorKind::InvalidOperation, format!("bad regex {pattern:?}: {e}")))?;
+    pyre::sub(&re, &repl, &s, count.unwrap_or(0))
+        .map_err(|e| minijinja::Error::new(ErrorKind::InvalidOperation, e.to_string()))
+}
+
+impl Templates {
+    pub fn new() -> Self {
+        Templates { env: new_env() }
+    }
+
+    /// Compile `source` under the name `field` (e.g. `doc_to_text`, `fewshot_config.doc_to_text`).
+    pub fn add(&mut self, field: &str, source: &str) -> Result<(), TemplateError> {
+        self.env
+            .add_template_owned(field.to_string(), source.to_string())
+            .map_err(|e| TemplateError::Syntax { field: field.to_string(), message: describe(&e) })
+    }
+
+    pub fn has(&self, field: &str) -> bool {
+        self.env.get_template(field).is_ok()
+    }
+
+    /// Render the template stored as `field` with the doc's fields as variables.
+    pub fn render(&self, field: &str, doc: &Map<String, Value>) -> Result<String, TemplateError> {
+        let tmpl = self
+            .env
+            .get_template(field)
+            .map_err(|e| TemplateError::Render { field: field.to_string(), message: describe(&e) })?;
+        tmpl.render(JValue::from_serialize(doc)).map_err(|e| {
+            if e.kind() == ErrorKind::UndefinedError {
+                let mut keys: Vec<String> =
+                    tmpl.undeclared_variables(false).into_iter().filter(|k| !doc.contains_key(k)).collect();
+                keys.sort();
+                TemplateError::Undefined { field: field.to_string(), keys, message: describe(&e) }
+            } else {
+                TemplateError::Render { field: field.to_string(), message: describe(&e) }
+            }
+        })
+    }
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// minijinja's error with its detail and line, on one line.
+fn describe(e: &minijinja::Error) -> String {
+    let mut msg = e.kind().to_string();
+    if let Some(detail) = e.detail() {
+        msg.push_str(": ");
+        msg.push_str(detail);
+    }
+    if let Some(line) = e.line() {
+        msg.push_str(&format!(" (template line {line})"));
+    }
+    msg
+}
+
+/// Render a one-off template string on a doc (for `description`, `gen_prefix`, extras).
+pub fn render_once(field: &str, source: &str, doc: &Map<String, Value>) -> Result<String, TemplateError> {
+    let mut t = Templates::new();
+    t.add(field, source)?;
+    t.render(field, doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn doc(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    fn render(src: &str, d: Value) -> Result<String, TemplateError> {
+        render_once("t", src, &doc(d))
+    }
+
+    #[test]
+    fn python_string_methods() {
+        let d = json!({"answer": "so 3+4=7\n#### 7", "h": "It rains"});
+        assert_eq!(render("{{answer.split('####')[-1].strip()}}", d.clone()).unwrap(), "7");
+        assert_eq!(
+            render("{{h.strip() if h.strip().endswith('.') else h.strip() + '.'}}", d.clone()).unwrap(),
+            "It rains."
+        );
+        assert_eq!(render("{{h.lower().replace('rains', 'snows')}}", d).unwrap(), "it snows");
+    }
+
+    #[test]
+    fn trailing_newline_kept_and_values_print_as_python() {
+        let d = json!({"xs": ["a", "b's"], "f": 2.0, "b": true, "n": null, "i": 3});
+        assert_eq!(render("{{xs}}\n", d.clone()).unwrap(), "['a', \"b's\"]\n");
+        assert_eq!(render("{{f}} {{b}} {{n}} {{i}}", d).unwrap(), "2.0 True None 3");
+    }
+
+    #[test]
+    fn undefined_names_the_key() {
+        let err = render("Q: {{question}} {{missing}}", json!({"question": "q"})).unwrap_err();
+        assert_eq!(err.to_string(), "`t` references `missing`, which the doc does not have");
+    }
+
+    #[test]
+    fn regex_replace_is_re_sub() {
+        let d = json!({"s": "a1b22c"});
+        assert_eq!(render("{{s | regex_replace('[0-9]+', '#')}}", d.clone()).unwrap(), "a#b#c");
+        assert_eq!(render("{{s | regex_replace('([a-z])([0-9])', '\\\\2\\\\1', 1)}}", d).unwrap(), "1ab22c");
+    }
+
+    #[test]
+    fn syntax_error_is_reported() {
+        let mut t = Templates::new();
+        let err = t.add("doc_to_text", "{{ question ").unwrap_err();
+        assert!(err.to_string().starts_with("`doc_to_text` is not a valid Jinja template"), "{err}");
+    }
+}

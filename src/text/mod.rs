@@ -1,0 +1,3 @@
+//! Text helpers shared by filters and metrics.
+
+pub mod pyre;
