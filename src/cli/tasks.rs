@@ -248,8 +248,9 @@ pub fn render_task(
     num_fewshot: Option<usize>,
     seed: i64,
 ) -> Result<Vec<String>, crate::task::TaskError> {
-    let docs = task.load_docs(cache, opts)?;
-    let prompt = PromptOptions { num_fewshot: effective_num_fewshot(task, num_fewshot), seed, ..Default::default() };
+    let k = effective_num_fewshot(task, num_fewshot);
+    let docs = task.load_docs(cache, opts, k)?;
+    let prompt = PromptOptions { num_fewshot: k, seed, ..Default::default() };
     let instances = task.build_requests(&docs, limit, &prompt)?;
     Ok(instances
         .iter()

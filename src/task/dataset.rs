@@ -26,8 +26,8 @@ pub struct Split {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
-    #[error("{}: cannot read data file: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}: cannot read data file: {err}", path.display())]
+    Read { path: PathBuf, err: std::io::Error },
     #[error("{}:{line}: {message}", path.display())]
     Line { path: PathBuf, line: usize, message: String },
     #[error("{}: {message}", path.display())]
@@ -36,8 +36,8 @@ pub enum DatasetError {
     NotFound { pattern: String, tried: Vec<String> },
     #[error("dataset `{path}` has no split `{split}` in its data_files (it has: {})", available.join(", "))]
     NoSplit { path: String, split: String, available: Vec<String> },
-    #[error("dataset `{dataset}`{config}, split `{split}`: not found under --data-dir {} (looked for {})", data_dir.display(), tried.join(", "))]
-    NotInDataDir { dataset: String, config: String, split: String, data_dir: PathBuf, tried: Vec<String> },
+    #[error("dataset `{dataset}`{config}, split `{split}`: not found under --data-dir {} (looked for {looked_for})", data_dir.display())]
+    NotInDataDir { dataset: String, config: String, split: String, data_dir: PathBuf, looked_for: String },
     #[error("{0}")]
     Hub(String),
     #[error("`dataset_kwargs.{key}`: {message}")]
@@ -281,12 +281,19 @@ fn data_dir_files(dir: &Path, id: &str, config: Option<&str>, split: &str) -> Re
             return Ok(found);
         }
     }
+    let roots = if name == id { name.to_string() } else { format!("{{{id},{name}}}") };
+    let sub = config.map(|c| format!("[{c}/]")).unwrap_or_default();
     Err(DatasetError::NotInDataDir {
         dataset: id.to_string(),
         config: config.map(|c| format!(" (config `{c}`)")).unwrap_or_default(),
         split: split.to_string(),
         data_dir: dir.to_path_buf(),
-        tried: tried.into_iter().filter(|t| !t.contains('*')).take(6).collect(),
+        looked_for: format!(
+            "{}/{roots}/{sub}{{{}}}[-*|/*].{{{}}}",
+            dir.display(),
+            split_aliases(split).join(","),
+            DATA_EXTS.join(",")
+        ),
     })
 }
 
@@ -330,7 +337,7 @@ pub fn read_files(files: &[PathBuf], delimiter: Option<u8>, tsv: bool) -> Result
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>, DatasetError> {
-    std::fs::read(path).map_err(|source| DatasetError::Read { path: path.to_path_buf(), source })
+    std::fs::read(path).map_err(|err| DatasetError::Read { path: path.to_path_buf(), err })
 }
 
 /// JSON Lines, or one JSON array of objects.
@@ -486,7 +493,7 @@ fn column_kind<'a>(cells: impl Iterator<Item = &'a str>) -> CellKind {
 /// Parquet rows as JSON objects, columns in schema order.
 fn read_parquet(path: &Path) -> Result<Vec<Doc>, DatasetError> {
     use parquet::file::reader::{FileReader, SerializedFileReader};
-    let file = std::fs::File::open(path).map_err(|source| DatasetError::Read { path: path.to_path_buf(), source })?;
+    let file = std::fs::File::open(path).map_err(|err| DatasetError::Read { path: path.to_path_buf(), err })?;
     let reader = SerializedFileReader::new(file)
         .map_err(|e| DatasetError::Format { path: path.to_path_buf(), message: format!("not a readable parquet file: {e}") })?;
     let rows = reader

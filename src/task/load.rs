@@ -164,7 +164,7 @@ pub fn yaml_files(root: &Path) -> Vec<PathBuf> {
 
 /// Parse one YAML file into a JSON mapping (no include handling).
 pub fn read_yaml(path: &Path) -> Result<Map<String, Value>, TaskError> {
-    let bytes = std::fs::read(path).map_err(|source| TaskError::Read { path: path.to_path_buf(), source })?;
+    let bytes = std::fs::read(path).map_err(|err| TaskError::Read { path: path.to_path_buf(), err })?;
     let text = String::from_utf8(bytes).map_err(|e| TaskError::Yaml {
         path: path.to_path_buf(),
         message: format!("the file is not valid UTF-8 (first bad byte at offset {})", e.utf8_error().valid_up_to()),

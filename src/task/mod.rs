@@ -23,8 +23,8 @@ pub use resolve::{FieldSpec, Task};
 /// file (and line where known), the task, the field and, for per-doc errors, the doc index.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
-    #[error("{}: cannot read task file: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}: cannot read task file: {err}", path.display())]
+    Read { path: PathBuf, err: std::io::Error },
     #[error("{}: malformed YAML: {message}", path.display())]
     Yaml { path: PathBuf, message: String },
     #[error("{}: expected a mapping of task fields at the top level, found {found}", path.display())]
@@ -49,8 +49,8 @@ pub enum TaskError {
     Template { path: PathBuf, task: String, message: String },
     #[error("task `{task}`, doc {doc_id}: {message}")]
     Doc { task: String, doc_id: usize, message: String },
-    #[error("task `{task}`: {source}")]
-    Dataset { task: String, source: dataset::DatasetError },
+    #[error("task `{task}`: {err}")]
+    Dataset { task: String, err: dataset::DatasetError },
     #[error("{}: task `{task}`: {message}", path.display())]
     Invalid { path: PathBuf, task: String, message: String },
 }

@@ -280,9 +280,10 @@ impl Task {
         self.config.test_split.as_deref().or(self.config.validation_split.as_deref()).unwrap_or("test")
     }
 
-    /// Load the eval docs and the few-shot pool (lm-eval's `eval_docs` and `fewshot_docs`).
-    pub fn load_docs(&self, cache: &mut DataCache, opts: &DataOptions) -> Result<TaskDocs, TaskError> {
-        let ds_err = |source| TaskError::Dataset { task: self.name.clone(), source };
+    /// Load the eval docs and, when `num_fewshot > 0`, the few-shot pool (lm-eval's
+    /// `eval_docs` and `fewshot_docs`).
+    pub fn load_docs(&self, cache: &mut DataCache, opts: &DataOptions, num_fewshot: usize) -> Result<TaskDocs, TaskError> {
+        let ds_err = |err| TaskError::Dataset { task: self.name.clone(), err };
         let load = |cache: &mut DataCache, split: &str, process: &Option<Processor>| -> Result<Vec<Doc>, TaskError> {
             let s = cache.split(&self.dataset, split, opts).map_err(ds_err)?;
             match process {
@@ -310,7 +311,9 @@ impl Task {
                 }
             }
         }
-        let fewshot_pool = if let Some(split) = &self.fewshot.split {
+        let fewshot_pool = if num_fewshot == 0 {
+            Vec::new()
+        } else if let Some(split) = &self.fewshot.split {
             load(cache, split, &self.fewshot.process_docs)?
         } else if let Some(samples) = &self.fewshot.samples {
             samples.clone()
