@@ -6,6 +6,8 @@
 
 pub mod cli;
 pub mod env;
+pub mod filter;
+pub mod metric;
 pub mod py;
 pub mod request;
 pub mod scoring;

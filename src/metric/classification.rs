@@ -1,0 +1,164 @@
+//! `f1`, `mcc`, `acc` on (gold, prediction) label pairs, as scikit-learn computes them
+//! (`f1_score`, `matthews_corrcoef`, `accuracy_score`); lm-eval aggregates its multiple-choice
+//! `f1`/`mcc` this way.
+//!
+//! - `f1` (option `average`): `binary` (lm-eval's default; the positive label is 1, more than
+//!   two distinct labels is an error as in sklearn), `macro` (unweighted mean of the per-label
+//!   F1 over the sorted union of labels), `micro`. Per label F1 = 2tp / (2tp + fp + fn), 0
+//!   when the denominator is 0 (sklearn's `zero_division="warn"`).
+//! - `mcc`: from the confusion matrix over the union of labels; 0 when undefined.
+//! Labels may be integers or strings (compared as JSON values).
+
+use serde_json::Value;
+
+/// `average=` of `f1_score`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Average {
+    Binary,
+    Macro,
+    Micro,
+}
+
+impl Average {
+    pub fn parse(s: &str) -> Option<Average> {
+        match s {
+            "binary" => Some(Average::Binary),
+            "macro" => Some(Average::Macro),
+            "micro" => Some(Average::Micro),
+            _ => None,
+        }
+    }
+}
+
+fn sort_key(v: &Value) -> (u8, f64, String) {
+    match v {
+        Value::Bool(b) => (0, f64::from(u8::from(*b)), String::new()),
+        Value::Number(n) => (0, n.as_f64().unwrap_or(0.0), String::new()),
+        Value::String(s) => (1, 0.0, s.clone()),
+        other => (2, 0.0, other.to_string()),
+    }
+}
+
+fn labels(pairs: &[(Value, Value)]) -> Vec<Value> {
+    let mut l: Vec<Value> = Vec::new();
+    for (g, p) in pairs {
+        for v in [g, p] {
+            if !l.contains(v) {
+                l.push(v.clone());
+            }
+        }
+    }
+    l.sort_by(|a, b| sort_key(a).partial_cmp(&sort_key(b)).unwrap_or(std::cmp::Ordering::Equal));
+    l
+}
+
+fn counts(pairs: &[(Value, Value)], label: &Value) -> (f64, f64, f64) {
+    let tp = pairs.iter().filter(|(g, p)| g == label && p == label).count() as f64;
+    let pred = pairs.iter().filter(|(_, p)| p == label).count() as f64;
+    let truth = pairs.iter().filter(|(g, _)| g == label).count() as f64;
+    (tp, pred, truth)
+}
+
+fn f_from(tp: f64, pred: f64, truth: f64) -> f64 {
+    let denom = truth + pred;
+    if denom == 0.0 {
+        0.0
+    } else {
+        2.0 * tp / denom
+    }
+}
+
+/// sklearn's `f1_score(golds, preds, average=...)`.
+pub fn f1(pairs: &[(Value, Value)], average: Average) -> Result<f64, String> {
+    let all = labels(pairs);
+    match average {
+        Average::Binary => {
+            if all.len() > 2 {
+                return Err(format!(
+                    "f1 with average=binary needs at most 2 labels, found {}; use `average: macro`",
+                    all.len()
+                ));
+            }
+            let pos = Value::from(1);
+            if all.len() == 2 && !all.contains(&pos) {
+                return Err(format!("f1 with average=binary: the positive label 1 is not among the labels {all:?}"));
+            }
+            let (tp, pred, truth) = counts(pairs, &pos);
+            Ok(f_from(tp, pred, truth))
+        }
+        Average::Macro => {
+            if all.is_empty() {
+                return Ok(0.0);
+            }
+            Ok(all.iter().map(|l| {
+                let (tp, pred, truth) = counts(pairs, l);
+                f_from(tp, pred, truth)
+            }).sum::<f64>() / all.len() as f64)
+        }
+        Average::Micro => {
+            let (mut tp, mut pred, mut truth) = (0.0, 0.0, 0.0);
+            for l in &all {
+                let c = counts(pairs, l);
+                tp += c.0;
+                pred += c.1;
+                truth += c.2;
+            }
+            Ok(f_from(tp, pred, truth))
+        }
+    }
+}
+
+/// sklearn's `matthews_corrcoef(golds, preds)`.
+pub fn mcc(pairs: &[(Value, Value)]) -> f64 {
+    let all = labels(pairs);
+    let idx = |v: &Value| all.iter().position(|l| l == v).unwrap_or(0);
+    let k = all.len();
+    let mut c = vec![vec![0f64; k]; k];
+    for (g, p) in pairs {
+        c[idx(g)][idx(p)] += 1.0;
+    }
+    let t_sum: Vec<f64> = (0..k).map(|i| c[i].iter().sum()).collect();
+    let p_sum: Vec<f64> = (0..k).map(|j| (0..k).map(|i| c[i][j]).sum()).collect();
+    let n_correct: f64 = (0..k).map(|i| c[i][i]).sum();
+    let n: f64 = p_sum.iter().sum();
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    let cov_ytyp = n_correct * n - dot(&t_sum, &p_sum);
+    let cov_ypyp = n * n - dot(&p_sum, &p_sum);
+    let cov_ytyt = n * n - dot(&t_sum, &t_sum);
+    let denom = cov_ypyp * cov_ytyt;
+    if denom == 0.0 {
+        0.0
+    } else {
+        cov_ytyp / denom.sqrt()
+    }
+}
+
+/// Fraction of pairs where the prediction equals the gold.
+pub fn accuracy(pairs: &[(Value, Value)]) -> f64 {
+    if pairs.is_empty() {
+        return f64::NAN;
+    }
+    pairs.iter().filter(|(g, p)| g == p).count() as f64 / pairs.len() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pairs(g: &[i64], p: &[i64]) -> Vec<(Value, Value)> {
+        g.iter().zip(p).map(|(a, b)| (json!(a), json!(b))).collect()
+    }
+
+    // python3: from sklearn.metrics import f1_score, matthews_corrcoef
+    #[test]
+    fn as_sklearn() {
+        let p = pairs(&[1, 0, 1, 1, 0, 0], &[1, 1, 0, 1, 0, 0]);
+        assert!((f1(&p, Average::Binary).unwrap() - 2.0 / 3.0).abs() < 1e-12);
+        assert!((mcc(&p) - 1.0 / 3.0).abs() < 1e-12);
+        let m = pairs(&[0, 1, 2, 0, 1, 2], &[0, 2, 1, 0, 0, 1]);
+        assert!((f1(&m, Average::Macro).unwrap() - 0.26666666666666666).abs() < 1e-12);
+        assert!(f1(&m, Average::Binary).is_err());
+        assert_eq!(f1(&pairs(&[0, 0], &[0, 0]), Average::Binary).unwrap(), 0.0);
+    }
+}

@@ -1,0 +1,80 @@
+//! Metrics: per-doc values ([`Item`]), how they aggregate ([`Aggregation`]) with standard
+//! errors (`aggregate`), and the named metrics users ask for ([`Metric`], `registry`).
+//!
+//! Each family lives in its own file with its reference tool named at the top and is checked
+//! against values that tool produced (`tests/golden/<family>/`, from `scripts/golden/`):
+//! `exact_match` (lm-eval), `bleu`/`chrf`/`ter` (sacrebleu), `rouge` (rouge_score),
+//! `squad` (official SQuAD scripts), `classification` (sklearn), `pass_at_k` (HF code_eval),
+//! `llamafactory` (LLaMA-Factory's predict metrics), `ranking`, `regression`, `math_equiv`,
+//! `loglikelihood` (lm-eval's multiple-choice and perplexity metrics).
+
+pub mod aggregate;
+pub mod bleu;
+pub mod chrf;
+pub mod classification;
+pub mod exact_match;
+pub mod llamafactory;
+pub mod loglikelihood;
+pub mod math_equiv;
+pub mod pass_at_k;
+pub mod ranking;
+pub mod registry;
+pub mod regression;
+pub mod rouge;
+pub mod squad;
+pub mod ter;
+
+use serde_json::{Map, Value};
+
+pub use aggregate::Aggregation;
+pub use registry::Metric;
+
+/// A metric's value for one doc, before aggregation over docs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    /// A number averaged (or otherwise reduced) over docs.
+    Score(f64),
+    /// (gold, prediction) labels for corpus-level f1 / mcc.
+    Labels(Value, Value),
+    /// References and hypothesis for corpus BLEU / chrF / TER.
+    Translation { refs: Vec<String>, hyp: String },
+    /// (loglikelihood, count of words or bytes) for weighted perplexities and bits per byte.
+    Weighted(f64, f64),
+    /// (gold index, softmax of the choice loglikelihoods) for the Brier score.
+    Brier(usize, Vec<f64>),
+    /// A SQuAD v2 question with its prediction, for the corpus-level official script.
+    Squad(squad::Question),
+    /// A parsed numeric prediction (None when it did not parse) and the true value.
+    Rating(Option<f64>, f64),
+}
+
+impl Item {
+    /// How lm-eval logs a per-doc value in a samples file.
+    pub fn to_json(&self) -> Value {
+        let num = |x: f64| serde_json::Number::from_f64(x).map(Value::Number).unwrap_or(Value::Null);
+        match self {
+            Item::Score(x) => num(*x),
+            Item::Labels(g, p) => Value::Array(vec![g.clone(), p.clone()]),
+            Item::Translation { refs, hyp } => {
+                let r = if refs.len() == 1 { Value::String(refs[0].clone()) } else { Value::from(refs.clone()) };
+                Value::Array(vec![r, Value::String(hyp.clone())])
+            }
+            Item::Weighted(ll, n) => Value::Array(vec![num(*ll), num(*n)]),
+            Item::Brier(g, p) => Value::Array(vec![Value::from(*g), Value::Array(p.iter().map(|x| num(*x)).collect())]),
+            Item::Squad(q) => serde_json::to_value(q).unwrap_or(Value::Null),
+            Item::Rating(p, t) => Value::Array(vec![p.map(num).unwrap_or(Value::Null), num(*t)]),
+        }
+    }
+}
+
+/// A metric that cannot be built or applied.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum MetricError {
+    #[error("unknown metric `{name}`{hint}; `rubric metrics list` shows the known ones")]
+    Unknown { name: String, hint: String },
+    #[error("metric `{metric}`: {message}")]
+    Invalid { metric: String, message: String },
+}
+
+/// Keyword options of a metric (the extra keys of a `metric_list` entry).
+pub type Options = Map<String, Value>;

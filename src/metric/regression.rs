@@ -1,0 +1,47 @@
+//! `rmse`, `mae`: rating prediction errors (lower is better), and `invalid_rate`.
+//!
+//! A prediction is parsed as a number the way pandas' `to_numeric` reads a plain string
+//! (surrounding whitespace allowed; `nan`/`inf` are not ratings). Standard behaviour: a
+//! prediction that does not parse is counted (`invalid_rate` reports the fraction, and a
+//! warning names the count) and left out of RMSE/MAE, which are computed over the rest.
+//! LaikaLLM's behaviour (option `clip: true`): additionally clip valid predictions to
+//! `[min, max]` of the valid truths before computing the errors.
+//! RMSE = sqrt(mean(d^2)), MAE = mean(|d|); with no valid prediction both are NaN.
+
+/// Parse a generated rating.
+pub fn parse_number(s: &str) -> Option<f64> {
+    let t = s.trim();
+    let v: f64 = t.parse().ok()?;
+    v.is_finite().then_some(v)
+}
+
+/// (rmse, mae, invalid count) over (prediction, truth) pairs.
+pub fn errors(pairs: &[(Option<f64>, f64)], clip: bool) -> (f64, f64, usize) {
+    let valid: Vec<(f64, f64)> = pairs.iter().filter_map(|(p, t)| p.map(|p| (p, *t))).collect();
+    let invalid = pairs.len() - valid.len();
+    if valid.is_empty() {
+        return (f64::NAN, f64::NAN, invalid);
+    }
+    let (lo, hi) = valid.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (_, t)| (lo.min(*t), hi.max(*t)));
+    let d: Vec<f64> = valid.iter().map(|(p, t)| if clip { p.clamp(lo, hi) - t } else { p - t }).collect();
+    let n = d.len() as f64;
+    let rmse = (d.iter().map(|x| x * x).sum::<f64>() / n).sqrt();
+    let mae = d.iter().map(|x| x.abs()).sum::<f64>() / n;
+    (rmse, mae, invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_predictions_are_counted() {
+        let pairs = [(parse_number(" 4"), 5.0), (parse_number("five"), 5.0), (parse_number("2.5"), 1.0)];
+        let (rmse, mae, invalid) = errors(&pairs, false);
+        assert_eq!(invalid, 1);
+        assert!((mae - 1.25).abs() < 1e-12);
+        assert!((rmse - ((1.0 + 2.25) / 2.0f64).sqrt()).abs() < 1e-12);
+        let (_, mae_clipped, _) = errors(&[(Some(9.0), 5.0), (Some(0.0), 1.0)], true);
+        assert_eq!(mae_clipped, 0.0); // 9 is clipped to 5, 0 to 1: no error left
+    }
+}
