@@ -21,6 +21,106 @@ fn jieba() -> &'static jieba_rs::Jieba {
     J.get_or_init(jieba_rs::Jieba::new)
 }
 
+/// Python jieba 0.42.1's `re_han_default` character class.
+fn is_han_default(c: char) -> bool {
+    ('\u{4E00}'..='\u{9FD5}').contains(&c) || c.is_ascii_alphanumeric() || matches!(c, '+' | '#' | '&' | '.' | '_' | '%' | '-')
+}
+
+/// The ASCII-only words of jieba's dictionary (`dict.txt`), which the DAG prefers.
+const ASCII_DICT: &[&str] = &["AT&T", "c++", "C++", "c#", "C#"];
+
+/// finalseg's split of a non-Han buffer: `re.split(r"([a-zA-Z0-9]+(?:\.\d+)?%?)", buf)`.
+fn finalseg_skip_split(buf: &str, out: &mut Vec<String>) {
+    let chars: Vec<char> = buf.chars().collect();
+    let mut i = 0;
+    let mut other = String::new();
+    while i < chars.len() {
+        if chars[i].is_ascii_alphanumeric() {
+            if !other.is_empty() {
+                out.push(std::mem::take(&mut other));
+            }
+            let start = i;
+            while i < chars.len() && chars[i].is_ascii_alphanumeric() {
+                i += 1;
+            }
+            if i + 1 < chars.len() && chars[i] == '.' && chars[i + 1].is_ascii_digit() {
+                i += 1;
+                while i < chars.len() && chars[i].is_ascii_digit() {
+                    i += 1;
+                }
+            }
+            if i < chars.len() && chars[i] == '%' {
+                i += 1;
+            }
+            out.push(chars[start..i].iter().collect());
+        } else {
+            other.push(chars[i]);
+            i += 1;
+        }
+    }
+    if !other.is_empty() {
+        out.push(other);
+    }
+}
+
+/// `jieba.cut(text)` (accurate mode, HMM on) as Python jieba 0.42.1 segments it.
+///
+/// Blocks are split with jieba's own character classes. Blocks holding Han characters go to
+/// jieba-rs (same dictionary and HMM). Blocks without Han characters are segmented here,
+/// because jieba-rs differs from Python there (its HMM skip pattern has an unescaped `.`, so
+/// `10-20` stays whole where Python yields `10`, `-`, `20`): dictionary words (`C++`, `AT&T`,
+/// ...) are kept, the rest goes through finalseg's `[a-zA-Z0-9]+(\.\d+)?%?` split.
+pub fn jieba_cut(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if is_han_default(chars[i]) {
+            let start = i;
+            while i < chars.len() && is_han_default(chars[i]) {
+                i += 1;
+            }
+            let block: String = chars[start..i].iter().collect();
+            if block.chars().any(|c| ('\u{4E00}'..='\u{9FD5}').contains(&c)) {
+                out.extend(jieba().cut(&block, true).into_iter().map(String::from));
+            } else {
+                let mut rest = block.as_str();
+                let mut buf = String::new();
+                while !rest.is_empty() {
+                    if let Some(w) = ASCII_DICT.iter().find(|w| rest.starts_with(**w)) {
+                        match buf.chars().count() {
+                            0 => {}
+                            1 => out.push(std::mem::take(&mut buf)),
+                            _ => finalseg_skip_split(&std::mem::take(&mut buf), &mut out),
+                        }
+                        out.push(w.to_string());
+                        rest = &rest[w.len()..];
+                    } else {
+                        let c = rest.chars().next().expect("non-empty");
+                        buf.push(c);
+                        rest = &rest[c.len_utf8()..];
+                    }
+                }
+                match buf.chars().count() {
+                    0 => {}
+                    1 => out.push(buf),
+                    _ => finalseg_skip_split(&buf, &mut out),
+                }
+            }
+        } else {
+            // re_skip_default: "\r\n" or one whitespace character; anything else char by char
+            if chars[i] == '\r' && chars.get(i + 1) == Some(&'\n') {
+                out.push("\r\n".into());
+                i += 2;
+            } else {
+                out.push(chars[i].to_string());
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 /// `round(x, ndigits)` as Python rounds floats (correctly rounded, half to even on the
 /// exact binary value).
 pub fn py_round(x: f64, ndigits: usize) -> f64 {
@@ -196,9 +296,8 @@ pub struct Scores {
 
 /// Score one prediction against its label.
 pub fn score(pred: &str, label: &str) -> Scores {
-    let j = jieba();
-    let hyp_text = j.cut(pred, true).join(" ");
-    let ref_text = j.cut(label, true).join(" ");
+    let hyp_text = jieba_cut(pred).join(" ");
+    let ref_text = jieba_cut(label).join(" ");
     let empty = |s: &str| crate::text::py_split(s).next().is_none();
     let (r1, r2, rl) = if empty(&hyp_text) || empty(&ref_text) {
         (0.0, 0.0, 0.0)

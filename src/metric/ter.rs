@@ -138,10 +138,12 @@ fn perform_shift<'a>(words: &[&'a str], start: usize, length: usize, target: usi
         out.extend_from_slice(&words[start..start + length]);
         out.extend_from_slice(&words[target..]);
     } else {
+        // Python slices clamp at the end of the list
+        let cut = (length + target).min(words.len());
         out.extend_from_slice(&words[..start]);
-        out.extend_from_slice(&words[start + length..length + target]);
+        out.extend_from_slice(&words[start + length..cut]);
         out.extend_from_slice(&words[start..start + length]);
-        out.extend_from_slice(&words[length + target..]);
+        out.extend_from_slice(&words[cut..]);
     }
     out
 }
