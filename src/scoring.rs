@@ -1,9 +1,143 @@
-//! Checks of a task's scoring configuration (filters, metrics) without running a model.
+//! Scoring outside a model run: checking a task's filters and metrics (`tasks validate`), and
+//! scoring a file of existing predictions (`rubric score`).
+//!
+//! A predictions file has one JSON object per line. The prediction field (default `predict`,
+//! LLaMA-Factory's name) holds a string (a list for ranking metrics, best first); the
+//! reference field (default `label`) holds a string, a number, or a list of references.
+//! SQuAD v2 reads an optional `no_answer_probability` per line.
 
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::filter::Pipeline;
+use crate::metric::registry::Kind;
+use crate::metric::{Item, Metric, MetricError, Options};
 use crate::task::Task;
 
 /// Build the task's filter pipelines and metrics, reporting the first problem.
 pub fn check_task(task: &Task) -> Result<(), String> {
-    let _ = task;
+    Pipeline::for_task(task.config.filter_list.as_ref()).map_err(|e| e.to_string())?;
+    for m in task.config.metric_list.iter().flatten() {
+        let mut opts = m.kwargs.clone();
+        if let Some(a) = &m.aggregation {
+            opts.insert("aggregation".into(), Value::String(a.clone()));
+        }
+        Metric::build(&m.metric, &opts).map_err(|e| e.to_string())?;
+    }
     Ok(())
+}
+
+/// Why a predictions file cannot be scored.
+#[derive(Debug, thiserror::Error)]
+pub enum ScoreError {
+    #[error("{}: cannot read: {err}", path.display())]
+    Read { path: PathBuf, err: std::io::Error },
+    #[error("{}: the file is empty (no prediction lines)", path.display())]
+    Empty { path: PathBuf },
+    #[error("{}:{line}: {message}", path.display())]
+    Line { path: PathBuf, line: usize, message: String },
+    #[error(transparent)]
+    Metric(#[from] MetricError),
+}
+
+/// One scored line: prediction and references.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub line: usize,
+    pub prediction: Value,
+    pub references: Vec<String>,
+    pub no_answer_probability: Option<f64>,
+}
+
+/// Read a predictions file (JSON Lines), naming the line of any problem.
+pub fn read_records(path: &Path, prediction_field: &str, reference_field: &str) -> Result<Vec<Record>, ScoreError> {
+    let bytes = std::fs::read(path).map_err(|err| ScoreError::Read { path: path.to_path_buf(), err })?;
+    let mut out = Vec::new();
+    for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+        let line = i + 1;
+        let bad = |message: String| ScoreError::Line { path: path.to_path_buf(), line, message };
+        let text = std::str::from_utf8(raw).map_err(|e| bad(format!("not valid UTF-8 (bad byte at column {})", e.valid_up_to() + 1)))?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        let v: Value = serde_json::from_str(text).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+        let obj = v.as_object().ok_or_else(|| bad("expected a JSON object".into()))?;
+        let fields = || obj.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+        let prediction = obj
+            .get(prediction_field)
+            .cloned()
+            .ok_or_else(|| bad(format!("missing prediction field `{prediction_field}` (fields: {}); set --prediction-field", fields())))?;
+        let reference = obj
+            .get(reference_field)
+            .ok_or_else(|| bad(format!("missing reference field `{reference_field}` (fields: {}); set --reference-field", fields())))?;
+        let references = match reference {
+            Value::Array(items) => items.iter().map(crate::py::str).collect(),
+            other => vec![crate::py::str(other)],
+        };
+        if references.is_empty() {
+            return Err(bad(format!("reference field `{reference_field}` is an empty list")));
+        }
+        let no_answer_probability = obj.get("no_answer_probability").and_then(Value::as_f64);
+        out.push(Record { line, prediction, references, no_answer_probability });
+    }
+    if out.is_empty() {
+        return Err(ScoreError::Empty { path: path.to_path_buf() });
+    }
+    Ok(out)
+}
+
+/// Score records with metrics: `{key: value}` in metric order (and, per key, the items).
+pub fn score_records(path: &Path, records: &[Record], metrics: &[Metric]) -> Result<Map<String, Value>, ScoreError> {
+    let mut out = Map::new();
+    for metric in metrics {
+        let keys = metric.keys();
+        let mut items: Vec<Vec<Item>> = vec![Vec::with_capacity(records.len()); keys.len()];
+        for r in records {
+            let scored = match (&metric.kind, &r.prediction) {
+                (Kind::Ranking(rank), Value::Array(list)) => {
+                    let ranked: Vec<String> = list.iter().map(crate::py::str).collect();
+                    vec![(metric.name.clone(), Item::Score(rank.score(&ranked, &r.references)))]
+                }
+                (_, pred) => {
+                    let pred = match pred {
+                        Value::Array(a) if a.len() == 1 => crate::py::str(&a[0]),
+                        other => crate::py::str(other),
+                    };
+                    let mut s = metric.score_text(&r.references, &pred).map_err(|e| ScoreError::Line {
+                        path: path.to_path_buf(),
+                        line: r.line,
+                        message: e.to_string(),
+                    })?;
+                    if let Some(p) = r.no_answer_probability {
+                        for (_, item) in s.iter_mut() {
+                            if let Item::Squad(q) = item {
+                                q.no_answer_probability = p;
+                            }
+                        }
+                    }
+                    s
+                }
+            };
+            for (slot, (_, item)) in items.iter_mut().zip(scored) {
+                slot.push(item);
+            }
+        }
+        for ((key, agg), its) in keys.into_iter().zip(items) {
+            let v = agg.compute(&its).map_err(|message| MetricError::Invalid { metric: key.clone(), message })?;
+            if let Item::Rating(..) = its[0] {
+                let invalid = its.iter().filter(|i| matches!(i, Item::Rating(None, _))).count();
+                if invalid > 0 && key != "invalid_rate" {
+                    eprintln!("warning: {key}: {invalid} of {} predictions are not numbers and were left out", its.len());
+                }
+            }
+            out.insert(key, serde_json::Number::from_f64(v).map(Value::Number).unwrap_or(Value::Null));
+        }
+    }
+    Ok(out)
+}
+
+/// Parse `--metrics a,b,c` into metrics with default options.
+pub fn parse_metrics(list: &str) -> Result<Vec<Metric>, MetricError> {
+    list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|name| Metric::build(name, &Options::new())).collect()
 }

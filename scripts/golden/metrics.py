@@ -354,6 +354,24 @@ def llamafactory_cases():
         c.update(out)
     write("llamafactory", header({"llamafactory": version("llamafactory"), "jieba": version("jieba"), "rouge-chinese": version("rouge-chinese"), "nltk": version("nltk")}), cases)
 
+    # a whole generated_predictions.jsonl, scored in one call as LLaMA-Factory does at predict time
+    fixture = "fixtures/predictions/generated_predictions.jsonl"
+    os.makedirs(os.path.dirname(fixture), exist_ok=True)
+    lines = [{"prompt": f"<|im_start|>user\nQ{i}<|im_end|>\n", "predict": c["predict"], "label": c["label"]} for i, c in enumerate(cases[:60])]
+    with open(fixture, "w", encoding="utf-8") as f:
+        for l in lines:
+            f.write(json.dumps(l, ensure_ascii=False) + "\n")
+    texts = []
+    for l in lines:
+        texts += [l["predict"], l["label"]]
+    sim = mod.ComputeSimilarity(tokenizer=ListTokenizer(texts))
+    out = sim(types.SimpleNamespace(predictions=np.array([[2 * i] for i in range(len(lines))]),
+                                    label_ids=np.array([[2 * i + 1] for i in range(len(lines))])), compute_result=True)
+    with open(f"{ROOT}/llamafactory/file.json", "w") as f:
+        json.dump({"header": header({"llamafactory": version("llamafactory")}, {"fixture": fixture}), "scores": out}, f, indent=1)
+        f.write("\n")
+    print("llamafactory file:", out)
+
 
 def ranking_cases():
     from sklearn.metrics import ndcg_score

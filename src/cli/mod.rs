@@ -1,6 +1,8 @@
 //! The command line: one file per subcommand. Flags are kebab-case; lm-eval's snake_case
 //! spellings are accepted as hidden aliases.
 
+pub mod metrics;
+pub mod score;
 pub mod tasks;
 
 use clap::{Parser, Subcommand};
@@ -19,9 +21,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Score a file of existing predictions with named metrics (no model needed).
+    Score(score::ScoreArgs),
     /// List, check and render tasks without running a model.
     #[command(subcommand)]
     Tasks(tasks::TasksCommand),
+    /// List metrics and explain what each computes.
+    #[command(subcommand)]
+    Metrics(metrics::MetricsCommand),
 }
 
 /// Exit codes: what the process returns.
@@ -38,6 +45,8 @@ pub mod exit {
 /// Run a parsed command line; the error carries the exit code to use.
 pub fn run(cli: Cli) -> Result<(), (u8, anyhow::Error)> {
     match cli.command {
+        Command::Score(args) => score::run(args),
         Command::Tasks(cmd) => tasks::run(cmd),
+        Command::Metrics(cmd) => metrics::run(cmd),
     }
 }

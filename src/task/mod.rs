@@ -49,8 +49,8 @@ pub enum TaskError {
     Template { path: PathBuf, task: String, message: String },
     #[error("task `{task}`, doc {doc_id}: {message}")]
     Doc { task: String, doc_id: usize, message: String },
-    #[error("task `{task}`: {err}")]
-    Dataset { task: String, err: dataset::DatasetError },
+    #[error("{}: task `{task}`: reading its data (dataset_path / dataset_kwargs): {err}", path.display())]
+    Dataset { path: PathBuf, task: String, err: dataset::DatasetError },
     #[error("{}: task `{task}`: {message}", path.display())]
     Invalid { path: PathBuf, task: String, message: String },
 }

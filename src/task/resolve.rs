@@ -283,7 +283,7 @@ impl Task {
     /// Load the eval docs and, when `num_fewshot > 0`, the few-shot pool (lm-eval's
     /// `eval_docs` and `fewshot_docs`).
     pub fn load_docs(&self, cache: &mut DataCache, opts: &DataOptions, num_fewshot: usize) -> Result<TaskDocs, TaskError> {
-        let ds_err = |err| TaskError::Dataset { task: self.name.clone(), err };
+        let ds_err = |err| TaskError::Dataset { path: self.source.clone(), task: self.name.clone(), err };
         let load = |cache: &mut DataCache, split: &str, process: &Option<Processor>| -> Result<Vec<Doc>, TaskError> {
             let s = cache.split(&self.dataset, split, opts).map_err(ds_err)?;
             match process {

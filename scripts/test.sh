@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The test suite: unit tests, golden tests against the reference tools, CLI and end-to-end
+# tests (real mistralrs inference on models the tests build). Tests that need ../shared/data
+# skip with a message when it is absent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# one cargo profile (release) for the main job and the tests, so dependencies compile once;
+# a target folder outside the clone lets repeated runs on one machine reuse the build
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/rubric/target}"
+exec cargo test --release "$@"
