@@ -87,43 +87,74 @@ pub fn read_records(path: &Path, prediction_field: &str, reference_field: &str) 
     Ok(out)
 }
 
-/// Score records with metrics: `{key: value}` in metric order (and, per key, the items).
-pub fn score_records(path: &Path, records: &[Record], metrics: &[Metric]) -> Result<Map<String, Value>, ScoreError> {
-    let mut out = Map::new();
-    for metric in metrics {
-        let keys = metric.keys();
-        let mut items: Vec<Vec<Item>> = vec![Vec::with_capacity(records.len()); keys.len()];
-        for r in records {
-            let scored = match (&metric.kind, &r.prediction) {
-                (Kind::Ranking(rank), Value::Array(list)) => {
-                    let ranked: Vec<String> = list.iter().map(crate::py::str).collect();
-                    vec![(metric.name.clone(), Item::Score(rank.score(&ranked, &r.references)))]
-                }
-                (_, pred) => {
-                    let pred = match pred {
-                        Value::Array(a) if a.len() == 1 => crate::py::str(&a[0]),
-                        other => crate::py::str(other),
-                    };
-                    let mut s = metric.score_text(&r.references, &pred).map_err(|e| ScoreError::Line {
-                        path: path.to_path_buf(),
-                        line: r.line,
-                        message: e.to_string(),
-                    })?;
-                    if let Some(p) = r.no_answer_probability {
-                        for (_, item) in s.iter_mut() {
-                            if let Item::Squad(q) = item {
-                                q.no_answer_probability = p;
-                            }
+/// Score one record with every metric: per metric, its (key, item) pairs. ROUGE metrics that
+/// share settings are computed together so each text is tokenized once.
+fn score_record(path: &Path, r: &Record, metrics: &[Metric]) -> Result<Vec<Vec<(String, Item)>>, ScoreError> {
+    use crate::metric::registry::Measure;
+    use crate::metric::rouge;
+    let line_err = |e: MetricError| ScoreError::Line { path: path.to_path_buf(), line: r.line, message: e.to_string() };
+    let pred_text = match &r.prediction {
+        Value::Array(a) if a.len() == 1 => crate::py::str(&a[0]),
+        other => crate::py::str(other),
+    };
+    // the ROUGE group: every rouge metric with the settings of the first one
+    let rouge_metrics: Vec<(usize, rouge::RougeType, Measure)> = metrics
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| match &m.kind {
+            Kind::Rouge { kind, measure, stem: true, collapse_whitespace: false } => Some((i, *kind, *measure)),
+            _ => None,
+        })
+        .collect();
+    let rouge_scores = if rouge_metrics.len() > 1 {
+        let kinds: Vec<rouge::RougeType> = rouge_metrics.iter().map(|(_, k, _)| *k).collect();
+        Some(rouge::score_all_multi(&kinds, &r.references, &pred_text, true))
+    } else {
+        None
+    };
+    let mut out = Vec::with_capacity(metrics.len());
+    for (mi, metric) in metrics.iter().enumerate() {
+        let scored = match (&metric.kind, &r.prediction, &rouge_scores) {
+            (Kind::Ranking(rank), Value::Array(list), _) => {
+                let ranked: Vec<String> = list.iter().map(crate::py::str).collect();
+                vec![(metric.name.clone(), Item::Score(rank.score(&ranked, &r.references)))]
+            }
+            (Kind::Rouge { .. }, _, Some(scores)) if rouge_metrics.iter().any(|(i, _, _)| *i == mi) => {
+                let pos = rouge_metrics.iter().position(|(i, _, _)| *i == mi).expect("checked above");
+                let s = scores[pos];
+                let v = match rouge_metrics[pos].2 {
+                    Measure::Fmeasure => s.fmeasure,
+                    Measure::Precision => s.precision,
+                    Measure::Recall => s.recall,
+                };
+                vec![(metric.name.clone(), Item::Score(v))]
+            }
+            _ => {
+                let mut s = metric.score_text(&r.references, &pred_text).map_err(line_err)?;
+                if let Some(p) = r.no_answer_probability {
+                    for (_, item) in s.iter_mut() {
+                        if let Item::Squad(q) = item {
+                            q.no_answer_probability = p;
                         }
                     }
-                    s
                 }
-            };
-            for (slot, (_, item)) in items.iter_mut().zip(scored) {
-                slot.push(item);
+                s
             }
-        }
-        for ((key, agg), its) in keys.into_iter().zip(items) {
+        };
+        out.push(scored);
+    }
+    Ok(out)
+}
+
+/// Score records with metrics: `{key: value}` in metric order.
+pub fn score_records(path: &Path, records: &[Record], metrics: &[Metric]) -> Result<Map<String, Value>, ScoreError> {
+    use rayon::prelude::*;
+    let per_record: Vec<Vec<Vec<(String, Item)>>> =
+        records.par_iter().map(|r| score_record(path, r, metrics)).collect::<Result<_, _>>()?;
+    let mut out = Map::new();
+    for (mi, metric) in metrics.iter().enumerate() {
+        for (ki, (key, agg)) in metric.keys().into_iter().enumerate() {
+            let its: Vec<Item> = per_record.iter().map(|r| r[mi][ki].1.clone()).collect();
             let v = agg.compute(&its).map_err(|message| MetricError::Invalid { metric: key.clone(), message })?;
             if let Item::Rating(..) = its[0] {
                 let invalid = its.iter().filter(|i| matches!(i, Item::Rating(None, _))).count();

@@ -337,8 +337,14 @@ impl Prepared {
         let chunk = iters.min(1000).max(1);
         let chunks = iters / chunk;
         // mean-type statistics over two values: the resample is a binomial count
+        // nanmean without NaNs is a mean
+        let mean_type = match self {
+            Prepared::Values { agg: Aggregation::Mean | Aggregation::Perplexity, .. } => true,
+            Prepared::Values { agg: Aggregation::Nanmean, xs } => !xs.iter().any(|x| x.is_nan()),
+            _ => false,
+        };
         let binary = match self {
-            Prepared::Values { agg: Aggregation::Mean | Aggregation::Perplexity, xs } => {
+            Prepared::Values { xs, .. } if mean_type => {
                 let mut distinct: Vec<f64> = Vec::new();
                 for &x in xs {
                     if !distinct.iter().any(|d| d.to_bits() == x.to_bits()) {
@@ -370,12 +376,20 @@ impl Prepared {
                             let m = (k * hi + (n as f64 - k) * lo) / n as f64;
                             if *agg == Aggregation::Perplexity { (-m).exp() } else { m }
                         }
-                        (_, Prepared::Values { agg: Aggregation::Mean, xs }) => {
-                            let mut s = 0.0;
-                            for _ in 0..n {
+                        (_, Prepared::Values { agg, xs }) if mean_type => {
+                            // two indices per 64 random bits, by multiply-shift (n < 2^32)
+                            let (mut s, mut left) = (0.0, n);
+                            while left >= 2 {
+                                let r: u64 = rng.random();
+                                s += xs[(((r & 0xffff_ffff) * n as u64) >> 32) as usize];
+                                s += xs[(((r >> 32) * n as u64) >> 32) as usize];
+                                left -= 2;
+                            }
+                            if left == 1 {
                                 s += xs[rng.random_range(0..n)];
                             }
-                            s / n as f64
+                            let m = s / n as f64;
+                            if *agg == Aggregation::Perplexity { (-m).exp() } else { m }
                         }
                         _ => {
                             for i in idx.iter_mut() {

@@ -9,8 +9,6 @@
 //! Edge cases: an empty corpus or no matching unigram gives 0; an empty hypothesis gives 0.
 //! References: several per segment are allowed; `None` is not (a missing one is skipped).
 
-use std::collections::HashMap;
-
 use crate::text::{py_rstrip, py_split, sacre::tokenize_13a};
 
 pub const MAX_ORDER: usize = 4;
@@ -18,19 +16,7 @@ pub const MAX_ORDER: usize = 4;
 /// Sufficient statistics of one segment: `[hyp_len, ref_len, correct_1..4, total_1..4]`.
 pub type Stats = [u64; 2 + 2 * MAX_ORDER];
 
-/// N-gram counts of a token list, orders 1..=max, keyed by the token slice.
-fn ngrams<'a>(tokens: &'a [&'a str], max: usize) -> HashMap<&'a [&'a str], u64> {
-    let mut m = HashMap::with_capacity(tokens.len() * max);
-    for n in 1..=max {
-        if tokens.len() < n {
-            break;
-        }
-        for w in tokens.windows(n) {
-            *m.entry(w).or_insert(0) += 1;
-        }
-    }
-    m
-}
+type FxMap<K, V> = std::collections::HashMap<K, V, rustc_hash::FxBuildHasher>;
 
 /// sacrebleu's `_get_closest_ref_len`.
 fn closest_ref_len(hyp_len: u64, ref_lens: &[u64]) -> u64 {
@@ -55,26 +41,66 @@ pub fn segment_stats(hyp: &str, refs: &[String], max_order: usize) -> Stats {
     stats_from_tokens(&hyp_words, &ref_words, max_order)
 }
 
-/// Statistics from already tokenized words.
+/// An n-gram (n <= 4) of token ids packed into one key; 0 marks an unused slot.
+fn key(ids: &[u32]) -> u128 {
+    ids.iter().fold(0u128, |k, &i| (k << 32) | u128::from(i + 1))
+}
+
+/// Statistics from already tokenized words. Tokens are interned; only the hypothesis's n-grams
+/// are counted in the references (the others cannot be matched).
 pub fn stats_from_tokens(hyp: &[&str], refs: &[Vec<&str>], max_order: usize) -> Stats {
-    let mut ref_max: HashMap<&[&str], u64> = HashMap::new();
+    fn ids<'a>(ws: &[&'a str], intern: &mut FxMap<&'a str, u32>, add: bool) -> Vec<u32> {
+        ws.iter()
+            .map(|w| match intern.get(w) {
+                Some(&i) => i,
+                None if add => {
+                    let i = intern.len() as u32;
+                    intern.insert(w, i);
+                    i
+                }
+                None => u32::MAX - 1, // a word the hypothesis lacks matches nothing
+            })
+            .collect()
+    }
+    let mut intern: FxMap<&str, u32> = FxMap::default();
+    let h = ids(hyp, &mut intern, true);
+    let mut hyp_counts: FxMap<u128, (u64, u64)> = FxMap::default(); // (count, max ref count)
+    for n in 1..=max_order {
+        if h.len() >= n {
+            for w in h.windows(n) {
+                hyp_counts.entry(key(w)).or_insert((0, 0)).0 += 1;
+            }
+        }
+    }
     let mut ref_lens = Vec::with_capacity(refs.len());
+    let mut this_ref: FxMap<u128, u64> = FxMap::default();
     for r in refs {
         ref_lens.push(r.len() as u64);
-        for (g, c) in ngrams(r, max_order) {
-            let e = ref_max.entry(g).or_insert(0);
-            *e = (*e).max(c);
+        let rid = ids(r, &mut intern, false);
+        this_ref.clear();
+        for n in 1..=max_order {
+            if rid.len() >= n {
+                for w in rid.windows(n) {
+                    let k = key(w);
+                    if hyp_counts.contains_key(&k) {
+                        *this_ref.entry(k).or_insert(0) += 1;
+                    }
+                }
+            }
+        }
+        for (k, c) in &this_ref {
+            if let Some(e) = hyp_counts.get_mut(k) {
+                e.1 = e.1.max(*c);
+            }
         }
     }
     let mut s: Stats = [0; 2 + 2 * MAX_ORDER];
     s[0] = hyp.len() as u64;
     s[1] = closest_ref_len(hyp.len() as u64, &ref_lens);
-    for (g, c) in ngrams(hyp, max_order) {
-        let n = g.len() - 1;
+    for (k, (c, rc)) in hyp_counts {
+        let n = ((128 - k.leading_zeros() + 31) / 32) as usize - 1;
         s[2 + MAX_ORDER + n] += c;
-        if let Some(&rc) = ref_max.get(g) {
-            s[2 + n] += c.min(rc);
-        }
+        s[2 + n] += c.min(rc);
     }
     s
 }

@@ -51,6 +51,24 @@ fn fmeasure(p: f64, r: f64) -> f64 {
     }
 }
 
+/// The Porter stem of a token, memoised per thread (corpora repeat their words).
+fn stem_cached(tok: String) -> String {
+    thread_local! {
+        static CACHE: std::cell::RefCell<HashMap<String, String>> = std::cell::RefCell::new(HashMap::new());
+    }
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if let Some(s) = c.get(&tok) {
+            return s.clone();
+        }
+        let s = porter::stem(&tok);
+        if c.len() < 1_000_000 {
+            c.insert(tok, s.clone());
+        }
+        s
+    })
+}
+
 /// rouge_score's `tokenize(text, PorterStemmer())`.
 pub fn tokenize(text: &str, stem: bool) -> Vec<String> {
     let lower = text.to_lowercase();
@@ -59,7 +77,7 @@ pub fn tokenize(text: &str, stem: bool) -> Vec<String> {
     let flush = |cur: &mut String, out: &mut Vec<String>| {
         if !cur.is_empty() {
             let tok = std::mem::take(cur);
-            out.push(if stem && tok.len() > 3 { porter::stem(&tok) } else { tok });
+            out.push(if stem && tok.len() > 3 { stem_cached(tok) } else { tok });
         }
     };
     for c in lower.chars() {
@@ -75,8 +93,29 @@ pub fn tokenize(text: &str, stem: bool) -> Vec<String> {
     out
 }
 
-fn ngram_counts(tokens: &[String], n: usize) -> HashMap<&[String], u64> {
-    let mut m = HashMap::new();
+/// A token list as ids (equal tokens, equal ids), per pair of texts.
+struct Interner<'a> {
+    ids: HashMap<&'a str, u32>,
+}
+
+impl<'a> Interner<'a> {
+    fn new() -> Self {
+        Interner { ids: HashMap::new() }
+    }
+
+    fn ids(&mut self, tokens: &'a [String]) -> Vec<u32> {
+        tokens
+            .iter()
+            .map(|t| {
+                let n = self.ids.len() as u32;
+                *self.ids.entry(t.as_str()).or_insert(n)
+            })
+            .collect()
+    }
+}
+
+fn ngram_counts(tokens: &[u32], n: usize) -> HashMap<&[u32], u64> {
+    let mut m = HashMap::with_capacity(tokens.len());
     if tokens.len() >= n {
         for w in tokens.windows(n) {
             *m.entry(w).or_insert(0) += 1;
@@ -85,7 +124,7 @@ fn ngram_counts(tokens: &[String], n: usize) -> HashMap<&[String], u64> {
     m
 }
 
-fn score_ngrams(target: &[String], prediction: &[String], n: usize) -> Score {
+fn score_ngrams(target: &[u32], prediction: &[u32], n: usize) -> Score {
     let t = ngram_counts(target, n);
     let p = ngram_counts(prediction, n);
     let inter: u64 = t.iter().map(|(g, c)| (*c).min(*p.get(g).unwrap_or(&0))).sum();
@@ -97,19 +136,19 @@ fn score_ngrams(target: &[String], prediction: &[String], n: usize) -> Score {
 }
 
 /// LCS length with two rows (the table itself is only needed for backtracking).
-fn lcs_len(a: &[String], b: &[String]) -> usize {
-    let mut prev = vec![0usize; b.len() + 1];
-    let mut cur = vec![0usize; b.len() + 1];
+fn lcs_len(a: &[u32], b: &[u32]) -> usize {
+    let mut prev = vec![0u32; b.len() + 1];
+    let mut cur = vec![0u32; b.len() + 1];
     for x in a {
         for (j, y) in b.iter().enumerate() {
             cur[j + 1] = if x == y { prev[j] + 1 } else { prev[j + 1].max(cur[j]) };
         }
         std::mem::swap(&mut prev, &mut cur);
     }
-    prev[b.len()]
+    prev[b.len()] as usize
 }
 
-fn score_lcs(target: &[String], prediction: &[String]) -> Score {
+fn score_lcs(target: &[u32], prediction: &[u32]) -> Score {
     if target.is_empty() || prediction.is_empty() {
         return Score::default();
     }
@@ -120,32 +159,30 @@ fn score_lcs(target: &[String], prediction: &[String]) -> Score {
 }
 
 /// Indices into `r` of one LCS with `c`, as rouge_score's `_backtrack_norec` picks it.
-fn lcs_indices(r: &[String], c: &[String]) -> Vec<usize> {
+fn lcs_indices(r: &[u32], c: &[u32], out: &mut Vec<usize>) {
     let (rows, cols) = (r.len(), c.len());
-    let mut t = vec![vec![0u32; cols + 1]; rows + 1];
+    let w = cols + 1;
+    let mut t = vec![0u32; (rows + 1) * w];
     for i in 1..=rows {
         for j in 1..=cols {
-            t[i][j] = if r[i - 1] == c[j - 1] { t[i - 1][j - 1] + 1 } else { t[i - 1][j].max(t[i][j - 1]) };
+            t[i * w + j] = if r[i - 1] == c[j - 1] { t[(i - 1) * w + j - 1] + 1 } else { t[(i - 1) * w + j].max(t[i * w + j - 1]) };
         }
     }
     let (mut i, mut j) = (rows, cols);
-    let mut out = Vec::new();
     while i > 0 && j > 0 {
         if r[i - 1] == c[j - 1] {
             out.push(i - 1);
             i -= 1;
             j -= 1;
-        } else if t[i][j - 1] > t[i - 1][j] {
+        } else if t[i * w + j - 1] > t[(i - 1) * w + j] {
             j -= 1;
         } else {
             i -= 1;
         }
     }
-    out.reverse();
-    out
 }
 
-fn summary_lcs(refs: &[Vec<String>], cands: &[Vec<String>]) -> Score {
+fn summary_lcs(refs: &[Vec<u32>], cands: &[Vec<u32>]) -> Score {
     if refs.is_empty() || cands.is_empty() {
         return Score::default();
     }
@@ -154,30 +191,30 @@ fn summary_lcs(refs: &[Vec<String>], cands: &[Vec<String>]) -> Score {
     if m == 0 || n == 0 {
         return Score::default();
     }
-    let mut cnt_r: HashMap<&str, i64> = HashMap::new();
-    let mut cnt_c: HashMap<&str, i64> = HashMap::new();
-    for s in refs {
-        for t in s {
-            *cnt_r.entry(t).or_insert(0) += 1;
-        }
+    let mut cnt_r: HashMap<u32, i64> = HashMap::new();
+    let mut cnt_c: HashMap<u32, i64> = HashMap::new();
+    for t in refs.iter().flatten() {
+        *cnt_r.entry(*t).or_insert(0) += 1;
     }
-    for s in cands {
-        for t in s {
-            *cnt_c.entry(t).or_insert(0) += 1;
-        }
+    for t in cands.iter().flatten() {
+        *cnt_c.entry(*t).or_insert(0) += 1;
     }
     let mut hits = 0usize;
+    let mut union = Vec::new();
     for r in refs {
-        let mut union: Vec<usize> = cands.iter().flat_map(|c| lcs_indices(r, c)).collect();
+        union.clear();
+        for c in cands {
+            lcs_indices(r, c, &mut union);
+        }
         union.sort_unstable();
         union.dedup();
-        for i in union {
-            let t = r[i].as_str();
-            let (cc, cr) = (cnt_c.get(t).copied().unwrap_or(0), cnt_r.get(t).copied().unwrap_or(0));
+        for &i in &union {
+            let t = r[i];
+            let (cc, cr) = (cnt_c.get(&t).copied().unwrap_or(0), cnt_r.get(&t).copied().unwrap_or(0));
             if cc > 0 && cr > 0 {
                 hits += 1;
-                *cnt_c.get_mut(t).expect("present") -= 1;
-                *cnt_r.get_mut(t).expect("present") -= 1;
+                *cnt_c.get_mut(&t).expect("present") -= 1;
+                *cnt_r.get_mut(&t).expect("present") -= 1;
             }
         }
     }
@@ -186,17 +223,17 @@ fn summary_lcs(refs: &[Vec<String>], cands: &[Vec<String>]) -> Score {
     Score { precision, recall, fmeasure: fmeasure(precision, recall) }
 }
 
-fn sentences(text: &str, stem: bool) -> Vec<Vec<String>> {
-    text.split('\n').filter(|s| !s.is_empty()).map(|s| tokenize(s, stem)).collect()
+/// Tokens of each non-empty line (rougeLsum's sentences) and of the whole text (the
+/// concatenation: a newline only ever separates tokens).
+fn line_tokens(text: &str, stem: bool) -> (Vec<Vec<String>>, Vec<String>) {
+    let lines: Vec<Vec<String>> = text.split('\n').filter(|s| !s.is_empty()).map(|s| tokenize(s, stem)).collect();
+    let all = lines.iter().flatten().cloned().collect();
+    (lines, all)
 }
 
 /// One reference and one prediction (`RougeScorer.score(target, prediction)`).
 pub fn score(kind: RougeType, target: &str, prediction: &str, stem: bool) -> Score {
-    match kind {
-        RougeType::Lsum => summary_lcs(&sentences(target, stem), &sentences(prediction, stem)),
-        RougeType::L => score_lcs(&tokenize(target, stem), &tokenize(prediction, stem)),
-        RougeType::N(n) => score_ngrams(&tokenize(target, stem), &tokenize(prediction, stem), n),
-    }
+    score_all(&[kind], target, prediction, stem)[0]
 }
 
 /// Several references: the one with the best F-measure (`score_multi`; first on ties).
@@ -211,19 +248,36 @@ pub fn score_multi(kind: RougeType, targets: &[String], prediction: &str, stem: 
     best.unwrap_or_default()
 }
 
-/// Tokenize once and score several ROUGE types against one reference (the fast path for
-/// corpora: rouge1/2/L share the tokens).
+/// Tokenize once and score several ROUGE types of one pair (the corpus fast path).
 pub fn score_all(kinds: &[RougeType], target: &str, prediction: &str, stem: bool) -> Vec<Score> {
-    let needs_tokens = kinds.iter().any(|k| *k != RougeType::Lsum);
-    let (t, p) = if needs_tokens { (tokenize(target, stem), tokenize(prediction, stem)) } else { (vec![], vec![]) };
+    let (t_lines, t_all) = line_tokens(target, stem);
+    let (p_lines, p_all) = line_tokens(prediction, stem);
+    let mut interner = Interner::new();
+    let t = interner.ids(&t_all);
+    let p = interner.ids(&p_all);
+    let t_sents: Vec<Vec<u32>> = t_lines.iter().map(|l| interner.ids(l)).collect();
+    let p_sents: Vec<Vec<u32>> = p_lines.iter().map(|l| interner.ids(l)).collect();
     kinds
         .iter()
         .map(|k| match k {
             RougeType::N(n) => score_ngrams(&t, &p, *n),
             RougeType::L => score_lcs(&t, &p),
-            RougeType::Lsum => summary_lcs(&sentences(target, stem), &sentences(prediction, stem)),
+            RougeType::Lsum => summary_lcs(&t_sents, &p_sents),
         })
         .collect()
+}
+
+/// Several references and several types: per type, the reference with the best F-measure.
+pub fn score_all_multi(kinds: &[RougeType], targets: &[String], prediction: &str, stem: bool) -> Vec<Score> {
+    let mut best: Vec<Option<Score>> = vec![None; kinds.len()];
+    for t in targets {
+        for (b, s) in best.iter_mut().zip(score_all(kinds, t, prediction, stem)) {
+            if b.is_none_or(|x| s.fmeasure > x.fmeasure) {
+                *b = Some(s);
+            }
+        }
+    }
+    best.into_iter().map(Option::unwrap_or_default).collect()
 }
 
 #[cfg(test)]
