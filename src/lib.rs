@@ -8,6 +8,7 @@ pub mod cli;
 pub mod env;
 pub mod filter;
 pub mod metric;
+pub mod model;
 pub mod py;
 pub mod request;
 pub mod scoring;

@@ -69,14 +69,18 @@ fn train_tokenizer(vocab_target: usize) -> Result<tokenizers::Tokenizer, String>
         .min_frequency(2)
         .show_progress(false)
         .special_tokens(specials.clone())
-        .initial_alphabet(ByteLevel::alphabet())
+        .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
         .build();
-    let mut tok = TokenizerBuilder::new()
-        .with_model(BPE::default())
-        .with_pre_tokenizer(Some(ByteLevel::new(false, true, true)))
-        .with_decoder(Some(ByteLevelDecoder::default()))
-        .build()
-        .map_err(|e| e.to_string())?;
+    use tokenizers::{DecoderWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper};
+    let mut tok: tokenizers::TokenizerImpl<BPE, NormalizerWrapper, PreTokenizerWrapper, PostProcessorWrapper, DecoderWrapper> =
+        TokenizerBuilder::new()
+            .with_model(BPE::default())
+            .with_normalizer(None)
+            .with_pre_tokenizer(Some(ByteLevel::new(false, true, true).into()))
+            .with_post_processor(None)
+            .with_decoder(Some(ByteLevelDecoder::default().into()))
+            .build()
+            .map_err(|e| e.to_string())?;
     let lines: Vec<String> = CORPUS.lines().map(|l| format!("{l}\n")).collect();
     tok.train(&mut trainer, lines.into_iter()).map_err(|e| e.to_string())?;
     let mut tok: tokenizers::Tokenizer = tok.into();

@@ -1,0 +1,218 @@
+//! PEFT LoRA adapters, merged into the base weights offline (mistralrs 0.8.1 cannot load a
+//! local adapter folder): `W += scaling * B @ A` on every target module, with `scaling =
+//! lora_alpha / r` (`lora_alpha / sqrt(r)` with `use_rslora`), as PEFT's `merge_and_unload`.
+//!
+//! The merged model is written once to `<cache>/merged/<fingerprint of base and adapter>/`
+//! (`RUBRIC_CACHE_DIR`, else `~/.cache/rubric`) and reused.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde_json::Value;
+
+use super::ModelError;
+
+fn err(m: impl std::fmt::Display) -> ModelError {
+    ModelError::Load(m.to_string())
+}
+
+fn f16_to_f32(bits: u16) -> f32 {
+    let sign = u32::from(bits >> 15) << 31;
+    let exp = u32::from((bits >> 10) & 0x1f);
+    let frac = u32::from(bits & 0x3ff);
+    let v = if exp == 0 {
+        if frac == 0 {
+            sign
+        } else {
+            // subnormal: normalise
+            let mut e = 127 - 15 + 1;
+            let mut f = frac;
+            while f & 0x400 == 0 {
+                f <<= 1;
+                e -= 1;
+            }
+            sign | ((e as u32) << 23) | ((f & 0x3ff) << 13)
+        }
+    } else if exp == 0x1f {
+        sign | 0x7f80_0000 | (frac << 13)
+    } else {
+        sign | ((exp + 127 - 15) << 23) | (frac << 13)
+    };
+    f32::from_bits(v)
+}
+
+/// A tensor's values as f32.
+pub fn to_f32(t: &TensorView) -> Result<Vec<f32>, ModelError> {
+    let b = t.data();
+    Ok(match t.dtype() {
+        Dtype::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        Dtype::BF16 => b.chunks_exact(2).map(|c| f32::from_bits(u32::from(u16::from_le_bytes([c[0], c[1]])) << 16)).collect(),
+        Dtype::F16 => b.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect(),
+        other => return Err(err(format!("cannot merge a LoRA adapter into {other:?} weights"))),
+    })
+}
+
+/// The adapter's settings (`adapter_config.json`).
+struct AdapterConfig {
+    scaling: f32,
+    targets: Vec<String>,
+}
+
+fn adapter_config(dir: &Path) -> Result<AdapterConfig, ModelError> {
+    let path = dir.join("adapter_config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| err(format!("{}: cannot read: {e}", path.display())))?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| err(format!("{}: malformed JSON: {e}", path.display())))?;
+    let r = v.get("r").and_then(Value::as_f64).ok_or_else(|| err(format!("{}: needs `r`", path.display())))?;
+    let alpha = v.get("lora_alpha").and_then(Value::as_f64).ok_or_else(|| err(format!("{}: needs `lora_alpha`", path.display())))?;
+    let rslora = v.get("use_rslora").and_then(Value::as_bool).unwrap_or(false);
+    let targets = match v.get("target_modules") {
+        Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        _ => return Err(err(format!("{}: needs `target_modules`", path.display()))),
+    };
+    if v.get("use_dora").and_then(Value::as_bool).unwrap_or(false) {
+        return Err(err(format!("{}: DoRA adapters are not supported", path.display())));
+    }
+    Ok(AdapterConfig { scaling: (if rslora { alpha / r.sqrt() } else { alpha / r }) as f32, targets })
+}
+
+/// The base weight name a LoRA key belongs to: `base_model.model.X.lora_A.weight` -> `X.weight`.
+fn base_name(key: &str) -> Option<(String, bool)> {
+    let k = key.strip_prefix("base_model.model.").unwrap_or(key);
+    if let Some(m) = k.strip_suffix(".lora_A.weight") {
+        return Some((format!("{m}.weight"), true));
+    }
+    k.strip_suffix(".lora_B.weight").map(|m| (format!("{m}.weight"), false))
+}
+
+/// Merge `adapter` into the model in `base` and return the merged folder.
+pub fn merged_model(base: &Path, adapter: &Path) -> Result<PathBuf, ModelError> {
+    let cfg = adapter_config(adapter)?;
+    let adapter_file = adapter.join("adapter_model.safetensors");
+    if !adapter_file.is_file() {
+        return Err(err(format!("{}: adapter_model.safetensors is missing", adapter.display())));
+    }
+    super::mistralrs::check_safetensors(&adapter_file)?;
+    let key = format!("{}-{}", fingerprint(base), fingerprint(adapter));
+    let cache = std::env::var_os(crate::env::CACHE_DIR)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/rubric"));
+    let out = cache.join("merged").join(key);
+    if out.join("model.safetensors").is_file() {
+        return Ok(out);
+    }
+    let adapter_bytes = std::fs::read(&adapter_file).map_err(|e| err(format!("{}: {e}", adapter_file.display())))?;
+    let lora = SafeTensors::deserialize(&adapter_bytes).map_err(|e| err(format!("{}: {e}", adapter_file.display())))?;
+    // (A, B) per base weight
+    let mut pairs: HashMap<String, (Option<TensorView>, Option<TensorView>)> = HashMap::new();
+    for (name, t) in lora.tensors() {
+        if let Some((base_key, is_a)) = base_name(&name) {
+            let e = pairs.entry(base_key).or_default();
+            if is_a {
+                e.0 = Some(t);
+            } else {
+                e.1 = Some(t);
+            }
+        }
+    }
+    let base_file = base.join("model.safetensors");
+    if !base_file.is_file() {
+        return Err(err(format!("{}: merging an adapter needs a single model.safetensors", base.display())));
+    }
+    let base_bytes = std::fs::read(&base_file).map_err(|e| err(format!("{}: {e}", base_file.display())))?;
+    let weights = SafeTensors::deserialize(&base_bytes).map_err(|e| err(format!("{}: {e}", base_file.display())))?;
+    let mut merged: Vec<(String, Vec<usize>, Vec<u8>, Dtype)> = Vec::new();
+    let mut used = 0;
+    for (name, t) in weights.tensors() {
+        let target = pairs.get(&name).filter(|_| cfg.targets.iter().any(|m| name.contains(&format!(".{m}."))));
+        match target {
+            Some((Some(a), Some(b))) => {
+                let (out_dim, in_dim) = (t.shape()[0], t.shape()[1]);
+                let r = a.shape()[0];
+                if a.shape() != [r, in_dim] || b.shape() != [out_dim, r] {
+                    return Err(err(format!(
+                        "{}: LoRA shapes for `{name}` ({:?} x {:?}) do not fit the weight {:?}",
+                        adapter_file.display(),
+                        b.shape(),
+                        a.shape(),
+                        t.shape()
+                    )));
+                }
+                let (a, b) = (to_f32(a)?, to_f32(b)?);
+                let mut w = to_f32(&t)?;
+                for o in 0..out_dim {
+                    for k in 0..r {
+                        let s = cfg.scaling * b[o * r + k];
+                        if s == 0.0 {
+                            continue;
+                        }
+                        let row = &a[k * in_dim..(k + 1) * in_dim];
+                        for (x, y) in w[o * in_dim..(o + 1) * in_dim].iter_mut().zip(row) {
+                            *x += s * y;
+                        }
+                    }
+                }
+                used += 1;
+                merged.push((name, t.shape().to_vec(), w.iter().flat_map(|x| x.to_le_bytes()).collect(), Dtype::F32));
+            }
+            _ => merged.push((name, t.shape().to_vec(), t.data().to_vec(), t.dtype())),
+        }
+    }
+    if used == 0 {
+        return Err(err(format!(
+            "{}: none of the adapter's weights match a target module of {} (targets: {})",
+            adapter.display(),
+            base.display(),
+            cfg.targets.join(", ")
+        )));
+    }
+    std::fs::create_dir_all(&out).map_err(|e| err(format!("{}: {e}", out.display())))?;
+    for f in ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json", "chat_template.jinja", "special_tokens_map.json"] {
+        if base.join(f).is_file() {
+            std::fs::copy(base.join(f), out.join(f)).map_err(|e| err(format!("{}: {e}", out.display())))?;
+        }
+    }
+    let views: Vec<(String, TensorView)> = merged
+        .iter()
+        .map(|(n, s, d, t)| (n.clone(), TensorView::new(*t, s.clone(), d).expect("shape matches data")))
+        .collect();
+    let tmp = out.join("model.safetensors.partial");
+    safetensors::serialize_to_file(views, &None, &tmp).map_err(|e| err(format!("{}: {e}", tmp.display())))?;
+    std::fs::rename(&tmp, out.join("model.safetensors")).map_err(|e| err(format!("{}: {e}", out.display())))?;
+    Ok(out)
+}
+
+fn fingerprint(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(path).into_iter().flatten().flatten().map(|e| e.path()).collect();
+    entries.sort();
+    for e in entries {
+        if e.is_file() {
+            h.update(e.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default().as_bytes());
+            if let Ok(bytes) = std::fs::read(&e) {
+                h.update(&bytes);
+            }
+        }
+    }
+    h.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn half_precision() {
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x0001), 5.960464477539063e-8);
+    }
+
+    #[test]
+    fn lora_key_names() {
+        assert_eq!(base_name("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"), Some(("model.layers.0.self_attn.q_proj.weight".into(), true)));
+        assert_eq!(base_name("model.layers.1.mlp.up_proj.lora_B.weight"), Some(("model.layers.1.mlp.up_proj.weight".into(), false)));
+    }
+}

@@ -1,0 +1,728 @@
+//! The mistralrs backend: in-process inference with mistralrs 0.8.1 (CPU, or CUDA with the
+//! `cuda` feature), scoring exactly as lm-eval's HF backend does.
+//!
+//! Model args (`--model-args KEY=VALUE,...`): `pretrained` (a local HF directory or a hub id
+//! found in the Hugging Face cache), `gguf` (a local GGUF file), `tokenizer` (a tokenizer.json
+//! or a folder holding one), `adapter` (a PEFT LoRA folder, merged into the weights offline),
+//! `dtype` (auto, f32, bf16, f16; f32 on CPU by default), `device` (cpu, cuda, cuda:N),
+//! `max_length`, `add_bos_token`, `isq` (in-situ quantization, e.g. Q8_0, Q4K), `batch_size`
+//! (concurrent generations; scoring is always one sequence at a time).
+//!
+//! Why the engine is driven this way (see DESIGN.md's measured facts):
+//! - Loglikelihoods come from one forward pass over `context + continuation[:-1]` returning raw
+//!   logits (`return_raw_logits`), one sequence at a time with the prefix cache off (a cache
+//!   hit would return fewer logit rows). Requests with the same input (single-token
+//!   continuations of one context, as in multiple choice) share the forward pass.
+//! - Generation picks every token itself inside a logits processor (argmax, or seeded
+//!   sampling), so the token ids are known exactly: the text is decoded from them (mistralrs
+//!   trims leading whitespace from its own text) and sampling does not depend on scheduling.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use mistralrs::{
+    Constraint, DeviceMapSetting, ModelDType, NormalRequest, Request, RequestMessage, Response, SamplingParams, StopTokens,
+    TextModelBuilder, TokenSource,
+};
+use serde_json::Value;
+
+use super::prepare::{Prep, ScoreInput};
+use super::{Generation, LanguageModel, ModelError, ModelInfo, OnDone};
+use crate::request::GenKwargs;
+use crate::task::prompt::{ChatMessage, ChatTemplate};
+
+/// A model loaded in mistralrs.
+pub struct MistralRs {
+    rt: tokio::runtime::Runtime,
+    model: mistralrs::Model,
+    tokenizer: tokenizers::Tokenizer,
+    prep: Prep,
+    info: ModelInfo,
+    chat: Option<HfChatTemplate>,
+    eos_text: Option<String>,
+    seed: u64,
+}
+
+fn load_err(m: impl std::fmt::Display) -> ModelError {
+    ModelError::Load(m.to_string())
+}
+
+fn read_json(path: &Path) -> Result<Value, ModelError> {
+    let text = std::fs::read_to_string(path).map_err(|e| load_err(format!("{}: cannot read: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| load_err(format!("{}: malformed JSON: {e}", path.display())))
+}
+
+/// Check a safetensors file's header against its size, naming what is wrong.
+pub fn check_safetensors(path: &Path) -> Result<(), ModelError> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| load_err(format!("{}: cannot open: {e}", path.display())))?;
+    let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len).map_err(|_| load_err(format!("{}: truncated (shorter than the 8-byte header length)", path.display())))?;
+    let n = u64::from_le_bytes(len);
+    if n == 0 || 8 + n > size {
+        return Err(load_err(format!("{}: truncated or not safetensors (header of {n} bytes, file of {size})", path.display())));
+    }
+    let mut header = vec![0u8; n as usize];
+    f.read_exact(&mut header).map_err(|e| load_err(format!("{}: {e}", path.display())))?;
+    let header: Value = serde_json::from_slice(&header).map_err(|e| load_err(format!("{}: malformed header: {e}", path.display())))?;
+    let end = header
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(_, t)| t.get("data_offsets").and_then(|o| o.get(1)).and_then(Value::as_u64))
+        .max()
+        .unwrap_or(0);
+    if 8 + n + end > size {
+        return Err(load_err(format!(
+            "{}: truncated: the tensors need {} bytes but the file has {size}; download it again",
+            path.display(),
+            8 + n + end
+        )));
+    }
+    Ok(())
+}
+
+/// Check an HF model folder before mistralrs sees it, naming the missing or bad file.
+pub fn check_model_dir(dir: &Path) -> Result<(), ModelError> {
+    if !dir.is_dir() {
+        return Err(load_err(format!("{}: not a directory", dir.display())));
+    }
+    let config = read_json(&dir.join("config.json")).map_err(|e| match e {
+        ModelError::Load(m) if m.contains("cannot read") => load_err(format!("{}: config.json is missing", dir.display())),
+        other => other,
+    })?;
+    for key in ["hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size"] {
+        if config.get(key).is_none() {
+            return Err(load_err(format!("{}: config.json has no `{key}`", dir.display())));
+        }
+    }
+    if !dir.join("tokenizer.json").is_file() {
+        return Err(load_err(format!("{}: tokenizer.json is missing (pass tokenizer=PATH if it lives elsewhere)", dir.display())));
+    }
+    let weights: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| load_err(format!("{}: {e}", dir.display())))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            n == "model.safetensors" || (n.starts_with("model-") && n.ends_with(".safetensors"))
+        })
+        .collect();
+    if weights.is_empty() {
+        return Err(load_err(format!("{}: no model.safetensors (or model-*-of-*.safetensors) weights", dir.display())));
+    }
+    for w in &weights {
+        check_safetensors(w)?;
+    }
+    if dir.join("adapter_model.safetensors").exists() {
+        return Err(load_err(format!(
+            "{}: holds adapter_model.safetensors; keep adapters in their own folder and pass adapter=DIR",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// A hub id resolved through the Hugging Face cache (`models--owner--name/snapshots/...`).
+fn resolve_pretrained(id: &str) -> Result<PathBuf, ModelError> {
+    let p = PathBuf::from(id);
+    if p.exists() {
+        return Ok(p);
+    }
+    let folder = crate::task::hub::cache_dir().join(format!("models--{}", id.replace('/', "--")));
+    if let Ok(commit) = std::fs::read_to_string(folder.join("refs/main")) {
+        let snap = folder.join("snapshots").join(commit.trim());
+        if snap.is_dir() {
+            return Ok(snap);
+        }
+    }
+    if crate::task::hub::offline() {
+        return Err(load_err(format!(
+            "`{id}` is neither a folder nor in the Hugging Face cache at {} (HF_HUB_OFFLINE is set)",
+            crate::task::hub::cache_dir().display()
+        )));
+    }
+    let api = hf_hub::api::sync::ApiBuilder::new().with_cache_dir(crate::task::hub::cache_dir()).build().map_err(load_err)?;
+    let repo = api.model(id.to_string());
+    let mut dir = None;
+    for f in ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json", "model.safetensors"] {
+        match repo.get(f) {
+            Ok(p) => dir = p.parent().map(Path::to_path_buf),
+            Err(e) if f == "config.json" || f == "model.safetensors" => {
+                return Err(load_err(format!("cannot fetch `{f}` of `{id}` from the hub: {e}")))
+            }
+            Err(_) => {}
+        }
+    }
+    dir.ok_or_else(|| load_err(format!("cannot resolve `{id}`")))
+}
+
+fn parse_bool(key: &str, v: &str) -> Result<bool, ModelError> {
+    match v.to_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(ModelError::Args(format!("`{key}` must be true or false, got `{v}`"))),
+    }
+}
+
+/// Keys this backend understands.
+const KEYS: &[&str] =
+    &["pretrained", "gguf", "tokenizer", "adapter", "peft", "dtype", "device", "max_length", "add_bos_token", "isq", "batch_size", "seed", "trust_remote_code"];
+
+impl MistralRs {
+    pub fn load(args: &BTreeMap<String, String>) -> Result<MistralRs, ModelError> {
+        for k in args.keys() {
+            if !KEYS.contains(&k.as_str()) {
+                let hint = crate::task::config::did_you_mean(k, KEYS.iter().copied()).map(|h| format!(" (did you mean `{h}`?)")).unwrap_or_default();
+                return Err(ModelError::Args(format!("unknown key `{k}` for the mistralrs backend{hint}; known: {}", KEYS.join(", "))));
+            }
+        }
+        let cuda = cfg!(feature = "cuda") && args.get("device").map(|d| d.starts_with("cuda")).unwrap_or(true);
+        if let Some(d) = args.get("device").and_then(|d| d.strip_prefix("cuda:")) {
+            std::env::set_var("CUDA_VISIBLE_DEVICES", d);
+        }
+        if args.get("device").is_some_and(|d| d.starts_with("cuda")) && !cfg!(feature = "cuda") {
+            return Err(ModelError::Args("device=cuda needs a build with `--features cuda`".into()));
+        }
+        let dtype_arg = args.get("dtype").map(String::as_str).unwrap_or("auto");
+        let dtype = match (dtype_arg, cuda) {
+            ("auto", false) | ("f32", _) | ("float32", _) => ModelDType::F32,
+            ("auto", true) => ModelDType::Auto,
+            ("bf16", _) | ("bfloat16", _) => ModelDType::BF16,
+            ("f16", _) | ("float16", _) => ModelDType::F16,
+            (other, _) => return Err(ModelError::Args(format!("`dtype` must be auto, f32, bf16 or f16, got `{other}`"))),
+        };
+        let seed = match args.get("seed") {
+            Some(s) => s.parse().map_err(|_| ModelError::Args(format!("`seed` must be an integer, got `{s}`")))?,
+            None => 1234,
+        };
+        let batch = match args.get("batch_size") {
+            Some(s) => s.parse::<usize>().map_err(|_| ModelError::Args(format!("`batch_size` must be a positive integer, got `{s}`")))?.max(1),
+            None => 1,
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().map_err(load_err)?;
+
+        let (dir, name) = match (args.get("pretrained"), args.get("gguf")) {
+            (Some(p), None) => {
+                let mut dir = resolve_pretrained(p)?;
+                check_model_dir(&dir)?;
+                if let Some(adapter) = args.get("adapter").or_else(|| args.get("peft")) {
+                    dir = super::lora::merged_model(&dir, Path::new(adapter))?;
+                }
+                (dir, p.clone())
+            }
+            (None, Some(g)) => {
+                let path = PathBuf::from(g);
+                if !path.is_file() {
+                    return Err(load_err(format!("{g}: GGUF file not found")));
+                }
+                (path, g.clone())
+            }
+            (Some(_), Some(_)) => return Err(ModelError::Args("give either `pretrained` or `gguf`, not both".into())),
+            (None, None) => return Err(ModelError::Args("needs `pretrained=DIR_OR_HUB_ID` or `gguf=FILE`".into())),
+        };
+        let is_gguf = args.contains_key("gguf");
+
+        // tokenizer: explicit, else the model folder's (a GGUF needs `tokenizer=`)
+        let tok_path = match args.get("tokenizer") {
+            Some(t) => {
+                let p = PathBuf::from(t);
+                if p.is_dir() { p.join("tokenizer.json") } else { p }
+            }
+            None if is_gguf => {
+                let sibling = dir.with_file_name("tokenizer.json");
+                if sibling.is_file() {
+                    sibling
+                } else {
+                    return Err(ModelError::Args(format!(
+                        "a GGUF model needs `tokenizer=` (a tokenizer.json or an HF folder); none beside {}",
+                        dir.display()
+                    )));
+                }
+            }
+            None => dir.join("tokenizer.json"),
+        };
+        let tokenizer = tokenizers::Tokenizer::from_file(&tok_path).map_err(|e| load_err(format!("{}: {e}", tok_path.display())))?;
+        let tok_dir = tok_path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let tok_config = read_json(&tok_dir.join("tokenizer_config.json")).unwrap_or(Value::Null);
+        let model_config = if is_gguf { Value::Null } else { read_json(&dir.join("config.json"))? };
+        let token_str = |v: Option<&Value>| -> Option<String> {
+            match v {
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(Value::Object(o)) => o.get("content").and_then(Value::as_str).map(String::from),
+                _ => None,
+            }
+        };
+        let bos = token_str(tok_config.get("bos_token")).and_then(|t| tokenizer.token_to_id(&t));
+        let eos_text = token_str(tok_config.get("eos_token"));
+        let eos = eos_text.as_deref().and_then(|t| tokenizer.token_to_id(t)).or_else(|| model_config.get("eos_token_id").and_then(Value::as_u64).map(|x| x as u32));
+        let prefix_token_id = bos.or(eos).ok_or_else(|| load_err(format!("{}: neither a bos_token nor an eos_token is defined", tok_dir.display())))?;
+        let prefix_text = tokenizer.decode(&[prefix_token_id], false).unwrap_or_default();
+        let max_length = match args.get("max_length") {
+            Some(m) => m.parse().map_err(|_| ModelError::Args(format!("`max_length` must be an integer, got `{m}`")))?,
+            None => ["n_positions", "max_position_embeddings", "n_ctx"]
+                .iter()
+                .find_map(|k| model_config.get(*k).and_then(Value::as_u64))
+                .or_else(|| tok_config.get("model_max_length").and_then(Value::as_u64).filter(|m| *m < 1_000_000_000))
+                .unwrap_or(2048) as usize,
+        };
+        let add_bos_token = args.get("add_bos_token").map(|v| parse_bool("add_bos_token", v)).transpose()?;
+        let engine_dir = if is_gguf { dir.clone() } else { engine_view(&dir, &model_config, max_length)? };
+
+        let chat_source = tok_config
+            .get("chat_template")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .or_else(|| std::fs::read_to_string(tok_dir.join("chat_template.jinja")).ok());
+        let chat = chat_source.map(|source| HfChatTemplate {
+            source,
+            bos: token_str(tok_config.get("bos_token")).unwrap_or_default(),
+            eos: eos_text.clone().unwrap_or_default(),
+        });
+
+        let model = rt.block_on(async {
+            if is_gguf {
+                let parent = dir.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+                let file = dir.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
+                let mut b = mistralrs::GgufModelBuilder::new(parent.to_string_lossy(), vec![file])
+                    .with_token_source(TokenSource::None)
+                    .with_prefix_cache_n(None)
+                    .with_max_num_seqs(batch)
+                    .with_device_mapping(DeviceMapSetting::dummy())
+                    .with_tok_model_id(tok_dir.to_string_lossy());
+                if !cuda {
+                    b = b.with_force_cpu();
+                }
+                b.build().await
+            } else {
+                let mut b = TextModelBuilder::new(engine_dir.to_string_lossy())
+                    .with_token_source(TokenSource::None)
+                    .with_dtype(dtype)
+                    .with_prefix_cache_n(None)
+                    .with_max_num_seqs(batch)
+                    .with_device_mapping(DeviceMapSetting::dummy());
+                if !cuda {
+                    b = b.with_force_cpu();
+                }
+                if std::env::var_os("RUBRIC_ENGINE_LOG").is_some() {
+                    b = b.with_logging();
+                }
+                if let Some(isq) = args.get("isq") {
+                    let q = mistralrs::parse_isq_value(isq, None).map_err(|e| anyhow::anyhow!("isq: {e}"))?;
+                    b = b.with_isq(q);
+                }
+                b.build().await
+            }
+        });
+        let model = model.map_err(|e| load_err(format!("mistralrs could not load {}: {e:#}", dir.display())))?;
+        let dtype_name = match dtype {
+            ModelDType::F32 => "float32",
+            ModelDType::BF16 => "bfloat16",
+            ModelDType::F16 => "float16",
+            ModelDType::Auto => "auto",
+        };
+        let mut extra = BTreeMap::new();
+        extra.insert("tokenizer_bos_token".into(), Value::from(vec![Value::from(prefix_text.clone()), Value::from(prefix_token_id)]));
+        if let (Some(t), Some(id)) = (&eos_text, eos) {
+            extra.insert("tokenizer_eos_token".into(), Value::from(vec![Value::from(t.clone()), Value::from(id)]));
+        }
+        let identity = format!(
+            "mistralrs|{}|{}|{}|{}|{}|{}|{}",
+            name,
+            fingerprint(&dir),
+            args.get("adapter").map(|a| fingerprint(Path::new(a))).unwrap_or_default(),
+            dtype_name,
+            max_length,
+            add_bos_token.map(|b| b.to_string()).unwrap_or_default(),
+            args.get("isq").cloned().unwrap_or_default()
+        );
+        let info = ModelInfo {
+            name,
+            identity,
+            max_length,
+            device: if cuda { "cuda".into() } else { "cpu".into() },
+            dtype: dtype_name.into(),
+            extra,
+        };
+        Ok(MistralRs {
+            rt,
+            model,
+            tokenizer,
+            prep: Prep { prefix_token_id, prefix_text, add_bos_token, max_length },
+            info,
+            chat,
+            eos_text,
+            seed,
+        })
+    }
+
+    /// One forward pass returning the logits of every position, as f32 rows.
+    fn forward(&self, input: &[u32]) -> Result<Vec<Vec<f32>>, ModelError> {
+        let inner = self.model.inner();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let req = Request::Normal(Box::new(NormalRequest {
+            messages: RequestMessage::CompletionTokens(input.to_vec()),
+            sampling_params: SamplingParams { max_len: Some(0), ..SamplingParams::deterministic() },
+            response: tx,
+            return_logprobs: false,
+            is_streaming: false,
+            id: inner.next_request_id(),
+            constraint: Constraint::None,
+            suffix: None,
+            tools: None,
+            tool_choice: None,
+            logits_processors: None,
+            return_raw_logits: true,
+            web_search_options: None,
+            model_id: None,
+            truncate_sequence: false,
+        }));
+        self.rt.block_on(async {
+            inner.get_sender(None).map_err(|e| ModelError::Request(e.to_string()))?.send(req).await.map_err(|e| ModelError::Request(e.to_string()))?;
+            match rx.recv().await {
+                Some(Response::Raw { logits_chunks, .. }) => {
+                    let t = logits_chunks.into_iter().next().ok_or_else(|| ModelError::Request("no logits returned".into()))?;
+                    let t = t.to_device(&mistralrs::Device::Cpu).and_then(|t| t.to_dtype(mistralrs::DType::F32)).map_err(|e| ModelError::Request(e.to_string()))?;
+                    let rows: Vec<Vec<f32>> = t.to_vec2().map_err(|e| ModelError::Request(e.to_string()))?;
+                    if rows.len() != input.len() {
+                        return Err(ModelError::Request(format!("expected {} logit rows, got {} (is the prefix cache on?)", input.len(), rows.len())));
+                    }
+                    Ok(rows)
+                }
+                Some(Response::InternalError(e)) | Some(Response::ValidationError(e)) => Err(ModelError::Request(e.to_string())),
+                Some(_) => Err(ModelError::Request("unexpected response kind from the engine".into())),
+                None => Err(ModelError::Request("the engine closed the channel".into())),
+            }
+        })
+    }
+
+    /// Score prepared inputs, sharing one forward pass between equal inputs; calls `done(i,
+    /// (logprob, is_greedy))` in the order of the (longest-first) schedule.
+    fn score_inputs(&self, inputs: &[ScoreInput], done: &mut dyn FnMut(usize, (f64, bool)) -> Result<(), ModelError>) -> Result<(), ModelError> {
+        // lm-eval's order: longest input first, then by tokens
+        let mut order: Vec<usize> = (0..inputs.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (x, y) = (&inputs[a], &inputs[b]);
+            (y.input.len() + 1).cmp(&(x.input.len() + 1)).then_with(|| x.input.cmp(&y.input)).then_with(|| a.cmp(&b))
+        });
+        let mut i = 0;
+        while i < order.len() {
+            let input = &inputs[order[i]].input;
+            let mut j = i + 1;
+            while j < order.len() && inputs[order[j]].input == *input {
+                j += 1;
+            }
+            let rows = if input.is_empty() { vec![] } else { self.forward(input)? };
+            for &k in &order[i..j] {
+                let targets = &inputs[k].targets;
+                let start = rows.len() - targets.len();
+                let mut ll = 0.0f64;
+                let mut greedy = true;
+                for (r, &t) in rows[start..].iter().zip(targets) {
+                    let (lp, is_max) = log_softmax_at(r, t as usize);
+                    ll += lp;
+                    greedy &= is_max;
+                }
+                done(k, (ll, greedy))?;
+            }
+            i = j;
+        }
+        Ok(())
+    }
+}
+
+/// log_softmax(row)[t] (in f64) and whether t is the (first) argmax, as torch picks it.
+fn log_softmax_at(row: &[f32], t: usize) -> (f64, bool) {
+    let mut best = 0usize;
+    for (i, &x) in row.iter().enumerate() {
+        if x > row[best] {
+            best = i;
+        }
+    }
+    let m = row[best] as f64;
+    let sum: f64 = row.iter().map(|&x| (x as f64 - m).exp()).sum();
+    let lse = m + sum.ln();
+    let v = row.get(t).copied().unwrap_or(f32::NEG_INFINITY) as f64;
+    (v - lse, best == t)
+}
+
+/// The folder mistralrs loads. Its KV cache grows in blocks of 512 positions and may not grow
+/// past `max_position_embeddings`, so a sequence of exactly `max_length` tokens (lm-eval's
+/// longest input) plus the one token the engine always samples would fail. When the config
+/// leaves no room, the engine gets a view of the folder (links to every file) whose config
+/// allows `max_length` rounded up to the next 512 plus 512. Only done without `rope_scaling`,
+/// where this bound changes nothing but the size of the rotary tables.
+fn engine_view(dir: &Path, config: &Value, max_length: usize) -> Result<PathBuf, ModelError> {
+    let have = config.get("max_position_embeddings").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let need = (max_length + 1).div_ceil(512) * 512 + 512;
+    if have >= need || config.get("rope_scaling").is_some_and(|r| !r.is_null()) {
+        return Ok(dir.to_path_buf());
+    }
+    let cache = std::env::var_os(crate::env::CACHE_DIR)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/rubric"));
+    let view = cache.join("engine").join(format!("{}-{need}", fingerprint(dir)));
+    std::fs::create_dir_all(&view).map_err(|e| load_err(format!("{}: {e}", view.display())))?;
+    let abs = dir.canonicalize().map_err(|e| load_err(format!("{}: {e}", dir.display())))?;
+    for entry in std::fs::read_dir(&abs).map_err(|e| load_err(format!("{}: {e}", dir.display())))?.flatten() {
+        let name = entry.file_name();
+        let target = view.join(&name);
+        if name == "config.json" || target.exists() {
+            continue;
+        }
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(entry.path(), &target).map_err(|e| load_err(format!("{}: {e}", target.display())))?;
+        #[cfg(not(unix))]
+        std::fs::copy(entry.path(), &target).map_err(|e| load_err(format!("{}: {e}", target.display())))?;
+    }
+    let mut patched = config.clone();
+    patched["max_position_embeddings"] = Value::from(need);
+    std::fs::write(view.join("config.json"), serde_json::to_string_pretty(&patched).expect("json")).map_err(|e| load_err(format!("{}: {e}", view.display())))?;
+    Ok(view)
+}
+
+/// A short content fingerprint of a model folder or file (names, sizes, modification times).
+fn fingerprint(path: &Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut entries: Vec<PathBuf> = if path.is_dir() {
+        std::fs::read_dir(path).into_iter().flatten().flatten().map(|e| e.path()).collect()
+    } else {
+        vec![path.to_path_buf()]
+    };
+    entries.sort();
+    for e in entries {
+        e.file_name().hash(&mut h);
+        if let Ok(m) = std::fs::metadata(&e) {
+            m.len().hash(&mut h);
+            if let Ok(t) = m.modified() {
+                t.hash(&mut h);
+            }
+        }
+    }
+    format!("{:016x}", h.finish())
+}
+
+/// The logits processor that chooses every generated token: argmax (first maximum) for greedy
+/// decoding, or a draw from its own seeded generator with temperature / top-k / top-p. It
+/// records its choices and forces the engine to take them.
+struct Chooser {
+    sample: Option<(f64, Option<usize>, Option<f64>)>,
+    rng: Mutex<rand::rngs::SmallRng>,
+    chosen: Arc<Mutex<Vec<u32>>>,
+}
+
+impl mistralrs::CustomLogitsProcessor for Chooser {
+    fn apply(&self, logits: &mistralrs::Tensor, _context: &[u32]) -> mistralrs::Result<mistralrs::Tensor> {
+        let v: Vec<f32> = logits.to_dtype(mistralrs::DType::F32)?.to_vec1()?;
+        let pick = match self.sample {
+            None => {
+                let mut best = 0usize;
+                for (i, &x) in v.iter().enumerate() {
+                    if x > v[best] {
+                        best = i;
+                    }
+                }
+                best
+            }
+            Some((temp, top_k, top_p)) => {
+                use rand::Rng;
+                let mut idx: Vec<usize> = (0..v.len()).collect();
+                idx.sort_by(|&a, &b| v[b].total_cmp(&v[a]).then(a.cmp(&b)));
+                if let Some(k) = top_k {
+                    idx.truncate(k.max(1));
+                }
+                let m = v[idx[0]] as f64;
+                let mut probs: Vec<f64> = idx.iter().map(|&i| ((v[i] as f64 - m) / temp.max(1e-6)).exp()).collect();
+                let total: f64 = probs.iter().sum();
+                probs.iter_mut().for_each(|p| *p /= total);
+                if let Some(p) = top_p {
+                    let mut cum = 0.0;
+                    let mut keep = probs.len();
+                    for (n, q) in probs.iter().enumerate() {
+                        cum += q;
+                        if cum >= p {
+                            keep = n + 1;
+                            break;
+                        }
+                    }
+                    probs.truncate(keep);
+                    let total: f64 = probs.iter().sum();
+                    probs.iter_mut().for_each(|q| *q /= total);
+                }
+                let r: f64 = self.rng.lock().expect("the generator is not poisoned").random();
+                let mut cum = 0.0;
+                let mut choice = idx[probs.len() - 1];
+                for (n, q) in probs.iter().enumerate() {
+                    cum += q;
+                    if r < cum {
+                        choice = idx[n];
+                        break;
+                    }
+                }
+                choice
+            }
+        };
+        self.chosen.lock().expect("not poisoned").push(pick as u32);
+        let mut forced = vec![f32::NEG_INFINITY; v.len()];
+        forced[pick] = 0.0;
+        mistralrs::Tensor::from_vec(forced, v.len(), logits.device())
+    }
+}
+
+impl MistralRs {
+    fn generate_one(&self, context: &str, kwargs: &GenKwargs, index: usize) -> Result<Generation, ModelError> {
+        let max_gen_toks = kwargs.max_gen_toks();
+        let mut until = kwargs.until();
+        if let Some(eos) = &self.eos_text {
+            if !until.contains(eos) {
+                until.push(eos.clone());
+            }
+        }
+        let max_ctx = self.prep.max_length.saturating_sub(max_gen_toks).max(1);
+        let mut ctx = self.prep.tok_encode(&self.tokenizer, context, None)?;
+        if ctx.len() > max_ctx {
+            ctx.drain(..ctx.len() - max_ctx);
+        }
+        let chosen = Arc::new(Mutex::new(Vec::new()));
+        use rand::SeedableRng;
+        let seed = kwargs.seed().unwrap_or(self.seed).wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(index as u64);
+        let sample = kwargs.do_sample().then(|| (kwargs.temperature().unwrap_or(1.0), kwargs.top_k(), kwargs.top_p()));
+        let chooser = Chooser { sample, rng: Mutex::new(rand::rngs::SmallRng::seed_from_u64(seed)), chosen: chosen.clone() };
+        let stops: Vec<String> = until.iter().filter(|s| !s.is_empty()).cloned().collect();
+        let inner = self.model.inner();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let req = Request::Normal(Box::new(NormalRequest {
+            messages: RequestMessage::CompletionTokens(ctx),
+            sampling_params: SamplingParams {
+                max_len: Some(max_gen_toks),
+                stop_toks: (!stops.is_empty()).then(|| StopTokens::Seqs(stops)),
+                ..SamplingParams::deterministic()
+            },
+            response: tx,
+            return_logprobs: false,
+            is_streaming: false,
+            id: inner.next_request_id(),
+            constraint: Constraint::None,
+            suffix: None,
+            tools: None,
+            tool_choice: None,
+            logits_processors: Some(vec![Arc::new(chooser)]),
+            return_raw_logits: false,
+            web_search_options: None,
+            model_id: None,
+            truncate_sequence: false,
+        }));
+        let (n, finish) = self.rt.block_on(async {
+            inner.get_sender(None).map_err(|e| ModelError::Request(e.to_string()))?.send(req).await.map_err(|e| ModelError::Request(e.to_string()))?;
+            match rx.recv().await {
+                Some(Response::CompletionDone(r)) => Ok((r.usage.completion_tokens, r.choices.first().map(|c| c.finish_reason.clone()).unwrap_or_default())),
+                Some(Response::CompletionModelError(e, _)) => Err(ModelError::Request(e)),
+                Some(Response::InternalError(e)) | Some(Response::ValidationError(e)) => Err(ModelError::Request(e.to_string())),
+                Some(_) => Err(ModelError::Request("unexpected response kind from the engine".into())),
+                None => Err(ModelError::Request("the engine closed the channel".into())),
+            }
+        })?;
+        let tokens = chosen.lock().expect("not poisoned").clone();
+        let tokens = &tokens[..n.min(tokens.len())];
+        let text = self.tokenizer.decode(tokens, true).map_err(|e| ModelError::Request(e.to_string()))?;
+        let mut cut = text;
+        for term in &until {
+            if !term.is_empty() {
+                if let Some(i) = cut.find(term.as_str()) {
+                    cut.truncate(i);
+                }
+            }
+        }
+        Ok(Generation { text: cut, truncated: finish == "length" && n >= max_gen_toks })
+    }
+}
+
+impl LanguageModel for MistralRs {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn loglikelihood(&self, requests: &[(String, String)], on_done: OnDone<(f64, bool)>) -> Result<(), ModelError> {
+        let inputs: Vec<ScoreInput> = requests
+            .iter()
+            .map(|(c, x)| {
+                let (ctx, cont) = self.prep.encode_pair(&self.tokenizer, c, x)?;
+                if cont.is_empty() {
+                    return Err(ModelError::Request(format!("the continuation {x:?} has no tokens after the context")));
+                }
+                Ok(self.prep.score_input(&ctx, &cont))
+            })
+            .collect::<Result<_, _>>()?;
+        self.score_inputs(&inputs, &mut |i, r| on_done(i, r))
+    }
+
+    fn loglikelihood_rolling(&self, texts: &[String], on_done: OnDone<f64>) -> Result<(), ModelError> {
+        for (i, text) in texts.iter().enumerate() {
+            let tokens = self.prep.tok_encode(&self.tokenizer, text, None)?;
+            let windows = self.prep.rolling_windows(&tokens);
+            let mut total = 0.0;
+            self.score_inputs(&windows, &mut |_, (ll, _)| {
+                total += ll;
+                Ok(())
+            })?;
+            on_done(i, total)?;
+        }
+        Ok(())
+    }
+
+    fn generate_until(&self, requests: &[(String, GenKwargs)], on_done: OnDone<Generation>) -> Result<(), ModelError> {
+        // lm-eval's order: longest context first
+        let lens: Vec<usize> = requests.iter().map(|(c, _)| self.prep.tok_encode(&self.tokenizer, c, None).map(|t| t.len()).unwrap_or(0)).collect();
+        let mut order: Vec<usize> = (0..requests.len()).collect();
+        order.sort_by(|&a, &b| lens[b].cmp(&lens[a]).then(a.cmp(&b)));
+        for i in order {
+            let (c, k) = &requests[i];
+            let g = self.generate_one(c, k, i)?;
+            on_done(i, g)?;
+        }
+        Ok(())
+    }
+
+    fn chat_template(&self) -> Option<&dyn ChatTemplate> {
+        self.chat.as_ref().map(|c| c as &dyn ChatTemplate)
+    }
+}
+
+/// An HF chat template (`tokenizer_config.json`'s `chat_template`), rendered as
+/// `tokenizer.apply_chat_template(messages, add_generation_prompt=..,
+/// continue_final_message=not add_generation_prompt)` renders it.
+pub struct HfChatTemplate {
+    pub source: String,
+    pub bos: String,
+    pub eos: String,
+}
+
+impl ChatTemplate for HfChatTemplate {
+    fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String, String> {
+        let mut env = minijinja::Environment::new();
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.set_keep_trailing_newline(true);
+        env.add_function("raise_exception", |msg: String| -> Result<String, minijinja::Error> {
+            Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
+        });
+        env.add_template("chat", &self.source).map_err(|e| format!("the chat template does not parse: {e}"))?;
+        let mut ctx = HashMap::new();
+        ctx.insert("messages", minijinja::Value::from_serialize(messages));
+        ctx.insert("add_generation_prompt", minijinja::Value::from(add_generation_prompt));
+        ctx.insert("bos_token", minijinja::Value::from(self.bos.clone()));
+        ctx.insert("eos_token", minijinja::Value::from(self.eos.clone()));
+        let rendered = env.get_template("chat").and_then(|t| t.render(ctx)).map_err(|e| format!("rendering the chat template failed: {e}"))?;
+        if add_generation_prompt {
+            return Ok(rendered);
+        }
+        // continue_final_message: cut after the last message's content
+        let last = messages.last().map(|m| m.content.trim_end().to_string()).unwrap_or_default();
+        match rendered.rfind(&last) {
+            Some(i) if !last.is_empty() => Ok(rendered[..i + last.len()].to_string()),
+            _ => Ok(rendered),
+        }
+    }
+}

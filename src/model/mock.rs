@@ -1,0 +1,64 @@
+//! A test double, named as one: a "model" whose answers are a fixed function of the request,
+//! for pipeline tests that need no weights (`--model mock`). Never used to report scores.
+//!
+//! loglikelihood = -(characters of the continuation) / 10, greedy when the continuation has
+//! fewer than 6 characters; rolling = -(characters) / 10; generation = `response` (a model
+//! arg; default "The answer is 42.") truncated to `max_gen_toks` characters.
+
+use std::collections::BTreeMap;
+
+use super::{Generation, LanguageModel, ModelError, ModelInfo, OnDone};
+use crate::request::GenKwargs;
+
+pub struct MockModel {
+    info: ModelInfo,
+    response: String,
+}
+
+impl MockModel {
+    pub fn from_args(args: &BTreeMap<String, String>) -> Result<MockModel, ModelError> {
+        let response = args.get("response").cloned().unwrap_or_else(|| "The answer is 42.".into());
+        Ok(MockModel {
+            info: ModelInfo {
+                name: "mock".into(),
+                identity: format!("mock|{response}"),
+                max_length: 2048,
+                device: "cpu".into(),
+                dtype: "none".into(),
+                extra: BTreeMap::new(),
+            },
+            response,
+        })
+    }
+}
+
+impl LanguageModel for MockModel {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn loglikelihood(&self, requests: &[(String, String)], on_done: OnDone<(f64, bool)>) -> Result<(), ModelError> {
+        for (i, (_, cont)) in requests.iter().enumerate() {
+            let n = cont.chars().count();
+            on_done(i, (-(n as f64) / 10.0, n < 6))?;
+        }
+        Ok(())
+    }
+
+    fn loglikelihood_rolling(&self, texts: &[String], on_done: OnDone<f64>) -> Result<(), ModelError> {
+        for (i, t) in texts.iter().enumerate() {
+            on_done(i, -(t.chars().count() as f64) / 10.0)?;
+        }
+        Ok(())
+    }
+
+    fn generate_until(&self, requests: &[(String, GenKwargs)], on_done: OnDone<Generation>) -> Result<(), ModelError> {
+        for (i, (_, k)) in requests.iter().enumerate() {
+            let n = k.max_gen_toks();
+            let text: String = self.response.chars().take(n).collect();
+            let truncated = self.response.chars().count() > n;
+            on_done(i, Generation { text, truncated })?;
+        }
+        Ok(())
+    }
+}

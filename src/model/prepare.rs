@@ -1,0 +1,147 @@
+//! Turning lm-eval requests into token sequences exactly as lm-eval's HF backend does
+//! (`TemplateLM.loglikelihood`, `_encode_pair`, `HFLM.tok_encode`, `_loglikelihood_tokens`,
+//! `get_rolling_token_windows` + `make_disjoint_window`, the context of `generate_until`).
+//!
+//! - Encoding uses the tokenizer's own default for special tokens unless `add_bos_token` is
+//!   set, and never adds them to a string that already starts with the prefix token's text.
+//! - Trailing whitespace of a context moves onto the continuation; the continuation's tokens
+//!   are taken from the joint tokenization (`whole[len(tok(context)):]`).
+//! - An empty context is the prefix token (BOS, else EOS) unless the continuation already
+//!   starts with it.
+//! - Inputs are left-truncated to `max_length` tokens: `(context + continuation)[-(max_length
+//!   + 1):][:-1]`; the logits of the last `len(continuation)` positions score it.
+
+use super::ModelError;
+
+/// The tokenizer operations the preparation needs.
+pub trait Tokenize {
+    /// Encode; `add_special_tokens` None means the tokenizer's default (HF: true).
+    fn encode_ids(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>, ModelError>;
+    fn decode_ids(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String, ModelError>;
+}
+
+impl Tokenize for tokenizers::Tokenizer {
+    fn encode_ids(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>, ModelError> {
+        self.encode(text, add_special_tokens)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| ModelError::Request(format!("tokenizing failed: {e}")))
+    }
+
+    fn decode_ids(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String, ModelError> {
+        self.decode(ids, skip_special_tokens).map_err(|e| ModelError::Request(format!("decoding failed: {e}")))
+    }
+}
+
+/// Model facts the preparation needs.
+#[derive(Debug, Clone)]
+pub struct Prep {
+    /// BOS if the tokenizer has one, else EOS (lm-eval's `prefix_token_id`).
+    pub prefix_token_id: u32,
+    /// `tokenizer.decode(prefix_token_id)` with special tokens kept.
+    pub prefix_text: String,
+    /// The `add_bos_token` model arg (None: the tokenizer decides).
+    pub add_bos_token: Option<bool>,
+    pub max_length: usize,
+}
+
+/// One forward pass worth of scoring: the input tokens and the tokens the last
+/// `targets.len()` positions must predict.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ScoreInput {
+    pub input: Vec<u32>,
+    pub targets: Vec<u32>,
+}
+
+impl Prep {
+    /// `HFLM.tok_encode(string)` with `add_special_tokens` left to the tokenizer / add_bos.
+    pub fn tok_encode(&self, tok: &dyn Tokenize, s: &str, add_special_tokens: Option<bool>) -> Result<Vec<u32>, ModelError> {
+        let mut add = add_special_tokens.or(self.add_bos_token);
+        if add_special_tokens.is_none() && !self.prefix_text.is_empty() && s.starts_with(&self.prefix_text) {
+            add = Some(false);
+        }
+        tok.encode_ids(s, add.unwrap_or(true))
+    }
+
+    /// Context and continuation tokens of a loglikelihood request.
+    pub fn encode_pair(&self, tok: &dyn Tokenize, context: &str, continuation: &str) -> Result<(Vec<u32>, Vec<u32>), ModelError> {
+        if context.is_empty() {
+            let cont = self.tok_encode(tok, continuation, Some(false))?;
+            return Ok(match cont.first() {
+                Some(&first) if first == self.prefix_token_id => (vec![first], cont[1..].to_vec()),
+                _ => (vec![self.prefix_token_id], cont),
+            });
+        }
+        let trimmed = context.trim_end_matches(crate::text::py_isspace);
+        let moved = &context[trimmed.len()..];
+        let continuation = format!("{moved}{continuation}");
+        let whole = self.tok_encode(tok, &format!("{trimmed}{continuation}"), None)?;
+        let ctx = self.tok_encode(tok, trimmed, None)?;
+        let cont = whole.get(ctx.len()..).map(<[u32]>::to_vec).unwrap_or_default();
+        Ok((ctx, cont))
+    }
+
+    /// The forward input for (context tokens, continuation tokens), left-truncated.
+    pub fn score_input(&self, ctx: &[u32], cont: &[u32]) -> ScoreInput {
+        let mut all: Vec<u32> = ctx.iter().chain(cont).copied().collect();
+        let keep = self.max_length + 1;
+        if all.len() > keep {
+            all.drain(..all.len() - keep);
+        }
+        all.pop();
+        let n = cont.len().min(all.len());
+        ScoreInput { input: all, targets: cont[cont.len() - n..].to_vec() }
+    }
+
+    /// The disjoint windows of a rolling loglikelihood (`context_len = 1`).
+    pub fn rolling_windows(&self, tokens: &[u32]) -> Vec<ScoreInput> {
+        let max = self.max_length;
+        let mut out = Vec::new();
+        if tokens.is_empty() {
+            return out;
+        }
+        let pred_len = max; // max_seq_len - context_len + 1 with context_len = 1
+        let first = max.min(tokens.len());
+        let mut input = vec![self.prefix_token_id];
+        input.extend_from_slice(&tokens[..first - 1]);
+        out.push(disjoint(input, tokens[..first].to_vec()));
+        let mut predicted = first;
+        while predicted < tokens.len() {
+            let window_pred_len = (tokens.len() - predicted).min(pred_len);
+            let window_end = predicted + window_pred_len;
+            let start = window_end.saturating_sub(max + 1);
+            let input = tokens[start..window_end - 1].to_vec();
+            out.push(disjoint(input, tokens[window_end - window_pred_len..window_end].to_vec()));
+            predicted += window_pred_len;
+        }
+        out
+    }
+}
+
+/// `make_disjoint_window`: the context stops where the predicted tokens begin.
+fn disjoint(a: Vec<u32>, b: Vec<u32>) -> ScoreInput {
+    let keep = a.len() - (b.len() - 1);
+    let mut ctx = a[..keep].to_vec();
+    // the forward input is context + predictions[:-1]
+    ctx.extend_from_slice(&b[..b.len() - 1]);
+    ScoreInput { input: ctx, targets: b }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rolling_windows_predict_every_token_once() {
+        let p = Prep { prefix_token_id: 0, prefix_text: String::new(), add_bos_token: None, max_length: 4 };
+        let toks: Vec<u32> = (1..=10).collect();
+        let w = p.rolling_windows(&toks);
+        let predicted: Vec<u32> = w.iter().flat_map(|s| s.targets.clone()).collect();
+        assert_eq!(predicted, toks);
+        assert_eq!(w[0].input, vec![0, 1, 2, 3]);
+        // every later window sees max_length tokens of context
+        assert!(w[1..].iter().all(|s| s.input.len() == 4));
+        for s in &w {
+            assert!(s.input.len() >= s.targets.len());
+        }
+    }
+}
