@@ -80,3 +80,31 @@ fn tiny_model_matches_lm_eval_hf() {
     let model = load(dir.path(), &[]);
     check_against(&model, &golden("tiny"));
 }
+
+/// stories260K (llama2.c), converted by the test; skipped without ../shared/data.
+fn stories_dir() -> Option<tempfile::TempDir> {
+    let src = common::shared_data("stories260K parity")?.join("models/stories260K");
+    let dir = tempfile::tempdir().unwrap();
+    rubric::model::llama2c::convert(&src.join("stories260K.bin"), &src.join("tok512.bin"), dir.path()).unwrap();
+    Some(dir)
+}
+
+#[test]
+fn stories260k_matches_lm_eval_hf() {
+    let Some(dir) = stories_dir() else { return };
+    check_against(&load(dir.path(), &[]), &golden("stories260K"));
+}
+
+#[test]
+fn stories260k_tells_its_story_from_bos() {
+    let Some(dir) = stories_dir() else { return };
+    let model = load(dir.path(), &[]);
+    let kwargs = GenKwargs::new(serde_json::json!({"until": ["\n"], "max_gen_toks": 20}).as_object().unwrap().clone());
+    let mut text = String::new();
+    model.generate_until(&[(String::new(), kwargs)], &mut |_, g| {
+        text = g.text;
+        Ok(())
+    })
+    .unwrap();
+    assert!(text.starts_with("Once upon a time, there was a little girl named Lily."), "{text:?}");
+}

@@ -51,6 +51,10 @@ def requests():
 def run(model_dir, name):
     lm = HFLM(pretrained=model_dir, dtype="float32", device="cpu", batch_size=1)
     reqs = requests()
+    # continuations that are the model's own greedy output, so that is_greedy is exercised
+    seeds = ["Question: Tom has", "Once upon a time", "Answer:"]
+    greedy = lm.generate_until([Instance(request_type="generate_until", doc={}, arguments=(c, {"until": [], "max_gen_toks": 3}), idx=0) for c in seeds])
+    reqs += [(c, g) for c, g in zip(seeds, greedy) if g]
     inst = [Instance(request_type="loglikelihood", doc={}, arguments=r, idx=i) for i, r in enumerate(reqs)]
     lls = lm.loglikelihood(inst)
     texts = ["Once upon a time, there was a little girl named Lily.", "café naïve 日本 😀", LONG + " " + LONG, "a"]

@@ -1,0 +1,184 @@
+//! The mistralrs backend beyond parity: LoRA adapters, invariance of scores to batch size and
+//! request order, and clear errors for broken model folders.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rubric::model::mistralrs::MistralRs;
+use rubric::model::{tiny, LanguageModel, ModelError};
+use safetensors::SafeTensors;
+
+fn args(dir: &Path, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut a = BTreeMap::new();
+    a.insert("pretrained".to_string(), dir.to_string_lossy().to_string());
+    for (k, v) in extra {
+        a.insert(k.to_string(), v.to_string());
+    }
+    a
+}
+
+fn requests() -> Vec<(String, String)> {
+    let ctx = "Question: Tom has 3 apples and buys 4 more. How many apples does he have?\nAnswer:";
+    vec![
+        (ctx.into(), " 7".into()),
+        (ctx.into(), " The answer is 7.".into()),
+        ("it 's a charming and often affecting journey . \nAnswer:".into(), " positive".into()),
+        ("it 's a charming and often affecting journey . \nAnswer:".into(), " negative".into()),
+        ("".into(), "Once upon a time".into()),
+        ("Once upon a time,  ".into(), "there was".into()),
+    ]
+}
+
+fn scores(m: &MistralRs, reqs: &[(String, String)]) -> Vec<(f64, bool)> {
+    let mut out = vec![(0.0, false); reqs.len()];
+    m.loglikelihood(reqs, &mut |i, r| {
+        out[i] = r;
+        Ok(())
+    })
+    .unwrap();
+    out
+}
+
+fn xorshift(seed: &mut u64) -> f32 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    ((*seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+}
+
+/// A PEFT adapter on q_proj and v_proj (r = 4, alpha = 8), written as PEFT saves it.
+fn write_adapter(base: &Path, dir: &Path) -> Vec<(String, Vec<f32>, Vec<f32>, usize)> {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("adapter_config.json"), r#"{"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"], "lora_dropout": 0.0, "bias": "none"}"#).unwrap();
+    let bytes = std::fs::read(base.join("model.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mut seed = 99u64;
+    let mut out = Vec::new();
+    let mut tensors = Vec::new();
+    for (name, t) in st.tensors() {
+        if name.ends_with("q_proj.weight") || name.ends_with("v_proj.weight") {
+            let (o, i) = (t.shape()[0], t.shape()[1]);
+            let a: Vec<f32> = (0..4 * i).map(|_| xorshift(&mut seed)).collect();
+            let b: Vec<f32> = (0..o * 4).map(|_| xorshift(&mut seed)).collect();
+            let m = name.trim_end_matches(".weight");
+            tensors.push((format!("base_model.model.{m}.lora_A.weight"), vec![4, i], a.clone()));
+            tensors.push((format!("base_model.model.{m}.lora_B.weight"), vec![o, 4], b.clone()));
+            out.push((name.clone(), a, b, i));
+        }
+    }
+    tiny::write_safetensors(&dir.join("adapter_model.safetensors"), &tensors).unwrap();
+    out
+}
+
+#[test]
+fn lora_adapter_changes_scores_exactly_as_a_merge_by_hand() {
+    let root = tempfile::tempdir().unwrap();
+    let (base, adapter, by_hand) = (root.path().join("base"), root.path().join("adapter"), root.path().join("merged"));
+    tiny::write(&base, tiny::TinySpec::default()).unwrap();
+    let loras = write_adapter(&base, &adapter);
+    // merge by hand: W + (alpha / r) * B @ A, written as a plain model
+    std::fs::create_dir_all(&by_hand).unwrap();
+    for f in ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
+        std::fs::copy(base.join(f), by_hand.join(f)).unwrap();
+    }
+    let bytes = std::fs::read(base.join("model.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors = Vec::new();
+    for (name, t) in st.tensors() {
+        let mut w = rubric::model::lora::to_f32(&t).unwrap();
+        if let Some((_, a, b, i)) = loras.iter().find(|(n, ..)| *n == name) {
+            let o = t.shape()[0];
+            for row in 0..o {
+                for col in 0..*i {
+                    let mut d = 0f32;
+                    for k in 0..4 {
+                        d += b[row * 4 + k] * a[k * i + col];
+                    }
+                    w[row * i + col] += 2.0 * d;
+                }
+            }
+        }
+        tensors.push((name.clone(), t.shape().to_vec(), w));
+    }
+    tiny::write_safetensors(&by_hand.join("model.safetensors"), &tensors).unwrap();
+
+    let cache = root.path().join("cache");
+    std::env::set_var("RUBRIC_CACHE_DIR", &cache);
+    std::env::set_var("HF_HUB_OFFLINE", "1");
+    let reqs = requests();
+    let plain = scores(&MistralRs::load(&args(&base, &[])).unwrap(), &reqs);
+    let adapted = scores(&MistralRs::load(&args(&base, &[("adapter", &adapter.to_string_lossy())])).unwrap(), &reqs);
+    let merged = scores(&MistralRs::load(&args(&by_hand, &[])).unwrap(), &reqs);
+    for i in 0..reqs.len() {
+        assert!((adapted[i].0 - plain[i].0).abs() > 1e-3, "request {i}: the adapter changed nothing");
+        assert!((adapted[i].0 - merged[i].0).abs() < 1e-4, "request {i}: adapter {} vs merged by hand {}", adapted[i].0, merged[i].0);
+        assert_eq!(adapted[i].1, merged[i].1);
+    }
+}
+
+#[test]
+fn scores_do_not_depend_on_batch_size_or_order() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny::write(dir.path(), tiny::TinySpec::default()).unwrap();
+    let reqs = requests();
+    let one = scores(&MistralRs::load(&args(dir.path(), &[("batch_size", "1")])).unwrap(), &reqs);
+    let eight = scores(&MistralRs::load(&args(dir.path(), &[("batch_size", "8")])).unwrap(), &reqs);
+    assert_eq!(one, eight, "bit-identical at batch sizes 1 and 8");
+    // alone, and in reverse order
+    let m = MistralRs::load(&args(dir.path(), &[])).unwrap();
+    let mut reversed = reqs.clone();
+    reversed.reverse();
+    let mut back = scores(&m, &reversed);
+    back.reverse();
+    assert_eq!(one, back);
+    for (i, r) in reqs.iter().enumerate() {
+        assert_eq!(scores(&m, std::slice::from_ref(r))[0], one[i], "request {i} alone");
+    }
+}
+
+fn load_error(dir: &Path, extra: &[(&str, &str)]) -> String {
+    match MistralRs::load(&args(dir, extra)) {
+        Ok(_) => panic!("loading {} should fail", dir.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn broken_model_folders_are_named() {
+    let root = tempfile::tempdir().unwrap();
+    let good = root.path().join("good");
+    tiny::write(&good, tiny::TinySpec::default()).unwrap();
+    let copy = |name: &str| {
+        let d = root.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        for e in std::fs::read_dir(&good).unwrap().flatten() {
+            std::fs::copy(e.path(), d.join(e.file_name())).unwrap();
+        }
+        d
+    };
+    let d = copy("no_tokenizer");
+    std::fs::remove_file(d.join("tokenizer.json")).unwrap();
+    assert!(load_error(&d, &[]).contains("tokenizer.json is missing"));
+
+    let d = copy("truncated");
+    let bytes = std::fs::read(d.join("model.safetensors")).unwrap();
+    std::fs::write(d.join("model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
+    let e = load_error(&d, &[]);
+    assert!(e.contains("model.safetensors: truncated: the tensors need"), "{e}");
+
+    let d = copy("bad_config");
+    std::fs::write(d.join("config.json"), r#"{"hidden_size": 64}"#).unwrap();
+    assert!(load_error(&d, &[]).contains("config.json has no `num_hidden_layers`"));
+
+    let e = load_error(&good, &[("dtpye", "f32")]);
+    assert!(e.contains("unknown key `dtpye` for the mistralrs backend (did you mean `dtype`?)"), "{e}");
+
+    let e = load_error(&good, &[("adapter", &root.path().join("nowhere").to_string_lossy())]);
+    assert!(e.contains("adapter_config.json: cannot read"), "{e}");
+
+    let e = load_error(&root.path().join("missing"), &[]);
+    assert!(e.contains("HF_HUB_OFFLINE") || e.contains("not a directory") || e.contains("cannot"), "{e}");
+    assert!(matches!(MistralRs::load(&args(&good, &[("dtype", "f64")])), Err(ModelError::Args(_))));
+}
