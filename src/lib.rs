@@ -4,11 +4,17 @@
 //! Data flows one way: `task` (config -> docs -> requests) -> `model` (responses) -> `filter`
 //! -> `metric` (per-doc values -> aggregates) -> `output` (files); `evaluate` joins the chain.
 
+pub mod cache;
 pub mod cli;
+pub mod code;
+pub mod docscore;
 pub mod env;
+pub mod evaluate;
 pub mod filter;
 pub mod metric;
 pub mod model;
+pub mod output;
+pub mod progress;
 pub mod py;
 pub mod request;
 pub mod scoring;

@@ -80,6 +80,9 @@ impl Request {
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenKwargs {
     pub raw: Map<String, Value>,
+    /// The seed of this request's sampling (set per doc and repeat by the evaluator, so that
+    /// samples do not depend on batching or order); not part of the printed arguments.
+    pub sample_seed: Option<u64>,
 }
 
 /// Default `max_gen_toks` (lm-eval's `DEFAULT_MAX_GEN_TOKS`).
@@ -87,7 +90,7 @@ pub const DEFAULT_MAX_GEN_TOKS: usize = 256;
 
 impl GenKwargs {
     pub fn new(raw: Map<String, Value>) -> Self {
-        GenKwargs { raw }
+        GenKwargs { raw, sample_seed: None }
     }
 
     /// Stop strings (`until`: a string or a list).

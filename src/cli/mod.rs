@@ -1,7 +1,9 @@
 //! The command line: one file per subcommand. Flags are kebab-case; lm-eval's snake_case
 //! spellings are accepted as hidden aliases.
 
+pub mod compat;
 pub mod metrics;
+pub mod run;
 pub mod score;
 pub mod tasks;
 
@@ -21,6 +23,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Evaluate a model on tasks and write lm-eval's results files.
+    Run(Box<run::RunArgs>),
     /// Score a file of existing predictions with named metrics (no model needed).
     Score(score::ScoreArgs),
     /// List, check and render tasks without running a model.
@@ -45,6 +49,7 @@ pub mod exit {
 /// Run a parsed command line; the error carries the exit code to use.
 pub fn run(cli: Cli) -> Result<(), (u8, anyhow::Error)> {
     match cli.command {
+        Command::Run(args) => run::run(*args),
         Command::Score(args) => score::run(args),
         Command::Tasks(cmd) => tasks::run(cmd),
         Command::Metrics(cmd) => metrics::run(cmd),

@@ -137,6 +137,8 @@ pub struct Metric {
     pub kind: Kind,
     pub aggregation: Aggregation,
     pub higher_is_better: bool,
+    /// The entry's options as written (e.g. squad_v2's `no_answer_request`).
+    pub options: Options,
 }
 
 fn flag(opts: &Options, key: &str, default: bool) -> Result<bool, String> {
@@ -216,7 +218,7 @@ impl Metric {
             Some(Value::Bool(b)) => *b,
             _ => row.higher_is_better,
         };
-        Ok(Metric { name: name.to_string(), kind, aggregation, higher_is_better })
+        Ok(Metric { name: name.to_string(), kind, aggregation, higher_is_better, options: opts.clone() })
     }
 
     /// The results keys this metric produces, with the aggregation of each.

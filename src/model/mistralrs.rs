@@ -588,7 +588,11 @@ impl MistralRs {
         }
         let chosen = Arc::new(Mutex::new(Vec::new()));
         use rand::SeedableRng;
-        let seed = kwargs.seed().unwrap_or(self.seed).wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(index as u64);
+        let _ = index;
+        let seed = kwargs.sample_seed.or(kwargs.seed()).unwrap_or_else(|| {
+            let h = crate::py::sha256_hex(context);
+            self.seed ^ u64::from_str_radix(&h[..16], 16).unwrap_or(0)
+        });
         let sample = kwargs.do_sample().then(|| (kwargs.temperature().unwrap_or(1.0), kwargs.top_k(), kwargs.top_p()));
         let chooser = Chooser { sample, rng: Mutex::new(rand::rngs::SmallRng::seed_from_u64(seed)), chosen: chosen.clone() };
         let stops: Vec<String> = until.iter().filter(|s| !s.is_empty()).cloned().collect();

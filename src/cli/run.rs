@@ -1,0 +1,297 @@
+//! `rubric run`: evaluate a model on tasks and write lm-eval's result files.
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Context};
+use clap::Args;
+use serde_json::{Map, Value};
+
+use super::exit;
+use super::tasks::{DataArgs, TaskSourceArgs};
+use crate::evaluate::{evaluate, EvalConfig, Limit};
+use crate::output::results::{results_json, RunInfo};
+use crate::output::{file_timestamp, sanitize_model_name, tables};
+use crate::task::load::TaskIndex;
+use crate::task::select::select;
+
+/// Evaluate a model on tasks, groups or tags, and write lm-eval's results (and samples).
+///
+/// Example: `rubric run --model mistralrs --model-args pretrained=./SmolLM2-135M --tasks gsm8k,sst2
+/// --limit 20 --data-dir ../shared/data --output-path results --log-samples`.
+/// Finished model responses are cached as they arrive (under `<output-path>/.cache`, or
+/// RUBRIC_CACHE_DIR), so a killed run started again with the same command resumes.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Model backend: `mistralrs` (also accepted: `hf`), or `mock` (a test double).
+    #[arg(long, short = 'M', default_value = "mistralrs", help_heading = "Model")]
+    pub model: String,
+    /// Backend arguments, `KEY=VALUE,...`: pretrained, gguf, tokenizer, adapter, dtype, device,
+    /// max_length, add_bos_token, isq, batch_size, seed.
+    #[arg(long = "model-args", alias = "model_args", short = 'a', default_value = "", value_name = "ARGS", help_heading = "Model")]
+    pub model_args: String,
+    /// Device (cpu, cuda, cuda:N); the same as `device=` in --model-args.
+    #[arg(long, help_heading = "Model")]
+    pub device: Option<String>,
+    /// Concurrent generations (the engine's sequence slots); scoring is one sequence at a time.
+    #[arg(long = "batch-size", alias = "batch_size", short = 'b', default_value = "1", help_heading = "Model")]
+    pub batch_size: String,
+    /// Tasks, groups, tags or task YAML paths, comma-separated.
+    #[arg(long, short = 't', required = true, value_name = "TASKS", help_heading = "Tasks")]
+    pub tasks: String,
+    #[command(flatten)]
+    pub source: TaskSourceArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Few-shot examples per prompt (overrides the YAML unless it says 0).
+    #[arg(long = "num-fewshot", alias = "num_fewshot", short = 'f', value_name = "K", help_heading = "Tasks")]
+    pub num_fewshot: Option<usize>,
+    /// Evaluate only the first N docs of each task, or a fraction when below 1 (testing only).
+    #[arg(long, short = 'L', value_name = "N", help_heading = "Tasks")]
+    pub limit: Option<String>,
+    /// Generation settings merged into every generate_until task, `key=value,...` (e.g.
+    /// `temperature=0.8,do_sample=true,max_gen_toks=512`).
+    #[arg(long = "gen-kwargs", alias = "gen_kwargs", value_name = "KWARGS", help_heading = "Tasks")]
+    pub gen_kwargs: Option<String>,
+    /// Render prompts with the model's chat template.
+    #[arg(long = "apply-chat-template", alias = "apply_chat_template", help_heading = "Prompting")]
+    pub apply_chat_template: bool,
+    /// A system message put before every prompt.
+    #[arg(long = "system-instruction", alias = "system_instruction", value_name = "TEXT", help_heading = "Prompting")]
+    pub system_instruction: Option<String>,
+    /// With a chat template, give each few-shot example its own user/assistant turns
+    /// (default: on with --apply-chat-template, as lm-eval).
+    #[arg(long = "fewshot-as-multiturn", alias = "fewshot_as_multiturn", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", help_heading = "Prompting")]
+    pub fewshot_as_multiturn: Option<bool>,
+    /// Where results go: `<path>/<model name>/results_<time>.json`.
+    #[arg(long = "output-path", alias = "output_path", short = 'o', value_name = "DIR", help_heading = "Output")]
+    pub output_path: Option<PathBuf>,
+    /// Also write every doc's prompts, responses and scores (`samples_<task>_<time>.jsonl`).
+    #[arg(long = "log-samples", alias = "log_samples", short = 's', help_heading = "Output")]
+    pub log_samples: bool,
+    /// Only generate and log responses; no metrics (implies --log-samples).
+    #[arg(long = "predict-only", alias = "predict_only", short = 'x', help_heading = "Output")]
+    pub predict_only: bool,
+    /// Seeds `python,numpy,torch,fewshot` as lm-eval takes them (one number sets all four);
+    /// the few-shot seed picks the examples, the first one seeds sampling.
+    #[arg(long, default_value = "0,1234,1234,1234", value_name = "SEEDS", help_heading = "Output")]
+    pub seed: String,
+    /// Bootstrap iterations for standard errors (0 turns standard errors off).
+    #[arg(long = "bootstrap-iters", alias = "bootstrap_iters", default_value_t = 100_000, value_name = "N", help_heading = "Output")]
+    pub bootstrap_iters: usize,
+    /// Do not read or write the response cache.
+    #[arg(long = "no-cache", help_heading = "Output")]
+    pub no_cache: bool,
+    /// Allow tasks that execute model-written code (sandboxed).
+    #[arg(long = "confirm-run-unsafe-code", alias = "confirm_run_unsafe_code", help_heading = "Tasks")]
+    pub confirm_run_unsafe_code: bool,
+    /// No progress output.
+    #[arg(long, short = 'q', help_heading = "Output")]
+    pub quiet: bool,
+    /// lm-eval's flags that rubric accepts but does not need (warned about when used).
+    #[command(flatten)]
+    pub compat: super::compat::CompatArgs,
+}
+
+fn parse_seeds(s: &str) -> Result<[Option<i64>; 4], String> {
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    let parse = |p: &str| -> Result<Option<i64>, String> {
+        if p.eq_ignore_ascii_case("none") {
+            Ok(None)
+        } else {
+            p.parse().map(Some).map_err(|_| format!("--seed: `{p}` is not an integer or None"))
+        }
+    };
+    match parts.len() {
+        1 => {
+            let v = parse(parts[0])?;
+            Ok([v; 4])
+        }
+        4 => Ok([parse(parts[0])?, parse(parts[1])?, parse(parts[2])?, parse(parts[3])?]),
+        _ => Err("--seed takes one number or four (python,numpy,torch,fewshot)".into()),
+    }
+}
+
+/// `key=value,...` with Python-literal values (`0.8`, `true`, `["a"]`), as lm-eval parses them.
+fn parse_gen_kwargs(s: &str) -> Result<Map<String, Value>, String> {
+    let mut out = Map::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = part.split_once('=').ok_or_else(|| format!("--gen-kwargs: expected key=value, got `{part}`"))?;
+        let v = v.trim();
+        let value = match v.to_lowercase().as_str() {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            _ => crate::py::literal::literal_eval(v).unwrap_or_else(|_| Value::String(v.to_string())),
+        };
+        out.insert(k.trim().to_string(), value);
+    }
+    Ok(out)
+}
+
+pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
+    let usage = |e: anyhow::Error| (exit::USAGE, e);
+    args.compat.check().map_err(usage)?;
+    let seeds = parse_seeds(&args.seed).map_err(|e| usage(anyhow!(e)))?;
+    let limit = args.limit.as_deref().map(Limit::parse).transpose().map_err(|e| usage(anyhow!(e)))?;
+    let gen_kwargs = args.gen_kwargs.as_deref().map(parse_gen_kwargs).transpose().map_err(|e| usage(anyhow!(e)))?;
+    if (args.log_samples || args.predict_only) && args.output_path.is_none() {
+        return Err(usage(anyhow!("--log-samples and --predict-only need --output-path")));
+    }
+    if args.fewshot_as_multiturn == Some(true) && !args.apply_chat_template {
+        return Err(usage(anyhow!("--fewshot-as-multiturn needs --apply-chat-template")));
+    }
+    let index = TaskIndex::build(&args.source.include_path).map_err(|e| usage(e.into()))?;
+    let mut selected = Vec::new();
+    for name in args.tasks.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        selected.extend(select(&index, name).map_err(|e| usage(e.into()))?);
+    }
+    if selected.is_empty() {
+        return Err(usage(anyhow!("--tasks names no task")));
+    }
+
+    let mut model_args = crate::model::parse_model_args(&args.model_args).map_err(|e| usage(e.into()))?;
+    if let Some(d) = &args.device {
+        model_args.entry("device".into()).or_insert_with(|| d.clone());
+    }
+    if args.batch_size != "1" && args.batch_size != "auto" {
+        model_args.entry("batch_size".into()).or_insert_with(|| args.batch_size.clone());
+    }
+    if let Some(s) = seeds[0] {
+        model_args.entry("seed".into()).or_insert_with(|| s.to_string());
+    }
+    let start = std::time::SystemTime::now();
+    let model = crate::model::load(&args.model, &model_args).map_err(|e| match e {
+        crate::model::ModelError::Args(_) | crate::model::ModelError::UnknownBackend(_) => usage(e.into()),
+        other => (exit::USAGE, anyhow::Error::from(other).context("loading the model")),
+    })?;
+    let info = model.info().clone();
+
+    let cache_dir = std::env::var_os(crate::env::CACHE_DIR)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| args.output_path.clone().unwrap_or_else(|| PathBuf::from("results")).join(".cache"));
+    let mut cache = if args.no_cache {
+        None
+    } else {
+        let c = crate::cache::ResponseCache::open(&cache_dir, &info.identity).map_err(|e| usage(e.into()))?;
+        if c.recovered_partial_line {
+            eprintln!("warning: {}: the last response was cut off by an interrupted run and is recomputed", c.path().display());
+        }
+        if !c.is_empty() && !args.quiet {
+            eprintln!("response cache {}: {} responses from earlier runs", c.path().display(), c.len());
+        }
+        Some(c)
+    };
+    let fewshot_as_multiturn = if args.apply_chat_template { Some(args.fewshot_as_multiturn.unwrap_or(true)) } else { None };
+    let cfg = EvalConfig {
+        num_fewshot: args.num_fewshot,
+        limit,
+        fewshot_seed: seeds[3].unwrap_or(1234),
+        sample_seed: seeds[0].unwrap_or(0) as u64,
+        gen_kwargs: gen_kwargs.clone(),
+        apply_chat_template: args.apply_chat_template,
+        system_instruction: args.system_instruction.clone(),
+        fewshot_as_multiturn: fewshot_as_multiturn.unwrap_or(false),
+        bootstrap_iters: args.bootstrap_iters,
+        predict_only: args.predict_only,
+        log_samples: args.log_samples || args.predict_only,
+        confirm_run_unsafe_code: args.confirm_run_unsafe_code,
+        data: args.data.options(),
+        cache: cache.as_mut(),
+        quiet: args.quiet,
+    };
+    let results = evaluate(&selected, model.as_ref(), cfg).map_err(|e| usage(e.into()))?;
+    let end = std::time::SystemTime::now();
+    let run_info = RunInfo {
+        model: args.model.clone(),
+        model_args: args.model_args.clone(),
+        model_name: info.name.clone(),
+        batch_size: args.batch_size.clone(),
+        device: info.device.clone(),
+        limit: limit.map(|l| l.to_json()).unwrap_or(Value::Null),
+        bootstrap_iters: args.bootstrap_iters,
+        gen_kwargs: gen_kwargs.map(Value::Object).unwrap_or(Value::Null),
+        seeds,
+        system_instruction: args.system_instruction.clone(),
+        fewshot_as_multiturn,
+        chat_template: if args.apply_chat_template { model.chat_template().map(|_| "model".to_string()) } else { None },
+        start,
+        end,
+        model_dtype: info.dtype.clone(),
+        use_cache: cache.as_ref().map(|c| c.path().display().to_string()),
+    };
+    let doc = results_json(&results, &run_info);
+
+    // the table, as lm-eval prints it
+    let header = format!(
+        "{} ({}), gen_kwargs: ({}), limit: {}, num_fewshot: {}, batch_size: {}",
+        args.model,
+        args.model_args,
+        args.gen_kwargs.as_deref().unwrap_or("None"),
+        limit.map(|l| crate::py::str(&l.to_json())).unwrap_or_else(|| "None".into()),
+        args.num_fewshot.map(|k| k.to_string()).unwrap_or_else(|| "None".into()),
+        args.batch_size
+    );
+    let task_rows = tables::rows(&doc, "results");
+    let group_rows = tables::rows(&doc, "groups");
+    let mut md = format!("{header}\n{}", tables::markdown(&task_rows, "Tasks"));
+    if !group_rows.is_empty() {
+        md.push('\n');
+        md.push_str(&tables::markdown(&group_rows, "Groups"));
+    }
+    println!("{md}");
+    for t in &results.tasks {
+        if t.truncated > 0 {
+            eprintln!("note: {}: {} of {} generations stopped at max_gen_toks (raise it with --gen-kwargs max_gen_toks=N)", t.name, t.truncated, t.generations);
+        }
+    }
+    if !args.quiet {
+        eprintln!("requests: {} from the cache, {} computed", results.cached, results.computed);
+    }
+
+    if let Some(out) = &args.output_path {
+        let write = |path: PathBuf, text: &str| -> Result<(), (u8, anyhow::Error)> {
+            let tmp = path.with_extension("partial");
+            std::fs::write(&tmp, text)
+                .and_then(|_| std::fs::rename(&tmp, &path))
+                .with_context(|| format!("cannot write {}", path.display()))
+                .map_err(|e| (exit::INTERNAL, e))
+        };
+        let ts = file_timestamp(start);
+        let (dir, results_name) = if out.extension().is_some_and(|e| e == "json") {
+            let stem = out.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "results".into());
+            (out.parent().map(|p| p.to_path_buf()).unwrap_or_default(), format!("{stem}_{ts}.json"))
+        } else {
+            (out.join(sanitize_model_name(&info.name)), format!("results_{ts}.json"))
+        };
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display())).map_err(|e| (exit::USAGE, e))?;
+        write(dir.join(&results_name), &format!("{}\n", crate::py::json_dumps(&doc, Some(2))))?;
+        let base = results_name.trim_end_matches(".json").to_string();
+        write(dir.join(format!("{base}.md")), &md)?;
+        write(dir.join(format!("{base}.csv")), &tables::csv(&task_rows))?;
+        write(dir.join(format!("{base}.tex")), &tables::latex(&task_rows, "Tasks"))?;
+        for t in &results.tasks {
+            if !t.samples.is_empty() {
+                let lines: String = t.samples.iter().map(|s| format!("{}\n", crate::py::json_dumps(s, None))).collect();
+                let name = format!("samples_{}_{ts}.jsonl", t.name);
+                write(dir.join(name), &lines)?;
+            }
+        }
+        if !args.quiet {
+            eprintln!("wrote {}", dir.join(&results_name).display());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_and_gen_kwargs() {
+        assert_eq!(parse_seeds("0,1234,1234,1234").unwrap(), [Some(0), Some(1234), Some(1234), Some(1234)]);
+        assert_eq!(parse_seeds("42").unwrap(), [Some(42); 4]);
+        assert_eq!(parse_seeds("1,None,2,3").unwrap()[1], None);
+        let g = parse_gen_kwargs("temperature=0.8,do_sample=true,max_gen_toks=512").unwrap();
+        assert_eq!(Value::Object(g), serde_json::json!({"temperature": 0.8, "do_sample": true, "max_gen_toks": 512}));
+    }
+}

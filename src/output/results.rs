@@ -1,0 +1,186 @@
+//! `results_<time>.json`, with lm-eval 0.4.13's keys:
+//!
+//! - `results`: per task (and group) `name`, `alias`, `sample_len`, then `"<metric>,<filter>"`
+//!   and `"<metric>_stderr,<filter>"` (a float, or `"N/A"`);
+//! - `groups` (only when a group aggregates), `group_subtasks` (group -> children);
+//! - `configs` (each task's config with defaults filled in), `versions`, `n-shot`,
+//!   `higher_is_better` (task -> metric -> bool), `n-samples` (`original`, `effective`);
+//! - `config` (model, model_args, batch_size, batch_sizes, device, use_cache, limit,
+//!   bootstrap_iters, gen_kwargs, random_seed, numpy_seed, torch_seed, fewshot_seed);
+//! - `git_hash`, `date` (UNIX seconds), `task_hashes` (with samples), `model_source`,
+//!   `model_name`, `model_name_sanitized`, `system_instruction`, `system_instruction_sha`,
+//!   `fewshot_as_multiturn`, `chat_template`, `chat_template_sha`, `start_time`, `end_time`,
+//!   `total_evaluation_time_seconds` (a string, as lm-eval writes it);
+//! - `rubric`: rubric's own facts (version, cached / computed requests, generations that hit
+//!   `max_gen_toks` per task).
+
+use serde_json::{json, Map, Value};
+
+use crate::evaluate::{EvalResults, MetricValue};
+use crate::py::sha256_hex;
+use crate::task::Task;
+
+/// What results files record about the run beside the results.
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    pub model: String,
+    pub model_args: String,
+    pub model_name: String,
+    pub batch_size: String,
+    pub device: String,
+    pub limit: Value,
+    pub bootstrap_iters: usize,
+    pub gen_kwargs: Value,
+    pub seeds: [Option<i64>; 4],
+    pub system_instruction: Option<String>,
+    pub fewshot_as_multiturn: Option<bool>,
+    pub chat_template: Option<String>,
+    pub start: std::time::SystemTime,
+    pub end: std::time::SystemTime,
+    pub model_dtype: String,
+    pub use_cache: Option<String>,
+}
+
+fn num(x: f64) -> Value {
+    serde_json::Number::from_f64(x).map(Value::Number).unwrap_or(Value::Null)
+}
+
+fn metric_entries(m: &mut Map<String, Value>, metrics: &[MetricValue]) {
+    for v in metrics {
+        m.insert(format!("{},{}", v.metric, v.filter), num(v.value));
+        m.insert(format!("{}_stderr,{}", v.metric, v.filter), v.stderr.map(num).unwrap_or_else(|| Value::String("N/A".into())));
+    }
+}
+
+/// The task's config as `configs` prints it: lm-eval's fields with defaults, the effective
+/// `num_fewshot`, and `metadata.config_source`.
+pub fn task_config_json(task: &Task, num_fewshot: usize) -> Value {
+    let mut v = serde_json::to_value(&task.config).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        m.insert("num_fewshot".into(), Value::from(num_fewshot));
+        let meta = m.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(meta) = meta {
+            meta.insert("config_source".into(), Value::String(task.source.display().to_string()));
+        }
+    }
+    v
+}
+
+fn seconds(t: std::time::SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+fn git_hash() -> Value {
+    std::process::Command::new("git")
+        .args(["describe", "--always"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| Value::String(String::from_utf8_lossy(&o.stdout).trim().to_string()))
+        .unwrap_or(Value::Null)
+}
+
+/// The whole results document.
+pub fn results_json(r: &EvalResults, info: &RunInfo) -> Value {
+    let mut results = Map::new();
+    let mut groups = Map::new();
+    let mut group_subtasks = Map::new();
+    let mut configs = Map::new();
+    let mut versions = Map::new();
+    let mut n_shot = Map::new();
+    let mut hib = Map::new();
+    let mut n_samples = Map::new();
+    let mut task_hashes = Map::new();
+    let mut truncated = Map::new();
+    for t in &r.tasks {
+        let mut m = Map::new();
+        m.insert("name".into(), Value::String(t.name.clone()));
+        m.insert("alias".into(), Value::String(t.alias.clone()));
+        m.insert("sample_len".into(), Value::from(t.sample_len));
+        metric_entries(&mut m, &t.metrics);
+        results.insert(t.name.clone(), Value::Object(m));
+        configs.insert(t.name.clone(), t.config.clone());
+        versions.insert(t.name.clone(), t.version.clone());
+        n_shot.insert(t.name.clone(), Value::from(t.num_fewshot));
+        hib.insert(t.name.clone(), Value::Object(t.higher_is_better.iter().map(|(k, v)| (k.clone(), Value::Bool(*v))).collect()));
+        n_samples.insert(t.name.clone(), json!({"original": t.original_len, "effective": t.sample_len}));
+        if !t.samples.is_empty() {
+            let joined: String = t
+                .samples
+                .iter()
+                .map(|s| format!("{}{}{}", s["doc_hash"].as_str().unwrap_or(""), s["prompt_hash"].as_str().unwrap_or(""), s["target_hash"].as_str().unwrap_or("")))
+                .collect();
+            task_hashes.insert(t.name.clone(), Value::String(sha256_hex(&joined)));
+        }
+        if t.generations > 0 {
+            truncated.insert(t.name.clone(), json!({"generations": t.generations, "hit_max_gen_toks": t.truncated}));
+        }
+    }
+    for g in &r.groups {
+        let mut m = Map::new();
+        m.insert("name".into(), Value::String(g.name.clone()));
+        m.insert("alias".into(), Value::String(g.alias.clone()));
+        if g.aggregates {
+            m.insert("sample_len".into(), Value::from(g.sample_len));
+        }
+        metric_entries(&mut m, &g.metrics);
+        results.insert(g.name.clone(), Value::Object(m.clone()));
+        if g.aggregates {
+            groups.insert(g.name.clone(), Value::Object(m));
+        }
+        group_subtasks.insert(g.name.clone(), Value::from(g.subtasks.clone()));
+        versions.insert(g.name.clone(), g.version.clone());
+        if let Some(k) = g.num_fewshot {
+            n_shot.insert(g.name.clone(), Value::from(k));
+        }
+        if g.aggregates {
+            hib.insert(g.name.clone(), Value::Object(g.higher_is_better.iter().map(|(k, v)| (k.clone(), Value::Bool(*v))).collect()));
+        }
+    }
+    let sort = |m: Map<String, Value>| -> Value {
+        let mut e: Vec<(String, Value)> = m.into_iter().collect();
+        e.sort_by(|a, b| a.0.cmp(&b.0));
+        Value::Object(e.into_iter().collect())
+    };
+    let sha = |s: &Option<String>| s.as_ref().map(|x| Value::String(sha256_hex(x))).unwrap_or(Value::Null);
+    let mut doc = Map::new();
+    doc.insert("results".into(), Value::Object(results));
+    if !groups.is_empty() {
+        doc.insert("groups".into(), Value::Object(groups));
+    }
+    doc.insert("group_subtasks".into(), Value::Object(group_subtasks));
+    doc.insert("configs".into(), sort(configs));
+    doc.insert("versions".into(), sort(versions));
+    doc.insert("n-shot".into(), sort(n_shot));
+    doc.insert("higher_is_better".into(), sort(hib));
+    doc.insert("n-samples".into(), Value::Object(n_samples));
+    let seed = |s: Option<i64>| s.map(Value::from).unwrap_or(Value::Null);
+    doc.insert(
+        "config".into(),
+        json!({
+            "model": info.model, "model_args": info.model_args, "model_dtype": info.model_dtype,
+            "batch_size": info.batch_size, "batch_sizes": [], "device": info.device, "use_cache": info.use_cache,
+            "limit": info.limit, "bootstrap_iters": info.bootstrap_iters, "gen_kwargs": info.gen_kwargs,
+            "random_seed": seed(info.seeds[0]), "numpy_seed": seed(info.seeds[1]), "torch_seed": seed(info.seeds[2]), "fewshot_seed": seed(info.seeds[3])
+        }),
+    );
+    doc.insert("git_hash".into(), git_hash());
+    doc.insert("date".into(), num(seconds(info.start)));
+    doc.insert("task_hashes".into(), Value::Object(task_hashes));
+    doc.insert("model_source".into(), Value::String(info.model.clone()));
+    doc.insert("model_name".into(), Value::String(info.model_name.clone()));
+    doc.insert("model_name_sanitized".into(), Value::String(super::sanitize_model_name(&info.model_name)));
+    doc.insert("system_instruction".into(), info.system_instruction.clone().map(Value::String).unwrap_or(Value::Null));
+    doc.insert("system_instruction_sha".into(), sha(&info.system_instruction));
+    doc.insert("fewshot_as_multiturn".into(), info.fewshot_as_multiturn.map(Value::Bool).unwrap_or(Value::Null));
+    doc.insert("chat_template".into(), info.chat_template.clone().map(Value::String).unwrap_or(Value::Null));
+    doc.insert("chat_template_sha".into(), sha(&info.chat_template));
+    doc.insert("start_time".into(), num(seconds(info.start)));
+    doc.insert("end_time".into(), num(seconds(info.end)));
+    doc.insert("total_evaluation_time_seconds".into(), Value::String(format!("{}", seconds(info.end) - seconds(info.start))));
+    doc.insert(
+        "rubric".into(),
+        json!({"version": env!("CARGO_PKG_VERSION"), "requests_cached": r.cached, "requests_computed": r.computed, "generations": Value::Object(truncated)}),
+    );
+    Value::Object(doc)
+}
