@@ -26,13 +26,15 @@ pub struct RunArgs {
     #[arg(long, short = 'M', default_value = "mistralrs", help_heading = "Model")]
     pub model: String,
     /// Backend arguments, `KEY=VALUE,...`: pretrained, gguf, tokenizer, adapter, dtype, device,
-    /// max_length, add_bos_token, isq, batch_size, seed.
+    /// max_length, add_bos_token, isq, max_concurrency, seed.
     #[arg(long = "model-args", alias = "model_args", short = 'a', default_value = "", value_name = "ARGS", help_heading = "Model")]
     pub model_args: String,
     /// Device (cpu, cuda, cuda:N); the same as `device=` in --model-args.
     #[arg(long, help_heading = "Model")]
     pub device: Option<String>,
-    /// Concurrent generations (the engine's sequence slots); scoring is one sequence at a time.
+    /// Accepted as lm-eval spells it (N, auto, auto:N); results never depend on it. rubric runs
+    /// one sequence per forward pass so every score is bit-identical at any batch size; on a GPU,
+    /// `max_concurrency=N` in --model-args lets the engine batch sequences.
     #[arg(long = "batch-size", alias = "batch_size", short = 'b', default_value = "1", help_heading = "Model")]
     pub batch_size: String,
     /// Tasks, groups, tags or task YAML paths, comma-separated.
@@ -152,9 +154,7 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
     if let Some(d) = &args.device {
         model_args.entry("device".into()).or_insert_with(|| d.clone());
     }
-    if args.batch_size != "1" && args.batch_size != "auto" {
-        model_args.entry("batch_size".into()).or_insert_with(|| args.batch_size.clone());
-    }
+    check_batch_size(&args.batch_size).map_err(|e| usage(anyhow!(e)))?;
     if let Some(s) = seeds[0] {
         model_args.entry("seed".into()).or_insert_with(|| s.to_string());
     }
@@ -293,5 +293,15 @@ mod tests {
         assert_eq!(parse_seeds("1,None,2,3").unwrap()[1], None);
         let g = parse_gen_kwargs("temperature=0.8,do_sample=true,max_gen_toks=512").unwrap();
         assert_eq!(Value::Object(g), serde_json::json!({"temperature": 0.8, "do_sample": true, "max_gen_toks": 512}));
+    }
+}
+
+/// `--batch-size` as lm-eval takes it: N, `auto` or `auto:N`.
+fn check_batch_size(s: &str) -> Result<(), String> {
+    let n = s.strip_prefix("auto").map(|r| r.strip_prefix(':').unwrap_or(r)).unwrap_or(s);
+    if n.is_empty() || n.parse::<usize>().is_ok_and(|n| n > 0) {
+        Ok(())
+    } else {
+        Err(format!("--batch-size must be a positive integer, `auto` or `auto:N`, got `{s}`"))
     }
 }
