@@ -17,6 +17,7 @@ pub mod output;
 pub mod progress;
 pub mod py;
 pub mod request;
+pub mod sandbox;
 pub mod scoring;
 pub mod task;
 pub mod text;
