@@ -383,7 +383,7 @@ fn score_task(p: &Prepared, resps: &[Vec<Response>], cfg: &EvalConfig) -> Result
             let doc = &p.docs.eval[doc_id];
             let mut main: Vec<usize> = idxs.iter().copied().filter(|&i| p.instances[i].extra.is_none()).collect();
             main.sort_by_key(|&i| p.instances[i].idx);
-            let filtered: Vec<Value> = main.iter().map(|&i| pipeline.apply(resps[i].iter().map(response_value).collect())).collect();
+            let filtered: Vec<Value> = main.iter().map(|&i| pipeline.apply(resps[i].iter().map(response_value).collect(), doc)).collect();
             let extras: Vec<(String, Value)> = idxs
                 .iter()
                 .filter_map(|&i| p.instances[i].extra.clone().map(|name| (name, response_value(&resps[i][0]))))

@@ -7,7 +7,7 @@ mod common;
 use rubric::metric::aggregate::{self, Aggregation};
 use rubric::metric::classification::{self, Average};
 use rubric::metric::ranking::Ranking;
-use rubric::metric::{bleu, chrf, exact_match, llamafactory, loglikelihood, pass_at_k, regression, rouge, squad, ter, Item};
+use rubric::metric::{bleu, chrf, codexglue, exact_match, llamafactory, loglikelihood, pass_at_k, regression, rouge, squad, ter, Item};
 use serde_json::Value;
 
 fn cases(family: &str) -> Value {
@@ -228,5 +228,16 @@ fn lm_eval_multiple_choice_and_aggregations() {
         close(Aggregation::Mean.compute(&items(&scores)).unwrap(), c["mean"].as_f64().unwrap(), &what);
         close(Aggregation::Mean.stderr(&items(&scores), 1, 0).unwrap().unwrap(), c["mean_stderr"].as_f64().unwrap(), &what);
         close(Aggregation::Median.compute(&items(&lls)).unwrap(), c["median"].as_f64().unwrap(), &what);
+    }
+}
+
+#[test]
+fn codexglue_smoothed_bleu_4() {
+    let all = cases("codexglue");
+    let all = all.as_array().unwrap();
+    assert!(all.len() >= 1000);
+    for (i, c) in all.iter().enumerate() {
+        let (r, p) = (c["reference"].as_str().unwrap(), c["prediction"].as_str().unwrap());
+        close(codexglue::smoothed_bleu_4(r, p), c["smoothed_bleu_4"].as_f64().unwrap(), &format!("case {i} {r:?} {p:?}"));
     }
 }

@@ -18,13 +18,17 @@ use serde_json::{json, Value};
 
 /// Per doc: lm-eval's three hashes and, per request, the context hash and second argument.
 fn render_hashes(task_name: &str, data_dir: Option<std::path::PathBuf>) -> Vec<Value> {
+    render_hashes_limit(task_name, data_dir, 30)
+}
+
+fn render_hashes_limit(task_name: &str, data_dir: Option<std::path::PathBuf>, limit: usize) -> Vec<Value> {
     std::env::set_current_dir(common::crate_root()).unwrap();
     let index = TaskIndex::build(&["fixtures/tasks/parity".into()]).unwrap();
     let selected = select(&index, task_name).unwrap();
     let task = selected[0].tasks()[0];
     let k = rubric::cli::tasks::effective_num_fewshot(task, None);
     let docs = task.load_docs(&mut DataCache::default(), &DataOptions { data_dir }, k).unwrap();
-    let instances = task.build_requests(&docs, Some(30), &PromptOptions { num_fewshot: k, seed: 1234, ..Default::default() }).unwrap();
+    let instances = task.build_requests(&docs, Some(limit), &PromptOptions { num_fewshot: k, seed: 1234, ..Default::default() }).unwrap();
     let mut by_doc: BTreeMap<usize, Vec<&Request>> = BTreeMap::new();
     for inst in &instances {
         by_doc.entry(inst.doc_id).or_default().push(&inst.request);
@@ -93,5 +97,29 @@ fn builtin_tasks_with_data_dir_render_the_same() {
     for (builtin, parity) in [("gsm8k", "parity_gsm8k"), ("sst2", "parity_sst2")] {
         let ours = render_hashes(builtin, Some(data.clone()));
         assert_eq!(Value::Array(ours), golden(parity), "built-in {builtin} with --data-dir differs from lm-eval");
+    }
+}
+
+/// Built-in tasks that lm-eval also has render what lm-eval renders from its OWN task files
+/// on the same data (tests/golden/requests/lm_eval_0.4.13_builtin.json, written by
+/// scripts/golden/requests_builtin.py): ../shared/data where it has the data set, else the
+/// fixture data in fixtures/datadir.
+#[test]
+fn builtin_tasks_match_lm_evals_own_task_files() {
+    let text = std::fs::read_to_string(common::crate_root().join("tests/golden/requests/lm_eval_0.4.13_builtin.json")).unwrap();
+    let golden: Value = serde_json::from_str(&text).unwrap();
+    let limit = golden["limit"].as_u64().unwrap() as usize;
+    for (task, expected) in golden["tasks"].as_object().unwrap() {
+        let source = golden["sources"][task]["data"].as_str().unwrap();
+        let data_dir = if source.starts_with("../shared/data") {
+            match common::shared_data(&format!("parity of {task}")) {
+                Some(d) => d,
+                None => continue,
+            }
+        } else {
+            common::crate_root().join("fixtures/datadir")
+        };
+        let ours = render_hashes_limit(task, Some(data_dir), limit);
+        assert_eq!(Value::Array(ours), *expected, "built-in `{task}` renders differently from lm-eval 0.4.13's own task file");
     }
 }

@@ -480,13 +480,40 @@ def loglikelihood_cases():
     write("loglikelihood", header({"lm-eval": lm_eval.__version__}), {"multiple_choice": cases, "aggregations": agg_cases})
 
 
+def codexglue_cases():
+    """lm-eval's code_x_glue/code-text/bleu.py `smoothed_bleu_4`, called per doc as lm-eval does."""
+    import importlib.util
+    import lm_eval
+    path = os.path.join(os.path.dirname(lm_eval.__file__), "tasks", "code_x_glue", "code-text", "bleu.py")
+    spec = importlib.util.spec_from_file_location("codexglue_bleu", path)
+    bleu = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bleu)
+    code_words = ["returns", "the", "value", "of", "x", "self", "None", "list", "dict", "get_item", "__init__",
+                  "3.5", "1,000", "a.b", "foo()", "x-1", "2-3", "&lt;tag&gt;", "&amp;", "&quot;", "<skipped>", "e.g.", "i.e.,"]
+    cases = []
+    while len(cases) < 1200:
+        r = rng.random()
+        if r < 0.1:
+            ref, pred = rng.choice(special_texts()), rng.choice(special_texts() + [sentence()])
+        elif r < 0.4:
+            ref = " ".join(rng.choice(code_words + [word()]) for _ in range(rng.randint(0, 14)))
+            pred = mutate(ref) if rng.random() < 0.7 else " ".join(rng.choice(code_words) for _ in range(rng.randint(0, 10)))
+        else:
+            hyp, refs = pair()
+            ref, pred = refs[0], hyp
+        if rng.random() < 0.1:
+            ref += "\n" + sentence()
+        cases.append({"reference": ref, "prediction": pred, "smoothed_bleu_4": bleu.smoothed_bleu_4([ref], [pred])})
+    write("codexglue", header({"lm-eval": lm_eval.__version__}, {"function": "lm_eval/tasks/code_x_glue/code-text/bleu.py: smoothed_bleu_4([reference], [prediction])"}), cases)
+
+
 if __name__ == "__main__":
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     only = set(sys.argv[1:])
     for name, fn in [("sacrebleu", sacrebleu_cases), ("rouge", rouge_cases), ("exact_match", exact_match_cases),
                      ("classification", classification_cases), ("squad", squad_cases), ("pass_at_k", pass_at_k_cases),
                      ("llamafactory", llamafactory_cases), ("ranking", ranking_cases), ("regression", regression_cases),
-                     ("loglikelihood", loglikelihood_cases)]:
+                     ("loglikelihood", loglikelihood_cases), ("codexglue", codexglue_cases)]:
         if not only or name in only:
             rng.seed(f"{SEED}-{name}")
             fn()

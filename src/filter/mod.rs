@@ -11,6 +11,7 @@
 //! | `boxed` | extraction | last `\boxed{..}`/`\fbox{..}` (brace-matched) after the last `</think>` |
 //! | `take_first`, `take_first_k`, `majority_vote` | selection | choose among repeats |
 //! | `lowercase`, `uppercase`, `remove_whitespace`, `map` | transformation | per response |
+//! | `prepend_field` | transformation | `doc[field] + response` (lm-eval humaneval's `build_predictions`) |
 
 pub mod extraction;
 pub mod selection;
@@ -41,11 +42,12 @@ pub enum Filter {
     Uppercase,
     RemoveWhitespace,
     Map { mapping: Map<String, Value>, default: Value },
+    PrependField(String),
 }
 
 /// Names of the filter functions, for "did you mean" hints.
 pub const FILTERS: &[&str] =
-    &["regex", "boxed", "take_first", "take_first_k", "majority_vote", "lowercase", "uppercase", "remove_whitespace", "map"];
+    &["regex", "boxed", "take_first", "take_first_k", "majority_vote", "lowercase", "uppercase", "remove_whitespace", "map", "prepend_field"];
 
 /// A named pipeline of filters.
 #[derive(Debug, Clone)]
@@ -73,11 +75,11 @@ impl Pipeline {
         }
     }
 
-    /// Filter one instance's responses (a list, one per repeat).
-    pub fn apply(&self, responses: Vec<Value>) -> Value {
+    /// Filter one instance's responses (a list, one per repeat) for `doc`.
+    pub fn apply(&self, responses: Vec<Value>, doc: &Map<String, Value>) -> Value {
         let mut v = Value::Array(responses);
         for step in &self.steps {
-            v = step.apply(v);
+            v = step.apply(v, doc);
         }
         v
     }
@@ -107,6 +109,7 @@ impl Filter {
                 },
                 default: args.get("default_value").cloned().unwrap_or(Value::Null),
             },
+            "prepend_field" => Filter::PrependField(args.get("field").and_then(Value::as_str).ok_or_else(|| bad("needs `field` (a doc column)".into()))?.to_string()),
             other => {
                 let hint = crate::task::config::did_you_mean(other, FILTERS.iter().copied())
                     .map(|h| format!(" (did you mean `{h}`?)"))
@@ -117,7 +120,7 @@ impl Filter {
     }
 
     /// Apply to one instance's current value (a list of responses until a selection step).
-    pub fn apply(&self, v: Value) -> Value {
+    pub fn apply(&self, v: Value, doc: &Map<String, Value>) -> Value {
         match self {
             Filter::TakeFirst => selection::take_first(v),
             Filter::TakeFirstK(k) => selection::take_first_k(v, *k),
@@ -128,6 +131,10 @@ impl Filter {
             Filter::Uppercase => per_item(v, |x| Value::String(as_text(&x).to_uppercase())),
             Filter::RemoveWhitespace => per_item(v, |x| Value::String(as_text(&x).trim().to_string())),
             Filter::Map { mapping, default } => per_item(v, |x| transformation::map(&x, mapping, default)),
+            Filter::PrependField(field) => {
+                let prefix = doc.get(field).map(crate::py::str).unwrap_or_default();
+                per_item(v, |x| Value::String(format!("{prefix}{}", as_text(&x))))
+            }
         }
     }
 }
@@ -164,15 +171,15 @@ mod tests {
         let strict = pipeline("name: strict-match\nfilter:\n- function: regex\n  regex_pattern: \"#### (\\\\-?[0-9\\\\.\\\\,]+)\"\n- function: take_first\n");
         let flex = pipeline("name: flexible-extract\nfilter:\n- function: regex\n  group_select: -1\n  regex_pattern: \"(-?[$0-9.,]{2,})|(-?[0-9]+)\"\n- function: take_first\n");
         let resp = vec![json!(" 3+4=7 apples, so 12 total\n#### 12")];
-        assert_eq!(strict.apply(resp.clone()), json!("12"));
-        assert_eq!(flex.apply(resp), json!("12"));
-        assert_eq!(strict.apply(vec![json!("no answer")]), json!("[invalid]"));
+        assert_eq!(strict.apply(resp.clone(), &Map::new()), json!("12"));
+        assert_eq!(flex.apply(resp, &Map::new()), json!("12"));
+        assert_eq!(strict.apply(vec![json!("no answer")], &Map::new()), json!("[invalid]"));
     }
 
     #[test]
     fn majority_then_first() {
         let p = pipeline("name: maj\nfilter:\n- function: take_first_k\n  k: 3\n- function: majority_vote\n- function: take_first\n");
-        assert_eq!(p.apply(vec![json!("a"), json!("b"), json!("b"), json!("a"), json!("a")]), json!("b"));
+        assert_eq!(p.apply(vec![json!("a"), json!("b"), json!("b"), json!("a"), json!("a")], &Map::new()), json!("b"));
     }
 
     #[test]

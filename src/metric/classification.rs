@@ -6,6 +6,9 @@
 //!   two distinct labels is an error as in sklearn), `macro` (unweighted mean of the per-label
 //!   F1 over the sorted union of labels), `micro`. Per label F1 = 2tp / (2tp + fp + fn), 0
 //!   when the denominator is 0 (sklearn's `zero_division="warn"`).
+//! - `f1` with `average: auto` (rubric, for generated labels): binary F1 of the positive label
+//!   when the golds hold at most two labels, predictions outside them counting as misses;
+//!   otherwise macro over the union of labels (the LoRA-vs-full-fine-tune evaluation's rule).
 //! - `mcc`: from the confusion matrix over the union of labels; 0 when undefined.
 //! Labels may be integers or strings (compared as JSON values).
 
@@ -17,6 +20,7 @@ pub enum Average {
     Binary,
     Macro,
     Micro,
+    Auto,
 }
 
 impl Average {
@@ -25,6 +29,7 @@ impl Average {
             "binary" => Some(Average::Binary),
             "macro" => Some(Average::Macro),
             "micro" => Some(Average::Micro),
+            "auto" => Some(Average::Auto),
             _ => None,
         }
     }
@@ -68,6 +73,16 @@ fn f_from(tp: f64, pred: f64, truth: f64) -> f64 {
     }
 }
 
+/// The positive label 1, written as a number or (generated labels) as the string "1".
+fn positive_label(labels: &[Value]) -> Value {
+    let text = Value::from("1");
+    if labels.contains(&text) && !labels.contains(&Value::from(1)) {
+        text
+    } else {
+        Value::from(1)
+    }
+}
+
 /// sklearn's `f1_score(golds, preds, average=...)`.
 pub fn f1(pairs: &[(Value, Value)], average: Average) -> Result<f64, String> {
     let all = labels(pairs);
@@ -79,12 +94,21 @@ pub fn f1(pairs: &[(Value, Value)], average: Average) -> Result<f64, String> {
                     all.len()
                 ));
             }
-            let pos = Value::from(1);
+            let pos = positive_label(&all);
             if all.len() == 2 && !all.contains(&pos) {
                 return Err(format!("f1 with average=binary: the positive label 1 is not among the labels {all:?}"));
             }
             let (tp, pred, truth) = counts(pairs, &pos);
             Ok(f_from(tp, pred, truth))
+        }
+        Average::Auto => {
+            let golds = labels(&pairs.iter().map(|(g, _)| (g.clone(), g.clone())).collect::<Vec<_>>());
+            if golds.len() <= 2 {
+                let (tp, pred, truth) = counts(pairs, &positive_label(&golds));
+                Ok(f_from(tp, pred, truth))
+            } else {
+                f1(pairs, Average::Macro)
+            }
         }
         Average::Macro => {
             if all.is_empty() {

@@ -12,6 +12,7 @@ pub mod aggregate;
 pub mod bleu;
 pub mod chrf;
 pub mod classification;
+pub mod codexglue;
 pub mod exact_match;
 pub mod llamafactory;
 pub mod loglikelihood;

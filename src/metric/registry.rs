@@ -7,7 +7,7 @@ use super::aggregate::Aggregation;
 use super::classification::Average;
 use super::ranking::Ranking;
 use super::rouge::RougeType;
-use super::{exact_match, llamafactory, math_equiv, regression, rouge, squad, Item, MetricError, Options};
+use super::{codexglue, exact_match, llamafactory, math_equiv, regression, rouge, squad, Item, MetricError, Options};
 
 /// One row of the metric table.
 pub struct MetricInfo {
@@ -65,6 +65,7 @@ pub static METRICS: &[MetricInfo] = &[
     MetricInfo { name: "rouge2", higher_is_better: true, output: "generate_until", summary: "rouge_score ROUGE-2 F (Porter stemmer), mean over docs, 0-1", docs: docs!("rouge.rs"), golden: "tests/golden/rouge" },
     MetricInfo { name: "rougeL", higher_is_better: true, output: "generate_until", summary: "rouge_score ROUGE-L F (Porter stemmer), mean over docs, 0-1", docs: docs!("rouge.rs"), golden: "tests/golden/rouge" },
     MetricInfo { name: "rougeLsum", higher_is_better: true, output: "generate_until", summary: "rouge_score ROUGE-Lsum F (newline-split sentences), mean over docs, 0-1", docs: docs!("rouge.rs"), golden: "tests/golden/rouge" },
+    MetricInfo { name: "smoothed_bleu_4", higher_is_better: true, output: "generate_until", summary: "CodeXGLUE code-to-text smoothed sentence BLEU-4 (lm-eval's code_x_glue bleu.py), 0-100, mean over docs", docs: docs!("codexglue.rs"), golden: "tests/golden/codexglue" },
     MetricInfo { name: "squad", higher_is_better: true, output: "generate_until", summary: "SQuAD v1.1 official script: keys exact_match, f1 (0-100)", docs: docs!("squad.rs"), golden: "tests/golden/squad" },
     MetricInfo { name: "squad_v2", higher_is_better: true, output: "generate_until + loglikelihood", summary: "SQuAD v2 official script: exact, f1, HasAns_*, NoAns_*, best_exact, best_f1 (0-100)", docs: docs!("squad.rs"), golden: "tests/golden/squad" },
     MetricInfo { name: "ter", higher_is_better: false, output: "generate_until", summary: "sacrebleu corpus TER (lower is better), 0-100", docs: docs!("ter.rs"), golden: "tests/golden/sacrebleu" },
@@ -77,7 +78,11 @@ pub fn info(name: &str) -> Option<&'static MetricInfo> {
         Some((base, k)) if k.parse::<usize>().is_ok() => format!("{}@k", base.to_lowercase()),
         _ => name.to_string(),
     };
-    let pattern = if pattern == "hr@k" { "hit@k".to_string() } else { pattern };
+    let pattern = match pattern.as_str() {
+        "hr@k" => "hit@k".to_string(),
+        "pass_at_k" => "pass@k".to_string(),
+        _ => pattern,
+    };
     METRICS.iter().find(|m| m.name == pattern || (m.name == "squad_v2" && name == "squadv2"))
 }
 
@@ -98,6 +103,7 @@ pub enum Kind {
     Mae { clip: bool },
     InvalidRate,
     MathEquiv,
+    SmoothedBleu4,
     F1(Average),
     Mcc,
     Acc,
@@ -184,9 +190,10 @@ impl Metric {
             "mae" => Kind::Mae { clip: flag(opts, "clip", false).map_err(invalid)? },
             "invalid_rate" => Kind::InvalidRate,
             "math_equiv" => Kind::MathEquiv,
+            "smoothed_bleu_4" => Kind::SmoothedBleu4,
             "f1" => Kind::F1(match opts.get("average").and_then(Value::as_str) {
                 None => Average::Binary,
-                Some(a) => Average::parse(a).ok_or_else(|| invalid(format!("option `average` must be binary, macro or micro, got `{a}`")))?,
+                Some(a) => Average::parse(a).ok_or_else(|| invalid(format!("option `average` must be binary, macro, micro or auto, got `{a}`")))?,
             }),
             "mcc" => Kind::Mcc,
             "acc" => Kind::Acc,
@@ -279,6 +286,7 @@ impl Metric {
                 one(Item::Rating(regression::parse_number(pred), truth))
             }
             Kind::MathEquiv => one(Item::Score(refs.iter().map(|r| math_equiv::score(r, pred)).fold(0.0, f64::max))),
+            Kind::SmoothedBleu4 => one(Item::Score(codexglue::smoothed_bleu_4(&first, pred))),
             Kind::F1(_) | Kind::Mcc => one(Item::Labels(Value::String(first), Value::String(pred.to_string()))),
             Kind::Acc => one(Item::Score(f64::from(u8::from(refs.iter().any(|r| r == pred))))),
             Kind::Bypass => one(Item::Score(f64::NAN)),

@@ -3,7 +3,9 @@
 //!
 //! loglikelihood = -(characters of the continuation) / 10, greedy when the continuation has
 //! fewer than 6 characters; rolling = -(characters) / 10; generation = `response` (a model
-//! arg; default "The answer is 42.") truncated to `max_gen_toks` characters.
+//! arg; default "The answer is 42.") truncated to `max_gen_toks` characters, or, with
+//! `answers=FILE` (JSON Lines of `{"context", "answer"}`), the answer given for that context
+//! (to replay known outputs, e.g. reference solutions through a code task's sandbox).
 
 use std::collections::BTreeMap;
 
@@ -13,21 +15,34 @@ use crate::request::GenKwargs;
 pub struct MockModel {
     info: ModelInfo,
     response: String,
+    answers: std::collections::HashMap<String, String>,
 }
 
 impl MockModel {
     pub fn from_args(args: &BTreeMap<String, String>) -> Result<MockModel, ModelError> {
         let response = args.get("response").cloned().unwrap_or_else(|| "The answer is 42.".into());
+        let mut answers = std::collections::HashMap::new();
+        if let Some(path) = args.get("answers") {
+            let text = std::fs::read_to_string(path).map_err(|e| ModelError::Args(format!("answers={path}: {e}")))?;
+            for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+                let v: serde_json::Value = serde_json::from_str(line).map_err(|e| ModelError::Args(format!("{path}:{}: {e}", n + 1)))?;
+                match (v.get("context").and_then(|c| c.as_str()), v.get("answer").and_then(|c| c.as_str())) {
+                    (Some(c), Some(a)) => answers.insert(c.to_string(), a.to_string()),
+                    _ => return Err(ModelError::Args(format!("{path}:{}: needs string fields `context` and `answer`", n + 1))),
+                };
+            }
+        }
         Ok(MockModel {
             info: ModelInfo {
                 name: "mock".into(),
-                identity: format!("mock|{response}"),
+                identity: format!("mock|{response}|{}", args.get("answers").cloned().unwrap_or_default()),
                 max_length: 2048,
                 device: "cpu".into(),
                 dtype: "none".into(),
                 extra: BTreeMap::new(),
             },
             response,
+            answers,
         })
     }
 }
@@ -53,7 +68,11 @@ impl LanguageModel for MockModel {
     }
 
     fn generate_until(&self, requests: &[(String, GenKwargs)], on_done: OnDone<Generation>) -> Result<(), ModelError> {
-        for (i, (_, k)) in requests.iter().enumerate() {
+        for (i, (context, k)) in requests.iter().enumerate() {
+            if let Some(a) = self.answers.get(context) {
+                on_done(i, Generation { text: a.clone(), truncated: false })?;
+                continue;
+            }
             let n = k.max_gen_toks();
             let text: String = self.response.chars().take(n).collect();
             let truncated = self.response.chars().count() > n;

@@ -58,6 +58,6 @@ mod tests {
         assert_eq!(sanitize_model_name("EleutherAI/pythia-160m"), "EleutherAI__pythia-160m");
         assert_eq!(sanitize_model_name("./models//x:y"), ".__models__x__y");
         let t = std::time::UNIX_EPOCH + std::time::Duration::from_micros(1_795_340_283_624_298);
-        assert_eq!(file_timestamp(t), "2026-11-22T08-58-03.624298");
+        assert_eq!(file_timestamp(t), "2026-11-22T09-38-03.624298");
     }
 }

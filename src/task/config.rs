@@ -98,6 +98,10 @@ pub struct TaskConfig {
     /// SQuAD v2's loglikelihood of " unanswerable" next to its generation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extra_requests: Option<Vec<ExtraRequestConfig>>,
+    /// rubric: where this task's splits are under `--data-dir` when the local copy is not laid
+    /// out as the hub's, `{split: path relative to the data dir}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir_files: Option<Map<String, Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Map<String, Value>>,
 }
@@ -146,6 +150,7 @@ pub const TASK_KEYS: &[&str] = &[
     "doc_to_decontamination_query",
     "gen_prefix",
     "extra_requests",
+    "data_dir_files",
     "metadata",
 ];
 

@@ -22,6 +22,9 @@ pub type Doc = Map<String, Value>;
 pub struct Split {
     pub docs: Vec<Doc>,
     pub columns: Vec<String>,
+    /// Folder of the split's (first) file, where processors find side files such as P5's
+    /// datamaps.json.
+    pub source_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +66,9 @@ pub struct DatasetRef {
     pub path: String,
     pub name: Option<String>,
     pub kwargs: Map<String, Value>,
+    /// `data_dir_files`: split -> file under `--data-dir`, for local copies not laid out as
+    /// the hub's.
+    pub data_dir_files: Map<String, Value>,
     /// Folder of the task YAML, for data files given relative to it.
     pub base_dir: PathBuf,
 }
@@ -92,7 +98,9 @@ impl DataCache {
 pub fn load_split(ds: &DatasetRef, split: &str, opts: &DataOptions) -> Result<Split, DatasetError> {
     let files = split_files(ds, split, opts)?;
     let delimiter = delimiter_of(ds)?;
-    read_files(&files, delimiter, ds.path == "tsv")
+    let mut split = read_files(&files, delimiter, ds.path == "tsv")?;
+    split.source_dir = files.first().and_then(|f| f.parent()).map(Path::to_path_buf);
+    Ok(split)
 }
 
 fn delimiter_of(ds: &DatasetRef) -> Result<Option<u8>, DatasetError> {
@@ -139,6 +147,12 @@ fn split_files(ds: &DatasetRef, split: &str, opts: &DataOptions) -> Result<Vec<P
         });
     }
     if let Some(dir) = &opts.data_dir {
+        if let Some(rel) = ds.data_dir_files.get(split).and_then(Value::as_str) {
+            let f = dir.join(rel);
+            if f.is_file() {
+                return Ok(vec![f]);
+            }
+        }
         return data_dir_files(dir, &ds.path, ds.name.as_deref(), split);
     }
     hub::split_files(&ds.path, ds.name.as_deref(), split).map_err(DatasetError::Hub)
@@ -333,7 +347,7 @@ pub fn read_files(files: &[PathBuf], delimiter: Option<u8>, tsv: bool) -> Result
             doc
         })
         .collect();
-    Ok(Split { docs, columns })
+    Ok(Split { docs, columns, source_dir: None })
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>, DatasetError> {

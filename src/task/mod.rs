@@ -7,6 +7,7 @@ pub mod dataset;
 pub mod fewshot;
 pub mod hub;
 pub mod load;
+pub mod p5;
 pub mod process;
 pub mod prompt;
 pub mod resolve;

@@ -7,6 +7,8 @@
 //! | name | what it does | args |
 //! |---|---|---|
 //! | `map_values` | replaces values of a column through a mapping, others kept | `column`, `mapping` |
+//! | `p5_sequential` | P5 `sequential_data.txt` lines to leave-one-out docs with sampled candidates (see `p5`) | `split`, `negatives`, `seed`, `history_separator`, `datamaps` |
+//! | `select_range` | keeps docs whose numeric `column` is within `[min, max]` (a hub split cut from a full file) | `column`, `min`, `max` |
 
 use serde_json::{Map, Value};
 
@@ -19,7 +21,7 @@ pub struct Processor {
 }
 
 /// Names of the built-in processors, for messages.
-pub const PROCESSORS: &[&str] = &["map_values"];
+pub const PROCESSORS: &[&str] = &["map_values", "p5_sequential", "select_range"];
 
 impl Processor {
     pub fn parse(v: &Value) -> Result<Processor, String> {
@@ -60,12 +62,20 @@ impl Processor {
                     .ok_or("process_docs `map_values` needs a `mapping`")?;
                 Ok(())
             }
+            "p5_sequential" => super::p5::P5Options::parse(&self.args).map(|_| ()),
+            "select_range" => {
+                self.arg_str("column")?;
+                for k in ["min", "max"] {
+                    self.args.get(k).and_then(Value::as_f64).ok_or_else(|| format!("process_docs `select_range` needs a number `{k}`"))?;
+                }
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
 
-    /// Apply the processor to a split.
-    pub fn apply(&self, docs: &[Doc]) -> Result<Vec<Doc>, String> {
+    /// Apply the processor to a split whose files are in `base`.
+    pub fn apply(&self, docs: &[Doc], base: Option<&std::path::Path>) -> Result<Vec<Doc>, String> {
         match self.name.as_str() {
             "map_values" => {
                 let column = self.arg_str("column")?;
@@ -81,6 +91,17 @@ impl Processor {
                         }
                         d
                     })
+                    .collect())
+            }
+            "p5_sequential" => super::p5::sequential(docs, &super::p5::P5Options::parse(&self.args)?, base),
+            "select_range" => {
+                let column = self.arg_str("column")?;
+                let num = |k: &str| self.args.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+                let (lo, hi) = (num("min"), num("max"));
+                Ok(docs
+                    .iter()
+                    .filter(|d| d.get(column).and_then(|v| v.as_f64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))).is_some_and(|x| x >= lo && x <= hi))
+                    .cloned()
                     .collect())
             }
             other => Err(format!("unknown processor `{other}`")),

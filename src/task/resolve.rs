@@ -265,6 +265,7 @@ impl Task {
                 path: dataset_path,
                 name: config.dataset_name.clone(),
                 kwargs: config.dataset_kwargs.clone().unwrap_or_default(),
+                data_dir_files: config.data_dir_files.clone().unwrap_or_default(),
                 base_dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
             },
             process_docs,
@@ -287,7 +288,7 @@ impl Task {
         let load = |cache: &mut DataCache, split: &str, process: &Option<Processor>| -> Result<Vec<Doc>, TaskError> {
             let s = cache.split(&self.dataset, split, opts).map_err(ds_err)?;
             match process {
-                Some(p) => p.apply(&s.docs).map_err(|m| TaskError::Invalid {
+                Some(p) => p.apply(&s.docs, s.source_dir.as_deref()).map_err(|m| TaskError::Invalid {
                     path: self.source.clone(),
                     task: self.name.clone(),
                     message: format!("process_docs on split `{split}`: {m}"),
