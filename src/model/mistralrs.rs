@@ -339,14 +339,17 @@ impl MistralRs {
             extra.insert("tokenizer_eos_token".into(), Value::from(vec![Value::from(t.clone()), Value::from(id)]));
         }
         let identity = format!(
-            "mistralrs|{}|{}|{}|{}|{}|{}|{}",
+            "mistralrs|{}|{}|{}|{}|{}|{}|{}|{}|seed {}|slots {}",
             name,
             fingerprint(&dir),
             args.get("adapter").map(|a| fingerprint(Path::new(a))).unwrap_or_default(),
             dtype_name,
             max_length,
             add_bos_token.map(|b| b.to_string()).unwrap_or_default(),
-            args.get("isq").cloned().unwrap_or_default()
+            args.get("isq").cloned().unwrap_or_default(),
+            if cuda { "cuda" } else { "cpu" },
+            seed,
+            batch
         );
         let info = ModelInfo {
             name,
