@@ -205,3 +205,21 @@ fn code_tasks_refuse_to_run_without_confirmation() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("--confirm-run-unsafe-code"), "{err}");
 }
+
+/// The summarization README's template for a user's own JSONL runs as documented.
+#[test]
+fn own_summaries_template_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tiny_model(tmp.path());
+    let out = tmp.path().join("out");
+    let margs = format!("pretrained={}", model.display());
+    let o = rubric(&[
+        "run", "--model-args", &margs, "--tasks", "fixtures/tasks/own/my_summaries.yaml", "--limit", "2", "--gen-kwargs", "max_gen_toks=8",
+        "--output-path", out.to_str().unwrap(), "--no-cache", "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let table = String::from_utf8_lossy(&o.stdout);
+    for m in ["rouge1", "rouge2", "rougeL", "rougeLsum", "bleu"] {
+        assert!(table.contains(m), "{m} missing from\n{table}");
+    }
+}

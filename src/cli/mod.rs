@@ -38,8 +38,6 @@ pub enum Command {
 /// Exit codes: what the process returns.
 pub mod exit {
     pub const OK: u8 = 0;
-    /// `compare` found a regression.
-    pub const REGRESSION: u8 = 1;
     /// Bad usage, configuration or input.
     pub const USAGE: u8 = 2;
     /// A bug or an environment failure.
