@@ -186,21 +186,11 @@ fn task_metrics(task: &Task, predict_only: bool) -> Result<Vec<Metric>, MetricEr
     }
 }
 
-/// lm-eval's rule for `--num-fewshot`: it overrides the YAML unless the YAML says 0.
-pub fn effective_num_fewshot(task: &Task, cli: Option<usize>) -> usize {
-    match (task.num_fewshot, cli) {
-        (Some(0), _) => 0,
-        (_, Some(k)) => k,
-        (Some(k), None) => k,
-        (None, None) => 0,
-    }
-}
-
 fn prepare<'t>(task: &'t Task, model: &dyn LanguageModel, cfg: &EvalConfig, data: &mut DataCache) -> Result<Prepared<'t>, EvalError> {
     if task.unsafe_code && !cfg.confirm_run_unsafe_code {
         return Err(EvalError::Unsafe(task.name.clone()));
     }
-    let num_fewshot = effective_num_fewshot(task, cfg.num_fewshot);
+    let num_fewshot = task.effective_num_fewshot(cfg.num_fewshot);
     let docs = task.load_docs(data, &cfg.data, num_fewshot)?;
     let n_docs = cfg.limit.map(|l| l.of(docs.eval.len())).unwrap_or(docs.eval.len());
     let chat = if cfg.apply_chat_template { model.chat_template() } else { None };

@@ -11,7 +11,7 @@ use rubric::py::sha256_hex;
 use serde_json::{json, Value};
 
 fn samples_hashes(dir: &std::path::Path, task: &str) -> Vec<Value> {
-    let model_dir = std::fs::read_dir(dir).unwrap().flatten().find(|e| e.path().is_dir()).unwrap().path();
+    let model_dir = common::model_dir(dir);
     let file = std::fs::read_dir(&model_dir)
         .unwrap()
         .flatten()

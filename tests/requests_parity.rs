@@ -26,7 +26,7 @@ fn render_hashes_limit(task_name: &str, data_dir: Option<std::path::PathBuf>, li
     let index = TaskIndex::build(&["fixtures/tasks/parity".into()]).unwrap();
     let selected = select(&index, task_name).unwrap();
     let task = selected[0].tasks()[0];
-    let k = rubric::cli::tasks::effective_num_fewshot(task, None);
+    let k = task.effective_num_fewshot(None);
     let docs = task.load_docs(&mut DataCache::default(), &DataOptions { data_dir }, k).unwrap();
     let instances = task.build_requests(&docs, Some(limit), &PromptOptions { num_fewshot: k, seed: 1234, ..Default::default() }).unwrap();
     let mut by_doc: BTreeMap<usize, Vec<&Request>> = BTreeMap::new();

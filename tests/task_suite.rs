@@ -127,14 +127,7 @@ fn run_all(data: Data) {
         out.to_str().unwrap(), "--no-cache", "--quiet",
     ]);
     assert!(o.status.success(), "rubric run: {}", String::from_utf8_lossy(&o.stderr));
-    let model_dir = std::fs::read_dir(&out).unwrap().flatten().find(|e| e.path().is_dir()).unwrap().path();
-    let results_file = std::fs::read_dir(&model_dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("results_") && p.extension().is_some_and(|e| e == "json"))
-        .unwrap();
-    let results: Value = serde_json::from_str(&std::fs::read_to_string(results_file).unwrap()).unwrap();
+    let results = common::results_json(&out);
     for (task, d, keys) in TASKS {
         if *d != data {
             continue;
@@ -191,9 +184,7 @@ fn humaneval_pass_at_1(data: &Path, answers: &Path, tmp: &Path) -> f64 {
         "--data-dir", data.to_str().unwrap(), "--confirm-run-unsafe-code", "--output-path", out.to_str().unwrap(), "--no-cache", "--quiet",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let model_dir = std::fs::read_dir(&out).unwrap().flatten().find(|e| e.path().is_dir()).unwrap().path();
-    let results_file = std::fs::read_dir(&model_dir).unwrap().flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|e| e == "json")).unwrap();
-    let results: Value = serde_json::from_str(&std::fs::read_to_string(results_file).unwrap()).unwrap();
+    let results = common::results_json(&out);
     results["results"]["humaneval"]["pass@1,create_test"].as_f64().unwrap()
 }
 

@@ -229,16 +229,6 @@ fn render(args: RenderArgs) -> Result<(), (u8, anyhow::Error)> {
     Ok(())
 }
 
-/// lm-eval's rule: a CLI `--num-fewshot` overrides the YAML unless the YAML says 0.
-pub fn effective_num_fewshot(task: &Task, cli: Option<usize>) -> usize {
-    match (task.num_fewshot, cli) {
-        (Some(0), _) => 0,
-        (_, Some(k)) => k,
-        (Some(k), None) => k,
-        (None, None) => 0,
-    }
-}
-
 /// The JSON lines `tasks render` prints for one task.
 pub fn render_task(
     task: &Task,
@@ -248,7 +238,7 @@ pub fn render_task(
     num_fewshot: Option<usize>,
     seed: i64,
 ) -> Result<Vec<String>, crate::task::TaskError> {
-    let k = effective_num_fewshot(task, num_fewshot);
+    let k = task.effective_num_fewshot(num_fewshot);
     let docs = task.load_docs(cache, opts, k)?;
     let prompt = PromptOptions { num_fewshot: k, seed, ..Default::default() };
     let instances = task.build_requests(&docs, limit, &prompt)?;

@@ -276,6 +276,17 @@ impl Task {
         })
     }
 
+    /// Shots per prompt: a CLI `--num-fewshot` overrides the YAML unless the YAML says 0
+    /// (lm-eval's rule).
+    pub fn effective_num_fewshot(&self, cli: Option<usize>) -> usize {
+        match (self.num_fewshot, cli) {
+            (Some(0), _) => 0,
+            (_, Some(k)) => k,
+            (Some(k), None) => k,
+            (None, None) => 0,
+        }
+    }
+
     /// The split the task is evaluated on: `test_split`, else `validation_split`.
     pub fn eval_split(&self) -> &str {
         self.config.test_split.as_deref().or(self.config.validation_split.as_deref()).unwrap_or("test")
