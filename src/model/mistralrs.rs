@@ -570,14 +570,23 @@ fn engine_view(dir: &Path, config: &Value, max_length: usize) -> Result<PathBuf,
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/rubric"));
     let view = cache.join("engine").join(format!("{}-{need}", fingerprint(dir)));
-    std::fs::create_dir_all(&view).map_err(|e| load_err(format!("{}: {e}", view.display())))?;
+    if view.join("config.json").is_file() {
+        return Ok(view);
+    }
+    // a view left half-made by an older rubric
+    let _ = std::fs::remove_dir_all(&view);
+    // built beside its final place and renamed into it, so that runs loading the same model
+    // at the same time never see (or trip over) a half-made view
+    let parent = view.parent().expect("a parent folder");
+    std::fs::create_dir_all(parent).map_err(|e| load_err(format!("{}: {e}", parent.display())))?;
+    let tmp = tempfile::Builder::new().prefix(".view-").tempdir_in(parent).map_err(|e| load_err(format!("{}: {e}", parent.display())))?;
     let abs = dir.canonicalize().map_err(|e| load_err(format!("{}: {e}", dir.display())))?;
     for entry in std::fs::read_dir(&abs).map_err(|e| load_err(format!("{}: {e}", dir.display())))?.flatten() {
         let name = entry.file_name();
-        let target = view.join(&name);
-        if name == "config.json" || target.exists() {
+        if name == "config.json" {
             continue;
         }
+        let target = tmp.path().join(&name);
         #[cfg(unix)]
         std::os::unix::fs::symlink(entry.path(), &target).map_err(|e| load_err(format!("{}: {e}", target.display())))?;
         #[cfg(not(unix))]
@@ -585,7 +594,16 @@ fn engine_view(dir: &Path, config: &Value, max_length: usize) -> Result<PathBuf,
     }
     let mut patched = config.clone();
     patched["max_position_embeddings"] = Value::from(need);
-    std::fs::write(view.join("config.json"), serde_json::to_string_pretty(&patched).expect("json")).map_err(|e| load_err(format!("{}: {e}", view.display())))?;
+    std::fs::write(tmp.path().join("config.json"), serde_json::to_string_pretty(&patched).expect("json"))
+        .map_err(|e| load_err(format!("{}: {e}", tmp.path().display())))?;
+    let made = tmp.keep();
+    if std::fs::rename(&made, &view).is_err() {
+        // another run made it first
+        let _ = std::fs::remove_dir_all(&made);
+        if !view.join("config.json").is_file() {
+            return Err(load_err(format!("{}: could not create the engine view", view.display())));
+        }
+    }
     Ok(view)
 }
 
