@@ -104,7 +104,10 @@ fn lora_adapter_changes_scores_exactly_as_a_merge_by_hand() {
     }
     tiny::write_safetensors(&by_hand.join("model.safetensors"), &tensors).unwrap();
 
-    let cache = root.path().join("cache");
+    // the variable is process-wide and other tests load models meanwhile: point it at a folder
+    // that outlives every test of this binary (a temporary folder of this test would vanish
+    // under them)
+    let cache = tempfile::tempdir().unwrap().keep();
     std::env::set_var("RUBRIC_CACHE_DIR", &cache);
     std::env::set_var("HF_HUB_OFFLINE", "1");
     let reqs = requests();
