@@ -6,7 +6,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/rubric/target}"
+source scripts/cargo-env.sh
 models="${RUBRIC_MODELS:-$HOME/.cache/rubric/models}"
 data="${RUBRIC_DATA_DIR:-$root/../shared/data}"
 

@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # one cargo profile (release) for the main job and the tests, so dependencies compile once;
 # a target folder outside the clone lets repeated runs on one machine reuse the build
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/rubric/target}"
+source scripts/cargo-env.sh
 exec cargo test --release "$@"

@@ -103,7 +103,8 @@ fn builtin_tasks_with_data_dir_render_the_same() {
 /// Built-in tasks that lm-eval also has render what lm-eval renders from its OWN task files
 /// on the same data (tests/golden/requests/lm_eval_0.4.13_builtin.json, written by
 /// scripts/golden/requests_builtin.py): ../shared/data where it has the data set, else the
-/// fixture data in fixtures/datadir.
+/// fixture data in fixtures/datadir. squadv2 (a Python class in lm-eval) is compared through a
+/// subclass that reads the local file.
 #[test]
 fn builtin_tasks_match_lm_evals_own_task_files() {
     let text = std::fs::read_to_string(common::crate_root().join("tests/golden/requests/lm_eval_0.4.13_builtin.json")).unwrap();
@@ -119,7 +120,14 @@ fn builtin_tasks_match_lm_evals_own_task_files() {
         } else {
             common::crate_root().join("fixtures/datadir")
         };
-        let ours = render_hashes_limit(task, Some(data_dir), limit);
+        let mut ours = render_hashes_limit(task, Some(data_dir), limit);
+        // squadv2: lm-eval's target is " " + the first answer, rubric's the list of answers the
+        // metric needs; the generator records no target hash for it
+        for (o, e) in ours.iter_mut().zip(expected.as_array().unwrap()) {
+            if e["target_hash"].is_null() {
+                o["target_hash"] = Value::Null;
+            }
+        }
         assert_eq!(Value::Array(ours), *expected, "built-in `{task}` renders differently from lm-eval 0.4.13's own task file");
     }
 }
