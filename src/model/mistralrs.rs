@@ -45,6 +45,8 @@ pub struct MistralRs {
     seed: u64,
     /// Requests in flight at once for last-position scoring (the engine's sequence slots).
     slots: usize,
+    /// The batched scoring pass for Llama checkpoints on the CPU (`llama`), when it applies.
+    scorer: Option<super::llama::LlamaScorer>,
 }
 
 fn load_err(m: impl std::fmt::Display) -> ModelError {
@@ -178,7 +180,7 @@ const DEFAULT_SLOTS: usize = 1;
 
 /// Keys this backend understands.
 const KEYS: &[&str] =
-    &["pretrained", "gguf", "tokenizer", "adapter", "peft", "dtype", "device", "max_length", "add_bos_token", "isq", "max_concurrency", "batch_size", "seed", "trust_remote_code"];
+    &["pretrained", "gguf", "tokenizer", "adapter", "peft", "dtype", "device", "max_length", "add_bos_token", "isq", "max_concurrency", "scorer", "batch_size", "seed", "trust_remote_code"];
 
 impl MistralRs {
     pub fn load(args: &BTreeMap<String, String>) -> Result<MistralRs, ModelError> {
@@ -280,6 +282,17 @@ impl MistralRs {
         };
         let add_bos_token = args.get("add_bos_token").map(|v| parse_bool("add_bos_token", v)).transpose()?;
         let engine_dir = if is_gguf { dir.clone() } else { engine_view(&dir, &model_config, max_length)? };
+        let scorer = match args.get("scorer").map(String::as_str) {
+            Some("engine") => None,
+            None | Some("auto") if !is_gguf && !cuda && dtype == ModelDType::F32 && !args.contains_key("isq") => {
+                match super::llama::LlamaScorer::unsupported(&model_config) {
+                    None if fits_twice_in_memory(&dir) => Some(super::llama::LlamaScorer::load(&dir, &model_config, max_length).map_err(load_err)?),
+                    _ => None,
+                }
+            }
+            None | Some("auto") => None,
+            Some(other) => return Err(ModelError::Args(format!("`scorer` must be auto or engine, got `{other}`"))),
+        };
 
         let chat_source = tok_config
             .get("chat_template")
@@ -350,7 +363,7 @@ impl MistralRs {
             if cuda { "cuda" } else { "cpu" },
             seed,
             batch
-        );
+        ) + if scorer.is_some() { "|scorer llama" } else { "" };
         let info = ModelInfo {
             name,
             identity,
@@ -369,6 +382,7 @@ impl MistralRs {
             eos_text,
             seed,
             slots: batch,
+            scorer,
         })
     }
 
@@ -421,6 +435,9 @@ impl MistralRs {
     /// is shown. Longer continuations need every position's logits: they go one at a time
     /// through the raw-logits path, after the others (the engine cannot mix the two).
     fn score_inputs(&self, inputs: &[ScoreInput], done: &mut dyn FnMut(usize, (f64, bool)) -> Result<(), ModelError>) -> Result<(), ModelError> {
+        if let Some(scorer) = &self.scorer {
+            return score_batched(scorer, inputs, done);
+        }
         // lm-eval's order: longest input first, then by tokens
         let mut order: Vec<usize> = (0..inputs.len()).collect();
         order.sort_by(|&a, &b| {
@@ -605,6 +622,70 @@ fn engine_view(dir: &Path, config: &Value, max_length: usize) -> Result<PathBuf,
         }
     }
     Ok(view)
+}
+
+/// Tokens per batched scoring pass (sequences are packed up to this many rows).
+const BATCH_TOKENS: usize = 2048;
+
+/// Score through the batched Llama pass: equal inputs share a sequence, sequences (longest
+/// first, as lm-eval orders them) are packed into passes of up to `BATCH_TOKENS` tokens.
+fn score_batched(scorer: &super::llama::LlamaScorer, inputs: &[ScoreInput], done: &mut dyn FnMut(usize, (f64, bool)) -> Result<(), ModelError>) -> Result<(), ModelError> {
+    let mut order: Vec<usize> = (0..inputs.len()).collect();
+    order.sort_by(|&a, &b| inputs[b].input.len().cmp(&inputs[a].input.len()).then_with(|| inputs[a].input.cmp(&inputs[b].input)).then(a.cmp(&b)));
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for &i in &order {
+        if inputs[i].input.is_empty() {
+            return Err(ModelError::Request("an empty input reached scoring (the context is conditioned on BOS/EOS first)".into()));
+        }
+        match groups.last_mut() {
+            Some(g) if inputs[g[0]].input == inputs[i].input => g.push(i),
+            _ => groups.push(vec![i]),
+        }
+    }
+    let mut start = 0;
+    while start < groups.len() {
+        let mut end = start;
+        let mut tokens = 0;
+        while end < groups.len() && (end == start || tokens + inputs[groups[end][0]].input.len() <= BATCH_TOKENS) {
+            tokens += inputs[groups[end][0]].input.len();
+            end += 1;
+        }
+        let batch = &groups[start..end];
+        let seqs: Vec<(&[u32], usize)> =
+            batch.iter().map(|g| (inputs[g[0]].input.as_slice(), g.iter().map(|&k| inputs[k].targets.len()).max().unwrap_or(0))).collect();
+        let rows = scorer.last_logits(&seqs).map_err(ModelError::Request)?;
+        for (g, rows) in batch.iter().zip(rows) {
+            for &k in g {
+                let targets = &inputs[k].targets;
+                let mut ll = 0.0f64;
+                let mut greedy = true;
+                for (r, &t) in rows[rows.len() - targets.len()..].iter().zip(targets) {
+                    let (lp, is_max) = log_softmax_at(r, t as usize);
+                    ll += lp;
+                    greedy &= is_max;
+                }
+                done(k, (ll, greedy))?;
+            }
+        }
+        start = end;
+    }
+    Ok(())
+}
+
+/// Whether the model's weights fit in memory a second time (the batched scoring pass holds its
+/// own copy beside the engine's); unknown counts as yes.
+fn fits_twice_in_memory(dir: &Path) -> bool {
+    let size: u64 = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "safetensors"))
+        .filter_map(|e| std::fs::metadata(e.path()).ok().map(|m| m.len()))
+        .sum();
+    let available = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines().find(|l| l.starts_with("MemAvailable:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<u64>().ok()).map(|kb| kb * 1024)
+    });
+    available.is_none_or(|a| size.saturating_mul(3) < a)
 }
 
 /// A short content fingerprint of a model folder or file (names, sizes, modification times).

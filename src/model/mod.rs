@@ -3,6 +3,7 @@
 //! pass (`prepare`: joint tokenization of context and continuation, left truncation, rolling
 //! windows), shared by every token-level backend.
 
+pub mod llama;
 pub mod llama2c;
 pub mod lora;
 pub mod mistralrs;
