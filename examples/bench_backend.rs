@@ -24,5 +24,9 @@ fn main() {
     let t = Instant::now();
     m.loglikelihood(&reqs, &mut |_, _| Ok(())).unwrap();
     let s = t.elapsed().as_secs_f64();
-    eprintln!("{} loglikelihood requests in {s:.2}s = {:.4} s/request", reqs.len(), s / reqs.len() as f64);
+    eprintln!(
+        "{} loglikelihood requests in {s:.2}s = {:.4} s/request",
+        reqs.len(),
+        s / reqs.len() as f64
+    );
 }

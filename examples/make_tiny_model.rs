@@ -3,6 +3,10 @@
 
 fn main() {
     let dir = std::env::args().nth(1).expect("usage: make_tiny_model DIR");
-    rubric::model::tiny::write(std::path::Path::new(&dir), rubric::model::tiny::TinySpec::default()).expect("writing the model");
+    rubric::model::tiny::write(
+        std::path::Path::new(&dir),
+        rubric::model::tiny::TinySpec::default(),
+    )
+    .expect("writing the model");
     println!("wrote {dir}");
 }

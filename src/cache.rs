@@ -25,7 +25,11 @@ pub enum CacheError {
     #[error("{}: cannot use the response cache: {err}", path.display())]
     Io { path: PathBuf, err: std::io::Error },
     #[error("{}:{line}: the response cache is corrupt ({why}); delete the file or run with --no-cache", path.display())]
-    Corrupt { path: PathBuf, line: usize, why: String },
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        why: String,
+    },
 }
 
 /// Cached responses of one model, and the open file new ones are appended to.
@@ -43,7 +47,9 @@ fn checksum(key: &str, response: &Value) -> String {
 
 fn response_to_json(r: &Response) -> Value {
     match r {
-        Response::Loglikelihood { logprob, is_greedy } => json!({"ll": logprob, "greedy": is_greedy}),
+        Response::Loglikelihood { logprob, is_greedy } => {
+            json!({"ll": logprob, "greedy": is_greedy})
+        }
         Response::LoglikelihoodRolling { logprob } => json!({"rolling": logprob}),
         Response::Generation { text, truncated } => json!({"text": text, "truncated": truncated}),
     }
@@ -51,18 +57,29 @@ fn response_to_json(r: &Response) -> Value {
 
 fn response_from_json(v: &Value) -> Option<Response> {
     if let Some(t) = v.get("text") {
-        return Some(Response::Generation { text: t.as_str()?.to_string(), truncated: v.get("truncated")?.as_bool()? });
+        return Some(Response::Generation {
+            text: t.as_str()?.to_string(),
+            truncated: v.get("truncated")?.as_bool()?,
+        });
     }
     if let Some(r) = v.get("rolling") {
-        return Some(Response::LoglikelihoodRolling { logprob: r.as_f64()? });
+        return Some(Response::LoglikelihoodRolling {
+            logprob: r.as_f64()?,
+        });
     }
-    Some(Response::Loglikelihood { logprob: v.get("ll")?.as_f64()?, is_greedy: v.get("greedy")?.as_bool()? })
+    Some(Response::Loglikelihood {
+        logprob: v.get("ll")?.as_f64()?,
+        is_greedy: v.get("greedy")?.as_bool()?,
+    })
 }
 
 impl ResponseCache {
     /// Open (or create) the cache of one model identity under `dir`.
     pub fn open(dir: &Path, model_identity: &str) -> Result<ResponseCache, CacheError> {
-        let io = |path: &Path, err| CacheError::Io { path: path.to_path_buf(), err };
+        let io = |path: &Path, err| CacheError::Io {
+            path: path.to_path_buf(),
+            err,
+        };
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         let path = dir.join(format!("{}.jsonl", &sha256_hex(model_identity)[..24]));
         let mut entries = HashMap::new();
@@ -77,8 +94,14 @@ impl ResponseCache {
                     continue;
                 }
                 let last = i + 1 == n || (i + 2 == n && complete);
-                let corrupt = |why: &str| CacheError::Corrupt { path: path.clone(), line: i + 1, why: why.to_string() };
-                let parsed: Option<Value> = std::str::from_utf8(raw).ok().and_then(|t| serde_json::from_str(t).ok());
+                let corrupt = |why: &str| CacheError::Corrupt {
+                    path: path.clone(),
+                    line: i + 1,
+                    why: why.to_string(),
+                };
+                let parsed: Option<Value> = std::str::from_utf8(raw)
+                    .ok()
+                    .and_then(|t| serde_json::from_str(t).ok());
                 let Some(v) = parsed else {
                     if last && !complete {
                         recovered = true; // the line being written when the run was killed
@@ -86,24 +109,45 @@ impl ResponseCache {
                     }
                     return Err(corrupt("a line is not valid JSON"));
                 };
-                let (Some(k), Some(r), Some(c)) = (v.get("k").and_then(Value::as_str), v.get("r"), v.get("c").and_then(Value::as_str)) else {
+                let (Some(k), Some(r), Some(c)) = (
+                    v.get("k").and_then(Value::as_str),
+                    v.get("r"),
+                    v.get("c").and_then(Value::as_str),
+                ) else {
                     return Err(corrupt("a line lacks k, r or c"));
                 };
                 if checksum(k, r) != c {
                     return Err(corrupt("a checksum does not match its line"));
                 }
-                let resp = response_from_json(r).ok_or_else(|| corrupt("a response has the wrong shape"))?;
+                let resp = response_from_json(r)
+                    .ok_or_else(|| corrupt("a response has the wrong shape"))?;
                 entries.insert(k.to_string(), resp);
             }
             if recovered {
                 // cut the partial line so that appends start on a fresh line
-                let keep = bytes.iter().rposition(|b| *b == b'\n').map(|p| p + 1).unwrap_or(0);
-                let f = OpenOptions::new().write(true).open(&path).map_err(|e| io(&path, e))?;
+                let keep = bytes
+                    .iter()
+                    .rposition(|b| *b == b'\n')
+                    .map(|p| p + 1)
+                    .unwrap_or(0);
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(|e| io(&path, e))?;
                 f.set_len(keep as u64).map_err(|e| io(&path, e))?;
             }
         }
-        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(|e| io(&path, e))?;
-        Ok(ResponseCache { path, entries, file, recovered_partial_line: recovered })
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| io(&path, e))?;
+        Ok(ResponseCache {
+            path,
+            entries,
+            file,
+            recovered_partial_line: recovered,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -131,7 +175,10 @@ impl ResponseCache {
         self.file
             .write_all(text.as_bytes())
             .and_then(|_| self.file.sync_data())
-            .map_err(|err| CacheError::Io { path: self.path.clone(), err })?;
+            .map_err(|err| CacheError::Io {
+                path: self.path.clone(),
+                err,
+            })?;
         self.entries.insert(key.to_string(), response.clone());
         Ok(())
     }
@@ -145,8 +192,22 @@ mod tests {
     fn survives_a_cut_line_and_rejects_corruption() {
         let dir = tempfile::tempdir().unwrap();
         let mut c = ResponseCache::open(dir.path(), "model-a").unwrap();
-        c.put("k1", &Response::Loglikelihood { logprob: -1.5, is_greedy: true }).unwrap();
-        c.put("k2", &Response::Generation { text: " 7\n".into(), truncated: false }).unwrap();
+        c.put(
+            "k1",
+            &Response::Loglikelihood {
+                logprob: -1.5,
+                is_greedy: true,
+            },
+        )
+        .unwrap();
+        c.put(
+            "k2",
+            &Response::Generation {
+                text: " 7\n".into(),
+                truncated: false,
+            },
+        )
+        .unwrap();
         let path = c.path().to_path_buf();
         drop(c);
         // a crash in the middle of the third line
@@ -156,10 +217,18 @@ mod tests {
         let c = ResponseCache::open(dir.path(), "model-a").unwrap();
         assert!(c.recovered_partial_line);
         assert_eq!(c.len(), 2);
-        assert_eq!(c.get("k2"), Some(&Response::Generation { text: " 7\n".into(), truncated: false }));
+        assert_eq!(
+            c.get("k2"),
+            Some(&Response::Generation {
+                text: " 7\n".into(),
+                truncated: false
+            })
+        );
         drop(c);
         // a flipped byte inside a complete line
-        let text = std::fs::read_to_string(&path).unwrap().replace("-1.5", "-1.6");
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("-1.5", "-1.6");
         std::fs::write(&path, text).unwrap();
         match ResponseCache::open(dir.path(), "model-a") {
             Err(CacheError::Corrupt { line: 1, .. }) => {}

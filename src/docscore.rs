@@ -30,8 +30,13 @@ pub struct DocResponses<'a> {
 
 fn ll_of(v: &Value) -> Result<(f64, bool), String> {
     match v {
-        Value::Array(a) if a.len() == 2 => Ok((a[0].as_f64().ok_or("loglikelihood is not a number")?, a[1].as_bool().unwrap_or(false))),
-        other => Err(format!("expected a (loglikelihood, is_greedy) response, got {other}")),
+        Value::Array(a) if a.len() == 2 => Ok((
+            a[0].as_f64().ok_or("loglikelihood is not a number")?,
+            a[1].as_bool().unwrap_or(false),
+        )),
+        other => Err(format!(
+            "expected a (loglikelihood, is_greedy) response, got {other}"
+        )),
     }
 }
 
@@ -44,7 +49,11 @@ fn text_of(v: &Value) -> String {
 }
 
 /// The per-doc items for each of the task's metrics: `(results key, item)`.
-pub fn score_doc(task: &Task, metrics: &[Metric], r: &DocResponses) -> Result<Vec<(String, Item)>, String> {
+pub fn score_doc(
+    task: &Task,
+    metrics: &[Metric],
+    r: &DocResponses,
+) -> Result<Vec<(String, Item)>, String> {
     let te = |e: crate::task::template::TemplateError| e.to_string();
     let target = task.target_of(None, r.doc, r.columns).map_err(te)?;
     let mut out = Vec::new();
@@ -53,11 +62,19 @@ pub fn score_doc(task: &Task, metrics: &[Metric], r: &DocResponses) -> Result<Ve
             let choices = task.choices_of(None, r.doc, r.columns).map_err(te)?;
             let n = choices.len();
             let all: Vec<(f64, bool)> = r.filtered.iter().map(ll_of).collect::<Result<_, _>>()?;
-            let (cond, uncond) = if all.len() == 2 * n { (&all[..n], Some(&all[n..])) } else { (&all[..], None) };
+            let (cond, uncond) = if all.len() == 2 * n {
+                (&all[..n], Some(&all[n..]))
+            } else {
+                (&all[..], None)
+            };
             let lls: Vec<f64> = cond.iter().map(|x| x.0).collect();
             let greedy: Vec<bool> = cond.iter().map(|x| x.1).collect();
             let text = task.text_of(None, r.doc, r.columns).map_err(te)?;
-            let gold_value = if matches!(text, Value::Number(_)) { text } else { target.clone() };
+            let gold_value = if matches!(text, Value::Number(_)) {
+                text
+            } else {
+                target.clone()
+            };
             let gold = Gold::resolve(&gold_value, &choices);
             let unc: Option<Vec<f64>> = uncond.map(|u| u.iter().map(|x| x.0).collect());
             let s = loglikelihood::multiple_choice(&lls, &greedy, &choices, &gold, unc.as_deref());
@@ -66,9 +83,14 @@ pub fn score_doc(task: &Task, metrics: &[Metric], r: &DocResponses) -> Result<Ve
                     Kind::Acc => Item::Score(s.acc),
                     Kind::AccNorm => Item::Score(s.acc_norm),
                     Kind::AccBytes => Item::Score(s.acc_bytes),
-                    Kind::AccMutualInfo => Item::Score(s.acc_mutual_info.ok_or("acc_mutual_info needs the unconditional requests")?),
+                    Kind::AccMutualInfo => Item::Score(
+                        s.acc_mutual_info
+                            .ok_or("acc_mutual_info needs the unconditional requests")?,
+                    ),
                     Kind::ExactMatch(_) => Item::Score(s.exact_match),
-                    Kind::F1(_) | Kind::Mcc => Item::Labels(Value::from(gold.first()), Value::from(s.pred as i64)),
+                    Kind::F1(_) | Kind::Mcc => {
+                        Item::Labels(Value::from(gold.first()), Value::from(s.pred as i64))
+                    }
                     Kind::BrierScore => Item::Brier(gold.first().max(0) as usize, s.probs.clone()),
                     Kind::Likelihood => Item::Score(s.likelihood),
                     Kind::Ranking(rk) => {
@@ -80,7 +102,12 @@ pub fn score_doc(task: &Task, metrics: &[Metric], r: &DocResponses) -> Result<Ve
                         Item::Score(rk.score_relevance(&rel, 1))
                     }
                     Kind::Bypass => Item::Score(999.0),
-                    _ => return Err(format!("metric `{}` does not apply to multiple_choice tasks", m.name)),
+                    _ => {
+                        return Err(format!(
+                            "metric `{}` does not apply to multiple_choice tasks",
+                            m.name
+                        ))
+                    }
                 };
                 out.push((m.name.clone(), item));
             }
@@ -92,7 +119,12 @@ pub fn score_doc(task: &Task, metrics: &[Metric], r: &DocResponses) -> Result<Ve
                     Kind::Perplexity => Item::Score(ll),
                     Kind::Acc => Item::Score(f64::from(u8::from(greedy))),
                     Kind::Bypass => Item::Score(999.0),
-                    _ => return Err(format!("metric `{}` does not apply to loglikelihood tasks", m.name)),
+                    _ => {
+                        return Err(format!(
+                            "metric `{}` does not apply to loglikelihood tasks",
+                            m.name
+                        ))
+                    }
                 };
                 out.push((m.name.clone(), item));
             }
@@ -106,10 +138,19 @@ pub fn score_doc(task: &Task, metrics: &[Metric], r: &DocResponses) -> Result<Ve
             let text = crate::py::str(&target);
             for m in metrics {
                 let item = match &m.kind {
-                    Kind::WordPerplexity => Item::Weighted(ll, loglikelihood::count_words(&text) as f64),
-                    Kind::BytePerplexity | Kind::BitsPerByte => Item::Weighted(ll, text.len() as f64),
+                    Kind::WordPerplexity => {
+                        Item::Weighted(ll, loglikelihood::count_words(&text) as f64)
+                    }
+                    Kind::BytePerplexity | Kind::BitsPerByte => {
+                        Item::Weighted(ll, text.len() as f64)
+                    }
                     Kind::Bypass => Item::Score(999.0),
-                    _ => return Err(format!("metric `{}` does not apply to loglikelihood_rolling tasks", m.name)),
+                    _ => {
+                        return Err(format!(
+                            "metric `{}` does not apply to loglikelihood_rolling tasks",
+                            m.name
+                        ))
+                    }
                 };
                 out.push((m.name.clone(), item));
             }
@@ -118,7 +159,11 @@ pub fn score_doc(task: &Task, metrics: &[Metric], r: &DocResponses) -> Result<Ve
             let pred = text_of(r.filtered.first().ok_or("no response")?);
             let refs: Vec<String> = if task.doc_to_choice.is_some() {
                 let choices = task.choices_of(None, r.doc, r.columns).map_err(te)?;
-                let idx = |v: &Value| v.as_i64().and_then(|i| choices.get(i as usize).cloned()).unwrap_or_else(|| crate::py::str(v));
+                let idx = |v: &Value| {
+                    v.as_i64()
+                        .and_then(|i| choices.get(i as usize).cloned())
+                        .unwrap_or_else(|| crate::py::str(v))
+                };
                 match &target {
                     Value::Array(a) => a.iter().map(idx).collect(),
                     other => vec![idx(other)],
@@ -132,9 +177,14 @@ pub fn score_doc(task: &Task, metrics: &[Metric], r: &DocResponses) -> Result<Ve
             for m in metrics {
                 match &m.kind {
                     Kind::PassAtK(ks) => {
-                        let (n, c) = r.code.ok_or("pass@k needs the generated code to be executed (a code task)")?;
+                        let (n, c) = r.code.ok_or(
+                            "pass@k needs the generated code to be executed (a code task)",
+                        )?;
                         for k in ks {
-                            out.push((format!("pass@{k}"), Item::Score(crate::metric::pass_at_k::estimate(n, c, *k))));
+                            out.push((
+                                format!("pass@{k}"),
+                                Item::Score(crate::metric::pass_at_k::estimate(n, c, *k)),
+                            ));
                         }
                     }
                     Kind::SquadV2 => {
@@ -151,7 +201,11 @@ pub fn score_doc(task: &Task, metrics: &[Metric], r: &DocResponses) -> Result<Ve
                             Value::String(s) if s.is_empty() => vec![],
                             other => vec![crate::py::str(other)],
                         };
-                        let q = crate::metric::squad::Question { prediction: pred.clone(), no_answer_probability: na, answers };
+                        let q = crate::metric::squad::Question {
+                            prediction: pred.clone(),
+                            no_answer_probability: na,
+                            answers,
+                        };
                         for (key, _) in m.keys() {
                             out.push((key, Item::Squad(q.clone())));
                         }
@@ -169,5 +223,8 @@ pub fn score_doc(task: &Task, metrics: &[Metric], r: &DocResponses) -> Result<Ve
 
 /// The `no_answer_request` option of a squad_v2 metric.
 fn m_opt_str(m: &Metric) -> Option<String> {
-    m.options.get("no_answer_request").and_then(Value::as_str).map(String::from)
+    m.options
+        .get("no_answer_request")
+        .and_then(Value::as_str)
+        .map(String::from)
 }

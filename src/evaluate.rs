@@ -38,7 +38,11 @@ pub enum EvalError {
     #[error("task `{task}`: {err}")]
     Metric { task: String, err: MetricError },
     #[error("task `{task}`, doc {doc_id}: {message}")]
-    Scoring { task: String, doc_id: usize, message: String },
+    Scoring {
+        task: String,
+        doc_id: usize,
+        message: String,
+    },
     #[error("task `{0}` runs model-written code; pass --confirm-run-unsafe-code to allow it (it runs sandboxed)")]
     Unsafe(String),
 }
@@ -52,11 +56,17 @@ pub enum Limit {
 
 impl Limit {
     pub fn parse(s: &str) -> Result<Limit, String> {
-        let v: f64 = s.parse().map_err(|_| format!("--limit must be a number, got `{s}`"))?;
+        let v: f64 = s
+            .parse()
+            .map_err(|_| format!("--limit must be a number, got `{s}`"))?;
         if v <= 0.0 {
             return Err("--limit must be positive".into());
         }
-        Ok(if v < 1.0 { Limit::Fraction(v) } else { Limit::Count(v as usize) })
+        Ok(if v < 1.0 {
+            Limit::Fraction(v)
+        } else {
+            Limit::Count(v as usize)
+        })
     }
 
     fn of(&self, n: usize) -> usize {
@@ -160,7 +170,9 @@ fn default_metrics(t: OutputType) -> &'static [&'static str] {
         OutputType::GenerateUntil => &["exact_match"],
         OutputType::MultipleChoice => &["acc", "acc_norm"],
         OutputType::Loglikelihood => &["perplexity", "acc"],
-        OutputType::LoglikelihoodRolling => &["word_perplexity", "byte_perplexity", "bits_per_byte"],
+        OutputType::LoglikelihoodRolling => {
+            &["word_perplexity", "byte_perplexity", "bits_per_byte"]
+        }
     }
 }
 
@@ -182,20 +194,38 @@ fn task_metrics(task: &Task, predict_only: bool) -> Result<Vec<Metric>, MetricEr
                 Metric::build(&m.metric, &opts)
             })
             .collect(),
-        None => default_metrics(task.output_type).iter().map(|n| Metric::build(n, &Map::new())).collect(),
+        None => default_metrics(task.output_type)
+            .iter()
+            .map(|n| Metric::build(n, &Map::new()))
+            .collect(),
     }
 }
 
-fn prepare<'t>(task: &'t Task, model: &dyn LanguageModel, cfg: &EvalConfig, data: &mut DataCache) -> Result<Prepared<'t>, EvalError> {
+fn prepare<'t>(
+    task: &'t Task,
+    model: &dyn LanguageModel,
+    cfg: &EvalConfig,
+    data: &mut DataCache,
+) -> Result<Prepared<'t>, EvalError> {
     if task.unsafe_code && !cfg.confirm_run_unsafe_code {
         return Err(EvalError::Unsafe(task.name.clone()));
     }
     let num_fewshot = task.effective_num_fewshot(cfg.num_fewshot);
     let docs = task.load_docs(data, &cfg.data, num_fewshot)?;
-    let n_docs = cfg.limit.map(|l| l.of(docs.eval.len())).unwrap_or(docs.eval.len());
-    let chat = if cfg.apply_chat_template { model.chat_template() } else { None };
+    let n_docs = cfg
+        .limit
+        .map(|l| l.of(docs.eval.len()))
+        .unwrap_or(docs.eval.len());
+    let chat = if cfg.apply_chat_template {
+        model.chat_template()
+    } else {
+        None
+    };
     if cfg.apply_chat_template && chat.is_none() {
-        return Err(ModelError::Args("--apply-chat-template: the model has no chat template".into()).into());
+        return Err(ModelError::Args(
+            "--apply-chat-template: the model has no chat template".into(),
+        )
+        .into());
     }
     let opts = PromptOptions {
         num_fewshot,
@@ -214,9 +244,24 @@ fn prepare<'t>(task: &'t Task, model: &dyn LanguageModel, cfg: &EvalConfig, data
             }
         }
     }
-    let pipelines = Pipeline::for_task(task.config.filter_list.as_ref()).map_err(|err| EvalError::Filter { task: task.name.clone(), err })?;
-    let metrics = task_metrics(task, cfg.predict_only).map_err(|err| EvalError::Metric { task: task.name.clone(), err })?;
-    Ok(Prepared { task, docs, n_docs, num_fewshot, instances, pipelines, metrics })
+    let pipelines =
+        Pipeline::for_task(task.config.filter_list.as_ref()).map_err(|err| EvalError::Filter {
+            task: task.name.clone(),
+            err,
+        })?;
+    let metrics = task_metrics(task, cfg.predict_only).map_err(|err| EvalError::Metric {
+        task: task.name.clone(),
+        err,
+    })?;
+    Ok(Prepared {
+        task,
+        docs,
+        n_docs,
+        num_fewshot,
+        instances,
+        pipelines,
+        metrics,
+    })
 }
 
 /// The cache key of one request send (sampled repeats are distinct sends).
@@ -229,12 +274,19 @@ fn request_key(req: &Request, sample_seed: Option<u64>) -> String {
 }
 
 fn derive_seed(seed: u64, inst: &Instance, repeat: usize) -> u64 {
-    let h = crate::py::sha256_hex(&format!("{seed}/{}/{}/{}/{repeat}", inst.task, inst.doc_id, inst.idx));
+    let h = crate::py::sha256_hex(&format!(
+        "{seed}/{}/{}/{}/{repeat}",
+        inst.task, inst.doc_id, inst.idx
+    ));
     u64::from_str_radix(&h[..16], 16).unwrap_or(seed)
 }
 
 /// Run the model on every unique request of every task; responses per (task, instance, repeat).
-fn run_model(prepared: &[Prepared], model: &dyn LanguageModel, cfg: &mut EvalConfig) -> Result<(Vec<Vec<Vec<Response>>>, usize, usize), EvalError> {
+fn run_model(
+    prepared: &[Prepared],
+    model: &dyn LanguageModel,
+    cfg: &mut EvalConfig,
+) -> Result<(Vec<Vec<Vec<Response>>>, usize, usize), EvalError> {
     // unique sends, in first-seen order, and who consumes each
     let mut unique: Vec<(String, Request)> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
@@ -275,17 +327,27 @@ fn run_model(prepared: &[Prepared], model: &dyn LanguageModel, cfg: &mut EvalCon
             }
         }
     }
-    for kind in [RequestKind::Loglikelihood, RequestKind::LoglikelihoodRolling, RequestKind::GenerateUntil] {
-        let todo: Vec<usize> = (0..unique.len()).filter(|&i| answers[i].is_none() && unique[i].1.kind() == kind).collect();
+    for kind in [
+        RequestKind::Loglikelihood,
+        RequestKind::LoglikelihoodRolling,
+        RequestKind::GenerateUntil,
+    ] {
+        let todo: Vec<usize> = (0..unique.len())
+            .filter(|&i| answers[i].is_none() && unique[i].1.kind() == kind)
+            .collect();
         if todo.is_empty() {
             continue;
         }
         let mut progress = Progress::new(kind.as_str(), todo.len(), cfg.quiet);
         let mut cache = cfg.cache.as_deref_mut();
-        let mut store = |slot: usize, r: Response, answers: &mut Vec<Option<Response>>| -> Result<(), ModelError> {
+        let mut store = |slot: usize,
+                         r: Response,
+                         answers: &mut Vec<Option<Response>>|
+         -> Result<(), ModelError> {
             let u = todo[slot];
             if let Some(c) = cache.as_deref_mut() {
-                c.put(&unique[u].0, &r).map_err(|e| ModelError::Request(e.to_string()))?;
+                c.put(&unique[u].0, &r)
+                    .map_err(|e| ModelError::Request(e.to_string()))?;
             }
             answers[u] = Some(r);
             progress.inc();
@@ -296,11 +358,20 @@ fn run_model(prepared: &[Prepared], model: &dyn LanguageModel, cfg: &mut EvalCon
                 let reqs: Vec<(String, String)> = todo
                     .iter()
                     .map(|&u| match &unique[u].1 {
-                        Request::Loglikelihood { context, continuation } => (context.clone(), continuation.clone()),
+                        Request::Loglikelihood {
+                            context,
+                            continuation,
+                        } => (context.clone(), continuation.clone()),
                         _ => unreachable!("grouped by kind"),
                     })
                     .collect();
-                model.loglikelihood(&reqs, &mut |i, (logprob, is_greedy)| store(i, Response::Loglikelihood { logprob, is_greedy }, &mut answers))?;
+                model.loglikelihood(&reqs, &mut |i, (logprob, is_greedy)| {
+                    store(
+                        i,
+                        Response::Loglikelihood { logprob, is_greedy },
+                        &mut answers,
+                    )
+                })?;
             }
             RequestKind::LoglikelihoodRolling => {
                 let texts: Vec<String> = todo
@@ -310,17 +381,24 @@ fn run_model(prepared: &[Prepared], model: &dyn LanguageModel, cfg: &mut EvalCon
                         _ => unreachable!("grouped by kind"),
                     })
                     .collect();
-                model.loglikelihood_rolling(&texts, &mut |i, logprob| store(i, Response::LoglikelihoodRolling { logprob }, &mut answers))?;
+                model.loglikelihood_rolling(&texts, &mut |i, logprob| {
+                    store(i, Response::LoglikelihoodRolling { logprob }, &mut answers)
+                })?;
             }
             RequestKind::GenerateUntil => {
                 let reqs: Vec<(String, crate::request::GenKwargs)> = todo
                     .iter()
                     .map(|&u| match &unique[u].1 {
-                        Request::GenerateUntil { context, gen_kwargs } => (context.clone(), gen_kwargs.clone()),
+                        Request::GenerateUntil {
+                            context,
+                            gen_kwargs,
+                        } => (context.clone(), gen_kwargs.clone()),
                         _ => unreachable!("grouped by kind"),
                     })
                     .collect();
-                model.generate_until(&reqs, &mut |i, Generation { text, truncated }| store(i, Response::Generation { text, truncated }, &mut answers))?;
+                model.generate_until(&reqs, &mut |i, Generation { text, truncated }| {
+                    store(i, Response::Generation { text, truncated }, &mut answers)
+                })?;
             }
         }
         progress.finish();
@@ -328,29 +406,57 @@ fn run_model(prepared: &[Prepared], model: &dyn LanguageModel, cfg: &mut EvalCon
     }
     let responses = consumers
         .into_iter()
-        .map(|task| task.into_iter().map(|ids| ids.into_iter().map(|u| answers[u].clone().expect("every request answered")).collect()).collect())
+        .map(|task| {
+            task.into_iter()
+                .map(|ids| {
+                    ids.into_iter()
+                        .map(|u| answers[u].clone().expect("every request answered"))
+                        .collect()
+                })
+                .collect()
+        })
         .collect();
     Ok((responses, cached, computed))
 }
 
 fn response_value(r: &Response) -> Value {
     match r {
-        Response::Loglikelihood { logprob, is_greedy } => {
-            Value::Array(vec![serde_json::Number::from_f64(*logprob).map(Value::Number).unwrap_or(Value::Null), Value::Bool(*is_greedy)])
-        }
-        Response::LoglikelihoodRolling { logprob } => serde_json::Number::from_f64(*logprob).map(Value::Number).unwrap_or(Value::Null),
+        Response::Loglikelihood { logprob, is_greedy } => Value::Array(vec![
+            serde_json::Number::from_f64(*logprob)
+                .map(Value::Number)
+                .unwrap_or(Value::Null),
+            Value::Bool(*is_greedy),
+        ]),
+        Response::LoglikelihoodRolling { logprob } => serde_json::Number::from_f64(*logprob)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
         Response::Generation { text, .. } => Value::String(text.clone()),
     }
 }
 
 /// Evaluate tasks (and groups) with a model.
-pub fn evaluate(selected: &[Selected], model: &dyn LanguageModel, mut cfg: EvalConfig) -> Result<EvalResults, EvalError> {
+pub fn evaluate(
+    selected: &[Selected],
+    model: &dyn LanguageModel,
+    mut cfg: EvalConfig,
+) -> Result<EvalResults, EvalError> {
     let mut data = DataCache::default();
     let mut seen = std::collections::HashSet::new();
-    let tasks: Vec<&Task> = selected.iter().flat_map(|s| s.tasks()).filter(|t| seen.insert(t.name.clone())).collect();
-    let prepared: Vec<Prepared> = tasks.iter().map(|t| prepare(t, model, &cfg, &mut data)).collect::<Result<_, _>>()?;
+    let tasks: Vec<&Task> = selected
+        .iter()
+        .flat_map(|s| s.tasks())
+        .filter(|t| seen.insert(t.name.clone()))
+        .collect();
+    let prepared: Vec<Prepared> = tasks
+        .iter()
+        .map(|t| prepare(t, model, &cfg, &mut data))
+        .collect::<Result<_, _>>()?;
     let (responses, cached, computed) = run_model(&prepared, model, &mut cfg)?;
-    let mut results = EvalResults { cached, computed, ..Default::default() };
+    let mut results = EvalResults {
+        cached,
+        computed,
+        ..Default::default()
+    };
     for (p, resps) in prepared.iter().zip(responses) {
         results.tasks.push(score_task(p, &resps, &cfg)?);
     }
@@ -360,7 +466,11 @@ pub fn evaluate(selected: &[Selected], model: &dyn LanguageModel, mut cfg: EvalC
     Ok(results)
 }
 
-fn score_task(p: &Prepared, resps: &[Vec<Response>], cfg: &EvalConfig) -> Result<TaskResult, EvalError> {
+fn score_task(
+    p: &Prepared,
+    resps: &[Vec<Response>],
+    cfg: &EvalConfig,
+) -> Result<TaskResult, EvalError> {
     let task = p.task;
     let mut by_doc: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (i, inst) in p.instances.iter().enumerate() {
@@ -371,22 +481,69 @@ fn score_task(p: &Prepared, resps: &[Vec<Response>], cfg: &EvalConfig) -> Result
     for pipeline in &p.pipelines {
         for (&doc_id, idxs) in &by_doc {
             let doc = &p.docs.eval[doc_id];
-            let mut main: Vec<usize> = idxs.iter().copied().filter(|&i| p.instances[i].extra.is_none()).collect();
+            let mut main: Vec<usize> = idxs
+                .iter()
+                .copied()
+                .filter(|&i| p.instances[i].extra.is_none())
+                .collect();
             main.sort_by_key(|&i| p.instances[i].idx);
-            let filtered: Vec<Value> = main.iter().map(|&i| pipeline.apply(resps[i].iter().map(response_value).collect(), doc)).collect();
+            let filtered: Vec<Value> = main
+                .iter()
+                .map(|&i| pipeline.apply(resps[i].iter().map(response_value).collect(), doc))
+                .collect();
             let extras: Vec<(String, Value)> = idxs
                 .iter()
-                .filter_map(|&i| p.instances[i].extra.clone().map(|name| (name, response_value(&resps[i][0]))))
+                .filter_map(|&i| {
+                    p.instances[i]
+                        .extra
+                        .clone()
+                        .map(|name| (name, response_value(&resps[i][0])))
+                })
                 .collect();
-            let code = crate::code::execute_for_doc(task, doc, &p.docs.columns, &filtered, cfg.confirm_run_unsafe_code)
-                .map_err(|message| EvalError::Scoring { task: task.name.clone(), doc_id, message })?;
-            let input = DocResponses { doc, columns: &p.docs.columns, filtered: filtered.clone(), extras, code };
-            let doc_items = score_doc(task, &p.metrics, &input).map_err(|message| EvalError::Scoring { task: task.name.clone(), doc_id, message })?;
+            let code = crate::code::execute_for_doc(
+                task,
+                doc,
+                &p.docs.columns,
+                &filtered,
+                cfg.confirm_run_unsafe_code,
+            )
+            .map_err(|message| EvalError::Scoring {
+                task: task.name.clone(),
+                doc_id,
+                message,
+            })?;
+            let input = DocResponses {
+                doc,
+                columns: &p.docs.columns,
+                filtered: filtered.clone(),
+                extras,
+                code,
+            };
+            let doc_items =
+                score_doc(task, &p.metrics, &input).map_err(|message| EvalError::Scoring {
+                    task: task.name.clone(),
+                    doc_id,
+                    message,
+                })?;
             if cfg.log_samples {
-                samples.push(crate::output::samples::sample_line(task, doc_id, doc, &p.docs.columns, &p.instances, idxs, resps, &filtered, &pipeline.name, &doc_items));
+                samples.push(crate::output::samples::sample_line(
+                    task,
+                    doc_id,
+                    doc,
+                    &p.docs.columns,
+                    &p.instances,
+                    idxs,
+                    resps,
+                    &filtered,
+                    &pipeline.name,
+                    &doc_items,
+                ));
             }
             for (key, item) in doc_items {
-                match items.iter_mut().find(|(k, f, _)| *k == key && *f == pipeline.name) {
+                match items
+                    .iter_mut()
+                    .find(|(k, f, _)| *k == key && *f == pipeline.name)
+                {
                     Some((_, _, v)) => v.push(item),
                     None => items.push((key, pipeline.name.clone(), vec![item])),
                 }
@@ -396,21 +553,59 @@ fn score_task(p: &Prepared, resps: &[Vec<Response>], cfg: &EvalConfig) -> Result
     let aggregations: HashMap<String, (Aggregation, bool)> = p
         .metrics
         .iter()
-        .flat_map(|m| m.keys().into_iter().map(move |(k, a)| (k, (a, m.higher_is_better))))
+        .flat_map(|m| {
+            m.keys()
+                .into_iter()
+                .map(move |(k, a)| (k, (a, m.higher_is_better)))
+        })
         .collect();
     let mut metrics = Vec::new();
     let mut sample_len = 0;
     let mut higher_is_better = BTreeMap::new();
     for (key, filter, its) in &items {
-        let (agg, hib) = aggregations.get(key).cloned().unwrap_or((Aggregation::Mean, true));
+        let (agg, hib) = aggregations
+            .get(key)
+            .cloned()
+            .unwrap_or((Aggregation::Mean, true));
         higher_is_better.insert(key.clone(), hib);
         sample_len = sample_len.max(its.len());
-        let value = agg.compute(its).map_err(|m| EvalError::Scoring { task: task.name.clone(), doc_id: 0, message: format!("aggregating `{key}`: {m}") })?;
-        let stderr = agg.stderr(its, cfg.bootstrap_iters, 1234).map_err(|m| EvalError::Scoring { task: task.name.clone(), doc_id: 0, message: m })?;
-        metrics.push(MetricValue { metric: key.clone(), filter: filter.clone(), value, stderr });
+        let value = agg.compute(its).map_err(|m| EvalError::Scoring {
+            task: task.name.clone(),
+            doc_id: 0,
+            message: format!("aggregating `{key}`: {m}"),
+        })?;
+        let stderr =
+            agg.stderr(its, cfg.bootstrap_iters, 1234)
+                .map_err(|m| EvalError::Scoring {
+                    task: task.name.clone(),
+                    doc_id: 0,
+                    message: m,
+                })?;
+        metrics.push(MetricValue {
+            metric: key.clone(),
+            filter: filter.clone(),
+            value,
+            stderr,
+        });
     }
-    let generations = resps.iter().flatten().filter(|r| matches!(r, Response::Generation { .. })).count();
-    let truncated = resps.iter().flatten().filter(|r| matches!(r, Response::Generation { truncated: true, .. })).count();
+    let generations = resps
+        .iter()
+        .flatten()
+        .filter(|r| matches!(r, Response::Generation { .. }))
+        .count();
+    let truncated = resps
+        .iter()
+        .flatten()
+        .filter(|r| {
+            matches!(
+                r,
+                Response::Generation {
+                    truncated: true,
+                    ..
+                }
+            )
+        })
+        .count();
     Ok(TaskResult {
         name: task.name.clone(),
         alias: task.alias.clone().unwrap_or_else(|| task.name.clone()),
@@ -435,7 +630,9 @@ fn score_task(p: &Prepared, resps: &[Vec<Response>], cfg: &EvalConfig) -> Result
 fn collect_groups(s: &Selected, results: &mut EvalResults) -> Vec<String> {
     match s {
         Selected::Task(t) => vec![t.name.clone()],
-        Selected::Group { config, children, .. } => {
+        Selected::Group {
+            config, children, ..
+        } => {
             let mut leaves = Vec::new();
             let mut names = Vec::new();
             for c in children {
@@ -455,25 +652,52 @@ fn collect_groups(s: &Selected, results: &mut EvalResults) -> Vec<String> {
                     }
                 }
             }
-            let sample_len = results.tasks.iter().filter(|t| leaves.contains(&t.name)).map(|t| t.sample_len).sum();
-            let shots: Vec<usize> = results.tasks.iter().filter(|t| leaves.contains(&t.name)).map(|t| t.num_fewshot).collect();
+            let sample_len = results
+                .tasks
+                .iter()
+                .filter(|t| leaves.contains(&t.name))
+                .map(|t| t.sample_len)
+                .sum();
+            let shots: Vec<usize> = results
+                .tasks
+                .iter()
+                .filter(|t| leaves.contains(&t.name))
+                .map(|t| t.num_fewshot)
+                .collect();
             results.groups.push(GroupResult {
                 name: config.group.clone(),
-                alias: config.group_alias.clone().unwrap_or_else(|| config.group.clone()),
-                version: config.metadata.as_ref().and_then(|m| m.get("version").cloned()).unwrap_or(Value::Null),
+                alias: config
+                    .group_alias
+                    .clone()
+                    .unwrap_or_else(|| config.group.clone()),
+                version: config
+                    .metadata
+                    .as_ref()
+                    .and_then(|m| m.get("version").cloned())
+                    .unwrap_or(Value::Null),
                 subtasks: names,
-                aggregates: config.aggregate_metric_list.as_ref().is_some_and(|l| !l.is_empty()),
+                aggregates: config
+                    .aggregate_metric_list
+                    .as_ref()
+                    .is_some_and(|l| !l.is_empty()),
                 metrics,
                 sample_len,
                 higher_is_better: hib,
-                num_fewshot: shots.first().copied().filter(|f| shots.iter().all(|x| x == f)),
+                num_fewshot: shots
+                    .first()
+                    .copied()
+                    .filter(|f| shots.iter().all(|x| x == f)),
             });
             leaves
         }
     }
 }
 
-fn aggregate_group_metric(agg: &AggMetricConfig, leaves: &[String], results: &EvalResults) -> Vec<MetricValue> {
+fn aggregate_group_metric(
+    agg: &AggMetricConfig,
+    leaves: &[String],
+    results: &EvalResults,
+) -> Vec<MetricValue> {
     let filters: Vec<String> = match &agg.filter_list {
         Some(f) => f.to_vec(),
         None => {
@@ -492,27 +716,50 @@ fn aggregate_group_metric(agg: &AggMetricConfig, leaves: &[String], results: &Ev
     for filter in filters {
         let mut vals = Vec::new();
         for t in results.tasks.iter().filter(|t| leaves.contains(&t.name)) {
-            if let Some(m) = t.metrics.iter().find(|m| m.metric == agg.metric && m.filter == filter) {
+            if let Some(m) = t
+                .metrics
+                .iter()
+                .find(|m| m.metric == agg.metric && m.filter == filter)
+            {
                 vals.push((m.value, m.stderr, t.sample_len as f64));
             }
         }
         if vals.is_empty() {
             continue;
         }
-        let sizes: Vec<f64> = vals.iter().map(|v| if agg.weight_by_size { v.2 } else { 1.0 }).collect();
-        let value = vals.iter().zip(&sizes).map(|(v, s)| v.0 * s).sum::<f64>() / sizes.iter().sum::<f64>();
+        let sizes: Vec<f64> = vals
+            .iter()
+            .map(|v| if agg.weight_by_size { v.2 } else { 1.0 })
+            .collect();
+        let value =
+            vals.iter().zip(&sizes).map(|(v, s)| v.0 * s).sum::<f64>() / sizes.iter().sum::<f64>();
         let stderr = if vals.iter().all(|v| v.1.is_some()) {
             if agg.weight_by_size {
                 let n: f64 = vals.iter().map(|v| v.2).sum();
-                let pooled: f64 = vals.iter().map(|v| (v.2 - 1.0) * v.1.unwrap_or(0.0).powi(2) * v.2).sum::<f64>() / (n - vals.len() as f64);
+                let pooled: f64 = vals
+                    .iter()
+                    .map(|v| (v.2 - 1.0) * v.1.unwrap_or(0.0).powi(2) * v.2)
+                    .sum::<f64>()
+                    / (n - vals.len() as f64);
                 Some((pooled / n).sqrt())
             } else {
-                Some(vals.iter().map(|v| v.1.unwrap_or(0.0).powi(2)).sum::<f64>().sqrt() / vals.len() as f64)
+                Some(
+                    vals.iter()
+                        .map(|v| v.1.unwrap_or(0.0).powi(2))
+                        .sum::<f64>()
+                        .sqrt()
+                        / vals.len() as f64,
+                )
             }
         } else {
             None
         };
-        out.push(MetricValue { metric: agg.metric.clone(), filter, value, stderr });
+        out.push(MetricValue {
+            metric: agg.metric.clone(),
+            filter,
+            value,
+            stderr,
+        });
     }
     out
 }

@@ -4,7 +4,9 @@
 use serde_json::{Map, Value};
 
 /// lm-eval's request types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestKind {
     Loglikelihood,
@@ -26,11 +28,17 @@ impl RequestKind {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
     /// `(context, continuation)`: the log-probability of the continuation after the context.
-    Loglikelihood { context: String, continuation: String },
+    Loglikelihood {
+        context: String,
+        continuation: String,
+    },
     /// `(text,)`: the log-probability of the whole text, in disjoint windows.
     LoglikelihoodRolling { text: String },
     /// `(context, generation_kwargs)`: generated text, cut at the first stop string.
-    GenerateUntil { context: String, gen_kwargs: GenKwargs },
+    GenerateUntil {
+        context: String,
+        gen_kwargs: GenKwargs,
+    },
 }
 
 impl Request {
@@ -45,7 +53,9 @@ impl Request {
     /// The first argument (`arg_0`): context, or the text for rolling requests.
     pub fn first_arg(&self) -> &str {
         match self {
-            Request::Loglikelihood { context, .. } | Request::GenerateUntil { context, .. } => context,
+            Request::Loglikelihood { context, .. } | Request::GenerateUntil { context, .. } => {
+                context
+            }
             Request::LoglikelihoodRolling { text } => text,
         }
     }
@@ -54,14 +64,20 @@ impl Request {
     pub fn arguments_json(&self) -> Value {
         let mut m = Map::new();
         match self {
-            Request::Loglikelihood { context, continuation } => {
+            Request::Loglikelihood {
+                context,
+                continuation,
+            } => {
                 m.insert("arg_0".into(), Value::String(context.clone()));
                 m.insert("arg_1".into(), Value::String(continuation.clone()));
             }
             Request::LoglikelihoodRolling { text } => {
                 m.insert("arg_0".into(), Value::String(text.clone()));
             }
-            Request::GenerateUntil { context, gen_kwargs } => {
+            Request::GenerateUntil {
+                context,
+                gen_kwargs,
+            } => {
                 m.insert("arg_0".into(), Value::String(context.clone()));
                 m.insert("arg_1".into(), Value::Object(gen_kwargs.raw.clone()));
             }
@@ -90,14 +106,20 @@ pub const DEFAULT_MAX_GEN_TOKS: usize = 256;
 
 impl GenKwargs {
     pub fn new(raw: Map<String, Value>) -> Self {
-        GenKwargs { raw, sample_seed: None }
+        GenKwargs {
+            raw,
+            sample_seed: None,
+        }
     }
 
     /// Stop strings (`until`: a string or a list).
     pub fn until(&self) -> Vec<String> {
         match self.raw.get("until") {
             Some(Value::String(s)) => vec![s.clone()],
-            Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect(),
             _ => vec![],
         }
     }
@@ -113,7 +135,11 @@ impl GenKwargs {
 
     /// Sampling only when `do_sample` is true and the temperature is not 0 (lm-eval's HF rule).
     pub fn do_sample(&self) -> bool {
-        let sample = self.raw.get("do_sample").and_then(Value::as_bool).unwrap_or(false);
+        let sample = self
+            .raw
+            .get("do_sample")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         sample && self.temperature().map(|t| t > 0.0).unwrap_or(true)
     }
 
@@ -126,7 +152,11 @@ impl GenKwargs {
     }
 
     pub fn top_k(&self) -> Option<usize> {
-        self.raw.get("top_k").and_then(Value::as_i64).filter(|k| *k > 0).map(|k| k as usize)
+        self.raw
+            .get("top_k")
+            .and_then(Value::as_i64)
+            .filter(|k| *k > 0)
+            .map(|k| k as usize)
     }
 
     pub fn seed(&self) -> Option<u64> {
@@ -152,10 +182,18 @@ pub struct Instance {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Response {
     /// `(loglikelihood, is_greedy)`.
-    Loglikelihood { logprob: f64, is_greedy: bool },
-    LoglikelihoodRolling { logprob: f64 },
+    Loglikelihood {
+        logprob: f64,
+        is_greedy: bool,
+    },
+    LoglikelihoodRolling {
+        logprob: f64,
+    },
     /// Generated text; `truncated` when generation stopped at `max_gen_toks`.
-    Generation { text: String, truncated: bool },
+    Generation {
+        text: String,
+        truncated: bool,
+    },
 }
 
 impl Response {
@@ -165,9 +203,15 @@ impl Response {
         match self {
             Response::Loglikelihood { logprob, is_greedy } => Value::Array(vec![
                 Value::String(crate::py::float_repr(*logprob)),
-                Value::String(if *is_greedy { "True".into() } else { "False".into() }),
+                Value::String(if *is_greedy {
+                    "True".into()
+                } else {
+                    "False".into()
+                }),
             ]),
-            Response::LoglikelihoodRolling { logprob } => Value::String(crate::py::float_repr(*logprob)),
+            Response::LoglikelihoodRolling { logprob } => {
+                Value::String(crate::py::float_repr(*logprob))
+            }
             Response::Generation { text, .. } => Value::String(text.clone()),
         }
     }

@@ -42,7 +42,12 @@ pub struct Limits {
 impl Default for Limits {
     /// HF code_eval's 3 s timeout; 2 GiB of address space.
     fn default() -> Limits {
-        Limits { timeout: Duration::from_secs(3), memory_bytes: 2 << 30, processes: 64, file_bytes: 16 << 20 }
+        Limits {
+            timeout: Duration::from_secs(3),
+            memory_bytes: 2 << 30,
+            processes: 64,
+            file_bytes: 16 << 20,
+        }
     }
 }
 
@@ -70,13 +75,17 @@ fn python() -> Result<&'static Path, SandboxError> {
     static PY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     PY.get_or_init(|| {
         if let Some(p) = std::env::var_os("RUBRIC_PYTHON") {
-            return std::fs::canonicalize(&p).map_err(|e| format!("RUBRIC_PYTHON={}: {e}", PathBuf::from(p).display()));
+            return std::fs::canonicalize(&p)
+                .map_err(|e| format!("RUBRIC_PYTHON={}: {e}", PathBuf::from(p).display()));
         }
         if let Ok(p) = std::fs::canonicalize("/usr/bin/python3") {
             return Ok(p);
         }
         // resolve shims (pyenv) to the real executable while the environment is still ours
-        let out = Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().map_err(|e| format!("python3: {e}"))?;
+        let out = Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .map_err(|e| format!("python3: {e}"))?;
         let exe = String::from_utf8_lossy(&out.stdout).trim().to_string();
         if !out.status.success() || exe.is_empty() {
             return Err("python3 did not report its executable".into());
@@ -91,7 +100,11 @@ fn python() -> Result<&'static Path, SandboxError> {
 /// Whether a user other than the owner can read and run `path` (every folder on the way
 /// searchable, the file readable and executable).
 fn usable_by_others(path: &Path) -> bool {
-    let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode()).unwrap_or(0);
+    let mode = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.permissions().mode())
+            .unwrap_or(0)
+    };
     if mode(path) & 0o005 != 0o005 {
         return false;
     }
@@ -143,7 +156,10 @@ pub fn run_python(program: &str, limits: &Limits) -> Result<Outcome, SandboxErro
                 check(libc::setuid(65534))?;
             }
             // after the credential change, which clears it: die with the parent
-            check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong))?;
+            check(libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+            ))?;
             // std changed directory before this closure ran, into the folder as it was before
             // the bind mount; enter the writable mount
             check(libc::chdir(work_c.as_ptr()))?;
@@ -170,12 +186,15 @@ pub fn run_python(program: &str, limits: &Limits) -> Result<Outcome, SandboxErro
         }
         std::thread::sleep(Duration::from_millis(5));
     };
-    let Some(status) = status else { return Ok(Outcome::TimedOut) };
+    let Some(status) = status else {
+        return Ok(Outcome::TimedOut);
+    };
     if status.success() {
         return Ok(Outcome::Passed);
     }
     let mut text = String::new();
-    let _ = std::fs::File::open(&stderr_path).and_then(|f| f.take(64 << 10).read_to_string(&mut text));
+    let _ =
+        std::fs::File::open(&stderr_path).and_then(|f| f.take(64 << 10).read_to_string(&mut text));
     let tail: Vec<&str> = text.lines().rev().take(5).collect();
     let status = match (status.code(), status.signal()) {
         (Some(c), _) if c > 128 => format!("killed by signal {}", c - 128),
@@ -183,7 +202,10 @@ pub fn run_python(program: &str, limits: &Limits) -> Result<Outcome, SandboxErro
         (None, Some(s)) => format!("killed by signal {s}"),
         _ => "unknown".into(),
     };
-    Ok(Outcome::Failed { status, stderr: tail.into_iter().rev().collect::<Vec<_>>().join("\n") })
+    Ok(Outcome::Failed {
+        status,
+        stderr: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+    })
 }
 
 fn check(r: libc::c_int) -> std::io::Result<()> {
@@ -195,7 +217,10 @@ fn check(r: libc::c_int) -> std::io::Result<()> {
 }
 
 fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result<()> {
-    let lim = libc::rlimit { rlim_cur: value, rlim_max: value };
+    let lim = libc::rlimit {
+        rlim_cur: value,
+        rlim_max: value,
+    };
     check(unsafe { libc::setrlimit(resource, &lim) })
 }
 
@@ -224,15 +249,33 @@ const MOUNT_ATTR_NOSUID: u64 = 0x2;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
 
 fn mount_setattr(path: &CString, flags: libc::c_uint, set: u64, clear: u64) -> std::io::Result<()> {
-    let attr = MountAttr { attr_set: set, attr_clr: clear, propagation: 0, userns_fd: 0 };
-    let r = unsafe { libc::syscall(libc::SYS_mount_setattr, libc::AT_FDCWD, path.as_ptr(), flags, &attr as *const MountAttr, std::mem::size_of::<MountAttr>()) };
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
     check(r as libc::c_int)
 }
 
 /// New namespaces; everything read-only but `work`.
 fn isolate(root: bool, work: &CString, uid_map: &str, gid_map: &str) -> std::io::Result<()> {
     check(unsafe { libc::setsid() })?;
-    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWNET | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
+    let mut flags = libc::CLONE_NEWNS
+        | libc::CLONE_NEWNET
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWUTS;
     if !root {
         flags |= libc::CLONE_NEWUSER;
     }
@@ -243,10 +286,31 @@ fn isolate(root: bool, work: &CString, uid_map: &str, gid_map: &str) -> std::io:
         write_file(b"/proc/self/gid_map\0", gid_map.as_bytes())?;
     }
     let slash = c"/";
-    check(unsafe { libc::mount(std::ptr::null(), slash.as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) })?;
-    check(unsafe { libc::mount(work.as_ptr(), work.as_ptr(), std::ptr::null(), libc::MS_BIND | libc::MS_REC, std::ptr::null()) })?;
+    check(unsafe {
+        libc::mount(
+            std::ptr::null(),
+            slash.as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        )
+    })?;
+    check(unsafe {
+        libc::mount(
+            work.as_ptr(),
+            work.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND | libc::MS_REC,
+            std::ptr::null(),
+        )
+    })?;
     let slash = CString::from(slash);
-    mount_setattr(&slash, AT_RECURSIVE, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0)?;
+    mount_setattr(
+        &slash,
+        AT_RECURSIVE,
+        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID,
+        0,
+    )?;
     mount_setattr(work, 0, 0, MOUNT_ATTR_RDONLY)?;
     Ok(())
 }
@@ -262,11 +326,17 @@ fn become_pid_one() -> std::io::Result<()> {
         let mut st: libc::c_int = 0;
         loop {
             let r = unsafe { libc::waitpid(pid, &mut st, 0) };
-            if r == pid || (r == -1 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR)) {
+            if r == pid
+                || (r == -1 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR))
+            {
                 break;
             }
         }
-        let code = if libc::WIFEXITED(st) { libc::WEXITSTATUS(st) } else { 128 + libc::WTERMSIG(st) };
+        let code = if libc::WIFEXITED(st) {
+            libc::WEXITSTATUS(st)
+        } else {
+            128 + libc::WTERMSIG(st)
+        };
         unsafe { libc::_exit(code) };
     }
     // a /proc of the new PID namespace (best effort)

@@ -36,7 +36,11 @@ pub enum ScoreError {
     #[error("{}: the file is empty (no prediction lines)", path.display())]
     Empty { path: PathBuf },
     #[error("{}:{line}: {message}", path.display())]
-    Line { path: PathBuf, line: usize, message: String },
+    Line {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
     #[error(transparent)]
     Metric(#[from] MetricError),
 }
@@ -51,48 +55,91 @@ pub struct Record {
 }
 
 /// Read a predictions file (JSON Lines), naming the line of any problem.
-pub fn read_records(path: &Path, prediction_field: &str, reference_field: &str) -> Result<Vec<Record>, ScoreError> {
-    let bytes = std::fs::read(path).map_err(|err| ScoreError::Read { path: path.to_path_buf(), err })?;
+pub fn read_records(
+    path: &Path,
+    prediction_field: &str,
+    reference_field: &str,
+) -> Result<Vec<Record>, ScoreError> {
+    let bytes = std::fs::read(path).map_err(|err| ScoreError::Read {
+        path: path.to_path_buf(),
+        err,
+    })?;
     let mut out = Vec::new();
     for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
         let line = i + 1;
-        let bad = |message: String| ScoreError::Line { path: path.to_path_buf(), line, message };
-        let text = std::str::from_utf8(raw).map_err(|e| bad(format!("not valid UTF-8 (bad byte at column {})", e.valid_up_to() + 1)))?;
+        let bad = |message: String| ScoreError::Line {
+            path: path.to_path_buf(),
+            line,
+            message,
+        };
+        let text = std::str::from_utf8(raw).map_err(|e| {
+            bad(format!(
+                "not valid UTF-8 (bad byte at column {})",
+                e.valid_up_to() + 1
+            ))
+        })?;
         if text.trim().is_empty() {
             continue;
         }
         let v: Value = serde_json::from_str(text).map_err(|e| bad(format!("invalid JSON: {e}")))?;
-        let obj = v.as_object().ok_or_else(|| bad("expected a JSON object".into()))?;
-        let fields = || obj.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+        let obj = v
+            .as_object()
+            .ok_or_else(|| bad("expected a JSON object".into()))?;
+        let fields = || {
+            obj.keys()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let prediction = obj
             .get(prediction_field)
             .cloned()
             .ok_or_else(|| bad(format!("missing prediction field `{prediction_field}` (fields: {}); set --prediction-field", fields())))?;
-        let reference = obj
-            .get(reference_field)
-            .ok_or_else(|| bad(format!("missing reference field `{reference_field}` (fields: {}); set --reference-field", fields())))?;
+        let reference = obj.get(reference_field).ok_or_else(|| {
+            bad(format!(
+                "missing reference field `{reference_field}` (fields: {}); set --reference-field",
+                fields()
+            ))
+        })?;
         let references = match reference {
             Value::Array(items) => items.iter().map(crate::py::str).collect(),
             other => vec![crate::py::str(other)],
         };
         if references.is_empty() {
-            return Err(bad(format!("reference field `{reference_field}` is an empty list")));
+            return Err(bad(format!(
+                "reference field `{reference_field}` is an empty list"
+            )));
         }
         let no_answer_probability = obj.get("no_answer_probability").and_then(Value::as_f64);
-        out.push(Record { line, prediction, references, no_answer_probability });
+        out.push(Record {
+            line,
+            prediction,
+            references,
+            no_answer_probability,
+        });
     }
     if out.is_empty() {
-        return Err(ScoreError::Empty { path: path.to_path_buf() });
+        return Err(ScoreError::Empty {
+            path: path.to_path_buf(),
+        });
     }
     Ok(out)
 }
 
 /// Score one record with every metric: per metric, its (key, item) pairs. ROUGE metrics that
 /// share settings are computed together so each text is tokenized once.
-fn score_record(path: &Path, r: &Record, metrics: &[Metric]) -> Result<Vec<Vec<(String, Item)>>, ScoreError> {
+fn score_record(
+    path: &Path,
+    r: &Record,
+    metrics: &[Metric],
+) -> Result<Vec<Vec<(String, Item)>>, ScoreError> {
     use crate::metric::registry::Measure;
     use crate::metric::rouge;
-    let line_err = |e: MetricError| ScoreError::Line { path: path.to_path_buf(), line: r.line, message: e.to_string() };
+    let line_err = |e: MetricError| ScoreError::Line {
+        path: path.to_path_buf(),
+        line: r.line,
+        message: e.to_string(),
+    };
     let pred_text = match &r.prediction {
         Value::Array(a) if a.len() == 1 => crate::py::str(&a[0]),
         other => crate::py::str(other),
@@ -102,13 +149,23 @@ fn score_record(path: &Path, r: &Record, metrics: &[Metric]) -> Result<Vec<Vec<(
         .iter()
         .enumerate()
         .filter_map(|(i, m)| match &m.kind {
-            Kind::Rouge { kind, measure, stem: true, collapse_whitespace: false } => Some((i, *kind, *measure)),
+            Kind::Rouge {
+                kind,
+                measure,
+                stem: true,
+                collapse_whitespace: false,
+            } => Some((i, *kind, *measure)),
             _ => None,
         })
         .collect();
     let rouge_scores = if rouge_metrics.len() > 1 {
         let kinds: Vec<rouge::RougeType> = rouge_metrics.iter().map(|(_, k, _)| *k).collect();
-        Some(rouge::score_all_multi(&kinds, &r.references, &pred_text, true))
+        Some(rouge::score_all_multi(
+            &kinds,
+            &r.references,
+            &pred_text,
+            true,
+        ))
     } else {
         None
     };
@@ -117,10 +174,18 @@ fn score_record(path: &Path, r: &Record, metrics: &[Metric]) -> Result<Vec<Vec<(
         let scored = match (&metric.kind, &r.prediction, &rouge_scores) {
             (Kind::Ranking(rank), Value::Array(list), _) => {
                 let ranked: Vec<String> = list.iter().map(crate::py::str).collect();
-                vec![(metric.name.clone(), Item::Score(rank.score(&ranked, &r.references)))]
+                vec![(
+                    metric.name.clone(),
+                    Item::Score(rank.score(&ranked, &r.references)),
+                )]
             }
-            (Kind::Rouge { .. }, _, Some(scores)) if rouge_metrics.iter().any(|(i, _, _)| *i == mi) => {
-                let pos = rouge_metrics.iter().position(|(i, _, _)| *i == mi).expect("checked above");
+            (Kind::Rouge { .. }, _, Some(scores))
+                if rouge_metrics.iter().any(|(i, _, _)| *i == mi) =>
+            {
+                let pos = rouge_metrics
+                    .iter()
+                    .position(|(i, _, _)| *i == mi)
+                    .expect("checked above");
                 let s = scores[pos];
                 let v = match rouge_metrics[pos].2 {
                     Measure::Fmeasure => s.fmeasure,
@@ -130,7 +195,9 @@ fn score_record(path: &Path, r: &Record, metrics: &[Metric]) -> Result<Vec<Vec<(
                 vec![(metric.name.clone(), Item::Score(v))]
             }
             _ => {
-                let mut s = metric.score_text(&r.references, &pred_text).map_err(line_err)?;
+                let mut s = metric
+                    .score_text(&r.references, &pred_text)
+                    .map_err(line_err)?;
                 if let Some(p) = r.no_answer_probability {
                     for (_, item) in s.iter_mut() {
                         if let Item::Squad(q) = item {
@@ -147,22 +214,39 @@ fn score_record(path: &Path, r: &Record, metrics: &[Metric]) -> Result<Vec<Vec<(
 }
 
 /// Score records with metrics: `{key: value}` in metric order.
-pub fn score_records(path: &Path, records: &[Record], metrics: &[Metric]) -> Result<Map<String, Value>, ScoreError> {
+pub fn score_records(
+    path: &Path,
+    records: &[Record],
+    metrics: &[Metric],
+) -> Result<Map<String, Value>, ScoreError> {
     use rayon::prelude::*;
-    let per_record: Vec<Vec<Vec<(String, Item)>>> =
-        records.par_iter().map(|r| score_record(path, r, metrics)).collect::<Result<_, _>>()?;
+    let per_record: Vec<Vec<Vec<(String, Item)>>> = records
+        .par_iter()
+        .map(|r| score_record(path, r, metrics))
+        .collect::<Result<_, _>>()?;
     let mut out = Map::new();
     for (mi, metric) in metrics.iter().enumerate() {
         for (ki, (key, agg)) in metric.keys().into_iter().enumerate() {
             let its: Vec<Item> = per_record.iter().map(|r| r[mi][ki].1.clone()).collect();
-            let v = agg.compute(&its).map_err(|message| MetricError::Invalid { metric: key.clone(), message })?;
+            let v = agg.compute(&its).map_err(|message| MetricError::Invalid {
+                metric: key.clone(),
+                message,
+            })?;
             if let Item::Rating(..) = its[0] {
-                let invalid = its.iter().filter(|i| matches!(i, Item::Rating(None, _))).count();
+                let invalid = its
+                    .iter()
+                    .filter(|i| matches!(i, Item::Rating(None, _)))
+                    .count();
                 if invalid > 0 && key != "invalid_rate" {
                     eprintln!("warning: {key}: {invalid} of {} predictions are not numbers and were left out", its.len());
                 }
             }
-            out.insert(key, serde_json::Number::from_f64(v).map(Value::Number).unwrap_or(Value::Null));
+            out.insert(
+                key,
+                serde_json::Number::from_f64(v)
+                    .map(Value::Number)
+                    .unwrap_or(Value::Null),
+            );
         }
     }
     Ok(out)
@@ -170,5 +254,9 @@ pub fn score_records(path: &Path, records: &[Record], metrics: &[Metric]) -> Res
 
 /// Parse `--metrics a,b,c` into metrics with default options.
 pub fn parse_metrics(list: &str) -> Result<Vec<Metric>, MetricError> {
-    list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|name| Metric::build(name, &Options::new())).collect()
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|name| Metric::build(name, &Options::new()))
+        .collect()
 }

@@ -24,8 +24,14 @@ fn requests() -> Vec<(String, String)> {
     vec![
         (ctx.into(), " 7".into()),
         (ctx.into(), " The answer is 7.".into()),
-        ("it 's a charming and often affecting journey . \nAnswer:".into(), " positive".into()),
-        ("it 's a charming and often affecting journey . \nAnswer:".into(), " negative".into()),
+        (
+            "it 's a charming and often affecting journey . \nAnswer:".into(),
+            " positive".into(),
+        ),
+        (
+            "it 's a charming and often affecting journey . \nAnswer:".into(),
+            " negative".into(),
+        ),
         ("".into(), "Once upon a time".into()),
         ("Once upon a time,  ".into(), "there was".into()),
     ]
@@ -63,8 +69,16 @@ fn write_adapter(base: &Path, dir: &Path) -> Vec<(String, Vec<f32>, Vec<f32>, us
             let a: Vec<f32> = (0..4 * i).map(|_| xorshift(&mut seed)).collect();
             let b: Vec<f32> = (0..o * 4).map(|_| xorshift(&mut seed)).collect();
             let m = name.trim_end_matches(".weight");
-            tensors.push((format!("base_model.model.{m}.lora_A.weight"), vec![4, i], a.clone()));
-            tensors.push((format!("base_model.model.{m}.lora_B.weight"), vec![o, 4], b.clone()));
+            tensors.push((
+                format!("base_model.model.{m}.lora_A.weight"),
+                vec![4, i],
+                a.clone(),
+            ));
+            tensors.push((
+                format!("base_model.model.{m}.lora_B.weight"),
+                vec![o, 4],
+                b.clone(),
+            ));
             out.push((name.clone(), a, b, i));
         }
     }
@@ -75,12 +89,21 @@ fn write_adapter(base: &Path, dir: &Path) -> Vec<(String, Vec<f32>, Vec<f32>, us
 #[test]
 fn lora_adapter_changes_scores_exactly_as_a_merge_by_hand() {
     let root = tempfile::tempdir().unwrap();
-    let (base, adapter, by_hand) = (root.path().join("base"), root.path().join("adapter"), root.path().join("merged"));
+    let (base, adapter, by_hand) = (
+        root.path().join("base"),
+        root.path().join("adapter"),
+        root.path().join("merged"),
+    );
     tiny::write(&base, tiny::TinySpec::default()).unwrap();
     let loras = write_adapter(&base, &adapter);
     // merge by hand: W + (alpha / r) * B @ A, written as a plain model
     std::fs::create_dir_all(&by_hand).unwrap();
-    for f in ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
+    for f in [
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "generation_config.json",
+    ] {
         std::fs::copy(base.join(f), by_hand.join(f)).unwrap();
     }
     let bytes = std::fs::read(base.join("model.safetensors")).unwrap();
@@ -112,11 +135,22 @@ fn lora_adapter_changes_scores_exactly_as_a_merge_by_hand() {
     std::env::set_var("HF_HUB_OFFLINE", "1");
     let reqs = requests();
     let plain = scores(&MistralRs::load(&args(&base, &[])).unwrap(), &reqs);
-    let adapted = scores(&MistralRs::load(&args(&base, &[("adapter", &adapter.to_string_lossy())])).unwrap(), &reqs);
+    let adapted = scores(
+        &MistralRs::load(&args(&base, &[("adapter", &adapter.to_string_lossy())])).unwrap(),
+        &reqs,
+    );
     let merged = scores(&MistralRs::load(&args(&by_hand, &[])).unwrap(), &reqs);
     for i in 0..reqs.len() {
-        assert!((adapted[i].0 - plain[i].0).abs() > 1e-3, "request {i}: the adapter changed nothing");
-        assert!((adapted[i].0 - merged[i].0).abs() < 1e-4, "request {i}: adapter {} vs merged by hand {}", adapted[i].0, merged[i].0);
+        assert!(
+            (adapted[i].0 - plain[i].0).abs() > 1e-3,
+            "request {i}: the adapter changed nothing"
+        );
+        assert!(
+            (adapted[i].0 - merged[i].0).abs() < 1e-4,
+            "request {i}: adapter {} vs merged by hand {}",
+            adapted[i].0,
+            merged[i].0
+        );
         assert_eq!(adapted[i].1, merged[i].1);
     }
 }
@@ -126,8 +160,14 @@ fn scores_do_not_depend_on_batch_size_or_order() {
     let dir = tempfile::tempdir().unwrap();
     tiny::write(dir.path(), tiny::TinySpec::default()).unwrap();
     let reqs = requests();
-    let one = scores(&MistralRs::load(&args(dir.path(), &[("batch_size", "1")])).unwrap(), &reqs);
-    let eight = scores(&MistralRs::load(&args(dir.path(), &[("batch_size", "8")])).unwrap(), &reqs);
+    let one = scores(
+        &MistralRs::load(&args(dir.path(), &[("batch_size", "1")])).unwrap(),
+        &reqs,
+    );
+    let eight = scores(
+        &MistralRs::load(&args(dir.path(), &[("batch_size", "8")])).unwrap(),
+        &reqs,
+    );
     assert_eq!(one, eight, "bit-identical at batch sizes 1 and 8");
     // alone, and in reverse order
     let m = MistralRs::load(&args(dir.path(), &[])).unwrap();
@@ -137,7 +177,11 @@ fn scores_do_not_depend_on_batch_size_or_order() {
     back.reverse();
     assert_eq!(one, back);
     for (i, r) in reqs.iter().enumerate() {
-        assert_eq!(scores(&m, std::slice::from_ref(r))[0], one[i], "request {i} alone");
+        assert_eq!(
+            scores(&m, std::slice::from_ref(r))[0],
+            one[i],
+            "request {i} alone"
+        );
     }
 }
 
@@ -169,19 +213,34 @@ fn broken_model_folders_are_named() {
     let bytes = std::fs::read(d.join("model.safetensors")).unwrap();
     std::fs::write(d.join("model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
     let e = load_error(&d, &[]);
-    assert!(e.contains("model.safetensors: truncated: the tensors need"), "{e}");
+    assert!(
+        e.contains("model.safetensors: truncated: the tensors need"),
+        "{e}"
+    );
 
     let d = copy("bad_config");
     std::fs::write(d.join("config.json"), r#"{"hidden_size": 64}"#).unwrap();
     assert!(load_error(&d, &[]).contains("config.json has no `num_hidden_layers`"));
 
     let e = load_error(&good, &[("dtpye", "f32")]);
-    assert!(e.contains("unknown key `dtpye` for the mistralrs backend (did you mean `dtype`?)"), "{e}");
+    assert!(
+        e.contains("unknown key `dtpye` for the mistralrs backend (did you mean `dtype`?)"),
+        "{e}"
+    );
 
-    let e = load_error(&good, &[("adapter", &root.path().join("nowhere").to_string_lossy())]);
+    let e = load_error(
+        &good,
+        &[("adapter", &root.path().join("nowhere").to_string_lossy())],
+    );
     assert!(e.contains("adapter_config.json: cannot read"), "{e}");
 
     let e = load_error(&root.path().join("missing"), &[]);
-    assert!(e.contains("HF_HUB_OFFLINE") || e.contains("not a directory") || e.contains("cannot"), "{e}");
-    assert!(matches!(MistralRs::load(&args(&good, &[("dtype", "f64")])), Err(ModelError::Args(_))));
+    assert!(
+        e.contains("HF_HUB_OFFLINE") || e.contains("not a directory") || e.contains("cannot"),
+        "{e}"
+    );
+    assert!(matches!(
+        MistralRs::load(&args(&good, &[("dtype", "f64")])),
+        Err(ModelError::Args(_))
+    ));
 }

@@ -32,43 +32,90 @@ fn check_against(model: &MistralRs, g: &Value) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["context"].as_str().unwrap().to_string(), r["continuation"].as_str().unwrap().to_string()))
+        .map(|r| {
+            (
+                r["context"].as_str().unwrap().to_string(),
+                r["continuation"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     let mut got = vec![(0.0, false); reqs.len()];
-    model.loglikelihood(&reqs, &mut |i, r| {
-        got[i] = r;
-        Ok(())
-    })
-    .unwrap();
-    for (i, (r, (ll, greedy))) in g["loglikelihood"].as_array().unwrap().iter().zip(&got).enumerate() {
+    model
+        .loglikelihood(&reqs, &mut |i, r| {
+            got[i] = r;
+            Ok(())
+        })
+        .unwrap();
+    for (i, (r, (ll, greedy))) in g["loglikelihood"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(&got)
+        .enumerate()
+    {
         let want = r["ll"].as_f64().unwrap();
-        assert!((ll - want).abs() < 1e-4, "request {i} {:?}: rubric {ll}, lm-eval {want}", reqs[i]);
-        assert_eq!(*greedy, r["is_greedy"].as_bool().unwrap(), "request {i}: is_greedy");
+        assert!(
+            (ll - want).abs() < 1e-4,
+            "request {i} {:?}: rubric {ll}, lm-eval {want}",
+            reqs[i]
+        );
+        assert_eq!(
+            *greedy,
+            r["is_greedy"].as_bool().unwrap(),
+            "request {i}: is_greedy"
+        );
     }
-    let texts: Vec<String> = g["rolling"].as_array().unwrap().iter().map(|r| r["text"].as_str().unwrap().to_string()).collect();
+    let texts: Vec<String> = g["rolling"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["text"].as_str().unwrap().to_string())
+        .collect();
     let mut rolled = vec![0.0; texts.len()];
-    model.loglikelihood_rolling(&texts, &mut |i, r| {
-        rolled[i] = r;
-        Ok(())
-    })
-    .unwrap();
-    for (i, (r, got)) in g["rolling"].as_array().unwrap().iter().zip(&rolled).enumerate() {
+    model
+        .loglikelihood_rolling(&texts, &mut |i, r| {
+            rolled[i] = r;
+            Ok(())
+        })
+        .unwrap();
+    for (i, (r, got)) in g["rolling"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(&rolled)
+        .enumerate()
+    {
         let want = r["ll"].as_f64().unwrap();
-        assert!((got - want).abs() < 1e-4 * want.abs().max(1.0), "rolling {i}: rubric {got}, lm-eval {want}");
+        assert!(
+            (got - want).abs() < 1e-4 * want.abs().max(1.0),
+            "rolling {i}: rubric {got}, lm-eval {want}"
+        );
     }
     let gens: Vec<(String, GenKwargs)> = g["generate"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["context"].as_str().unwrap().to_string(), GenKwargs::new(r["kwargs"].as_object().unwrap().clone())))
+        .map(|r| {
+            (
+                r["context"].as_str().unwrap().to_string(),
+                GenKwargs::new(r["kwargs"].as_object().unwrap().clone()),
+            )
+        })
         .collect();
     let mut out = vec![String::new(); gens.len()];
-    model.generate_until(&gens, &mut |i, r| {
-        out[i] = r.text;
-        Ok(())
-    })
-    .unwrap();
-    for (i, (r, got)) in g["generate"].as_array().unwrap().iter().zip(&out).enumerate() {
+    model
+        .generate_until(&gens, &mut |i, r| {
+            out[i] = r.text;
+            Ok(())
+        })
+        .unwrap();
+    for (i, (r, got)) in g["generate"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(&out)
+        .enumerate()
+    {
         assert_eq!(got, r["text"].as_str().unwrap(), "generation {i}");
     }
 }
@@ -85,7 +132,12 @@ fn tiny_model_matches_lm_eval_hf() {
 fn stories_dir() -> Option<tempfile::TempDir> {
     let src = common::shared_data("stories260K parity")?.join("models/stories260K");
     let dir = tempfile::tempdir().unwrap();
-    rubric::model::llama2c::convert(&src.join("stories260K.bin"), &src.join("tok512.bin"), dir.path()).unwrap();
+    rubric::model::llama2c::convert(
+        &src.join("stories260K.bin"),
+        &src.join("tok512.bin"),
+        dir.path(),
+    )
+    .unwrap();
     Some(dir)
 }
 
@@ -99,12 +151,21 @@ fn stories260k_matches_lm_eval_hf() {
 fn stories260k_tells_its_story_from_bos() {
     let Some(dir) = stories_dir() else { return };
     let model = load(dir.path(), &[]);
-    let kwargs = GenKwargs::new(serde_json::json!({"until": ["\n"], "max_gen_toks": 20}).as_object().unwrap().clone());
+    let kwargs = GenKwargs::new(
+        serde_json::json!({"until": ["\n"], "max_gen_toks": 20})
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
     let mut text = String::new();
-    model.generate_until(&[(String::new(), kwargs)], &mut |_, g| {
-        text = g.text;
-        Ok(())
-    })
-    .unwrap();
-    assert!(text.starts_with("Once upon a time, there was a little girl named Lily."), "{text:?}");
+    model
+        .generate_until(&[(String::new(), kwargs)], &mut |_, g| {
+            text = g.text;
+            Ok(())
+        })
+        .unwrap();
+    assert!(
+        text.starts_with("Once upon a time, there was a little girl named Lily."),
+        "{text:?}"
+    );
 }

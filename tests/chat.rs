@@ -16,7 +16,12 @@ fn samples_hashes(dir: &std::path::Path, task: &str) -> Vec<Value> {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("samples_{task}_2")))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&format!("samples_{task}_2"))
+        })
         .unwrap();
     let mut docs: std::collections::BTreeMap<u64, Value> = Default::default();
     for line in std::fs::read_to_string(file).unwrap().lines() {
@@ -46,7 +51,13 @@ fn chat_templated_requests_match_lm_eval() {
     if common::shared_data("chat template parity").is_none() {
         return;
     }
-    let golden: Value = serde_json::from_str(&std::fs::read_to_string(common::crate_root().join("tests/golden/chat/lm_eval_0.4.13.json")).unwrap()).unwrap();
+    let golden: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            common::crate_root().join("tests/golden/chat/lm_eval_0.4.13.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("model");
     rubric::model::tiny::write(&model, rubric::model::tiny::TinySpec::default()).unwrap();
@@ -54,18 +65,51 @@ fn chat_templated_requests_match_lm_eval() {
         let out = tmp.path().join(run);
         let margs = format!("pretrained={}", model.display());
         let mut args: Vec<String> = [
-            "run", "--model-args", &margs, "--tasks", "parity_gsm8k,parity_sst2", "--include-path", "fixtures/tasks/parity", "--limit", "3",
-            "--apply-chat-template", "--gen-kwargs", "max_gen_toks=4", "--log-samples", "--no-cache", "--quiet", "--output-path", out.to_str().unwrap(),
+            "run",
+            "--model-args",
+            &margs,
+            "--tasks",
+            "parity_gsm8k,parity_sst2",
+            "--include-path",
+            "fixtures/tasks/parity",
+            "--limit",
+            "3",
+            "--apply-chat-template",
+            "--gen-kwargs",
+            "max_gen_toks=4",
+            "--log-samples",
+            "--no-cache",
+            "--quiet",
+            "--output-path",
+            out.to_str().unwrap(),
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
         // the flags as lm-eval spells them (`--fewshot_as_multiturn true`, `--system_instruction`)
-        args.extend(spec["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()));
-        let o = Command::new(env!("CARGO_BIN_EXE_rubric")).args(&args).current_dir(common::crate_root()).output().unwrap();
-        assert!(o.status.success(), "{run}: {}", String::from_utf8_lossy(&o.stderr));
+        args.extend(
+            spec["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().to_string()),
+        );
+        let o = Command::new(env!("CARGO_BIN_EXE_rubric"))
+            .args(&args)
+            .current_dir(common::crate_root())
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{run}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         for (task, expected) in spec["tasks"].as_object().unwrap() {
-            assert_eq!(Value::Array(samples_hashes(&out, task)), *expected, "{run}: chat-templated requests of {task} differ from lm-eval's");
+            assert_eq!(
+                Value::Array(samples_hashes(&out, task)),
+                *expected,
+                "{run}: chat-templated requests of {task} differ from lm-eval's"
+            );
         }
     }
 }

@@ -27,18 +27,38 @@ fn make_cache(home: &Path, with_main: bool, with_convert: bool) {
     let fixtures = common::crate_root().join("fixtures/hub");
     if with_main {
         std::fs::create_dir_all(repo.join("refs")).unwrap();
-        std::fs::write(repo.join("refs/main"), "1111111111111111111111111111111111111111").unwrap();
-        copy_dir(&fixtures.join("main"), &repo.join("snapshots/1111111111111111111111111111111111111111"));
+        std::fs::write(
+            repo.join("refs/main"),
+            "1111111111111111111111111111111111111111",
+        )
+        .unwrap();
+        copy_dir(
+            &fixtures.join("main"),
+            &repo.join("snapshots/1111111111111111111111111111111111111111"),
+        );
     }
     if with_convert {
         std::fs::create_dir_all(repo.join("refs/refs/convert")).unwrap();
-        std::fs::write(repo.join("refs/refs/convert/parquet"), "2222222222222222222222222222222222222222").unwrap();
-        copy_dir(&fixtures.join("convert"), &repo.join("snapshots/2222222222222222222222222222222222222222"));
+        std::fs::write(
+            repo.join("refs/refs/convert/parquet"),
+            "2222222222222222222222222222222222222222",
+        )
+        .unwrap();
+        copy_dir(
+            &fixtures.join("convert"),
+            &repo.join("snapshots/2222222222222222222222222222222222222222"),
+        );
     }
 }
 
 fn render(home: &Path, extra: &[&str]) -> (i32, String, String) {
-    let mut args = vec!["tasks", "render", "tiny_gsm_hub", "--include-path", "fixtures/tasks/hub"];
+    let mut args = vec![
+        "tasks",
+        "render",
+        "tiny_gsm_hub",
+        "--include-path",
+        "fixtures/tasks/hub",
+    ];
     args.extend_from_slice(extra);
     let out = Command::new(env!("CARGO_BIN_EXE_rubric"))
         .args(&args)
@@ -49,7 +69,11 @@ fn render(home: &Path, extra: &[&str]) -> (i32, String, String) {
         .env_remove("RUBRIC_DATA_DIR")
         .output()
         .unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
@@ -67,7 +91,10 @@ fn converted_parquet_is_the_fallback() {
     make_cache(home.path(), false, true);
     let (code, out, err) = render(home.path(), &["--num-fewshot", "0", "--limit", "2"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("Question: Tom has 2 apples and buys 1 more."), "{out}");
+    assert!(
+        out.contains("Question: Tom has 2 apples and buys 1 more."),
+        "{out}"
+    );
     assert_eq!(out.lines().count(), 2);
 }
 
@@ -76,6 +103,9 @@ fn offline_without_the_files_is_a_clear_error() {
     let home = tempfile::tempdir().unwrap();
     let (code, _, err) = render(home.path(), &[]);
     assert_eq!(code, 2);
-    assert!(err.contains("dataset `rubric-test/tiny-gsm` (config `main`), split"), "{err}");
+    assert!(
+        err.contains("dataset `rubric-test/tiny-gsm` (config `main`), split"),
+        "{err}"
+    );
     assert!(err.contains("HF_HUB_OFFLINE is set"), "{err}");
 }

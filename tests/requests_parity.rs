@@ -21,14 +21,30 @@ fn render_hashes(task_name: &str, data_dir: Option<std::path::PathBuf>) -> Vec<V
     render_hashes_limit(task_name, data_dir, 30)
 }
 
-fn render_hashes_limit(task_name: &str, data_dir: Option<std::path::PathBuf>, limit: usize) -> Vec<Value> {
+fn render_hashes_limit(
+    task_name: &str,
+    data_dir: Option<std::path::PathBuf>,
+    limit: usize,
+) -> Vec<Value> {
     std::env::set_current_dir(common::crate_root()).unwrap();
     let index = TaskIndex::build(&["fixtures/tasks/parity".into()]).unwrap();
     let selected = select(&index, task_name).unwrap();
     let task = selected[0].tasks()[0];
     let k = task.effective_num_fewshot(None);
-    let docs = task.load_docs(&mut DataCache::default(), &DataOptions { data_dir }, k).unwrap();
-    let instances = task.build_requests(&docs, Some(limit), &PromptOptions { num_fewshot: k, seed: 1234, ..Default::default() }).unwrap();
+    let docs = task
+        .load_docs(&mut DataCache::default(), &DataOptions { data_dir }, k)
+        .unwrap();
+    let instances = task
+        .build_requests(
+            &docs,
+            Some(limit),
+            &PromptOptions {
+                num_fewshot: k,
+                seed: 1234,
+                ..Default::default()
+            },
+        )
+        .unwrap();
     let mut by_doc: BTreeMap<usize, Vec<&Request>> = BTreeMap::new();
     for inst in &instances {
         by_doc.entry(inst.doc_id).or_default().push(&inst.request);
@@ -60,7 +76,10 @@ fn render_hashes_limit(task_name: &str, data_dir: Option<std::path::PathBuf>, li
 }
 
 fn golden(task: &str) -> Value {
-    let text = std::fs::read_to_string(common::crate_root().join("tests/golden/requests/lm_eval_0.4.13.json")).unwrap();
+    let text = std::fs::read_to_string(
+        common::crate_root().join("tests/golden/requests/lm_eval_0.4.13.json"),
+    )
+    .unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();
     v["tasks"][task].clone()
 }
@@ -70,7 +89,11 @@ fn check(task: &str) {
         return;
     }
     let ours = Value::Array(render_hashes(task, None));
-    assert_eq!(ours, golden(task), "requests of {task} differ from lm-eval 0.4.13's");
+    assert_eq!(
+        ours,
+        golden(task),
+        "requests of {task} differ from lm-eval 0.4.13's"
+    );
     insta::assert_json_snapshot!(task, ours);
 }
 
@@ -93,10 +116,16 @@ fn mnli_style_include_fewshot_from_validation_matches_lm_eval() {
 /// exactly what the parity tasks (and so lm-eval) render.
 #[test]
 fn builtin_tasks_with_data_dir_render_the_same() {
-    let Some(data) = common::shared_data("built-in tasks with --data-dir") else { return };
+    let Some(data) = common::shared_data("built-in tasks with --data-dir") else {
+        return;
+    };
     for (builtin, parity) in [("gsm8k", "parity_gsm8k"), ("sst2", "parity_sst2")] {
         let ours = render_hashes(builtin, Some(data.clone()));
-        assert_eq!(Value::Array(ours), golden(parity), "built-in {builtin} with --data-dir differs from lm-eval");
+        assert_eq!(
+            Value::Array(ours),
+            golden(parity),
+            "built-in {builtin} with --data-dir differs from lm-eval"
+        );
     }
 }
 
@@ -107,7 +136,10 @@ fn builtin_tasks_with_data_dir_render_the_same() {
 /// subclass that reads the local file.
 #[test]
 fn builtin_tasks_match_lm_evals_own_task_files() {
-    let text = std::fs::read_to_string(common::crate_root().join("tests/golden/requests/lm_eval_0.4.13_builtin.json")).unwrap();
+    let text = std::fs::read_to_string(
+        common::crate_root().join("tests/golden/requests/lm_eval_0.4.13_builtin.json"),
+    )
+    .unwrap();
     let golden: Value = serde_json::from_str(&text).unwrap();
     let limit = golden["limit"].as_u64().unwrap() as usize;
     for (task, expected) in golden["tasks"].as_object().unwrap() {
@@ -128,6 +160,10 @@ fn builtin_tasks_match_lm_evals_own_task_files() {
                 o["target_hash"] = Value::Null;
             }
         }
-        assert_eq!(Value::Array(ours), *expected, "built-in `{task}` renders differently from lm-eval 0.4.13's own task file");
+        assert_eq!(
+            Value::Array(ours),
+            *expected,
+            "built-in `{task}` renders differently from lm-eval 0.4.13's own task file"
+        );
     }
 }

@@ -26,7 +26,11 @@ fn rubric(args: &[&str], cache: &Path) -> std::process::Output {
 }
 
 fn files(out: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(out).unwrap().flatten().map(|e| e.path()).collect();
+    let mut v: Vec<PathBuf> = std::fs::read_dir(out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     v.sort();
     v
 }
@@ -50,12 +54,28 @@ fn find(dir: &Path, prefix: &str, ext: &str) -> PathBuf {
 fn run_suite(model: &Path, out: &Path, cache: &Path, extra: &[&str]) -> (String, String) {
     let margs = format!("pretrained={}", model.display());
     let mut args = vec![
-        "run", "--model", "mistralrs", "--model-args", &margs, "--tasks", "tiny_suite", "--include-path", "fixtures/tasks/e2e",
-        "--output-path", out.to_str().unwrap(), "--log-samples", "--bootstrap-iters", "1000", "--quiet",
+        "run",
+        "--model",
+        "mistralrs",
+        "--model-args",
+        &margs,
+        "--tasks",
+        "tiny_suite",
+        "--include-path",
+        "fixtures/tasks/e2e",
+        "--output-path",
+        out.to_str().unwrap(),
+        "--log-samples",
+        "--bootstrap-iters",
+        "1000",
+        "--quiet",
     ];
     args.extend_from_slice(extra);
     let o = rubric(&args, cache);
-    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout).to_string(), String::from_utf8_lossy(&o.stderr).to_string());
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout).to_string(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    );
     assert!(o.status.success(), "rubric run failed:\n{stdout}\n{stderr}");
     (stdout, stderr)
 }
@@ -67,14 +87,42 @@ fn results_and_samples_follow_lm_eval_schema() {
     let out = tmp.path().join("out");
     let (stdout, _) = run_suite(&model, &out, &tmp.path().join("cache"), &[]);
     let dir = only_dir(&out);
-    assert_eq!(dir.file_name().unwrap().to_string_lossy(), rubric::output::sanitize_model_name(&model.to_string_lossy()));
-    let results: Value = serde_json::from_str(&std::fs::read_to_string(find(&dir, "results_", ".json")).unwrap()).unwrap();
-    for key in ["results", "groups", "group_subtasks", "configs", "versions", "n-shot", "higher_is_better", "n-samples", "config", "git_hash", "date", "task_hashes", "model_name"] {
+    assert_eq!(
+        dir.file_name().unwrap().to_string_lossy(),
+        rubric::output::sanitize_model_name(&model.to_string_lossy())
+    );
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(find(&dir, "results_", ".json")).unwrap())
+            .unwrap();
+    for key in [
+        "results",
+        "groups",
+        "group_subtasks",
+        "configs",
+        "versions",
+        "n-shot",
+        "higher_is_better",
+        "n-samples",
+        "config",
+        "git_hash",
+        "date",
+        "task_hashes",
+        "model_name",
+    ] {
         assert!(results.get(key).is_some(), "results lack `{key}`");
     }
-    let ts = find(&dir, "results_", ".json").file_name().unwrap().to_string_lossy().trim_start_matches("results_").trim_end_matches(".json").to_string();
+    let ts = find(&dir, "results_", ".json")
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .trim_start_matches("results_")
+        .trim_end_matches(".json")
+        .to_string();
     for t in ["tiny_gsm8k", "tiny_sst2"] {
-        assert!(dir.join(format!("samples_{t}_{ts}.jsonl")).is_file(), "samples file of {t} with the results' timestamp");
+        assert!(
+            dir.join(format!("samples_{t}_{ts}.jsonl")).is_file(),
+            "samples file of {t} with the results' timestamp"
+        );
     }
     for ext in [".md", ".csv", ".tex"] {
         find(&dir, "results_", ext);
@@ -84,9 +132,19 @@ fn results_and_samples_follow_lm_eval_schema() {
         ".git_hash" => "[git]", ".model_name" => "[model]", ".model_name_sanitized" => "[model]", ".config.model_args" => "[model args]",
         ".config.use_cache" => "[cache]", ".configs.*.metadata.config_source" => "[source]"
     });
-    let samples: Vec<Value> = std::fs::read_to_string(dir.join(format!("samples_tiny_sst2_{ts}.jsonl"))).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let samples: Vec<Value> =
+        std::fs::read_to_string(dir.join(format!("samples_tiny_sst2_{ts}.jsonl")))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
     insta::assert_json_snapshot!("e2e_samples_sst2_first", samples[0]);
-    let gsm: Vec<Value> = std::fs::read_to_string(dir.join(format!("samples_tiny_gsm8k_{ts}.jsonl"))).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let gsm: Vec<Value> =
+        std::fs::read_to_string(dir.join(format!("samples_tiny_gsm8k_{ts}.jsonl")))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
     assert_eq!(gsm.len(), 16, "8 docs x 2 filters");
     insta::assert_json_snapshot!("e2e_samples_gsm8k_first", gsm[0]);
     let table: String = stdout.lines().skip(1).collect::<Vec<_>>().join("\n");
@@ -101,7 +159,11 @@ fn samples_do_not_depend_on_batch_size() {
         let dir = only_dir(out);
         let mut v = Vec::new();
         for p in files(&dir) {
-            if p.file_name().unwrap().to_string_lossy().starts_with("samples_") {
+            if p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("samples_")
+            {
                 v.push(std::fs::read_to_string(p).unwrap());
             }
         }
@@ -109,8 +171,18 @@ fn samples_do_not_depend_on_batch_size() {
     };
     let a = tmp.path().join("a");
     let b = tmp.path().join("b");
-    run_suite(&model, &a, &tmp.path().join("cache_a"), &["--batch-size", "1"]);
-    run_suite(&model, &b, &tmp.path().join("cache_b"), &["--batch-size", "4"]);
+    run_suite(
+        &model,
+        &a,
+        &tmp.path().join("cache_a"),
+        &["--batch-size", "1"],
+    );
+    run_suite(
+        &model,
+        &b,
+        &tmp.path().join("cache_b"),
+        &["--batch-size", "4"],
+    );
     assert_eq!(read(&a), read(&b));
 }
 
@@ -143,7 +215,13 @@ fn cache_lines(cache: &Path) -> usize {
     files(cache)
         .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .map(|p| std::fs::read_to_string(p).unwrap_or_default().lines().filter(|l| l.ends_with('}')).count())
+        .map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.ends_with('}'))
+                .count()
+        })
         .sum()
 }
 
@@ -155,10 +233,22 @@ fn a_killed_run_resumes_without_recomputing() {
     let margs = format!("pretrained={}", model.display());
     let cache = tmp.path().join("cache");
     let args = |out: &Path| -> Vec<String> {
-        ["run", "--model", "mistralrs", "--model-args", &margs, "--tasks", yaml.to_str().unwrap(), "--output-path", out.to_str().unwrap(), "--log-samples", "--quiet"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        [
+            "run",
+            "--model",
+            "mistralrs",
+            "--model-args",
+            &margs,
+            "--tasks",
+            yaml.to_str().unwrap(),
+            "--output-path",
+            out.to_str().unwrap(),
+            "--log-samples",
+            "--quiet",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
     };
     // start, let it finish some requests, then SIGKILL it
     let killed_out = tmp.path().join("killed");
@@ -172,7 +262,10 @@ fn a_killed_run_resumes_without_recomputing() {
         .unwrap();
     let start = std::time::Instant::now();
     while cache_lines(&cache) < 40 {
-        assert!(start.elapsed().as_secs() < 120, "the run did not make progress");
+        assert!(
+            start.elapsed().as_secs() < 120,
+            "the run did not make progress"
+        );
         if child.try_wait().unwrap().is_some() {
             panic!("the run finished before it could be killed; make the task longer");
         }
@@ -185,23 +278,45 @@ fn a_killed_run_resumes_without_recomputing() {
 
     // the same command again: finished requests come from the cache
     let resumed_out = tmp.path().join("resumed");
-    let o = Command::new(env!("CARGO_BIN_EXE_rubric")).args(args(&resumed_out)).current_dir(common::crate_root()).env("RUBRIC_CACHE_DIR", &cache).output().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_rubric"))
+        .args(args(&resumed_out))
+        .current_dir(common::crate_root())
+        .env("RUBRIC_CACHE_DIR", &cache)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{stderr}");
     // --quiet hides the counts; read them from the results file
     let dir = only_dir(&resumed_out);
-    let resumed: Value = serde_json::from_str(&std::fs::read_to_string(find(&dir, "results_", ".json")).unwrap()).unwrap();
-    assert_eq!(resumed["rubric"]["requests_cached"].as_u64().unwrap() as usize, finished, "every finished request is reused");
-    assert_eq!(resumed["rubric"]["requests_computed"].as_u64().unwrap() as usize, 400 - finished, "only unfinished requests are computed");
+    let resumed: Value =
+        serde_json::from_str(&std::fs::read_to_string(find(&dir, "results_", ".json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        resumed["rubric"]["requests_cached"].as_u64().unwrap() as usize,
+        finished,
+        "every finished request is reused"
+    );
+    assert_eq!(
+        resumed["rubric"]["requests_computed"].as_u64().unwrap() as usize,
+        400 - finished,
+        "only unfinished requests are computed"
+    );
 
     // and equals an uninterrupted run
     let clean_out = tmp.path().join("clean");
     let mut clean_args = args(&clean_out);
     clean_args.push("--no-cache".into());
-    let o = Command::new(env!("CARGO_BIN_EXE_rubric")).args(&clean_args).current_dir(common::crate_root()).output().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_rubric"))
+        .args(&clean_args)
+        .current_dir(common::crate_root())
+        .output()
+        .unwrap();
     assert!(o.status.success());
     let clean_dir = only_dir(&clean_out);
-    let clean: Value = serde_json::from_str(&std::fs::read_to_string(find(&clean_dir, "results_", ".json")).unwrap()).unwrap();
+    let clean: Value = serde_json::from_str(
+        &std::fs::read_to_string(find(&clean_dir, "results_", ".json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(resumed["results"], clean["results"]);
     assert_eq!(resumed["task_hashes"], clean["task_hashes"]);
     let samples = |d: &Path| std::fs::read_to_string(find(d, "samples_", ".jsonl")).unwrap();

@@ -14,7 +14,10 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn limits(secs: f64) -> Limits {
-    Limits { timeout: Duration::from_secs_f64(secs), ..Limits::default() }
+    Limits {
+        timeout: Duration::from_secs_f64(secs),
+        ..Limits::default()
+    }
 }
 
 fn run(program: &str) -> Outcome {
@@ -24,7 +27,10 @@ fn run(program: &str) -> Outcome {
 #[test]
 fn passing_and_failing_programs() {
     let _serial = serial();
-    assert_eq!(run("def add(a, b):\n    return a + b\nassert add(2, 3) == 5\n"), Outcome::Passed);
+    assert_eq!(
+        run("def add(a, b):\n    return a + b\nassert add(2, 3) == 5\n"),
+        Outcome::Passed
+    );
     match run("def add(a, b):\n    return a * b\nassert add(2, 3) == 5\n") {
         Outcome::Failed { stderr, .. } => assert!(stderr.contains("AssertionError"), "{stderr}"),
         other => panic!("expected a failure, got {other:?}"),
@@ -39,19 +45,38 @@ fn passing_and_failing_programs() {
 fn writes_only_inside_its_own_folder() {
     let _serial = serial();
     // its own folder is writable
-    assert_eq!(run("open('scratch.txt', 'w').write('ok')\nassert open('scratch.txt').read() == 'ok'\n"), Outcome::Passed);
+    assert_eq!(
+        run("open('scratch.txt', 'w').write('ok')\nassert open('scratch.txt').read() == 'ok'\n"),
+        Outcome::Passed
+    );
     // anywhere else is not: a folder of the caller's, /tmp, and the home folder
     let outside = tempfile::tempdir().unwrap();
     let target = outside.path().join("escaped.txt");
-    for path in [target.display().to_string(), "/tmp/rubric-sandbox-escape.txt".into(), "/root/rubric-sandbox-escape.txt".into()] {
+    for path in [
+        target.display().to_string(),
+        "/tmp/rubric-sandbox-escape.txt".into(),
+        "/root/rubric-sandbox-escape.txt".into(),
+    ] {
         let program = format!("open({path:?}, 'w').write('escaped')\n");
-        assert!(matches!(run(&program), Outcome::Failed { .. }), "writing {path} must fail");
-        assert!(!std::path::Path::new(&path).exists(), "{path} was written from the sandbox");
+        assert!(
+            matches!(run(&program), Outcome::Failed { .. }),
+            "writing {path} must fail"
+        );
+        assert!(
+            !std::path::Path::new(&path).exists(),
+            "{path} was written from the sandbox"
+        );
     }
     // nor can it delete the caller's files
     let keep = outside.path().join("keep.txt");
     std::fs::write(&keep, "data").unwrap();
-    assert!(matches!(run(&format!("import os\nos.remove({:?})\n", keep.display().to_string())), Outcome::Failed { .. }));
+    assert!(matches!(
+        run(&format!(
+            "import os\nos.remove({:?})\n",
+            keep.display().to_string()
+        )),
+        Outcome::Failed { .. }
+    ));
     assert!(keep.exists());
 }
 
@@ -62,11 +87,21 @@ fn no_network() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
-    let program = format!("import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)\n");
-    assert!(matches!(run(&program), Outcome::Failed { .. }), "connecting to the host's loopback must fail");
-    assert!(listener.accept().is_err(), "the sandbox reached the host's loopback");
+    let program =
+        format!("import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)\n");
+    assert!(
+        matches!(run(&program), Outcome::Failed { .. }),
+        "connecting to the host's loopback must fail"
+    );
+    assert!(
+        listener.accept().is_err(),
+        "the sandbox reached the host's loopback"
+    );
     let program = "import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=2)\n";
-    assert!(matches!(run(program), Outcome::Failed { .. }), "connecting out must fail");
+    assert!(
+        matches!(run(program), Outcome::Failed { .. }),
+        "connecting out must fail"
+    );
 }
 
 #[test]
@@ -81,15 +116,38 @@ fn sees_none_of_the_callers_environment() {
 fn an_infinite_loop_is_stopped_at_the_timeout() {
     let _serial = serial();
     let start = Instant::now();
-    assert_eq!(run_python("while True:\n    pass\n", &limits(1.0)).unwrap(), Outcome::TimedOut);
-    assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
+    assert_eq!(
+        run_python("while True:\n    pass\n", &limits(1.0)).unwrap(),
+        Outcome::TimedOut
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
     let start = Instant::now();
-    assert_eq!(run_python("import time\ntime.sleep(60)\n", &limits(1.0)).unwrap(), Outcome::TimedOut);
-    assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
+    assert_eq!(
+        run_python("import time\ntime.sleep(60)\n", &limits(1.0)).unwrap(),
+        Outcome::TimedOut
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
 }
 
 fn process_count() -> usize {
-    std::fs::read_dir("/proc").unwrap().flatten().filter(|e| e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit())).count()
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
+        .count()
 }
 
 #[test]
@@ -97,19 +155,35 @@ fn a_fork_bomb_is_stopped_and_leaves_nothing_behind() {
     let _serial = serial();
     let before = process_count();
     let start = Instant::now();
-    let program = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n";
+    let program =
+        "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n";
     let outcome = run_python(program, &limits(1.5)).unwrap();
-    assert!(matches!(outcome, Outcome::TimedOut | Outcome::Failed { .. }), "{outcome:?}");
-    assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
+    assert!(
+        matches!(outcome, Outcome::TimedOut | Outcome::Failed { .. }),
+        "{outcome:?}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
     // every process it made is gone
     let deadline = Instant::now() + Duration::from_secs(5);
     while process_count() > before + 2 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(process_count() <= before + 2, "processes left behind: {} before, {} after", before, process_count());
+    assert!(
+        process_count() <= before + 2,
+        "processes left behind: {} before, {} after",
+        before,
+        process_count()
+    );
     // and a child started in the background does not outlive the program
     let outcome = run("import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)'])\n");
     assert_eq!(outcome, Outcome::Passed);
     std::thread::sleep(Duration::from_millis(200));
-    assert!(process_count() <= before + 2, "a background child outlived the program");
+    assert!(
+        process_count() <= before + 2,
+        "a background child outlived the program"
+    );
 }

@@ -22,9 +22,21 @@ enum Data {
 
 /// Every built-in task, its data, and the metric keys its results must have.
 const TASKS: &[(&str, Data, &[&str])] = &[
-    ("gsm8k", Data::Shared, &["exact_match,strict-match", "exact_match,flexible-extract"]),
-    ("gsm8k_cot", Data::Shared, &["exact_match,strict-match", "exact_match,flexible-extract"]),
-    ("gsm8k_cot_zeroshot", Data::Shared, &["exact_match,strict-match", "exact_match,flexible-extract"]),
+    (
+        "gsm8k",
+        Data::Shared,
+        &["exact_match,strict-match", "exact_match,flexible-extract"],
+    ),
+    (
+        "gsm8k_cot",
+        Data::Shared,
+        &["exact_match,strict-match", "exact_match,flexible-extract"],
+    ),
+    (
+        "gsm8k_cot_zeroshot",
+        Data::Shared,
+        &["exact_match,strict-match", "exact_match,flexible-extract"],
+    ),
     ("gsm8k_boxed", Data::Shared, &["math_equiv,boxed"]),
     ("sst2", Data::Shared, &["acc,none"]),
     ("mnli", Data::Shared, &["acc,none"]),
@@ -37,28 +49,90 @@ const TASKS: &[(&str, Data, &[&str])] = &[
     ("cola", Data::Fixture, &["mcc,none"]),
     ("sst2_gen", Data::Shared, &["acc,label", "f1,label"]),
     ("mnli_gen", Data::Shared, &["acc,label", "f1,label"]),
-    ("mnli_mismatch_gen", Data::Fixture, &["acc,label", "f1,label"]),
+    (
+        "mnli_mismatch_gen",
+        Data::Fixture,
+        &["acc,label", "f1,label"],
+    ),
     ("qqp_gen", Data::Fixture, &["acc,label", "f1,label"]),
     ("mrpc_gen", Data::Fixture, &["acc,label", "f1,label"]),
     ("qnli_gen", Data::Fixture, &["acc,label", "f1,label"]),
     ("rte_gen", Data::Fixture, &["acc,label", "f1,label"]),
     ("wnli_gen", Data::Fixture, &["acc,label", "f1,label"]),
-    ("cola_gen", Data::Fixture, &["acc,label", "f1,label", "mcc,label"]),
-    ("squadv2", Data::Fixture, &["exact,none", "f1,none", "HasAns_exact,none", "NoAns_exact,none", "best_exact,none", "best_f1,none"]),
+    (
+        "cola_gen",
+        Data::Fixture,
+        &["acc,label", "f1,label", "mcc,label"],
+    ),
+    (
+        "squadv2",
+        Data::Fixture,
+        &[
+            "exact,none",
+            "f1,none",
+            "HasAns_exact,none",
+            "NoAns_exact,none",
+            "best_exact,none",
+            "best_f1,none",
+        ],
+    ),
     ("squad", Data::Fixture, &["exact_match,none", "f1,none"]),
-    ("cnn_dailymail", Data::Fixture, &["rouge1,none", "rouge2,none", "rougeL,none"]),
-    ("xsum", Data::Fixture, &["rouge1,none", "rouge2,none", "rougeL,none"]),
+    (
+        "cnn_dailymail",
+        Data::Fixture,
+        &["rouge1,none", "rouge2,none", "rougeL,none"],
+    ),
+    (
+        "xsum",
+        Data::Fixture,
+        &["rouge1,none", "rouge2,none", "rougeL,none"],
+    ),
     ("humaneval", Data::Shared, &["pass@1,create_test"]),
-    ("humaneval_64", Data::Shared, &["pass@2,create_test", "pass@64,create_test"]),
+    (
+        "humaneval_64",
+        Data::Shared,
+        &["pass@2,create_test", "pass@64,create_test"],
+    ),
     ("mbpp", Data::Shared, &["pass@1,none"]),
     ("code2text_ruby", Data::Shared, &["smoothed_bleu_4,none"]),
     ("concode", Data::Shared, &["exact_match,none", "bleu,none"]),
-    ("p5_sequential", Data::Shared, &["hit@1,none", "hit@5,none", "hit@10,none", "ndcg@5,none", "ndcg@10,none", "mrr@100,none"]),
-    ("p5_sequential_unseen", Data::Shared, &["hit@10,none", "ndcg@10,none"]),
-    ("p5_direct", Data::Shared, &["hit@1,none", "hit@10,none", "ndcg@10,none"]),
-    ("p5_direct_unseen", Data::Shared, &["hit@1,none", "ndcg@10,none"]),
-    ("p5_rating", Data::Fixture, &["rmse,none", "mae,none", "invalid_rate,none"]),
-    ("p5_rating_unseen", Data::Fixture, &["rmse,none", "mae,none"]),
+    (
+        "p5_sequential",
+        Data::Shared,
+        &[
+            "hit@1,none",
+            "hit@5,none",
+            "hit@10,none",
+            "ndcg@5,none",
+            "ndcg@10,none",
+            "mrr@100,none",
+        ],
+    ),
+    (
+        "p5_sequential_unseen",
+        Data::Shared,
+        &["hit@10,none", "ndcg@10,none"],
+    ),
+    (
+        "p5_direct",
+        Data::Shared,
+        &["hit@1,none", "hit@10,none", "ndcg@10,none"],
+    ),
+    (
+        "p5_direct_unseen",
+        Data::Shared,
+        &["hit@1,none", "ndcg@10,none"],
+    ),
+    (
+        "p5_rating",
+        Data::Fixture,
+        &["rmse,none", "mae,none", "invalid_rate,none"],
+    ),
+    (
+        "p5_rating_unseen",
+        Data::Fixture,
+        &["rmse,none", "mae,none"],
+    ),
 ];
 
 const GROUPS: &[&str] = &["glue", "glue_gen", "codexglue_code2text", "p5"];
@@ -87,22 +161,44 @@ fn every_task_and_group_is_listed_and_valid() {
     let listed = String::from_utf8_lossy(&o.stdout).to_string();
     let words: Vec<&str> = listed.split_whitespace().collect();
     for (t, _, _) in TASKS {
-        assert!(words.contains(t), "`rubric tasks list` lacks {t}:\n{listed}");
+        assert!(
+            words.contains(t),
+            "`rubric tasks list` lacks {t}:\n{listed}"
+        );
     }
     for g in GROUPS {
         assert!(words.contains(g), "`rubric tasks list` lacks group {g}");
     }
     let o = rubric(&["tasks", "validate", "tasks/"]);
-    assert!(o.status.success(), "validate tasks/: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "validate tasks/: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]
 fn first_requests_of_every_task() {
     for (task, data, _) in TASKS {
         let Some(dir) = data_dir(*data) else { continue };
-        let o = rubric(&["tasks", "render", task, "--limit", "1", "--data-dir", dir.to_str().unwrap()]);
-        assert!(o.status.success(), "render {task}: {}", String::from_utf8_lossy(&o.stderr));
-        let first: Value = serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().next().unwrap()).unwrap();
+        let o = rubric(&[
+            "tasks",
+            "render",
+            task,
+            "--limit",
+            "1",
+            "--data-dir",
+            dir.to_str().unwrap(),
+        ]);
+        assert!(
+            o.status.success(),
+            "render {task}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let first: Value =
+            serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().next().unwrap())
+                .unwrap();
         insta::assert_json_snapshot!(format!("render_{task}"), first);
     }
 }
@@ -118,15 +214,38 @@ fn run_all(data: Data) {
     let Some(dir) = data_dir(data) else { return };
     let tmp = tempfile::tempdir().unwrap();
     let model = tiny_model(tmp.path());
-    let names: Vec<&str> = TASKS.iter().filter(|(_, d, _)| *d == data).map(|(t, _, _)| *t).collect();
+    let names: Vec<&str> = TASKS
+        .iter()
+        .filter(|(_, d, _)| *d == data)
+        .map(|(t, _, _)| *t)
+        .collect();
     let out = tmp.path().join("out");
     let margs = format!("pretrained={}", model.display());
     let o = rubric(&[
-        "run", "--model-args", &margs, "--tasks", &names.join(","), "--limit", "5", "--data-dir", dir.to_str().unwrap(),
-        "--confirm-run-unsafe-code", "--gen-kwargs", "max_gen_toks=16", "--bootstrap-iters", "100", "--output-path",
-        out.to_str().unwrap(), "--no-cache", "--quiet",
+        "run",
+        "--model-args",
+        &margs,
+        "--tasks",
+        &names.join(","),
+        "--limit",
+        "5",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--confirm-run-unsafe-code",
+        "--gen-kwargs",
+        "max_gen_toks=16",
+        "--bootstrap-iters",
+        "100",
+        "--output-path",
+        out.to_str().unwrap(),
+        "--no-cache",
+        "--quiet",
     ]);
-    assert!(o.status.success(), "rubric run: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "rubric run: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let results = common::results_json(&out);
     for (task, d, keys) in TASKS {
         if *d != data {
@@ -137,7 +256,10 @@ fn run_all(data: Data) {
         for k in *keys {
             // a rating metric has no value when no answer was a number (the test model's case)
             let no_numbers = r["invalid_rate,none"].as_f64() == Some(1.0);
-            assert!(r[k].is_number() || (no_numbers && r[k].is_null()), "{task}: `{k}` missing or not a number in {r}");
+            assert!(
+                r[k].is_number() || (no_numbers && r[k].is_null()),
+                "{task}: `{k}` missing or not a number in {r}"
+            );
         }
     }
 }
@@ -157,14 +279,23 @@ fn tasks_on_fixture_data_run_end_to_end() {
 /// the same completions cut short all fail.
 #[test]
 fn humaneval_canonical_solutions_pass() {
-    let Some(data) = common::shared_data("HumanEval execution") else { return };
+    let Some(data) = common::shared_data("HumanEval execution") else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let answers = tmp.path().join("answers.jsonl");
     let broken = tmp.path().join("broken.jsonl");
     let (mut good, mut bad) = (String::new(), String::new());
-    for line in std::fs::read_to_string(data.join("humaneval/HumanEval.jsonl")).unwrap().lines().take(10) {
+    for line in std::fs::read_to_string(data.join("humaneval/HumanEval.jsonl"))
+        .unwrap()
+        .lines()
+        .take(10)
+    {
         let d: Value = serde_json::from_str(line).unwrap();
-        let (p, s) = (d["prompt"].as_str().unwrap(), d["canonical_solution"].as_str().unwrap());
+        let (p, s) = (
+            d["prompt"].as_str().unwrap(),
+            d["canonical_solution"].as_str().unwrap(),
+        );
         good.push_str(&serde_json::json!({"context": p, "answer": s}).to_string());
         good.push('\n');
         bad.push_str(&serde_json::json!({"context": p, "answer": "    return None\n"}).to_string());
@@ -177,21 +308,53 @@ fn humaneval_canonical_solutions_pass() {
 }
 
 fn humaneval_pass_at_1(data: &Path, answers: &Path, tmp: &Path) -> f64 {
-    let out = tmp.join(format!("out-{}", answers.file_stem().unwrap().to_string_lossy()));
+    let out = tmp.join(format!(
+        "out-{}",
+        answers.file_stem().unwrap().to_string_lossy()
+    ));
     let margs = format!("answers={}", answers.display());
     let o = rubric(&[
-        "run", "--model", "mock", "--model-args", &margs, "--tasks", "humaneval", "--limit", "10",
-        "--data-dir", data.to_str().unwrap(), "--confirm-run-unsafe-code", "--output-path", out.to_str().unwrap(), "--no-cache", "--quiet",
+        "run",
+        "--model",
+        "mock",
+        "--model-args",
+        &margs,
+        "--tasks",
+        "humaneval",
+        "--limit",
+        "10",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--confirm-run-unsafe-code",
+        "--output-path",
+        out.to_str().unwrap(),
+        "--no-cache",
+        "--quiet",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let results = common::results_json(&out);
-    results["results"]["humaneval"]["pass@1,create_test"].as_f64().unwrap()
+    results["results"]["humaneval"]["pass@1,create_test"]
+        .as_f64()
+        .unwrap()
 }
 
 #[test]
 fn code_tasks_refuse_to_run_without_confirmation() {
-    let Some(data) = common::shared_data("code task confirmation") else { return };
-    let o = rubric(&["run", "--model", "mock", "--tasks", "mbpp", "--limit", "1", "--data-dir", data.to_str().unwrap(), "--no-cache"]);
+    let Some(data) = common::shared_data("code task confirmation") else {
+        return;
+    };
+    let o = rubric(&[
+        "run",
+        "--model",
+        "mock",
+        "--tasks",
+        "mbpp",
+        "--limit",
+        "1",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--no-cache",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("--confirm-run-unsafe-code"), "{err}");
@@ -205,8 +368,19 @@ fn own_summaries_template_runs() {
     let out = tmp.path().join("out");
     let margs = format!("pretrained={}", model.display());
     let o = rubric(&[
-        "run", "--model-args", &margs, "--tasks", "fixtures/tasks/own/my_summaries.yaml", "--limit", "2", "--gen-kwargs", "max_gen_toks=8",
-        "--output-path", out.to_str().unwrap(), "--no-cache", "--quiet",
+        "run",
+        "--model-args",
+        &margs,
+        "--tasks",
+        "fixtures/tasks/own/my_summaries.yaml",
+        "--limit",
+        "2",
+        "--gen-kwargs",
+        "max_gen_toks=8",
+        "--output-path",
+        out.to_str().unwrap(),
+        "--no-cache",
+        "--quiet",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let table = String::from_utf8_lossy(&o.stdout);

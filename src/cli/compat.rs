@@ -40,24 +40,37 @@ pub struct CompatArgs {
 impl CompatArgs {
     /// Warn about flags without effect; fail on flags rubric cannot honour.
     pub fn check(&self) -> anyhow::Result<()> {
-        let warn = |flag: &str, why: &str| eprintln!("warning: {flag} has no effect in rubric: {why}");
+        let warn =
+            |flag: &str, why: &str| eprintln!("warning: {flag} has no effect in rubric: {why}");
         if self.use_cache.is_some() {
-            warn("--use_cache", "responses are always cached (see --no-cache)");
+            warn(
+                "--use_cache",
+                "responses are always cached (see --no-cache)",
+            );
         }
         if self.cache_requests.is_some() {
             warn("--cache_requests", "requests are rebuilt quickly");
         }
         if self.max_batch_size.is_some() {
-            warn("--max_batch_size", "there is no automatic batch-size search");
+            warn(
+                "--max_batch_size",
+                "there is no automatic batch-size search",
+            );
         }
         if self.write_out {
-            warn("--write_out", "use `rubric tasks render TASK` to see prompts");
+            warn(
+                "--write_out",
+                "use `rubric tasks render TASK` to see prompts",
+            );
         }
         if self.show_config {
             warn("--show_config", "configs are in the results file");
         }
         if self.trust_remote_code {
-            warn("--trust_remote_code", "rubric never runs code from model repositories");
+            warn(
+                "--trust_remote_code",
+                "rubric never runs code from model repositories",
+            );
         }
         if self.verbosity.is_some() {
             warn("--verbosity", "set RUST_LOG instead");
@@ -66,7 +79,9 @@ impl CompatArgs {
             anyhow::bail!("--wandb_args is not supported: rubric does not log to Weights & Biases; the results JSON can be uploaded instead");
         }
         if self.hf_hub_log_args.is_some() {
-            anyhow::bail!("--hf_hub_log_args is not supported: rubric does not push to the Hugging Face hub");
+            anyhow::bail!(
+                "--hf_hub_log_args is not supported: rubric does not push to the Hugging Face hub"
+            );
         }
         if self.samples.is_some() {
             anyhow::bail!("--samples is not supported: use --limit to evaluate the first N docs");

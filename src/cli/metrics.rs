@@ -25,7 +25,12 @@ pub fn run(cmd: MetricsCommand) -> Result<(), (u8, anyhow::Error)> {
         MetricsCommand::List => {
             let w = METRICS.iter().map(|m| m.name.len()).max().unwrap_or(4);
             for m in METRICS {
-                println!("{:w$}  {}  {}", m.name, if m.higher_is_better { "↑" } else { "↓" }, m.summary);
+                println!(
+                    "{:w$}  {}  {}",
+                    m.name,
+                    if m.higher_is_better { "↑" } else { "↓" },
+                    m.summary
+                );
             }
             Ok(())
         }
@@ -36,8 +41,16 @@ pub fn run(cmd: MetricsCommand) -> Result<(), (u8, anyhow::Error)> {
             }
             None => {
                 let names: Vec<&str> = METRICS.iter().map(|m| m.name).collect();
-                let hint = crate::task::config::did_you_mean(&a.name, names).map(|h| format!(" (did you mean `{h}`?)")).unwrap_or_default();
-                Err((exit::USAGE, anyhow::anyhow!("unknown metric `{}`{hint}; `rubric metrics list` shows the known ones", a.name)))
+                let hint = crate::task::config::did_you_mean(&a.name, names)
+                    .map(|h| format!(" (did you mean `{h}`?)"))
+                    .unwrap_or_default();
+                Err((
+                    exit::USAGE,
+                    anyhow::anyhow!(
+                        "unknown metric `{}`{hint}; `rubric metrics list` shows the known ones",
+                        a.name
+                    ),
+                ))
             }
         },
     }

@@ -15,7 +15,12 @@ use clap::{Parser, Subcommand};
 /// mistralrs (or scores predictions you already have), computes metrics equal to the
 /// reference implementations', and writes lm-eval's results and samples files.
 #[derive(Debug, Parser)]
-#[command(name = "rubric", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "rubric",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -27,7 +27,14 @@ pub struct RunArgs {
     pub model: String,
     /// Backend arguments, `KEY=VALUE,...`: pretrained, gguf, tokenizer, adapter, dtype, device,
     /// max_length, add_bos_token, isq, max_concurrency, seed.
-    #[arg(long = "model-args", alias = "model_args", short = 'a', default_value = "", value_name = "ARGS", help_heading = "Model")]
+    #[arg(
+        long = "model-args",
+        alias = "model_args",
+        short = 'a',
+        default_value = "",
+        value_name = "ARGS",
+        help_heading = "Model"
+    )]
     pub model_args: String,
     /// Device (cpu, cuda, cuda:N); the same as `device=` in --model-args.
     #[arg(long, help_heading = "Model")]
@@ -35,56 +42,119 @@ pub struct RunArgs {
     /// Accepted as lm-eval spells it (N, auto, auto:N); results never depend on it. rubric runs
     /// one sequence per forward pass so every score is bit-identical at any batch size; on a GPU,
     /// `max_concurrency=N` in --model-args lets the engine batch sequences.
-    #[arg(long = "batch-size", alias = "batch_size", short = 'b', default_value = "1", help_heading = "Model")]
+    #[arg(
+        long = "batch-size",
+        alias = "batch_size",
+        short = 'b',
+        default_value = "1",
+        help_heading = "Model"
+    )]
     pub batch_size: String,
     /// Tasks, groups, tags or task YAML paths, comma-separated.
-    #[arg(long, short = 't', required = true, value_name = "TASKS", help_heading = "Tasks")]
+    #[arg(
+        long,
+        short = 't',
+        required = true,
+        value_name = "TASKS",
+        help_heading = "Tasks"
+    )]
     pub tasks: String,
     #[command(flatten)]
     pub source: TaskSourceArgs,
     #[command(flatten)]
     pub data: DataArgs,
     /// Few-shot examples per prompt (overrides the YAML unless it says 0).
-    #[arg(long = "num-fewshot", alias = "num_fewshot", short = 'f', value_name = "K", help_heading = "Tasks")]
+    #[arg(
+        long = "num-fewshot",
+        alias = "num_fewshot",
+        short = 'f',
+        value_name = "K",
+        help_heading = "Tasks"
+    )]
     pub num_fewshot: Option<usize>,
     /// Evaluate only the first N docs of each task, or a fraction when below 1 (testing only).
     #[arg(long, short = 'L', value_name = "N", help_heading = "Tasks")]
     pub limit: Option<String>,
     /// Generation settings merged into every generate_until task, `key=value,...` (e.g.
     /// `temperature=0.8,do_sample=true,max_gen_toks=512`).
-    #[arg(long = "gen-kwargs", alias = "gen_kwargs", value_name = "KWARGS", help_heading = "Tasks")]
+    #[arg(
+        long = "gen-kwargs",
+        alias = "gen_kwargs",
+        value_name = "KWARGS",
+        help_heading = "Tasks"
+    )]
     pub gen_kwargs: Option<String>,
     /// Render prompts with the model's chat template.
-    #[arg(long = "apply-chat-template", alias = "apply_chat_template", help_heading = "Prompting")]
+    #[arg(
+        long = "apply-chat-template",
+        alias = "apply_chat_template",
+        help_heading = "Prompting"
+    )]
     pub apply_chat_template: bool,
     /// A system message put before every prompt.
-    #[arg(long = "system-instruction", alias = "system_instruction", value_name = "TEXT", help_heading = "Prompting")]
+    #[arg(
+        long = "system-instruction",
+        alias = "system_instruction",
+        value_name = "TEXT",
+        help_heading = "Prompting"
+    )]
     pub system_instruction: Option<String>,
     /// With a chat template, give each few-shot example its own user/assistant turns
     /// (default: on with --apply-chat-template, as lm-eval).
     #[arg(long = "fewshot-as-multiturn", alias = "fewshot_as_multiturn", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", help_heading = "Prompting")]
     pub fewshot_as_multiturn: Option<bool>,
     /// Where results go: `<path>/<model name>/results_<time>.json`.
-    #[arg(long = "output-path", alias = "output_path", short = 'o', value_name = "DIR", help_heading = "Output")]
+    #[arg(
+        long = "output-path",
+        alias = "output_path",
+        short = 'o',
+        value_name = "DIR",
+        help_heading = "Output"
+    )]
     pub output_path: Option<PathBuf>,
     /// Also write every doc's prompts, responses and scores (`samples_<task>_<time>.jsonl`).
-    #[arg(long = "log-samples", alias = "log_samples", short = 's', help_heading = "Output")]
+    #[arg(
+        long = "log-samples",
+        alias = "log_samples",
+        short = 's',
+        help_heading = "Output"
+    )]
     pub log_samples: bool,
     /// Only generate and log responses; no metrics (implies --log-samples).
-    #[arg(long = "predict-only", alias = "predict_only", short = 'x', help_heading = "Output")]
+    #[arg(
+        long = "predict-only",
+        alias = "predict_only",
+        short = 'x',
+        help_heading = "Output"
+    )]
     pub predict_only: bool,
     /// Seeds `python,numpy,torch,fewshot` as lm-eval takes them (one number sets all four);
     /// the few-shot seed picks the examples, the first one seeds sampling.
-    #[arg(long, default_value = "0,1234,1234,1234", value_name = "SEEDS", help_heading = "Output")]
+    #[arg(
+        long,
+        default_value = "0,1234,1234,1234",
+        value_name = "SEEDS",
+        help_heading = "Output"
+    )]
     pub seed: String,
     /// Bootstrap iterations for standard errors (0 turns standard errors off).
-    #[arg(long = "bootstrap-iters", alias = "bootstrap_iters", default_value_t = 100_000, value_name = "N", help_heading = "Output")]
+    #[arg(
+        long = "bootstrap-iters",
+        alias = "bootstrap_iters",
+        default_value_t = 100_000,
+        value_name = "N",
+        help_heading = "Output"
+    )]
     pub bootstrap_iters: usize,
     /// Do not read or write the response cache.
     #[arg(long = "no-cache", help_heading = "Output")]
     pub no_cache: bool,
     /// Allow tasks that execute model-written code (sandboxed).
-    #[arg(long = "confirm-run-unsafe-code", alias = "confirm_run_unsafe_code", help_heading = "Tasks")]
+    #[arg(
+        long = "confirm-run-unsafe-code",
+        alias = "confirm_run_unsafe_code",
+        help_heading = "Tasks"
+    )]
     pub confirm_run_unsafe_code: bool,
     /// No progress output.
     #[arg(long, short = 'q', help_heading = "Output")]
@@ -100,7 +170,9 @@ fn parse_seeds(s: &str) -> Result<[Option<i64>; 4], String> {
         if p.eq_ignore_ascii_case("none") {
             Ok(None)
         } else {
-            p.parse().map(Some).map_err(|_| format!("--seed: `{p}` is not an integer or None"))
+            p.parse()
+                .map(Some)
+                .map_err(|_| format!("--seed: `{p}` is not an integer or None"))
         }
     };
     match parts.len() {
@@ -108,7 +180,12 @@ fn parse_seeds(s: &str) -> Result<[Option<i64>; 4], String> {
             let v = parse(parts[0])?;
             Ok([v; 4])
         }
-        4 => Ok([parse(parts[0])?, parse(parts[1])?, parse(parts[2])?, parse(parts[3])?]),
+        4 => Ok([
+            parse(parts[0])?,
+            parse(parts[1])?,
+            parse(parts[2])?,
+            parse(parts[3])?,
+        ]),
         _ => Err("--seed takes one number or four (python,numpy,torch,fewshot)".into()),
     }
 }
@@ -117,12 +194,16 @@ fn parse_seeds(s: &str) -> Result<[Option<i64>; 4], String> {
 fn parse_gen_kwargs(s: &str) -> Result<Map<String, Value>, String> {
     let mut out = Map::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (k, v) = part.split_once('=').ok_or_else(|| format!("--gen-kwargs: expected key=value, got `{part}`"))?;
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| format!("--gen-kwargs: expected key=value, got `{part}`"))?;
         let v = v.trim();
         let value = match v.to_lowercase().as_str() {
             "true" => Value::Bool(true),
             "false" => Value::Bool(false),
-            _ => crate::py::literal::literal_eval(v).unwrap_or_else(|_| Value::String(v.to_string())),
+            _ => {
+                crate::py::literal::literal_eval(v).unwrap_or_else(|_| Value::String(v.to_string()))
+            }
         };
         out.insert(k.trim().to_string(), value);
     }
@@ -133,54 +214,97 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
     let usage = |e: anyhow::Error| (exit::USAGE, e);
     args.compat.check().map_err(usage)?;
     let seeds = parse_seeds(&args.seed).map_err(|e| usage(anyhow!(e)))?;
-    let limit = args.limit.as_deref().map(Limit::parse).transpose().map_err(|e| usage(anyhow!(e)))?;
-    let gen_kwargs = args.gen_kwargs.as_deref().map(parse_gen_kwargs).transpose().map_err(|e| usage(anyhow!(e)))?;
+    let limit = args
+        .limit
+        .as_deref()
+        .map(Limit::parse)
+        .transpose()
+        .map_err(|e| usage(anyhow!(e)))?;
+    let gen_kwargs = args
+        .gen_kwargs
+        .as_deref()
+        .map(parse_gen_kwargs)
+        .transpose()
+        .map_err(|e| usage(anyhow!(e)))?;
     if (args.log_samples || args.predict_only) && args.output_path.is_none() {
-        return Err(usage(anyhow!("--log-samples and --predict-only need --output-path")));
+        return Err(usage(anyhow!(
+            "--log-samples and --predict-only need --output-path"
+        )));
     }
     if args.fewshot_as_multiturn == Some(true) && !args.apply_chat_template {
-        return Err(usage(anyhow!("--fewshot-as-multiturn needs --apply-chat-template")));
+        return Err(usage(anyhow!(
+            "--fewshot-as-multiturn needs --apply-chat-template"
+        )));
     }
     let index = TaskIndex::build(&args.source.include_path).map_err(|e| usage(e.into()))?;
     let mut selected = Vec::new();
-    for name in args.tasks.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+    for name in args
+        .tasks
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         selected.extend(select(&index, name).map_err(|e| usage(e.into()))?);
     }
     if selected.is_empty() {
         return Err(usage(anyhow!("--tasks names no task")));
     }
 
-    let mut model_args = crate::model::parse_model_args(&args.model_args).map_err(|e| usage(e.into()))?;
+    let mut model_args =
+        crate::model::parse_model_args(&args.model_args).map_err(|e| usage(e.into()))?;
     if let Some(d) = &args.device {
-        model_args.entry("device".into()).or_insert_with(|| d.clone());
+        model_args
+            .entry("device".into())
+            .or_insert_with(|| d.clone());
     }
     check_batch_size(&args.batch_size).map_err(|e| usage(anyhow!(e)))?;
     if let Some(s) = seeds[0] {
-        model_args.entry("seed".into()).or_insert_with(|| s.to_string());
+        model_args
+            .entry("seed".into())
+            .or_insert_with(|| s.to_string());
     }
     let start = std::time::SystemTime::now();
     let model = crate::model::load(&args.model, &model_args).map_err(|e| match e {
-        crate::model::ModelError::Args(_) | crate::model::ModelError::UnknownBackend(_) => usage(e.into()),
-        other => (exit::USAGE, anyhow::Error::from(other).context("loading the model")),
+        crate::model::ModelError::Args(_) | crate::model::ModelError::UnknownBackend(_) => {
+            usage(e.into())
+        }
+        other => (
+            exit::USAGE,
+            anyhow::Error::from(other).context("loading the model"),
+        ),
     })?;
     let info = model.info().clone();
 
     let cache_dir = std::env::var_os(crate::env::CACHE_DIR)
         .map(PathBuf::from)
-        .unwrap_or_else(|| args.output_path.clone().unwrap_or_else(|| PathBuf::from("results")).join(".cache"));
+        .unwrap_or_else(|| {
+            args.output_path
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("results"))
+                .join(".cache")
+        });
     let mut cache = if args.no_cache {
         None
     } else {
-        let c = crate::cache::ResponseCache::open(&cache_dir, &info.identity).map_err(|e| usage(e.into()))?;
+        let c = crate::cache::ResponseCache::open(&cache_dir, &info.identity)
+            .map_err(|e| usage(e.into()))?;
         if c.recovered_partial_line {
             eprintln!("warning: {}: the last response was cut off by an interrupted run and is recomputed", c.path().display());
         }
         if !c.is_empty() && !args.quiet {
-            eprintln!("response cache {}: {} responses from earlier runs", c.path().display(), c.len());
+            eprintln!(
+                "response cache {}: {} responses from earlier runs",
+                c.path().display(),
+                c.len()
+            );
         }
         Some(c)
     };
-    let fewshot_as_multiturn = if args.apply_chat_template { Some(args.fewshot_as_multiturn.unwrap_or(true)) } else { None };
+    let fewshot_as_multiturn = if args.apply_chat_template {
+        Some(args.fewshot_as_multiturn.unwrap_or(true))
+    } else {
+        None
+    };
     let cfg = EvalConfig {
         num_fewshot: args.num_fewshot,
         limit,
@@ -212,7 +336,11 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
         seeds,
         system_instruction: args.system_instruction.clone(),
         fewshot_as_multiturn,
-        chat_template: if args.apply_chat_template { model.chat_template().map(|_| "model".to_string()) } else { None },
+        chat_template: if args.apply_chat_template {
+            model.chat_template().map(|_| "model".to_string())
+        } else {
+            None
+        },
         start,
         end,
         model_dtype: info.dtype.clone(),
@@ -226,8 +354,12 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
         args.model,
         args.model_args,
         args.gen_kwargs.as_deref().unwrap_or("None"),
-        limit.map(|l| crate::py::str(&l.to_json())).unwrap_or_else(|| "None".into()),
-        args.num_fewshot.map(|k| k.to_string()).unwrap_or_else(|| "None".into()),
+        limit
+            .map(|l| crate::py::str(&l.to_json()))
+            .unwrap_or_else(|| "None".into()),
+        args.num_fewshot
+            .map(|k| k.to_string())
+            .unwrap_or_else(|| "None".into()),
         args.batch_size
     );
     let task_rows = tables::rows(&doc, "results");
@@ -244,7 +376,10 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
         }
     }
     if !args.quiet {
-        eprintln!("requests: {} from the cache, {} computed", results.cached, results.computed);
+        eprintln!(
+            "requests: {} from the cache, {} computed",
+            results.cached, results.computed
+        );
     }
 
     if let Some(out) = &args.output_path {
@@ -257,20 +392,41 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
         };
         let ts = file_timestamp(start);
         let (dir, results_name) = if out.extension().is_some_and(|e| e == "json") {
-            let stem = out.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "results".into());
-            (out.parent().map(|p| p.to_path_buf()).unwrap_or_default(), format!("{stem}_{ts}.json"))
+            let stem = out
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_else(|| "results".into());
+            (
+                out.parent().map(|p| p.to_path_buf()).unwrap_or_default(),
+                format!("{stem}_{ts}.json"),
+            )
         } else {
-            (out.join(sanitize_model_name(&info.name)), format!("results_{ts}.json"))
+            (
+                out.join(sanitize_model_name(&info.name)),
+                format!("results_{ts}.json"),
+            )
         };
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display())).map_err(|e| (exit::USAGE, e))?;
-        write(dir.join(&results_name), &format!("{}\n", crate::py::json_dumps(&doc, Some(2))))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))
+            .map_err(|e| (exit::USAGE, e))?;
+        write(
+            dir.join(&results_name),
+            &format!("{}\n", crate::py::json_dumps(&doc, Some(2))),
+        )?;
         let base = results_name.trim_end_matches(".json").to_string();
         write(dir.join(format!("{base}.md")), &md)?;
         write(dir.join(format!("{base}.csv")), &tables::csv(&task_rows))?;
-        write(dir.join(format!("{base}.tex")), &tables::latex(&task_rows, "Tasks"))?;
+        write(
+            dir.join(format!("{base}.tex")),
+            &tables::latex(&task_rows, "Tasks"),
+        )?;
         for t in &results.tasks {
             if !t.samples.is_empty() {
-                let lines: String = t.samples.iter().map(|s| format!("{}\n", crate::py::json_dumps(s, None))).collect();
+                let lines: String = t
+                    .samples
+                    .iter()
+                    .map(|s| format!("{}\n", crate::py::json_dumps(s, None)))
+                    .collect();
                 let name = format!("samples_{}_{ts}.jsonl", t.name);
                 write(dir.join(name), &lines)?;
             }
@@ -288,20 +444,31 @@ mod tests {
 
     #[test]
     fn seeds_and_gen_kwargs() {
-        assert_eq!(parse_seeds("0,1234,1234,1234").unwrap(), [Some(0), Some(1234), Some(1234), Some(1234)]);
+        assert_eq!(
+            parse_seeds("0,1234,1234,1234").unwrap(),
+            [Some(0), Some(1234), Some(1234), Some(1234)]
+        );
         assert_eq!(parse_seeds("42").unwrap(), [Some(42); 4]);
         assert_eq!(parse_seeds("1,None,2,3").unwrap()[1], None);
         let g = parse_gen_kwargs("temperature=0.8,do_sample=true,max_gen_toks=512").unwrap();
-        assert_eq!(Value::Object(g), serde_json::json!({"temperature": 0.8, "do_sample": true, "max_gen_toks": 512}));
+        assert_eq!(
+            Value::Object(g),
+            serde_json::json!({"temperature": 0.8, "do_sample": true, "max_gen_toks": 512})
+        );
     }
 }
 
 /// `--batch-size` as lm-eval takes it: N, `auto` or `auto:N`.
 fn check_batch_size(s: &str) -> Result<(), String> {
-    let n = s.strip_prefix("auto").map(|r| r.strip_prefix(':').unwrap_or(r)).unwrap_or(s);
+    let n = s
+        .strip_prefix("auto")
+        .map(|r| r.strip_prefix(':').unwrap_or(r))
+        .unwrap_or(s);
     if n.is_empty() || n.parse::<usize>().is_ok_and(|n| n > 0) {
         Ok(())
     } else {
-        Err(format!("--batch-size must be a positive integer, `auto` or `auto:N`, got `{s}`"))
+        Err(format!(
+            "--batch-size must be a positive integer, `auto` or `auto:N`, got `{s}`"
+        ))
     }
 }

@@ -24,10 +24,20 @@ pub struct ScoreArgs {
     #[arg(long, short = 'm', value_name = "NAMES", required = true)]
     pub metrics: String,
     /// Field holding the prediction.
-    #[arg(long = "prediction-field", alias = "prediction_field", default_value = "predict", value_name = "NAME")]
+    #[arg(
+        long = "prediction-field",
+        alias = "prediction_field",
+        default_value = "predict",
+        value_name = "NAME"
+    )]
     pub prediction_field: String,
     /// Field holding the reference (a string, a number, or a list of references).
-    #[arg(long = "reference-field", alias = "reference_field", default_value = "label", value_name = "NAME")]
+    #[arg(
+        long = "reference-field",
+        alias = "reference_field",
+        default_value = "label",
+        value_name = "NAME"
+    )]
     pub reference_field: String,
     /// Also write the JSON object to this file.
     #[arg(long, short = 'o', value_name = "FILE")]
@@ -40,9 +50,16 @@ pub fn run(args: ScoreArgs) -> Result<(), (u8, anyhow::Error)> {
     if metrics.is_empty() {
         return Err(usage(anyhow::anyhow!("--metrics names no metric")));
     }
-    let records = read_records(&args.predictions, &args.prediction_field, &args.reference_field).map_err(|e| usage(e.into()))?;
-    let scores = score_records(&args.predictions, &records, &metrics).map_err(|e| usage(e.into()))?;
-    let text = serde_json::to_string_pretty(&serde_json::Value::Object(scores)).expect("a map of numbers serializes");
+    let records = read_records(
+        &args.predictions,
+        &args.prediction_field,
+        &args.reference_field,
+    )
+    .map_err(|e| usage(e.into()))?;
+    let scores =
+        score_records(&args.predictions, &records, &metrics).map_err(|e| usage(e.into()))?;
+    let text = serde_json::to_string_pretty(&serde_json::Value::Object(scores))
+        .expect("a map of numbers serializes");
     println!("{text}");
     if let Some(out) = &args.output {
         std::fs::write(out, format!("{text}\n"))

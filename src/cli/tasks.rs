@@ -55,7 +55,9 @@ pub struct DataArgs {
 
 impl DataArgs {
     pub fn options(&self) -> DataOptions {
-        DataOptions { data_dir: self.data_dir.clone() }
+        DataOptions {
+            data_dir: self.data_dir.clone(),
+        }
     }
 }
 
@@ -87,7 +89,12 @@ pub struct RenderArgs {
     #[arg(long, short = 'L', value_name = "N")]
     pub limit: Option<usize>,
     /// Number of few-shot examples (overrides the YAML unless it says 0).
-    #[arg(long = "num-fewshot", alias = "num_fewshot", short = 'f', value_name = "K")]
+    #[arg(
+        long = "num-fewshot",
+        alias = "num_fewshot",
+        short = 'f',
+        value_name = "K"
+    )]
     pub num_fewshot: Option<usize>,
     /// Seed of the few-shot sampler (lm-eval's fewshot seed, 1234 by default).
     #[arg(long, default_value_t = 1234, value_name = "S")]
@@ -111,9 +118,16 @@ fn list(args: ListArgs) -> Result<(), (u8, anyhow::Error)> {
     let mut out = std::io::stdout().lock();
     let cwd = std::env::current_dir().unwrap_or_default();
     let show = |p: &Option<PathBuf>| {
-        p.as_ref().map(|p| p.strip_prefix(&cwd).unwrap_or(p).display().to_string()).unwrap_or_default()
+        p.as_ref()
+            .map(|p| p.strip_prefix(&cwd).unwrap_or(p).display().to_string())
+            .unwrap_or_default()
     };
-    let mut rows = vec![("NAME".to_string(), "KIND".to_string(), "OUTPUT TYPE".to_string(), "SOURCE / MEMBERS".to_string())];
+    let mut rows = vec![(
+        "NAME".to_string(),
+        "KIND".to_string(),
+        "OUTPUT TYPE".to_string(),
+        "SOURCE / MEMBERS".to_string(),
+    )];
     for e in index.entries.values() {
         let (kind, otype, src) = match e.kind {
             EntryKind::Task => {
@@ -121,7 +135,12 @@ fn list(args: ListArgs) -> Result<(), (u8, anyhow::Error)> {
                     .path
                     .as_ref()
                     .and_then(|p| read_yaml_merged(p).ok())
-                    .and_then(|r| r.map.get("output_type").and_then(Value::as_str).map(String::from))
+                    .and_then(|r| {
+                        r.map
+                            .get("output_type")
+                            .and_then(Value::as_str)
+                            .map(String::from)
+                    })
                     .unwrap_or_else(|| "generate_until".into());
                 ("task", otype, show(&e.path))
             }
@@ -134,14 +153,25 @@ fn list(args: ListArgs) -> Result<(), (u8, anyhow::Error)> {
                     .map(|t| match t {
                         Value::Array(a) => a
                             .iter()
-                            .map(|x| x.as_str().map(String::from).unwrap_or_else(|| x.get("task").and_then(Value::as_str).unwrap_or("?").to_string()))
+                            .map(|x| {
+                                x.as_str().map(String::from).unwrap_or_else(|| {
+                                    x.get("task")
+                                        .and_then(Value::as_str)
+                                        .unwrap_or("?")
+                                        .to_string()
+                                })
+                            })
                             .collect::<Vec<_>>()
                             .join(","),
                         Value::String(s) => s,
                         _ => String::new(),
                     })
                     .unwrap_or_default();
-                ("group", "-".to_string(), format!("{} [{members}]", show(&e.path)))
+                (
+                    "group",
+                    "-".to_string(),
+                    format!("{} [{members}]", show(&e.path)),
+                )
             }
             EntryKind::Tag => ("tag", "-".to_string(), format!("[{}]", e.members.join(","))),
         };
@@ -165,7 +195,11 @@ fn validate(args: ValidateArgs) -> Result<(), (u8, anyhow::Error)> {
         if !p.exists() {
             return Err(usage(anyhow!("{} does not exist", p.display())));
         }
-        include.push(if p.is_dir() { p.clone() } else { p.parent().map(|x| x.to_path_buf()).unwrap_or_default() });
+        include.push(if p.is_dir() {
+            p.clone()
+        } else {
+            p.parent().map(|x| x.to_path_buf()).unwrap_or_default()
+        });
     }
     let index = TaskIndex::build(&include).map_err(usage)?;
     let (mut ok, mut bad) = (0, 0);
@@ -199,12 +233,15 @@ fn check_file(index: &TaskIndex, file: &std::path::Path) -> Result<String, Strin
     let mut n = 0;
     for s in &selected {
         for t in s.tasks() {
-            crate::scoring::check_task(t).map_err(|e| format!("{}: task `{}`: {e}", t.source.display(), t.name))?;
+            crate::scoring::check_task(t)
+                .map_err(|e| format!("{}: task `{}`: {e}", t.source.display(), t.name))?;
             n += 1;
         }
     }
     Ok(match selected.first() {
-        Some(Selected::Group { config, .. }) => format!("group `{}` with {n} task(s)", config.group),
+        Some(Selected::Group { config, .. }) => {
+            format!("group `{}` with {n} task(s)", config.group)
+        }
         Some(Selected::Task(t)) => format!("task `{}`, {}", t.name, t.output_type.as_str()),
         None => "nothing".into(),
     })
@@ -218,7 +255,16 @@ fn render(args: RenderArgs) -> Result<(), (u8, anyhow::Error)> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for s in &selected {
         for task in s.tasks() {
-            for line in render_task(task, &mut cache, &opts, args.limit, args.num_fewshot, args.seed).map_err(usage)? {
+            for line in render_task(
+                task,
+                &mut cache,
+                &opts,
+                args.limit,
+                args.num_fewshot,
+                args.seed,
+            )
+            .map_err(usage)?
+            {
                 if writeln!(out, "{line}").is_err() {
                     return Ok(()); // a closed pipe is not an error
                 }
@@ -240,7 +286,11 @@ pub fn render_task(
 ) -> Result<Vec<String>, crate::task::TaskError> {
     let k = task.effective_num_fewshot(num_fewshot);
     let docs = task.load_docs(cache, opts, k)?;
-    let prompt = PromptOptions { num_fewshot: k, seed, ..Default::default() };
+    let prompt = PromptOptions {
+        num_fewshot: k,
+        seed,
+        ..Default::default()
+    };
     let instances = task.build_requests(&docs, limit, &prompt)?;
     Ok(instances
         .iter()
@@ -249,16 +299,25 @@ pub fn render_task(
             m.insert("task".into(), Value::String(inst.task.clone()));
             m.insert("doc_id".into(), Value::from(inst.doc_id));
             m.insert("idx".into(), Value::from(inst.idx));
-            m.insert("type".into(), Value::String(inst.request.kind().as_str().into()));
+            m.insert(
+                "type".into(),
+                Value::String(inst.request.kind().as_str().into()),
+            );
             match &inst.request {
-                Request::Loglikelihood { context, continuation } => {
+                Request::Loglikelihood {
+                    context,
+                    continuation,
+                } => {
                     m.insert("context".into(), Value::String(context.clone()));
                     m.insert("continuation".into(), Value::String(continuation.clone()));
                 }
                 Request::LoglikelihoodRolling { text } => {
                     m.insert("context".into(), Value::String(text.clone()));
                 }
-                Request::GenerateUntil { context, gen_kwargs } => {
+                Request::GenerateUntil {
+                    context,
+                    gen_kwargs,
+                } => {
                     m.insert("context".into(), Value::String(context.clone()));
                     for (k, v) in &gen_kwargs.raw {
                         m.insert(k.clone(), v.clone());

@@ -23,7 +23,8 @@ impl Regex {
             Some(Value::String(s)) => s.clone(),
             Some(_) => return Err("`regex_pattern` must be a string".into()),
         };
-        let re = pyre::compile(&pattern).map_err(|e| format!("bad regex_pattern {pattern:?}: {e}"))?;
+        let re =
+            pyre::compile(&pattern).map_err(|e| format!("bad regex_pattern {pattern:?}: {e}"))?;
         let group_select = match args.get("group_select") {
             None => 0,
             Some(v) => v.as_i64().ok_or("`group_select` must be an integer")?,
@@ -32,7 +33,12 @@ impl Regex {
             None => "[invalid]".to_string(),
             Some(v) => crate::py::str(v),
         };
-        Ok(Regex { pattern, re, group_select, fallback })
+        Ok(Regex {
+            pattern,
+            re,
+            group_select,
+            fallback,
+        })
     }
 
     pub fn extract(&self, text: &str) -> String {
@@ -44,7 +50,11 @@ impl Regex {
             return self.fallback.clone();
         }
         let n = matches.len() as i64;
-        let i = if self.group_select < 0 { n + self.group_select } else { self.group_select };
+        let i = if self.group_select < 0 {
+            n + self.group_select
+        } else {
+            self.group_select
+        };
         if i < 0 || i >= n {
             return self.fallback.clone();
         }
@@ -68,7 +78,12 @@ pub struct Boxed {
 
 impl Boxed {
     pub fn new(args: &Map<String, Value>) -> Boxed {
-        Boxed { fallback: args.get("fallback").map(crate::py::str).unwrap_or_else(|| "[invalid]".into()) }
+        Boxed {
+            fallback: args
+                .get("fallback")
+                .map(crate::py::str)
+                .unwrap_or_else(|| "[invalid]".into()),
+        }
     }
 
     pub fn extract(&self, text: &str) -> String {
@@ -82,13 +97,18 @@ pub fn last_boxed(text: &str) -> Option<String> {
         Some(i) => &text[i + "</think>".len()..],
         None => text,
     };
-    let start = [text.rfind("\\boxed"), text.rfind("\\fbox")].into_iter().flatten().max()?;
+    let start = [text.rfind("\\boxed"), text.rfind("\\fbox")]
+        .into_iter()
+        .flatten()
+        .max()?;
     let rest = &text[start..];
     let after_cmd = rest.find(['{', ' ']).map(|i| (i, rest.as_bytes()[i]))?;
     if after_cmd.1 == b' ' && !rest[..after_cmd.0].contains('{') {
         // "\boxed 5": up to the next whitespace or '$'
         let body = &rest[after_cmd.0 + 1..];
-        let end = body.find(|c: char| c.is_whitespace() || c == '$').unwrap_or(body.len());
+        let end = body
+            .find(|c: char| c.is_whitespace() || c == '$')
+            .unwrap_or(body.len());
         return Some(body[..end].to_string());
     }
     let open = after_cmd.0;
@@ -114,9 +134,18 @@ mod tests {
 
     #[test]
     fn boxed_answers() {
-        assert_eq!(last_boxed(r"so \boxed{\frac{1}{2}} and then \boxed{42}."), Some("42".into()));
-        assert_eq!(last_boxed(r"\boxed{\frac{1}{2}}"), Some(r"\frac{1}{2}".into()));
-        assert_eq!(last_boxed(r"<think>\boxed{1}</think> final \fbox{7}"), Some("7".into()));
+        assert_eq!(
+            last_boxed(r"so \boxed{\frac{1}{2}} and then \boxed{42}."),
+            Some("42".into())
+        );
+        assert_eq!(
+            last_boxed(r"\boxed{\frac{1}{2}}"),
+            Some(r"\frac{1}{2}".into())
+        );
+        assert_eq!(
+            last_boxed(r"<think>\boxed{1}</think> final \fbox{7}"),
+            Some("7".into())
+        );
         assert_eq!(last_boxed(r"<think>\boxed{1}</think> none here"), None);
         assert_eq!(last_boxed(r"$\boxed 5$"), Some("5".into()));
         assert_eq!(last_boxed(r"\boxed{unclosed"), None);

@@ -24,10 +24,21 @@ use crate::task::config::{FilterPipelineConfig, FilterStepConfig};
 /// A bad `filter_list` entry.
 #[derive(Debug, thiserror::Error)]
 pub enum FilterError {
-    #[error("filter pipeline `{pipeline}`: unknown filter function `{function}`{hint}; known: {known}")]
-    Unknown { pipeline: String, function: String, hint: String, known: String },
+    #[error(
+        "filter pipeline `{pipeline}`: unknown filter function `{function}`{hint}; known: {known}"
+    )]
+    Unknown {
+        pipeline: String,
+        function: String,
+        hint: String,
+        known: String,
+    },
     #[error("filter pipeline `{pipeline}`, `{function}`: {message}")]
-    BadArgs { pipeline: String, function: String, message: String },
+    BadArgs {
+        pipeline: String,
+        function: String,
+        message: String,
+    },
 }
 
 /// One filter step.
@@ -41,13 +52,26 @@ pub enum Filter {
     Lowercase,
     Uppercase,
     RemoveWhitespace,
-    Map { mapping: Map<String, Value>, default: Value },
+    Map {
+        mapping: Map<String, Value>,
+        default: Value,
+    },
     PrependField(String),
 }
 
 /// Names of the filter functions, for "did you mean" hints.
-pub const FILTERS: &[&str] =
-    &["regex", "boxed", "take_first", "take_first_k", "majority_vote", "lowercase", "uppercase", "remove_whitespace", "map", "prepend_field"];
+pub const FILTERS: &[&str] = &[
+    "regex",
+    "boxed",
+    "take_first",
+    "take_first_k",
+    "majority_vote",
+    "lowercase",
+    "uppercase",
+    "remove_whitespace",
+    "map",
+    "prepend_field",
+];
 
 /// A named pipeline of filters.
 #[derive(Debug, Clone)]
@@ -59,16 +83,28 @@ pub struct Pipeline {
 impl Pipeline {
     /// lm-eval's default pipeline: `none` = `[take_first]`.
     pub fn none() -> Pipeline {
-        Pipeline { name: "none".into(), steps: vec![Filter::TakeFirst] }
+        Pipeline {
+            name: "none".into(),
+            steps: vec![Filter::TakeFirst],
+        }
     }
 
     pub fn build(cfg: &FilterPipelineConfig) -> Result<Pipeline, FilterError> {
-        let steps = cfg.filter.iter().map(|s| Filter::build(&cfg.name, s)).collect::<Result<_, _>>()?;
-        Ok(Pipeline { name: cfg.name.clone(), steps })
+        let steps = cfg
+            .filter
+            .iter()
+            .map(|s| Filter::build(&cfg.name, s))
+            .collect::<Result<_, _>>()?;
+        Ok(Pipeline {
+            name: cfg.name.clone(),
+            steps,
+        })
     }
 
     /// The pipelines of a task: its `filter_list`, or `none`.
-    pub fn for_task(filter_list: Option<&Vec<FilterPipelineConfig>>) -> Result<Vec<Pipeline>, FilterError> {
+    pub fn for_task(
+        filter_list: Option<&Vec<FilterPipelineConfig>>,
+    ) -> Result<Vec<Pipeline>, FilterError> {
         match filter_list {
             Some(list) => list.iter().map(Pipeline::build).collect(),
             None => Ok(vec![Pipeline::none()]),
@@ -87,14 +123,21 @@ impl Pipeline {
 
 impl Filter {
     fn build(pipeline: &str, step: &FilterStepConfig) -> Result<Filter, FilterError> {
-        let bad = |message: String| FilterError::BadArgs { pipeline: pipeline.into(), function: step.function.clone(), message };
+        let bad = |message: String| FilterError::BadArgs {
+            pipeline: pipeline.into(),
+            function: step.function.clone(),
+            message,
+        };
         let args = &step.kwargs;
         Ok(match step.function.as_str() {
             "regex" => Filter::Regex(extraction::Regex::new(args).map_err(bad)?),
             "boxed" => Filter::Boxed(extraction::Boxed::new(args)),
             "take_first" => Filter::TakeFirst,
             "take_first_k" => {
-                let k = args.get("k").and_then(Value::as_u64).ok_or_else(|| bad("needs an integer `k`".into()))?;
+                let k = args
+                    .get("k")
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| bad("needs an integer `k`".into()))?;
                 Filter::TakeFirstK(k as usize)
             }
             "majority_vote" => Filter::MajorityVote,
@@ -109,12 +152,22 @@ impl Filter {
                 },
                 default: args.get("default_value").cloned().unwrap_or(Value::Null),
             },
-            "prepend_field" => Filter::PrependField(args.get("field").and_then(Value::as_str).ok_or_else(|| bad("needs `field` (a doc column)".into()))?.to_string()),
+            "prepend_field" => Filter::PrependField(
+                args.get("field")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| bad("needs `field` (a doc column)".into()))?
+                    .to_string(),
+            ),
             other => {
                 let hint = crate::task::config::did_you_mean(other, FILTERS.iter().copied())
                     .map(|h| format!(" (did you mean `{h}`?)"))
                     .unwrap_or_default();
-                return Err(FilterError::Unknown { pipeline: pipeline.into(), function: other.into(), hint, known: FILTERS.join(", ") });
+                return Err(FilterError::Unknown {
+                    pipeline: pipeline.into(),
+                    function: other.into(),
+                    hint,
+                    known: FILTERS.join(", "),
+                });
             }
         })
     }
@@ -129,8 +182,12 @@ impl Filter {
             Filter::Boxed(b) => per_item(v, |x| Value::String(b.extract(&as_text(&x)))),
             Filter::Lowercase => per_item(v, |x| Value::String(as_text(&x).to_lowercase())),
             Filter::Uppercase => per_item(v, |x| Value::String(as_text(&x).to_uppercase())),
-            Filter::RemoveWhitespace => per_item(v, |x| Value::String(as_text(&x).trim().to_string())),
-            Filter::Map { mapping, default } => per_item(v, |x| transformation::map(&x, mapping, default)),
+            Filter::RemoveWhitespace => {
+                per_item(v, |x| Value::String(as_text(&x).trim().to_string()))
+            }
+            Filter::Map { mapping, default } => {
+                per_item(v, |x| transformation::map(&x, mapping, default))
+            }
             Filter::PrependField(field) => {
                 let prefix = doc.get(field).map(crate::py::str).unwrap_or_default();
                 per_item(v, |x| Value::String(format!("{prefix}{}", as_text(&x))))
@@ -173,19 +230,34 @@ mod tests {
         let resp = vec![json!(" 3+4=7 apples, so 12 total\n#### 12")];
         assert_eq!(strict.apply(resp.clone(), &Map::new()), json!("12"));
         assert_eq!(flex.apply(resp, &Map::new()), json!("12"));
-        assert_eq!(strict.apply(vec![json!("no answer")], &Map::new()), json!("[invalid]"));
+        assert_eq!(
+            strict.apply(vec![json!("no answer")], &Map::new()),
+            json!("[invalid]")
+        );
     }
 
     #[test]
     fn majority_then_first() {
         let p = pipeline("name: maj\nfilter:\n- function: take_first_k\n  k: 3\n- function: majority_vote\n- function: take_first\n");
-        assert_eq!(p.apply(vec![json!("a"), json!("b"), json!("b"), json!("a"), json!("a")], &Map::new()), json!("b"));
+        assert_eq!(
+            p.apply(
+                vec![json!("a"), json!("b"), json!("b"), json!("a"), json!("a")],
+                &Map::new()
+            ),
+            json!("b")
+        );
     }
 
     #[test]
     fn unknown_function_is_named() {
-        let cfg: FilterPipelineConfig = serde_yaml_ng::from_str("name: p\nfilter:\n- function: regexp\n").unwrap();
+        let cfg: FilterPipelineConfig =
+            serde_yaml_ng::from_str("name: p\nfilter:\n- function: regexp\n").unwrap();
         let err = Pipeline::build(&cfg).unwrap_err().to_string();
-        assert!(err.starts_with("filter pipeline `p`: unknown filter function `regexp` (did you mean `regex`?)"), "{err}");
+        assert!(
+            err.starts_with(
+                "filter pipeline `p`: unknown filter function `regexp` (did you mean `regex`?)"
+            ),
+            "{err}"
+        );
     }
 }

@@ -21,7 +21,9 @@ pub fn take_first_k(v: Value, k: usize) -> Value {
 
 /// `majority_vote`: `[most common]`; ties go to the value seen first (`Counter.most_common`).
 pub fn majority_vote(v: Value) -> Value {
-    let Value::Array(items) = v else { return Value::Array(vec![v]) };
+    let Value::Array(items) = v else {
+        return Value::Array(vec![v]);
+    };
     let mut counts: Vec<(Value, usize)> = Vec::new();
     for item in items {
         match counts.iter_mut().find(|(x, _)| *x == item) {
@@ -30,5 +32,9 @@ pub fn majority_vote(v: Value) -> Value {
         }
     }
     let best = counts.iter().map(|(_, n)| *n).max().unwrap_or(0);
-    counts.into_iter().find(|(_, n)| *n == best).map(|(x, _)| Value::Array(vec![x])).unwrap_or(Value::Array(vec![]))
+    counts
+        .into_iter()
+        .find(|(_, n)| *n == best)
+        .map(|(x, _)| Value::Array(vec![x]))
+        .unwrap_or(Value::Array(vec![]))
 }

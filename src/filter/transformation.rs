@@ -7,6 +7,9 @@ use serde_json::{Map, Value};
 pub fn map(v: &Value, mapping: &Map<String, Value>, default: &Value) -> Value {
     match v {
         Value::String(s) => mapping.get(s).cloned().unwrap_or_else(|| default.clone()),
-        other => mapping.get(&crate::py::str(other)).cloned().unwrap_or_else(|| default.clone()),
+        other => mapping
+            .get(&crate::py::str(other))
+            .cloned()
+            .unwrap_or_else(|| default.clone()),
     }
 }

@@ -139,7 +139,12 @@ impl Aggregation {
                 Ok(Some(sample_stddev(&xs) / (xs.len() as f64).sqrt()))
             }
             a if a.bootstrapped() => {
-                let iters = if matches!(a, Aggregation::Bleu | Aggregation::Chrf | Aggregation::Ter) { iters.min(100) } else { iters };
+                let iters = if matches!(a, Aggregation::Bleu | Aggregation::Chrf | Aggregation::Ter)
+                {
+                    iters.min(100)
+                } else {
+                    iters
+                };
                 Ok(Some(Prepared::new(self, items)?.bootstrap(iters, seed)))
             }
             _ => Ok(None),
@@ -179,15 +184,30 @@ pub fn sample_stddev(xs: &[f64]) -> f64 {
 /// Items turned into the sufficient statistics each aggregation needs, so that a bootstrap
 /// replicate only sums per-doc statistics.
 enum Prepared {
-    Values { agg: Aggregation, xs: Vec<f64> },
-    Weighted { agg: Aggregation, pairs: Vec<(f64, f64)> },
-    Labels { agg: Aggregation, pairs: Vec<(serde_json::Value, serde_json::Value)> },
+    Values {
+        agg: Aggregation,
+        xs: Vec<f64>,
+    },
+    Weighted {
+        agg: Aggregation,
+        pairs: Vec<(f64, f64)>,
+    },
+    Labels {
+        agg: Aggregation,
+        pairs: Vec<(serde_json::Value, serde_json::Value)>,
+    },
     Bleu(Vec<bleu::Stats>),
     Chrf(Vec<chrf::Stats>),
     Ter(Vec<(f64, f64)>),
     Brier(Vec<f64>),
-    Squad { key: &'static str, questions: Vec<squad::Question> },
-    Rating { agg: Aggregation, pairs: Vec<(Option<f64>, f64)> },
+    Squad {
+        key: &'static str,
+        questions: Vec<squad::Question>,
+    },
+    Rating {
+        agg: Aggregation,
+        pairs: Vec<(Option<f64>, f64)>,
+    },
     Bypass,
 }
 
@@ -195,40 +215,111 @@ impl Prepared {
     fn new(agg: &Aggregation, items: &[Item]) -> Result<Prepared, String> {
         let wrong = |i: &Item| format!("aggregation `{}` cannot use the value {i:?}", agg.name());
         Ok(match agg {
-            Aggregation::Mean | Aggregation::Median | Aggregation::Nanmean | Aggregation::Perplexity => {
-                Prepared::Values { agg: agg.clone(), xs: scores(items)? }
-            }
+            Aggregation::Mean
+            | Aggregation::Median
+            | Aggregation::Nanmean
+            | Aggregation::Perplexity => Prepared::Values {
+                agg: agg.clone(),
+                xs: scores(items)?,
+            },
             Aggregation::WeightedPerplexity | Aggregation::BitsPerByte => Prepared::Weighted {
                 agg: agg.clone(),
-                pairs: items.iter().map(|i| if let Item::Weighted(a, b) = i { Ok((*a, *b)) } else { Err(wrong(i)) }).collect::<Result<_, _>>()?,
+                pairs: items
+                    .iter()
+                    .map(|i| {
+                        if let Item::Weighted(a, b) = i {
+                            Ok((*a, *b))
+                        } else {
+                            Err(wrong(i))
+                        }
+                    })
+                    .collect::<Result<_, _>>()?,
             },
             Aggregation::F1(_) | Aggregation::Mcc => Prepared::Labels {
                 agg: agg.clone(),
-                pairs: items.iter().map(|i| if let Item::Labels(g, p) = i { Ok((g.clone(), p.clone())) } else { Err(wrong(i)) }).collect::<Result<_, _>>()?,
+                pairs: items
+                    .iter()
+                    .map(|i| {
+                        if let Item::Labels(g, p) = i {
+                            Ok((g.clone(), p.clone()))
+                        } else {
+                            Err(wrong(i))
+                        }
+                    })
+                    .collect::<Result<_, _>>()?,
             },
             Aggregation::Bleu | Aggregation::Chrf | Aggregation::Ter => {
-                let texts: Vec<(&Vec<String>, &String)> =
-                    items.iter().map(|i| if let Item::Translation { refs, hyp } = i { Ok((refs, hyp)) } else { Err(wrong(i)) }).collect::<Result<_, _>>()?;
+                let texts: Vec<(&Vec<String>, &String)> = items
+                    .iter()
+                    .map(|i| {
+                        if let Item::Translation { refs, hyp } = i {
+                            Ok((refs, hyp))
+                        } else {
+                            Err(wrong(i))
+                        }
+                    })
+                    .collect::<Result<_, _>>()?;
                 match agg {
-                    Aggregation::Bleu => Prepared::Bleu(texts.par_iter().map(|(r, h)| bleu::segment_stats(h, r, bleu::MAX_ORDER)).collect()),
-                    Aggregation::Chrf => Prepared::Chrf(texts.par_iter().map(|(r, h)| chrf::segment_stats(h, r)).collect()),
-                    _ => Prepared::Ter(texts.par_iter().map(|(r, h)| ter::segment_stats(h, r)).collect()),
+                    Aggregation::Bleu => Prepared::Bleu(
+                        texts
+                            .par_iter()
+                            .map(|(r, h)| bleu::segment_stats(h, r, bleu::MAX_ORDER))
+                            .collect(),
+                    ),
+                    Aggregation::Chrf => Prepared::Chrf(
+                        texts
+                            .par_iter()
+                            .map(|(r, h)| chrf::segment_stats(h, r))
+                            .collect(),
+                    ),
+                    _ => Prepared::Ter(
+                        texts
+                            .par_iter()
+                            .map(|(r, h)| ter::segment_stats(h, r))
+                            .collect(),
+                    ),
                 }
             }
             Aggregation::Brier => Prepared::Brier(
                 items
                     .iter()
-                    .map(|i| if let Item::Brier(g, p) = i { Ok(super::loglikelihood::brier(*g, p)) } else { Err(wrong(i)) })
+                    .map(|i| {
+                        if let Item::Brier(g, p) = i {
+                            Ok(super::loglikelihood::brier(*g, p))
+                        } else {
+                            Err(wrong(i))
+                        }
+                    })
                     .collect::<Result<_, _>>()?,
             ),
             Aggregation::SquadV2(key) => Prepared::Squad {
                 key,
-                questions: items.iter().map(|i| if let Item::Squad(q) = i { Ok(q.clone()) } else { Err(wrong(i)) }).collect::<Result<_, _>>()?,
+                questions: items
+                    .iter()
+                    .map(|i| {
+                        if let Item::Squad(q) = i {
+                            Ok(q.clone())
+                        } else {
+                            Err(wrong(i))
+                        }
+                    })
+                    .collect::<Result<_, _>>()?,
             },
-            Aggregation::Rmse { .. } | Aggregation::Mae { .. } | Aggregation::InvalidRate => Prepared::Rating {
-                agg: agg.clone(),
-                pairs: items.iter().map(|i| if let Item::Rating(p, t) = i { Ok((*p, *t)) } else { Err(wrong(i)) }).collect::<Result<_, _>>()?,
-            },
+            Aggregation::Rmse { .. } | Aggregation::Mae { .. } | Aggregation::InvalidRate => {
+                Prepared::Rating {
+                    agg: agg.clone(),
+                    pairs: items
+                        .iter()
+                        .map(|i| {
+                            if let Item::Rating(p, t) = i {
+                                Ok((*p, *t))
+                            } else {
+                                Err(wrong(i))
+                            }
+                        })
+                        .collect::<Result<_, _>>()?,
+                }
+            }
             Aggregation::Bypass => Prepared::Bypass,
         })
     }
@@ -272,7 +363,11 @@ impl Prepared {
                     }
                     _ => {
                         let ok: Vec<f64> = v.into_iter().filter(|x| !x.is_nan()).collect();
-                        if ok.is_empty() { f64::NAN } else { mean(&ok) }
+                        if ok.is_empty() {
+                            f64::NAN
+                        } else {
+                            mean(&ok)
+                        }
                     }
                 }
             }
@@ -284,16 +379,26 @@ impl Prepared {
                     b += y;
                 }
                 let wm = a / b;
-                if *agg == Aggregation::WeightedPerplexity { (-wm).exp() } else { -wm / std::f64::consts::LN_2 }
+                if *agg == Aggregation::WeightedPerplexity {
+                    (-wm).exp()
+                } else {
+                    -wm / std::f64::consts::LN_2
+                }
             }
             Prepared::Labels { agg, pairs } => {
-                let v: Vec<(serde_json::Value, serde_json::Value)> = pick(pairs, idx).into_iter().cloned().collect();
+                let v: Vec<(serde_json::Value, serde_json::Value)> =
+                    pick(pairs, idx).into_iter().cloned().collect();
                 match agg {
                     Aggregation::F1(a) => classification::f1(&v, *a)?,
                     _ => classification::mcc(&v),
                 }
             }
-            Prepared::Bleu(stats) => bleu::score_from_stats(&bleu::sum_stats(pick(stats, idx)), bleu::Smooth::Exp, false, bleu::MAX_ORDER),
+            Prepared::Bleu(stats) => bleu::score_from_stats(
+                &bleu::sum_stats(pick(stats, idx)),
+                bleu::Smooth::Exp,
+                false,
+                bleu::MAX_ORDER,
+            ),
             Prepared::Chrf(stats) => {
                 let mut total: chrf::Stats = [0; 3 * chrf::CHAR_ORDER];
                 for s in pick(stats, idx) {
@@ -309,7 +414,13 @@ impl Prepared {
                     e += x;
                     l += y;
                 }
-                if l > 0.0 { 100.0 * e / l } else if e > 0.0 { 100.0 } else { 0.0 }
+                if l > 0.0 {
+                    100.0 * e / l
+                } else if e > 0.0 {
+                    100.0
+                } else {
+                    0.0
+                }
             }
             Prepared::Brier(v) => {
                 let v: Vec<f64> = pick(v, idx).into_iter().copied().collect();
@@ -317,7 +428,11 @@ impl Prepared {
             }
             Prepared::Squad { key, questions } => {
                 let qs: Vec<squad::Question> = pick(questions, idx).into_iter().cloned().collect();
-                squad::evaluate_v2(&qs).into_iter().find(|(k, _)| k == key).map(|(_, v)| v).unwrap_or(f64::NAN)
+                squad::evaluate_v2(&qs)
+                    .into_iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v)
+                    .unwrap_or(f64::NAN)
             }
             Prepared::Rating { agg, pairs } => {
                 let v: Vec<(Option<f64>, f64)> = pick(pairs, idx).into_iter().copied().collect();
@@ -339,8 +454,14 @@ impl Prepared {
         // mean-type statistics over two values: the resample is a binomial count
         // nanmean without NaNs is a mean
         let mean_type = match self {
-            Prepared::Values { agg: Aggregation::Mean | Aggregation::Perplexity, .. } => true,
-            Prepared::Values { agg: Aggregation::Nanmean, xs } => !xs.iter().any(|x| x.is_nan()),
+            Prepared::Values {
+                agg: Aggregation::Mean | Aggregation::Perplexity,
+                ..
+            } => true,
+            Prepared::Values {
+                agg: Aggregation::Nanmean,
+                xs,
+            } => !xs.iter().any(|x| x.is_nan()),
             _ => false,
         };
         let binary = match self {
@@ -366,15 +487,25 @@ impl Prepared {
         let reps: Vec<Vec<f64>> = (0..chunks)
             .into_par_iter()
             .map(|c| {
-                let mut rng = rand::rngs::SmallRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(c as u64));
+                let mut rng = rand::rngs::SmallRng::seed_from_u64(
+                    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                        .wrapping_add(c as u64),
+                );
                 let mut out = Vec::with_capacity(chunk);
                 let mut idx = vec![0usize; n];
                 for _ in 0..chunk {
                     let v = match (&binary, self) {
                         (Some((lo, hi, p)), Prepared::Values { agg, .. }) => {
-                            let k = rand_distr::Distribution::sample(&rand_distr::Binomial::new(n as u64, *p).expect("p is a fraction"), &mut rng) as f64;
+                            let k = rand_distr::Distribution::sample(
+                                &rand_distr::Binomial::new(n as u64, *p).expect("p is a fraction"),
+                                &mut rng,
+                            ) as f64;
                             let m = (k * hi + (n as f64 - k) * lo) / n as f64;
-                            if *agg == Aggregation::Perplexity { (-m).exp() } else { m }
+                            if *agg == Aggregation::Perplexity {
+                                (-m).exp()
+                            } else {
+                                m
+                            }
                         }
                         (_, Prepared::Values { agg, xs }) if mean_type => {
                             // two indices per 64 random bits, by multiply-shift (n < 2^32)
@@ -389,7 +520,11 @@ impl Prepared {
                                 s += xs[rng.random_range(0..n)];
                             }
                             let m = s / n as f64;
-                            if *agg == Aggregation::Perplexity { (-m).exp() } else { m }
+                            if *agg == Aggregation::Perplexity {
+                                (-m).exp()
+                            } else {
+                                m
+                            }
                         }
                         _ => {
                             for i in idx.iter_mut() {
@@ -417,17 +552,31 @@ mod tests {
         let items: Vec<Item> = [1.0, 0.0, 1.0].iter().map(|x| Item::Score(*x)).collect();
         assert_eq!(Aggregation::Mean.compute(&items).unwrap(), 2.0 / 3.0);
         // lm-eval's table: 0.6667 ± 0.3333
-        let se = Aggregation::Mean.stderr(&items, 100000, 0).unwrap().unwrap();
+        let se = Aggregation::Mean
+            .stderr(&items, 100000, 0)
+            .unwrap()
+            .unwrap();
         assert!((se - 0.33333333333333337).abs() < 1e-15, "{se}");
     }
 
     #[test]
     fn bootstrap_is_deterministic_and_sane() {
-        let items: Vec<Item> = (0..500).map(|i| Item::Score(f64::from(u8::from(i % 3 == 0)))).collect();
-        let a = Aggregation::Median.stderr(&items, 2000, 1234).unwrap().unwrap();
-        let b = Aggregation::Median.stderr(&items, 2000, 1234).unwrap().unwrap();
+        let items: Vec<Item> = (0..500)
+            .map(|i| Item::Score(f64::from(u8::from(i % 3 == 0))))
+            .collect();
+        let a = Aggregation::Median
+            .stderr(&items, 2000, 1234)
+            .unwrap()
+            .unwrap();
+        let b = Aggregation::Median
+            .stderr(&items, 2000, 1234)
+            .unwrap()
+            .unwrap();
         assert_eq!(a, b);
-        let p = Aggregation::Perplexity.stderr(&items, 5000, 1).unwrap().unwrap();
+        let p = Aggregation::Perplexity
+            .stderr(&items, 5000, 1)
+            .unwrap()
+            .unwrap();
         assert!(p > 0.0 && p.is_finite());
     }
 }

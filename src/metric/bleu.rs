@@ -43,7 +43,8 @@ pub fn segment_stats(hyp: &str, refs: &[String], max_order: usize) -> Stats {
 
 /// An n-gram (n <= 4) of token ids packed into one key; 0 marks an unused slot.
 fn key(ids: &[u32]) -> u128 {
-    ids.iter().fold(0u128, |k, &i| (k << 32) | u128::from(i + 1))
+    ids.iter()
+        .fold(0u128, |k, &i| (k << 32) | u128::from(i + 1))
 }
 
 /// Statistics from already tokenized words. Tokens are interned; only the hypothesis's n-grams
@@ -119,8 +120,18 @@ pub fn score_from_stats(s: &Stats, smooth: Smooth, effective_order: bool, max_or
     let sys_len = s[0] as f64;
     let ref_len = s[1] as f64;
     let mut correct: Vec<f64> = (0..max_order).map(|n| s[2 + n] as f64).collect();
-    let mut total: Vec<f64> = (0..max_order).map(|n| s[2 + MAX_ORDER + n] as f64).collect();
-    let bp = if sys_len < ref_len { if sys_len > 0.0 { (1.0 - ref_len / sys_len).exp() } else { 0.0 } } else { 1.0 };
+    let mut total: Vec<f64> = (0..max_order)
+        .map(|n| s[2 + MAX_ORDER + n] as f64)
+        .collect();
+    let bp = if sys_len < ref_len {
+        if sys_len > 0.0 {
+            (1.0 - ref_len / sys_len).exp()
+        } else {
+            0.0
+        }
+    } else {
+        1.0
+    };
     if correct.iter().all(|&c| c == 0.0) {
         return 0.0;
     }
@@ -153,7 +164,10 @@ pub fn score_from_stats(s: &Stats, smooth: Smooth, effective_order: bool, max_or
             precisions[n - 1] = 100.0 * correct[n - 1] / total[n - 1];
         }
     }
-    let log_sum: f64 = precisions[..eff_order].iter().map(|&p| if p > 0.0 { p.ln() } else { -9999999999.0 }).sum();
+    let log_sum: f64 = precisions[..eff_order]
+        .iter()
+        .map(|&p| if p > 0.0 { p.ln() } else { -9999999999.0 })
+        .sum();
     bp * (log_sum / eff_order as f64).exp()
 }
 
@@ -171,7 +185,11 @@ pub fn sum_stats<'a>(items: impl IntoIterator<Item = &'a Stats>) -> Stats {
 /// `sacrebleu.corpus_bleu(hyps, [refs...]).score` with the default settings.
 pub fn corpus_bleu(hyps: &[String], refs: &[Vec<String>]) -> f64 {
     use rayon::prelude::*;
-    let stats: Vec<Stats> = hyps.par_iter().zip(refs.par_iter()).map(|(h, r)| segment_stats(h, r, MAX_ORDER)).collect();
+    let stats: Vec<Stats> = hyps
+        .par_iter()
+        .zip(refs.par_iter())
+        .map(|(h, r)| segment_stats(h, r, MAX_ORDER))
+        .collect();
     score_from_stats(&sum_stats(&stats), Smooth::Exp, false, MAX_ORDER)
 }
 
@@ -183,8 +201,18 @@ mod tests {
     //                                [["the cat is on the mat", "hello there general kenobi"]]).score
     #[test]
     fn corpus_score() {
-        let hyps = vec!["the cat sat on the mat".to_string(), "hello there".to_string()];
-        let refs = vec![vec!["the cat is on the mat".to_string()], vec!["hello there general kenobi".to_string()]];
-        assert!((corpus_bleu(&hyps, &refs) - 30.750541480453705).abs() < 1e-9, "{}", corpus_bleu(&hyps, &refs));
+        let hyps = vec![
+            "the cat sat on the mat".to_string(),
+            "hello there".to_string(),
+        ];
+        let refs = vec![
+            vec!["the cat is on the mat".to_string()],
+            vec!["hello there general kenobi".to_string()],
+        ];
+        assert!(
+            (corpus_bleu(&hyps, &refs) - 30.750541480453705).abs() < 1e-9,
+            "{}",
+            corpus_bleu(&hyps, &refs)
+        );
     }
 }

@@ -99,7 +99,11 @@ pub fn segment_stats(hyp: &str, refs: &[String]) -> Stats {
 /// `sacrebleu.corpus_chrf(hyps, refs).score`.
 pub fn corpus_chrf(hyps: &[String], refs: &[Vec<String>]) -> f64 {
     use rayon::prelude::*;
-    let all: Vec<Stats> = hyps.par_iter().zip(refs.par_iter()).map(|(h, r)| segment_stats(h, r)).collect();
+    let all: Vec<Stats> = hyps
+        .par_iter()
+        .zip(refs.par_iter())
+        .map(|(h, r)| segment_stats(h, r))
+        .collect();
     let mut total: Stats = [0; 3 * CHAR_ORDER];
     for s in &all {
         for (a, b) in total.iter_mut().zip(s) {
@@ -117,8 +121,14 @@ mod tests {
     //                                [["the cat is on the mat", "hello there general kenobi"]]).score
     #[test]
     fn corpus_score() {
-        let hyps = vec!["the cat sat on the mat".to_string(), "hello there".to_string()];
-        let refs = vec![vec!["the cat is on the mat".to_string()], vec!["hello there general kenobi".to_string()]];
+        let hyps = vec![
+            "the cat sat on the mat".to_string(),
+            "hello there".to_string(),
+        ];
+        let refs = vec![
+            vec!["the cat is on the mat".to_string()],
+            vec!["hello there general kenobi".to_string()],
+        ];
         assert!((corpus_chrf(&hyps, &refs) - 51.52242653072625).abs() < 1e-9);
     }
 }

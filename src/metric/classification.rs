@@ -53,12 +53,19 @@ fn labels(pairs: &[(Value, Value)]) -> Vec<Value> {
             }
         }
     }
-    l.sort_by(|a, b| sort_key(a).partial_cmp(&sort_key(b)).unwrap_or(std::cmp::Ordering::Equal));
+    l.sort_by(|a, b| {
+        sort_key(a)
+            .partial_cmp(&sort_key(b))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     l
 }
 
 fn counts(pairs: &[(Value, Value)], label: &Value) -> (f64, f64, f64) {
-    let tp = pairs.iter().filter(|(g, p)| g == label && p == label).count() as f64;
+    let tp = pairs
+        .iter()
+        .filter(|(g, p)| g == label && p == label)
+        .count() as f64;
     let pred = pairs.iter().filter(|(_, p)| p == label).count() as f64;
     let truth = pairs.iter().filter(|(g, _)| g == label).count() as f64;
     (tp, pred, truth)
@@ -96,13 +103,20 @@ pub fn f1(pairs: &[(Value, Value)], average: Average) -> Result<f64, String> {
             }
             let pos = positive_label(&all);
             if all.len() == 2 && !all.contains(&pos) {
-                return Err(format!("f1 with average=binary: the positive label 1 is not among the labels {all:?}"));
+                return Err(format!(
+                    "f1 with average=binary: the positive label 1 is not among the labels {all:?}"
+                ));
             }
             let (tp, pred, truth) = counts(pairs, &pos);
             Ok(f_from(tp, pred, truth))
         }
         Average::Auto => {
-            let golds = labels(&pairs.iter().map(|(g, _)| (g.clone(), g.clone())).collect::<Vec<_>>());
+            let golds = labels(
+                &pairs
+                    .iter()
+                    .map(|(g, _)| (g.clone(), g.clone()))
+                    .collect::<Vec<_>>(),
+            );
             if golds.len() <= 2 {
                 let (tp, pred, truth) = counts(pairs, &positive_label(&golds));
                 Ok(f_from(tp, pred, truth))
@@ -114,10 +128,14 @@ pub fn f1(pairs: &[(Value, Value)], average: Average) -> Result<f64, String> {
             if all.is_empty() {
                 return Ok(0.0);
             }
-            Ok(all.iter().map(|l| {
-                let (tp, pred, truth) = counts(pairs, l);
-                f_from(tp, pred, truth)
-            }).sum::<f64>() / all.len() as f64)
+            Ok(all
+                .iter()
+                .map(|l| {
+                    let (tp, pred, truth) = counts(pairs, l);
+                    f_from(tp, pred, truth)
+                })
+                .sum::<f64>()
+                / all.len() as f64)
         }
         Average::Micro => {
             let (mut tp, mut pred, mut truth) = (0.0, 0.0, 0.0);

@@ -41,13 +41,21 @@ fn split_puncts(line: &str) -> String {
 
 /// The script's `normalize` (nonorm = 0, preserve_case = False), as tokens.
 fn normalize(s: &str) -> Vec<String> {
-    let s = s.replace("<skipped>", "").replace("-\n", "").replace('\n', " ");
+    let s = s
+        .replace("<skipped>", "")
+        .replace("-\n", "")
+        .replace('\n', " ");
     // xml.sax.saxutils.unescape with {"&quot;": '"'}: &lt; &gt; then &quot;, &amp; last
-    let s = s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&amp;", "&");
+    let s = s
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&");
     let s = crate::text::py_lower(&format!(" {s} "));
     let chars: Vec<char> = s.chars().collect();
     // ([\{-\~\[-\` -\&\(-\+\:-\@\/]) -> " \1 "
-    let punct = |c: char| matches!(c, '{'..='~' | '['..='`' | ' '..='&' | '('..='+' | ':'..='@' | '/');
+    let punct =
+        |c: char| matches!(c, '{'..='~' | '['..='`' | ' '..='&' | '('..='+' | ':'..='@' | '/');
     let mut a = String::with_capacity(s.len() * 2);
     for &c in &chars {
         if punct(c) {
@@ -61,32 +69,48 @@ fn normalize(s: &str) -> Vec<String> {
     let digit = |c: char| c.is_ascii_digit();
     let dotcomma = |c: char| c == '.' || c == ',';
     // ([^0-9])([\.,]) -> "\1 \2 ", left to right, non-overlapping
-    let b = sub_pairs(&a, |x, y| !digit(x) && dotcomma(y), |x, y, o| {
-        o.push(x);
-        o.push(' ');
-        o.push(y);
-        o.push(' ');
-    });
+    let b = sub_pairs(
+        &a,
+        |x, y| !digit(x) && dotcomma(y),
+        |x, y, o| {
+            o.push(x);
+            o.push(' ');
+            o.push(y);
+            o.push(' ');
+        },
+    );
     // ([\.,])([^0-9]) -> " \1 \2"
-    let c = sub_pairs(&b, |x, y| dotcomma(x) && !digit(y), |x, y, o| {
-        o.push(' ');
-        o.push(x);
-        o.push(' ');
-        o.push(y);
-    });
+    let c = sub_pairs(
+        &b,
+        |x, y| dotcomma(x) && !digit(y),
+        |x, y, o| {
+            o.push(' ');
+            o.push(x);
+            o.push(' ');
+            o.push(y);
+        },
+    );
     // ([0-9])(-) -> "\1 \2 "
-    let d = sub_pairs(&c, |x, y| digit(x) && y == '-', |x, y, o| {
-        o.push(x);
-        o.push(' ');
-        o.push(y);
-        o.push(' ');
-    });
+    let d = sub_pairs(
+        &c,
+        |x, y| digit(x) && y == '-',
+        |x, y, o| {
+            o.push(x);
+            o.push(' ');
+            o.push(y);
+            o.push(' ');
+        },
+    );
     py_split(&d).map(String::from).collect()
 }
 
 /// `re.sub` of a two-character pattern: scan left to right, replace each match and resume
 /// after it.
-fn sub_pairs(s: &str, is_match: impl Fn(char, char) -> bool, replace: impl Fn(char, char, &mut String)) -> String {
+fn sub_pairs(
+    s: &str,
+    is_match: impl Fn(char, char) -> bool,
+    replace: impl Fn(char, char, &mut String),
+) -> String {
     let chars: Vec<char> = s.chars().collect();
     let mut out = String::with_capacity(s.len() + 16);
     let mut i = 0;
@@ -123,7 +147,9 @@ pub fn smoothed_bleu_4(reference: &str, prediction: &str) -> f64 {
     for (gram, count) in count_ngrams(&test, n) {
         correct[gram.len() - 1] += count.min(ref_counts.get(gram).copied().unwrap_or(0));
     }
-    let guess: Vec<usize> = (1..=n).map(|k| (test.len() + 1).saturating_sub(k)).collect();
+    let guess: Vec<usize> = (1..=n)
+        .map(|k| (test.len() + 1).saturating_sub(k))
+        .collect();
     let tiny = f64::MIN_POSITIVE; // sys.float_info.min
     let mut logbleu = 0.0f64;
     for k in 0..n {
@@ -141,12 +167,21 @@ mod tests {
 
     #[test]
     fn tokenizes_like_the_script() {
-        assert_eq!(split_puncts("Returns the (first) item."), "Returns the ( first ) item .");
-        assert_eq!(normalize("returns 3.5, a.b"), vec!["returns", "3.5", ",", "a", ".", "b"]);
+        assert_eq!(
+            split_puncts("Returns the (first) item."),
+            "Returns the ( first ) item ."
+        );
+        assert_eq!(
+            normalize("returns 3.5, a.b"),
+            vec!["returns", "3.5", ",", "a", ".", "b"]
+        );
     }
 
     #[test]
     fn identical_texts_score_100() {
-        assert!((smoothed_bleu_4("Returns the first item", "returns the first item") - 100.0).abs() < 1e-9);
+        assert!(
+            (smoothed_bleu_4("Returns the first item", "returns the first item") - 100.0).abs()
+                < 1e-9
+        );
     }
 }

@@ -32,10 +32,12 @@ impl Options {
                 .iter()
                 .map(|p| {
                     let p = p.as_str().ok_or("regexes_to_ignore must be strings")?;
-                    pyre::compile(p).map_err(|e| format!("bad regex in regexes_to_ignore {p:?}: {e}"))
+                    pyre::compile(p)
+                        .map_err(|e| format!("bad regex in regexes_to_ignore {p:?}: {e}"))
                 })
                 .collect::<Result<_, String>>()?,
-            Some(Value::String(p)) => vec![pyre::compile(p).map_err(|e| format!("bad regex in regexes_to_ignore {p:?}: {e}"))?],
+            Some(Value::String(p)) => vec![pyre::compile(p)
+                .map_err(|e| format!("bad regex in regexes_to_ignore {p:?}: {e}"))?],
             Some(_) => return Err("regexes_to_ignore must be a list of patterns".into()),
         };
         Ok(Options {
@@ -69,7 +71,9 @@ impl Options {
 pub fn score(opts: &Options, references: &[String], prediction: &str) -> f64 {
     let p = opts.normalize(prediction);
     let p = p.trim_end_matches('\0');
-    let hit = references.iter().any(|r| opts.normalize(r).trim_end_matches('\0') == p);
+    let hit = references
+        .iter()
+        .any(|r| opts.normalize(r).trim_end_matches('\0') == p);
     if hit {
         1.0
     } else {

@@ -23,7 +23,9 @@ fn jieba() -> &'static jieba_rs::Jieba {
 
 /// Python jieba 0.42.1's `re_han_default` character class.
 fn is_han_default(c: char) -> bool {
-    ('\u{4E00}'..='\u{9FD5}').contains(&c) || c.is_ascii_alphanumeric() || matches!(c, '+' | '#' | '&' | '.' | '_' | '%' | '-')
+    ('\u{4E00}'..='\u{9FD5}').contains(&c)
+        || c.is_ascii_alphanumeric()
+        || matches!(c, '+' | '#' | '&' | '.' | '_' | '%' | '-')
 }
 
 /// The ASCII-only words of jieba's dictionary (`dict.txt`), which the DAG prefers.
@@ -81,7 +83,10 @@ pub fn jieba_cut(text: &str) -> Vec<String> {
                 i += 1;
             }
             let block: String = chars[start..i].iter().collect();
-            if block.chars().any(|c| ('\u{4E00}'..='\u{9FD5}').contains(&c)) {
+            if block
+                .chars()
+                .any(|c| ('\u{4E00}'..='\u{9FD5}').contains(&c))
+            {
                 out.extend(jieba().cut(&block, true).into_iter().map(String::from));
             } else {
                 let mut rest = block.as_str();
@@ -197,7 +202,10 @@ pub fn sentence_bleu_method3<T: Eq + std::hash::Hash>(reference: &[T], hypothesi
                 *ref_counts.entry(w).or_insert(0) += 1;
             }
         }
-        nums[n - 1] = counts.iter().map(|(g, c)| (*c).min(*ref_counts.get(g).unwrap_or(&0))).sum();
+        nums[n - 1] = counts
+            .iter()
+            .map(|(g, c)| (*c).min(*ref_counts.get(g).unwrap_or(&0)))
+            .sum();
         dens[n - 1] = counts.values().sum::<u64>().max(1);
     }
     if nums[0] == 0 {
@@ -229,16 +237,24 @@ pub fn sentence_bleu_method3<T: Eq + std::hash::Hash>(reference: &[T], hypothesi
 fn cut_sent(para: &str) -> Vec<String> {
     static RES: OnceLock<Vec<pyre::PyRegex>> = OnceLock::new();
     let res = RES.get_or_init(|| {
-        [r"([。！？\?])([^”’])", r"(\.{6})([^”’])", r"(\…{2})([^”’])", r"([。！？\?][”’])([^，。！？\?])"]
-            .iter()
-            .map(|p| pyre::compile(p).expect("fixed patterns compile"))
-            .collect()
+        [
+            r"([。！？\?])([^”’])",
+            r"(\.{6})([^”’])",
+            r"(\…{2})([^”’])",
+            r"([。！？\?][”’])([^，。！？\?])",
+        ]
+        .iter()
+        .map(|p| pyre::compile(p).expect("fixed patterns compile"))
+        .collect()
     });
     let mut s = para.to_string();
     for re in res {
         s = pyre::sub(re, "\\1\n\\2", &s, 0).unwrap_or(s);
     }
-    crate::text::py_rstrip(&s).split('\n').map(String::from).collect()
+    crate::text::py_rstrip(&s)
+        .split('\n')
+        .map(String::from)
+        .collect()
 }
 
 /// Words of a text as rouge_chinese sees them (sentences cut, whitespace collapsed,
@@ -265,8 +281,16 @@ fn rouge_n(hyp: &[String], reference: &[String], n: usize) -> f64 {
     };
     let (h, r) = (grams(hyp), grams(reference));
     let overlap = h.intersection(&r).count() as f64;
-    let p = if h.is_empty() { 0.0 } else { overlap / h.len() as f64 };
-    let rc = if r.is_empty() { 0.0 } else { overlap / r.len() as f64 };
+    let p = if h.is_empty() {
+        0.0
+    } else {
+        overlap / h.len() as f64
+    };
+    let rc = if r.is_empty() {
+        0.0
+    } else {
+        overlap / r.len() as f64
+    };
     f_with_eps(p, rc)
 }
 
@@ -275,7 +299,11 @@ fn rouge_l(hyp: &[String], reference: &[String]) -> f64 {
     let mut cur = vec![0usize; hyp.len() + 1];
     for x in reference {
         for (j, y) in hyp.iter().enumerate() {
-            cur[j + 1] = if x == y { prev[j] + 1 } else { prev[j + 1].max(cur[j]) };
+            cur[j + 1] = if x == y {
+                prev[j] + 1
+            } else {
+                prev[j + 1].max(cur[j])
+            };
         }
         std::mem::swap(&mut prev, &mut cur);
     }

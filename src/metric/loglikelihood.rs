@@ -57,7 +57,11 @@ impl Gold {
         let idx = |v: &Value| -> i64 {
             match v {
                 Value::Number(x) => x.as_i64().filter(|i| *i < n).unwrap_or(-100),
-                Value::String(s) => choices.iter().position(|c| c == s).map(|i| i as i64).unwrap_or(-100),
+                Value::String(s) => choices
+                    .iter()
+                    .position(|c| c == s)
+                    .map(|i| i as i64)
+                    .unwrap_or(-100),
                 _ => -100,
             }
         };
@@ -104,14 +108,34 @@ pub struct ChoiceScores {
 }
 
 /// Score one multiple-choice doc.
-pub fn multiple_choice(lls: &[f64], is_greedy: &[bool], choices: &[String], gold: &Gold, unconditional: Option<&[f64]>) -> ChoiceScores {
+pub fn multiple_choice(
+    lls: &[f64],
+    is_greedy: &[bool],
+    choices: &[String],
+    gold: &Gold,
+    unconditional: Option<&[f64]>,
+) -> ChoiceScores {
     let pred = argmax(lls);
-    let by_chars: Vec<f64> = lls.iter().zip(choices).map(|(l, c)| l / c.chars().count() as f64).collect();
-    let by_bytes: Vec<f64> = lls.iter().zip(choices).map(|(l, c)| l / c.len() as f64).collect();
+    let by_chars: Vec<f64> = lls
+        .iter()
+        .zip(choices)
+        .map(|(l, c)| l / c.chars().count() as f64)
+        .collect();
+    let by_bytes: Vec<f64> = lls
+        .iter()
+        .zip(choices)
+        .map(|(l, c)| l / c.len() as f64)
+        .collect();
     let hit = |i: usize| f64::from(u8::from(gold.contains(i)));
     let exact_match = match gold {
-        Gold::One(g) if *g != -100 => f64::from(u8::from(is_greedy.get(*g as usize).copied().unwrap_or(false))),
-        Gold::Many(gs) => f64::from(u8::from(gs.iter().any(|&g| g != -100 && is_greedy.get(g as usize).copied().unwrap_or(false)))),
+        Gold::One(g) if *g != -100 => f64::from(u8::from(
+            is_greedy.get(*g as usize).copied().unwrap_or(false),
+        )),
+        Gold::Many(gs) => {
+            f64::from(u8::from(gs.iter().any(|&g| {
+                g != -100 && is_greedy.get(g as usize).copied().unwrap_or(false)
+            })))
+        }
         _ => 0.0,
     };
     let acc_mutual_info = unconditional.map(|u| {
@@ -119,7 +143,11 @@ pub fn multiple_choice(lls: &[f64], is_greedy: &[bool], choices: &[String], gold
         hit(argmax(&mi))
     });
     let g = gold.first();
-    let likelihood = if g >= 0 { lls.get(g as usize).map(|l| l.exp()).unwrap_or(0.0) } else { 0.0 };
+    let likelihood = if g >= 0 {
+        lls.get(g as usize).map(|l| l.exp()).unwrap_or(0.0)
+    } else {
+        0.0
+    };
     ChoiceScores {
         pred,
         acc: hit(pred),
@@ -148,7 +176,11 @@ pub fn count_words(text: &str) -> usize {
 
 /// Brier score of one doc.
 pub fn brier(gold: usize, probs: &[f64]) -> f64 {
-    probs.iter().enumerate().map(|(i, p)| (p - f64::from(u8::from(i == gold))).powi(2)).sum()
+    probs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p - f64::from(u8::from(i == gold))).powi(2))
+        .sum()
 }
 
 #[cfg(test)]

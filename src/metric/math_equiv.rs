@@ -47,8 +47,21 @@ pub fn normalize(s: &str) -> String {
     for cmd in ["\\text", "\\textbf", "\\mathrm", "\\mbox"] {
         s = unwrap_command(&s, cmd);
     }
-    for (from, to) in [("\\dfrac", "\\frac"), ("\\tfrac", "\\frac"), ("^{\\circ}", ""), ("^\\circ", ""), ("\\left", ""), ("\\right", ""),
-        ("\\!", ""), ("\\,", ""), ("\\;", ""), ("\\ ", ""), ("\\%", ""), ("%", ""), ("$", "")] {
+    for (from, to) in [
+        ("\\dfrac", "\\frac"),
+        ("\\tfrac", "\\frac"),
+        ("^{\\circ}", ""),
+        ("^\\circ", ""),
+        ("\\left", ""),
+        ("\\right", ""),
+        ("\\!", ""),
+        ("\\,", ""),
+        ("\\;", ""),
+        ("\\ ", ""),
+        ("\\%", ""),
+        ("%", ""),
+        ("$", ""),
+    ] {
         s = s.replace(from, to);
     }
     s.retain(|c| !c.is_whitespace());

@@ -52,16 +52,27 @@ pub enum Item {
 impl Item {
     /// How lm-eval logs a per-doc value in a samples file.
     pub fn to_json(&self) -> Value {
-        let num = |x: f64| serde_json::Number::from_f64(x).map(Value::Number).unwrap_or(Value::Null);
+        let num = |x: f64| {
+            serde_json::Number::from_f64(x)
+                .map(Value::Number)
+                .unwrap_or(Value::Null)
+        };
         match self {
             Item::Score(x) => num(*x),
             Item::Labels(g, p) => Value::Array(vec![g.clone(), p.clone()]),
             Item::Translation { refs, hyp } => {
-                let r = if refs.len() == 1 { Value::String(refs[0].clone()) } else { Value::from(refs.clone()) };
+                let r = if refs.len() == 1 {
+                    Value::String(refs[0].clone())
+                } else {
+                    Value::from(refs.clone())
+                };
                 Value::Array(vec![r, Value::String(hyp.clone())])
             }
             Item::Weighted(ll, n) => Value::Array(vec![num(*ll), num(*n)]),
-            Item::Brier(g, p) => Value::Array(vec![Value::from(*g), Value::Array(p.iter().map(|x| num(*x)).collect())]),
+            Item::Brier(g, p) => Value::Array(vec![
+                Value::from(*g),
+                Value::Array(p.iter().map(|x| num(*x)).collect()),
+            ]),
             Item::Squad(q) => serde_json::to_value(q).unwrap_or(Value::Null),
             Item::Rating(p, t) => Value::Array(vec![p.map(num).unwrap_or(Value::Null), num(*t)]),
         }

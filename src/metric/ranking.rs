@@ -43,26 +43,48 @@ impl Ranking {
 
     /// The score of one ranked list against the relevant items.
     pub fn score<S: AsRef<str>>(&self, ranked: &[S], relevant: &[S]) -> f64 {
-        let rel: Vec<f64> = ranked.iter().map(|p| f64::from(u8::from(relevant.iter().any(|r| r.as_ref() == p.as_ref())))).collect();
+        let rel: Vec<f64> = ranked
+            .iter()
+            .map(|p| f64::from(u8::from(relevant.iter().any(|r| r.as_ref() == p.as_ref()))))
+            .collect();
         self.score_relevance(&rel, relevant.len())
     }
 
     /// The score from a relevance vector (in rank order) and the number of relevant items.
     pub fn score_relevance(&self, rel: &[f64], n_relevant: usize) -> f64 {
         let top = |k: usize| &rel[..k.min(rel.len())];
-        let dcg = |r: &[f64]| r.iter().enumerate().map(|(j, x)| x / ((j + 2) as f64).log2()).sum::<f64>();
+        let dcg = |r: &[f64]| {
+            r.iter()
+                .enumerate()
+                .map(|(j, x)| x / ((j + 2) as f64).log2())
+                .sum::<f64>()
+        };
         match *self {
             Ranking::Hit(k) => f64::from(u8::from(top(k).iter().any(|&x| x > 0.0))),
-            Ranking::Mrr(k) => top(k).iter().position(|&x| x > 0.0).map(|j| 1.0 / (j + 1) as f64).unwrap_or(0.0),
+            Ranking::Mrr(k) => top(k)
+                .iter()
+                .position(|&x| x > 0.0)
+                .map(|j| 1.0 / (j + 1) as f64)
+                .unwrap_or(0.0),
             Ranking::Ndcg(k) => {
-                let ideal: f64 = (0..n_relevant.min(k)).map(|j| 1.0 / ((j + 2) as f64).log2()).sum();
-                if ideal == 0.0 { 0.0 } else { dcg(top(k)) / ideal }
+                let ideal: f64 = (0..n_relevant.min(k))
+                    .map(|j| 1.0 / ((j + 2) as f64).log2())
+                    .sum();
+                if ideal == 0.0 {
+                    0.0
+                } else {
+                    dcg(top(k)) / ideal
+                }
             }
             Ranking::NdcgLaika(k) => {
                 let mut sorted = top(k).to_vec();
                 sorted.sort_by(|a, b| b.total_cmp(a));
                 let ideal = dcg(&sorted);
-                if ideal == 0.0 { 0.0 } else { dcg(top(k)) / ideal }
+                if ideal == 0.0 {
+                    0.0
+                } else {
+                    dcg(top(k)) / ideal
+                }
             }
             Ranking::Map(k) | Ranking::MapLaika(k) => {
                 let t = top(k);
@@ -78,7 +100,11 @@ impl Ranking {
                     Ranking::Map(_) => n_relevant.min(k) as f64,
                     _ => hits,
                 };
-                if denom == 0.0 { 0.0 } else { sum / denom }
+                if denom == 0.0 {
+                    0.0
+                } else {
+                    sum / denom
+                }
             }
         }
     }
@@ -104,7 +130,10 @@ mod tests {
         assert_eq!(Ranking::Hit(3).score(&ranked, &rel), 1.0);
         assert!((Ranking::Ndcg(5).score(&ranked, &rel) - 0.5).abs() < 1e-12);
         assert!((Ranking::Mrr(5).score(&ranked, &rel) - 1.0 / 3.0).abs() < 1e-12);
-        assert_eq!(Ranking::NdcgLaika(5).score(&ranked, &rel), Ranking::Ndcg(5).score(&ranked, &rel));
+        assert_eq!(
+            Ranking::NdcgLaika(5).score(&ranked, &rel),
+            Ranking::Ndcg(5).score(&ranked, &rel)
+        );
     }
 
     #[test]

@@ -7,7 +7,10 @@ use super::aggregate::Aggregation;
 use super::classification::Average;
 use super::ranking::Ranking;
 use super::rouge::RougeType;
-use super::{codexglue, exact_match, llamafactory, math_equiv, regression, rouge, squad, Item, MetricError, Options};
+use super::{
+    codexglue, exact_match, llamafactory, math_equiv, regression, rouge, squad, Item, MetricError,
+    Options,
+};
 
 /// One row of the metric table.
 pub struct MetricInfo {
@@ -83,7 +86,9 @@ pub fn info(name: &str) -> Option<&'static MetricInfo> {
         "pass_at_k" => "pass@k".to_string(),
         _ => pattern,
     };
-    METRICS.iter().find(|m| m.name == pattern || (m.name == "squad_v2" && name == "squadv2"))
+    METRICS
+        .iter()
+        .find(|m| m.name == pattern || (m.name == "squad_v2" && name == "squadv2"))
 }
 
 /// What a metric computes, with its options resolved.
@@ -93,14 +98,23 @@ pub enum Kind {
     Bleu,
     Chrf,
     Ter,
-    Rouge { kind: RougeType, measure: Measure, stem: bool, collapse_whitespace: bool },
+    Rouge {
+        kind: RougeType,
+        measure: Measure,
+        stem: bool,
+        collapse_whitespace: bool,
+    },
     Squad,
     SquadV2,
     PassAtK(Vec<usize>),
     LlamaFactory(LlamaFactoryKey),
     Ranking(Ranking),
-    Rmse { clip: bool },
-    Mae { clip: bool },
+    Rmse {
+        clip: bool,
+    },
+    Mae {
+        clip: bool,
+    },
     InvalidRate,
     MathEquiv,
     SmoothedBleu4,
@@ -158,14 +172,24 @@ fn flag(opts: &Options, key: &str, default: bool) -> Result<bool, String> {
 impl Metric {
     /// Build a metric from its name and options (a `metric_list` entry's extra keys).
     pub fn build(name: &str, opts: &Options) -> Result<Metric, MetricError> {
-        let invalid = |message: String| MetricError::Invalid { metric: name.to_string(), message };
+        let invalid = |message: String| MetricError::Invalid {
+            metric: name.to_string(),
+            message,
+        };
         let row = info(name).ok_or_else(|| {
             let names: Vec<&str> = METRICS.iter().map(|m| m.name).collect();
-            let hint = crate::task::config::did_you_mean(name, names).map(|h| format!(" (did you mean `{h}`?)")).unwrap_or_default();
-            MetricError::Unknown { name: name.to_string(), hint }
+            let hint = crate::task::config::did_you_mean(name, names)
+                .map(|h| format!(" (did you mean `{h}`?)"))
+                .unwrap_or_default();
+            MetricError::Unknown {
+                name: name.to_string(),
+                hint,
+            }
         })?;
         let kind = match name {
-            "exact_match" => Kind::ExactMatch(exact_match::Options::from_kwargs(opts).map_err(invalid)?),
+            "exact_match" => {
+                Kind::ExactMatch(exact_match::Options::from_kwargs(opts).map_err(invalid)?)
+            }
             "bleu" => Kind::Bleu,
             "chrf" => Kind::Chrf,
             "ter" => Kind::Ter,
@@ -175,7 +199,11 @@ impl Metric {
                     None | Some("fmeasure") | Some("f") => Measure::Fmeasure,
                     Some("precision") | Some("p") => Measure::Precision,
                     Some("recall") | Some("r") => Measure::Recall,
-                    Some(other) => return Err(invalid(format!("option `measure` must be fmeasure, precision or recall, got `{other}`"))),
+                    Some(other) => {
+                        return Err(invalid(format!(
+                            "option `measure` must be fmeasure, precision or recall, got `{other}`"
+                        )))
+                    }
                 },
                 stem: flag(opts, "use_stemmer", true).map_err(invalid)?,
                 collapse_whitespace: flag(opts, "collapse_whitespace", false).map_err(invalid)?,
@@ -186,14 +214,22 @@ impl Metric {
             "rouge-1" => Kind::LlamaFactory(LlamaFactoryKey::Rouge1),
             "rouge-2" => Kind::LlamaFactory(LlamaFactoryKey::Rouge2),
             "rouge-l" => Kind::LlamaFactory(LlamaFactoryKey::RougeL),
-            "rmse" => Kind::Rmse { clip: flag(opts, "clip", false).map_err(invalid)? },
-            "mae" => Kind::Mae { clip: flag(opts, "clip", false).map_err(invalid)? },
+            "rmse" => Kind::Rmse {
+                clip: flag(opts, "clip", false).map_err(invalid)?,
+            },
+            "mae" => Kind::Mae {
+                clip: flag(opts, "clip", false).map_err(invalid)?,
+            },
             "invalid_rate" => Kind::InvalidRate,
             "math_equiv" => Kind::MathEquiv,
             "smoothed_bleu_4" => Kind::SmoothedBleu4,
             "f1" => Kind::F1(match opts.get("average").and_then(Value::as_str) {
                 None => Average::Binary,
-                Some(a) => Average::parse(a).ok_or_else(|| invalid(format!("option `average` must be binary, macro, micro or auto, got `{a}`")))?,
+                Some(a) => Average::parse(a).ok_or_else(|| {
+                    invalid(format!(
+                        "option `average` must be binary, macro, micro or auto, got `{a}`"
+                    ))
+                })?,
             }),
             "mcc" => Kind::Mcc,
             "acc" => Kind::Acc,
@@ -209,48 +245,102 @@ impl Metric {
             "bypass" => Kind::Bypass,
             other if other.starts_with("pass@") || other == "pass_at_k" => {
                 let ks = match opts.get("k") {
-                    Some(Value::Array(a)) => a.iter().map(|v| v.as_u64().map(|k| k as usize)).collect::<Option<Vec<_>>>(),
+                    Some(Value::Array(a)) => a
+                        .iter()
+                        .map(|v| v.as_u64().map(|k| k as usize))
+                        .collect::<Option<Vec<_>>>(),
                     Some(v) => v.as_u64().map(|k| vec![k as usize]),
-                    None => other.strip_prefix("pass@").and_then(|k| k.parse().ok()).map(|k| vec![k]),
+                    None => other
+                        .strip_prefix("pass@")
+                        .and_then(|k| k.parse().ok())
+                        .map(|k| vec![k]),
                 };
-                Kind::PassAtK(ks.filter(|k| !k.is_empty() && k.iter().all(|x| *x > 0)).ok_or_else(|| invalid("needs `k` (a positive integer or a list of them)".into()))?)
+                Kind::PassAtK(
+                    ks.filter(|k| !k.is_empty() && k.iter().all(|x| *x > 0))
+                        .ok_or_else(|| {
+                            invalid("needs `k` (a positive integer or a list of them)".into())
+                        })?,
+                )
             }
-            other => Kind::Ranking(Ranking::parse(other).ok_or_else(|| invalid("expected NAME@K with K a positive integer".into()))?),
+            other => Kind::Ranking(
+                Ranking::parse(other)
+                    .ok_or_else(|| invalid("expected NAME@K with K a positive integer".into()))?,
+            ),
         };
         let aggregation = match opts.get("aggregation").and_then(Value::as_str) {
-            Some(a) => Aggregation::parse(a).ok_or_else(|| invalid(format!("unknown aggregation `{a}`")))?,
+            Some(a) => Aggregation::parse(a)
+                .ok_or_else(|| invalid(format!("unknown aggregation `{a}`")))?,
             None => Aggregation::default_for(&kind),
         };
         let higher_is_better = match opts.get("higher_is_better") {
             Some(Value::Bool(b)) => *b,
             _ => row.higher_is_better,
         };
-        Ok(Metric { name: name.to_string(), kind, aggregation, higher_is_better, options: opts.clone() })
+        Ok(Metric {
+            name: name.to_string(),
+            kind,
+            aggregation,
+            higher_is_better,
+            options: opts.clone(),
+        })
     }
 
     /// The results keys this metric produces, with the aggregation of each.
     pub fn keys(&self) -> Vec<(String, Aggregation)> {
         match &self.kind {
-            Kind::Squad => vec![("exact_match".into(), Aggregation::Mean), ("f1".into(), Aggregation::Mean)],
-            Kind::SquadV2 => ["exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1", "best_exact", "best_f1"]
+            Kind::Squad => vec![
+                ("exact_match".into(), Aggregation::Mean),
+                ("f1".into(), Aggregation::Mean),
+            ],
+            Kind::SquadV2 => [
+                "exact",
+                "f1",
+                "HasAns_exact",
+                "HasAns_f1",
+                "NoAns_exact",
+                "NoAns_f1",
+                "best_exact",
+                "best_f1",
+            ]
+            .iter()
+            .map(|k| (k.to_string(), Aggregation::SquadV2(k)))
+            .collect(),
+            Kind::PassAtK(ks) => ks
                 .iter()
-                .map(|k| (k.to_string(), Aggregation::SquadV2(k)))
+                .map(|k| (format!("pass@{k}"), Aggregation::Mean))
                 .collect(),
-            Kind::PassAtK(ks) => ks.iter().map(|k| (format!("pass@{k}"), Aggregation::Mean)).collect(),
             _ => vec![(self.name.clone(), self.aggregation.clone())],
         }
     }
 
     /// Score one generated text against its references; one item per results key.
     /// (`PassAtK` needs executed samples and is scored by the code-execution step.)
-    pub fn score_text(&self, refs: &[String], pred: &str) -> Result<Vec<(String, Item)>, MetricError> {
+    pub fn score_text(
+        &self,
+        refs: &[String],
+        pred: &str,
+    ) -> Result<Vec<(String, Item)>, MetricError> {
         let one = |item: Item| Ok(vec![(self.name.clone(), item)]);
         let first = refs.first().cloned().unwrap_or_default();
         match &self.kind {
             Kind::ExactMatch(o) => one(Item::Score(exact_match::score(o, refs, pred))),
-            Kind::Bleu | Kind::Chrf | Kind::Ter => one(Item::Translation { refs: refs.to_vec(), hyp: pred.to_string() }),
-            Kind::Rouge { kind, measure, stem, collapse_whitespace } => {
-                let clean = |s: &str| if *collapse_whitespace { crate::text::py_split(s).collect::<Vec<_>>().join(" ") } else { s.to_string() };
+            Kind::Bleu | Kind::Chrf | Kind::Ter => one(Item::Translation {
+                refs: refs.to_vec(),
+                hyp: pred.to_string(),
+            }),
+            Kind::Rouge {
+                kind,
+                measure,
+                stem,
+                collapse_whitespace,
+            } => {
+                let clean = |s: &str| {
+                    if *collapse_whitespace {
+                        crate::text::py_split(s).collect::<Vec<_>>().join(" ")
+                    } else {
+                        s.to_string()
+                    }
+                };
                 let refs: Vec<String> = refs.iter().map(|r| clean(r)).collect();
                 let s = rouge::score_multi(*kind, &refs, &clean(pred), *stem);
                 one(Item::Score(match measure {
@@ -261,11 +351,22 @@ impl Metric {
             }
             Kind::Squad => {
                 let (e, f) = squad::score_v1(refs, pred);
-                Ok(vec![("exact_match".into(), Item::Score(100.0 * e)), ("f1".into(), Item::Score(100.0 * f))])
+                Ok(vec![
+                    ("exact_match".into(), Item::Score(100.0 * e)),
+                    ("f1".into(), Item::Score(100.0 * f)),
+                ])
             }
             Kind::SquadV2 => {
-                let q = squad::Question { prediction: pred.to_string(), no_answer_probability: 0.0, answers: refs.to_vec() };
-                Ok(self.keys().into_iter().map(|(k, _)| (k, Item::Squad(q.clone()))).collect())
+                let q = squad::Question {
+                    prediction: pred.to_string(),
+                    no_answer_probability: 0.0,
+                    answers: refs.to_vec(),
+                };
+                Ok(self
+                    .keys()
+                    .into_iter()
+                    .map(|(k, _)| (k, Item::Squad(q.clone())))
+                    .collect())
             }
             Kind::LlamaFactory(key) => {
                 let s = llamafactory::score(pred, &first);
@@ -277,23 +378,43 @@ impl Metric {
                 }))
             }
             Kind::Ranking(r) => {
-                let ranked: Vec<String> = pred.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+                let ranked: Vec<String> = pred
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
                 one(Item::Score(r.score(&ranked, refs)))
             }
             Kind::Rmse { .. } | Kind::Mae { .. } | Kind::InvalidRate => {
-                let truth = regression::parse_number(&first)
-                    .ok_or_else(|| MetricError::Invalid { metric: self.name.clone(), message: format!("the reference {first:?} is not a number") })?;
+                let truth =
+                    regression::parse_number(&first).ok_or_else(|| MetricError::Invalid {
+                        metric: self.name.clone(),
+                        message: format!("the reference {first:?} is not a number"),
+                    })?;
                 one(Item::Rating(regression::parse_number(pred), truth))
             }
-            Kind::MathEquiv => one(Item::Score(refs.iter().map(|r| math_equiv::score(r, pred)).fold(0.0, f64::max))),
+            Kind::MathEquiv => one(Item::Score(
+                refs.iter()
+                    .map(|r| math_equiv::score(r, pred))
+                    .fold(0.0, f64::max),
+            )),
             Kind::SmoothedBleu4 => one(Item::Score(codexglue::smoothed_bleu_4(&first, pred))),
-            Kind::F1(_) | Kind::Mcc => one(Item::Labels(Value::String(first), Value::String(pred.to_string()))),
-            Kind::Acc => one(Item::Score(f64::from(u8::from(refs.iter().any(|r| r == pred))))),
+            Kind::F1(_) | Kind::Mcc => one(Item::Labels(
+                Value::String(first),
+                Value::String(pred.to_string()),
+            )),
+            Kind::Acc => one(Item::Score(f64::from(u8::from(
+                refs.iter().any(|r| r == pred),
+            )))),
             Kind::Bypass => one(Item::Score(f64::NAN)),
-            Kind::PassAtK(_) => Err(MetricError::Invalid { metric: self.name.clone(), message: "pass@k needs code execution; use it in a code task".into() }),
+            Kind::PassAtK(_) => Err(MetricError::Invalid {
+                metric: self.name.clone(),
+                message: "pass@k needs code execution; use it in a code task".into(),
+            }),
             _ => Err(MetricError::Invalid {
                 metric: self.name.clone(),
-                message: "this metric is computed from loglikelihoods, not from generated text".into(),
+                message: "this metric is computed from loglikelihoods, not from generated text"
+                    .into(),
             }),
         }
     }
@@ -302,14 +423,31 @@ impl Metric {
 /// The `//!` documentation of a metric's module, as text.
 pub fn explain(name: &str) -> Option<String> {
     let row = info(name)?;
-    let doc: Vec<&str> = row.docs.lines().take_while(|l| l.starts_with("//!")).map(|l| l.trim_start_matches("//!").strip_prefix(' ').unwrap_or(l.trim_start_matches("//!"))).collect();
+    let doc: Vec<&str> = row
+        .docs
+        .lines()
+        .take_while(|l| l.starts_with("//!"))
+        .map(|l| {
+            l.trim_start_matches("//!")
+                .strip_prefix(' ')
+                .unwrap_or(l.trim_start_matches("//!"))
+        })
+        .collect();
     Some(format!(
         "{} ({}, {} is better)\n  {}\n  golden values: {}\n\n{}\n",
         row.name,
         row.output,
-        if row.higher_is_better { "higher" } else { "lower" },
+        if row.higher_is_better {
+            "higher"
+        } else {
+            "lower"
+        },
         row.summary,
-        if row.golden.is_empty() { "-" } else { row.golden },
+        if row.golden.is_empty() {
+            "-"
+        } else {
+            row.golden
+        },
         doc.join("\n")
     ))
 }
@@ -342,6 +480,9 @@ mod tests {
             }
             Metric::build(&name, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
-        assert!(matches!(Metric::build("rouge", &Options::new()), Err(MetricError::Unknown { .. })));
+        assert!(matches!(
+            Metric::build("rouge", &Options::new()),
+            Err(MetricError::Unknown { .. })
+        ));
     }
 }

@@ -17,13 +17,23 @@ pub fn parse_number(s: &str) -> Option<f64> {
 
 /// (rmse, mae, invalid count) over (prediction, truth) pairs.
 pub fn errors(pairs: &[(Option<f64>, f64)], clip: bool) -> (f64, f64, usize) {
-    let valid: Vec<(f64, f64)> = pairs.iter().filter_map(|(p, t)| p.map(|p| (p, *t))).collect();
+    let valid: Vec<(f64, f64)> = pairs
+        .iter()
+        .filter_map(|(p, t)| p.map(|p| (p, *t)))
+        .collect();
     let invalid = pairs.len() - valid.len();
     if valid.is_empty() {
         return (f64::NAN, f64::NAN, invalid);
     }
-    let (lo, hi) = valid.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (_, t)| (lo.min(*t), hi.max(*t)));
-    let d: Vec<f64> = valid.iter().map(|(p, t)| if clip { p.clamp(lo, hi) - t } else { p - t }).collect();
+    let (lo, hi) = valid
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (_, t)| {
+            (lo.min(*t), hi.max(*t))
+        });
+    let d: Vec<f64> = valid
+        .iter()
+        .map(|(p, t)| if clip { p.clamp(lo, hi) - t } else { p - t })
+        .collect();
     let n = d.len() as f64;
     let rmse = (d.iter().map(|x| x * x).sum::<f64>() / n).sqrt();
     let mae = d.iter().map(|x| x.abs()).sum::<f64>() / n;
@@ -36,7 +46,11 @@ mod tests {
 
     #[test]
     fn invalid_predictions_are_counted() {
-        let pairs = [(parse_number(" 4"), 5.0), (parse_number("five"), 5.0), (parse_number("2.5"), 1.0)];
+        let pairs = [
+            (parse_number(" 4"), 5.0),
+            (parse_number("five"), 5.0),
+            (parse_number("2.5"), 1.0),
+        ];
         let (rmse, mae, invalid) = errors(&pairs, false);
         assert_eq!(invalid, 1);
         assert!((mae - 1.25).abs() < 1e-12);

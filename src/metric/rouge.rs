@@ -77,7 +77,11 @@ pub fn tokenize(text: &str, stem: bool) -> Vec<String> {
     let flush = |cur: &mut String, out: &mut Vec<String>| {
         if !cur.is_empty() {
             let tok = std::mem::take(cur);
-            out.push(if stem && tok.len() > 3 { stem_cached(tok) } else { tok });
+            out.push(if stem && tok.len() > 3 {
+                stem_cached(tok)
+            } else {
+                tok
+            });
         }
     };
     for c in lower.chars() {
@@ -89,7 +93,11 @@ pub fn tokenize(text: &str, stem: bool) -> Vec<String> {
     }
     flush(&mut cur, &mut out);
     // the final check keeps only [a-z0-9]+ tokens, which a stem always is
-    out.retain(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+    out.retain(|t| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    });
     out
 }
 
@@ -100,7 +108,9 @@ struct Interner<'a> {
 
 impl<'a> Interner<'a> {
     fn new() -> Self {
-        Interner { ids: HashMap::new() }
+        Interner {
+            ids: HashMap::new(),
+        }
     }
 
     fn ids(&mut self, tokens: &'a [String]) -> Vec<u32> {
@@ -127,12 +137,19 @@ fn ngram_counts(tokens: &[u32], n: usize) -> HashMap<&[u32], u64> {
 fn score_ngrams(target: &[u32], prediction: &[u32], n: usize) -> Score {
     let t = ngram_counts(target, n);
     let p = ngram_counts(prediction, n);
-    let inter: u64 = t.iter().map(|(g, c)| (*c).min(*p.get(g).unwrap_or(&0))).sum();
+    let inter: u64 = t
+        .iter()
+        .map(|(g, c)| (*c).min(*p.get(g).unwrap_or(&0)))
+        .sum();
     let tc: u64 = t.values().sum();
     let pc: u64 = p.values().sum();
     let precision = inter as f64 / pc.max(1) as f64;
     let recall = inter as f64 / tc.max(1) as f64;
-    Score { precision, recall, fmeasure: fmeasure(precision, recall) }
+    Score {
+        precision,
+        recall,
+        fmeasure: fmeasure(precision, recall),
+    }
 }
 
 /// LCS length with two rows (the table itself is only needed for backtracking).
@@ -141,7 +158,11 @@ fn lcs_len(a: &[u32], b: &[u32]) -> usize {
     let mut cur = vec![0u32; b.len() + 1];
     for x in a {
         for (j, y) in b.iter().enumerate() {
-            cur[j + 1] = if x == y { prev[j] + 1 } else { prev[j + 1].max(cur[j]) };
+            cur[j + 1] = if x == y {
+                prev[j] + 1
+            } else {
+                prev[j + 1].max(cur[j])
+            };
         }
         std::mem::swap(&mut prev, &mut cur);
     }
@@ -155,7 +176,11 @@ fn score_lcs(target: &[u32], prediction: &[u32]) -> Score {
     let l = lcs_len(target, prediction) as f64;
     let precision = l / prediction.len() as f64;
     let recall = l / target.len() as f64;
-    Score { precision, recall, fmeasure: fmeasure(precision, recall) }
+    Score {
+        precision,
+        recall,
+        fmeasure: fmeasure(precision, recall),
+    }
 }
 
 /// Indices into `r` of one LCS with `c`, as rouge_score's `_backtrack_norec` picks it.
@@ -165,7 +190,11 @@ fn lcs_indices(r: &[u32], c: &[u32], out: &mut Vec<usize>) {
     let mut t = vec![0u32; (rows + 1) * w];
     for i in 1..=rows {
         for j in 1..=cols {
-            t[i * w + j] = if r[i - 1] == c[j - 1] { t[(i - 1) * w + j - 1] + 1 } else { t[(i - 1) * w + j].max(t[i * w + j - 1]) };
+            t[i * w + j] = if r[i - 1] == c[j - 1] {
+                t[(i - 1) * w + j - 1] + 1
+            } else {
+                t[(i - 1) * w + j].max(t[i * w + j - 1])
+            };
         }
     }
     let (mut i, mut j) = (rows, cols);
@@ -210,7 +239,10 @@ fn summary_lcs(refs: &[Vec<u32>], cands: &[Vec<u32>]) -> Score {
         union.dedup();
         for &i in &union {
             let t = r[i];
-            let (cc, cr) = (cnt_c.get(&t).copied().unwrap_or(0), cnt_r.get(&t).copied().unwrap_or(0));
+            let (cc, cr) = (
+                cnt_c.get(&t).copied().unwrap_or(0),
+                cnt_r.get(&t).copied().unwrap_or(0),
+            );
             if cc > 0 && cr > 0 {
                 hits += 1;
                 *cnt_c.get_mut(&t).expect("present") -= 1;
@@ -220,13 +252,21 @@ fn summary_lcs(refs: &[Vec<u32>], cands: &[Vec<u32>]) -> Score {
     }
     let recall = hits as f64 / m as f64;
     let precision = hits as f64 / n as f64;
-    Score { precision, recall, fmeasure: fmeasure(precision, recall) }
+    Score {
+        precision,
+        recall,
+        fmeasure: fmeasure(precision, recall),
+    }
 }
 
 /// Tokens of each non-empty line (rougeLsum's sentences) and of the whole text (the
 /// concatenation: a newline only ever separates tokens).
 fn line_tokens(text: &str, stem: bool) -> (Vec<Vec<String>>, Vec<String>) {
-    let lines: Vec<Vec<String>> = text.split('\n').filter(|s| !s.is_empty()).map(|s| tokenize(s, stem)).collect();
+    let lines: Vec<Vec<String>> = text
+        .split('\n')
+        .filter(|s| !s.is_empty())
+        .map(|s| tokenize(s, stem))
+        .collect();
     let all = lines.iter().flatten().cloned().collect();
     (lines, all)
 }
@@ -268,7 +308,12 @@ pub fn score_all(kinds: &[RougeType], target: &str, prediction: &str, stem: bool
 }
 
 /// Several references and several types: per type, the reference with the best F-measure.
-pub fn score_all_multi(kinds: &[RougeType], targets: &[String], prediction: &str, stem: bool) -> Vec<Score> {
+pub fn score_all_multi(
+    kinds: &[RougeType],
+    targets: &[String],
+    prediction: &str,
+    stem: bool,
+) -> Vec<Score> {
     let mut best: Vec<Option<Score>> = vec![None; kinds.len()];
     for t in targets {
         for (b, s) in best.iter_mut().zip(score_all(kinds, t, prediction, stem)) {
@@ -292,9 +337,25 @@ mod tests {
         let t = "The cats were running.\nDogs bark.";
         let p = "the cat runs fast\ndogs barked loudly";
         let f = |k| score(k, t, p, true).fmeasure;
-        assert!((f(RougeType::N(1)) - 0.7692307692307692).abs() < 1e-12, "{}", f(RougeType::N(1)));
-        assert!((f(RougeType::N(2)) - 0.3636363636363636).abs() < 1e-12, "{}", f(RougeType::N(2)));
-        assert!((f(RougeType::L) - 0.7692307692307692).abs() < 1e-12, "{}", f(RougeType::L));
-        assert!((f(RougeType::Lsum) - 0.7692307692307692).abs() < 1e-12, "{}", f(RougeType::Lsum));
+        assert!(
+            (f(RougeType::N(1)) - 0.7692307692307692).abs() < 1e-12,
+            "{}",
+            f(RougeType::N(1))
+        );
+        assert!(
+            (f(RougeType::N(2)) - 0.3636363636363636).abs() < 1e-12,
+            "{}",
+            f(RougeType::N(2))
+        );
+        assert!(
+            (f(RougeType::L) - 0.7692307692307692).abs() < 1e-12,
+            "{}",
+            f(RougeType::L)
+        );
+        assert!(
+            (f(RougeType::Lsum) - 0.7692307692307692).abs() < 1e-12,
+            "{}",
+            f(RougeType::Lsum)
+        );
     }
 }

@@ -17,7 +17,10 @@ use std::collections::HashMap;
 /// The official `normalize_answer`.
 pub fn normalize_answer(s: &str) -> String {
     let lower = s.to_lowercase();
-    let no_punc: String = lower.chars().filter(|c| !c.is_ascii_punctuation()).collect();
+    let no_punc: String = lower
+        .chars()
+        .filter(|c| !c.is_ascii_punctuation())
+        .collect();
     // re.sub(r"\b(a|an|the)\b", " ", text) with Unicode word boundaries
     let chars: Vec<char> = no_punc.chars().collect();
     let is_word = |c: char| c.is_alphanumeric() || c == '_';
@@ -29,7 +32,10 @@ pub fn normalize_answer(s: &str) -> String {
         if at_boundary {
             for art in ["the", "an", "a"] {
                 let n = art.len();
-                if i + n <= chars.len() && chars[i..i + n].iter().copied().eq(art.chars()) && (i + n == chars.len() || !is_word(chars[i + n])) {
+                if i + n <= chars.len()
+                    && chars[i..i + n].iter().copied().eq(art.chars())
+                    && (i + n == chars.len() || !is_word(chars[i + n]))
+                {
                     matched = n;
                     break;
                 }
@@ -50,7 +56,9 @@ fn tokens(s: &str) -> Vec<String> {
     if s.is_empty() {
         return vec![];
     }
-    crate::text::py_split(&normalize_answer(s)).map(String::from).collect()
+    crate::text::py_split(&normalize_answer(s))
+        .map(String::from)
+        .collect()
 }
 
 fn overlap(gold: &[String], pred: &[String]) -> usize {
@@ -97,8 +105,12 @@ pub fn exact_v1(gold: &str, pred: &str) -> f64 {
 }
 
 pub fn f1_v1(gold: &str, pred: &str) -> f64 {
-    let g: Vec<String> = crate::text::py_split(&normalize_answer(gold)).map(String::from).collect();
-    let p: Vec<String> = crate::text::py_split(&normalize_answer(pred)).map(String::from).collect();
+    let g: Vec<String> = crate::text::py_split(&normalize_answer(gold))
+        .map(String::from)
+        .collect();
+    let p: Vec<String> = crate::text::py_split(&normalize_answer(pred))
+        .map(String::from)
+        .collect();
     let same = overlap(&g, &p);
     if same == 0 {
         return 0.0;
@@ -123,27 +135,59 @@ pub fn evaluate_v2(questions: &[Question]) -> Vec<(&'static str, f64)> {
     let mut f1 = Vec::with_capacity(questions.len());
     let mut has_ans = Vec::with_capacity(questions.len());
     for q in questions {
-        let gold: Vec<&String> = q.answers.iter().filter(|a| !normalize_answer(a).is_empty()).collect();
+        let gold: Vec<&String> = q
+            .answers
+            .iter()
+            .filter(|a| !normalize_answer(a).is_empty())
+            .collect();
         has_ans.push(!q.answers.is_empty());
-        let golds: Vec<String> = if gold.is_empty() { vec![String::new()] } else { gold.into_iter().cloned().collect() };
-        exact.push(golds.iter().map(|g| exact_v2(g, &q.prediction)).fold(f64::MIN, f64::max));
-        f1.push(golds.iter().map(|g| f1_v2(g, &q.prediction)).fold(f64::MIN, f64::max));
+        let golds: Vec<String> = if gold.is_empty() {
+            vec![String::new()]
+        } else {
+            gold.into_iter().cloned().collect()
+        };
+        exact.push(
+            golds
+                .iter()
+                .map(|g| exact_v2(g, &q.prediction))
+                .fold(f64::MIN, f64::max),
+        );
+        f1.push(
+            golds
+                .iter()
+                .map(|g| f1_v2(g, &q.prediction))
+                .fold(f64::MIN, f64::max),
+        );
     }
     let threshold = 1.0;
     let apply = |raw: &[f64]| -> Vec<f64> {
         raw.iter()
             .zip(questions)
             .zip(&has_ans)
-            .map(|((s, q), h)| if q.no_answer_probability > threshold { f64::from(u8::from(!h)) } else { *s })
+            .map(|((s, q), h)| {
+                if q.no_answer_probability > threshold {
+                    f64::from(u8::from(!h))
+                } else {
+                    *s
+                }
+            })
             .collect()
     };
     let exact_t = apply(&exact);
     let f1_t = apply(&f1);
     let mean = |v: &[f64], pick: &dyn Fn(usize) -> bool| -> Option<f64> {
-        let sel: Vec<f64> = v.iter().enumerate().filter(|(i, _)| pick(*i)).map(|(_, x)| *x).collect();
+        let sel: Vec<f64> = v
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| pick(*i))
+            .map(|(_, x)| *x)
+            .collect();
         (!sel.is_empty()).then(|| 100.0 * sel.iter().sum::<f64>() / sel.len() as f64)
     };
-    let mut out = vec![("exact", 100.0 * exact_t.iter().sum::<f64>() / n), ("f1", 100.0 * f1_t.iter().sum::<f64>() / n)];
+    let mut out = vec![
+        ("exact", 100.0 * exact_t.iter().sum::<f64>() / n),
+        ("f1", 100.0 * f1_t.iter().sum::<f64>() / n),
+    ];
     let has = |i: usize| has_ans[i];
     let no = |i: usize| !has_ans[i];
     if let (Some(e), Some(f)) = (mean(&exact_t, &has), mean(&f1_t, &has)) {
@@ -168,7 +212,11 @@ fn best_threshold(questions: &[Question], scores: &[f64], has_ans: &[bool]) -> (
     let mut best = cur;
     let mut best_t = 0.0;
     let mut order: Vec<usize> = (0..questions.len()).collect();
-    order.sort_by(|&a, &b| questions[a].no_answer_probability.total_cmp(&questions[b].no_answer_probability));
+    order.sort_by(|&a, &b| {
+        questions[a]
+            .no_answer_probability
+            .total_cmp(&questions[b].no_answer_probability)
+    });
     for i in order {
         let diff = if has_ans[i] {
             scores[i]
@@ -188,8 +236,14 @@ fn best_threshold(questions: &[Question], scores: &[f64], has_ans: &[bool]) -> (
 
 /// v1.1 per question: (exact, f1) maxed over the golds, each 0 or 0..1 (x100 in aggregation).
 pub fn score_v1(answers: &[String], prediction: &str) -> (f64, f64) {
-    let e = answers.iter().map(|g| exact_v1(g, prediction)).fold(0.0, f64::max);
-    let f = answers.iter().map(|g| f1_v1(g, prediction)).fold(0.0, f64::max);
+    let e = answers
+        .iter()
+        .map(|g| exact_v1(g, prediction))
+        .fold(0.0, f64::max);
+    let f = answers
+        .iter()
+        .map(|g| f1_v1(g, prediction))
+        .fold(0.0, f64::max);
     (e, f)
 }
 
@@ -206,9 +260,21 @@ mod tests {
     #[test]
     fn v2_basic() {
         let qs = vec![
-            Question { prediction: "Denver Broncos".into(), no_answer_probability: 0.1, answers: vec!["Denver Broncos".into()] },
-            Question { prediction: "".into(), no_answer_probability: 0.9, answers: vec![] },
-            Question { prediction: "a cat".into(), no_answer_probability: 0.5, answers: vec!["the big cat".into()] },
+            Question {
+                prediction: "Denver Broncos".into(),
+                no_answer_probability: 0.1,
+                answers: vec!["Denver Broncos".into()],
+            },
+            Question {
+                prediction: "".into(),
+                no_answer_probability: 0.9,
+                answers: vec![],
+            },
+            Question {
+                prediction: "a cat".into(),
+                no_answer_probability: 0.5,
+                answers: vec!["the big cat".into()],
+            },
         ];
         let m: HashMap<&str, f64> = evaluate_v2(&qs).into_iter().collect();
         assert!((m["exact"] - 200.0 / 3.0).abs() < 1e-9);

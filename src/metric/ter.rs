@@ -35,7 +35,11 @@ fn edit_distance(hyp: &[&str], reference: &[&str]) -> (i64, Vec<Op>) {
     for _ in 0..n_h {
         dist.push(vec![(INF, Op::Undef); n_r + 1]);
     }
-    let length_ratio = if n_h > 0 { n_r as f64 / n_h as f64 } else { 1.0 };
+    let length_ratio = if n_h > 0 {
+        n_r as f64 / n_h as f64
+    } else {
+        1.0
+    };
     let beam_width = if (BEAM_WIDTH as f64) < length_ratio / 2.0 {
         (length_ratio / 2.0 + BEAM_WIDTH as f64).ceil() as i64
     } else {
@@ -52,8 +56,16 @@ fn edit_distance(hyp: &[&str], reference: &[&str]) -> (i64, Vec<Op>) {
             if j == 0 {
                 dist[i][j] = (dist[i - 1][j].0 + 1, Op::Del);
             } else {
-                let (cost_sub, op_sub) = if hyp[i - 1] == reference[j - 1] { (0, Op::Nop) } else { (1, Op::Sub) };
-                let ops = [(dist[i - 1][j - 1].0 + cost_sub, op_sub), (dist[i - 1][j].0 + 1, Op::Del), (dist[i][j - 1].0 + 1, Op::Ins)];
+                let (cost_sub, op_sub) = if hyp[i - 1] == reference[j - 1] {
+                    (0, Op::Nop)
+                } else {
+                    (1, Op::Sub)
+                };
+                let ops = [
+                    (dist[i - 1][j - 1].0 + cost_sub, op_sub),
+                    (dist[i - 1][j].0 + 1, Op::Del),
+                    (dist[i][j - 1].0 + 1, Op::Ins),
+                ];
                 for (cost, op) in ops {
                     if dist[i][j].0 > cost {
                         dist[i][j] = (cost, op);
@@ -125,7 +137,12 @@ fn alignment(trace: &[Op]) -> (Vec<Option<i64>>, Vec<u8>, Vec<u8>) {
     (align, ref_err, hyp_err)
 }
 
-fn perform_shift<'a>(words: &[&'a str], start: usize, length: usize, target: usize) -> Vec<&'a str> {
+fn perform_shift<'a>(
+    words: &[&'a str],
+    start: usize,
+    length: usize,
+    target: usize,
+) -> Vec<&'a str> {
     let mut out = Vec::with_capacity(words.len());
     if target < start {
         out.extend_from_slice(&words[..target]);
@@ -256,8 +273,14 @@ pub fn segment_stats(hyp: &str, refs: &[String]) -> (f64, f64) {
 /// `sacrebleu.corpus_ter(hyps, refs).score`.
 pub fn corpus_ter(hyps: &[String], refs: &[Vec<String>]) -> f64 {
     use rayon::prelude::*;
-    let stats: Vec<(f64, f64)> = hyps.par_iter().zip(refs.par_iter()).map(|(h, r)| segment_stats(h, r)).collect();
-    let (edits, ref_len) = stats.iter().fold((0.0, 0.0), |(a, b), (e, l)| (a + e, b + l));
+    let stats: Vec<(f64, f64)> = hyps
+        .par_iter()
+        .zip(refs.par_iter())
+        .map(|(h, r)| segment_stats(h, r))
+        .collect();
+    let (edits, ref_len) = stats
+        .iter()
+        .fold((0.0, 0.0), |(a, b), (e, l)| (a + e, b + l));
     if ref_len > 0.0 {
         100.0 * edits / ref_len
     } else if edits > 0.0 {
@@ -275,8 +298,14 @@ mod tests {
     //                               [["the cat is on the mat", "hello there general kenobi"]]).score
     #[test]
     fn corpus_score() {
-        let hyps = vec!["the cat sat on the mat".to_string(), "hello there".to_string()];
-        let refs = vec![vec!["the cat is on the mat".to_string()], vec!["hello there general kenobi".to_string()]];
+        let hyps = vec![
+            "the cat sat on the mat".to_string(),
+            "hello there".to_string(),
+        ];
+        let refs = vec![
+            vec!["the cat is on the mat".to_string()],
+            vec!["hello there general kenobi".to_string()],
+        ];
         assert!((corpus_ter(&hyps, &refs) - 30.0).abs() < 1e-9);
     }
 

@@ -82,26 +82,60 @@ impl LlamaScorer {
     /// Load the safetensors weights of an HF Llama folder (f32 on the CPU); rotary tables cover
     /// `max_length` positions at least.
     pub fn load(dir: &Path, config: &Value, max_length: usize) -> Result<LlamaScorer, String> {
-        let num = |k: &str| config.get(k).and_then(Value::as_u64).map(|v| v as usize).ok_or_else(|| format!("config.json lacks `{k}`"));
+        let num = |k: &str| {
+            config
+                .get(k)
+                .and_then(Value::as_u64)
+                .map(|v| v as usize)
+                .ok_or_else(|| format!("config.json lacks `{k}`"))
+        };
         let hidden = num("hidden_size")?;
         let heads = num("num_attention_heads")?;
-        let kv_heads = config.get("num_key_value_heads").and_then(Value::as_u64).map(|v| v as usize).unwrap_or(heads);
+        let kv_heads = config
+            .get("num_key_value_heads")
+            .and_then(Value::as_u64)
+            .map(|v| v as usize)
+            .unwrap_or(heads);
         let layers_n = num("num_hidden_layers")?;
-        let head_dim = config.get("head_dim").and_then(Value::as_u64).map(|v| v as usize).unwrap_or(hidden / heads);
-        let eps = config.get("rms_norm_eps").and_then(Value::as_f64).unwrap_or(1e-6) as f32;
-        let theta = config.get("rope_theta").and_then(Value::as_f64).unwrap_or(10000.0) as f32;
+        let head_dim = config
+            .get("head_dim")
+            .and_then(Value::as_u64)
+            .map(|v| v as usize)
+            .unwrap_or(hidden / heads);
+        let eps = config
+            .get("rms_norm_eps")
+            .and_then(Value::as_f64)
+            .unwrap_or(1e-6) as f32;
+        let theta = config
+            .get("rope_theta")
+            .and_then(Value::as_f64)
+            .unwrap_or(10000.0) as f32;
         let max_positions = num("max_position_embeddings")?.max(max_length + 1);
-        let tied = config.get("tie_word_embeddings").and_then(Value::as_bool).unwrap_or(false);
+        let tied = config
+            .get("tie_word_embeddings")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
 
         let mut weights: HashMap<String, Tensor> = HashMap::new();
-        let mut files: Vec<_> = std::fs::read_dir(dir).map_err(err)?.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "safetensors")).collect();
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .map_err(err)?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+            .collect();
         files.sort();
         for f in files {
-            for (name, t) in candle_core::safetensors::load(&f, &Device::Cpu).map_err(|e| format!("{}: {e}", f.display()))? {
+            for (name, t) in candle_core::safetensors::load(&f, &Device::Cpu)
+                .map_err(|e| format!("{}: {e}", f.display()))?
+            {
                 weights.insert(name, t.to_dtype(DType::F32).map_err(err)?);
             }
         }
-        let mut take = |name: &str| weights.remove(name).ok_or_else(|| format!("{}: no tensor `{name}`", dir.display()));
+        let mut take = |name: &str| {
+            weights
+                .remove(name)
+                .ok_or_else(|| format!("{}: no tensor `{name}`", dir.display()))
+        };
         let t = |w: Tensor| w.t().map_err(err);
         let embed = take("model.embed_tokens.weight")?;
         let mut layers = Vec::with_capacity(layers_n);
@@ -127,7 +161,9 @@ impl LlamaScorer {
         };
         // HF's rotary tables: inv_freq = 1 / theta^(2i/d), angle = position * inv_freq, in f32
         let half = head_dim / 2;
-        let inv: Vec<f32> = (0..half).map(|i| 1.0 / theta.powf((2 * i) as f32 / head_dim as f32)).collect();
+        let inv: Vec<f32> = (0..half)
+            .map(|i| 1.0 / theta.powf((2 * i) as f32 / head_dim as f32))
+            .collect();
         let mut cos = Vec::with_capacity(max_positions * half);
         let mut sin = Vec::with_capacity(max_positions * half);
         for p in 0..max_positions {
@@ -139,13 +175,26 @@ impl LlamaScorer {
         }
         let cos = Tensor::from_vec(cos, (max_positions, half), &Device::Cpu).map_err(err)?;
         let sin = Tensor::from_vec(sin, (max_positions, half), &Device::Cpu).map_err(err)?;
-        Ok(LlamaScorer { embed, layers, norm, lm_head, heads, kv_heads, head_dim, eps, cos, sin, max_positions })
+        Ok(LlamaScorer {
+            embed,
+            layers,
+            norm,
+            lm_head,
+            heads,
+            kv_heads,
+            head_dim,
+            eps,
+            cos,
+            sin,
+            max_positions,
+        })
     }
 
     /// For each `(tokens, k)`, the logits of the last `k` positions (k rows of vocab size), from
     /// one forward pass over all the sequences.
     pub fn last_logits(&self, seqs: &[(&[u32], usize)]) -> Result<Vec<Vec<Vec<f32>>>, String> {
-        self.forward(seqs).map_err(|e| format!("scoring forward pass: {e}"))
+        self.forward(seqs)
+            .map_err(|e| format!("scoring forward pass: {e}"))
     }
 
     fn forward(&self, seqs: &[(&[u32], usize)]) -> candle_core::Result<Vec<Vec<Vec<f32>>>> {
@@ -156,7 +205,11 @@ impl LlamaScorer {
         let mut pos: Vec<u32> = Vec::with_capacity(rows);
         for (toks, _) in seqs {
             if toks.len() > self.max_positions {
-                candle_core::bail!("a sequence of {} tokens is longer than the model's {} positions", toks.len(), self.max_positions);
+                candle_core::bail!(
+                    "a sequence of {} tokens is longer than the model's {} positions",
+                    toks.len(),
+                    self.max_positions
+                );
             }
             ids.extend_from_slice(toks);
             pos.extend(0..toks.len() as u32);
@@ -166,14 +219,21 @@ impl LlamaScorer {
         let pos = Tensor::new(pos.as_slice(), &dev)?;
         let cos = self.cos.index_select(&pos, 0)?;
         let sin = self.sin.index_select(&pos, 0)?;
-        let mut h = self.embed.index_select(&Tensor::new(ids.as_slice(), &dev)?, 0)?;
+        let mut h = self
+            .embed
+            .index_select(&Tensor::new(ids.as_slice(), &dev)?, 0)?;
         let (nh, nkv, hd) = (self.heads, self.kv_heads, self.head_dim);
         let scale = 1.0 / (hd as f64).sqrt();
         let mut masks: HashMap<usize, Tensor> = HashMap::new();
         for layer in &self.layers {
             let x = candle_nn::ops::rms_norm(&h, &layer.ln_attn, self.eps)?;
             // (1, heads, rows, head_dim), rotated per row's position
-            let heads = |w: &Tensor, n: usize| -> candle_core::Result<Tensor> { x.matmul(w)?.reshape((1, rows, n, hd))?.transpose(1, 2)?.contiguous() };
+            let heads = |w: &Tensor, n: usize| -> candle_core::Result<Tensor> {
+                x.matmul(w)?
+                    .reshape((1, rows, n, hd))?
+                    .transpose(1, 2)?
+                    .contiguous()
+            };
             let q = candle_nn::rotary_emb::rope(&heads(&layer.q, nh)?, &cos, &sin)?;
             let k = candle_nn::rotary_emb::rope(&heads(&layer.k, nkv)?, &cos, &sin)?;
             let v = heads(&layer.v, nkv)?;
@@ -202,7 +262,8 @@ impl LlamaScorer {
             let attn = Tensor::cat(&outs, 0)?;
             h = (h + attn.matmul(&layer.o)?)?;
             let x = candle_nn::ops::rms_norm(&h, &layer.ln_mlp, self.eps)?;
-            let mlp = (candle_nn::ops::silu(&x.matmul(&layer.gate)?)? * x.matmul(&layer.up)?)?.matmul(&layer.down)?;
+            let mlp = (candle_nn::ops::silu(&x.matmul(&layer.gate)?)? * x.matmul(&layer.up)?)?
+                .matmul(&layer.down)?;
             h = (h + mlp)?;
         }
         let h = candle_nn::ops::rms_norm(&h, &self.norm, self.eps)?;
@@ -217,7 +278,9 @@ impl LlamaScorer {
         }
         let wanted = pick.len();
         pick.resize(wanted.max(MIN_ROWS), 0);
-        let logits = h.index_select(&Tensor::new(pick.as_slice(), &dev)?, 0)?.matmul(&self.lm_head)?;
+        let logits = h
+            .index_select(&Tensor::new(pick.as_slice(), &dev)?, 0)?
+            .matmul(&self.lm_head)?;
         let mut all: Vec<Vec<f32>> = logits.to_vec2()?;
         all.truncate(wanted);
         let mut out = Vec::with_capacity(seqs.len());
@@ -235,11 +298,15 @@ fn repeat_kv(x: &Tensor, rep: usize) -> candle_core::Result<Tensor> {
         return Ok(x.clone());
     }
     let (b, kv, n, d) = x.dims4()?;
-    x.unsqueeze(2)?.expand((b, kv, rep, n, d))?.reshape((b, kv * rep, n, d))
+    x.unsqueeze(2)?
+        .expand((b, kv, rep, n, d))?
+        .reshape((b, kv * rep, n, d))
 }
 
 /// (n, n): 0 on and below the diagonal, -inf above.
 fn causal_mask(n: usize) -> candle_core::Result<Tensor> {
-    let m: Vec<f32> = (0..n).flat_map(|i| (0..n).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 })).collect();
+    let m: Vec<f32> = (0..n)
+        .flat_map(|i| (0..n).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
     Tensor::from_vec(m, (n, n), &Device::Cpu)
 }

@@ -23,22 +23,42 @@ fn err(m: impl std::fmt::Display) -> String {
 
 /// Convert `src/{stories260K.bin, tok512.bin}` (or the given files) into an HF folder `out`.
 pub fn convert(model_bin: &Path, tokenizer_bin: &Path, out: &Path) -> Result<(), String> {
-    let bytes = std::fs::read(model_bin).map_err(|e| err(format!("{}: {e}", model_bin.display())))?;
+    let bytes =
+        std::fs::read(model_bin).map_err(|e| err(format!("{}: {e}", model_bin.display())))?;
     if bytes.len() < 28 {
-        return Err(format!("{}: too short for a llama2.c header", model_bin.display()));
+        return Err(format!(
+            "{}: too short for a llama2.c header",
+            model_bin.display()
+        ));
     }
-    let hdr: Vec<i32> = bytes[..28].chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-    let (dim, hidden, layers, heads, kv_heads, vocab_raw, seq_len) =
-        (hdr[0] as usize, hdr[1] as usize, hdr[2] as usize, hdr[3] as usize, hdr[4] as usize, hdr[5], hdr[6] as usize);
+    let hdr: Vec<i32> = bytes[..28]
+        .chunks_exact(4)
+        .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let (dim, hidden, layers, heads, kv_heads, vocab_raw, seq_len) = (
+        hdr[0] as usize,
+        hdr[1] as usize,
+        hdr[2] as usize,
+        hdr[3] as usize,
+        hdr[4] as usize,
+        hdr[5],
+        hdr[6] as usize,
+    );
     let shared = vocab_raw > 0;
     let vocab = vocab_raw.unsigned_abs() as usize;
     let head = dim / heads;
     let kv_dim = kv_heads * head;
-    let floats: Vec<f32> = bytes[28..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let floats: Vec<f32> = bytes[28..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
     let mut pos = 0;
     let mut take = |n: usize| -> Result<Vec<f32>, String> {
         if pos + n > floats.len() {
-            return Err(format!("{}: truncated: needs more weights than the file holds", model_bin.display()));
+            return Err(format!(
+                "{}: truncated: needs more weights than the file holds",
+                model_bin.display()
+            ));
         }
         let v = floats[pos..pos + n].to_vec();
         pos += n;
@@ -57,7 +77,11 @@ pub fn convert(model_bin: &Path, tokenizer_bin: &Path, out: &Path) -> Result<(),
     let final_norm = take(dim)?;
     let _rope_real = take(seq_len * head / 2)?;
     let _rope_imag = take(seq_len * head / 2)?;
-    let cls = if shared { emb.clone() } else { take(vocab * dim)? };
+    let cls = if shared {
+        emb.clone()
+    } else {
+        take(vocab * dim)?
+    };
 
     // interleaved -> half rotation: rows (h, i, 2) -> (h, 2, i)
     let permute = |w: &[f32], n_heads: usize, rows: usize, cols: usize| -> Vec<f32> {
@@ -68,7 +92,8 @@ pub fn convert(model_bin: &Path, tokenizer_bin: &Path, out: &Path) -> Result<(),
                 for t in 0..2 {
                     let src = h * half * 2 + i * 2 + t;
                     let dst = h * half * 2 + t * half + i;
-                    out[dst * cols..(dst + 1) * cols].copy_from_slice(&w[src * cols..(src + 1) * cols]);
+                    out[dst * cols..(dst + 1) * cols]
+                        .copy_from_slice(&w[src * cols..(src + 1) * cols]);
                 }
             }
         }
@@ -82,15 +107,51 @@ pub fn convert(model_bin: &Path, tokenizer_bin: &Path, out: &Path) -> Result<(),
     for l in 0..layers {
         let p = format!("model.layers.{l}");
         let sl = |v: &[f32], n: usize| v[l * n..(l + 1) * n].to_vec();
-        tensors.push((format!("{p}.input_layernorm.weight"), vec![dim], sl(&att_norm, dim)));
-        tensors.push((format!("{p}.post_attention_layernorm.weight"), vec![dim], sl(&ffn_norm, dim)));
-        tensors.push((format!("{p}.self_attn.q_proj.weight"), vec![dim, dim], permute(&sl(&wq, dim * dim), heads, dim, dim)));
-        tensors.push((format!("{p}.self_attn.k_proj.weight"), vec![kv_dim, dim], permute(&sl(&wk, kv_dim * dim), kv_heads, kv_dim, dim)));
-        tensors.push((format!("{p}.self_attn.v_proj.weight"), vec![kv_dim, dim], sl(&wv, kv_dim * dim)));
-        tensors.push((format!("{p}.self_attn.o_proj.weight"), vec![dim, dim], sl(&wo, dim * dim)));
-        tensors.push((format!("{p}.mlp.gate_proj.weight"), vec![hidden, dim], sl(&w1, hidden * dim)));
-        tensors.push((format!("{p}.mlp.down_proj.weight"), vec![dim, hidden], sl(&w2, dim * hidden)));
-        tensors.push((format!("{p}.mlp.up_proj.weight"), vec![hidden, dim], sl(&w3, hidden * dim)));
+        tensors.push((
+            format!("{p}.input_layernorm.weight"),
+            vec![dim],
+            sl(&att_norm, dim),
+        ));
+        tensors.push((
+            format!("{p}.post_attention_layernorm.weight"),
+            vec![dim],
+            sl(&ffn_norm, dim),
+        ));
+        tensors.push((
+            format!("{p}.self_attn.q_proj.weight"),
+            vec![dim, dim],
+            permute(&sl(&wq, dim * dim), heads, dim, dim),
+        ));
+        tensors.push((
+            format!("{p}.self_attn.k_proj.weight"),
+            vec![kv_dim, dim],
+            permute(&sl(&wk, kv_dim * dim), kv_heads, kv_dim, dim),
+        ));
+        tensors.push((
+            format!("{p}.self_attn.v_proj.weight"),
+            vec![kv_dim, dim],
+            sl(&wv, kv_dim * dim),
+        ));
+        tensors.push((
+            format!("{p}.self_attn.o_proj.weight"),
+            vec![dim, dim],
+            sl(&wo, dim * dim),
+        ));
+        tensors.push((
+            format!("{p}.mlp.gate_proj.weight"),
+            vec![hidden, dim],
+            sl(&w1, hidden * dim),
+        ));
+        tensors.push((
+            format!("{p}.mlp.down_proj.weight"),
+            vec![dim, hidden],
+            sl(&w2, dim * hidden),
+        ));
+        tensors.push((
+            format!("{p}.mlp.up_proj.weight"),
+            vec![hidden, dim],
+            sl(&w3, hidden * dim),
+        ));
     }
     std::fs::create_dir_all(out).map_err(|e| err(format!("{}: {e}", out.display())))?;
     super::tiny::write_safetensors(&out.join("model.safetensors"), &tensors)?;
@@ -101,7 +162,11 @@ pub fn convert(model_bin: &Path, tokenizer_bin: &Path, out: &Path) -> Result<(),
         "hidden_act": "silu", "tie_word_embeddings": false, "torch_dtype": "float32", "bos_token_id": 1, "eos_token_id": 2,
         "attention_bias": false, "mlp_bias": false
     });
-    std::fs::write(out.join("config.json"), serde_json::to_string_pretty(&config).expect("json")).map_err(err)?;
+    std::fs::write(
+        out.join("config.json"),
+        serde_json::to_string_pretty(&config).expect("json"),
+    )
+    .map_err(err)?;
     write_tokenizer(tokenizer_bin, vocab, out)
 }
 
@@ -113,8 +178,14 @@ fn write_tokenizer(path: &Path, vocab_size: usize, out: &Path) -> Result<(), Str
         if pos + 8 > bytes.len() {
             return Err(format!("{}: truncated at token {i}", path.display()));
         }
-        let score = f32::from_le_bytes([bytes[pos], bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]]);
-        let len = i32::from_le_bytes([bytes[pos + 4], bytes[pos + 5], bytes[pos + 6], bytes[pos + 7]]) as usize;
+        let score =
+            f32::from_le_bytes([bytes[pos], bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]]);
+        let len = i32::from_le_bytes([
+            bytes[pos + 4],
+            bytes[pos + 5],
+            bytes[pos + 6],
+            bytes[pos + 7],
+        ]) as usize;
         pos += 8;
         let piece = String::from_utf8_lossy(&bytes[pos..pos + len]).replace(' ', "▁");
         pos += len;
@@ -124,8 +195,16 @@ fn write_tokenizer(path: &Path, vocab_size: usize, out: &Path) -> Result<(), Str
     pieces[0].0 = unk.into();
     pieces[1].0 = bos.into();
     pieces[2].0 = eos.into();
-    let vocab: serde_json::Map<String, serde_json::Value> = pieces.iter().enumerate().map(|(i, (p, _))| (p.clone(), json!(i))).collect();
-    let ids: HashMap<&str, usize> = pieces.iter().enumerate().map(|(i, (p, _))| (p.as_str(), i)).collect();
+    let vocab: serde_json::Map<String, serde_json::Value> = pieces
+        .iter()
+        .enumerate()
+        .map(|(i, (p, _))| (p.clone(), json!(i)))
+        .collect();
+    let ids: HashMap<&str, usize> = pieces
+        .iter()
+        .enumerate()
+        .map(|(i, (p, _))| (p.as_str(), i))
+        .collect();
     // merges: every split of a piece into two pieces, ordered by the merged piece's score
     let mut merges: Vec<(f32, usize, String, String)> = Vec::new();
     for (i, (p, score)) in pieces.iter().enumerate().skip(3) {
@@ -134,14 +213,18 @@ fn write_tokenizer(path: &Path, vocab_size: usize, out: &Path) -> Result<(), Str
         }
         let chars: Vec<char> = p.chars().collect();
         for k in 1..chars.len() {
-            let (l, r): (String, String) = (chars[..k].iter().collect(), chars[k..].iter().collect());
+            let (l, r): (String, String) =
+                (chars[..k].iter().collect(), chars[k..].iter().collect());
             if ids.contains_key(l.as_str()) && ids.contains_key(r.as_str()) {
                 merges.push((*score, i, l, r));
             }
         }
     }
     merges.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    let merges: Vec<String> = merges.into_iter().map(|(_, _, l, r)| format!("{l} {r}")).collect();
+    let merges: Vec<String> = merges
+        .into_iter()
+        .map(|(_, _, l, r)| format!("{l} {r}"))
+        .collect();
     let special = |id: usize, content: &str| json!({"id": id, "content": content, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true});
     let tok = json!({
         "version": "1.0",
@@ -166,10 +249,22 @@ fn write_tokenizer(path: &Path, vocab_size: usize, out: &Path) -> Result<(), Str
         "model": {"type": "BPE", "dropout": null, "unk_token": unk, "continuing_subword_prefix": null, "end_of_word_suffix": null,
                   "fuse_unk": true, "byte_fallback": true, "ignore_merges": false, "vocab": vocab, "merges": merges}
     });
-    std::fs::write(out.join("tokenizer.json"), serde_json::to_string(&tok).expect("json")).map_err(err)?;
+    std::fs::write(
+        out.join("tokenizer.json"),
+        serde_json::to_string(&tok).expect("json"),
+    )
+    .map_err(err)?;
     let tok_config = json!({"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": bos, "eos_token": eos, "unk_token": unk,
         "add_bos_token": true, "add_eos_token": false, "model_max_length": 512, "clean_up_tokenization_spaces": false});
-    std::fs::write(out.join("tokenizer_config.json"), serde_json::to_string_pretty(&tok_config).expect("json")).map_err(err)?;
-    std::fs::write(out.join("generation_config.json"), json!({"bos_token_id": 1, "eos_token_id": 2}).to_string()).map_err(err)?;
+    std::fs::write(
+        out.join("tokenizer_config.json"),
+        serde_json::to_string_pretty(&tok_config).expect("json"),
+    )
+    .map_err(err)?;
+    std::fs::write(
+        out.join("generation_config.json"),
+        json!({"bos_token_id": 1, "eos_token_id": 2}).to_string(),
+    )
+    .map_err(err)?;
     Ok(())
 }

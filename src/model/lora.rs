@@ -46,10 +46,23 @@ fn f16_to_f32(bits: u16) -> f32 {
 pub fn to_f32(t: &TensorView) -> Result<Vec<f32>, ModelError> {
     let b = t.data();
     Ok(match t.dtype() {
-        Dtype::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        Dtype::BF16 => b.chunks_exact(2).map(|c| f32::from_bits(u32::from(u16::from_le_bytes([c[0], c[1]])) << 16)).collect(),
-        Dtype::F16 => b.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect(),
-        other => return Err(err(format!("cannot merge a LoRA adapter into {other:?} weights"))),
+        Dtype::F32 => b
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        Dtype::BF16 => b
+            .chunks_exact(2)
+            .map(|c| f32::from_bits(u32::from(u16::from_le_bytes([c[0], c[1]])) << 16))
+            .collect(),
+        Dtype::F16 => b
+            .chunks_exact(2)
+            .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+            .collect(),
+        other => {
+            return Err(err(format!(
+                "cannot merge a LoRA adapter into {other:?} weights"
+            )))
+        }
     })
 }
 
@@ -61,20 +74,40 @@ struct AdapterConfig {
 
 fn adapter_config(dir: &Path) -> Result<AdapterConfig, ModelError> {
     let path = dir.join("adapter_config.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| err(format!("{}: cannot read: {e}", path.display())))?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| err(format!("{}: malformed JSON: {e}", path.display())))?;
-    let r = v.get("r").and_then(Value::as_f64).ok_or_else(|| err(format!("{}: needs `r`", path.display())))?;
-    let alpha = v.get("lora_alpha").and_then(Value::as_f64).ok_or_else(|| err(format!("{}: needs `lora_alpha`", path.display())))?;
-    let rslora = v.get("use_rslora").and_then(Value::as_bool).unwrap_or(false);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| err(format!("{}: cannot read: {e}", path.display())))?;
+    let v: Value = serde_json::from_str(&text)
+        .map_err(|e| err(format!("{}: malformed JSON: {e}", path.display())))?;
+    let r = v
+        .get("r")
+        .and_then(Value::as_f64)
+        .ok_or_else(|| err(format!("{}: needs `r`", path.display())))?;
+    let alpha = v
+        .get("lora_alpha")
+        .and_then(Value::as_f64)
+        .ok_or_else(|| err(format!("{}: needs `lora_alpha`", path.display())))?;
+    let rslora = v
+        .get("use_rslora")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let targets = match v.get("target_modules") {
-        Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(String::from))
+            .collect(),
         Some(Value::String(s)) => vec![s.clone()],
         _ => return Err(err(format!("{}: needs `target_modules`", path.display()))),
     };
     if v.get("use_dora").and_then(Value::as_bool).unwrap_or(false) {
-        return Err(err(format!("{}: DoRA adapters are not supported", path.display())));
+        return Err(err(format!(
+            "{}: DoRA adapters are not supported",
+            path.display()
+        )));
     }
-    Ok(AdapterConfig { scaling: (if rslora { alpha / r.sqrt() } else { alpha / r }) as f32, targets })
+    Ok(AdapterConfig {
+        scaling: (if rslora { alpha / r.sqrt() } else { alpha / r }) as f32,
+        targets,
+    })
 }
 
 /// The base weight name a LoRA key belongs to: `base_model.model.X.lora_A.weight` -> `X.weight`.
@@ -83,7 +116,8 @@ fn base_name(key: &str) -> Option<(String, bool)> {
     if let Some(m) = k.strip_suffix(".lora_A.weight") {
         return Some((format!("{m}.weight"), true));
     }
-    k.strip_suffix(".lora_B.weight").map(|m| (format!("{m}.weight"), false))
+    k.strip_suffix(".lora_B.weight")
+        .map(|m| (format!("{m}.weight"), false))
 }
 
 /// Merge `adapter` into the model in `base` and return the merged folder.
@@ -91,19 +125,26 @@ pub fn merged_model(base: &Path, adapter: &Path) -> Result<PathBuf, ModelError> 
     let cfg = adapter_config(adapter)?;
     let adapter_file = adapter.join("adapter_model.safetensors");
     if !adapter_file.is_file() {
-        return Err(err(format!("{}: adapter_model.safetensors is missing", adapter.display())));
+        return Err(err(format!(
+            "{}: adapter_model.safetensors is missing",
+            adapter.display()
+        )));
     }
     super::mistralrs::check_safetensors(&adapter_file)?;
     let key = format!("{}-{}", fingerprint(base), fingerprint(adapter));
     let cache = std::env::var_os(crate::env::CACHE_DIR)
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/rubric"));
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/rubric")
+        });
     let out = cache.join("merged").join(key);
     if out.join("model.safetensors").is_file() {
         return Ok(out);
     }
-    let adapter_bytes = std::fs::read(&adapter_file).map_err(|e| err(format!("{}: {e}", adapter_file.display())))?;
-    let lora = SafeTensors::deserialize(&adapter_bytes).map_err(|e| err(format!("{}: {e}", adapter_file.display())))?;
+    let adapter_bytes = std::fs::read(&adapter_file)
+        .map_err(|e| err(format!("{}: {e}", adapter_file.display())))?;
+    let lora = SafeTensors::deserialize(&adapter_bytes)
+        .map_err(|e| err(format!("{}: {e}", adapter_file.display())))?;
     // (A, B) per base weight
     let mut pairs: HashMap<String, (Option<TensorView>, Option<TensorView>)> = HashMap::new();
     for (name, t) in lora.tensors() {
@@ -118,14 +159,21 @@ pub fn merged_model(base: &Path, adapter: &Path) -> Result<PathBuf, ModelError> 
     }
     let base_file = base.join("model.safetensors");
     if !base_file.is_file() {
-        return Err(err(format!("{}: merging an adapter needs a single model.safetensors", base.display())));
+        return Err(err(format!(
+            "{}: merging an adapter needs a single model.safetensors",
+            base.display()
+        )));
     }
-    let base_bytes = std::fs::read(&base_file).map_err(|e| err(format!("{}: {e}", base_file.display())))?;
-    let weights = SafeTensors::deserialize(&base_bytes).map_err(|e| err(format!("{}: {e}", base_file.display())))?;
+    let base_bytes =
+        std::fs::read(&base_file).map_err(|e| err(format!("{}: {e}", base_file.display())))?;
+    let weights = SafeTensors::deserialize(&base_bytes)
+        .map_err(|e| err(format!("{}: {e}", base_file.display())))?;
     let mut merged: Vec<(String, Vec<usize>, Vec<u8>, Dtype)> = Vec::new();
     let mut used = 0;
     for (name, t) in weights.tensors() {
-        let target = pairs.get(&name).filter(|_| cfg.targets.iter().any(|m| name.contains(&format!(".{m}."))));
+        let target = pairs
+            .get(&name)
+            .filter(|_| cfg.targets.iter().any(|m| name.contains(&format!(".{m}."))));
         match target {
             Some((Some(a), Some(b))) => {
                 let (out_dim, in_dim) = (t.shape()[0], t.shape()[1]);
@@ -154,7 +202,12 @@ pub fn merged_model(base: &Path, adapter: &Path) -> Result<PathBuf, ModelError> 
                     }
                 }
                 used += 1;
-                merged.push((name, t.shape().to_vec(), w.iter().flat_map(|x| x.to_le_bytes()).collect(), Dtype::F32));
+                merged.push((
+                    name,
+                    t.shape().to_vec(),
+                    w.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                    Dtype::F32,
+                ));
             }
             _ => merged.push((name, t.shape().to_vec(), t.data().to_vec(), t.dtype())),
         }
@@ -168,35 +221,64 @@ pub fn merged_model(base: &Path, adapter: &Path) -> Result<PathBuf, ModelError> 
         )));
     }
     std::fs::create_dir_all(&out).map_err(|e| err(format!("{}: {e}", out.display())))?;
-    for f in ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json", "chat_template.jinja", "special_tokens_map.json"] {
+    for f in [
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "generation_config.json",
+        "chat_template.jinja",
+        "special_tokens_map.json",
+    ] {
         if base.join(f).is_file() {
-            std::fs::copy(base.join(f), out.join(f)).map_err(|e| err(format!("{}: {e}", out.display())))?;
+            std::fs::copy(base.join(f), out.join(f))
+                .map_err(|e| err(format!("{}: {e}", out.display())))?;
         }
     }
     let views: Vec<(String, TensorView)> = merged
         .iter()
-        .map(|(n, s, d, t)| (n.clone(), TensorView::new(*t, s.clone(), d).expect("shape matches data")))
+        .map(|(n, s, d, t)| {
+            (
+                n.clone(),
+                TensorView::new(*t, s.clone(), d).expect("shape matches data"),
+            )
+        })
         .collect();
     let tmp = out.join("model.safetensors.partial");
-    safetensors::serialize_to_file(views, &None, &tmp).map_err(|e| err(format!("{}: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, out.join("model.safetensors")).map_err(|e| err(format!("{}: {e}", out.display())))?;
+    safetensors::serialize_to_file(views, &None, &tmp)
+        .map_err(|e| err(format!("{}: {e}", tmp.display())))?;
+    std::fs::rename(&tmp, out.join("model.safetensors"))
+        .map_err(|e| err(format!("{}: {e}", out.display())))?;
     Ok(out)
 }
 
 fn fingerprint(path: &Path) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(path).into_iter().flatten().flatten().map(|e| e.path()).collect();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     entries.sort();
     for e in entries {
         if e.is_file() {
-            h.update(e.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default().as_bytes());
+            h.update(
+                e.file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default()
+                    .as_bytes(),
+            );
             if let Ok(bytes) = std::fs::read(&e) {
                 h.update(&bytes);
             }
         }
     }
-    h.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect()
+    h.finalize()
+        .iter()
+        .take(12)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -212,7 +294,13 @@ mod tests {
 
     #[test]
     fn lora_key_names() {
-        assert_eq!(base_name("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"), Some(("model.layers.0.self_attn.q_proj.weight".into(), true)));
-        assert_eq!(base_name("model.layers.1.mlp.up_proj.lora_B.weight"), Some(("model.layers.1.mlp.up_proj.weight".into(), false)));
+        assert_eq!(
+            base_name("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"),
+            Some(("model.layers.0.self_attn.q_proj.weight".into(), true))
+        );
+        assert_eq!(
+            base_name("model.layers.1.mlp.up_proj.lora_B.weight"),
+            Some(("model.layers.1.mlp.up_proj.weight".into(), false))
+        );
     }
 }

@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use mistralrs::{
-    Constraint, DeviceMapSetting, ModelDType, NormalRequest, Request, RequestMessage, Response, SamplingParams, StopTokens,
-    TextModelBuilder, TokenSource,
+    Constraint, DeviceMapSetting, ModelDType, NormalRequest, Request, RequestMessage, Response,
+    SamplingParams, StopTokens, TextModelBuilder, TokenSource,
 };
 use serde_json::Value;
 
@@ -54,29 +54,46 @@ fn load_err(m: impl std::fmt::Display) -> ModelError {
 }
 
 fn read_json(path: &Path) -> Result<Value, ModelError> {
-    let text = std::fs::read_to_string(path).map_err(|e| load_err(format!("{}: cannot read: {e}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| load_err(format!("{}: malformed JSON: {e}", path.display())))
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| load_err(format!("{}: cannot read: {e}", path.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| load_err(format!("{}: malformed JSON: {e}", path.display())))
 }
 
 /// Check a safetensors file's header against its size, naming what is wrong.
 pub fn check_safetensors(path: &Path) -> Result<(), ModelError> {
     use std::io::Read;
-    let mut f = std::fs::File::open(path).map_err(|e| load_err(format!("{}: cannot open: {e}", path.display())))?;
+    let mut f = std::fs::File::open(path)
+        .map_err(|e| load_err(format!("{}: cannot open: {e}", path.display())))?;
     let size = f.metadata().map(|m| m.len()).unwrap_or(0);
     let mut len = [0u8; 8];
-    f.read_exact(&mut len).map_err(|_| load_err(format!("{}: truncated (shorter than the 8-byte header length)", path.display())))?;
+    f.read_exact(&mut len).map_err(|_| {
+        load_err(format!(
+            "{}: truncated (shorter than the 8-byte header length)",
+            path.display()
+        ))
+    })?;
     let n = u64::from_le_bytes(len);
     if n == 0 || 8 + n > size {
-        return Err(load_err(format!("{}: truncated or not safetensors (header of {n} bytes, file of {size})", path.display())));
+        return Err(load_err(format!(
+            "{}: truncated or not safetensors (header of {n} bytes, file of {size})",
+            path.display()
+        )));
     }
     let mut header = vec![0u8; n as usize];
-    f.read_exact(&mut header).map_err(|e| load_err(format!("{}: {e}", path.display())))?;
-    let header: Value = serde_json::from_slice(&header).map_err(|e| load_err(format!("{}: malformed header: {e}", path.display())))?;
+    f.read_exact(&mut header)
+        .map_err(|e| load_err(format!("{}: {e}", path.display())))?;
+    let header: Value = serde_json::from_slice(&header)
+        .map_err(|e| load_err(format!("{}: malformed header: {e}", path.display())))?;
     let end = header
         .as_object()
         .into_iter()
         .flatten()
-        .filter_map(|(_, t)| t.get("data_offsets").and_then(|o| o.get(1)).and_then(Value::as_u64))
+        .filter_map(|(_, t)| {
+            t.get("data_offsets")
+                .and_then(|o| o.get(1))
+                .and_then(Value::as_u64)
+        })
         .max()
         .unwrap_or(0);
     if 8 + n + end > size {
@@ -95,28 +112,47 @@ pub fn check_model_dir(dir: &Path) -> Result<(), ModelError> {
         return Err(load_err(format!("{}: not a directory", dir.display())));
     }
     let config = read_json(&dir.join("config.json")).map_err(|e| match e {
-        ModelError::Load(m) if m.contains("cannot read") => load_err(format!("{}: config.json is missing", dir.display())),
+        ModelError::Load(m) if m.contains("cannot read") => {
+            load_err(format!("{}: config.json is missing", dir.display()))
+        }
         other => other,
     })?;
-    for key in ["hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size"] {
+    for key in [
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "vocab_size",
+    ] {
         if config.get(key).is_none() {
-            return Err(load_err(format!("{}: config.json has no `{key}`", dir.display())));
+            return Err(load_err(format!(
+                "{}: config.json has no `{key}`",
+                dir.display()
+            )));
         }
     }
     if !dir.join("tokenizer.json").is_file() {
-        return Err(load_err(format!("{}: tokenizer.json is missing (pass tokenizer=PATH if it lives elsewhere)", dir.display())));
+        return Err(load_err(format!(
+            "{}: tokenizer.json is missing (pass tokenizer=PATH if it lives elsewhere)",
+            dir.display()
+        )));
     }
     let weights: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| load_err(format!("{}: {e}", dir.display())))?
         .flatten()
         .map(|e| e.path())
         .filter(|p| {
-            let n = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let n = p
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
             n == "model.safetensors" || (n.starts_with("model-") && n.ends_with(".safetensors"))
         })
         .collect();
     if weights.is_empty() {
-        return Err(load_err(format!("{}: no model.safetensors (or model-*-of-*.safetensors) weights", dir.display())));
+        return Err(load_err(format!(
+            "{}: no model.safetensors (or model-*-of-*.safetensors) weights",
+            dir.display()
+        )));
     }
     for w in &weights {
         check_safetensors(w)?;
@@ -149,14 +185,25 @@ fn resolve_pretrained(id: &str) -> Result<PathBuf, ModelError> {
             crate::task::hub::cache_dir().display()
         )));
     }
-    let api = hf_hub::api::sync::ApiBuilder::new().with_cache_dir(crate::task::hub::cache_dir()).build().map_err(load_err)?;
+    let api = hf_hub::api::sync::ApiBuilder::new()
+        .with_cache_dir(crate::task::hub::cache_dir())
+        .build()
+        .map_err(load_err)?;
     let repo = api.model(id.to_string());
     let mut dir = None;
-    for f in ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json", "model.safetensors"] {
+    for f in [
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "generation_config.json",
+        "model.safetensors",
+    ] {
         match repo.get(f) {
             Ok(p) => dir = p.parent().map(Path::to_path_buf),
             Err(e) if f == "config.json" || f == "model.safetensors" => {
-                return Err(load_err(format!("cannot fetch `{f}` of `{id}` from the hub: {e}")))
+                return Err(load_err(format!(
+                    "cannot fetch `{f}` of `{id}` from the hub: {e}"
+                )))
             }
             Err(_) => {}
         }
@@ -168,7 +215,9 @@ fn parse_bool(key: &str, v: &str) -> Result<bool, ModelError> {
     match v.to_lowercase().as_str() {
         "true" | "1" | "yes" => Ok(true),
         "false" | "0" | "no" => Ok(false),
-        _ => Err(ModelError::Args(format!("`{key}` must be true or false, got `{v}`"))),
+        _ => Err(ModelError::Args(format!(
+            "`{key}` must be true or false, got `{v}`"
+        ))),
     }
 }
 
@@ -179,23 +228,49 @@ fn parse_bool(key: &str, v: &str) -> Result<bool, ModelError> {
 const DEFAULT_SLOTS: usize = 1;
 
 /// Keys this backend understands.
-const KEYS: &[&str] =
-    &["pretrained", "gguf", "tokenizer", "adapter", "peft", "dtype", "device", "max_length", "add_bos_token", "isq", "max_concurrency", "scorer", "batch_size", "seed", "trust_remote_code"];
+const KEYS: &[&str] = &[
+    "pretrained",
+    "gguf",
+    "tokenizer",
+    "adapter",
+    "peft",
+    "dtype",
+    "device",
+    "max_length",
+    "add_bos_token",
+    "isq",
+    "max_concurrency",
+    "scorer",
+    "batch_size",
+    "seed",
+    "trust_remote_code",
+];
 
 impl MistralRs {
     pub fn load(args: &BTreeMap<String, String>) -> Result<MistralRs, ModelError> {
         for k in args.keys() {
             if !KEYS.contains(&k.as_str()) {
-                let hint = crate::task::config::did_you_mean(k, KEYS.iter().copied()).map(|h| format!(" (did you mean `{h}`?)")).unwrap_or_default();
-                return Err(ModelError::Args(format!("unknown key `{k}` for the mistralrs backend{hint}; known: {}", KEYS.join(", "))));
+                let hint = crate::task::config::did_you_mean(k, KEYS.iter().copied())
+                    .map(|h| format!(" (did you mean `{h}`?)"))
+                    .unwrap_or_default();
+                return Err(ModelError::Args(format!(
+                    "unknown key `{k}` for the mistralrs backend{hint}; known: {}",
+                    KEYS.join(", ")
+                )));
             }
         }
-        let cuda = cfg!(feature = "cuda") && args.get("device").map(|d| d.starts_with("cuda")).unwrap_or(true);
+        let cuda = cfg!(feature = "cuda")
+            && args
+                .get("device")
+                .map(|d| d.starts_with("cuda"))
+                .unwrap_or(true);
         if let Some(d) = args.get("device").and_then(|d| d.strip_prefix("cuda:")) {
             std::env::set_var("CUDA_VISIBLE_DEVICES", d);
         }
         if args.get("device").is_some_and(|d| d.starts_with("cuda")) && !cfg!(feature = "cuda") {
-            return Err(ModelError::Args("device=cuda needs a build with `--features cuda`".into()));
+            return Err(ModelError::Args(
+                "device=cuda needs a build with `--features cuda`".into(),
+            ));
         }
         let dtype_arg = args.get("dtype").map(String::as_str).unwrap_or("auto");
         let dtype = match (dtype_arg, cuda) {
@@ -203,18 +278,35 @@ impl MistralRs {
             ("auto", true) => ModelDType::Auto,
             ("bf16", _) | ("bfloat16", _) => ModelDType::BF16,
             ("f16", _) | ("float16", _) => ModelDType::F16,
-            (other, _) => return Err(ModelError::Args(format!("`dtype` must be auto, f32, bf16 or f16, got `{other}`"))),
+            (other, _) => {
+                return Err(ModelError::Args(format!(
+                    "`dtype` must be auto, f32, bf16 or f16, got `{other}`"
+                )))
+            }
         };
         let seed = match args.get("seed") {
-            Some(s) => s.parse().map_err(|_| ModelError::Args(format!("`seed` must be an integer, got `{s}`")))?,
+            Some(s) => s
+                .parse()
+                .map_err(|_| ModelError::Args(format!("`seed` must be an integer, got `{s}`")))?,
             None => 1234,
         };
         // `batch_size` is accepted as lm-eval spells it and changes nothing (see DEFAULT_SLOTS)
         let batch = match args.get("max_concurrency") {
-            Some(s) => s.parse::<usize>().map_err(|_| ModelError::Args(format!("`max_concurrency` must be a positive integer, got `{s}`")))?.max(1),
+            Some(s) => s
+                .parse::<usize>()
+                .map_err(|_| {
+                    ModelError::Args(format!(
+                        "`max_concurrency` must be a positive integer, got `{s}`"
+                    ))
+                })?
+                .max(1),
             None => DEFAULT_SLOTS,
         };
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().map_err(load_err)?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(load_err)?;
 
         let (dir, name) = match (args.get("pretrained"), args.get("gguf")) {
             (Some(p), None) => {
@@ -232,8 +324,16 @@ impl MistralRs {
                 }
                 (path, g.clone())
             }
-            (Some(_), Some(_)) => return Err(ModelError::Args("give either `pretrained` or `gguf`, not both".into())),
-            (None, None) => return Err(ModelError::Args("needs `pretrained=DIR_OR_HUB_ID` or `gguf=FILE`".into())),
+            (Some(_), Some(_)) => {
+                return Err(ModelError::Args(
+                    "give either `pretrained` or `gguf`, not both".into(),
+                ))
+            }
+            (None, None) => {
+                return Err(ModelError::Args(
+                    "needs `pretrained=DIR_OR_HUB_ID` or `gguf=FILE`".into(),
+                ))
+            }
         };
         let is_gguf = args.contains_key("gguf");
 
@@ -241,7 +341,11 @@ impl MistralRs {
         let tok_path = match args.get("tokenizer") {
             Some(t) => {
                 let p = PathBuf::from(t);
-                if p.is_dir() { p.join("tokenizer.json") } else { p }
+                if p.is_dir() {
+                    p.join("tokenizer.json")
+                } else {
+                    p
+                }
             }
             None if is_gguf => {
                 let sibling = dir.with_file_name("tokenizer.json");
@@ -256,42 +360,87 @@ impl MistralRs {
             }
             None => dir.join("tokenizer.json"),
         };
-        let tokenizer = tokenizers::Tokenizer::from_file(&tok_path).map_err(|e| load_err(format!("{}: {e}", tok_path.display())))?;
+        let tokenizer = tokenizers::Tokenizer::from_file(&tok_path)
+            .map_err(|e| load_err(format!("{}: {e}", tok_path.display())))?;
         let tok_dir = tok_path.parent().map(Path::to_path_buf).unwrap_or_default();
         let tok_config = read_json(&tok_dir.join("tokenizer_config.json")).unwrap_or(Value::Null);
-        let model_config = if is_gguf { Value::Null } else { read_json(&dir.join("config.json"))? };
+        let model_config = if is_gguf {
+            Value::Null
+        } else {
+            read_json(&dir.join("config.json"))?
+        };
         let token_str = |v: Option<&Value>| -> Option<String> {
             match v {
                 Some(Value::String(s)) => Some(s.clone()),
-                Some(Value::Object(o)) => o.get("content").and_then(Value::as_str).map(String::from),
+                Some(Value::Object(o)) => {
+                    o.get("content").and_then(Value::as_str).map(String::from)
+                }
                 _ => None,
             }
         };
         let bos = token_str(tok_config.get("bos_token")).and_then(|t| tokenizer.token_to_id(&t));
         let eos_text = token_str(tok_config.get("eos_token"));
-        let eos = eos_text.as_deref().and_then(|t| tokenizer.token_to_id(t)).or_else(|| model_config.get("eos_token_id").and_then(Value::as_u64).map(|x| x as u32));
-        let prefix_token_id = bos.or(eos).ok_or_else(|| load_err(format!("{}: neither a bos_token nor an eos_token is defined", tok_dir.display())))?;
-        let prefix_text = tokenizer.decode(&[prefix_token_id], false).unwrap_or_default();
+        let eos = eos_text
+            .as_deref()
+            .and_then(|t| tokenizer.token_to_id(t))
+            .or_else(|| {
+                model_config
+                    .get("eos_token_id")
+                    .and_then(Value::as_u64)
+                    .map(|x| x as u32)
+            });
+        let prefix_token_id = bos.or(eos).ok_or_else(|| {
+            load_err(format!(
+                "{}: neither a bos_token nor an eos_token is defined",
+                tok_dir.display()
+            ))
+        })?;
+        let prefix_text = tokenizer
+            .decode(&[prefix_token_id], false)
+            .unwrap_or_default();
         let max_length = match args.get("max_length") {
-            Some(m) => m.parse().map_err(|_| ModelError::Args(format!("`max_length` must be an integer, got `{m}`")))?,
+            Some(m) => m.parse().map_err(|_| {
+                ModelError::Args(format!("`max_length` must be an integer, got `{m}`"))
+            })?,
             None => ["n_positions", "max_position_embeddings", "n_ctx"]
                 .iter()
                 .find_map(|k| model_config.get(*k).and_then(Value::as_u64))
-                .or_else(|| tok_config.get("model_max_length").and_then(Value::as_u64).filter(|m| *m < 1_000_000_000))
+                .or_else(|| {
+                    tok_config
+                        .get("model_max_length")
+                        .and_then(Value::as_u64)
+                        .filter(|m| *m < 1_000_000_000)
+                })
                 .unwrap_or(2048) as usize,
         };
-        let add_bos_token = args.get("add_bos_token").map(|v| parse_bool("add_bos_token", v)).transpose()?;
-        let engine_dir = if is_gguf { dir.clone() } else { engine_view(&dir, &model_config, max_length)? };
+        let add_bos_token = args
+            .get("add_bos_token")
+            .map(|v| parse_bool("add_bos_token", v))
+            .transpose()?;
+        let engine_dir = if is_gguf {
+            dir.clone()
+        } else {
+            engine_view(&dir, &model_config, max_length)?
+        };
         let scorer = match args.get("scorer").map(String::as_str) {
             Some("engine") => None,
-            None | Some("auto") if !is_gguf && !cuda && dtype == ModelDType::F32 && !args.contains_key("isq") => {
+            None | Some("auto")
+                if !is_gguf && !cuda && dtype == ModelDType::F32 && !args.contains_key("isq") =>
+            {
                 match super::llama::LlamaScorer::unsupported(&model_config) {
-                    None if fits_twice_in_memory(&dir) => Some(super::llama::LlamaScorer::load(&dir, &model_config, max_length).map_err(load_err)?),
+                    None if fits_twice_in_memory(&dir) => Some(
+                        super::llama::LlamaScorer::load(&dir, &model_config, max_length)
+                            .map_err(load_err)?,
+                    ),
                     _ => None,
                 }
             }
             None | Some("auto") => None,
-            Some(other) => return Err(ModelError::Args(format!("`scorer` must be auto or engine, got `{other}`"))),
+            Some(other) => {
+                return Err(ModelError::Args(format!(
+                    "`scorer` must be auto or engine, got `{other}`"
+                )))
+            }
         };
 
         let chat_source = tok_config
@@ -307,8 +456,14 @@ impl MistralRs {
 
         let model = rt.block_on(async {
             if is_gguf {
-                let parent = dir.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-                let file = dir.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
+                let parent = dir
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| PathBuf::from("."));
+                let file = dir
+                    .file_name()
+                    .map(|f| f.to_string_lossy().to_string())
+                    .unwrap_or_default();
                 let mut b = mistralrs::GgufModelBuilder::new(parent.to_string_lossy(), vec![file])
                     .with_token_source(TokenSource::None)
                     .with_prefix_cache_n(None)
@@ -333,13 +488,15 @@ impl MistralRs {
                     b = b.with_logging();
                 }
                 if let Some(isq) = args.get("isq") {
-                    let q = mistralrs::parse_isq_value(isq, None).map_err(|e| anyhow::anyhow!("isq: {e}"))?;
+                    let q = mistralrs::parse_isq_value(isq, None)
+                        .map_err(|e| anyhow::anyhow!("isq: {e}"))?;
                     b = b.with_isq(q);
                 }
                 b.build().await
             }
         });
-        let model = model.map_err(|e| load_err(format!("mistralrs could not load {}: {e:#}", dir.display())))?;
+        let model = model
+            .map_err(|e| load_err(format!("mistralrs could not load {}: {e:#}", dir.display())))?;
         let dtype_name = match dtype {
             ModelDType::F32 => "float32",
             ModelDType::BF16 => "bfloat16",
@@ -347,15 +504,26 @@ impl MistralRs {
             ModelDType::Auto => "auto",
         };
         let mut extra = BTreeMap::new();
-        extra.insert("tokenizer_bos_token".into(), Value::from(vec![Value::from(prefix_text.clone()), Value::from(prefix_token_id)]));
+        extra.insert(
+            "tokenizer_bos_token".into(),
+            Value::from(vec![
+                Value::from(prefix_text.clone()),
+                Value::from(prefix_token_id),
+            ]),
+        );
         if let (Some(t), Some(id)) = (&eos_text, eos) {
-            extra.insert("tokenizer_eos_token".into(), Value::from(vec![Value::from(t.clone()), Value::from(id)]));
+            extra.insert(
+                "tokenizer_eos_token".into(),
+                Value::from(vec![Value::from(t.clone()), Value::from(id)]),
+            );
         }
         let identity = format!(
             "mistralrs|{}|{}|{}|{}|{}|{}|{}|{}|seed {}|slots {}",
             name,
             fingerprint(&dir),
-            args.get("adapter").map(|a| fingerprint(Path::new(a))).unwrap_or_default(),
+            args.get("adapter")
+                .map(|a| fingerprint(Path::new(a)))
+                .unwrap_or_default(),
             dtype_name,
             max_length,
             add_bos_token.map(|b| b.to_string()).unwrap_or_default(),
@@ -363,7 +531,11 @@ impl MistralRs {
             if cuda { "cuda" } else { "cpu" },
             seed,
             batch
-        ) + if scorer.is_some() { "|scorer llama" } else { "" };
+        ) + if scorer.is_some() {
+            "|scorer llama"
+        } else {
+            ""
+        };
         let info = ModelInfo {
             name,
             identity,
@@ -376,7 +548,12 @@ impl MistralRs {
             rt,
             model,
             tokenizer,
-            prep: Prep { prefix_token_id, prefix_text, add_bos_token, max_length },
+            prep: Prep {
+                prefix_token_id,
+                prefix_text,
+                add_bos_token,
+                max_length,
+            },
             info,
             chat,
             eos_text,
@@ -392,7 +569,10 @@ impl MistralRs {
         let (tx, mut rx) = tokio::sync::mpsc::channel(1);
         let req = Request::Normal(Box::new(NormalRequest {
             messages: RequestMessage::CompletionTokens(input.to_vec()),
-            sampling_params: SamplingParams { max_len: Some(0), ..SamplingParams::deterministic() },
+            sampling_params: SamplingParams {
+                max_len: Some(0),
+                ..SamplingParams::deterministic()
+            },
             response: tx,
             return_logprobs: false,
             is_streaming: false,
@@ -408,19 +588,40 @@ impl MistralRs {
             truncate_sequence: false,
         }));
         self.rt.block_on(async {
-            inner.get_sender(None).map_err(|e| ModelError::Request(e.to_string()))?.send(req).await.map_err(|e| ModelError::Request(e.to_string()))?;
+            inner
+                .get_sender(None)
+                .map_err(|e| ModelError::Request(e.to_string()))?
+                .send(req)
+                .await
+                .map_err(|e| ModelError::Request(e.to_string()))?;
             match rx.recv().await {
                 Some(Response::Raw { logits_chunks, .. }) => {
-                    let t = logits_chunks.into_iter().next().ok_or_else(|| ModelError::Request("no logits returned".into()))?;
-                    let t = t.to_device(&mistralrs::Device::Cpu).and_then(|t| t.to_dtype(mistralrs::DType::F32)).map_err(|e| ModelError::Request(e.to_string()))?;
-                    let rows: Vec<Vec<f32>> = t.to_vec2().map_err(|e| ModelError::Request(e.to_string()))?;
+                    let t = logits_chunks
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| ModelError::Request("no logits returned".into()))?;
+                    let t = t
+                        .to_device(&mistralrs::Device::Cpu)
+                        .and_then(|t| t.to_dtype(mistralrs::DType::F32))
+                        .map_err(|e| ModelError::Request(e.to_string()))?;
+                    let rows: Vec<Vec<f32>> = t
+                        .to_vec2()
+                        .map_err(|e| ModelError::Request(e.to_string()))?;
                     if rows.len() != input.len() {
-                        return Err(ModelError::Request(format!("expected {} logit rows, got {} (is the prefix cache on?)", input.len(), rows.len())));
+                        return Err(ModelError::Request(format!(
+                            "expected {} logit rows, got {} (is the prefix cache on?)",
+                            input.len(),
+                            rows.len()
+                        )));
                     }
                     Ok(rows)
                 }
-                Some(Response::InternalError(e)) | Some(Response::ValidationError(e)) => Err(ModelError::Request(e.to_string())),
-                Some(_) => Err(ModelError::Request("unexpected response kind from the engine".into())),
+                Some(Response::InternalError(e)) | Some(Response::ValidationError(e)) => {
+                    Err(ModelError::Request(e.to_string()))
+                }
+                Some(_) => Err(ModelError::Request(
+                    "unexpected response kind from the engine".into(),
+                )),
                 None => Err(ModelError::Request("the engine closed the channel".into())),
             }
         })
@@ -434,7 +635,11 @@ impl MistralRs {
     /// prompts of equal length in one forward pass, and a logits processor keeps the logits it
     /// is shown. Longer continuations need every position's logits: they go one at a time
     /// through the raw-logits path, after the others (the engine cannot mix the two).
-    fn score_inputs(&self, inputs: &[ScoreInput], done: &mut dyn FnMut(usize, (f64, bool)) -> Result<(), ModelError>) -> Result<(), ModelError> {
+    fn score_inputs(
+        &self,
+        inputs: &[ScoreInput],
+        done: &mut dyn FnMut(usize, (f64, bool)) -> Result<(), ModelError>,
+    ) -> Result<(), ModelError> {
         if let Some(scorer) = &self.scorer {
             return score_batched(scorer, inputs, done);
         }
@@ -442,7 +647,10 @@ impl MistralRs {
         let mut order: Vec<usize> = (0..inputs.len()).collect();
         order.sort_by(|&a, &b| {
             let (x, y) = (&inputs[a], &inputs[b]);
-            (y.input.len() + 1).cmp(&(x.input.len() + 1)).then_with(|| x.input.cmp(&y.input)).then_with(|| a.cmp(&b))
+            (y.input.len() + 1)
+                .cmp(&(x.input.len() + 1))
+                .then_with(|| x.input.cmp(&y.input))
+                .then_with(|| a.cmp(&b))
         });
         let mut groups: Vec<Vec<usize>> = Vec::new();
         for &i in &order {
@@ -452,11 +660,17 @@ impl MistralRs {
             }
         }
         let (single, multi): (Vec<Vec<usize>>, Vec<Vec<usize>>) =
-            groups.into_iter().partition(|g| g.iter().all(|&i| inputs[i].targets.len() == 1) && !inputs[g[0]].input.is_empty());
+            groups.into_iter().partition(|g| {
+                g.iter().all(|&i| inputs[i].targets.len() == 1) && !inputs[g[0]].input.is_empty()
+            });
         self.score_last_position(inputs, &single, done)?;
         for g in multi {
             let input = &inputs[g[0]].input;
-            let rows = if input.is_empty() { vec![] } else { self.forward(input)? };
+            let rows = if input.is_empty() {
+                vec![]
+            } else {
+                self.forward(input)?
+            };
             for &k in &g {
                 let targets = &inputs[k].targets;
                 let start = rows.len() - targets.len();
@@ -474,14 +688,22 @@ impl MistralRs {
     }
 
     /// One-token continuations: a one-token completion per distinct input, `slots` in flight.
-    fn score_last_position(&self, inputs: &[ScoreInput], groups: &[Vec<usize>], done: &mut dyn FnMut(usize, (f64, bool)) -> Result<(), ModelError>) -> Result<(), ModelError> {
+    fn score_last_position(
+        &self,
+        inputs: &[ScoreInput],
+        groups: &[Vec<usize>],
+        done: &mut dyn FnMut(usize, (f64, bool)) -> Result<(), ModelError>,
+    ) -> Result<(), ModelError> {
         if groups.is_empty() {
             return Ok(());
         }
         let inner = self.model.inner();
-        let sender = inner.get_sender(None).map_err(|e| ModelError::Request(e.to_string()))?;
+        let sender = inner
+            .get_sender(None)
+            .map_err(|e| ModelError::Request(e.to_string()))?;
         self.rt.block_on(async {
-            let (result_tx, mut result_rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Result<Vec<f32>, ModelError>)>();
+            let (result_tx, mut result_rx) =
+                tokio::sync::mpsc::unbounded_channel::<(usize, Result<Vec<f32>, ModelError>)>();
             let mut next = 0usize;
             let mut in_flight = 0usize;
             let mut finished = 0usize;
@@ -494,8 +716,13 @@ impl MistralRs {
                     let keeper = LastLogits { seen: seen.clone() };
                     let (tx, mut rx) = tokio::sync::mpsc::channel(1);
                     let req = Request::Normal(Box::new(NormalRequest {
-                        messages: RequestMessage::CompletionTokens(inputs[groups[g][0]].input.clone()),
-                        sampling_params: SamplingParams { max_len: Some(1), ..SamplingParams::deterministic() },
+                        messages: RequestMessage::CompletionTokens(
+                            inputs[groups[g][0]].input.clone(),
+                        ),
+                        sampling_params: SamplingParams {
+                            max_len: Some(1),
+                            ..SamplingParams::deterministic()
+                        },
                         response: tx,
                         return_logprobs: false,
                         is_streaming: false,
@@ -517,18 +744,33 @@ impl MistralRs {
                             Err(e) => Err(ModelError::Request(e.to_string())),
                             Ok(()) => match rx.recv().await {
                                 Some(Response::CompletionDone(_)) => {
-                                    seen.lock().expect("not poisoned").take().ok_or_else(|| ModelError::Request("the engine did not show the logits".into()))
+                                    seen.lock().expect("not poisoned").take().ok_or_else(|| {
+                                        ModelError::Request(
+                                            "the engine did not show the logits".into(),
+                                        )
+                                    })
                                 }
-                                Some(Response::CompletionModelError(e, _)) => Err(ModelError::Request(e)),
-                                Some(Response::InternalError(e)) | Some(Response::ValidationError(e)) => Err(ModelError::Request(e.to_string())),
-                                Some(_) => Err(ModelError::Request("unexpected response kind from the engine".into())),
-                                None => Err(ModelError::Request("the engine closed the channel".into())),
+                                Some(Response::CompletionModelError(e, _)) => {
+                                    Err(ModelError::Request(e))
+                                }
+                                Some(Response::InternalError(e))
+                                | Some(Response::ValidationError(e)) => {
+                                    Err(ModelError::Request(e.to_string()))
+                                }
+                                Some(_) => Err(ModelError::Request(
+                                    "unexpected response kind from the engine".into(),
+                                )),
+                                None => {
+                                    Err(ModelError::Request("the engine closed the channel".into()))
+                                }
                             },
                         };
                         let _ = result_tx.send((g, outcome));
                     });
                 }
-                let Some((g, outcome)) = result_rx.recv().await else { break };
+                let Some((g, outcome)) = result_rx.recv().await else {
+                    break;
+                };
                 in_flight -= 1;
                 finished += 1;
                 let row = outcome?;
@@ -547,7 +789,11 @@ struct LastLogits {
 }
 
 impl mistralrs::CustomLogitsProcessor for LastLogits {
-    fn apply(&self, logits: &mistralrs::Tensor, _context: &[u32]) -> mistralrs::Result<mistralrs::Tensor> {
+    fn apply(
+        &self,
+        logits: &mistralrs::Tensor,
+        _context: &[u32],
+    ) -> mistralrs::Result<mistralrs::Tensor> {
         let mut seen = self.seen.lock().expect("not poisoned");
         if seen.is_none() {
             *seen = Some(logits.to_dtype(mistralrs::DType::F32)?.to_vec1()?);
@@ -578,15 +824,22 @@ fn log_softmax_at(row: &[f32], t: usize) -> (f64, bool) {
 /// allows `max_length` rounded up to the next 512 plus 512. Only done without `rope_scaling`,
 /// where this bound changes nothing but the size of the rotary tables.
 fn engine_view(dir: &Path, config: &Value, max_length: usize) -> Result<PathBuf, ModelError> {
-    let have = config.get("max_position_embeddings").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let have = config
+        .get("max_position_embeddings")
+        .and_then(Value::as_u64)
+        .unwrap_or(0) as usize;
     let need = (max_length + 1).div_ceil(512) * 512 + 512;
     if have >= need || config.get("rope_scaling").is_some_and(|r| !r.is_null()) {
         return Ok(dir.to_path_buf());
     }
     let cache = std::env::var_os(crate::env::CACHE_DIR)
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/rubric"));
-    let view = cache.join("engine").join(format!("{}-{need}", fingerprint(dir)));
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/rubric")
+        });
+    let view = cache
+        .join("engine")
+        .join(format!("{}-{need}", fingerprint(dir)));
     if view.join("config.json").is_file() {
         return Ok(view);
     }
@@ -596,29 +849,45 @@ fn engine_view(dir: &Path, config: &Value, max_length: usize) -> Result<PathBuf,
     // at the same time never see (or trip over) a half-made view
     let parent = view.parent().expect("a parent folder");
     std::fs::create_dir_all(parent).map_err(|e| load_err(format!("{}: {e}", parent.display())))?;
-    let tmp = tempfile::Builder::new().prefix(".view-").tempdir_in(parent).map_err(|e| load_err(format!("{}: {e}", parent.display())))?;
-    let abs = dir.canonicalize().map_err(|e| load_err(format!("{}: {e}", dir.display())))?;
-    for entry in std::fs::read_dir(&abs).map_err(|e| load_err(format!("{}: {e}", dir.display())))?.flatten() {
+    let tmp = tempfile::Builder::new()
+        .prefix(".view-")
+        .tempdir_in(parent)
+        .map_err(|e| load_err(format!("{}: {e}", parent.display())))?;
+    let abs = dir
+        .canonicalize()
+        .map_err(|e| load_err(format!("{}: {e}", dir.display())))?;
+    for entry in std::fs::read_dir(&abs)
+        .map_err(|e| load_err(format!("{}: {e}", dir.display())))?
+        .flatten()
+    {
         let name = entry.file_name();
         if name == "config.json" {
             continue;
         }
         let target = tmp.path().join(&name);
         #[cfg(unix)]
-        std::os::unix::fs::symlink(entry.path(), &target).map_err(|e| load_err(format!("{}: {e}", target.display())))?;
+        std::os::unix::fs::symlink(entry.path(), &target)
+            .map_err(|e| load_err(format!("{}: {e}", target.display())))?;
         #[cfg(not(unix))]
-        std::fs::copy(entry.path(), &target).map_err(|e| load_err(format!("{}: {e}", target.display())))?;
+        std::fs::copy(entry.path(), &target)
+            .map_err(|e| load_err(format!("{}: {e}", target.display())))?;
     }
     let mut patched = config.clone();
     patched["max_position_embeddings"] = Value::from(need);
-    std::fs::write(tmp.path().join("config.json"), serde_json::to_string_pretty(&patched).expect("json"))
-        .map_err(|e| load_err(format!("{}: {e}", tmp.path().display())))?;
+    std::fs::write(
+        tmp.path().join("config.json"),
+        serde_json::to_string_pretty(&patched).expect("json"),
+    )
+    .map_err(|e| load_err(format!("{}: {e}", tmp.path().display())))?;
     let made = tmp.keep();
     if std::fs::rename(&made, &view).is_err() {
         // another run made it first
         let _ = std::fs::remove_dir_all(&made);
         if !view.join("config.json").is_file() {
-            return Err(load_err(format!("{}: could not create the engine view", view.display())));
+            return Err(load_err(format!(
+                "{}: could not create the engine view",
+                view.display()
+            )));
         }
     }
     Ok(view)
@@ -629,13 +898,27 @@ const BATCH_TOKENS: usize = 2048;
 
 /// Score through the batched Llama pass: equal inputs share a sequence, sequences (longest
 /// first, as lm-eval orders them) are packed into passes of up to `BATCH_TOKENS` tokens.
-fn score_batched(scorer: &super::llama::LlamaScorer, inputs: &[ScoreInput], done: &mut dyn FnMut(usize, (f64, bool)) -> Result<(), ModelError>) -> Result<(), ModelError> {
+fn score_batched(
+    scorer: &super::llama::LlamaScorer,
+    inputs: &[ScoreInput],
+    done: &mut dyn FnMut(usize, (f64, bool)) -> Result<(), ModelError>,
+) -> Result<(), ModelError> {
     let mut order: Vec<usize> = (0..inputs.len()).collect();
-    order.sort_by(|&a, &b| inputs[b].input.len().cmp(&inputs[a].input.len()).then_with(|| inputs[a].input.cmp(&inputs[b].input)).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| {
+        inputs[b]
+            .input
+            .len()
+            .cmp(&inputs[a].input.len())
+            .then_with(|| inputs[a].input.cmp(&inputs[b].input))
+            .then(a.cmp(&b))
+    });
     let mut groups: Vec<Vec<usize>> = Vec::new();
     for &i in &order {
         if inputs[i].input.is_empty() {
-            return Err(ModelError::Request("an empty input reached scoring (the context is conditioned on BOS/EOS first)".into()));
+            return Err(ModelError::Request(
+                "an empty input reached scoring (the context is conditioned on BOS/EOS first)"
+                    .into(),
+            ));
         }
         match groups.last_mut() {
             Some(g) if inputs[g[0]].input == inputs[i].input => g.push(i),
@@ -646,13 +929,25 @@ fn score_batched(scorer: &super::llama::LlamaScorer, inputs: &[ScoreInput], done
     while start < groups.len() {
         let mut end = start;
         let mut tokens = 0;
-        while end < groups.len() && (end == start || tokens + inputs[groups[end][0]].input.len() <= BATCH_TOKENS) {
+        while end < groups.len()
+            && (end == start || tokens + inputs[groups[end][0]].input.len() <= BATCH_TOKENS)
+        {
             tokens += inputs[groups[end][0]].input.len();
             end += 1;
         }
         let batch = &groups[start..end];
-        let seqs: Vec<(&[u32], usize)> =
-            batch.iter().map(|g| (inputs[g[0]].input.as_slice(), g.iter().map(|&k| inputs[k].targets.len()).max().unwrap_or(0))).collect();
+        let seqs: Vec<(&[u32], usize)> = batch
+            .iter()
+            .map(|g| {
+                (
+                    inputs[g[0]].input.as_slice(),
+                    g.iter()
+                        .map(|&k| inputs[k].targets.len())
+                        .max()
+                        .unwrap_or(0),
+                )
+            })
+            .collect();
         let rows = scorer.last_logits(&seqs).map_err(ModelError::Request)?;
         for (g, rows) in batch.iter().zip(rows) {
             for &k in g {
@@ -683,7 +978,11 @@ fn fits_twice_in_memory(dir: &Path) -> bool {
         .filter_map(|e| std::fs::metadata(e.path()).ok().map(|m| m.len()))
         .sum();
     let available = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
-        m.lines().find(|l| l.starts_with("MemAvailable:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<u64>().ok()).map(|kb| kb * 1024)
+        m.lines()
+            .find(|l| l.starts_with("MemAvailable:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map(|kb| kb * 1024)
     });
     available.is_none_or(|a| size.saturating_mul(3) < a)
 }
@@ -693,7 +992,12 @@ fn fingerprint(path: &Path) -> String {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     let mut entries: Vec<PathBuf> = if path.is_dir() {
-        std::fs::read_dir(path).into_iter().flatten().flatten().map(|e| e.path()).collect()
+        std::fs::read_dir(path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect()
     } else {
         vec![path.to_path_buf()]
     };
@@ -720,7 +1024,11 @@ struct Chooser {
 }
 
 impl mistralrs::CustomLogitsProcessor for Chooser {
-    fn apply(&self, logits: &mistralrs::Tensor, _context: &[u32]) -> mistralrs::Result<mistralrs::Tensor> {
+    fn apply(
+        &self,
+        logits: &mistralrs::Tensor,
+        _context: &[u32],
+    ) -> mistralrs::Result<mistralrs::Tensor> {
         let v: Vec<f32> = logits.to_dtype(mistralrs::DType::F32)?.to_vec1()?;
         let pick = match self.sample {
             None => {
@@ -740,7 +1048,10 @@ impl mistralrs::CustomLogitsProcessor for Chooser {
                     idx.truncate(k.max(1));
                 }
                 let m = v[idx[0]] as f64;
-                let mut probs: Vec<f64> = idx.iter().map(|&i| ((v[i] as f64 - m) / temp.max(1e-6)).exp()).collect();
+                let mut probs: Vec<f64> = idx
+                    .iter()
+                    .map(|&i| ((v[i] as f64 - m) / temp.max(1e-6)).exp())
+                    .collect();
                 let total: f64 = probs.iter().sum();
                 probs.iter_mut().for_each(|p| *p /= total);
                 if let Some(p) = top_p {
@@ -757,7 +1068,11 @@ impl mistralrs::CustomLogitsProcessor for Chooser {
                     let total: f64 = probs.iter().sum();
                     probs.iter_mut().for_each(|q| *q /= total);
                 }
-                let r: f64 = self.rng.lock().expect("the generator is not poisoned").random();
+                let r: f64 = self
+                    .rng
+                    .lock()
+                    .expect("the generator is not poisoned")
+                    .random();
                 let mut cum = 0.0;
                 let mut choice = idx[probs.len() - 1];
                 for (n, q) in probs.iter().enumerate() {
@@ -778,7 +1093,12 @@ impl mistralrs::CustomLogitsProcessor for Chooser {
 }
 
 impl MistralRs {
-    fn generate_one(&self, context: &str, kwargs: &GenKwargs, index: usize) -> Result<Generation, ModelError> {
+    fn generate_one(
+        &self,
+        context: &str,
+        kwargs: &GenKwargs,
+        index: usize,
+    ) -> Result<Generation, ModelError> {
         let max_gen_toks = kwargs.max_gen_toks();
         let mut until = kwargs.until();
         if let Some(eos) = &self.eos_text {
@@ -798,8 +1118,18 @@ impl MistralRs {
             let h = crate::py::sha256_hex(context);
             self.seed ^ u64::from_str_radix(&h[..16], 16).unwrap_or(0)
         });
-        let sample = kwargs.do_sample().then(|| (kwargs.temperature().unwrap_or(1.0), kwargs.top_k(), kwargs.top_p()));
-        let chooser = Chooser { sample, rng: Mutex::new(rand::rngs::SmallRng::seed_from_u64(seed)), chosen: chosen.clone() };
+        let sample = kwargs.do_sample().then(|| {
+            (
+                kwargs.temperature().unwrap_or(1.0),
+                kwargs.top_k(),
+                kwargs.top_p(),
+            )
+        });
+        let chooser = Chooser {
+            sample,
+            rng: Mutex::new(rand::rngs::SmallRng::seed_from_u64(seed)),
+            chosen: chosen.clone(),
+        };
         let stops: Vec<String> = until.iter().filter(|s| !s.is_empty()).cloned().collect();
         let inner = self.model.inner();
         let (tx, mut rx) = tokio::sync::mpsc::channel(1);
@@ -825,18 +1155,36 @@ impl MistralRs {
             truncate_sequence: false,
         }));
         let (n, finish) = self.rt.block_on(async {
-            inner.get_sender(None).map_err(|e| ModelError::Request(e.to_string()))?.send(req).await.map_err(|e| ModelError::Request(e.to_string()))?;
+            inner
+                .get_sender(None)
+                .map_err(|e| ModelError::Request(e.to_string()))?
+                .send(req)
+                .await
+                .map_err(|e| ModelError::Request(e.to_string()))?;
             match rx.recv().await {
-                Some(Response::CompletionDone(r)) => Ok((r.usage.completion_tokens, r.choices.first().map(|c| c.finish_reason.clone()).unwrap_or_default())),
+                Some(Response::CompletionDone(r)) => Ok((
+                    r.usage.completion_tokens,
+                    r.choices
+                        .first()
+                        .map(|c| c.finish_reason.clone())
+                        .unwrap_or_default(),
+                )),
                 Some(Response::CompletionModelError(e, _)) => Err(ModelError::Request(e)),
-                Some(Response::InternalError(e)) | Some(Response::ValidationError(e)) => Err(ModelError::Request(e.to_string())),
-                Some(_) => Err(ModelError::Request("unexpected response kind from the engine".into())),
+                Some(Response::InternalError(e)) | Some(Response::ValidationError(e)) => {
+                    Err(ModelError::Request(e.to_string()))
+                }
+                Some(_) => Err(ModelError::Request(
+                    "unexpected response kind from the engine".into(),
+                )),
                 None => Err(ModelError::Request("the engine closed the channel".into())),
             }
         })?;
         let tokens = chosen.lock().expect("not poisoned").clone();
         let tokens = &tokens[..n.min(tokens.len())];
-        let text = self.tokenizer.decode(tokens, true).map_err(|e| ModelError::Request(e.to_string()))?;
+        let text = self
+            .tokenizer
+            .decode(tokens, true)
+            .map_err(|e| ModelError::Request(e.to_string()))?;
         let mut cut = text;
         for term in &until {
             if !term.is_empty() {
@@ -845,7 +1193,10 @@ impl MistralRs {
                 }
             }
         }
-        Ok(Generation { text: cut, truncated: finish == "length" && n >= max_gen_toks })
+        Ok(Generation {
+            text: cut,
+            truncated: finish == "length" && n >= max_gen_toks,
+        })
     }
 }
 
@@ -854,13 +1205,19 @@ impl LanguageModel for MistralRs {
         &self.info
     }
 
-    fn loglikelihood(&self, requests: &[(String, String)], on_done: OnDone<(f64, bool)>) -> Result<(), ModelError> {
+    fn loglikelihood(
+        &self,
+        requests: &[(String, String)],
+        on_done: OnDone<(f64, bool)>,
+    ) -> Result<(), ModelError> {
         let inputs: Vec<ScoreInput> = requests
             .iter()
             .map(|(c, x)| {
                 let (ctx, cont) = self.prep.encode_pair(&self.tokenizer, c, x)?;
                 if cont.is_empty() {
-                    return Err(ModelError::Request(format!("the continuation {x:?} has no tokens after the context")));
+                    return Err(ModelError::Request(format!(
+                        "the continuation {x:?} has no tokens after the context"
+                    )));
                 }
                 Ok(self.prep.score_input(&ctx, &cont))
             })
@@ -868,7 +1225,11 @@ impl LanguageModel for MistralRs {
         self.score_inputs(&inputs, &mut |i, r| on_done(i, r))
     }
 
-    fn loglikelihood_rolling(&self, texts: &[String], on_done: OnDone<f64>) -> Result<(), ModelError> {
+    fn loglikelihood_rolling(
+        &self,
+        texts: &[String],
+        on_done: OnDone<f64>,
+    ) -> Result<(), ModelError> {
         for (i, text) in texts.iter().enumerate() {
             let tokens = self.prep.tok_encode(&self.tokenizer, text, None)?;
             let windows = self.prep.rolling_windows(&tokens);
@@ -882,9 +1243,21 @@ impl LanguageModel for MistralRs {
         Ok(())
     }
 
-    fn generate_until(&self, requests: &[(String, GenKwargs)], on_done: OnDone<Generation>) -> Result<(), ModelError> {
+    fn generate_until(
+        &self,
+        requests: &[(String, GenKwargs)],
+        on_done: OnDone<Generation>,
+    ) -> Result<(), ModelError> {
         // lm-eval's order: longest context first
-        let lens: Vec<usize> = requests.iter().map(|(c, _)| self.prep.tok_encode(&self.tokenizer, c, None).map(|t| t.len()).unwrap_or(0)).collect();
+        let lens: Vec<usize> = requests
+            .iter()
+            .map(|(c, _)| {
+                self.prep
+                    .tok_encode(&self.tokenizer, c, None)
+                    .map(|t| t.len())
+                    .unwrap_or(0)
+            })
+            .collect();
         let mut order: Vec<usize> = (0..requests.len()).collect();
         order.sort_by(|&a, &b| lens[b].cmp(&lens[a]).then(a.cmp(&b)));
         for i in order {
@@ -910,25 +1283,45 @@ pub struct HfChatTemplate {
 }
 
 impl ChatTemplate for HfChatTemplate {
-    fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String, String> {
+    fn render(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+    ) -> Result<String, String> {
         let mut env = minijinja::Environment::new();
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.set_keep_trailing_newline(true);
-        env.add_function("raise_exception", |msg: String| -> Result<String, minijinja::Error> {
-            Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
-        });
-        env.add_template("chat", &self.source).map_err(|e| format!("the chat template does not parse: {e}"))?;
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> Result<String, minijinja::Error> {
+                Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    msg,
+                ))
+            },
+        );
+        env.add_template("chat", &self.source)
+            .map_err(|e| format!("the chat template does not parse: {e}"))?;
         let mut ctx = HashMap::new();
         ctx.insert("messages", minijinja::Value::from_serialize(messages));
-        ctx.insert("add_generation_prompt", minijinja::Value::from(add_generation_prompt));
+        ctx.insert(
+            "add_generation_prompt",
+            minijinja::Value::from(add_generation_prompt),
+        );
         ctx.insert("bos_token", minijinja::Value::from(self.bos.clone()));
         ctx.insert("eos_token", minijinja::Value::from(self.eos.clone()));
-        let rendered = env.get_template("chat").and_then(|t| t.render(ctx)).map_err(|e| format!("rendering the chat template failed: {e}"))?;
+        let rendered = env
+            .get_template("chat")
+            .and_then(|t| t.render(ctx))
+            .map_err(|e| format!("rendering the chat template failed: {e}"))?;
         if add_generation_prompt {
             return Ok(rendered);
         }
         // continue_final_message: cut after the last message's content
-        let last = messages.last().map(|m| m.content.trim_end().to_string()).unwrap_or_default();
+        let last = messages
+            .last()
+            .map(|m| m.content.trim_end().to_string())
+            .unwrap_or_default();
         match rendered.rfind(&last) {
             Some(i) if !last.is_empty() => Ok(rendered[..i + last.len()].to_string()),
             _ => Ok(rendered),

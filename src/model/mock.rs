@@ -20,22 +20,42 @@ pub struct MockModel {
 
 impl MockModel {
     pub fn from_args(args: &BTreeMap<String, String>) -> Result<MockModel, ModelError> {
-        let response = args.get("response").cloned().unwrap_or_else(|| "The answer is 42.".into());
+        let response = args
+            .get("response")
+            .cloned()
+            .unwrap_or_else(|| "The answer is 42.".into());
         let mut answers = std::collections::HashMap::new();
         if let Some(path) = args.get("answers") {
-            let text = std::fs::read_to_string(path).map_err(|e| ModelError::Args(format!("answers={path}: {e}")))?;
-            for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-                let v: serde_json::Value = serde_json::from_str(line).map_err(|e| ModelError::Args(format!("{path}:{}: {e}", n + 1)))?;
-                match (v.get("context").and_then(|c| c.as_str()), v.get("answer").and_then(|c| c.as_str())) {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ModelError::Args(format!("answers={path}: {e}")))?;
+            for (n, line) in text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
+                let v: serde_json::Value = serde_json::from_str(line)
+                    .map_err(|e| ModelError::Args(format!("{path}:{}: {e}", n + 1)))?;
+                match (
+                    v.get("context").and_then(|c| c.as_str()),
+                    v.get("answer").and_then(|c| c.as_str()),
+                ) {
                     (Some(c), Some(a)) => answers.insert(c.to_string(), a.to_string()),
-                    _ => return Err(ModelError::Args(format!("{path}:{}: needs string fields `context` and `answer`", n + 1))),
+                    _ => {
+                        return Err(ModelError::Args(format!(
+                            "{path}:{}: needs string fields `context` and `answer`",
+                            n + 1
+                        )))
+                    }
                 };
             }
         }
         Ok(MockModel {
             info: ModelInfo {
                 name: "mock".into(),
-                identity: format!("mock|{response}|{}", args.get("answers").cloned().unwrap_or_default()),
+                identity: format!(
+                    "mock|{response}|{}",
+                    args.get("answers").cloned().unwrap_or_default()
+                ),
                 max_length: 2048,
                 device: "cpu".into(),
                 dtype: "none".into(),
@@ -52,7 +72,11 @@ impl LanguageModel for MockModel {
         &self.info
     }
 
-    fn loglikelihood(&self, requests: &[(String, String)], on_done: OnDone<(f64, bool)>) -> Result<(), ModelError> {
+    fn loglikelihood(
+        &self,
+        requests: &[(String, String)],
+        on_done: OnDone<(f64, bool)>,
+    ) -> Result<(), ModelError> {
         for (i, (_, cont)) in requests.iter().enumerate() {
             let n = cont.chars().count();
             on_done(i, (-(n as f64) / 10.0, n < 6))?;
@@ -60,17 +84,31 @@ impl LanguageModel for MockModel {
         Ok(())
     }
 
-    fn loglikelihood_rolling(&self, texts: &[String], on_done: OnDone<f64>) -> Result<(), ModelError> {
+    fn loglikelihood_rolling(
+        &self,
+        texts: &[String],
+        on_done: OnDone<f64>,
+    ) -> Result<(), ModelError> {
         for (i, t) in texts.iter().enumerate() {
             on_done(i, -(t.chars().count() as f64) / 10.0)?;
         }
         Ok(())
     }
 
-    fn generate_until(&self, requests: &[(String, GenKwargs)], on_done: OnDone<Generation>) -> Result<(), ModelError> {
+    fn generate_until(
+        &self,
+        requests: &[(String, GenKwargs)],
+        on_done: OnDone<Generation>,
+    ) -> Result<(), ModelError> {
         for (i, (context, k)) in requests.iter().enumerate() {
             if let Some(a) = self.answers.get(context) {
-                on_done(i, Generation { text: a.clone(), truncated: false })?;
+                on_done(
+                    i,
+                    Generation {
+                        text: a.clone(),
+                        truncated: false,
+                    },
+                )?;
                 continue;
             }
             let n = k.max_gen_toks();

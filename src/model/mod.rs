@@ -60,13 +60,25 @@ pub trait LanguageModel {
     fn info(&self) -> &ModelInfo;
 
     /// `(context, continuation)` -> `(log P(continuation | context), is_greedy)`.
-    fn loglikelihood(&self, requests: &[(String, String)], on_done: OnDone<(f64, bool)>) -> Result<(), ModelError>;
+    fn loglikelihood(
+        &self,
+        requests: &[(String, String)],
+        on_done: OnDone<(f64, bool)>,
+    ) -> Result<(), ModelError>;
 
     /// `text` -> log P(text), in disjoint windows, the first conditioned on BOS/EOS.
-    fn loglikelihood_rolling(&self, texts: &[String], on_done: OnDone<f64>) -> Result<(), ModelError>;
+    fn loglikelihood_rolling(
+        &self,
+        texts: &[String],
+        on_done: OnDone<f64>,
+    ) -> Result<(), ModelError>;
 
     /// `(context, kwargs)` -> generated text.
-    fn generate_until(&self, requests: &[(String, GenKwargs)], on_done: OnDone<Generation>) -> Result<(), ModelError>;
+    fn generate_until(
+        &self,
+        requests: &[(String, GenKwargs)],
+        on_done: OnDone<Generation>,
+    ) -> Result<(), ModelError>;
 
     /// The model's chat template, when it has one.
     fn chat_template(&self) -> Option<&dyn ChatTemplate> {
@@ -87,7 +99,10 @@ pub fn parse_model_args(s: &str) -> Result<BTreeMap<String, String>, ModelError>
 }
 
 /// Build a model by backend name.
-pub fn load(backend: &str, args: &BTreeMap<String, String>) -> Result<Box<dyn LanguageModel>, ModelError> {
+pub fn load(
+    backend: &str,
+    args: &BTreeMap<String, String>,
+) -> Result<Box<dyn LanguageModel>, ModelError> {
     match backend {
         "mistralrs" | "hf" | "huggingface" => Ok(Box::new(mistralrs::MistralRs::load(args)?)),
         "mock" => Ok(Box::new(mock::MockModel::from_args(args)?)),

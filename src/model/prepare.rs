@@ -28,7 +28,8 @@ impl Tokenize for tokenizers::Tokenizer {
     }
 
     fn decode_ids(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String, ModelError> {
-        self.decode(ids, skip_special_tokens).map_err(|e| ModelError::Request(format!("decoding failed: {e}")))
+        self.decode(ids, skip_special_tokens)
+            .map_err(|e| ModelError::Request(format!("decoding failed: {e}")))
     }
 }
 
@@ -54,16 +55,29 @@ pub struct ScoreInput {
 
 impl Prep {
     /// `HFLM.tok_encode(string)` with `add_special_tokens` left to the tokenizer / add_bos.
-    pub fn tok_encode(&self, tok: &dyn Tokenize, s: &str, add_special_tokens: Option<bool>) -> Result<Vec<u32>, ModelError> {
+    pub fn tok_encode(
+        &self,
+        tok: &dyn Tokenize,
+        s: &str,
+        add_special_tokens: Option<bool>,
+    ) -> Result<Vec<u32>, ModelError> {
         let mut add = add_special_tokens.or(self.add_bos_token);
-        if add_special_tokens.is_none() && !self.prefix_text.is_empty() && s.starts_with(&self.prefix_text) {
+        if add_special_tokens.is_none()
+            && !self.prefix_text.is_empty()
+            && s.starts_with(&self.prefix_text)
+        {
             add = Some(false);
         }
         tok.encode_ids(s, add.unwrap_or(true))
     }
 
     /// Context and continuation tokens of a loglikelihood request.
-    pub fn encode_pair(&self, tok: &dyn Tokenize, context: &str, continuation: &str) -> Result<(Vec<u32>, Vec<u32>), ModelError> {
+    pub fn encode_pair(
+        &self,
+        tok: &dyn Tokenize,
+        context: &str,
+        continuation: &str,
+    ) -> Result<(Vec<u32>, Vec<u32>), ModelError> {
         if context.is_empty() {
             let cont = self.tok_encode(tok, continuation, Some(false))?;
             return Ok(match cont.first() {
@@ -76,7 +90,10 @@ impl Prep {
         let continuation = format!("{moved}{continuation}");
         let whole = self.tok_encode(tok, &format!("{trimmed}{continuation}"), None)?;
         let ctx = self.tok_encode(tok, trimmed, None)?;
-        let cont = whole.get(ctx.len()..).map(<[u32]>::to_vec).unwrap_or_default();
+        let cont = whole
+            .get(ctx.len()..)
+            .map(<[u32]>::to_vec)
+            .unwrap_or_default();
         Ok((ctx, cont))
     }
 
@@ -89,7 +106,10 @@ impl Prep {
         }
         all.pop();
         let n = cont.len().min(all.len());
-        ScoreInput { input: all, targets: cont[cont.len() - n..].to_vec() }
+        ScoreInput {
+            input: all,
+            targets: cont[cont.len() - n..].to_vec(),
+        }
     }
 
     /// The disjoint windows of a rolling loglikelihood (`context_len = 1`).
@@ -110,7 +130,10 @@ impl Prep {
             let window_end = predicted + window_pred_len;
             let start = window_end.saturating_sub(max + 1);
             let input = tokens[start..window_end - 1].to_vec();
-            out.push(disjoint(input, tokens[window_end - window_pred_len..window_end].to_vec()));
+            out.push(disjoint(
+                input,
+                tokens[window_end - window_pred_len..window_end].to_vec(),
+            ));
             predicted += window_pred_len;
         }
         out
@@ -123,7 +146,10 @@ fn disjoint(a: Vec<u32>, b: Vec<u32>) -> ScoreInput {
     let mut ctx = a[..keep].to_vec();
     // the forward input is context + predictions[:-1]
     ctx.extend_from_slice(&b[..b.len() - 1]);
-    ScoreInput { input: ctx, targets: b }
+    ScoreInput {
+        input: ctx,
+        targets: b,
+    }
 }
 
 #[cfg(test)]
@@ -132,7 +158,12 @@ mod tests {
 
     #[test]
     fn rolling_windows_predict_every_token_once() {
-        let p = Prep { prefix_token_id: 0, prefix_text: String::new(), add_bos_token: None, max_length: 4 };
+        let p = Prep {
+            prefix_token_id: 0,
+            prefix_text: String::new(),
+            add_bos_token: None,
+            max_length: 4,
+        };
         let toks: Vec<u32> = (1..=10).collect();
         let w = p.rolling_windows(&toks);
         let predicted: Vec<u32> = w.iter().flat_map(|s| s.targets.clone()).collect();

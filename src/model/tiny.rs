@@ -35,7 +35,16 @@ pub struct TinySpec {
 
 impl Default for TinySpec {
     fn default() -> Self {
-        TinySpec { hidden: 64, intermediate: 128, layers: 2, heads: 4, kv_heads: 2, vocab_target: 400, max_positions: 512, seed: 20261122 }
+        TinySpec {
+            hidden: 64,
+            intermediate: 128,
+            layers: 2,
+            heads: 4,
+            kv_heads: 2,
+            vocab_target: 400,
+            max_positions: 512,
+            seed: 20261122,
+        }
     }
 }
 
@@ -71,18 +80,26 @@ fn train_tokenizer(vocab_target: usize) -> Result<tokenizers::Tokenizer, String>
         .special_tokens(specials.clone())
         .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
         .build();
-    use tokenizers::{DecoderWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper};
-    let mut tok: tokenizers::TokenizerImpl<BPE, NormalizerWrapper, PreTokenizerWrapper, PostProcessorWrapper, DecoderWrapper> =
-        TokenizerBuilder::new()
-            .with_model(BPE::default())
-            .with_normalizer(None)
-            .with_pre_tokenizer(Some(ByteLevel::new(false, true, true).into()))
-            .with_post_processor(None)
-            .with_decoder(Some(ByteLevelDecoder::default().into()))
-            .build()
-            .map_err(|e| e.to_string())?;
+    use tokenizers::{
+        DecoderWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper,
+    };
+    let mut tok: tokenizers::TokenizerImpl<
+        BPE,
+        NormalizerWrapper,
+        PreTokenizerWrapper,
+        PostProcessorWrapper,
+        DecoderWrapper,
+    > = TokenizerBuilder::new()
+        .with_model(BPE::default())
+        .with_normalizer(None)
+        .with_pre_tokenizer(Some(ByteLevel::new(false, true, true).into()))
+        .with_post_processor(None)
+        .with_decoder(Some(ByteLevelDecoder::default().into()))
+        .build()
+        .map_err(|e| e.to_string())?;
     let lines: Vec<String> = CORPUS.lines().map(|l| format!("{l}\n")).collect();
-    tok.train(&mut trainer, lines.into_iter()).map_err(|e| e.to_string())?;
+    tok.train(&mut trainer, lines.into_iter())
+        .map_err(|e| e.to_string())?;
     let mut tok: tokenizers::Tokenizer = tok.into();
     tok.add_special_tokens(&specials);
     Ok(tok)
@@ -92,9 +109,13 @@ fn train_tokenizer(vocab_target: usize) -> Result<tokenizers::Tokenizer, String>
 pub fn write(dir: &Path, spec: TinySpec) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let tok = train_tokenizer(spec.vocab_target)?;
-    tok.save(dir.join("tokenizer.json"), true).map_err(|e| e.to_string())?;
+    tok.save(dir.join("tokenizer.json"), true)
+        .map_err(|e| e.to_string())?;
     let vocab = tok.get_vocab_size(true);
-    let id = |t: &str| tok.token_to_id(t).ok_or_else(|| format!("special token {t} missing"));
+    let id = |t: &str| {
+        tok.token_to_id(t)
+            .ok_or_else(|| format!("special token {t} missing"))
+    };
     let (eos, bos) = (id("<|endoftext|>")?, id("<|im_start|>")?);
     let head_dim = spec.hidden / spec.heads;
     let config = json!({
@@ -105,14 +126,26 @@ pub fn write(dir: &Path, spec: TinySpec) -> Result<(), String> {
         "vocab_size": vocab, "hidden_act": "silu", "tie_word_embeddings": false, "torch_dtype": "float32",
         "bos_token_id": bos, "eos_token_id": eos, "attention_bias": false, "mlp_bias": false
     });
-    std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(&config).expect("json")).map_err(|e| e.to_string())?;
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_string_pretty(&config).expect("json"),
+    )
+    .map_err(|e| e.to_string())?;
     let tok_config = json!({
         "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<|im_start|>", "eos_token": "<|endoftext|>",
         "pad_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "chat_template": CHAT_TEMPLATE,
         "model_max_length": spec.max_positions, "clean_up_tokenization_spaces": false
     });
-    std::fs::write(dir.join("tokenizer_config.json"), serde_json::to_string_pretty(&tok_config).expect("json")).map_err(|e| e.to_string())?;
-    std::fs::write(dir.join("generation_config.json"), json!({"bos_token_id": bos, "eos_token_id": eos}).to_string()).map_err(|e| e.to_string())?;
+    std::fs::write(
+        dir.join("tokenizer_config.json"),
+        serde_json::to_string_pretty(&tok_config).expect("json"),
+    )
+    .map_err(|e| e.to_string())?;
+    std::fs::write(
+        dir.join("generation_config.json"),
+        json!({"bos_token_id": bos, "eos_token_id": eos}).to_string(),
+    )
+    .map_err(|e| e.to_string())?;
 
     // weights: uniform, scaled so that logits are peaked (greedy choices are not near ties)
     let mut rng = XorShift(spec.seed);
@@ -131,11 +164,35 @@ pub fn write(dir: &Path, spec: TinySpec) -> Result<(), String> {
         mat(format!("{p}.self_attn.k_proj.weight"), kv, h, s, &mut rng);
         mat(format!("{p}.self_attn.v_proj.weight"), kv, h, s, &mut rng);
         mat(format!("{p}.self_attn.o_proj.weight"), h, h, s, &mut rng);
-        mat(format!("{p}.mlp.gate_proj.weight"), spec.intermediate, h, s, &mut rng);
-        mat(format!("{p}.mlp.up_proj.weight"), spec.intermediate, h, s, &mut rng);
-        mat(format!("{p}.mlp.down_proj.weight"), h, spec.intermediate, 1.5 / (spec.intermediate as f32).sqrt(), &mut rng);
+        mat(
+            format!("{p}.mlp.gate_proj.weight"),
+            spec.intermediate,
+            h,
+            s,
+            &mut rng,
+        );
+        mat(
+            format!("{p}.mlp.up_proj.weight"),
+            spec.intermediate,
+            h,
+            s,
+            &mut rng,
+        );
+        mat(
+            format!("{p}.mlp.down_proj.weight"),
+            h,
+            spec.intermediate,
+            1.5 / (spec.intermediate as f32).sqrt(),
+            &mut rng,
+        );
     }
-    mat("lm_head.weight".into(), vocab, h, 4.0 / (h as f32).sqrt(), &mut rng);
+    mat(
+        "lm_head.weight".into(),
+        vocab,
+        h,
+        4.0 / (h as f32).sqrt(),
+        &mut rng,
+    );
     let mut ones = |name: String| tensors.push((name, vec![h], vec![1.0; h]));
     for l in 0..spec.layers {
         ones(format!("model.layers.{l}.input_layernorm.weight"));
@@ -146,15 +203,32 @@ pub fn write(dir: &Path, spec: TinySpec) -> Result<(), String> {
 }
 
 /// Write f32 tensors as a safetensors file (names sorted, `format: pt` metadata).
-pub fn write_safetensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Result<(), String> {
+pub fn write_safetensors(
+    path: &Path,
+    tensors: &[(String, Vec<usize>, Vec<f32>)],
+) -> Result<(), String> {
     use safetensors::tensor::{Dtype, TensorView};
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> =
-        tensors.iter().map(|(n, s, d)| (n.clone(), s.clone(), d.iter().flat_map(|x| x.to_le_bytes()).collect())).collect();
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(n, s, d)| {
+            (
+                n.clone(),
+                s.clone(),
+                d.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            )
+        })
+        .collect();
     let views: Vec<(String, TensorView)> = bytes
         .iter()
-        .map(|(n, s, b)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).expect("shape matches data")))
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                TensorView::new(Dtype::F32, s.clone(), b).expect("shape matches data"),
+            )
+        })
         .collect();
     let mut meta = HashMap::new();
     meta.insert("format".to_string(), "pt".to_string());
-    safetensors::serialize_to_file(views, &Some(meta), path).map_err(|e| format!("{}: {e}", path.display()))
+    safetensors::serialize_to_file(views, &Some(meta), path)
+        .map_err(|e| format!("{}: {e}", path.display()))
 }

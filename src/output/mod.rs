@@ -11,7 +11,10 @@ pub fn sanitize_model_name(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     let mut in_run = false;
     for c in name.chars() {
-        if matches!(c, '"' | '<' | '>' | ':' | '/' | '|' | '\\' | '?' | '*' | '[' | ']') {
+        if matches!(
+            c,
+            '"' | '<' | '>' | ':' | '/' | '|' | '\\' | '?' | '*' | '[' | ']'
+        ) {
             if !in_run {
                 out.push_str("__");
             }
@@ -55,7 +58,10 @@ mod tests {
 
     #[test]
     fn names_and_times() {
-        assert_eq!(sanitize_model_name("EleutherAI/pythia-160m"), "EleutherAI__pythia-160m");
+        assert_eq!(
+            sanitize_model_name("EleutherAI/pythia-160m"),
+            "EleutherAI__pythia-160m"
+        );
         assert_eq!(sanitize_model_name("./models//x:y"), ".__models__x__y");
         let t = std::time::UNIX_EPOCH + std::time::Duration::from_micros(1_795_340_283_624_298);
         assert_eq!(file_timestamp(t), "2026-11-22T09-38-03.624298");

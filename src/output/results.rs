@@ -42,13 +42,20 @@ pub struct RunInfo {
 }
 
 fn num(x: f64) -> Value {
-    serde_json::Number::from_f64(x).map(Value::Number).unwrap_or(Value::Null)
+    serde_json::Number::from_f64(x)
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
 }
 
 fn metric_entries(m: &mut Map<String, Value>, metrics: &[MetricValue]) {
     for v in metrics {
         m.insert(format!("{},{}", v.metric, v.filter), num(v.value));
-        m.insert(format!("{}_stderr,{}", v.metric, v.filter), v.stderr.map(num).unwrap_or_else(|| Value::String("N/A".into())));
+        m.insert(
+            format!("{}_stderr,{}", v.metric, v.filter),
+            v.stderr
+                .map(num)
+                .unwrap_or_else(|| Value::String("N/A".into())),
+        );
     }
 }
 
@@ -58,16 +65,23 @@ pub fn task_config_json(task: &Task, num_fewshot: usize) -> Value {
     let mut v = serde_json::to_value(&task.config).unwrap_or(Value::Null);
     if let Value::Object(m) = &mut v {
         m.insert("num_fewshot".into(), Value::from(num_fewshot));
-        let meta = m.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
+        let meta = m
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(meta) = meta {
-            meta.insert("config_source".into(), Value::String(task.source.display().to_string()));
+            meta.insert(
+                "config_source".into(),
+                Value::String(task.source.display().to_string()),
+            );
         }
     }
     v
 }
 
 fn seconds(t: std::time::SystemTime) -> f64 {
-    t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 fn git_hash() -> Value {
@@ -102,18 +116,39 @@ pub fn results_json(r: &EvalResults, info: &RunInfo) -> Value {
         configs.insert(t.name.clone(), t.config.clone());
         versions.insert(t.name.clone(), t.version.clone());
         n_shot.insert(t.name.clone(), Value::from(t.num_fewshot));
-        hib.insert(t.name.clone(), Value::Object(t.higher_is_better.iter().map(|(k, v)| (k.clone(), Value::Bool(*v))).collect()));
-        n_samples.insert(t.name.clone(), json!({"original": t.original_len, "effective": t.sample_len}));
+        hib.insert(
+            t.name.clone(),
+            Value::Object(
+                t.higher_is_better
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::Bool(*v)))
+                    .collect(),
+            ),
+        );
+        n_samples.insert(
+            t.name.clone(),
+            json!({"original": t.original_len, "effective": t.sample_len}),
+        );
         if !t.samples.is_empty() {
             let joined: String = t
                 .samples
                 .iter()
-                .map(|s| format!("{}{}{}", s["doc_hash"].as_str().unwrap_or(""), s["prompt_hash"].as_str().unwrap_or(""), s["target_hash"].as_str().unwrap_or("")))
+                .map(|s| {
+                    format!(
+                        "{}{}{}",
+                        s["doc_hash"].as_str().unwrap_or(""),
+                        s["prompt_hash"].as_str().unwrap_or(""),
+                        s["target_hash"].as_str().unwrap_or("")
+                    )
+                })
                 .collect();
             task_hashes.insert(t.name.clone(), Value::String(sha256_hex(&joined)));
         }
         if t.generations > 0 {
-            truncated.insert(t.name.clone(), json!({"generations": t.generations, "hit_max_gen_toks": t.truncated}));
+            truncated.insert(
+                t.name.clone(),
+                json!({"generations": t.generations, "hit_max_gen_toks": t.truncated}),
+            );
         }
     }
     for g in &r.groups {
@@ -134,7 +169,15 @@ pub fn results_json(r: &EvalResults, info: &RunInfo) -> Value {
             n_shot.insert(g.name.clone(), Value::from(k));
         }
         if g.aggregates {
-            hib.insert(g.name.clone(), Value::Object(g.higher_is_better.iter().map(|(k, v)| (k.clone(), Value::Bool(*v))).collect()));
+            hib.insert(
+                g.name.clone(),
+                Value::Object(
+                    g.higher_is_better
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Value::Bool(*v)))
+                        .collect(),
+                ),
+            );
         }
     }
     let sort = |m: Map<String, Value>| -> Value {
@@ -142,7 +185,11 @@ pub fn results_json(r: &EvalResults, info: &RunInfo) -> Value {
         e.sort_by(|a, b| a.0.cmp(&b.0));
         Value::Object(e.into_iter().collect())
     };
-    let sha = |s: &Option<String>| s.as_ref().map(|x| Value::String(sha256_hex(x))).unwrap_or(Value::Null);
+    let sha = |s: &Option<String>| {
+        s.as_ref()
+            .map(|x| Value::String(sha256_hex(x)))
+            .unwrap_or(Value::Null)
+    };
     let mut doc = Map::new();
     doc.insert("results".into(), Value::Object(results));
     if !groups.is_empty() {
@@ -169,15 +216,41 @@ pub fn results_json(r: &EvalResults, info: &RunInfo) -> Value {
     doc.insert("task_hashes".into(), Value::Object(task_hashes));
     doc.insert("model_source".into(), Value::String(info.model.clone()));
     doc.insert("model_name".into(), Value::String(info.model_name.clone()));
-    doc.insert("model_name_sanitized".into(), Value::String(super::sanitize_model_name(&info.model_name)));
-    doc.insert("system_instruction".into(), info.system_instruction.clone().map(Value::String).unwrap_or(Value::Null));
-    doc.insert("system_instruction_sha".into(), sha(&info.system_instruction));
-    doc.insert("fewshot_as_multiturn".into(), info.fewshot_as_multiturn.map(Value::Bool).unwrap_or(Value::Null));
-    doc.insert("chat_template".into(), info.chat_template.clone().map(Value::String).unwrap_or(Value::Null));
+    doc.insert(
+        "model_name_sanitized".into(),
+        Value::String(super::sanitize_model_name(&info.model_name)),
+    );
+    doc.insert(
+        "system_instruction".into(),
+        info.system_instruction
+            .clone()
+            .map(Value::String)
+            .unwrap_or(Value::Null),
+    );
+    doc.insert(
+        "system_instruction_sha".into(),
+        sha(&info.system_instruction),
+    );
+    doc.insert(
+        "fewshot_as_multiturn".into(),
+        info.fewshot_as_multiturn
+            .map(Value::Bool)
+            .unwrap_or(Value::Null),
+    );
+    doc.insert(
+        "chat_template".into(),
+        info.chat_template
+            .clone()
+            .map(Value::String)
+            .unwrap_or(Value::Null),
+    );
     doc.insert("chat_template_sha".into(), sha(&info.chat_template));
     doc.insert("start_time".into(), num(seconds(info.start)));
     doc.insert("end_time".into(), num(seconds(info.end)));
-    doc.insert("total_evaluation_time_seconds".into(), Value::String(format!("{}", seconds(info.end) - seconds(info.start))));
+    doc.insert(
+        "total_evaluation_time_seconds".into(),
+        Value::String(format!("{}", seconds(info.end) - seconds(info.start))),
+    );
     doc.insert(
         "rubric".into(),
         json!({"version": env!("CARGO_PKG_VERSION"), "requests_cached": r.cached, "requests_computed": r.computed, "generations": Value::Object(truncated)}),

@@ -40,10 +40,16 @@ pub fn sample_line(
 ) -> Value {
     let mut order: Vec<usize> = idxs.to_vec();
     order.sort_by_key(|&i| instances[i].idx);
-    let target = task.target_of(None, doc, columns).map(|t| crate::py::str(&t)).unwrap_or_default();
+    let target = task
+        .target_of(None, doc, columns)
+        .map(|t| crate::py::str(&t))
+        .unwrap_or_default();
     let mut args = Map::new();
     for (n, &i) in order.iter().enumerate() {
-        args.insert(format!("gen_args_{n}"), instances[i].request.arguments_json());
+        args.insert(
+            format!("gen_args_{n}"),
+            instances[i].request.arguments_json(),
+        );
     }
     let mut filtered_all: Vec<Value> = filtered.iter().map(sanitize).collect();
     for &i in &order {
@@ -51,13 +57,24 @@ pub fn sample_line(
             filtered_all.push(resps[i][0].to_logged_json());
         }
     }
-    let first = order.first().map(|&i| instances[i].request.first_arg().to_string()).unwrap_or_default();
+    let first = order
+        .first()
+        .map(|&i| instances[i].request.first_arg().to_string())
+        .unwrap_or_default();
     let mut m = Map::new();
     m.insert("doc_id".into(), Value::from(doc_id));
     m.insert("doc".into(), Value::Object(doc.clone()));
     m.insert("target".into(), Value::String(target.clone()));
     m.insert("arguments".into(), Value::Object(args));
-    m.insert("resps".into(), Value::Array(order.iter().map(|&i| Value::Array(resps[i].iter().map(Response::to_logged_json).collect())).collect()));
+    m.insert(
+        "resps".into(),
+        Value::Array(
+            order
+                .iter()
+                .map(|&i| Value::Array(resps[i].iter().map(Response::to_logged_json).collect()))
+                .collect(),
+        ),
+    );
     m.insert("filtered_resps".into(), Value::Array(filtered_all));
     m.insert("filter".into(), Value::String(filter.to_string()));
     let mut names: Vec<String> = Vec::new();
@@ -67,7 +84,13 @@ pub fn sample_line(
         }
     }
     m.insert("metrics".into(), Value::from(names));
-    m.insert("doc_hash".into(), Value::String(sha256_hex(&json_dumps(&Value::Object(doc.clone()), Some(2)))));
+    m.insert(
+        "doc_hash".into(),
+        Value::String(sha256_hex(&json_dumps(
+            &Value::Object(doc.clone()),
+            Some(2),
+        ))),
+    );
     m.insert("prompt_hash".into(), Value::String(sha256_hex(&first)));
     m.insert("target_hash".into(), Value::String(sha256_hex(&target)));
     for (k, item) in items {

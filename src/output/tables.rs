@@ -33,16 +33,41 @@ fn version_text(v: &Value) -> String {
 /// Rows of the `results` (or `groups`) section of a results document, in lm-eval's order
 /// (groups with their subtasks indented, then the remaining tasks sorted).
 pub fn rows(doc: &Value, section: &str) -> Vec<Row> {
-    let Some(entries) = doc.get(section).and_then(Value::as_object) else { return vec![] };
-    let subtasks = doc.get("group_subtasks").and_then(Value::as_object).cloned().unwrap_or_default();
+    let Some(entries) = doc.get(section).and_then(Value::as_object) else {
+        return vec![];
+    };
+    let subtasks = doc
+        .get("group_subtasks")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     let mut order: Vec<(String, usize)> = Vec::new();
-    let children: std::collections::HashSet<String> =
-        subtasks.values().flat_map(|v| v.as_array().into_iter().flatten().filter_map(|x| x.as_str().map(String::from))).collect();
-    fn visit(name: &str, depth: usize, subtasks: &serde_json::Map<String, Value>, entries: &serde_json::Map<String, Value>, order: &mut Vec<(String, usize)>) {
+    let children: std::collections::HashSet<String> = subtasks
+        .values()
+        .flat_map(|v| {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x.as_str().map(String::from))
+        })
+        .collect();
+    fn visit(
+        name: &str,
+        depth: usize,
+        subtasks: &serde_json::Map<String, Value>,
+        entries: &serde_json::Map<String, Value>,
+        order: &mut Vec<(String, usize)>,
+    ) {
         if entries.contains_key(name) && !order.iter().any(|(n, _)| n == name) {
             order.push((name.to_string(), depth));
         }
-        let mut kids: Vec<String> = subtasks.get(name).and_then(Value::as_array).into_iter().flatten().filter_map(|x| x.as_str().map(String::from)).collect();
+        let mut kids: Vec<String> = subtasks
+            .get(name)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x.as_str().map(String::from))
+            .collect();
         kids.sort();
         for k in kids {
             visit(&k, depth + 1, subtasks, entries, order);
@@ -53,7 +78,10 @@ pub fn rows(doc: &Value, section: &str) -> Vec<Row> {
     for r in roots {
         visit(r, 0, &subtasks, entries, &mut order);
     }
-    let mut rest: Vec<&String> = entries.keys().filter(|k| !order.iter().any(|(n, _)| n == *k)).collect();
+    let mut rest: Vec<&String> = entries
+        .keys()
+        .filter(|k| !order.iter().any(|(n, _)| n == *k))
+        .collect();
     rest.sort();
     for k in rest {
         order.push((k.clone(), 0));
@@ -61,13 +89,39 @@ pub fn rows(doc: &Value, section: &str) -> Vec<Row> {
     let mut out = Vec::new();
     for (name, depth) in order {
         let e = &entries[&name];
-        let alias = e.get("alias").and_then(Value::as_str).unwrap_or(&name).to_string();
-        let display = if depth > 0 { format!("{}- {alias}", " ".repeat(depth)) } else { alias };
-        let version = version_text(doc.get("versions").and_then(|v| v.get(&name)).unwrap_or(&Value::Null));
-        let n_shot = doc.get("n-shot").and_then(|v| v.get(&name)).map(|v| v.to_string()).unwrap_or_else(|| " ".into());
-        let hib = doc.get("higher_is_better").and_then(|v| v.get(&name)).cloned().unwrap_or(Value::Null);
-        let mut metrics: Vec<(&String, &Value)> =
-            e.as_object().into_iter().flatten().filter(|(k, _)| k.contains(',') && !k.split(',').next().unwrap_or("").ends_with("_stderr")).collect();
+        let alias = e
+            .get("alias")
+            .and_then(Value::as_str)
+            .unwrap_or(&name)
+            .to_string();
+        let display = if depth > 0 {
+            format!("{}- {alias}", " ".repeat(depth))
+        } else {
+            alias
+        };
+        let version = version_text(
+            doc.get("versions")
+                .and_then(|v| v.get(&name))
+                .unwrap_or(&Value::Null),
+        );
+        let n_shot = doc
+            .get("n-shot")
+            .and_then(|v| v.get(&name))
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| " ".into());
+        let hib = doc
+            .get("higher_is_better")
+            .and_then(|v| v.get(&name))
+            .cloned()
+            .unwrap_or(Value::Null);
+        let mut metrics: Vec<(&String, &Value)> = e
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| {
+                k.contains(',') && !k.split(',').next().unwrap_or("").ends_with("_stderr")
+            })
+            .collect();
         metrics.sort_by(|a, b| a.0.cmp(b.0));
         let mut first = true;
         for (key, v) in metrics {
@@ -77,16 +131,30 @@ pub fn rows(doc: &Value, section: &str) -> Vec<Row> {
                 Some(false) => "↓",
                 None => "",
             };
-            let value = v.as_f64().map(|x| format!("{x:.4}")).unwrap_or_else(|| crate::py::str(v));
+            let value = v
+                .as_f64()
+                .map(|x| format!("{x:.4}"))
+                .unwrap_or_else(|| crate::py::str(v));
             let se = e.get(format!("{m}_stderr,{f}"));
             let (pm, stderr) = match se {
                 Some(Value::String(s)) if s == "N/A" => ("±".to_string(), "   N/A".to_string()),
-                Some(s) => ("±".to_string(), s.as_f64().map(|x| format!("{x:.4}")).unwrap_or_default()),
+                Some(s) => (
+                    "±".to_string(),
+                    s.as_f64().map(|x| format!("{x:.4}")).unwrap_or_default(),
+                ),
                 None => (String::new(), String::new()),
             };
             out.push(Row {
-                task: if first { display.clone() } else { String::new() },
-                version: if first { version.clone() } else { String::new() },
+                task: if first {
+                    display.clone()
+                } else {
+                    String::new()
+                },
+                version: if first {
+                    version.clone()
+                } else {
+                    String::new()
+                },
                 filter: f.to_string(),
                 n_shot: n_shot.clone(),
                 metric: m.to_string(),
@@ -107,18 +175,53 @@ fn width(s: &str) -> usize {
 
 /// lm-eval's Markdown table (`make_table`).
 pub fn markdown(rows: &[Row], first_header: &str) -> String {
-    let headers = [first_header, "Version", "Filter", "n-shot", "Metric", "", "Value", "", "Stderr"];
+    let headers = [
+        first_header,
+        "Version",
+        "Filter",
+        "n-shot",
+        "Metric",
+        "",
+        "Value",
+        "",
+        "Stderr",
+    ];
     let right = [false, true, false, true, false, false, true, false, true];
     let cells: Vec<[String; 9]> = rows
         .iter()
-        .map(|r| [r.task.clone(), r.version.clone(), r.filter.clone(), r.n_shot.clone(), r.metric.clone(), r.arrow.clone(), r.value.clone(), r.pm.clone(), r.stderr.clone()])
+        .map(|r| {
+            [
+                r.task.clone(),
+                r.version.clone(),
+                r.filter.clone(),
+                r.n_shot.clone(),
+                r.metric.clone(),
+                r.arrow.clone(),
+                r.value.clone(),
+                r.pm.clone(),
+                r.stderr.clone(),
+            ]
+        })
         .collect();
-    let widths: Vec<usize> = (0..9).map(|c| cells.iter().map(|r| width(&r[c])).chain([width(headers[c]), 3]).max().unwrap_or(3)).collect();
+    let widths: Vec<usize> = (0..9)
+        .map(|c| {
+            cells
+                .iter()
+                .map(|r| width(&r[c]))
+                .chain([width(headers[c]), 3])
+                .max()
+                .unwrap_or(3)
+        })
+        .collect();
     let mut out = String::new();
     out.push('|');
     for (c, h) in headers.iter().enumerate() {
         let pad = widths[c] - width(h);
-        out.push_str(&format!("{}{h}{}|", " ".repeat(pad / 2), " ".repeat(pad - pad / 2)));
+        out.push_str(&format!(
+            "{}{h}{}|",
+            " ".repeat(pad / 2),
+            " ".repeat(pad - pad / 2)
+        ));
     }
     out.push_str("\n|");
     for c in 0..9 {
@@ -144,7 +247,16 @@ pub fn markdown(rows: &[Row], first_header: &str) -> String {
 /// The rows as CSV (task, version, filter, n_shot, metric, higher_is_better, value, stderr).
 pub fn csv(rows: &[Row]) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
-    let _ = w.write_record(["task", "version", "filter", "n_shot", "metric", "higher_is_better", "value", "stderr"]);
+    let _ = w.write_record([
+        "task",
+        "version",
+        "filter",
+        "n_shot",
+        "metric",
+        "higher_is_better",
+        "value",
+        "stderr",
+    ]);
     let mut task = String::new();
     let mut version = String::new();
     for r in rows {
@@ -157,19 +269,36 @@ pub fn csv(rows: &[Row]) -> String {
             "↓" => "false",
             _ => "",
         };
-        let _ = w.write_record([task.as_str(), version.as_str(), &r.filter, r.n_shot.trim(), &r.metric, hib, &r.value, r.stderr.trim()]);
+        let _ = w.write_record([
+            task.as_str(),
+            version.as_str(),
+            &r.filter,
+            r.n_shot.trim(),
+            &r.metric,
+            hib,
+            &r.value,
+            r.stderr.trim(),
+        ]);
     }
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
 fn latex_escape(s: &str) -> String {
-    s.replace('\\', "\\textbackslash{}").replace('_', "\\_").replace('%', "\\%").replace('&', "\\&").replace('#', "\\#").replace('$', "\\$")
+    s.replace('\\', "\\textbackslash{}")
+        .replace('_', "\\_")
+        .replace('%', "\\%")
+        .replace('&', "\\&")
+        .replace('#', "\\#")
+        .replace('$', "\\$")
 }
 
 /// The rows as a LaTeX booktabs table.
 pub fn latex(rows: &[Row], first_header: &str) -> String {
     let mut out = String::from("\\begin{tabular}{llrlrlcrcr}\n\\toprule\n");
-    out.push_str(&format!("{} & Version & Filter & n-shot & Metric & & Value & & Stderr \\\\\n\\midrule\n", latex_escape(first_header)));
+    out.push_str(&format!(
+        "{} & Version & Filter & n-shot & Metric & & Value & & Stderr \\\\\n\\midrule\n",
+        latex_escape(first_header)
+    ));
     for r in rows {
         let arrow = match r.arrow.as_str() {
             "↑" => "$\\uparrow$",

@@ -9,12 +9,20 @@ use serde_json::{Map, Number, Value};
 
 /// Parse a Python literal; the error says what was expected and at which character.
 pub fn literal_eval(src: &str) -> Result<Value, String> {
-    let mut p = Parser { s: src.as_bytes(), src, pos: 0 };
+    let mut p = Parser {
+        s: src.as_bytes(),
+        src,
+        pos: 0,
+    };
     p.skip_ws();
     let v = p.value()?;
     p.skip_ws();
     if p.pos != p.s.len() {
-        return Err(format!("unexpected text at character {}: {:?}", p.pos, &src[p.pos..]));
+        return Err(format!(
+            "unexpected text at character {}: {:?}",
+            p.pos,
+            &src[p.pos..]
+        ));
     }
     Ok(v)
 }
@@ -138,7 +146,9 @@ impl Parser<'_> {
                         'u' => 4,
                         _ => 8,
                     };
-                    let hex: String = (0..len).filter_map(|_| chars.next().map(|(_, h)| h)).collect();
+                    let hex: String = (0..len)
+                        .filter_map(|_| chars.next().map(|(_, h)| h))
+                        .collect();
                     let code = u32::from_str_radix(&hex, 16)
                         .ok()
                         .and_then(char::from_u32)
@@ -171,7 +181,10 @@ impl Parser<'_> {
                 break;
             }
         }
-        let text: String = self.src[start..self.pos].chars().filter(|c| *c != '_').collect();
+        let text: String = self.src[start..self.pos]
+            .chars()
+            .filter(|c| *c != '_')
+            .collect();
         if let Ok(i) = text.parse::<i64>() {
             return Ok(Value::Number(i.into()));
         }
@@ -185,7 +198,10 @@ impl Parser<'_> {
 
     fn word(&mut self) -> Result<Value, String> {
         let start = self.pos;
-        while self.peek().is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_') {
+        while self
+            .peek()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_')
+        {
             self.pos += 1;
         }
         match &self.src[start..self.pos] {
@@ -206,9 +222,18 @@ mod tests {
     #[test]
     fn lists_in_both_quotings() {
         assert_eq!(literal_eval("['a', 'b']").unwrap(), json!(["a", "b"]));
-        assert_eq!(literal_eval(r#"["a", "it's"]"#).unwrap(), json!(["a", "it's"]));
-        assert_eq!(literal_eval(r#"['x\'y', "\n"]"#).unwrap(), json!(["x'y", "\n"]));
-        assert_eq!(literal_eval("[1, -2.5, True, None, (3,)]").unwrap(), json!([1, -2.5, true, null, [3]]));
+        assert_eq!(
+            literal_eval(r#"["a", "it's"]"#).unwrap(),
+            json!(["a", "it's"])
+        );
+        assert_eq!(
+            literal_eval(r#"['x\'y', "\n"]"#).unwrap(),
+            json!(["x'y", "\n"])
+        );
+        assert_eq!(
+            literal_eval("[1, -2.5, True, None, (3,)]").unwrap(),
+            json!([1, -2.5, true, null, [3]])
+        );
         assert_eq!(literal_eval("{'a': [1]}").unwrap(), json!({"a": [1]}));
     }
 

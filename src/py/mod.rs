@@ -20,7 +20,11 @@ pub fn float_repr(x: f64) -> String {
         return if x > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if x == 0.0 {
-        return if x.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
+        return if x.is_sign_negative() {
+            "-0.0".into()
+        } else {
+            "0.0".into()
+        };
     }
     // Rust's `{:e}` gives the shortest round-trip digits: "-1.2345e-7".
     let sci = format!("{:e}", x);
@@ -44,7 +48,11 @@ pub fn float_repr(x: f64) -> String {
         format!("{sign}{body}")
     } else {
         let (first, rest) = digits.split_at(1);
-        let frac = if rest.is_empty() { String::new() } else { format!(".{rest}") };
+        let frac = if rest.is_empty() {
+            String::new()
+        } else {
+            format!(".{rest}")
+        };
         let esign = if exp < 0 { '-' } else { '+' };
         format!("{sign}{first}{frac}e{esign}{:02}", exp.abs())
     }
@@ -122,7 +130,11 @@ fn is_unprintable(c: char) -> bool {
 
 /// `repr(str)`: single quotes unless the text has a `'` and no `"`.
 pub fn str_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
     let mut out = String::with_capacity(s.len() + 2);
     out.push(quote);
     for c in s.chars() {
@@ -175,7 +187,11 @@ fn write_json(v: &Value, indent: Option<usize>, level: usize, out: &mut String) 
                 out.push_str(&if x.is_nan() {
                     "NaN".into()
                 } else if x.is_infinite() {
-                    if x > 0.0 { "Infinity".into() } else { "-Infinity".into() }
+                    if x > 0.0 {
+                        "Infinity".into()
+                    } else {
+                        "-Infinity".into()
+                    }
                 } else {
                     float_repr(x)
                 });
@@ -258,11 +274,20 @@ mod tests {
     // python3 -c "print([repr(x) for x in [1.0, 0.1, 1e-05, 0.0001, 1e16, 123456789.0, -2.5e-07, 1/3, 1e22]])"
     #[test]
     fn floats_as_python() {
-        let got: Vec<String> =
-            [1.0, 0.1, 1e-05, 0.0001, 1e16, 123456789.0, -2.5e-07, 1.0 / 3.0, 1e22]
-                .iter()
-                .map(|x| float_repr(*x))
-                .collect();
+        let got: Vec<String> = [
+            1.0,
+            0.1,
+            1e-05,
+            0.0001,
+            1e16,
+            123456789.0,
+            -2.5e-07,
+            1.0 / 3.0,
+            1e22,
+        ]
+        .iter()
+        .map(|x| float_repr(*x))
+        .collect();
         assert_eq!(
             got,
             [
@@ -283,7 +308,10 @@ mod tests {
     #[test]
     fn repr_as_python() {
         let v = json!(["a", "it's", "q\"", 1, 2.0, true, null, "\n\u{a0}"]);
-        assert_eq!(repr(&v), r#"['a', "it's", 'q"', 1, 2.0, True, None, '\n\xa0']"#);
+        assert_eq!(
+            repr(&v),
+            r#"['a', "it's", 'q"', 1, 2.0, True, None, '\n\xa0']"#
+        );
     }
 
     // python3 -c "import json; print(json.dumps({'a': [1, {'b': 'é\n'}], 'c': [], 'd': 0.5}, indent=2, ensure_ascii=False))"
@@ -294,6 +322,9 @@ mod tests {
             json_dumps(&v, Some(2)),
             "{\n  \"a\": [\n    1,\n    {\n      \"b\": \"é\\n\"\n    }\n  ],\n  \"c\": [],\n  \"d\": 0.5\n}"
         );
-        assert_eq!(json_dumps(&v, None), "{\"a\": [1, {\"b\": \"é\\n\"}], \"c\": [], \"d\": 0.5}");
+        assert_eq!(
+            json_dumps(&v, None),
+            "{\"a\": [1, {\"b\": \"é\\n\"}], \"c\": [], \"d\": 0.5}"
+        );
     }
 }

@@ -30,7 +30,10 @@ impl PyRandom {
         if key.is_empty() {
             key.push(0);
         }
-        let mut r = PyRandom { mt: [0; N], index: N };
+        let mut r = PyRandom {
+            mt: [0; N],
+            index: N,
+        };
         r.init_by_array(&key);
         r
     }
@@ -39,7 +42,9 @@ impl PyRandom {
         self.mt[0] = s;
         for i in 1..N {
             let prev = self.mt[i - 1];
-            self.mt[i] = 1812433253u32.wrapping_mul(prev ^ (prev >> 30)).wrapping_add(i as u32);
+            self.mt[i] = 1812433253u32
+                .wrapping_mul(prev ^ (prev >> 30))
+                .wrapping_add(i as u32);
         }
         self.index = N;
     }
@@ -64,8 +69,8 @@ impl PyRandom {
         }
         for _ in 0..N - 1 {
             let prev = self.mt[i - 1];
-            self.mt[i] =
-                (self.mt[i] ^ (prev ^ (prev >> 30)).wrapping_mul(1566083941)).wrapping_sub(i as u32);
+            self.mt[i] = (self.mt[i] ^ (prev ^ (prev >> 30)).wrapping_mul(1566083941))
+                .wrapping_sub(i as u32);
             i += 1;
             if i >= N {
                 self.mt[0] = self.mt[N - 1];
@@ -166,7 +171,9 @@ impl PyRandom {
 
     /// `random.choices(range(n), k=k)` without weights: `floor(random() * n)` per draw.
     pub fn choices_indices(&mut self, n: usize, k: usize) -> Vec<usize> {
-        (0..k).map(|_| (self.random() * n as f64) as usize).collect()
+        (0..k)
+            .map(|_| (self.random() * n as f64) as usize)
+            .collect()
     }
 
     /// `random.shuffle(x)`: Fisher-Yates from the end, with `_randbelow(i + 1)`.
@@ -193,8 +200,14 @@ mod tests {
     // python3: random.Random(1234).sample(range(7473), 6); random.Random(0).sample(range(10), 6)
     #[test]
     fn sample_both_algorithms() {
-        assert_eq!(PyRandom::new(1234).sample_indices(7473, 6), vec![6374, 3610, 957, 61, 742, 7462]);
-        assert_eq!(PyRandom::new(0).sample_indices(10, 6), vec![6, 9, 0, 2, 4, 3]);
+        assert_eq!(
+            PyRandom::new(1234).sample_indices(7473, 6),
+            vec![6374, 3610, 957, 61, 742, 7462]
+        );
+        assert_eq!(
+            PyRandom::new(0).sample_indices(10, 6),
+            vec![6, 9, 0, 2, 4, 3]
+        );
     }
 
     // python3: random.Random(5).choices(range(10), k=5); l = list(range(10)); random.Random(3).shuffle(l)

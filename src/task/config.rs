@@ -108,11 +108,20 @@ pub struct TaskConfig {
 
 /// Keys lm-eval accepts that rubric knows but cannot honour, with the reason.
 pub const UNSUPPORTED_KEYS: &[(&str, &str)] = &[
-    ("custom_dataset", "it names a Python callable; use dataset_path/dataset_kwargs or process_docs"),
-    ("use_prompt", "promptsource prompts are not available; write doc_to_text/doc_to_target"),
+    (
+        "custom_dataset",
+        "it names a Python callable; use dataset_path/dataset_kwargs or process_docs",
+    ),
+    (
+        "use_prompt",
+        "promptsource prompts are not available; write doc_to_text/doc_to_target",
+    ),
     ("doc_to_image", "multimodal tasks are not supported"),
     ("doc_to_audio", "multimodal tasks are not supported"),
-    ("class", "Python task classes cannot be loaded; write the task as YAML"),
+    (
+        "class",
+        "Python task classes cannot be loaded; write the task as YAML",
+    ),
 ];
 
 /// Structural keys allowed beside the task fields (consumed by the loader).
@@ -258,7 +267,13 @@ pub struct GroupConfig {
     pub metadata: Option<Map<String, Value>>,
 }
 
-pub const GROUP_KEYS: &[&str] = &["group", "group_alias", "task", "aggregate_metric_list", "metadata"];
+pub const GROUP_KEYS: &[&str] = &[
+    "group",
+    "group_alias",
+    "task",
+    "aggregate_metric_list",
+    "metadata",
+];
 
 /// `aggregate_metric_list` entry of a group.
 #[derive(Debug, Clone, Serialize, Deserialize)]

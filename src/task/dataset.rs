@@ -32,15 +32,29 @@ pub enum DatasetError {
     #[error("{}: cannot read data file: {err}", path.display())]
     Read { path: PathBuf, err: std::io::Error },
     #[error("{}:{line}: {message}", path.display())]
-    Line { path: PathBuf, line: usize, message: String },
+    Line {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
     #[error("{}: {message}", path.display())]
     Format { path: PathBuf, message: String },
     #[error("data file `{pattern}` not found (looked for {})", tried.join(", "))]
     NotFound { pattern: String, tried: Vec<String> },
     #[error("dataset `{path}` has no split `{split}` in its data_files (it has: {})", available.join(", "))]
-    NoSplit { path: String, split: String, available: Vec<String> },
+    NoSplit {
+        path: String,
+        split: String,
+        available: Vec<String>,
+    },
     #[error("dataset `{dataset}`{config}, split `{split}`: not found under --data-dir {} (looked for {looked_for})", data_dir.display())]
-    NotInDataDir { dataset: String, config: String, split: String, data_dir: PathBuf, looked_for: String },
+    NotInDataDir {
+        dataset: String,
+        config: String,
+        split: String,
+        data_dir: PathBuf,
+        looked_for: String,
+    },
     #[error("{0}")]
     Hub(String),
     #[error("`dataset_kwargs.{key}`: {message}")]
@@ -78,7 +92,12 @@ const DATA_EXTS: &[&str] = &["jsonl", "json", "parquet", "csv", "tsv"];
 
 impl DataCache {
     /// Load one split (cached by dataset, config, kwargs and split).
-    pub fn split(&mut self, ds: &DatasetRef, split: &str, opts: &DataOptions) -> Result<&Split, DatasetError> {
+    pub fn split(
+        &mut self,
+        ds: &DatasetRef,
+        split: &str,
+        opts: &DataOptions,
+    ) -> Result<&Split, DatasetError> {
         let key = format!(
             "{}\u{0}{}\u{0}{}\u{0}{}",
             ds.path,
@@ -99,17 +118,26 @@ pub fn load_split(ds: &DatasetRef, split: &str, opts: &DataOptions) -> Result<Sp
     let files = split_files(ds, split, opts)?;
     let delimiter = delimiter_of(ds)?;
     let mut split = read_files(&files, delimiter, ds.path == "tsv")?;
-    split.source_dir = files.first().and_then(|f| f.parent()).map(Path::to_path_buf);
+    split.source_dir = files
+        .first()
+        .and_then(|f| f.parent())
+        .map(Path::to_path_buf);
     Ok(split)
 }
 
 fn delimiter_of(ds: &DatasetRef) -> Result<Option<u8>, DatasetError> {
     for key in ["delimiter", "sep"] {
         if let Some(v) = ds.kwargs.get(key) {
-            let s = v.as_str().ok_or_else(|| DatasetError::Kwargs { key: key.into(), message: "expected a string".into() })?;
+            let s = v.as_str().ok_or_else(|| DatasetError::Kwargs {
+                key: key.into(),
+                message: "expected a string".into(),
+            })?;
             let bytes = s.as_bytes();
             if bytes.len() != 1 {
-                return Err(DatasetError::Kwargs { key: key.into(), message: format!("expected one character, got {s:?}") });
+                return Err(DatasetError::Kwargs {
+                    key: key.into(),
+                    message: format!("expected one character, got {s:?}"),
+                });
             }
             return Ok(Some(bytes[0]));
         }
@@ -118,7 +146,11 @@ fn delimiter_of(ds: &DatasetRef) -> Result<Option<u8>, DatasetError> {
 }
 
 /// The files that hold `split`.
-fn split_files(ds: &DatasetRef, split: &str, opts: &DataOptions) -> Result<Vec<PathBuf>, DatasetError> {
+fn split_files(
+    ds: &DatasetRef,
+    split: &str,
+    opts: &DataOptions,
+) -> Result<Vec<PathBuf>, DatasetError> {
     if let Some(data_files) = ds.kwargs.get("data_files") {
         let per_split = data_files_by_split(data_files)?;
         let patterns = per_split.get(split).ok_or_else(|| DatasetError::NoSplit {
@@ -137,13 +169,22 @@ fn split_files(ds: &DatasetRef, split: &str, opts: &DataOptions) -> Result<Vec<P
         return Ok(files);
     }
     let local = Path::new(&ds.path);
-    if !BUILDERS.contains(&ds.path.as_str()) && (local.is_dir() || ds.path.starts_with('.') || ds.path.starts_with('/')) {
-        return dir_split_files(&resolve_dir(&ds.path, &ds.base_dir)?, ds.name.as_deref(), split);
+    if !BUILDERS.contains(&ds.path.as_str())
+        && (local.is_dir() || ds.path.starts_with('.') || ds.path.starts_with('/'))
+    {
+        return dir_split_files(
+            &resolve_dir(&ds.path, &ds.base_dir)?,
+            ds.name.as_deref(),
+            split,
+        );
     }
     if BUILDERS.contains(&ds.path.as_str()) {
         return Err(DatasetError::Kwargs {
             key: "data_files".into(),
-            message: format!("`dataset_path: {}` needs `dataset_kwargs.data_files`", ds.path),
+            message: format!(
+                "`dataset_path: {}` needs `dataset_kwargs.data_files`",
+                ds.path
+            ),
         });
     }
     if let Some(dir) = &opts.data_dir {
@@ -167,13 +208,18 @@ fn data_files_by_split(v: &Value) -> Result<HashMap<String, Vec<String>>, Datase
             Value::Array(a) => a
                 .iter()
                 .map(|x| {
-                    x.as_str().map(String::from).ok_or_else(|| DatasetError::Kwargs {
-                        key: "data_files".into(),
-                        message: "expected file paths".into(),
-                    })
+                    x.as_str()
+                        .map(String::from)
+                        .ok_or_else(|| DatasetError::Kwargs {
+                            key: "data_files".into(),
+                            message: "expected file paths".into(),
+                        })
                 })
                 .collect(),
-            _ => Err(DatasetError::Kwargs { key: "data_files".into(), message: "expected a path or a list of paths".into() }),
+            _ => Err(DatasetError::Kwargs {
+                key: "data_files".into(),
+                message: "expected a path or a list of paths".into(),
+            }),
         }
     };
     let mut out = HashMap::new();
@@ -196,7 +242,10 @@ fn resolve_dir(p: &str, base: &Path) -> Result<PathBuf, DatasetError> {
         .iter()
         .find(|c| c.is_dir())
         .cloned()
-        .ok_or_else(|| DatasetError::NotFound { pattern: p.to_string(), tried: cands.iter().map(|c| c.display().to_string()).collect() })
+        .ok_or_else(|| DatasetError::NotFound {
+            pattern: p.to_string(),
+            tried: cands.iter().map(|c| c.display().to_string()).collect(),
+        })
 }
 
 /// A data file path or glob, relative to the working directory first, then to the YAML's folder.
@@ -219,21 +268,36 @@ fn resolve_local(pattern: &str, base: &Path) -> Result<Vec<PathBuf>, DatasetErro
             return Ok(vec![cand]);
         }
     }
-    Err(DatasetError::NotFound { pattern: pattern.to_string(), tried })
+    Err(DatasetError::NotFound {
+        pattern: pattern.to_string(),
+        tried,
+    })
 }
 
 /// Files matching a glob whose directory part has no wildcards.
 fn glob_files(pattern: &Path) -> Vec<PathBuf> {
     let dir = pattern.parent().unwrap_or(Path::new("."));
-    let name = pattern.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let name = pattern
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let re = hub::glob_regex(&name);
-    let mut out: Vec<PathBuf> = std::fs::read_dir(if dir.as_os_str().is_empty() { Path::new(".") } else { dir })
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_file() && p.file_name().map(|n| re.is_match(&n.to_string_lossy())).unwrap_or(false))
-        .collect();
+    let mut out: Vec<PathBuf> = std::fs::read_dir(if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    })
+    .into_iter()
+    .flatten()
+    .flatten()
+    .map(|e| e.path())
+    .filter(|p| {
+        p.is_file()
+            && p.file_name()
+                .map(|n| re.is_match(&n.to_string_lossy()))
+                .unwrap_or(false)
+    })
+    .collect();
     out.sort();
     out
 }
@@ -250,15 +314,27 @@ fn split_aliases(split: &str) -> Vec<String> {
 
 /// The files of `split` in a folder laid out as `<split>.<ext>`, `<split>-*.<ext>` or
 /// `<split>/*.<ext>`, optionally under a `<config>/` subfolder.
-fn dir_split_files(root: &Path, config: Option<&str>, split: &str) -> Result<Vec<PathBuf>, DatasetError> {
+fn dir_split_files(
+    root: &Path,
+    config: Option<&str>,
+    split: &str,
+) -> Result<Vec<PathBuf>, DatasetError> {
     let mut tried = Vec::new();
     if let Some(found) = find_in_dir(root, config, split, &mut tried) {
         return Ok(found);
     }
-    Err(DatasetError::NotFound { pattern: format!("{}/{split}", root.display()), tried })
+    Err(DatasetError::NotFound {
+        pattern: format!("{}/{split}", root.display()),
+        tried,
+    })
 }
 
-fn find_in_dir(root: &Path, config: Option<&str>, split: &str, tried: &mut Vec<String>) -> Option<Vec<PathBuf>> {
+fn find_in_dir(
+    root: &Path,
+    config: Option<&str>,
+    split: &str,
+    tried: &mut Vec<String>,
+) -> Option<Vec<PathBuf>> {
     let mut dirs = Vec::new();
     if let Some(c) = config {
         dirs.push(root.join(c));
@@ -287,7 +363,12 @@ fn find_in_dir(root: &Path, config: Option<&str>, split: &str, tried: &mut Vec<S
 }
 
 /// A hub id served from `--data-dir`: `DIR/<owner>/<name>/...` or `DIR/<name>/...`.
-fn data_dir_files(dir: &Path, id: &str, config: Option<&str>, split: &str) -> Result<Vec<PathBuf>, DatasetError> {
+fn data_dir_files(
+    dir: &Path,
+    id: &str,
+    config: Option<&str>,
+    split: &str,
+) -> Result<Vec<PathBuf>, DatasetError> {
     let mut tried = Vec::new();
     let name = id.rsplit('/').next().unwrap_or(id);
     for root in [dir.join(id), dir.join(name)] {
@@ -295,11 +376,17 @@ fn data_dir_files(dir: &Path, id: &str, config: Option<&str>, split: &str) -> Re
             return Ok(found);
         }
     }
-    let roots = if name == id { name.to_string() } else { format!("{{{id},{name}}}") };
+    let roots = if name == id {
+        name.to_string()
+    } else {
+        format!("{{{id},{name}}}")
+    };
     let sub = config.map(|c| format!("[{c}/]")).unwrap_or_default();
     Err(DatasetError::NotInDataDir {
         dataset: id.to_string(),
-        config: config.map(|c| format!(" (config `{c}`)")).unwrap_or_default(),
+        config: config
+            .map(|c| format!(" (config `{c}`)"))
+            .unwrap_or_default(),
         split: split.to_string(),
         data_dir: dir.to_path_buf(),
         looked_for: format!(
@@ -312,10 +399,17 @@ fn data_dir_files(dir: &Path, id: &str, config: Option<&str>, split: &str) -> Re
 }
 
 /// Read and concatenate data files; columns are the union in first-seen order.
-pub fn read_files(files: &[PathBuf], delimiter: Option<u8>, tsv: bool) -> Result<Split, DatasetError> {
+pub fn read_files(
+    files: &[PathBuf],
+    delimiter: Option<u8>,
+    tsv: bool,
+) -> Result<Split, DatasetError> {
     let mut rows = Vec::new();
     for f in files {
-        let ext = f.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
+        let ext = f
+            .extension()
+            .map(|e| e.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
         match ext.as_str() {
             "parquet" => rows.extend(read_parquet(f)?),
             "csv" | "tsv" => {
@@ -347,11 +441,18 @@ pub fn read_files(files: &[PathBuf], delimiter: Option<u8>, tsv: bool) -> Result
             doc
         })
         .collect();
-    Ok(Split { docs, columns, source_dir: None })
+    Ok(Split {
+        docs,
+        columns,
+        source_dir: None,
+    })
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>, DatasetError> {
-    std::fs::read(path).map_err(|err| DatasetError::Read { path: path.to_path_buf(), err })
+    std::fs::read(path).map_err(|err| DatasetError::Read {
+        path: path.to_path_buf(),
+        err,
+    })
 }
 
 /// JSON Lines, or one JSON array of objects.
@@ -363,18 +464,23 @@ fn read_json(path: &Path) -> Result<Vec<Doc>, DatasetError> {
             path: path.to_path_buf(),
             message: format!("not valid UTF-8 at byte {}", e.valid_up_to()),
         })?;
-        let v: Value = serde_json::from_str(text)
-            .map_err(|e| DatasetError::Line { path: path.to_path_buf(), line: e.line(), message: e.to_string() })?;
+        let v: Value = serde_json::from_str(text).map_err(|e| DatasetError::Line {
+            path: path.to_path_buf(),
+            line: e.line(),
+            message: e.to_string(),
+        })?;
         return v
             .as_array()
             .into_iter()
             .flatten()
             .enumerate()
             .map(|(i, row)| {
-                row.as_object().cloned().ok_or_else(|| DatasetError::Format {
-                    path: path.to_path_buf(),
-                    message: format!("element {i} of the top-level array is not an object"),
-                })
+                row.as_object()
+                    .cloned()
+                    .ok_or_else(|| DatasetError::Format {
+                        path: path.to_path_buf(),
+                        message: format!("element {i} of the top-level array is not an object"),
+                    })
             })
             .collect();
     }
@@ -384,14 +490,20 @@ fn read_json(path: &Path) -> Result<Vec<Doc>, DatasetError> {
         let text = std::str::from_utf8(line).map_err(|e| DatasetError::Line {
             path: path.to_path_buf(),
             line: line_no,
-            message: format!("not valid UTF-8 (bad byte at column {})", e.valid_up_to() + 1),
+            message: format!(
+                "not valid UTF-8 (bad byte at column {})",
+                e.valid_up_to() + 1
+            ),
         })?;
         let text = text.trim();
         if text.is_empty() {
             continue;
         }
-        let v: Value = serde_json::from_str(text)
-            .map_err(|e| DatasetError::Line { path: path.to_path_buf(), line: line_no, message: format!("invalid JSON: {e}") })?;
+        let v: Value = serde_json::from_str(text).map_err(|e| DatasetError::Line {
+            path: path.to_path_buf(),
+            line: line_no,
+            message: format!("invalid JSON: {e}"),
+        })?;
         match v {
             Value::Object(m) => out.push(m),
             _ => {
@@ -426,10 +538,16 @@ fn read_text(path: &Path) -> Result<Vec<Doc>, DatasetError> {
 /// pandas-like typed CSV.
 fn read_csv(path: &Path, delimiter: u8) -> Result<Vec<Doc>, DatasetError> {
     let bytes = read_bytes(path)?;
-    let mut reader = csv::ReaderBuilder::new().delimiter(delimiter).has_headers(true).from_reader(bytes.as_slice());
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(true)
+        .from_reader(bytes.as_slice());
     let headers: Vec<String> = reader
         .headers()
-        .map_err(|e| DatasetError::Format { path: path.to_path_buf(), message: format!("bad header row: {e}") })?
+        .map_err(|e| DatasetError::Format {
+            path: path.to_path_buf(),
+            message: format!("bad header row: {e}"),
+        })?
         .iter()
         .map(String::from)
         .collect();
@@ -442,7 +560,15 @@ fn read_csv(path: &Path, delimiter: u8) -> Result<Vec<Doc>, DatasetError> {
         })?;
         cells.push(rec.iter().map(String::from).collect());
     }
-    let kinds: Vec<CellKind> = (0..headers.len()).map(|c| column_kind(cells.iter().map(|r| r.get(c).map(String::as_str).unwrap_or("")))).collect();
+    let kinds: Vec<CellKind> = (0..headers.len())
+        .map(|c| {
+            column_kind(
+                cells
+                    .iter()
+                    .map(|r| r.get(c).map(String::as_str).unwrap_or("")),
+            )
+        })
+        .collect();
     Ok(cells
         .into_iter()
         .map(|row| {
@@ -470,8 +596,18 @@ impl CellKind {
             return Value::Null;
         }
         match self {
-            CellKind::Int => cell.trim().parse::<i64>().map(Value::from).unwrap_or(Value::Null),
-            CellKind::Float => cell.trim().parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(Value::Number).unwrap_or(Value::Null),
+            CellKind::Int => cell
+                .trim()
+                .parse::<i64>()
+                .map(Value::from)
+                .unwrap_or(Value::Null),
+            CellKind::Float => cell
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map(Value::Number)
+                .unwrap_or(Value::Null),
             CellKind::Bool => Value::Bool(cell.trim().eq_ignore_ascii_case("true")),
             CellKind::Str => Value::String(cell.to_string()),
         }
@@ -479,7 +615,8 @@ impl CellKind {
 }
 
 fn column_kind<'a>(cells: impl Iterator<Item = &'a str>) -> CellKind {
-    let (mut int, mut float, mut boolean, mut any_empty, mut any) = (true, true, true, false, false);
+    let (mut int, mut float, mut boolean, mut any_empty, mut any) =
+        (true, true, true, false, false);
     for c in cells {
         if c.is_empty() {
             any_empty = true;
@@ -507,15 +644,26 @@ fn column_kind<'a>(cells: impl Iterator<Item = &'a str>) -> CellKind {
 /// Parquet rows as JSON objects, columns in schema order.
 fn read_parquet(path: &Path) -> Result<Vec<Doc>, DatasetError> {
     use parquet::file::reader::{FileReader, SerializedFileReader};
-    let file = std::fs::File::open(path).map_err(|err| DatasetError::Read { path: path.to_path_buf(), err })?;
-    let reader = SerializedFileReader::new(file)
-        .map_err(|e| DatasetError::Format { path: path.to_path_buf(), message: format!("not a readable parquet file: {e}") })?;
+    let file = std::fs::File::open(path).map_err(|err| DatasetError::Read {
+        path: path.to_path_buf(),
+        err,
+    })?;
+    let reader = SerializedFileReader::new(file).map_err(|e| DatasetError::Format {
+        path: path.to_path_buf(),
+        message: format!("not a readable parquet file: {e}"),
+    })?;
     let rows = reader
         .get_row_iter(None)
-        .map_err(|e| DatasetError::Format { path: path.to_path_buf(), message: e.to_string() })?;
+        .map_err(|e| DatasetError::Format {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
     let mut out = Vec::new();
     for (i, row) in rows.enumerate() {
-        let row = row.map_err(|e| DatasetError::Format { path: path.to_path_buf(), message: format!("row {i}: {e}") })?;
+        let row = row.map_err(|e| DatasetError::Format {
+            path: path.to_path_buf(),
+            message: format!("row {i}: {e}"),
+        })?;
         let mut doc = Map::new();
         for (name, field) in row.get_column_iter() {
             doc.insert(name.clone(), field_to_json(field));
@@ -567,7 +715,9 @@ fn field_to_json(f: &parquet::record::Field) -> Value {
 }
 
 fn float(x: f64) -> Value {
-    serde_json::Number::from_f64(x).map(Value::Number).unwrap_or(Value::Null)
+    serde_json::Number::from_f64(x)
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
 }
 
 #[cfg(test)]
@@ -581,7 +731,10 @@ mod tests {
         std::fs::write(&f, "sentence\tlabel\tscore\na b \t1\t0.5\nc\t0\t\n").unwrap();
         let split = read_files(&[f], None, false).unwrap();
         assert_eq!(split.columns, vec!["sentence", "label", "score"]);
-        assert_eq!(Value::Object(split.docs[0].clone()), serde_json::json!({"sentence": "a b ", "label": 1, "score": 0.5}));
+        assert_eq!(
+            Value::Object(split.docs[0].clone()),
+            serde_json::json!({"sentence": "a b ", "label": 1, "score": 0.5})
+        );
         assert_eq!(split.docs[1]["score"], Value::Null);
     }
 
@@ -590,18 +743,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("d.jsonl");
         std::fs::write(&f, b"{\"a\": 1}\n{\"a\": \xff}\n").unwrap();
-        let err = read_files(&[f.clone()], None, false).unwrap_err().to_string();
-        assert!(err.starts_with(&format!("{}:2: not valid UTF-8", f.display())), "{err}");
+        let err = read_files(&[f.clone()], None, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!("{}:2: not valid UTF-8", f.display())),
+            "{err}"
+        );
     }
 
     #[test]
     fn data_dir_maps_hub_ids_and_dev_splits() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("glue/sst2")).unwrap();
-        std::fs::write(dir.path().join("glue/sst2/dev.tsv"), "sentence\tlabel\nx\t1\n").unwrap();
+        std::fs::write(
+            dir.path().join("glue/sst2/dev.tsv"),
+            "sentence\tlabel\nx\t1\n",
+        )
+        .unwrap();
         let files = data_dir_files(dir.path(), "nyu-mll/glue", Some("sst2"), "validation").unwrap();
         assert_eq!(files, vec![dir.path().join("glue/sst2/dev.tsv")]);
-        let err = data_dir_files(dir.path(), "nyu-mll/glue", Some("qqp"), "validation").unwrap_err().to_string();
+        let err = data_dir_files(dir.path(), "nyu-mll/glue", Some("qqp"), "validation")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("dataset `nyu-mll/glue` (config `qqp`), split `validation`: not found under --data-dir"), "{err}");
     }
 }

@@ -33,19 +33,31 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    pub fn new(kind: SamplerKind, pool: Vec<Doc>, indices: Option<&[usize]>, seed: i64) -> Result<Sampler, String> {
+    pub fn new(
+        kind: SamplerKind,
+        pool: Vec<Doc>,
+        indices: Option<&[usize]>,
+        seed: i64,
+    ) -> Result<Sampler, String> {
         let pool = match indices {
             Some(idx) => idx
                 .iter()
                 .map(|&i| {
-                    pool.get(i)
-                        .cloned()
-                        .ok_or_else(|| format!("fewshot_indices: index {i} is out of range (the pool has {} docs)", pool.len()))
+                    pool.get(i).cloned().ok_or_else(|| {
+                        format!(
+                            "fewshot_indices: index {i} is out of range (the pool has {} docs)",
+                            pool.len()
+                        )
+                    })
                 })
                 .collect::<Result<Vec<_>, _>>()?,
             None => pool,
         };
-        Ok(Sampler { kind, pool, rnd: PyRandom::new(seed) })
+        Ok(Sampler {
+            kind,
+            pool,
+            rnd: PyRandom::new(seed),
+        })
     }
 
     pub fn pool_len(&self) -> usize {
@@ -58,13 +70,18 @@ impl Sampler {
             return Ok(vec![]);
         }
         if self.pool.is_empty() {
-            return Err("no documents available for few-shot sampling (the few-shot pool is empty)".into());
+            return Err(
+                "no documents available for few-shot sampling (the few-shot pool is empty)".into(),
+            );
         }
         match self.kind {
             SamplerKind::FirstN => {
                 let pool: Vec<&Doc> = self.pool.iter().filter(|d| eval_doc != Some(*d)).collect();
                 if n > pool.len() {
-                    return Err(format!("{n} few-shot examples requested but only {} are available", pool.len()));
+                    return Err(format!(
+                        "{n} few-shot examples requested but only {} are available",
+                        pool.len()
+                    ));
                 }
                 Ok(pool[..n].iter().map(|d| (*d).clone()).collect())
             }
@@ -79,13 +96,28 @@ impl Sampler {
                     ));
                 }
                 let picked = self.rnd.sample_indices(self.pool.len(), draw);
-                let mut res: Vec<Doc> = picked.iter().map(|&i| &self.pool[i]).filter(|d| eval_doc != Some(*d)).take(n).cloned().collect();
+                let mut res: Vec<Doc> = picked
+                    .iter()
+                    .map(|&i| &self.pool[i])
+                    .filter(|d| eval_doc != Some(*d))
+                    .take(n)
+                    .cloned()
+                    .collect();
                 if res.len() < n {
-                    let rest: Vec<&Doc> = self.pool.iter().filter(|d| eval_doc != Some(*d)).collect();
+                    let rest: Vec<&Doc> =
+                        self.pool.iter().filter(|d| eval_doc != Some(*d)).collect();
                     if n > rest.len() {
-                        return Err(format!("{n} few-shot examples requested but only {} differ from the eval doc", rest.len()));
+                        return Err(format!(
+                            "{n} few-shot examples requested but only {} differ from the eval doc",
+                            rest.len()
+                        ));
                     }
-                    res = self.rnd.sample_indices(rest.len(), n).into_iter().map(|i| rest[i].clone()).collect();
+                    res = self
+                        .rnd
+                        .sample_indices(rest.len(), n)
+                        .into_iter()
+                        .map(|i| rest[i].clone())
+                        .collect();
                 }
                 Ok(res)
             }
@@ -99,15 +131,27 @@ mod tests {
     use serde_json::json;
 
     fn docs(n: usize) -> Vec<Doc> {
-        (0..n).map(|i| json!({"i": i}).as_object().unwrap().clone()).collect()
+        (0..n)
+            .map(|i| json!({"i": i}).as_object().unwrap().clone())
+            .collect()
     }
 
     // python3: r = random.Random(1234); [[d for d in r.sample(range(10), 3)] for _ in range(2)]
     #[test]
     fn generator_advances_doc_by_doc() {
         let mut s = Sampler::new(SamplerKind::Default, docs(10), None, 1234).unwrap();
-        let a: Vec<_> = s.sample(3, None).unwrap().iter().map(|d| d["i"].as_u64().unwrap()).collect();
-        let b: Vec<_> = s.sample(3, None).unwrap().iter().map(|d| d["i"].as_u64().unwrap()).collect();
+        let a: Vec<_> = s
+            .sample(3, None)
+            .unwrap()
+            .iter()
+            .map(|d| d["i"].as_u64().unwrap())
+            .collect();
+        let b: Vec<_> = s
+            .sample(3, None)
+            .unwrap()
+            .iter()
+            .map(|d| d["i"].as_u64().unwrap())
+            .collect();
         assert_eq!((a, b), (vec![7, 1, 0], vec![1, 0, 9]));
     }
 
@@ -115,7 +159,12 @@ mod tests {
     fn first_n_skips_the_eval_doc() {
         let pool = docs(5);
         let mut s = Sampler::new(SamplerKind::FirstN, pool.clone(), None, 1234).unwrap();
-        let got: Vec<_> = s.sample(2, Some(&pool[0])).unwrap().iter().map(|d| d["i"].as_u64().unwrap()).collect();
+        let got: Vec<_> = s
+            .sample(2, Some(&pool[0]))
+            .unwrap()
+            .iter()
+            .map(|d| d["i"].as_u64().unwrap())
+            .collect();
         assert_eq!(got, vec![1, 2]);
     }
 }

@@ -24,14 +24,23 @@ pub fn cache_dir() -> PathBuf {
     if let Some(home) = std::env::var_os("HF_HOME") {
         return PathBuf::from(home).join("hub");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".cache").join("huggingface").join("hub")
 }
 
 /// Whether `HF_HUB_OFFLINE` or `HF_DATASETS_OFFLINE` is set to a true value.
 pub fn offline() -> bool {
     ["HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"].iter().any(|k| {
-        std::env::var(k).map(|v| matches!(v.trim().to_lowercase().as_str(), "1" | "true" | "yes" | "on")).unwrap_or(false)
+        std::env::var(k)
+            .map(|v| {
+                matches!(
+                    v.trim().to_lowercase().as_str(),
+                    "1" | "true" | "yes" | "on"
+                )
+            })
+            .unwrap_or(false)
     })
 }
 
@@ -78,7 +87,9 @@ fn cached_listing(id: &str, revision: &str) -> Option<Listing> {
     let snapshot = folder.join("snapshots").join(commit.trim());
     let mut files = Vec::new();
     fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -90,7 +101,11 @@ fn cached_listing(id: &str, revision: &str) -> Option<Listing> {
     }
     walk(&snapshot, &snapshot, &mut files);
     files.sort();
-    Some(Listing { files, snapshot: Some(snapshot), revision: revision.to_string() })
+    Some(Listing {
+        files,
+        snapshot: Some(snapshot),
+        revision: revision.to_string(),
+    })
 }
 
 fn api() -> Result<hf_hub::api::sync::Api, String> {
@@ -102,9 +117,20 @@ fn api() -> Result<hf_hub::api::sync::Api, String> {
 }
 
 fn remote_listing(id: &str, revision: &str) -> Result<Listing, String> {
-    let repo = hf_hub::Repo::with_revision(id.to_string(), hf_hub::RepoType::Dataset, revision.to_string());
-    let info = api()?.repo(repo).info().map_err(|e| format!("cannot list dataset `{id}` at `{revision}` on the hub: {e}"))?;
-    Ok(Listing { files: info.siblings.into_iter().map(|s| s.rfilename).collect(), snapshot: None, revision: revision.to_string() })
+    let repo = hf_hub::Repo::with_revision(
+        id.to_string(),
+        hf_hub::RepoType::Dataset,
+        revision.to_string(),
+    );
+    let info = api()?
+        .repo(repo)
+        .info()
+        .map_err(|e| format!("cannot list dataset `{id}` at `{revision}` on the hub: {e}"))?;
+    Ok(Listing {
+        files: info.siblings.into_iter().map(|s| s.rfilename).collect(),
+        snapshot: None,
+        revision: revision.to_string(),
+    })
 }
 
 fn fetch(id: &str, listing: &Listing, file: &str) -> Result<PathBuf, String> {
@@ -115,10 +141,19 @@ fn fetch(id: &str, listing: &Listing, file: &str) -> Result<PathBuf, String> {
         }
     }
     if offline() {
-        return Err(format!("`{file}` of dataset `{id}` is not in the cache and HF_HUB_OFFLINE is set"));
+        return Err(format!(
+            "`{file}` of dataset `{id}` is not in the cache and HF_HUB_OFFLINE is set"
+        ));
     }
-    let repo = hf_hub::Repo::with_revision(id.to_string(), hf_hub::RepoType::Dataset, listing.revision.clone());
-    api()?.repo(repo).get(file).map_err(|e| format!("cannot download `{file}` of dataset `{id}`: {e}"))
+    let repo = hf_hub::Repo::with_revision(
+        id.to_string(),
+        hf_hub::RepoType::Dataset,
+        listing.revision.clone(),
+    );
+    api()?
+        .repo(repo)
+        .get(file)
+        .map_err(|e| format!("cannot download `{file}` of dataset `{id}`: {e}"))
 }
 
 fn listing(id: &str, revision: &str) -> Result<Option<Listing>, String> {
@@ -149,14 +184,19 @@ fn card_patterns(card: &str, config: Option<&str>, split: &str) -> Option<Vec<St
     let as_list = |v: &Value| -> Vec<String> {
         match v {
             Value::String(s) => vec![s.clone()],
-            Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect(),
             _ => vec![],
         }
     };
     match chosen.get("data_files")? {
-        Value::Array(entries) if entries.iter().all(Value::is_object) => {
-            entries.iter().find(|e| e.get("split").and_then(Value::as_str) == Some(split)).and_then(|e| e.get("path")).map(as_list)
-        }
+        Value::Array(entries) if entries.iter().all(Value::is_object) => entries
+            .iter()
+            .find(|e| e.get("split").and_then(Value::as_str) == Some(split))
+            .and_then(|e| e.get("path"))
+            .map(as_list),
         Value::Object(m) => m.get(split).map(as_list),
         other if split == "train" => Some(as_list(other)),
         _ => None,
@@ -177,7 +217,12 @@ fn matching(listing: &Listing, patterns: &[String]) -> Vec<String> {
 /// Local paths (in the hub cache) of the files that hold one split of a hub dataset.
 pub fn split_files(id: &str, config: Option<&str>, split: &str) -> Result<Vec<PathBuf>, String> {
     let config_name = config.unwrap_or("default");
-    let what = format!("dataset `{id}`{}, split `{split}`", config.map(|c| format!(" (config `{c}`)")).unwrap_or_default());
+    let what = format!(
+        "dataset `{id}`{}, split `{split}`",
+        config
+            .map(|c| format!(" (config `{c}`)"))
+            .unwrap_or_default()
+    );
     let hint = "download it on a connected machine (it is read from the Hugging Face cache), or pass --data-dir DIR with a local copy (DIR/<name>/<config>/<split>.jsonl|parquet|csv|tsv)";
 
     if let Some(main) = listing(id, "main")? {
@@ -206,13 +251,22 @@ pub fn split_files(id: &str, config: Option<&str>, split: &str) -> Result<Vec<Pa
         }
     }
     if let Some(conv) = listing(id, "refs/convert/parquet")? {
-        let files = matching(&conv, &[format!("{config_name}/{split}/*.parquet"), format!("{config_name}/partial-{split}/*.parquet")]);
+        let files = matching(
+            &conv,
+            &[
+                format!("{config_name}/{split}/*.parquet"),
+                format!("{config_name}/partial-{split}/*.parquet"),
+            ],
+        );
         if !files.is_empty() {
             return files.iter().map(|f| fetch(id, &conv, f)).collect();
         }
     }
     if offline() {
-        Err(format!("{what} is not in the Hugging Face cache at {} and HF_HUB_OFFLINE is set; {hint}", cache_dir().display()))
+        Err(format!(
+            "{what} is not in the Hugging Face cache at {} and HF_HUB_OFFLINE is set; {hint}",
+            cache_dir().display()
+        ))
     } else {
         Err(format!("{what}: no data files found for it; {hint}"))
     }
@@ -232,8 +286,14 @@ mod tests {
     #[test]
     fn card_configs() {
         let card = "---\nconfigs:\n- config_name: main\n  data_files:\n  - split: train\n    path: main/train-*\n  - split: test\n    path: main/test-*\n---\n# GSM8K\n";
-        assert_eq!(card_patterns(card, Some("main"), "test"), Some(vec!["main/test-*".to_string()]));
+        assert_eq!(
+            card_patterns(card, Some("main"), "test"),
+            Some(vec!["main/test-*".to_string()])
+        );
         assert_eq!(card_patterns(card, Some("socratic"), "test"), None);
-        assert_eq!(card_patterns(card, None, "train"), Some(vec!["main/train-*".to_string()]));
+        assert_eq!(
+            card_patterns(card, None, "train"),
+            Some(vec!["main/train-*".to_string()])
+        );
     }
 }

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::config::{did_you_mean, GroupConfig, TaskConfig, GROUP_KEYS, STRUCTURAL_KEYS, TASK_KEYS, UNSUPPORTED_KEYS};
+use super::config::{
+    did_you_mean, GroupConfig, TaskConfig, GROUP_KEYS, STRUCTURAL_KEYS, TASK_KEYS, UNSUPPORTED_KEYS,
+};
 use super::TaskError;
 
 /// A YAML file's merged mapping and where it came from.
@@ -84,12 +86,22 @@ impl TaskIndex {
         if let Some(Value::String(group)) = map.get("group") {
             self.entries.insert(
                 group.clone(),
-                Entry { name: group.clone(), kind: EntryKind::Group, path: Some(raw.path.clone()), members: vec![] },
+                Entry {
+                    name: group.clone(),
+                    kind: EntryKind::Group,
+                    path: Some(raw.path.clone()),
+                    members: vec![],
+                },
             );
         } else if let Some(Value::String(task)) = map.get("task") {
             self.entries.insert(
                 task.clone(),
-                Entry { name: task.clone(), kind: EntryKind::Task, path: Some(raw.path.clone()), members: vec![] },
+                Entry {
+                    name: task.clone(),
+                    kind: EntryKind::Task,
+                    path: Some(raw.path.clone()),
+                    members: vec![],
+                },
             );
             for tag in tags_of(map) {
                 let entry = self.entries.entry(tag.clone()).or_insert_with(|| Entry {
@@ -123,14 +135,21 @@ impl TaskIndex {
                 self.skipped.len()
             )
         };
-        TaskError::UnknownTask { name: name.to_string(), hint, skipped }
+        TaskError::UnknownTask {
+            name: name.to_string(),
+            hint,
+            skipped,
+        }
     }
 }
 
 fn tags_of(map: &Map<String, Value>) -> Vec<String> {
     match map.get("tag") {
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect(),
         _ => vec![],
     }
 }
@@ -143,7 +162,9 @@ pub fn yaml_files(root: &Path) -> Vec<PathBuf> {
         return out;
     }
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             let name = entry.file_name();
@@ -164,16 +185,28 @@ pub fn yaml_files(root: &Path) -> Vec<PathBuf> {
 
 /// Parse one YAML file into a JSON mapping (no include handling).
 pub fn read_yaml(path: &Path) -> Result<Map<String, Value>, TaskError> {
-    let bytes = std::fs::read(path).map_err(|err| TaskError::Read { path: path.to_path_buf(), err })?;
+    let bytes = std::fs::read(path).map_err(|err| TaskError::Read {
+        path: path.to_path_buf(),
+        err,
+    })?;
     let text = String::from_utf8(bytes).map_err(|e| TaskError::Yaml {
         path: path.to_path_buf(),
-        message: format!("the file is not valid UTF-8 (first bad byte at offset {})", e.utf8_error().valid_up_to()),
+        message: format!(
+            "the file is not valid UTF-8 (first bad byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ),
     })?;
-    let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
-        .map_err(|e| TaskError::Yaml { path: path.to_path_buf(), message: e.to_string() })?;
+    let yaml: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&text).map_err(|e| TaskError::Yaml {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
     match yaml_to_json(yaml, path, &text)? {
         Value::Object(map) => Ok(map),
-        other => Err(TaskError::NotAMapping { path: path.to_path_buf(), found: kind_name(&other).into() }),
+        other => Err(TaskError::NotAMapping {
+            path: path.to_path_buf(),
+            found: kind_name(&other).into(),
+        }),
     }
 }
 
@@ -199,20 +232,31 @@ fn yaml_to_json(v: serde_yaml_ng::Value, path: &Path, text: &str) -> Result<Valu
             } else if let Some(u) = n.as_u64() {
                 Value::from(u)
             } else {
-                serde_json::Number::from_f64(n.as_f64().unwrap_or(f64::NAN)).map(Value::Number).unwrap_or(Value::Null)
+                serde_json::Number::from_f64(n.as_f64().unwrap_or(f64::NAN))
+                    .map(Value::Number)
+                    .unwrap_or(Value::Null)
             }
         }
         Y::String(s) => Value::String(s),
-        Y::Sequence(items) => {
-            Value::Array(items.into_iter().map(|i| yaml_to_json(i, path, text)).collect::<Result<_, _>>()?)
-        }
+        Y::Sequence(items) => Value::Array(
+            items
+                .into_iter()
+                .map(|i| yaml_to_json(i, path, text))
+                .collect::<Result<_, _>>()?,
+        ),
         Y::Mapping(m) => {
             let mut map = Map::new();
             for (k, v) in m {
                 let key = match k {
                     Y::String(s) => s,
                     Y::Number(n) => n.to_string(),
-                    Y::Bool(b) => if b { "True".into() } else { "False".into() },
+                    Y::Bool(b) => {
+                        if b {
+                            "True".into()
+                        } else {
+                            "False".into()
+                        }
+                    }
                     other => format!("{other:?}"),
                 };
                 map.insert(key, yaml_to_json(v, path, text)?);
@@ -226,14 +270,21 @@ fn yaml_to_json(v: serde_yaml_ng::Value, path: &Path, text: &str) -> Result<Valu
                 other => format!("{other:?}"),
             };
             let line = find_line(text, &spec);
-            return Err(TaskError::PythonFunction { path: path.to_path_buf(), line, tag, spec });
+            return Err(TaskError::PythonFunction {
+                path: path.to_path_buf(),
+                line,
+                tag,
+                spec,
+            });
         }
     })
 }
 
 /// The 1-based line of the first occurrence of `needle` (0 when absent).
 pub fn find_line(text: &str, needle: &str) -> usize {
-    text.find(needle).map(|pos| text[..pos].matches('\n').count() + 1).unwrap_or(0)
+    text.find(needle)
+        .map(|pos| text[..pos].matches('\n').count() + 1)
+        .unwrap_or(0)
 }
 
 /// The 1-based line where `key:` is written in any of `files` (file and line), for error messages.
@@ -256,15 +307,29 @@ pub fn read_yaml_merged(path: &Path) -> Result<RawConfig, TaskError> {
     let mut seen = Vec::new();
     let mut sources = Vec::new();
     let map = merge_includes(path, &mut seen, &mut sources)?;
-    Ok(RawConfig { path: path.to_path_buf(), map, sources })
+    Ok(RawConfig {
+        path: path.to_path_buf(),
+        map,
+        sources,
+    })
 }
 
-fn merge_includes(path: &Path, seen: &mut Vec<PathBuf>, sources: &mut Vec<PathBuf>) -> Result<Map<String, Value>, TaskError> {
+fn merge_includes(
+    path: &Path,
+    seen: &mut Vec<PathBuf>,
+    sources: &mut Vec<PathBuf>,
+) -> Result<Map<String, Value>, TaskError> {
     let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     if let Some(pos) = seen.iter().position(|p| *p == canonical) {
-        let mut chain: Vec<String> = seen[pos..].iter().map(|p| p.display().to_string()).collect();
+        let mut chain: Vec<String> = seen[pos..]
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
         chain.push(canonical.display().to_string());
-        return Err(TaskError::IncludeCycle { path: path.to_path_buf(), chain: chain.join(" -> ") });
+        return Err(TaskError::IncludeCycle {
+            path: path.to_path_buf(),
+            chain: chain.join(" -> "),
+        });
     }
     seen.push(canonical);
     sources.push(path.to_path_buf());
@@ -292,17 +357,28 @@ fn merge_includes(path: &Path, seen: &mut Vec<PathBuf>, sources: &mut Vec<PathBu
                 path: path.to_path_buf(),
                 task: String::new(),
                 field: "include".into(),
-                message: format!("expected a file name or a list of them, found {}", kind_name(&other)),
+                message: format!(
+                    "expected a file name or a list of them, found {}",
+                    kind_name(&other)
+                ),
             })
         }
     };
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut merged = Map::new();
     for inc in includes {
-        let inc_path = if Path::new(&inc).is_absolute() { PathBuf::from(&inc) } else { dir.join(&inc) };
+        let inc_path = if Path::new(&inc).is_absolute() {
+            PathBuf::from(&inc)
+        } else {
+            dir.join(&inc)
+        };
         if !inc_path.exists() {
             let (_, line) = find_key(&[path.to_path_buf()], "include");
-            return Err(TaskError::MissingInclude { path: path.to_path_buf(), line, include: inc_path });
+            return Err(TaskError::MissingInclude {
+                path: path.to_path_buf(),
+                line,
+                include: inc_path,
+            });
         }
         let mut inc_map = merge_includes(&inc_path, seen, sources)?;
         inc_map.remove("task_list");
@@ -319,19 +395,36 @@ fn merge_includes(path: &Path, seen: &mut Vec<PathBuf>, sources: &mut Vec<PathBu
 
 /// Check a task mapping's keys, then deserialize it, naming the field on error.
 pub fn parse_task_config(raw: &RawConfig) -> Result<TaskConfig, TaskError> {
-    let task = raw.map.get("task").and_then(|v| v.as_str()).unwrap_or("?").to_string();
+    let task = raw
+        .map
+        .get("task")
+        .and_then(|v| v.as_str())
+        .unwrap_or("?")
+        .to_string();
     for key in raw.map.keys() {
         if STRUCTURAL_KEYS.contains(&key.as_str()) || TASK_KEYS.contains(&key.as_str()) {
             continue;
         }
         let (file, line) = find_key(&raw.sources, key);
         if let Some((_, why)) = UNSUPPORTED_KEYS.iter().find(|(k, _)| k == key) {
-            return Err(TaskError::Unsupported { path: file, line, task, key: key.clone(), why: why.to_string() });
+            return Err(TaskError::Unsupported {
+                path: file,
+                line,
+                task,
+                key: key.clone(),
+                why: why.to_string(),
+            });
         }
         let hint = did_you_mean(key, TASK_KEYS.iter().copied())
             .map(|h| format!(" (did you mean `{h}`?)"))
             .unwrap_or_default();
-        return Err(TaskError::UnknownKey { path: file, line, task, key: key.clone(), hint });
+        return Err(TaskError::UnknownKey {
+            path: file,
+            line,
+            task,
+            key: key.clone(),
+            hint,
+        });
     }
     let mut map = raw.map.clone();
     for k in STRUCTURAL_KEYS {
@@ -342,13 +435,23 @@ pub fn parse_task_config(raw: &RawConfig) -> Result<TaskConfig, TaskError> {
         let field = e.path().to_string();
         let top = field.split(['.', '[']).next().unwrap_or("").to_string();
         let (file, line) = find_key(&raw.sources, &top);
-        TaskError::BadField { path: file_with_line(&file, line), task, field, message: e.into_inner().to_string() }
+        TaskError::BadField {
+            path: file_with_line(&file, line),
+            task,
+            field,
+            message: e.into_inner().to_string(),
+        }
     })
 }
 
 /// Check a group mapping's keys, then deserialize it.
 pub fn parse_group_config(raw: &RawConfig) -> Result<GroupConfig, TaskError> {
-    let group = raw.map.get("group").and_then(|v| v.as_str()).unwrap_or("?").to_string();
+    let group = raw
+        .map
+        .get("group")
+        .and_then(|v| v.as_str())
+        .unwrap_or("?")
+        .to_string();
     let mut map = raw.map.clone();
     map.remove("tag");
     for key in map.keys() {
@@ -357,7 +460,13 @@ pub fn parse_group_config(raw: &RawConfig) -> Result<GroupConfig, TaskError> {
             let hint = did_you_mean(key, GROUP_KEYS.iter().copied())
                 .map(|h| format!(" (did you mean `{h}`?)"))
                 .unwrap_or_default();
-            return Err(TaskError::UnknownKey { path: file, line, task: group, key: key.clone(), hint });
+            return Err(TaskError::UnknownKey {
+                path: file,
+                line,
+                task: group,
+                key: key.clone(),
+                hint,
+            });
         }
     }
     // lm-eval accepts `task: name` as well as a list
@@ -367,7 +476,12 @@ pub fn parse_group_config(raw: &RawConfig) -> Result<GroupConfig, TaskError> {
     serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
         let field = e.path().to_string();
         let (file, line) = find_key(&raw.sources, field.split(['.', '[']).next().unwrap_or(""));
-        TaskError::BadField { path: file_with_line(&file, line), task: group, field, message: e.into_inner().to_string() }
+        TaskError::BadField {
+            path: file_with_line(&file, line),
+            task: group,
+            field,
+            message: e.into_inner().to_string(),
+        }
     })
 }
 

@@ -31,27 +31,75 @@ pub enum TaskError {
     #[error("{}: expected a mapping of task fields at the top level, found {found}", path.display())]
     NotAMapping { path: PathBuf, found: String },
     #[error("{}:{line}: `{tag} {spec}` is a Python function, which rubric cannot run; express it as a Jinja template, a built-in `process_docs`, or a built-in metric/filter", path.display())]
-    PythonFunction { path: PathBuf, line: usize, tag: String, spec: String },
+    PythonFunction {
+        path: PathBuf,
+        line: usize,
+        tag: String,
+        spec: String,
+    },
     #[error("{}:{line}: unknown field `{key}` in `{task}`{hint}", path.display())]
-    UnknownKey { path: PathBuf, line: usize, task: String, key: String, hint: String },
+    UnknownKey {
+        path: PathBuf,
+        line: usize,
+        task: String,
+        key: String,
+        hint: String,
+    },
     #[error("{}:{line}: field `{key}` of task `{task}` is not supported: {why}", path.display())]
-    Unsupported { path: PathBuf, line: usize, task: String, key: String, why: String },
+    Unsupported {
+        path: PathBuf,
+        line: usize,
+        task: String,
+        key: String,
+        why: String,
+    },
     #[error("{}: field `{field}` of `{task}`: {message}", path.display())]
-    BadField { path: PathBuf, task: String, field: String, message: String },
+    BadField {
+        path: PathBuf,
+        task: String,
+        field: String,
+        message: String,
+    },
     #[error("{}: include cycle: {chain}", path.display())]
     IncludeCycle { path: PathBuf, chain: String },
     #[error("{}:{line}: included file {} does not exist", path.display(), include.display())]
-    MissingInclude { path: PathBuf, line: usize, include: PathBuf },
+    MissingInclude {
+        path: PathBuf,
+        line: usize,
+        include: PathBuf,
+    },
     #[error("--include-path {} does not exist", path.display())]
     MissingIncludePath { path: PathBuf },
-    #[error("unknown task, group or tag `{name}`{hint}{skipped}; `rubric tasks list` shows what exists")]
-    UnknownTask { name: String, hint: String, skipped: String },
+    #[error(
+        "unknown task, group or tag `{name}`{hint}{skipped}; `rubric tasks list` shows what exists"
+    )]
+    UnknownTask {
+        name: String,
+        hint: String,
+        skipped: String,
+    },
     #[error("{}: task `{task}`: {message}", path.display())]
-    Template { path: PathBuf, task: String, message: String },
+    Template {
+        path: PathBuf,
+        task: String,
+        message: String,
+    },
     #[error("task `{task}`, doc {doc_id}: {message}")]
-    Doc { task: String, doc_id: usize, message: String },
+    Doc {
+        task: String,
+        doc_id: usize,
+        message: String,
+    },
     #[error("{}: task `{task}`: reading its data (dataset_path / dataset_kwargs): {err}", path.display())]
-    Dataset { path: PathBuf, task: String, err: dataset::DatasetError },
+    Dataset {
+        path: PathBuf,
+        task: String,
+        err: dataset::DatasetError,
+    },
     #[error("{}: task `{task}`: {message}", path.display())]
-    Invalid { path: PathBuf, task: String, message: String },
+    Invalid {
+        path: PathBuf,
+        task: String,
+        message: String,
+    },
 }

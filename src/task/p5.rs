@@ -37,12 +37,18 @@ impl P5Options {
         let validation = match args.get("split").and_then(Value::as_str) {
             None | Some("test") => false,
             Some("validation") => true,
-            Some(other) => return Err(format!("p5_sequential `split` must be test or validation, got `{other}`")),
+            Some(other) => {
+                return Err(format!(
+                    "p5_sequential `split` must be test or validation, got `{other}`"
+                ))
+            }
         };
         let int = |k: &str, d: i64| -> Result<i64, String> {
             match args.get(k) {
                 None => Ok(d),
-                Some(v) => v.as_i64().ok_or_else(|| format!("p5_sequential `{k}` must be an integer")),
+                Some(v) => v
+                    .as_i64()
+                    .ok_or_else(|| format!("p5_sequential `{k}` must be an integer")),
             }
         };
         let negatives = int("negatives", 99)?;
@@ -53,8 +59,15 @@ impl P5Options {
             validation,
             negatives: negatives as usize,
             seed: int("seed", 2022)?,
-            separator: args.get("history_separator").and_then(Value::as_str).unwrap_or(" , ").to_string(),
-            datamaps: args.get("datamaps").and_then(Value::as_str).map(String::from),
+            separator: args
+                .get("history_separator")
+                .and_then(Value::as_str)
+                .unwrap_or(" , ")
+                .to_string(),
+            datamaps: args
+                .get("datamaps")
+                .and_then(Value::as_str)
+                .map(String::from),
         })
     }
 }
@@ -62,9 +75,18 @@ impl P5Options {
 /// `id2user` and the item catalog from datamaps.json.
 fn read_datamaps(path: &Path) -> Result<(Map<String, Value>, Vec<String>), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
-    let users = v.get("id2user").and_then(Value::as_object).cloned().ok_or_else(|| format!("{}: no `id2user` mapping", path.display()))?;
-    let mut items: Vec<String> = v.get("id2item").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+    let v: Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
+    let users = v
+        .get("id2user")
+        .and_then(Value::as_object)
+        .cloned()
+        .ok_or_else(|| format!("{}: no `id2user` mapping", path.display()))?;
+    let mut items: Vec<String> = v
+        .get("id2item")
+        .and_then(Value::as_object)
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
     items.sort_by(|a, b| natural(a, b));
     Ok((users, items))
 }
@@ -82,11 +104,20 @@ fn natural(a: &str, b: &str) -> std::cmp::Ordering {
 pub fn sequential(docs: &[Doc], opts: &P5Options, base: Option<&Path>) -> Result<Vec<Doc>, String> {
     let lines: Vec<Vec<String>> = docs
         .iter()
-        .map(|d| d.get("text").and_then(Value::as_str).unwrap_or("").split_whitespace().map(String::from).collect())
+        .map(|d| {
+            d.get("text")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .split_whitespace()
+                .map(String::from)
+                .collect()
+        })
         .collect();
     let (users, mut catalog) = match &opts.datamaps {
         Some(name) => {
-            let path = base.map(|b| b.join(name)).unwrap_or_else(|| Path::new(name).to_path_buf());
+            let path = base
+                .map(|b| b.join(name))
+                .unwrap_or_else(|| Path::new(name).to_path_buf());
             read_datamaps(&path)?
         }
         None => (Map::new(), Vec::new()),
@@ -111,7 +142,12 @@ pub fn sequential(docs: &[Doc], opts: &P5Options, base: Option<&Path>) -> Result
         let user = &l[0];
         let items = &l[1..];
         if items.len() <= held_out {
-            return Err(format!("line {}: user {user} has {} items; leave-one-out needs at least {}", line_no + 1, items.len(), held_out + 1));
+            return Err(format!(
+                "line {}: user {user} has {} items; leave-one-out needs at least {}",
+                line_no + 1,
+                items.len(),
+                held_out + 1
+            ));
         }
         let target = items[items.len() - held_out].clone();
         let history: Vec<String> = items[..items.len() - held_out].to_vec();
@@ -120,7 +156,11 @@ pub fn sequential(docs: &[Doc], opts: &P5Options, base: Option<&Path>) -> Result
         if pool < opts.negatives {
             return Err(format!("line {}: only {pool} items the user {user} never interacted with; {} negatives asked", line_no + 1, opts.negatives));
         }
-        let mut rng = PyRandom::new(opts.seed.wrapping_mul(1_000_003).wrapping_add(line_no as i64));
+        let mut rng = PyRandom::new(
+            opts.seed
+                .wrapping_mul(1_000_003)
+                .wrapping_add(line_no as i64),
+        );
         let mut chosen: Vec<String> = Vec::with_capacity(opts.negatives + 1);
         let mut taken: HashSet<usize> = HashSet::new();
         while chosen.len() < opts.negatives {
@@ -131,12 +171,22 @@ pub fn sequential(docs: &[Doc], opts: &P5Options, base: Option<&Path>) -> Result
         }
         chosen.push(target.clone());
         rng.shuffle(&mut chosen);
-        let target_index = chosen.iter().position(|c| *c == target).expect("the target is a candidate");
+        let target_index = chosen
+            .iter()
+            .position(|c| *c == target)
+            .expect("the target is a candidate");
         let mut d = Map::new();
         d.insert("user_id".into(), Value::from(user.clone()));
-        let name = users.get(user).and_then(Value::as_str).map(String::from).unwrap_or_else(|| format!("user_{user}"));
+        let name = users
+            .get(user)
+            .and_then(Value::as_str)
+            .map(String::from)
+            .unwrap_or_else(|| format!("user_{user}"));
         d.insert("user_name".into(), Value::from(name));
-        d.insert("purchase_history".into(), Value::from(history.join(&opts.separator)));
+        d.insert(
+            "purchase_history".into(),
+            Value::from(history.join(&opts.separator)),
+        );
         d.insert("history".into(), Value::from(history));
         d.insert("target".into(), Value::from(target));
         d.insert("candidate_items".into(), Value::from(chosen.join(" , ")));
@@ -152,11 +202,13 @@ mod tests {
     use super::*;
 
     fn lines(text: &str) -> Vec<Doc> {
-        text.lines().map(|l| {
-            let mut d = Map::new();
-            d.insert("text".into(), Value::from(l));
-            d
-        }).collect()
+        text.lines()
+            .map(|l| {
+                let mut d = Map::new();
+                d.insert("text".into(), Value::from(l));
+                d
+            })
+            .collect()
     }
 
     #[test]
@@ -167,12 +219,30 @@ mod tests {
         assert_eq!(out[0]["history"], serde_json::json!(["1", "2", "3"]));
         assert_eq!(out[0]["target"], "4");
         assert_eq!(out[0]["purchase_history"], "1 , 2 , 3");
-        let c: Vec<&str> = out[0]["candidates"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        let c: Vec<&str> = out[0]["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
         assert_eq!(c.len(), 4);
         assert_eq!(c[out[0]["target_index"].as_u64().unwrap() as usize], "4");
-        assert!(c.iter().filter(|x| **x != "4").all(|x| !["1", "2", "3"].contains(x)), "negatives were never interacted with");
+        assert!(
+            c.iter()
+                .filter(|x| **x != "4")
+                .all(|x| !["1", "2", "3"].contains(x)),
+            "negatives were never interacted with"
+        );
         assert_eq!(sequential(&docs, &opts, None).unwrap(), out, "seeded");
-        let val = sequential(&docs, &P5Options::parse(&serde_json::from_str(r#"{"negatives": 3, "split": "validation"}"#).unwrap()).unwrap(), None).unwrap();
+        let val = sequential(
+            &docs,
+            &P5Options::parse(
+                &serde_json::from_str(r#"{"negatives": 3, "split": "validation"}"#).unwrap(),
+            )
+            .unwrap(),
+            None,
+        )
+        .unwrap();
         assert_eq!(val[0]["target"], "3");
     }
 }

@@ -41,7 +41,10 @@ impl Processor {
             let hint = super::config::did_you_mean(&name, PROCESSORS.iter().copied())
                 .map(|h| format!(" (did you mean `{h}`?)"))
                 .unwrap_or_default();
-            return Err(format!("unknown processor `{name}`{hint}; built-in processors: {}", PROCESSORS.join(", ")));
+            return Err(format!(
+                "unknown processor `{name}`{hint}; built-in processors: {}",
+                PROCESSORS.join(", ")
+            ));
         }
         let p = Processor { name, args };
         p.check()?;
@@ -49,7 +52,10 @@ impl Processor {
     }
 
     fn arg_str(&self, key: &str) -> Result<&str, String> {
-        self.args.get(key).and_then(Value::as_str).ok_or_else(|| format!("process_docs `{}` needs a string `{key}`", self.name))
+        self.args
+            .get(key)
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("process_docs `{}` needs a string `{key}`", self.name))
     }
 
     fn check(&self) -> Result<(), String> {
@@ -66,7 +72,9 @@ impl Processor {
             "select_range" => {
                 self.arg_str("column")?;
                 for k in ["min", "max"] {
-                    self.args.get(k).and_then(Value::as_f64).ok_or_else(|| format!("process_docs `select_range` needs a number `{k}`"))?;
+                    self.args.get(k).and_then(Value::as_f64).ok_or_else(|| {
+                        format!("process_docs `select_range` needs a number `{k}`")
+                    })?;
                 }
                 Ok(())
             }
@@ -79,7 +87,12 @@ impl Processor {
         match self.name.as_str() {
             "map_values" => {
                 let column = self.arg_str("column")?;
-                let mapping = self.args.get("mapping").and_then(Value::as_object).cloned().unwrap_or_default();
+                let mapping = self
+                    .args
+                    .get("mapping")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
                 Ok(docs
                     .iter()
                     .map(|d| {
@@ -93,14 +106,23 @@ impl Processor {
                     })
                     .collect())
             }
-            "p5_sequential" => super::p5::sequential(docs, &super::p5::P5Options::parse(&self.args)?, base),
+            "p5_sequential" => {
+                super::p5::sequential(docs, &super::p5::P5Options::parse(&self.args)?, base)
+            }
             "select_range" => {
                 let column = self.arg_str("column")?;
                 let num = |k: &str| self.args.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
                 let (lo, hi) = (num("min"), num("max"));
                 Ok(docs
                     .iter()
-                    .filter(|d| d.get(column).and_then(|v| v.as_f64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))).is_some_and(|x| x >= lo && x <= hi))
+                    .filter(|d| {
+                        d.get(column)
+                            .and_then(|v| {
+                                v.as_f64()
+                                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                            })
+                            .is_some_and(|x| x >= lo && x <= hi)
+                    })
                     .cloned()
                     .collect())
             }

@@ -29,7 +29,11 @@ pub struct Message {
 
 impl Message {
     fn new(role: &'static str, content: impl Into<String>, delimiter: impl Into<String>) -> Self {
-        Message { role, content: content.into(), delimiter: delimiter.into() }
+        Message {
+            role,
+            content: content.into(),
+            delimiter: delimiter.into(),
+        }
     }
 }
 
@@ -43,7 +47,11 @@ pub struct ChatMessage {
 /// Renders chat messages with a model's chat template.
 pub trait ChatTemplate {
     /// `add_generation_prompt` is false when the last message is an assistant prefix to continue.
-    fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String, String>;
+    fn render(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+    ) -> Result<String, String>;
 }
 
 /// How prompts are built for one run.
@@ -69,7 +77,10 @@ fn python_isdigit(s: &str) -> bool {
 
 /// `maybe_delimit`: join with `delimiter` unless either side has whitespace at the join.
 pub fn maybe_delimit(prefix: Option<&str>, suffix: Option<&str>, delimiter: &str) -> String {
-    match (prefix.filter(|p| !p.is_empty()), suffix.filter(|s| !s.is_empty())) {
+    match (
+        prefix.filter(|p| !p.is_empty()),
+        suffix.filter(|s| !s.is_empty()),
+    ) {
         (None, s) => s.unwrap_or("").to_string(),
         (Some(p), None) => p.to_string(),
         (Some(p), Some(s)) => {
@@ -92,7 +103,13 @@ fn requires_delimiter(prefix: &str, suffix: &str) -> bool {
 }
 
 impl Task {
-    fn apply_field(&self, spec: &FieldSpec, doc: &Doc, columns: &[String], coerce: Coerce) -> Result<Value, TemplateError> {
+    fn apply_field(
+        &self,
+        spec: &FieldSpec,
+        doc: &Doc,
+        columns: &[String],
+        coerce: Coerce,
+    ) -> Result<Value, TemplateError> {
         match spec {
             FieldSpec::Int(i) => Ok(Value::from(*i)),
             FieldSpec::List(l) => Ok(Value::Array(l.clone())),
@@ -108,7 +125,11 @@ impl Task {
                         return Ok(Value::Number(n));
                     }
                 }
-                if coerce == Coerce::Target && s.len() >= 2 && s.starts_with('[') && s.ends_with(']') {
+                if coerce == Coerce::Target
+                    && s.len() >= 2
+                    && s.starts_with('[')
+                    && s.ends_with(']')
+                {
                     if let Ok(v) = crate::py::literal::literal_eval(&s) {
                         return Ok(v);
                     }
@@ -119,18 +140,45 @@ impl Task {
     }
 
     /// `doc_to_text` (an int means a multiple-input task's gold choice).
-    pub fn text_of(&self, spec: Option<&FieldSpec>, doc: &Doc, columns: &[String]) -> Result<Value, TemplateError> {
-        self.apply_field(spec.unwrap_or(&self.doc_to_text), doc, columns, Coerce::Text)
+    pub fn text_of(
+        &self,
+        spec: Option<&FieldSpec>,
+        doc: &Doc,
+        columns: &[String],
+    ) -> Result<Value, TemplateError> {
+        self.apply_field(
+            spec.unwrap_or(&self.doc_to_text),
+            doc,
+            columns,
+            Coerce::Text,
+        )
     }
 
     /// `doc_to_target`: a string, a choice index, or a list of targets.
-    pub fn target_of(&self, spec: Option<&FieldSpec>, doc: &Doc, columns: &[String]) -> Result<Value, TemplateError> {
-        self.apply_field(spec.unwrap_or(&self.doc_to_target), doc, columns, Coerce::Target)
+    pub fn target_of(
+        &self,
+        spec: Option<&FieldSpec>,
+        doc: &Doc,
+        columns: &[String],
+    ) -> Result<Value, TemplateError> {
+        self.apply_field(
+            spec.unwrap_or(&self.doc_to_target),
+            doc,
+            columns,
+            Coerce::Target,
+        )
     }
 
     /// `doc_to_choice`: a column, a template rendering a list literal, a list or a dict's values.
-    pub fn choices_of(&self, spec: Option<&FieldSpec>, doc: &Doc, columns: &[String]) -> Result<Vec<String>, TemplateError> {
-        let Some(spec) = spec.or(self.doc_to_choice.as_ref()) else { return Ok(vec![]) };
+    pub fn choices_of(
+        &self,
+        spec: Option<&FieldSpec>,
+        doc: &Doc,
+        columns: &[String],
+    ) -> Result<Vec<String>, TemplateError> {
+        let Some(spec) = spec.or(self.doc_to_choice.as_ref()) else {
+            return Ok(vec![]);
+        };
         let v = match spec {
             FieldSpec::Template { name, source } => {
                 if columns.iter().any(|c| c == source) {
@@ -152,12 +200,19 @@ impl Task {
             Value::Object(m) => Ok(m.values().map(crate::py::str).collect()),
             other => Err(TemplateError::Render {
                 field: "doc_to_choice".into(),
-                message: format!("expected a list of choices, got {}", crate::py::repr(&other)),
+                message: format!(
+                    "expected a list of choices, got {}",
+                    crate::py::repr(&other)
+                ),
             }),
         }
     }
 
-    fn render_opt(&self, spec: Option<&FieldSpec>, doc: &Doc) -> Result<Option<String>, TemplateError> {
+    fn render_opt(
+        &self,
+        spec: Option<&FieldSpec>,
+        doc: &Doc,
+    ) -> Result<Option<String>, TemplateError> {
         match spec {
             Some(FieldSpec::Template { name, source }) => {
                 if let Some(v) = doc.get(source) {
@@ -176,7 +231,14 @@ impl Task {
     }
 
     /// `build_qa_turn`: a user message, and the answer (or generation prefix) as assistant.
-    fn qa_turn(q: &str, choices: Option<&[String]>, answer: Option<&Value>, gen_prefix: Option<&str>, tgt_delim: &str, few_delim: &str) -> Result<Vec<Message>, String> {
+    fn qa_turn(
+        q: &str,
+        choices: Option<&[String]>,
+        answer: Option<&Value>,
+        gen_prefix: Option<&str>,
+        tgt_delim: &str,
+        few_delim: &str,
+    ) -> Result<Vec<Message>, String> {
         let has_answer = match answer {
             None | Some(Value::Null) => false,
             Some(Value::String(s)) => !s.is_empty(),
@@ -196,24 +258,46 @@ impl Task {
             let text = match (choices, answer) {
                 (Some(c), Value::Number(n)) if !c.is_empty() => {
                     let i = n.as_i64().unwrap_or(-1);
-                    c.get(i as usize).cloned().ok_or_else(|| format!("target index {i} is out of range for {} choices", c.len()))?
+                    c.get(i as usize).cloned().ok_or_else(|| {
+                        format!("target index {i} is out of range for {} choices", c.len())
+                    })?
                 }
                 (_, Value::Array(a)) => a.first().map(crate::py::str).unwrap_or_default(),
                 (_, Value::String(s)) => s.clone(),
-                (_, other) => return Err(format!("the few-shot answer is not a string: {}", crate::py::repr(other))),
+                (_, other) => {
+                    return Err(format!(
+                        "the few-shot answer is not a string: {}",
+                        crate::py::repr(other)
+                    ))
+                }
             };
-            msgs.push(Message::new("assistant", maybe_delimit(gen_prefix, Some(&text), " "), few_delim));
+            msgs.push(Message::new(
+                "assistant",
+                maybe_delimit(gen_prefix, Some(&text), " "),
+                few_delim,
+            ));
         } else if let Some(g) = gen_prefix {
             msgs.push(Message::new("assistant", g, ""));
         }
         Ok(msgs)
     }
 
-    fn render_messages(messages: Vec<Message>, opts: &PromptOptions, add_generation_prompt: bool) -> Result<String, String> {
+    fn render_messages(
+        messages: Vec<Message>,
+        opts: &PromptOptions,
+        add_generation_prompt: bool,
+    ) -> Result<String, String> {
         match opts.chat_template {
-            None => Ok(messages.iter().map(|m| format!("{}{}", m.content, m.delimiter)).collect()),
+            None => Ok(messages
+                .iter()
+                .map(|m| format!("{}{}", m.content, m.delimiter))
+                .collect()),
             Some(tmpl) => {
-                let chat = if opts.fewshot_as_multiturn { to_chat(&messages) } else { to_single_turn(messages) };
+                let chat = if opts.fewshot_as_multiturn {
+                    to_chat(&messages)
+                } else {
+                    to_single_turn(messages)
+                };
                 tmpl.render(&chat, add_generation_prompt)
             }
         }
@@ -221,24 +305,60 @@ impl Task {
 
     /// Build every request of the first `limit` eval docs, in doc order then request order.
     /// The few-shot generator advances doc by doc from `opts.seed`, as in lm-eval.
-    pub fn build_requests(&self, docs: &TaskDocs, limit: Option<usize>, opts: &PromptOptions) -> Result<Vec<Instance>, TaskError> {
-        let mut sampler = Sampler::new(self.fewshot.sampler, docs.fewshot_pool.clone(), self.fewshot.indices.as_deref(), opts.seed)
-            .map_err(|m| TaskError::Invalid { path: self.source.clone(), task: self.name.clone(), message: m })?;
-        let n = limit.map(|l| l.min(docs.eval.len())).unwrap_or(docs.eval.len());
+    pub fn build_requests(
+        &self,
+        docs: &TaskDocs,
+        limit: Option<usize>,
+        opts: &PromptOptions,
+    ) -> Result<Vec<Instance>, TaskError> {
+        let mut sampler = Sampler::new(
+            self.fewshot.sampler,
+            docs.fewshot_pool.clone(),
+            self.fewshot.indices.as_deref(),
+            opts.seed,
+        )
+        .map_err(|m| TaskError::Invalid {
+            path: self.source.clone(),
+            task: self.name.clone(),
+            message: m,
+        })?;
+        let n = limit
+            .map(|l| l.min(docs.eval.len()))
+            .unwrap_or(docs.eval.len());
         let mut out = Vec::new();
         for (doc_id, doc) in docs.eval.iter().take(n).enumerate() {
-            let err = |message: String| TaskError::Doc { task: self.name.clone(), doc_id, message };
-            out.extend(self.doc_requests(doc_id, doc, &docs.columns, &mut sampler, opts).map_err(err)?);
+            let err = |message: String| TaskError::Doc {
+                task: self.name.clone(),
+                doc_id,
+                message,
+            };
+            out.extend(
+                self.doc_requests(doc_id, doc, &docs.columns, &mut sampler, opts)
+                    .map_err(err)?,
+            );
         }
         Ok(out)
     }
 
     /// The requests of one doc (few-shot context, then per output type).
-    fn doc_requests(&self, doc_id: usize, doc: &Doc, columns: &[String], sampler: &mut Sampler, opts: &PromptOptions) -> Result<Vec<Instance>, String> {
+    fn doc_requests(
+        &self,
+        doc_id: usize,
+        doc: &Doc,
+        columns: &[String],
+        sampler: &mut Sampler,
+        opts: &PromptOptions,
+    ) -> Result<Vec<Instance>, String> {
         let te = |e: TemplateError| e.to_string();
         let mut messages = Vec::new();
-        let description = self.render_opt(self.description.as_ref(), doc).map_err(te)?;
-        let system = maybe_delimit(opts.system_instruction, description.as_deref(), &self.fewshot_delimiter);
+        let description = self
+            .render_opt(self.description.as_ref(), doc)
+            .map_err(te)?;
+        let system = maybe_delimit(
+            opts.system_instruction,
+            description.as_deref(),
+            &self.fewshot_delimiter,
+        );
         if !system.is_empty() {
             messages.push(Message::new("system", system, ""));
         }
@@ -247,26 +367,46 @@ impl Task {
             let shots = sampler.sample(opts.num_fewshot, eval_doc)?;
             for shot in &shots {
                 let fs = &self.fewshot;
-                let q = self.text_of(fs.doc_to_text.as_ref(), shot, columns).map_err(te)?;
+                let q = self
+                    .text_of(fs.doc_to_text.as_ref(), shot, columns)
+                    .map_err(te)?;
                 let c = match &fs.doc_to_choice {
                     Some(spec) => Some(self.choices_of(Some(spec), shot, columns).map_err(te)?),
                     None => None,
                 };
-                let a = self.target_of(fs.doc_to_target.as_ref(), shot, columns).map_err(te)?;
+                let a = self
+                    .target_of(fs.doc_to_target.as_ref(), shot, columns)
+                    .map_err(te)?;
                 let prefix = self.render_opt(fs.gen_prefix.as_ref(), shot).map_err(te)?;
                 let (q, c) = match (&q, &c) {
                     (Value::Number(i), Some(choices)) => {
                         let i = i.as_u64().unwrap_or(0) as usize;
-                        (choices.get(i).cloned().ok_or_else(|| format!("few-shot doc_to_text index {i} is out of range"))?, None)
+                        (
+                            choices.get(i).cloned().ok_or_else(|| {
+                                format!("few-shot doc_to_text index {i} is out of range")
+                            })?,
+                            None,
+                        )
                     }
                     (Value::String(s), _) => (s.clone(), c.clone()),
                     (other, _) => (crate::py::str(other), c.clone()),
                 };
-                messages.extend(Self::qa_turn(&q, c.as_deref(), Some(&a), prefix.as_deref(), &fs.target_delimiter, &fs.fewshot_delimiter)?);
+                messages.extend(Self::qa_turn(
+                    &q,
+                    c.as_deref(),
+                    Some(&a),
+                    prefix.as_deref(),
+                    &fs.target_delimiter,
+                    &fs.fewshot_delimiter,
+                )?);
             }
         }
         let q = self.text_of(None, doc, columns).map_err(te)?;
-        let choices = if self.doc_to_choice.is_some() { Some(self.choices_of(None, doc, columns).map_err(te)?) } else { None };
+        let choices = if self.doc_to_choice.is_some() {
+            Some(self.choices_of(None, doc, columns).map_err(te)?)
+        } else {
+            None
+        };
         let gen_prefix = self.render_opt(self.gen_prefix.as_ref(), doc).map_err(te)?;
         let add_gen_prompt = gen_prefix.as_deref().map_or(true, str::is_empty);
 
@@ -285,7 +425,14 @@ impl Task {
                     Value::String(s) => s.clone(),
                     other => crate::py::str(other),
                 };
-                messages.extend(Self::qa_turn(&q, choices.as_deref(), None, gen_prefix.as_deref(), &self.target_delimiter, "")?);
+                messages.extend(Self::qa_turn(
+                    &q,
+                    choices.as_deref(),
+                    None,
+                    gen_prefix.as_deref(),
+                    &self.target_delimiter,
+                    "",
+                )?);
                 vec![Self::render_messages(messages, opts, add_gen_prompt)?]
             }
         };
@@ -304,16 +451,34 @@ impl Task {
         match self.output_type {
             OutputType::Loglikelihood => {
                 let target = self.target_of(None, doc, columns).map_err(te)?;
-                out.push(mk(0, Request::Loglikelihood { context: ctx.clone(), continuation: crate::py::str(&target) }, None));
+                out.push(mk(
+                    0,
+                    Request::Loglikelihood {
+                        context: ctx.clone(),
+                        continuation: crate::py::str(&target),
+                    },
+                    None,
+                ));
             }
             OutputType::LoglikelihoodRolling => {
                 let target = self.target_of(None, doc, columns).map_err(te)?;
-                out.push(mk(0, Request::LoglikelihoodRolling { text: crate::py::str(&target) }, None));
+                out.push(mk(
+                    0,
+                    Request::LoglikelihoodRolling {
+                        text: crate::py::str(&target),
+                    },
+                    None,
+                ));
             }
             OutputType::MultipleChoice => {
                 let delim = if opts.chat_template.is_some() {
                     match self.config.gen_prefix.as_deref() {
-                        Some(g) if !g.is_empty() && !g.chars().last().is_some_and(char::is_whitespace) => self.target_delimiter.clone(),
+                        Some(g)
+                            if !g.is_empty()
+                                && !g.chars().last().is_some_and(char::is_whitespace) =>
+                        {
+                            self.target_delimiter.clone()
+                        }
                         _ => String::new(),
                     }
                 } else {
@@ -323,33 +488,70 @@ impl Task {
                 if multiple_input {
                     let cont = crate::py::str(&self.target_of(None, doc, columns).map_err(te)?);
                     for (i, c) in contexts.iter().enumerate() {
-                        out.push(mk(i, Request::Loglikelihood { context: c.clone(), continuation: format!("{delim}{cont}") }, None));
+                        out.push(mk(
+                            i,
+                            Request::Loglikelihood {
+                                context: c.clone(),
+                                continuation: format!("{delim}{cont}"),
+                            },
+                            None,
+                        ));
                     }
                 } else {
                     for (i, c) in choices.iter().enumerate() {
-                        out.push(mk(i, Request::Loglikelihood { context: ctx.clone(), continuation: format!("{delim}{c}") }, None));
+                        out.push(mk(
+                            i,
+                            Request::Loglikelihood {
+                                context: ctx.clone(),
+                                continuation: format!("{delim}{c}"),
+                            },
+                            None,
+                        ));
                     }
                 }
                 if self.uses_metric("acc_mutual_info") {
                     let base = out.len();
                     for (i, c) in choices.iter().enumerate() {
-                        out.push(mk(base + i, Request::Loglikelihood { context: String::new(), continuation: format!("{delim}{c}") }, None));
+                        out.push(mk(
+                            base + i,
+                            Request::Loglikelihood {
+                                context: String::new(),
+                                continuation: format!("{delim}{c}"),
+                            },
+                            None,
+                        ));
                     }
                 }
             }
             OutputType::GenerateUntil => {
                 let g = self.gen_kwargs.clone().unwrap_or_default();
-                out.push(mk(0, Request::GenerateUntil { context: ctx.clone(), gen_kwargs: GenKwargs::new(g) }, None));
+                out.push(mk(
+                    0,
+                    Request::GenerateUntil {
+                        context: ctx.clone(),
+                        gen_kwargs: GenKwargs::new(g),
+                    },
+                    None,
+                ));
             }
         }
         for extra in &self.extra_requests {
             let idx = out.len();
             let request = match extra.output_type {
                 OutputType::Loglikelihood => {
-                    let cont = self.render_opt(extra.continuation.as_ref(), doc).map_err(te)?.unwrap_or_default();
-                    Request::Loglikelihood { context: ctx.clone(), continuation: cont }
+                    let cont = self
+                        .render_opt(extra.continuation.as_ref(), doc)
+                        .map_err(te)?
+                        .unwrap_or_default();
+                    Request::Loglikelihood {
+                        context: ctx.clone(),
+                        continuation: cont,
+                    }
                 }
-                _ => Request::GenerateUntil { context: ctx.clone(), gen_kwargs: GenKwargs::new(extra.gen_kwargs.clone()) },
+                _ => Request::GenerateUntil {
+                    context: ctx.clone(),
+                    gen_kwargs: GenKwargs::new(extra.gen_kwargs.clone()),
+                },
             };
             out.push(mk(idx, request, Some(extra.name.clone())));
         }
@@ -366,25 +568,47 @@ impl Task {
 }
 
 fn to_chat(messages: &[Message]) -> Vec<ChatMessage> {
-    messages.iter().map(|m| ChatMessage { role: m.role.to_string(), content: m.content.clone() }).collect()
+    messages
+        .iter()
+        .map(|m| ChatMessage {
+            role: m.role.to_string(),
+            content: m.content.clone(),
+        })
+        .collect()
 }
 
 /// `multiturn_to_singleturn`: fold everything but the system message (and a final assistant
 /// prefix) into one user message.
 fn to_single_turn(mut messages: Vec<Message>) -> Vec<ChatMessage> {
-    let system = if messages.first().is_some_and(|m| m.role == "system") { Some(messages.remove(0)) } else { None };
+    let system = if messages.first().is_some_and(|m| m.role == "system") {
+        Some(messages.remove(0))
+    } else {
+        None
+    };
     let mut out = Vec::new();
     if let Some(s) = system {
-        out.push(ChatMessage { role: s.role.into(), content: s.content });
+        out.push(ChatMessage {
+            role: s.role.into(),
+            content: s.content,
+        });
     }
     let last_assistant = messages.last().is_some_and(|m| m.role == "assistant");
     let tail = if last_assistant { messages.pop() } else { None };
     if let Some(last) = messages.last_mut() {
         last.delimiter.clear();
     }
-    out.push(ChatMessage { role: "user".into(), content: messages.iter().map(|m| format!("{}{}", m.content, m.delimiter)).collect() });
+    out.push(ChatMessage {
+        role: "user".into(),
+        content: messages
+            .iter()
+            .map(|m| format!("{}{}", m.content, m.delimiter))
+            .collect(),
+    });
     if let Some(t) = tail {
-        out.push(ChatMessage { role: t.role.into(), content: t.content });
+        out.push(ChatMessage {
+            role: t.role.into(),
+            content: t.content,
+        });
     }
     out
 }
@@ -395,8 +619,14 @@ mod tests {
 
     #[test]
     fn maybe_delimit_as_lm_eval() {
-        assert_eq!(maybe_delimit(Some("sys"), Some("desc"), "\n\n"), "sys\n\ndesc");
-        assert_eq!(maybe_delimit(Some("sys\n"), Some("desc"), "\n\n"), "sys\ndesc");
+        assert_eq!(
+            maybe_delimit(Some("sys"), Some("desc"), "\n\n"),
+            "sys\n\ndesc"
+        );
+        assert_eq!(
+            maybe_delimit(Some("sys\n"), Some("desc"), "\n\n"),
+            "sys\ndesc"
+        );
         assert_eq!(maybe_delimit(None, Some("desc"), "\n\n"), "desc");
         assert_eq!(maybe_delimit(Some(""), None, "\n\n"), "");
     }

@@ -18,7 +18,10 @@ use super::TaskError;
 #[derive(Debug, Clone)]
 pub enum FieldSpec {
     /// A string: a column name (returned raw) or a Jinja template, compiled under `name`.
-    Template { name: String, source: String },
+    Template {
+        name: String,
+        source: String,
+    },
     Int(i64),
     List(Vec<Value>),
     Dict(Map<String, Value>),
@@ -88,18 +91,28 @@ pub struct TaskDocs {
     pub fewshot_pool: Vec<Doc>,
 }
 
-fn field_spec(v: &Value, name: &str, templates: &mut Templates) -> Result<FieldSpec, TemplateError> {
+fn field_spec(
+    v: &Value,
+    name: &str,
+    templates: &mut Templates,
+) -> Result<FieldSpec, TemplateError> {
     Ok(match v {
         Value::String(s) => {
             templates.add(name, s)?;
-            FieldSpec::Template { name: name.to_string(), source: s.clone() }
+            FieldSpec::Template {
+                name: name.to_string(),
+                source: s.clone(),
+            }
         }
         Value::Number(n) if n.is_i64() => FieldSpec::Int(n.as_i64().unwrap_or(0)),
         Value::Array(a) => FieldSpec::List(a.clone()),
         Value::Object(m) => FieldSpec::Dict(m.clone()),
         other => {
             templates.add(name, &crate::py::str(other))?;
-            FieldSpec::Template { name: name.to_string(), source: crate::py::str(other) }
+            FieldSpec::Template {
+                name: name.to_string(),
+                source: crate::py::str(other),
+            }
         }
     })
 }
@@ -116,21 +129,38 @@ impl Task {
         })?;
         let invalid = |field: &str, message: String| {
             let (file, line) = find_key(&raw.sources, field);
-            TaskError::BadField { path: super::load::file_with_line(&file, line), task: name.clone(), field: field.into(), message }
+            TaskError::BadField {
+                path: super::load::file_with_line(&file, line),
+                task: name.clone(),
+                field: field.into(),
+                message,
+            }
         };
         let template_err = |e: TemplateError| {
             let field = match &e {
-                TemplateError::Syntax { field, .. } | TemplateError::Undefined { field, .. } | TemplateError::Render { field, .. } => field.clone(),
+                TemplateError::Syntax { field, .. }
+                | TemplateError::Undefined { field, .. }
+                | TemplateError::Render { field, .. } => field.clone(),
             };
             let top = field.rsplit('.').next().unwrap_or(&field).to_string();
             let (file, line) = find_key(&raw.sources, &top);
-            TaskError::Template { path: super::load::file_with_line(&file, line), task: name.clone(), message: e.to_string() }
+            TaskError::Template {
+                path: super::load::file_with_line(&file, line),
+                task: name.clone(),
+                message: e.to_string(),
+            }
         };
 
         let output_type = config.output_type.unwrap_or(OutputType::GenerateUntil);
         config.output_type = Some(output_type);
-        let target_delimiter = config.target_delimiter.clone().unwrap_or_else(|| " ".into());
-        let fewshot_delimiter = config.fewshot_delimiter.clone().unwrap_or_else(|| "\n\n".into());
+        let target_delimiter = config
+            .target_delimiter
+            .clone()
+            .unwrap_or_else(|| " ".into());
+        let fewshot_delimiter = config
+            .fewshot_delimiter
+            .clone()
+            .unwrap_or_else(|| "\n\n".into());
         config.target_delimiter = Some(target_delimiter.clone());
         config.fewshot_delimiter = Some(fewshot_delimiter.clone());
         config.description.get_or_insert_with(String::new);
@@ -145,7 +175,10 @@ impl Task {
                     g.insert("temperature".into(), float(t));
                 }
                 if !g.contains_key("until") {
-                    g.insert("until".into(), Value::Array(vec![Value::String(fewshot_delimiter.clone())]));
+                    g.insert(
+                        "until".into(),
+                        Value::Array(vec![Value::String(fewshot_delimiter.clone())]),
+                    );
                 }
                 Some(g)
             }
@@ -153,8 +186,14 @@ impl Task {
                 let mut g = Map::new();
                 g.insert("temperature".into(), float(0.0));
                 g.insert("do_sample".into(), Value::Bool(false));
-                g.insert("max_gen_toks".into(), Value::from(crate::request::DEFAULT_MAX_GEN_TOKS));
-                g.insert("until".into(), Value::Array(vec![Value::String(fewshot_delimiter.clone())]));
+                g.insert(
+                    "max_gen_toks".into(),
+                    Value::from(crate::request::DEFAULT_MAX_GEN_TOKS),
+                );
+                g.insert(
+                    "until".into(),
+                    Value::Array(vec![Value::String(fewshot_delimiter.clone())]),
+                );
                 Some(g)
             }
             None => None,
@@ -162,10 +201,24 @@ impl Task {
         config.generation_kwargs = gen_kwargs.clone();
 
         let mut templates = Templates::new();
-        let doc_to_text = field_spec(config.doc_to_text.as_ref().unwrap_or(&Value::String(String::new())), "doc_to_text", &mut templates)
-            .map_err(template_err)?;
-        let doc_to_target = field_spec(config.doc_to_target.as_ref().unwrap_or(&Value::String(String::new())), "doc_to_target", &mut templates)
-            .map_err(template_err)?;
+        let doc_to_text = field_spec(
+            config
+                .doc_to_text
+                .as_ref()
+                .unwrap_or(&Value::String(String::new())),
+            "doc_to_text",
+            &mut templates,
+        )
+        .map_err(template_err)?;
+        let doc_to_target = field_spec(
+            config
+                .doc_to_target
+                .as_ref()
+                .unwrap_or(&Value::String(String::new())),
+            "doc_to_target",
+            &mut templates,
+        )
+        .map_err(template_err)?;
         let doc_to_choice = config
             .doc_to_choice
             .as_ref()
@@ -173,10 +226,16 @@ impl Task {
             .transpose()
             .map_err(template_err)?;
         if output_type == OutputType::MultipleChoice && doc_to_choice.is_none() {
-            return Err(invalid("output_type", "`multiple_choice` needs `doc_to_choice`".into()));
+            return Err(invalid(
+                "output_type",
+                "`multiple_choice` needs `doc_to_choice`".into(),
+            ));
         }
         let description = match config.description.as_deref() {
-            Some(d) if !d.is_empty() => Some(field_spec(&Value::String(d.into()), "description", &mut templates).map_err(template_err)?),
+            Some(d) if !d.is_empty() => Some(
+                field_spec(&Value::String(d.into()), "description", &mut templates)
+                    .map_err(template_err)?,
+            ),
             _ => None,
         };
         let gen_prefix = config
@@ -195,19 +254,54 @@ impl Task {
         // FewshotConfig.from_dict: explicit fewshot_config keys win over the task's
         let fc = config.fewshot_config.clone().unwrap_or_default();
         let explicit = config.fewshot_config.is_some();
-        let sampler_name = if explicit { fc.sampler.clone().unwrap_or_else(|| "default".into()) } else { "default".into() };
-        let sampler = SamplerKind::parse(&sampler_name)
-            .ok_or_else(|| invalid("fewshot_config", format!("unknown sampler `{sampler_name}` (known: default, first_n)")))?;
-        let fs_field = |own: &Option<Value>, task_v: &Option<FieldSpec>, name: &str, templates: &mut Templates| -> Result<Option<FieldSpec>, TaskError> {
+        let sampler_name = if explicit {
+            fc.sampler.clone().unwrap_or_else(|| "default".into())
+        } else {
+            "default".into()
+        };
+        let sampler = SamplerKind::parse(&sampler_name).ok_or_else(|| {
+            invalid(
+                "fewshot_config",
+                format!("unknown sampler `{sampler_name}` (known: default, first_n)"),
+            )
+        })?;
+        let fs_field = |own: &Option<Value>,
+                        task_v: &Option<FieldSpec>,
+                        name: &str,
+                        templates: &mut Templates|
+         -> Result<Option<FieldSpec>, TaskError> {
             match own {
-                Some(v) => Ok(Some(field_spec(v, &format!("fewshot_config.{name}"), templates).map_err(template_err)?)),
+                Some(v) => Ok(Some(
+                    field_spec(v, &format!("fewshot_config.{name}"), templates)
+                        .map_err(template_err)?,
+                )),
                 None => Ok(task_v.clone()),
             }
         };
-        let fs_doc_to_text = fs_field(&fc.doc_to_text, &Some(doc_to_text.clone()), "doc_to_text", &mut templates)?;
-        let fs_doc_to_target = fs_field(&fc.doc_to_target, &Some(doc_to_target.clone()), "doc_to_target", &mut templates)?;
-        let fs_doc_to_choice = fs_field(&fc.doc_to_choice, &doc_to_choice, "doc_to_choice", &mut templates)?;
-        let fs_gen_prefix = fs_field(&fc.gen_prefix.clone().map(Value::String), &gen_prefix, "gen_prefix", &mut templates)?;
+        let fs_doc_to_text = fs_field(
+            &fc.doc_to_text,
+            &Some(doc_to_text.clone()),
+            "doc_to_text",
+            &mut templates,
+        )?;
+        let fs_doc_to_target = fs_field(
+            &fc.doc_to_target,
+            &Some(doc_to_target.clone()),
+            "doc_to_target",
+            &mut templates,
+        )?;
+        let fs_doc_to_choice = fs_field(
+            &fc.doc_to_choice,
+            &doc_to_choice,
+            "doc_to_choice",
+            &mut templates,
+        )?;
+        let fs_gen_prefix = fs_field(
+            &fc.gen_prefix.clone().map(Value::String),
+            &gen_prefix,
+            "gen_prefix",
+            &mut templates,
+        )?;
         let fs_process = match &fc.process_docs {
             Some(v) => Some(Processor::parse(v).map_err(|m| invalid("fewshot_config", m))?),
             None => process_docs.clone(),
@@ -222,21 +316,42 @@ impl Task {
             doc_to_target: fs_doc_to_target,
             doc_to_choice: fs_doc_to_choice,
             gen_prefix: fs_gen_prefix,
-            target_delimiter: fc.target_delimiter.clone().unwrap_or_else(|| target_delimiter.clone()),
-            fewshot_delimiter: fc.fewshot_delimiter.clone().unwrap_or_else(|| fewshot_delimiter.clone()),
+            target_delimiter: fc
+                .target_delimiter
+                .clone()
+                .unwrap_or_else(|| target_delimiter.clone()),
+            fewshot_delimiter: fc
+                .fewshot_delimiter
+                .clone()
+                .unwrap_or_else(|| fewshot_delimiter.clone()),
         };
 
         let mut extra_requests = Vec::new();
-        for (i, e) in config.extra_requests.clone().unwrap_or_default().iter().enumerate() {
-            extra_requests.push(resolve_extra(e, i, &fewshot_delimiter, &mut templates).map_err(|m| match m {
-                Ok(msg) => invalid("extra_requests", msg),
-                Err(te) => template_err(te),
-            })?);
+        for (i, e) in config
+            .extra_requests
+            .clone()
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            extra_requests.push(
+                resolve_extra(e, i, &fewshot_delimiter, &mut templates).map_err(|m| match m {
+                    Ok(msg) => invalid("extra_requests", msg),
+                    Err(te) => template_err(te),
+                })?,
+            );
         }
 
-        let dataset_path = config.dataset_path.clone().ok_or_else(|| invalid("dataset_path", "a task needs `dataset_path`".into()))?;
+        let dataset_path = config
+            .dataset_path
+            .clone()
+            .ok_or_else(|| invalid("dataset_path", "a task needs `dataset_path`".into()))?;
         if config.test_split.is_none() && config.validation_split.is_none() {
-            return Err(invalid("test_split", "a task needs `test_split` or `validation_split` (the split it is evaluated on)".into()));
+            return Err(invalid(
+                "test_split",
+                "a task needs `test_split` or `validation_split` (the split it is evaluated on)"
+                    .into(),
+            ));
         }
         let version = config
             .metadata
@@ -289,21 +404,40 @@ impl Task {
 
     /// The split the task is evaluated on: `test_split`, else `validation_split`.
     pub fn eval_split(&self) -> &str {
-        self.config.test_split.as_deref().or(self.config.validation_split.as_deref()).unwrap_or("test")
+        self.config
+            .test_split
+            .as_deref()
+            .or(self.config.validation_split.as_deref())
+            .unwrap_or("test")
     }
 
     /// Load the eval docs and, when `num_fewshot > 0`, the few-shot pool (lm-eval's
     /// `eval_docs` and `fewshot_docs`).
-    pub fn load_docs(&self, cache: &mut DataCache, opts: &DataOptions, num_fewshot: usize) -> Result<TaskDocs, TaskError> {
-        let ds_err = |err| TaskError::Dataset { path: self.source.clone(), task: self.name.clone(), err };
-        let load = |cache: &mut DataCache, split: &str, process: &Option<Processor>| -> Result<Vec<Doc>, TaskError> {
+    pub fn load_docs(
+        &self,
+        cache: &mut DataCache,
+        opts: &DataOptions,
+        num_fewshot: usize,
+    ) -> Result<TaskDocs, TaskError> {
+        let ds_err = |err| TaskError::Dataset {
+            path: self.source.clone(),
+            task: self.name.clone(),
+            err,
+        };
+        let load = |cache: &mut DataCache,
+                    split: &str,
+                    process: &Option<Processor>|
+         -> Result<Vec<Doc>, TaskError> {
             let s = cache.split(&self.dataset, split, opts).map_err(ds_err)?;
             match process {
-                Some(p) => p.apply(&s.docs, s.source_dir.as_deref()).map_err(|m| TaskError::Invalid {
-                    path: self.source.clone(),
-                    task: self.name.clone(),
-                    message: format!("process_docs on split `{split}`: {m}"),
-                }),
+                Some(p) => {
+                    p.apply(&s.docs, s.source_dir.as_deref())
+                        .map_err(|m| TaskError::Invalid {
+                            path: self.source.clone(),
+                            task: self.name.clone(),
+                            message: format!("process_docs on split `{split}`: {m}"),
+                        })
+                }
                 None => Ok(s.docs.clone()),
             }
         };
@@ -336,12 +470,18 @@ impl Task {
         } else {
             eval.clone()
         };
-        Ok(TaskDocs { eval, columns, fewshot_pool })
+        Ok(TaskDocs {
+            eval,
+            columns,
+            fewshot_pool,
+        })
     }
 }
 
 fn float(x: f64) -> Value {
-    serde_json::Number::from_f64(x).map(Value::Number).unwrap_or(Value::Null)
+    serde_json::Number::from_f64(x)
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
 }
 
 fn resolve_extra(
@@ -358,7 +498,15 @@ fn resolve_extra(
     };
     let mut gen_kwargs = e.generation_kwargs.clone().unwrap_or_default();
     if e.output_type == OutputType::GenerateUntil && !gen_kwargs.contains_key("until") {
-        gen_kwargs.insert("until".into(), Value::Array(vec![Value::String(fewshot_delimiter.into())]));
+        gen_kwargs.insert(
+            "until".into(),
+            Value::Array(vec![Value::String(fewshot_delimiter.into())]),
+        );
     }
-    Ok(ExtraRequest { name: e.name.clone(), output_type: e.output_type, continuation, gen_kwargs })
+    Ok(ExtraRequest {
+        name: e.name.clone(),
+        output_type: e.output_type,
+        continuation,
+        gen_kwargs,
+    })
 }

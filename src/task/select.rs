@@ -12,7 +12,11 @@ use super::{Task, TaskError};
 #[derive(Debug)]
 pub enum Selected {
     Task(Box<Task>),
-    Group { config: GroupConfig, source: std::path::PathBuf, children: Vec<Selected> },
+    Group {
+        config: GroupConfig,
+        source: std::path::PathBuf,
+        children: Vec<Selected>,
+    },
 }
 
 impl Selected {
@@ -42,7 +46,11 @@ pub fn select(index: &TaskIndex, spec: &str) -> Result<Vec<Selected>, TaskError>
     select_name(index, spec, &mut vec![])
 }
 
-fn select_name(index: &TaskIndex, name: &str, stack: &mut Vec<String>) -> Result<Vec<Selected>, TaskError> {
+fn select_name(
+    index: &TaskIndex,
+    name: &str,
+    stack: &mut Vec<String>,
+) -> Result<Vec<Selected>, TaskError> {
     let entry = index.get(name).ok_or_else(|| index.unknown(name))?;
     match entry.kind {
         EntryKind::Tag => {
@@ -60,14 +68,23 @@ fn select_name(index: &TaskIndex, name: &str, stack: &mut Vec<String>) -> Result
     }
 }
 
-fn from_raw(index: &TaskIndex, raw: &RawConfig, stack: &mut Vec<String>) -> Result<Selected, TaskError> {
+fn from_raw(
+    index: &TaskIndex,
+    raw: &RawConfig,
+    stack: &mut Vec<String>,
+) -> Result<Selected, TaskError> {
     if raw.map.contains_key("group") {
         let config = parse_group_config(raw)?;
         if stack.contains(&config.group) {
             return Err(TaskError::Invalid {
                 path: raw.path.clone(),
                 task: config.group.clone(),
-                message: format!("group `{}` contains itself ({} -> {})", config.group, stack.join(" -> "), config.group),
+                message: format!(
+                    "group `{}` contains itself ({} -> {})",
+                    config.group,
+                    stack.join(" -> "),
+                    config.group
+                ),
             });
         }
         stack.push(config.group.clone());
@@ -87,21 +104,38 @@ fn from_raw(index: &TaskIndex, raw: &RawConfig, stack: &mut Vec<String>) -> Resu
             }
         }
         stack.pop();
-        return Ok(Selected::Group { config, source: raw.path.clone(), children });
+        return Ok(Selected::Group {
+            config,
+            source: raw.path.clone(),
+            children,
+        });
     }
     Ok(Selected::Task(Box::new(Task::resolve(raw)?)))
 }
 
 /// A group's inline task mapping: overrides on an indexed task, or a whole task.
-fn inline_child(index: &TaskIndex, group: &RawConfig, inline: &Map<String, Value>, stack: &mut Vec<String>) -> Result<Selected, TaskError> {
+fn inline_child(
+    index: &TaskIndex,
+    group: &RawConfig,
+    inline: &Map<String, Value>,
+    stack: &mut Vec<String>,
+) -> Result<Selected, TaskError> {
     if inline.contains_key("group") {
-        let raw = RawConfig { path: group.path.clone(), map: inline.clone(), sources: group.sources.clone() };
+        let raw = RawConfig {
+            path: group.path.clone(),
+            map: inline.clone(),
+            sources: group.sources.clone(),
+        };
         return from_raw(index, &raw, stack);
     }
     let name = inline.get("task").and_then(Value::as_str).unwrap_or("");
     let mut raw = match index.get(name).filter(|e| e.kind == EntryKind::Task) {
         Some(entry) => read_yaml_merged(entry.path.as_ref().expect("tasks have a file"))?,
-        None => RawConfig { path: group.path.clone(), map: Map::new(), sources: group.sources.clone() },
+        None => RawConfig {
+            path: group.path.clone(),
+            map: Map::new(),
+            sources: group.sources.clone(),
+        },
     };
     for (k, v) in inline {
         raw.map.insert(k.clone(), v.clone());

@@ -28,24 +28,46 @@ impl std::fmt::Debug for Templates {
 /// Why a template failed: at compile time (syntax) or for one doc.
 #[derive(Debug, Clone)]
 pub enum TemplateError {
-    Syntax { field: String, message: String },
+    Syntax {
+        field: String,
+        message: String,
+    },
     /// A name the template uses is not a field of the doc.
-    Undefined { field: String, keys: Vec<String>, message: String },
-    Render { field: String, message: String },
+    Undefined {
+        field: String,
+        keys: Vec<String>,
+        message: String,
+    },
+    Render {
+        field: String,
+        message: String,
+    },
 }
 
 impl std::fmt::Display for TemplateError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            TemplateError::Syntax { field, message } => write!(f, "`{field}` is not a valid Jinja template: {message}"),
-            TemplateError::Undefined { field, keys, message } if keys.is_empty() => {
+            TemplateError::Syntax { field, message } => {
+                write!(f, "`{field}` is not a valid Jinja template: {message}")
+            }
+            TemplateError::Undefined {
+                field,
+                keys,
+                message,
+            } if keys.is_empty() => {
                 write!(f, "`{field}` uses an undefined value: {message}")
             }
             TemplateError::Undefined { field, keys, .. } => {
                 let keys: Vec<String> = keys.iter().map(|k| format!("`{k}`")).collect();
-                write!(f, "`{field}` references {}, which the doc does not have", keys.join(", "))
+                write!(
+                    f,
+                    "`{field}` references {}, which the doc does not have",
+                    keys.join(", ")
+                )
             }
-            TemplateError::Render { field, message } => write!(f, "rendering `{field}` failed: {message}"),
+            TemplateError::Render { field, message } => {
+                write!(f, "rendering `{field}` failed: {message}")
+            }
         }
     }
 }
@@ -59,22 +81,36 @@ fn new_env() -> Environment<'static> {
     env.add_filter("regex_replace", regex_replace);
     env.set_formatter(|out, _state, value| {
         if value.is_undefined() {
-            return Err(minijinja::Error::new(ErrorKind::UndefinedError, "undefined value printed"));
+            return Err(minijinja::Error::new(
+                ErrorKind::UndefinedError,
+                "undefined value printed",
+            ));
         }
         if let Some(s) = value.as_str() {
-            out.write_str(s).map_err(|_| minijinja::Error::new(ErrorKind::WriteFailure, "write failed"))?;
+            out.write_str(s)
+                .map_err(|_| minijinja::Error::new(ErrorKind::WriteFailure, "write failed"))?;
             return Ok(());
         }
         let json = serde_json::to_value(value).unwrap_or(Value::Null);
-        out.write_str(&crate::py::str(&json)).map_err(|_| minijinja::Error::new(ErrorKind::WriteFailure, "write failed"))
+        out.write_str(&crate::py::str(&json))
+            .map_err(|_| minijinja::Error::new(ErrorKind::WriteFailure, "write failed"))
     });
     env
 }
 
 /// `regex_replace(s, pattern, repl, count=0)`: Python's `re.sub`.
-fn regex_replace(s: String, pattern: String, repl: String, count: Option<usize>) -> Result<String, minijinja::Error> {
-    let re = pyre::compile(&pattern)
-        .map_err(|e| minijinja::Error::new(ErrorKind::InvalidOperation, format!("bad regex {pattern:?}: {e}")))?;
+fn regex_replace(
+    s: String,
+    pattern: String,
+    repl: String,
+    count: Option<usize>,
+) -> Result<String, minijinja::Error> {
+    let re = pyre::compile(&pattern).map_err(|e| {
+        minijinja::Error::new(
+            ErrorKind::InvalidOperation,
+            format!("bad regex {pattern:?}: {e}"),
+        )
+    })?;
     pyre::sub(&re, &repl, &s, count.unwrap_or(0))
         .map_err(|e| minijinja::Error::new(ErrorKind::InvalidOperation, e.to_string()))
 }
@@ -88,7 +124,10 @@ impl Templates {
     pub fn add(&mut self, field: &str, source: &str) -> Result<(), TemplateError> {
         self.env
             .add_template_owned(field.to_string(), source.to_string())
-            .map_err(|e| TemplateError::Syntax { field: field.to_string(), message: describe(&e) })
+            .map_err(|e| TemplateError::Syntax {
+                field: field.to_string(),
+                message: describe(&e),
+            })
     }
 
     pub fn has(&self, field: &str) -> bool {
@@ -100,15 +139,28 @@ impl Templates {
         let tmpl = self
             .env
             .get_template(field)
-            .map_err(|e| TemplateError::Render { field: field.to_string(), message: describe(&e) })?;
+            .map_err(|e| TemplateError::Render {
+                field: field.to_string(),
+                message: describe(&e),
+            })?;
         tmpl.render(JValue::from_serialize(doc)).map_err(|e| {
             if e.kind() == ErrorKind::UndefinedError {
-                let mut keys: Vec<String> =
-                    tmpl.undeclared_variables(false).into_iter().filter(|k| !doc.contains_key(k)).collect();
+                let mut keys: Vec<String> = tmpl
+                    .undeclared_variables(false)
+                    .into_iter()
+                    .filter(|k| !doc.contains_key(k))
+                    .collect();
                 keys.sort();
-                TemplateError::Undefined { field: field.to_string(), keys, message: describe(&e) }
+                TemplateError::Undefined {
+                    field: field.to_string(),
+                    keys,
+                    message: describe(&e),
+                }
             } else {
-                TemplateError::Render { field: field.to_string(), message: describe(&e) }
+                TemplateError::Render {
+                    field: field.to_string(),
+                    message: describe(&e),
+                }
             }
         })
     }
@@ -134,7 +186,11 @@ fn describe(e: &minijinja::Error) -> String {
 }
 
 /// Render a one-off template string on a doc (for `description`, `gen_prefix`, extras).
-pub fn render_once(field: &str, source: &str, doc: &Map<String, Value>) -> Result<String, TemplateError> {
+pub fn render_once(
+    field: &str,
+    source: &str,
+    doc: &Map<String, Value>,
+) -> Result<String, TemplateError> {
     let mut t = Templates::new();
     t.add(field, source)?;
     t.render(field, doc)
@@ -156,38 +212,68 @@ mod tests {
     #[test]
     fn python_string_methods() {
         let d = json!({"answer": "so 3+4=7\n#### 7", "h": "It rains"});
-        assert_eq!(render("{{answer.split('####')[-1].strip()}}", d.clone()).unwrap(), "7");
         assert_eq!(
-            render("{{h.strip() if h.strip().endswith('.') else h.strip() + '.'}}", d.clone()).unwrap(),
+            render("{{answer.split('####')[-1].strip()}}", d.clone()).unwrap(),
+            "7"
+        );
+        assert_eq!(
+            render(
+                "{{h.strip() if h.strip().endswith('.') else h.strip() + '.'}}",
+                d.clone()
+            )
+            .unwrap(),
             "It rains."
         );
-        assert_eq!(render("{{h.lower().replace('rains', 'snows')}}", d).unwrap(), "it snows");
+        assert_eq!(
+            render("{{h.lower().replace('rains', 'snows')}}", d).unwrap(),
+            "it snows"
+        );
     }
 
     #[test]
     fn trailing_newline_kept_and_values_print_as_python() {
         let d = json!({"xs": ["a", "b's"], "f": 2.0, "b": true, "n": null, "i": 3});
         assert_eq!(render("{{xs}}\n", d.clone()).unwrap(), "['a', \"b's\"]\n");
-        assert_eq!(render("{{f}} {{b}} {{n}} {{i}}", d).unwrap(), "2.0 True None 3");
+        assert_eq!(
+            render("{{f}} {{b}} {{n}} {{i}}", d).unwrap(),
+            "2.0 True None 3"
+        );
     }
 
     #[test]
     fn undefined_names_the_key() {
         let err = render("Q: {{question}} {{missing}}", json!({"question": "q"})).unwrap_err();
-        assert_eq!(err.to_string(), "`t` references `missing`, which the doc does not have");
+        assert_eq!(
+            err.to_string(),
+            "`t` references `missing`, which the doc does not have"
+        );
     }
 
     #[test]
     fn regex_replace_is_re_sub() {
         let d = json!({"s": "a1b22c"});
-        assert_eq!(render("{{s | regex_replace('[0-9]+', '#')}}", d.clone()).unwrap(), "a#b#c");
-        assert_eq!(render("{{s | regex_replace('([a-z])([0-9])', '\\\\2\\\\1', 1)}}", d).unwrap(), "1ab22c");
+        assert_eq!(
+            render("{{s | regex_replace('[0-9]+', '#')}}", d.clone()).unwrap(),
+            "a#b#c"
+        );
+        assert_eq!(
+            render(
+                "{{s | regex_replace('([a-z])([0-9])', '\\\\2\\\\1', 1)}}",
+                d
+            )
+            .unwrap(),
+            "1ab22c"
+        );
     }
 
     #[test]
     fn syntax_error_is_reported() {
         let mut t = Templates::new();
         let err = t.add("doc_to_text", "{{ question ").unwrap_err();
-        assert!(err.to_string().starts_with("`doc_to_text` is not a valid Jinja template"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("`doc_to_text` is not a valid Jinja template"),
+            "{err}"
+        );
     }
 }

@@ -76,7 +76,11 @@ fn apply_rules(w: &[char], rules: &[(&str, &str, Cond)]) -> Vec<char> {
     for (suffix, replacement, cond) in rules {
         if ends_with(w, suffix) {
             let stem = strip(w, suffix);
-            return if cond.map_or(true, |c| c(&stem)) { join(&stem, replacement) } else { w.to_vec() };
+            return if cond.map_or(true, |c| c(&stem)) {
+                join(&stem, replacement)
+            } else {
+                w.to_vec()
+            };
         }
     }
     w.to_vec()
@@ -90,16 +94,32 @@ fn step1a(w: &[char]) -> Vec<char> {
     if ends_with(w, "ies") && w.len() == 4 {
         return join(&strip(w, "ies"), "ie");
     }
-    apply_rules(w, &[("sses", "ss", None), ("ies", "i", None), ("ss", "ss", None), ("s", "", None)])
+    apply_rules(
+        w,
+        &[
+            ("sses", "ss", None),
+            ("ies", "i", None),
+            ("ss", "ss", None),
+            ("s", "", None),
+        ],
+    )
 }
 
 fn step1b(w: &[char]) -> Vec<char> {
     if ends_with(w, "ied") {
-        return if w.len() == 4 { join(&strip(w, "ied"), "ie") } else { join(&strip(w, "ied"), "i") };
+        return if w.len() == 4 {
+            join(&strip(w, "ied"), "ie")
+        } else {
+            join(&strip(w, "ied"), "i")
+        };
     }
     if ends_with(w, "eed") {
         let stem = strip(w, "eed");
-        return if measure(&stem) > 0 { join(&stem, "ee") } else { w.to_vec() };
+        return if measure(&stem) > 0 {
+            join(&stem, "ee")
+        } else {
+            w.to_vec()
+        };
     }
     let mut inter = None;
     for suffix in ["ed", "ing"] {
@@ -120,7 +140,11 @@ fn step1b(w: &[char]) -> Vec<char> {
     // "*d": a double consonant, kept unless it is l, s or z
     if ends_double_consonant(&s) {
         let last = s[s.len() - 1];
-        return if !matches!(last, 'l' | 's' | 'z') { join(&s[..s.len() - 2], &last.to_string()) } else { s };
+        return if !matches!(last, 'l' | 's' | 'z') {
+            join(&s[..s.len() - 2], &last.to_string())
+        } else {
+            s
+        };
     }
     // "": (m=1 and *o) -> e
     if measure(&s) == 1 && ends_cvc(&s) {
@@ -276,16 +300,47 @@ mod tests {
     #[test]
     fn stems_as_nltk() {
         let words = [
-            "caresses", "ponies", "ties", "cats", "feed", "agreed", "plastered", "motoring", "sing", "conflated",
-            "troubled", "sized", "hopping", "falling", "failing", "filing", "happy", "sky", "relational",
-            "conditional", "rational", "digitizer", "radically", "triplicate", "formative", "revival",
-            "adoption", "controlling", "generalizations", "dying", "enjoy", "analogi", "running", "studies",
+            "caresses",
+            "ponies",
+            "ties",
+            "cats",
+            "feed",
+            "agreed",
+            "plastered",
+            "motoring",
+            "sing",
+            "conflated",
+            "troubled",
+            "sized",
+            "hopping",
+            "falling",
+            "failing",
+            "filing",
+            "happy",
+            "sky",
+            "relational",
+            "conditional",
+            "rational",
+            "digitizer",
+            "radically",
+            "triplicate",
+            "formative",
+            "revival",
+            "adoption",
+            "controlling",
+            "generalizations",
+            "dying",
+            "enjoy",
+            "analogi",
+            "running",
+            "studies",
         ];
         let got: Vec<String> = words.iter().map(|w| stem(w)).collect();
         let want = [
-            "caress", "poni", "tie", "cat", "feed", "agre", "plaster", "motor", "sing", "conflat", "troubl", "size",
-            "hop", "fall", "fail", "file", "happi", "sky", "relat", "condit", "ration", "digit", "radic", "triplic",
-            "form", "reviv", "adopt", "control", "gener", "die", "enjoy", "analog", "run", "studi",
+            "caress", "poni", "tie", "cat", "feed", "agre", "plaster", "motor", "sing", "conflat",
+            "troubl", "size", "hop", "fall", "fail", "file", "happi", "sky", "relat", "condit",
+            "ration", "digit", "radic", "triplic", "form", "reviv", "adopt", "control", "gener",
+            "die", "enjoy", "analog", "run", "studi",
         ];
         assert_eq!(got, want);
     }

@@ -80,7 +80,9 @@ fn translate(p: &str) -> String {
 
 /// Whether the text at `s` (starting with `{`) is a `{m}`, `{m,}`, `{m,n}` or `{,n}` quantifier.
 fn is_quantifier(s: &[char]) -> bool {
-    let Some(end) = s.iter().position(|&c| c == '}') else { return false };
+    let Some(end) = s.iter().position(|&c| c == '}') else {
+        return false;
+    };
     let inner: String = s[1..end].iter().collect();
     let mut parts = inner.splitn(2, ',');
     let a = parts.next().unwrap_or("");
@@ -93,11 +95,19 @@ fn is_quantifier(s: &[char]) -> bool {
 }
 
 fn closes_quantifier(before: &[char]) -> bool {
-    let Some(open) = before.iter().rposition(|&c| c == '{') else { return false };
+    let Some(open) = before.iter().rposition(|&c| c == '{') else {
+        return false;
+    };
     if open > 0 && before[open - 1] == '\\' {
         return false;
     }
-    is_quantifier(&before[open..].iter().copied().chain(std::iter::once('}')).collect::<Vec<_>>())
+    is_quantifier(
+        &before[open..]
+            .iter()
+            .copied()
+            .chain(std::iter::once('}'))
+            .collect::<Vec<_>>(),
+    )
 }
 
 /// One `re.findall` result: the match or group, or the tuple of groups.
@@ -113,7 +123,9 @@ pub fn find_iter<'t>(re: &Regex, text: &'t str) -> Result<Vec<Captures<'t>>, Str
     let mut pos = 0;
     let mut last_empty_at: Option<usize> = None;
     while pos <= text.len() {
-        let Some(caps) = re.captures_from_pos(text, pos).map_err(|e| e.to_string())? else { break };
+        let Some(caps) = re.captures_from_pos(text, pos).map_err(|e| e.to_string())? else {
+            break;
+        };
         let m = caps.get(0).expect("group 0 always exists");
         if m.start() == m.end() && last_empty_at == Some(m.start()) {
             // the same empty match again: step over one character
@@ -142,7 +154,11 @@ pub fn findall(re: &Regex, text: &str) -> Result<Vec<Found>, String> {
     Ok(find_iter(re, text)?
         .into_iter()
         .map(|caps| {
-            let group = |i: usize| caps.get(i).map(|m| m.as_str().to_string()).unwrap_or_default();
+            let group = |i: usize| {
+                caps.get(i)
+                    .map(|m| m.as_str().to_string())
+                    .unwrap_or_default()
+            };
             match groups {
                 0 => Found::One(group(0)),
                 1 => Found::One(group(1)),
@@ -210,7 +226,10 @@ fn parse_repl(repl: &str, re: &Regex) -> Result<Vec<ReplPiece>, String> {
             '\\' => lit.push('\\'),
             'g' => {
                 let rest: String = chars[i + 2..].iter().collect();
-                let close = rest.find('>').filter(|_| rest.starts_with('<')).ok_or("bad \\g<...> in replacement")?;
+                let close = rest
+                    .find('>')
+                    .filter(|_| rest.starts_with('<'))
+                    .ok_or("bad \\g<...> in replacement")?;
                 let name = &rest[1..close];
                 let idx = match name.parse::<usize>() {
                     Ok(i) => i,
@@ -234,7 +253,9 @@ fn parse_repl(repl: &str, re: &Regex) -> Result<Vec<ReplPiece>, String> {
                 group = Some(num);
                 i += len;
             }
-            other if other.is_ascii_alphabetic() => return Err(format!("bad escape \\{other} in replacement")),
+            other if other.is_ascii_alphabetic() => {
+                return Err(format!("bad escape \\{other} in replacement"))
+            }
             other => {
                 lit.push('\\');
                 lit.push(other);
@@ -264,25 +285,52 @@ mod tests {
         let re = compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)").unwrap();
         assert_eq!(
             findall(&re, "I have 3 apples and $1,200.").unwrap(),
-            vec![Found::Groups(vec!["".into(), "3".into()]), Found::Groups(vec!["$1,200.".into(), "".into()])]
+            vec![
+                Found::Groups(vec!["".into(), "3".into()]),
+                Found::Groups(vec!["$1,200.".into(), "".into()])
+            ]
         );
         let re = compile(r"#### (\-?[0-9\.\,]+)").unwrap();
-        assert_eq!(findall(&re, "x\n#### 1,234").unwrap(), vec![Found::One("1,234".into())]);
+        assert_eq!(
+            findall(&re, "x\n#### 1,234").unwrap(),
+            vec![Found::One("1,234".into())]
+        );
     }
 
     // python3: re.sub(r"\.$", "", "72.\n"), re.sub("x*", "-", "abxd"), re.sub(r"(?s).*#### ", "", "a\n#### 5")
     #[test]
     fn sub_as_python() {
-        assert_eq!(sub(&compile(r"\.$").unwrap(), "", "72.\n", 0).unwrap(), "72\n");
-        assert_eq!(sub(&compile("x*").unwrap(), "-", "abxd", 0).unwrap(), "-a-b--d-");
-        assert_eq!(sub(&compile(r"(?s).*#### ").unwrap(), "", "a\n#### 5", 0).unwrap(), "5");
-        assert_eq!(sub(&compile(r"(\w+) (\w+)").unwrap(), r"\2 \g<1>", "hello world", 0).unwrap(), "world hello");
+        assert_eq!(
+            sub(&compile(r"\.$").unwrap(), "", "72.\n", 0).unwrap(),
+            "72\n"
+        );
+        assert_eq!(
+            sub(&compile("x*").unwrap(), "-", "abxd", 0).unwrap(),
+            "-a-b--d-"
+        );
+        assert_eq!(
+            sub(&compile(r"(?s).*#### ").unwrap(), "", "a\n#### 5", 0).unwrap(),
+            "5"
+        );
+        assert_eq!(
+            sub(
+                &compile(r"(\w+) (\w+)").unwrap(),
+                r"\2 \g<1>",
+                "hello world",
+                0
+            )
+            .unwrap(),
+            "world hello"
+        );
     }
 
     #[test]
     fn literal_braces() {
         let re = compile(r"\\boxed{(.*)}").unwrap();
-        assert_eq!(findall(&re, r"so \boxed{42}").unwrap(), vec![Found::One("42".into())]);
+        assert_eq!(
+            findall(&re, r"so \boxed{42}").unwrap(),
+            vec![Found::One("42".into())]
+        );
         assert!(compile(r"a{2}").unwrap().is_match("aa").unwrap());
     }
 }

@@ -14,7 +14,6 @@ fn is_13a_punct(c: char) -> bool {
     matches!(c as u32, 0x7B..=0x7E | 0x5B..=0x60 | 0x20..=0x26 | 0x28..=0x2B | 0x3A..=0x40 | 0x2F)
 }
 
-
 /// sacrebleu's `Tokenizer13a()(line)`.
 ///
 /// Works on UTF-8 bytes: every pattern involves ASCII characters only, and a multi-byte
@@ -27,9 +26,16 @@ pub fn tokenize_13a(line: &str) -> String {
     let mut owned;
     let mut text = line;
     if memchr::memchr3(b'<', b'\n', b'&', line.as_bytes()).is_some() {
-        owned = line.replace("<skipped>", "").replace("-\n", "").replace('\n', " ");
+        owned = line
+            .replace("<skipped>", "")
+            .replace("-\n", "")
+            .replace('\n', " ");
         if owned.contains('&') {
-            owned = owned.replace("&quot;", "\"").replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">");
+            owned = owned
+                .replace("&quot;", "\"")
+                .replace("&amp;", "&")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">");
         }
         text = &owned;
     }
@@ -53,7 +59,9 @@ pub fn tokenize_13a(line: &str) -> String {
     let mut p = 0;
     let mut from = 1;
     while from < s1.len() {
-        let Some(off) = memchr::memchr2(b'.', b',', &s1[from..]) else { break };
+        let Some(off) = memchr::memchr2(b'.', b',', &s1[from..]) else {
+            break;
+        };
         let j = from + off;
         if !digit(s1[j - 1]) {
             s2.extend_from_slice(&s1[p..j - 1]);
@@ -70,7 +78,9 @@ pub fn tokenize_13a(line: &str) -> String {
     let mut p = 0;
     let mut from = 0;
     while from < s2.len() {
-        let Some(off) = memchr::memchr2(b'.', b',', &s2[from..]) else { break };
+        let Some(off) = memchr::memchr2(b'.', b',', &s2[from..]) else {
+            break;
+        };
         let i = from + off;
         if i + 1 < s2.len() && !digit(s2[i + 1]) {
             s3.extend_from_slice(&s2[p..i]);
@@ -87,7 +97,9 @@ pub fn tokenize_13a(line: &str) -> String {
     let mut p = 0;
     let mut from = 1;
     while from < s3.len() {
-        let Some(off) = memchr::memchr(b'-', &s3[from..]) else { break };
+        let Some(off) = memchr::memchr(b'-', &s3[from..]) else {
+            break;
+        };
         let j = from + off;
         if digit(s3[j - 1]) {
             s4.extend_from_slice(&s3[p..j - 1]);
@@ -102,7 +114,10 @@ pub fn tokenize_13a(line: &str) -> String {
     // collapse whitespace: bytes when ASCII, Python's str.split() otherwise
     if s4.is_ascii() {
         let mut out = Vec::with_capacity(s4.len());
-        for tok in s4.split(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0x1c..=0x1f)).filter(|t| !t.is_empty()) {
+        for tok in s4
+            .split(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0x1c..=0x1f))
+            .filter(|t| !t.is_empty())
+        {
             if !out.is_empty() {
                 out.push(b' ');
             }
@@ -138,8 +153,14 @@ mod tests {
     // python3: from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a; Tokenizer13a()(s)
     #[test]
     fn thirteen_a() {
-        assert_eq!(tokenize_13a("Hello, world! It's 3.5-4 km."), "Hello , world ! It's 3.5 - 4 km .");
-        assert_eq!(tokenize_13a("a&amp;b \"q\" x-y 1,000 end."), "a & b \" q \" x-y 1,000 end .");
+        assert_eq!(
+            tokenize_13a("Hello, world! It's 3.5-4 km."),
+            "Hello , world ! It's 3.5 - 4 km ."
+        );
+        assert_eq!(
+            tokenize_13a("a&amp;b \"q\" x-y 1,000 end."),
+            "a & b \" q \" x-y 1,000 end ."
+        );
         assert_eq!(tokenize_13a(""), "");
     }
 }

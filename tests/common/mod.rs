@@ -21,7 +21,12 @@ pub fn crate_root() -> PathBuf {
 
 /// The one model folder `rubric run --output-path OUT` wrote.
 pub fn model_dir(out: &std::path::Path) -> PathBuf {
-    std::fs::read_dir(out).unwrap().flatten().map(|e| e.path()).find(|p| p.is_dir()).expect("a model folder under the output path")
+    std::fs::read_dir(out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.is_dir())
+        .expect("a model folder under the output path")
 }
 
 /// The results file of a run, parsed.
@@ -31,7 +36,13 @@ pub fn results_json(out: &std::path::Path) -> serde_json::Value {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("results_") && p.extension().is_some_and(|e| e == "json"))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("results_")
+                && p.extension().is_some_and(|e| e == "json")
+        })
         .expect("a results_*.json file");
     serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()
 }
