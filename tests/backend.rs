@@ -8,6 +8,7 @@ use std::path::Path;
 
 use rubric::model::mistralrs::MistralRs;
 use rubric::model::{tiny, LanguageModel, ModelError};
+use rubric::request::GenKwargs;
 use safetensors::SafeTensors;
 
 fn args(dir: &Path, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -182,6 +183,59 @@ fn scores_do_not_depend_on_batch_size_or_order() {
             one[i],
             "request {i} alone"
         );
+    }
+}
+
+fn generations(m: &MistralRs, reqs: &[(String, GenKwargs)]) -> Vec<(String, bool)> {
+    let mut out = vec![(String::new(), false); reqs.len()];
+    m.generate_until(reqs, &mut |i, g| {
+        out[i] = (g.text, g.truncated);
+        Ok(())
+    })
+    .unwrap();
+    out
+}
+
+#[test]
+fn generations_do_not_depend_on_batching_or_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny::write(dir.path(), tiny::TinySpec::default()).unwrap();
+    let kw = |v: serde_json::Value| GenKwargs::new(v.as_object().unwrap().clone());
+    let greedy = kw(serde_json::json!({"until": ["\n\n"], "max_gen_toks": 12}));
+    let sampled = kw(
+        serde_json::json!({"until": ["\n\n"], "max_gen_toks": 12, "do_sample": true, "temperature": 0.8, "top_p": 0.9}),
+    );
+    let reqs: Vec<(String, GenKwargs)> = requests()
+        .into_iter()
+        .flat_map(|(c, x)| [(format!("{c}{x}"), greedy.clone()), (c, sampled.clone())])
+        .chain([(
+            "a".to_string(),
+            kw(serde_json::json!({"until": ["\n"], "max_gen_toks": 1})),
+        )])
+        .collect();
+    let m = MistralRs::load(&args(dir.path(), &[])).unwrap();
+    let together = generations(&m, &reqs);
+    for (i, r) in reqs.iter().enumerate() {
+        assert_eq!(
+            generations(&m, std::slice::from_ref(r))[0],
+            together[i],
+            "request {i} alone"
+        );
+    }
+    assert!(
+        together.last().unwrap().1,
+        "one token of at most one hits the limit"
+    );
+    // greedy decoding through the engine picks the same tokens
+    let engine = MistralRs::load(&args(dir.path(), &[("scorer", "engine")])).unwrap();
+    let through_engine = generations(&engine, &reqs);
+    for (i, (r, g)) in reqs.iter().zip(&through_engine).enumerate() {
+        if !r.1.do_sample() {
+            assert_eq!(
+                *g, together[i],
+                "greedy request {i}: engine and batched pass"
+            );
+        }
     }
 }
 

@@ -128,6 +128,15 @@ fn tiny_model_matches_lm_eval_hf() {
     check_against(&model, &golden("tiny"));
 }
 
+/// The same requests through the mistralrs engine instead of the batched Llama pass.
+#[test]
+fn tiny_model_matches_lm_eval_hf_through_the_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny::write(dir.path(), tiny::TinySpec::default()).unwrap();
+    let model = load(dir.path(), &[("scorer", "engine")]);
+    check_against(&model, &golden("tiny"));
+}
+
 /// stories260K (llama2.c), converted by the test; skipped without ../shared/data.
 fn stories_dir() -> Option<tempfile::TempDir> {
     let src = common::shared_data("stories260K parity")?.join("models/stories260K");
@@ -145,6 +154,10 @@ fn stories_dir() -> Option<tempfile::TempDir> {
 fn stories260k_matches_lm_eval_hf() {
     let Some(dir) = stories_dir() else { return };
     check_against(&load(dir.path(), &[]), &golden("stories260K"));
+    check_against(
+        &load(dir.path(), &[("scorer", "engine")]),
+        &golden("stories260K"),
+    );
 }
 
 #[test]

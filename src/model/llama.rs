@@ -1,4 +1,5 @@
-//! A batched Llama forward pass for scoring on the CPU (candle), beside the mistralrs engine.
+//! A batched Llama forward pass for scoring and generation on the CPU (candle), beside the
+//! mistralrs engine.
 //!
 //! Why: on the CPU, mistralrs runs one sequence per forward pass (several in flight were measured
 //! slower), and a forward pass over a short prompt is dominated by reading the weights: matrix
@@ -12,6 +13,10 @@
 //! sequence on exactly that sequence's rows. So a request scores bit-identically alone or in any
 //! batch, in any order (tests/backend.rs).
 //!
+//! Generation decodes a group of prompts together with a key/value cache per sequence: after
+//! one prefill pass over all prompts, every step is one pass with one row per unfinished
+//! sequence, so the weights are read once per step for the whole group.
+//!
 //! Scope: HF Llama checkpoints (`model_type: llama`: SmolLM2, Llama 2/3 without rope scaling,
 //! TinyLlama, llama2.c exports), f32, CPU. Everything else scores through the engine. The
 //! numbers equal lm-eval's HF backend within 1e-4 (tests/backend_parity.rs).
@@ -24,6 +29,12 @@ use serde_json::Value;
 
 /// Fewest rows a matrix product gets (see the module docs).
 const MIN_ROWS: usize = 16;
+
+/// Query positions per attention product.
+const QUERY_BLOCK: usize = 64;
+
+/// Most prompt tokens in one prefill pass.
+const PREFILL_TOKENS: usize = 2048;
 
 struct Layer {
     ln_attn: Tensor,
@@ -193,26 +204,156 @@ impl LlamaScorer {
     /// For each `(tokens, k)`, the logits of the last `k` positions (k rows of vocab size), from
     /// one forward pass over all the sequences.
     pub fn last_logits(&self, seqs: &[(&[u32], usize)]) -> Result<Vec<Vec<Vec<f32>>>, String> {
-        self.forward(seqs)
+        let items: Vec<Item> = seqs
+            .iter()
+            .map(|(t, k)| Item {
+                tokens: t,
+                start: 0,
+                logits: *k,
+            })
+            .collect();
+        self.pass(&items, None)
             .map_err(|e| format!("scoring forward pass: {e}"))
     }
 
-    fn forward(&self, seqs: &[(&[u32], usize)]) -> candle_core::Result<Vec<Vec<Vec<f32>>>> {
-        let dev = Device::Cpu;
-        let total: usize = seqs.iter().map(|s| s.0.len()).sum();
-        let rows = total.max(MIN_ROWS);
-        let mut ids: Vec<u32> = Vec::with_capacity(rows);
-        let mut pos: Vec<u32> = Vec::with_capacity(rows);
-        for (toks, _) in seqs {
-            if toks.len() > self.max_positions {
+    /// Bytes of key/value cache one sequence position takes.
+    pub fn kv_bytes_per_token(&self) -> usize {
+        2 * self.layers.len() * self.kv_heads * self.head_dim * std::mem::size_of::<f32>()
+    }
+
+    /// Decode several prompts together, one token per sequence per pass, with key/value caches.
+    /// `pick(i, logits)` chooses sequence i's next token; `stop(i, generated)` says whether it
+    /// is finished after that token (asked after every token); at most `max_new[i]` tokens. A sequence decodes the same
+    /// alone or beside others (the same argument as for scoring).
+    pub fn generate(
+        &self,
+        prompts: &[Vec<u32>],
+        max_new: &[usize],
+        pick: &mut dyn FnMut(usize, &[f32]) -> u32,
+        stop: &mut dyn FnMut(usize, &[u32]) -> bool,
+    ) -> Result<Vec<Vec<u32>>, String> {
+        self.decode(prompts, max_new, pick, stop)
+            .map_err(|e| format!("generation forward pass: {e}"))
+    }
+
+    fn decode(
+        &self,
+        prompts: &[Vec<u32>],
+        max_new: &[usize],
+        pick: &mut dyn FnMut(usize, &[f32]) -> u32,
+        stop: &mut dyn FnMut(usize, &[u32]) -> bool,
+    ) -> candle_core::Result<Vec<Vec<u32>>> {
+        let mut caches: Vec<SeqCache> = Vec::with_capacity(prompts.len());
+        for (p, &m) in prompts.iter().zip(max_new) {
+            if p.is_empty() || p.len() + m > self.max_positions {
                 candle_core::bail!(
-                    "a sequence of {} tokens is longer than the model's {} positions",
-                    toks.len(),
+                    "a prompt of {} tokens plus {m} new ones does not fit the model's {} positions",
+                    p.len(),
                     self.max_positions
                 );
             }
-            ids.extend_from_slice(toks);
-            pos.extend(0..toks.len() as u32);
+            caches.push(self.new_cache(p.len() + m)?);
+        }
+        let mut out: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
+        let mut active: Vec<usize> = (0..prompts.len()).filter(|&i| max_new[i] > 0).collect();
+        // prefill: every prompt, logits of its last position, whole prompts packed into passes of
+        // up to PREFILL_TOKENS (small activations; a row does not depend on its pass-mates)
+        let mut rows: Vec<Vec<Vec<f32>>> = Vec::with_capacity(active.len());
+        let mut cache_refs: Vec<&mut SeqCache> = caches
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| max_new[*i] > 0)
+            .map(|(_, c)| c)
+            .collect();
+        let mut first = 0;
+        while first < active.len() {
+            let mut end = first + 1;
+            let mut tokens = prompts[active[first]].len();
+            while end < active.len() && tokens + prompts[active[end]].len() <= PREFILL_TOKENS {
+                tokens += prompts[active[end]].len();
+                end += 1;
+            }
+            let items: Vec<Item> = active[first..end]
+                .iter()
+                .map(|&i| Item {
+                    tokens: &prompts[i],
+                    start: 0,
+                    logits: 1,
+                })
+                .collect();
+            let mut part: Vec<&mut SeqCache> = cache_refs.drain(..end - first).collect();
+            rows.extend(self.pass(&items, Some(&mut part))?);
+            first = end;
+        }
+        loop {
+            let mut next_active = Vec::with_capacity(active.len());
+            let mut last: Vec<u32> = Vec::with_capacity(active.len());
+            for (&i, r) in active.iter().zip(rows.iter()) {
+                let t = pick(i, &r[0]);
+                out[i].push(t);
+                if !stop(i, &out[i]) && out[i].len() < max_new[i] {
+                    next_active.push(i);
+                    last.push(t);
+                }
+            }
+            if next_active.is_empty() {
+                break;
+            }
+            active = next_active;
+            let items: Vec<Item> = active
+                .iter()
+                .zip(&last)
+                .map(|(&i, t)| Item {
+                    tokens: std::slice::from_ref(t),
+                    start: prompts[i].len() + out[i].len() - 1,
+                    logits: 1,
+                })
+                .collect();
+            let mut cache_refs: Vec<&mut SeqCache> = Vec::new();
+            for (i, c) in caches.iter_mut().enumerate() {
+                if active.contains(&i) {
+                    cache_refs.push(c);
+                }
+            }
+            rows = self.pass(&items, Some(&mut cache_refs))?;
+        }
+        Ok(out)
+    }
+
+    fn new_cache(&self, capacity: usize) -> candle_core::Result<SeqCache> {
+        let shape = (1, self.kv_heads, capacity, self.head_dim);
+        let mut k = Vec::with_capacity(self.layers.len());
+        let mut v = Vec::with_capacity(self.layers.len());
+        for _ in &self.layers {
+            k.push(Tensor::zeros(shape, DType::F32, &Device::Cpu)?);
+            v.push(Tensor::zeros(shape, DType::F32, &Device::Cpu)?);
+        }
+        Ok(SeqCache { k, v })
+    }
+
+    /// One forward pass over packed items (each `tokens` at positions `start..`); with caches,
+    /// each item's keys and values are written into its cache and attention reads the cache up
+    /// to the item's last position. Returns each item's last `logits` rows.
+    fn pass(
+        &self,
+        items: &[Item],
+        mut caches: Option<&mut Vec<&mut SeqCache>>,
+    ) -> candle_core::Result<Vec<Vec<Vec<f32>>>> {
+        let dev = Device::Cpu;
+        let total: usize = items.iter().map(|it| it.tokens.len()).sum();
+        let rows = total.max(MIN_ROWS);
+        let mut ids: Vec<u32> = Vec::with_capacity(rows);
+        let mut pos: Vec<u32> = Vec::with_capacity(rows);
+        for it in items {
+            if it.start + it.tokens.len() > self.max_positions {
+                candle_core::bail!(
+                    "a sequence of {} tokens is longer than the model's {} positions",
+                    it.start + it.tokens.len(),
+                    self.max_positions
+                );
+            }
+            ids.extend_from_slice(it.tokens);
+            pos.extend((it.start..it.start + it.tokens.len()).map(|p| p as u32));
         }
         ids.resize(rows, 0);
         pos.resize(rows, 0);
@@ -223,9 +364,10 @@ impl LlamaScorer {
             .embed
             .index_select(&Tensor::new(ids.as_slice(), &dev)?, 0)?;
         let (nh, nkv, hd) = (self.heads, self.kv_heads, self.head_dim);
+        let rep = nh / nkv;
         let scale = 1.0 / (hd as f64).sqrt();
-        let mut masks: HashMap<usize, Tensor> = HashMap::new();
-        for layer in &self.layers {
+        let mut masks: HashMap<(usize, usize), Tensor> = HashMap::new();
+        for (li, layer) in self.layers.iter().enumerate() {
             let x = candle_nn::ops::rms_norm(&h, &layer.ln_attn, self.eps)?;
             // (1, heads, rows, head_dim), rotated per row's position
             let heads = |w: &Tensor, n: usize| -> candle_core::Result<Tensor> {
@@ -237,23 +379,51 @@ impl LlamaScorer {
             let q = candle_nn::rotary_emb::rope(&heads(&layer.q, nh)?, &cos, &sin)?;
             let k = candle_nn::rotary_emb::rope(&heads(&layer.k, nkv)?, &cos, &sin)?;
             let v = heads(&layer.v, nkv)?;
-            let mut outs = Vec::with_capacity(seqs.len() + 1);
+            let mut outs = Vec::with_capacity(items.len() + 1);
             let mut off = 0;
-            for (toks, _) in seqs {
-                let n = toks.len();
-                let qs = q.narrow(2, off, n)?;
-                let ks = repeat_kv(&k.narrow(2, off, n)?, nh / nkv)?;
-                let vs = repeat_kv(&v.narrow(2, off, n)?, nh / nkv)?;
-                let mut att = (qs.matmul(&ks.t()?)? * scale)?;
-                if n > 1 {
-                    if !masks.contains_key(&n) {
-                        masks.insert(n, causal_mask(n)?);
+            for (s, it) in items.iter().enumerate() {
+                let n = it.tokens.len();
+                let (ks, vs) = (k.narrow(2, off, n)?, v.narrow(2, off, n)?);
+                let (ks, vs) = match caches.as_mut() {
+                    Some(c) => {
+                        let c = &mut c[s];
+                        c.k[li].slice_set(&ks.contiguous()?, 2, it.start)?;
+                        c.v[li].slice_set(&vs.contiguous()?, 2, it.start)?;
+                        (
+                            c.k[li].narrow(2, 0, it.start + n)?,
+                            c.v[li].narrow(2, 0, it.start + n)?,
+                        )
                     }
-                    att = att.broadcast_add(&masks[&n])?;
+                    None => (ks, vs),
+                };
+                // queries in blocks of QUERY_BLOCK positions, each against the keys it may see:
+                // half the work of a full masked product, and small temporaries
+                let mut b0 = 0;
+                while b0 < n {
+                    let b = (n - b0).min(QUERY_BLOCK);
+                    let len = it.start + b0 + b;
+                    // the query heads that share a key/value head, as rows of one product
+                    let qs =
+                        q.narrow(2, off + b0, b)?
+                            .contiguous()?
+                            .reshape((1, nkv, rep * b, hd))?;
+                    let mut att = (qs.matmul(&ks.narrow(2, 0, len)?.t()?)? * scale)?;
+                    if b > 1 {
+                        if !masks.contains_key(&(b, len)) {
+                            masks.insert((b, len), causal_mask(b, len, rep)?);
+                        }
+                        att = att.broadcast_add(&masks[&(b, len)])?;
+                    }
+                    let att = candle_nn::ops::softmax_last_dim(&att)?;
+                    // (1, kv, rep * b, hd) -> (1, heads, b, hd) -> (b, heads * hd)
+                    outs.push(
+                        att.matmul(&vs.narrow(2, 0, len)?)?
+                            .reshape((1, nh, b, hd))?
+                            .transpose(1, 2)?
+                            .reshape((b, nh * hd))?,
+                    );
+                    b0 += b;
                 }
-                let att = candle_nn::ops::softmax_last_dim(&att)?;
-                // (1, heads, n, hd) -> (n, heads * hd)
-                outs.push(att.matmul(&vs)?.transpose(1, 2)?.reshape((n, nh * hd))?);
                 off += n;
             }
             if rows > total {
@@ -270,9 +440,9 @@ impl LlamaScorer {
         // the rows whose logits are asked for, then the vocabulary projection
         let mut pick: Vec<u32> = Vec::new();
         let mut off = 0usize;
-        for (toks, k) in seqs {
-            let n = toks.len();
-            let k = (*k).min(n);
+        for it in items {
+            let n = it.tokens.len();
+            let k = it.logits.min(n);
             pick.extend((off + n - k..off + n).map(|r| r as u32));
             off += n;
         }
@@ -283,30 +453,48 @@ impl LlamaScorer {
             .matmul(&self.lm_head)?;
         let mut all: Vec<Vec<f32>> = logits.to_vec2()?;
         all.truncate(wanted);
-        let mut out = Vec::with_capacity(seqs.len());
+        let mut out = Vec::with_capacity(items.len());
         let mut it = all.into_iter();
-        for (toks, k) in seqs {
-            out.push(it.by_ref().take((*k).min(toks.len())).collect());
+        for item in items {
+            out.push(
+                it.by_ref()
+                    .take(item.logits.min(item.tokens.len()))
+                    .collect(),
+            );
         }
         Ok(out)
     }
 }
 
-/// (1, kv, n, d) -> (1, kv * rep, n, d), each key/value head repeated for its query heads.
-fn repeat_kv(x: &Tensor, rep: usize) -> candle_core::Result<Tensor> {
-    if rep == 1 {
-        return Ok(x.clone());
-    }
-    let (b, kv, n, d) = x.dims4()?;
-    x.unsqueeze(2)?
-        .expand((b, kv, rep, n, d))?
-        .reshape((b, kv * rep, n, d))
+/// One sequence's part of a pass.
+struct Item<'a> {
+    tokens: &'a [u32],
+    /// Position of its first token.
+    start: usize,
+    /// How many of its last positions to return logits for.
+    logits: usize,
 }
 
-/// (n, n): 0 on and below the diagonal, -inf above.
-fn causal_mask(n: usize) -> candle_core::Result<Tensor> {
-    let m: Vec<f32> = (0..n)
-        .flat_map(|i| (0..n).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+/// A sequence's keys and values per layer, (1, kv heads, capacity, head dim).
+struct SeqCache {
+    k: Vec<Tensor>,
+    v: Vec<Tensor>,
+}
+
+/// (rep * n, len): query row a * n + i (position len - n + i) sees keys 0..=len - n + i.
+fn causal_mask(n: usize, len: usize, rep: usize) -> candle_core::Result<Tensor> {
+    let first = len - n;
+    let one: Vec<f32> = (0..n)
+        .flat_map(|i| {
+            (0..len).map(move |j| {
+                if j > first + i {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+        })
         .collect();
-    Tensor::from_vec(m, (n, n), &Device::Cpu)
+    let all: Vec<f32> = (0..rep).flat_map(|_| one.iter().copied()).collect();
+    Tensor::from_vec(all, (rep * n, len), &Device::Cpu)
 }

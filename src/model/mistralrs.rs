@@ -14,6 +14,8 @@
 //!   logits (`return_raw_logits`), one sequence at a time with the prefix cache off (a cache
 //!   hit would return fewer logit rows). Requests with the same input (single-token
 //!   continuations of one context, as in multiple choice) share the forward pass.
+//! - Llama checkpoints in f32 on the CPU score and generate through a batched pass of their
+//!   own (`llama.rs`, model arg `scorer=auto`); `scorer=engine` keeps everything in mistralrs.
 //! - Generation picks every token itself inside a logits processor (argmax, or seeded
 //!   sampling), so the token ids are known exactly: the text is decoded from them (mistralrs
 //!   trims leading whitespace from its own text) and sampling does not depend on scheduling.
@@ -42,6 +44,8 @@ pub struct MistralRs {
     info: ModelInfo,
     chat: Option<HfChatTemplate>,
     eos_text: Option<String>,
+    /// Token ids that end a generation (tokenizer, config.json, generation_config.json).
+    eos_ids: Vec<u32>,
     seed: u64,
     /// Requests in flight at once for last-position scoring (the engine's sequence slots).
     slots: usize,
@@ -389,6 +393,29 @@ impl MistralRs {
                     .and_then(Value::as_u64)
                     .map(|x| x as u32)
             });
+        let mut eos_ids: Vec<u32> = eos.into_iter().collect();
+        let generation_config = if is_gguf {
+            Value::Null
+        } else {
+            read_json(&dir.join("generation_config.json")).unwrap_or(Value::Null)
+        };
+        for v in [
+            model_config.get("eos_token_id"),
+            generation_config.get("eos_token_id"),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let ids: Vec<u64> = match v {
+                Value::Array(a) => a.iter().filter_map(Value::as_u64).collect(),
+                v => v.as_u64().into_iter().collect(),
+            };
+            for id in ids {
+                if !eos_ids.contains(&(id as u32)) {
+                    eos_ids.push(id as u32);
+                }
+            }
+        }
         let prefix_token_id = bos.or(eos).ok_or_else(|| {
             load_err(format!(
                 "{}: neither a bos_token nor an eos_token is defined",
@@ -557,6 +584,7 @@ impl MistralRs {
             info,
             chat,
             eos_text,
+            eos_ids,
             seed,
             slots: batch,
             scorer,
@@ -837,9 +865,16 @@ fn engine_view(dir: &Path, config: &Value, max_length: usize) -> Result<PathBuf,
         .unwrap_or_else(|| {
             PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/rubric")
         });
-    let view = cache
-        .join("engine")
-        .join(format!("{}-{need}", fingerprint(dir)));
+    let abs = dir
+        .canonicalize()
+        .map_err(|e| load_err(format!("{}: {e}", dir.display())))?;
+    // the folder's place is part of the key: a view links to its files, and two folders with
+    // equal contents (copies made in the same second) must not share one
+    let view = cache.join("engine").join(format!(
+        "{}-{}-{need}",
+        fingerprint(dir),
+        &crate::py::sha256_hex(&abs.to_string_lossy())[..8]
+    ));
     if view.join("config.json").is_file() {
         return Ok(view);
     }
@@ -853,9 +888,6 @@ fn engine_view(dir: &Path, config: &Value, max_length: usize) -> Result<PathBuf,
         .prefix(".view-")
         .tempdir_in(parent)
         .map_err(|e| load_err(format!("{}: {e}", parent.display())))?;
-    let abs = dir
-        .canonicalize()
-        .map_err(|e| load_err(format!("{}: {e}", dir.display())))?;
     for entry in std::fs::read_dir(&abs)
         .map_err(|e| load_err(format!("{}: {e}", dir.display())))?
         .flatten()
@@ -1018,7 +1050,7 @@ fn fingerprint(path: &Path) -> String {
 /// decoding, or a draw from its own seeded generator with temperature / top-k / top-p. It
 /// records its choices and forces the engine to take them.
 struct Chooser {
-    sample: Option<(f64, Option<usize>, Option<f64>)>,
+    sample: Sampling,
     rng: Mutex<rand::rngs::SmallRng>,
     chosen: Arc<Mutex<Vec<u32>>>,
 }
@@ -1030,61 +1062,11 @@ impl mistralrs::CustomLogitsProcessor for Chooser {
         _context: &[u32],
     ) -> mistralrs::Result<mistralrs::Tensor> {
         let v: Vec<f32> = logits.to_dtype(mistralrs::DType::F32)?.to_vec1()?;
-        let pick = match self.sample {
-            None => {
-                let mut best = 0usize;
-                for (i, &x) in v.iter().enumerate() {
-                    if x > v[best] {
-                        best = i;
-                    }
-                }
-                best
-            }
-            Some((temp, top_k, top_p)) => {
-                use rand::Rng;
-                let mut idx: Vec<usize> = (0..v.len()).collect();
-                idx.sort_by(|&a, &b| v[b].total_cmp(&v[a]).then(a.cmp(&b)));
-                if let Some(k) = top_k {
-                    idx.truncate(k.max(1));
-                }
-                let m = v[idx[0]] as f64;
-                let mut probs: Vec<f64> = idx
-                    .iter()
-                    .map(|&i| ((v[i] as f64 - m) / temp.max(1e-6)).exp())
-                    .collect();
-                let total: f64 = probs.iter().sum();
-                probs.iter_mut().for_each(|p| *p /= total);
-                if let Some(p) = top_p {
-                    let mut cum = 0.0;
-                    let mut keep = probs.len();
-                    for (n, q) in probs.iter().enumerate() {
-                        cum += q;
-                        if cum >= p {
-                            keep = n + 1;
-                            break;
-                        }
-                    }
-                    probs.truncate(keep);
-                    let total: f64 = probs.iter().sum();
-                    probs.iter_mut().for_each(|q| *q /= total);
-                }
-                let r: f64 = self
-                    .rng
-                    .lock()
-                    .expect("the generator is not poisoned")
-                    .random();
-                let mut cum = 0.0;
-                let mut choice = idx[probs.len() - 1];
-                for (n, q) in probs.iter().enumerate() {
-                    cum += q;
-                    if r < cum {
-                        choice = idx[n];
-                        break;
-                    }
-                }
-                choice
-            }
-        };
+        let pick = choose(
+            &v,
+            self.sample,
+            &mut self.rng.lock().expect("the generator is not poisoned"),
+        );
         self.chosen.lock().expect("not poisoned").push(pick as u32);
         let mut forced = vec![f32::NEG_INFINITY; v.len()];
         forced[pick] = 0.0;
@@ -1092,28 +1074,128 @@ impl mistralrs::CustomLogitsProcessor for Chooser {
     }
 }
 
-impl MistralRs {
-    fn generate_one(
+/// Sampling settings: (temperature, top_k, top_p); None is greedy.
+type Sampling = Option<(f64, Option<usize>, Option<f64>)>;
+
+/// The next token from one row of logits: argmax (first maximum) when greedy, else a draw with
+/// temperature / top-k / top-p from the request's own generator.
+fn choose(v: &[f32], sample: Sampling, rng: &mut rand::rngs::SmallRng) -> usize {
+    match sample {
+        None => {
+            let mut best = 0usize;
+            for (i, &x) in v.iter().enumerate() {
+                if x > v[best] {
+                    best = i;
+                }
+            }
+            best
+        }
+        Some((temp, top_k, top_p)) => {
+            use rand::Rng;
+            let mut idx: Vec<usize> = (0..v.len()).collect();
+            idx.sort_by(|&a, &b| v[b].total_cmp(&v[a]).then(a.cmp(&b)));
+            if let Some(k) = top_k {
+                idx.truncate(k.max(1));
+            }
+            let m = v[idx[0]] as f64;
+            let mut probs: Vec<f64> = idx
+                .iter()
+                .map(|&i| ((v[i] as f64 - m) / temp.max(1e-6)).exp())
+                .collect();
+            let total: f64 = probs.iter().sum();
+            probs.iter_mut().for_each(|p| *p /= total);
+            if let Some(p) = top_p {
+                let mut cum = 0.0;
+                let mut keep = probs.len();
+                for (n, q) in probs.iter().enumerate() {
+                    cum += q;
+                    if cum >= p {
+                        keep = n + 1;
+                        break;
+                    }
+                }
+                probs.truncate(keep);
+                let total: f64 = probs.iter().sum();
+                probs.iter_mut().for_each(|q| *q /= total);
+            }
+            let r: f64 = rng.random();
+            let mut cum = 0.0;
+            let mut choice = idx[probs.len() - 1];
+            for (n, q) in probs.iter().enumerate() {
+                cum += q;
+                if r < cum {
+                    choice = idx[n];
+                    break;
+                }
+            }
+            choice
+        }
+    }
+}
+
+/// One generation request made ready for decoding.
+struct GenPlan {
+    /// The context's tokens, left-truncated so `max_new` tokens fit the model's length.
+    ctx: Vec<u32>,
+    max_new: usize,
+    /// Stop strings, the EOS text included (the output is cut at the first one).
+    until: Vec<String>,
+    sample: Sampling,
+    seed: u64,
+}
+
+impl GenPlan {
+    /// The generated text from the chosen tokens: decoded without special tokens (so leading
+    /// whitespace survives), cut at the first stop string.
+    fn finish(
         &self,
-        context: &str,
-        kwargs: &GenKwargs,
-        index: usize,
+        tokenizer: &tokenizers::Tokenizer,
+        tokens: &[u32],
+        stopped: bool,
     ) -> Result<Generation, ModelError> {
-        let max_gen_toks = kwargs.max_gen_toks();
+        let mut text = tokenizer
+            .decode(tokens, true)
+            .map_err(|e| ModelError::Request(e.to_string()))?;
+        for term in &self.until {
+            if !term.is_empty() {
+                if let Some(i) = text.find(term.as_str()) {
+                    text.truncate(i);
+                }
+            }
+        }
+        Ok(Generation {
+            text,
+            truncated: !stopped && tokens.len() >= self.max_new,
+        })
+    }
+
+    /// Whether decoded text reached a stop string.
+    fn hits_stop(&self, text: &str) -> bool {
+        self.until
+            .iter()
+            .any(|s| !s.is_empty() && text.contains(s.as_str()))
+    }
+}
+
+impl MistralRs {
+    fn plan(&self, context: &str, kwargs: &GenKwargs) -> Result<GenPlan, ModelError> {
+        let max_new = kwargs.max_gen_toks();
         let mut until = kwargs.until();
         if let Some(eos) = &self.eos_text {
             if !until.contains(eos) {
                 until.push(eos.clone());
             }
         }
-        let max_ctx = self.prep.max_length.saturating_sub(max_gen_toks).max(1);
+        let max_ctx = self.prep.max_length.saturating_sub(max_new).max(1);
         let mut ctx = self.prep.tok_encode(&self.tokenizer, context, None)?;
         if ctx.len() > max_ctx {
             ctx.drain(..ctx.len() - max_ctx);
         }
-        let chosen = Arc::new(Mutex::new(Vec::new()));
-        use rand::SeedableRng;
-        let _ = index;
+        if ctx.is_empty() {
+            ctx.push(self.prep.prefix_token_id);
+        }
+        // a request's own seed, else one derived from the run seed and the context, so a draw
+        // does not depend on which other requests ran
         let seed = kwargs.sample_seed.or(kwargs.seed()).unwrap_or_else(|| {
             let h = crate::py::sha256_hex(context);
             self.seed ^ u64::from_str_radix(&h[..16], 16).unwrap_or(0)
@@ -1125,12 +1207,30 @@ impl MistralRs {
                 kwargs.top_p(),
             )
         });
-        let chooser = Chooser {
+        Ok(GenPlan {
+            ctx,
+            max_new,
+            until,
             sample,
-            rng: Mutex::new(rand::rngs::SmallRng::seed_from_u64(seed)),
+            seed,
+        })
+    }
+
+    fn generate_one(&self, plan: GenPlan) -> Result<Generation, ModelError> {
+        use rand::SeedableRng;
+        let chosen = Arc::new(Mutex::new(Vec::new()));
+        let chooser = Chooser {
+            sample: plan.sample,
+            rng: Mutex::new(rand::rngs::SmallRng::seed_from_u64(plan.seed)),
             chosen: chosen.clone(),
         };
-        let stops: Vec<String> = until.iter().filter(|s| !s.is_empty()).cloned().collect();
+        let stops: Vec<String> = plan
+            .until
+            .iter()
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .collect();
+        let (ctx, max_gen_toks) = (plan.ctx.clone(), plan.max_new);
         let inner = self.model.inner();
         let (tx, mut rx) = tokio::sync::mpsc::channel(1);
         let req = Request::Normal(Box::new(NormalRequest {
@@ -1180,25 +1280,73 @@ impl MistralRs {
             }
         })?;
         let tokens = chosen.lock().expect("not poisoned").clone();
-        let tokens = &tokens[..n.min(tokens.len())];
-        let text = self
-            .tokenizer
-            .decode(tokens, true)
-            .map_err(|e| ModelError::Request(e.to_string()))?;
-        let mut cut = text;
-        for term in &until {
-            if !term.is_empty() {
-                if let Some(i) = cut.find(term.as_str()) {
-                    cut.truncate(i);
+        plan.finish(
+            &self.tokenizer,
+            &tokens[..n.min(tokens.len())],
+            !(finish == "length" && n >= max_gen_toks),
+        )
+    }
+
+    /// Generation through the batched Llama pass: requests longest first, decoded together in
+    /// groups of up to `GEN_BATCH` sequences within and `GEN_KV_BYTES` of key/value cache.
+    fn generate_batched(
+        &self,
+        scorer: &super::llama::LlamaScorer,
+        plans: Vec<(usize, GenPlan)>,
+        on_done: OnDone<Generation>,
+    ) -> Result<(), ModelError> {
+        use rand::SeedableRng;
+        let mut start = 0;
+        while start < plans.len() {
+            let mut end = start;
+            let mut kv = 0;
+            while end < plans.len() && end - start < GEN_BATCH {
+                let bytes =
+                    scorer.kv_bytes_per_token() * (plans[end].1.ctx.len() + plans[end].1.max_new);
+                if end > start && kv + bytes > GEN_KV_BYTES {
+                    break;
                 }
+                kv += bytes;
+                end += 1;
             }
+            let batch = &plans[start..end];
+            let prompts: Vec<Vec<u32>> = batch.iter().map(|(_, p)| p.ctx.clone()).collect();
+            let max_new: Vec<usize> = batch.iter().map(|(_, p)| p.max_new).collect();
+            let mut rngs: Vec<rand::rngs::SmallRng> = batch
+                .iter()
+                .map(|(_, p)| rand::rngs::SmallRng::seed_from_u64(p.seed))
+                .collect();
+            let mut stopped = vec![false; batch.len()];
+            let tokenizer = &self.tokenizer;
+            let eos = &self.eos_ids;
+            let out = scorer
+                .generate(
+                    &prompts,
+                    &max_new,
+                    &mut |i, logits| choose(logits, batch[i].1.sample, &mut rngs[i]) as u32,
+                    &mut |i, toks| {
+                        let last = toks[toks.len() - 1];
+                        let hit = eos.contains(&last)
+                            || tokenizer
+                                .decode(toks, true)
+                                .is_ok_and(|t| batch[i].1.hits_stop(&t));
+                        stopped[i] = hit;
+                        hit
+                    },
+                )
+                .map_err(ModelError::Request)?;
+            for (k, ((i, plan), toks)) in batch.iter().zip(out).enumerate() {
+                on_done(*i, plan.finish(tokenizer, &toks, stopped[k])?)?;
+            }
+            start = end;
         }
-        Ok(Generation {
-            text: cut,
-            truncated: finish == "length" && n >= max_gen_toks,
-        })
+        Ok(())
     }
 }
+
+/// Most sequences decoded together by the batched pass, and most key/value cache they may hold.
+const GEN_BATCH: usize = 64;
+const GEN_KV_BYTES: usize = 4 << 30;
 
 impl LanguageModel for MistralRs {
     fn info(&self) -> &ModelInfo {
@@ -1248,21 +1396,18 @@ impl LanguageModel for MistralRs {
         requests: &[(String, GenKwargs)],
         on_done: OnDone<Generation>,
     ) -> Result<(), ModelError> {
-        // lm-eval's order: longest context first
-        let lens: Vec<usize> = requests
+        let mut plans: Vec<(usize, GenPlan)> = requests
             .iter()
-            .map(|(c, _)| {
-                self.prep
-                    .tok_encode(&self.tokenizer, c, None)
-                    .map(|t| t.len())
-                    .unwrap_or(0)
-            })
-            .collect();
-        let mut order: Vec<usize> = (0..requests.len()).collect();
-        order.sort_by(|&a, &b| lens[b].cmp(&lens[a]).then(a.cmp(&b)));
-        for i in order {
-            let (c, k) = &requests[i];
-            let g = self.generate_one(c, k, i)?;
+            .enumerate()
+            .map(|(i, (c, k))| Ok((i, self.plan(c, k)?)))
+            .collect::<Result<_, ModelError>>()?;
+        // lm-eval's order: longest context first
+        plans.sort_by(|(a, pa), (b, pb)| pb.ctx.len().cmp(&pa.ctx.len()).then(a.cmp(b)));
+        if let Some(scorer) = &self.scorer {
+            return self.generate_batched(scorer, plans, on_done);
+        }
+        for (i, plan) in plans {
+            let g = self.generate_one(plan)?;
             on_done(i, g)?;
         }
         Ok(())
