@@ -223,17 +223,23 @@ impl LlamaScorer {
 
     /// Decode several prompts together, one token per sequence per pass, with key/value caches.
     /// `pick(i, logits)` chooses sequence i's next token; `stop(i, generated)` says whether it
-    /// is finished after that token (asked after every token); at most `max_new[i]` tokens. A sequence decodes the same
-    /// alone or beside others (the same argument as for scoring).
+    /// is finished after that token (asked after every token); at most `max_new[i]` tokens.
+    /// `finished(i, generated, stopped)` gets each sequence as soon as it ends (so a caller can
+    /// keep it before the others are done); its error ends decoding and is returned as is. A
+    /// sequence decodes the same alone or beside others (the same argument as for scoring).
     pub fn generate(
         &self,
         prompts: &[Vec<u32>],
         max_new: &[usize],
         pick: &mut dyn FnMut(usize, &[f32]) -> u32,
         stop: &mut dyn FnMut(usize, &[u32]) -> bool,
-    ) -> Result<Vec<Vec<u32>>, String> {
-        self.decode(prompts, max_new, pick, stop)
-            .map_err(|e| format!("generation forward pass: {e}"))
+        finished: &mut dyn FnMut(usize, Vec<u32>, bool) -> Result<(), String>,
+    ) -> Result<(), String> {
+        self.decode(prompts, max_new, pick, stop, finished)
+            .map_err(|e| match e {
+                DecodeError::Forward(e) => format!("generation forward pass: {e}"),
+                DecodeError::Caller(e) => e,
+            })
     }
 
     fn decode(
@@ -242,19 +248,25 @@ impl LlamaScorer {
         max_new: &[usize],
         pick: &mut dyn FnMut(usize, &[f32]) -> u32,
         stop: &mut dyn FnMut(usize, &[u32]) -> bool,
-    ) -> candle_core::Result<Vec<Vec<u32>>> {
+        finished: &mut dyn FnMut(usize, Vec<u32>, bool) -> Result<(), String>,
+    ) -> Result<(), DecodeError> {
         let mut caches: Vec<SeqCache> = Vec::with_capacity(prompts.len());
         for (p, &m) in prompts.iter().zip(max_new) {
             if p.is_empty() || p.len() + m > self.max_positions {
-                candle_core::bail!(
+                return Err(DecodeError::Caller(format!(
                     "a prompt of {} tokens plus {m} new ones does not fit the model's {} positions",
                     p.len(),
                     self.max_positions
-                );
+                )));
             }
             caches.push(self.new_cache(p.len() + m)?);
         }
         let mut out: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
+        for (i, &m) in max_new.iter().enumerate() {
+            if m == 0 {
+                finished(i, Vec::new(), false).map_err(DecodeError::Caller)?;
+            }
+        }
         let mut active: Vec<usize> = (0..prompts.len()).filter(|&i| max_new[i] > 0).collect();
         // prefill: every prompt, logits of its last position, whole prompts packed into passes of
         // up to PREFILL_TOKENS (small activations; a row does not depend on its pass-mates)
@@ -291,9 +303,18 @@ impl LlamaScorer {
             for (&i, r) in active.iter().zip(rows.iter()) {
                 let t = pick(i, &r[0]);
                 out[i].push(t);
-                if !stop(i, &out[i]) && out[i].len() < max_new[i] {
+                let stopped = stop(i, &out[i]);
+                if !stopped && out[i].len() < max_new[i] {
                     next_active.push(i);
                     last.push(t);
+                } else {
+                    finished(i, std::mem::take(&mut out[i]), stopped)
+                        .map_err(DecodeError::Caller)?;
+                    // its cache is no longer needed
+                    caches[i] = SeqCache {
+                        k: Vec::new(),
+                        v: Vec::new(),
+                    };
                 }
             }
             if next_active.is_empty() {
@@ -317,7 +338,7 @@ impl LlamaScorer {
             }
             rows = self.pass(&items, Some(&mut cache_refs))?;
         }
-        Ok(out)
+        Ok(())
     }
 
     fn new_cache(&self, capacity: usize) -> candle_core::Result<SeqCache> {
@@ -463,6 +484,18 @@ impl LlamaScorer {
             );
         }
         Ok(out)
+    }
+}
+
+/// Why decoding ended early: the forward pass failed, or the caller's callback did.
+enum DecodeError {
+    Forward(candle_core::Error),
+    Caller(String),
+}
+
+impl From<candle_core::Error> for DecodeError {
+    fn from(e: candle_core::Error) -> Self {
+        DecodeError::Forward(e)
     }
 }
 

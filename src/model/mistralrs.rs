@@ -1316,27 +1316,33 @@ impl MistralRs {
                 .iter()
                 .map(|(_, p)| rand::rngs::SmallRng::seed_from_u64(p.seed))
                 .collect();
-            let mut stopped = vec![false; batch.len()];
             let tokenizer = &self.tokenizer;
             let eos = &self.eos_ids;
-            let out = scorer
-                .generate(
-                    &prompts,
-                    &max_new,
-                    &mut |i, logits| choose(logits, batch[i].1.sample, &mut rngs[i]) as u32,
-                    &mut |i, toks| {
-                        let last = toks[toks.len() - 1];
-                        let hit = eos.contains(&last)
-                            || tokenizer
-                                .decode(toks, true)
-                                .is_ok_and(|t| batch[i].1.hits_stop(&t));
-                        stopped[i] = hit;
-                        hit
-                    },
-                )
-                .map_err(ModelError::Request)?;
-            for (k, ((i, plan), toks)) in batch.iter().zip(out).enumerate() {
-                on_done(*i, plan.finish(tokenizer, &toks, stopped[k])?)?;
+            // each generation is handed on as soon as it ends, so a killed run keeps it
+            let mut failed: Option<ModelError> = None;
+            let result = scorer.generate(
+                &prompts,
+                &max_new,
+                &mut |i, logits| choose(logits, batch[i].1.sample, &mut rngs[i]) as u32,
+                &mut |i, toks| {
+                    eos.contains(&toks[toks.len() - 1])
+                        || tokenizer
+                            .decode(toks, true)
+                            .is_ok_and(|t| batch[i].1.hits_stop(&t))
+                },
+                &mut |i, toks, stopped| {
+                    let (idx, plan) = &batch[i];
+                    plan.finish(tokenizer, &toks, stopped)
+                        .and_then(|g| on_done(*idx, g))
+                        .map_err(|e| {
+                            let m = e.to_string();
+                            failed = Some(e);
+                            m
+                        })
+                },
+            );
+            if let Err(m) = result {
+                return Err(failed.take().unwrap_or(ModelError::Request(m)));
             }
             start = end;
         }
