@@ -38,7 +38,8 @@ use crate::task::prompt::{ChatMessage, ChatTemplate};
 /// A model loaded in mistralrs.
 pub struct MistralRs {
     rt: tokio::runtime::Runtime,
-    model: mistralrs::Model,
+    /// The engine; None when the batched Llama pass serves every request.
+    model: Option<mistralrs::Model>,
     tokenizer: tokenizers::Tokenizer,
     prep: Prep,
     info: ModelInfo,
@@ -444,18 +445,13 @@ impl MistralRs {
             .get("add_bos_token")
             .map(|v| parse_bool("add_bos_token", v))
             .transpose()?;
-        let engine_dir = if is_gguf {
-            dir.clone()
-        } else {
-            engine_view(&dir, &model_config, max_length)?
-        };
         let scorer = match args.get("scorer").map(String::as_str) {
             Some("engine") => None,
             None | Some("auto")
                 if !is_gguf && !cuda && dtype == ModelDType::F32 && !args.contains_key("isq") =>
             {
                 match super::llama::LlamaScorer::unsupported(&model_config) {
-                    None if fits_twice_in_memory(&dir) => Some(
+                    None => Some(
                         super::llama::LlamaScorer::load(&dir, &model_config, max_length)
                             .map_err(load_err)?,
                     ),
@@ -481,49 +477,23 @@ impl MistralRs {
             eos: eos_text.clone().unwrap_or_default(),
         });
 
-        let model = rt.block_on(async {
-            if is_gguf {
-                let parent = dir
-                    .parent()
-                    .map(Path::to_path_buf)
-                    .unwrap_or_else(|| PathBuf::from("."));
-                let file = dir
-                    .file_name()
-                    .map(|f| f.to_string_lossy().to_string())
-                    .unwrap_or_default();
-                let mut b = mistralrs::GgufModelBuilder::new(parent.to_string_lossy(), vec![file])
-                    .with_token_source(TokenSource::None)
-                    .with_prefix_cache_n(None)
-                    .with_max_num_seqs(batch)
-                    .with_device_mapping(DeviceMapSetting::dummy())
-                    .with_tok_model_id(tok_dir.to_string_lossy());
-                if !cuda {
-                    b = b.with_force_cpu();
-                }
-                b.build().await
-            } else {
-                let mut b = TextModelBuilder::new(engine_dir.to_string_lossy())
-                    .with_token_source(TokenSource::None)
-                    .with_dtype(dtype)
-                    .with_prefix_cache_n(None)
-                    .with_max_num_seqs(batch)
-                    .with_device_mapping(DeviceMapSetting::dummy());
-                if !cuda {
-                    b = b.with_force_cpu();
-                }
-                if std::env::var_os("RUBRIC_ENGINE_LOG").is_some() {
-                    b = b.with_logging();
-                }
-                if let Some(isq) = args.get("isq") {
-                    let q = mistralrs::parse_isq_value(isq, None)
-                        .map_err(|e| anyhow::anyhow!("isq: {e}"))?;
-                    b = b.with_isq(q);
-                }
-                b.build().await
-            }
-        });
-        let model = model
-            .map_err(|e| load_err(format!("mistralrs could not load {}: {e:#}", dir.display())))?;
+        // the engine, unless the batched Llama pass serves every request kind
+        let model = if scorer.is_some() {
+            None
+        } else {
+            Some(load_engine(
+                &rt,
+                args,
+                &dir,
+                &model_config,
+                &tok_dir,
+                max_length,
+                dtype,
+                batch,
+                is_gguf,
+                cuda,
+            )?)
+        };
         let dtype_name = match dtype {
             ModelDType::F32 => "float32",
             ModelDType::BF16 => "bfloat16",
@@ -593,7 +563,7 @@ impl MistralRs {
 
     /// One forward pass returning the logits of every position, as f32 rows.
     fn forward(&self, input: &[u32]) -> Result<Vec<Vec<f32>>, ModelError> {
-        let inner = self.model.inner();
+        let inner = self.engine()?.inner();
         let (tx, mut rx) = tokio::sync::mpsc::channel(1);
         let req = Request::Normal(Box::new(NormalRequest {
             messages: RequestMessage::CompletionTokens(input.to_vec()),
@@ -725,7 +695,7 @@ impl MistralRs {
         if groups.is_empty() {
             return Ok(());
         }
-        let inner = self.model.inner();
+        let inner = self.engine()?.inner();
         let sender = inner
             .get_sender(None)
             .map_err(|e| ModelError::Request(e.to_string()))?;
@@ -928,6 +898,70 @@ fn engine_view(dir: &Path, config: &Value, max_length: usize) -> Result<PathBuf,
 /// Tokens per batched scoring pass (sequences are packed up to this many rows).
 const BATCH_TOKENS: usize = 2048;
 
+/// Start the mistralrs engine on a model folder (through its view with enough positions) or a
+/// GGUF file.
+#[allow(clippy::too_many_arguments)]
+fn load_engine(
+    rt: &tokio::runtime::Runtime,
+    args: &BTreeMap<String, String>,
+    dir: &Path,
+    model_config: &Value,
+    tok_dir: &Path,
+    max_length: usize,
+    dtype: ModelDType,
+    batch: usize,
+    is_gguf: bool,
+    cuda: bool,
+) -> Result<mistralrs::Model, ModelError> {
+    let engine_dir = if is_gguf {
+        dir.to_path_buf()
+    } else {
+        engine_view(dir, model_config, max_length)?
+    };
+    let model = rt.block_on(async {
+        if is_gguf {
+            let parent = dir
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("."));
+            let file = dir
+                .file_name()
+                .map(|f| f.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let mut b = mistralrs::GgufModelBuilder::new(parent.to_string_lossy(), vec![file])
+                .with_token_source(TokenSource::None)
+                .with_prefix_cache_n(None)
+                .with_max_num_seqs(batch)
+                .with_device_mapping(DeviceMapSetting::dummy())
+                .with_tok_model_id(tok_dir.to_string_lossy());
+            if !cuda {
+                b = b.with_force_cpu();
+            }
+            b.build().await
+        } else {
+            let mut b = TextModelBuilder::new(engine_dir.to_string_lossy())
+                .with_token_source(TokenSource::None)
+                .with_dtype(dtype)
+                .with_prefix_cache_n(None)
+                .with_max_num_seqs(batch)
+                .with_device_mapping(DeviceMapSetting::dummy());
+            if !cuda {
+                b = b.with_force_cpu();
+            }
+            if std::env::var_os("RUBRIC_ENGINE_LOG").is_some() {
+                b = b.with_logging();
+            }
+            if let Some(isq) = args.get("isq") {
+                let q = mistralrs::parse_isq_value(isq, None)
+                    .map_err(|e| anyhow::anyhow!("isq: {e}"))?;
+                b = b.with_isq(q);
+            }
+            b.build().await
+        }
+    });
+    model.map_err(|e| load_err(format!("mistralrs could not load {}: {e:#}", dir.display())))
+}
+
 /// Score through the batched Llama pass: equal inputs share a sequence, sequences (longest
 /// first, as lm-eval orders them) are packed into passes of up to `BATCH_TOKENS` tokens.
 fn score_batched(
@@ -997,26 +1031,6 @@ fn score_batched(
         start = end;
     }
     Ok(())
-}
-
-/// Whether the model's weights fit in memory a second time (the batched scoring pass holds its
-/// own copy beside the engine's); unknown counts as yes.
-fn fits_twice_in_memory(dir: &Path) -> bool {
-    let size: u64 = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "safetensors"))
-        .filter_map(|e| std::fs::metadata(e.path()).ok().map(|m| m.len()))
-        .sum();
-    let available = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
-        m.lines()
-            .find(|l| l.starts_with("MemAvailable:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<u64>().ok())
-            .map(|kb| kb * 1024)
-    });
-    available.is_none_or(|a| size.saturating_mul(3) < a)
 }
 
 /// A short content fingerprint of a model folder or file (names, sizes, modification times).
@@ -1178,6 +1192,14 @@ impl GenPlan {
 }
 
 impl MistralRs {
+    fn engine(&self) -> Result<&mistralrs::Model, ModelError> {
+        self.model.as_ref().ok_or_else(|| {
+            ModelError::Request(
+                "the engine was not started (the batched Llama pass serves this model)".into(),
+            )
+        })
+    }
+
     fn plan(&self, context: &str, kwargs: &GenKwargs) -> Result<GenPlan, ModelError> {
         let max_new = kwargs.max_gen_toks();
         let mut until = kwargs.until();
@@ -1231,7 +1253,7 @@ impl MistralRs {
             .cloned()
             .collect();
         let (ctx, max_gen_toks) = (plan.ctx.clone(), plan.max_new);
-        let inner = self.model.inner();
+        let inner = self.engine()?.inner();
         let (tx, mut rx) = tokio::sync::mpsc::channel(1);
         let req = Request::Normal(Box::new(NormalRequest {
             messages: RequestMessage::CompletionTokens(ctx),
