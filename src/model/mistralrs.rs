@@ -565,26 +565,11 @@ impl MistralRs {
     fn forward(&self, input: &[u32]) -> Result<Vec<Vec<f32>>, ModelError> {
         let inner = self.engine()?.inner();
         let (tx, mut rx) = tokio::sync::mpsc::channel(1);
-        let req = Request::Normal(Box::new(NormalRequest {
-            messages: RequestMessage::CompletionTokens(input.to_vec()),
-            sampling_params: SamplingParams {
-                max_len: Some(0),
-                ..SamplingParams::deterministic()
-            },
-            response: tx,
-            return_logprobs: false,
-            is_streaming: false,
-            id: inner.next_request_id(),
-            constraint: Constraint::None,
-            suffix: None,
-            tools: None,
-            tool_choice: None,
-            logits_processors: None,
-            return_raw_logits: true,
-            web_search_options: None,
-            model_id: None,
-            truncate_sequence: false,
-        }));
+        let sampling = SamplingParams {
+            max_len: Some(0),
+            ..SamplingParams::deterministic()
+        };
+        let req = completion_request(inner, input.to_vec(), sampling, None, true, tx);
         self.rt.block_on(async {
             inner
                 .get_sender(None)
@@ -713,28 +698,19 @@ impl MistralRs {
                     let seen: Arc<Mutex<Option<Vec<f32>>>> = Arc::new(Mutex::new(None));
                     let keeper = LastLogits { seen: seen.clone() };
                     let (tx, mut rx) = tokio::sync::mpsc::channel(1);
-                    let req = Request::Normal(Box::new(NormalRequest {
-                        messages: RequestMessage::CompletionTokens(
-                            inputs[groups[g][0]].input.clone(),
-                        ),
-                        sampling_params: SamplingParams {
-                            max_len: Some(1),
-                            ..SamplingParams::deterministic()
-                        },
-                        response: tx,
-                        return_logprobs: false,
-                        is_streaming: false,
-                        id: inner.next_request_id(),
-                        constraint: Constraint::None,
-                        suffix: None,
-                        tools: None,
-                        tool_choice: None,
-                        logits_processors: Some(vec![Arc::new(keeper)]),
-                        return_raw_logits: false,
-                        web_search_options: None,
-                        model_id: None,
-                        truncate_sequence: false,
-                    }));
+                    let sampling = SamplingParams {
+                        max_len: Some(1),
+                        ..SamplingParams::deterministic()
+                    };
+                    let input = inputs[groups[g][0]].input.clone();
+                    let req = completion_request(
+                        inner,
+                        input,
+                        sampling,
+                        Some(Arc::new(keeper)),
+                        false,
+                        tx,
+                    );
                     let sender = sender.clone();
                     let result_tx = result_tx.clone();
                     tokio::spawn(async move {
@@ -897,6 +873,35 @@ fn engine_view(dir: &Path, config: &Value, max_length: usize) -> Result<PathBuf,
 
 /// Tokens per batched scoring pass (sequences are packed up to this many rows).
 const BATCH_TOKENS: usize = 2048;
+
+/// A completion request for the engine over exact tokens: the given sampling, logits processor
+/// and raw-logits switch; no log-probs, streaming, tools or truncation.
+fn completion_request(
+    inner: &mistralrs::MistralRs,
+    tokens: Vec<u32>,
+    sampling_params: SamplingParams,
+    processor: Option<Arc<dyn mistralrs::CustomLogitsProcessor>>,
+    return_raw_logits: bool,
+    response: tokio::sync::mpsc::Sender<Response>,
+) -> Request {
+    Request::Normal(Box::new(NormalRequest {
+        messages: RequestMessage::CompletionTokens(tokens),
+        sampling_params,
+        response,
+        return_logprobs: false,
+        is_streaming: false,
+        id: inner.next_request_id(),
+        constraint: Constraint::None,
+        suffix: None,
+        tools: None,
+        tool_choice: None,
+        logits_processors: processor.map(|p| vec![p]),
+        return_raw_logits,
+        web_search_options: None,
+        model_id: None,
+        truncate_sequence: false,
+    }))
+}
 
 /// Start the mistralrs engine on a model folder (through its view with enough positions) or a
 /// GGUF file.
@@ -1255,27 +1260,12 @@ impl MistralRs {
         let (ctx, max_gen_toks) = (plan.ctx.clone(), plan.max_new);
         let inner = self.engine()?.inner();
         let (tx, mut rx) = tokio::sync::mpsc::channel(1);
-        let req = Request::Normal(Box::new(NormalRequest {
-            messages: RequestMessage::CompletionTokens(ctx),
-            sampling_params: SamplingParams {
-                max_len: Some(max_gen_toks),
-                stop_toks: (!stops.is_empty()).then(|| StopTokens::Seqs(stops)),
-                ..SamplingParams::deterministic()
-            },
-            response: tx,
-            return_logprobs: false,
-            is_streaming: false,
-            id: inner.next_request_id(),
-            constraint: Constraint::None,
-            suffix: None,
-            tools: None,
-            tool_choice: None,
-            logits_processors: Some(vec![Arc::new(chooser)]),
-            return_raw_logits: false,
-            web_search_options: None,
-            model_id: None,
-            truncate_sequence: false,
-        }));
+        let sampling = SamplingParams {
+            max_len: Some(max_gen_toks),
+            stop_toks: (!stops.is_empty()).then(|| StopTokens::Seqs(stops)),
+            ..SamplingParams::deterministic()
+        };
+        let req = completion_request(inner, ctx, sampling, Some(Arc::new(chooser)), false, tx);
         let (n, finish) = self.rt.block_on(async {
             inner
                 .get_sender(None)
