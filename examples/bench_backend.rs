@@ -12,7 +12,7 @@ fn main() {
     let mut args = BTreeMap::new();
     args.insert("pretrained".to_string(), dir);
     let t = Instant::now();
-    let m = rubric::model::mistralrs::MistralRs::load(&args).unwrap();
+    let m = rubric::model::load("mistralrs", &args).unwrap();
     eprintln!("load {:.2}s", t.elapsed().as_secs_f64());
     let ctx = "it 's a charming and often affecting journey . \nQuestion: Is this sentence positive or negative?\nAnswer:";
     let mut reqs = Vec::new();

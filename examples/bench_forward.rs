@@ -10,7 +10,7 @@ fn main() {
     if let Some(m) = std::env::args().nth(2) {
         args.insert("max_length".to_string(), m);
     }
-    let m = rubric::model::mistralrs::MistralRs::load(&args).unwrap();
+    let m = rubric::model::load("mistralrs", &args).unwrap();
     for words in [1usize, 8, 25, 100, 300] {
         let ctx = vec!["word"; words].join(" ");
         let reqs: Vec<(String, String)> = (0..6)

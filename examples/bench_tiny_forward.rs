@@ -10,7 +10,7 @@ fn main() {
         "batch_size".to_string(),
         std::env::args().nth(2).unwrap_or("1".into()),
     );
-    let m = rubric::model::mistralrs::MistralRs::load(&args).unwrap();
+    let m = rubric::model::load("mistralrs", &args).unwrap();
     let reqs: Vec<(String, String)> = (0..40)
         .map(|i| {
             (

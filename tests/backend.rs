@@ -6,7 +6,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use rubric::model::mistralrs::MistralRs;
 use rubric::model::{tiny, LanguageModel, ModelError};
 use rubric::request::GenKwargs;
 use safetensors::SafeTensors;
@@ -38,7 +37,7 @@ fn requests() -> Vec<(String, String)> {
     ]
 }
 
-fn scores(m: &MistralRs, reqs: &[(String, String)]) -> Vec<(f64, bool)> {
+fn scores(m: &dyn LanguageModel, reqs: &[(String, String)]) -> Vec<(f64, bool)> {
     let mut out = vec![(0.0, false); reqs.len()];
     m.loglikelihood(reqs, &mut |i, r| {
         out[i] = r;
@@ -135,12 +134,22 @@ fn lora_adapter_changes_scores_exactly_as_a_merge_by_hand() {
     std::env::set_var("RUBRIC_CACHE_DIR", &cache);
     std::env::set_var("HF_HUB_OFFLINE", "1");
     let reqs = requests();
-    let plain = scores(&MistralRs::load(&args(&base, &[])).unwrap(), &reqs);
-    let adapted = scores(
-        &MistralRs::load(&args(&base, &[("adapter", &adapter.to_string_lossy())])).unwrap(),
+    let plain = scores(
+        &rubric::model::load("mistralrs", &args(&base, &[])).unwrap(),
         &reqs,
     );
-    let merged = scores(&MistralRs::load(&args(&by_hand, &[])).unwrap(), &reqs);
+    let adapted = scores(
+        &rubric::model::load(
+            "mistralrs",
+            &args(&base, &[("adapter", &adapter.to_string_lossy())]),
+        )
+        .unwrap(),
+        &reqs,
+    );
+    let merged = scores(
+        &rubric::model::load("mistralrs", &args(&by_hand, &[])).unwrap(),
+        &reqs,
+    );
     for i in 0..reqs.len() {
         assert!(
             (adapted[i].0 - plain[i].0).abs() > 1e-3,
@@ -162,16 +171,16 @@ fn scores_do_not_depend_on_batch_size_or_order() {
     tiny::write(dir.path(), tiny::TinySpec::default()).unwrap();
     let reqs = requests();
     let one = scores(
-        &MistralRs::load(&args(dir.path(), &[("batch_size", "1")])).unwrap(),
+        &rubric::model::load("mistralrs", &args(dir.path(), &[("batch_size", "1")])).unwrap(),
         &reqs,
     );
     let eight = scores(
-        &MistralRs::load(&args(dir.path(), &[("batch_size", "8")])).unwrap(),
+        &rubric::model::load("mistralrs", &args(dir.path(), &[("batch_size", "8")])).unwrap(),
         &reqs,
     );
     assert_eq!(one, eight, "bit-identical at batch sizes 1 and 8");
     // alone, and in reverse order
-    let m = MistralRs::load(&args(dir.path(), &[])).unwrap();
+    let m = rubric::model::load("mistralrs", &args(dir.path(), &[])).unwrap();
     let mut reversed = reqs.clone();
     reversed.reverse();
     let mut back = scores(&m, &reversed);
@@ -186,7 +195,7 @@ fn scores_do_not_depend_on_batch_size_or_order() {
     }
 }
 
-fn generations(m: &MistralRs, reqs: &[(String, GenKwargs)]) -> Vec<(String, bool)> {
+fn generations(m: &dyn LanguageModel, reqs: &[(String, GenKwargs)]) -> Vec<(String, bool)> {
     let mut out = vec![(String::new(), false); reqs.len()];
     m.generate_until(reqs, &mut |i, g| {
         out[i] = (g.text, g.truncated);
@@ -213,7 +222,7 @@ fn generations_do_not_depend_on_batching_or_the_path() {
             kw(serde_json::json!({"until": ["\n"], "max_gen_toks": 1})),
         )])
         .collect();
-    let m = MistralRs::load(&args(dir.path(), &[])).unwrap();
+    let m = rubric::model::load("mistralrs", &args(dir.path(), &[])).unwrap();
     let together = generations(&m, &reqs);
     for (i, r) in reqs.iter().enumerate() {
         assert_eq!(
@@ -227,7 +236,8 @@ fn generations_do_not_depend_on_batching_or_the_path() {
         "one token of at most one hits the limit"
     );
     // greedy decoding through the engine picks the same tokens
-    let engine = MistralRs::load(&args(dir.path(), &[("scorer", "engine")])).unwrap();
+    let engine =
+        rubric::model::load("mistralrs", &args(dir.path(), &[("scorer", "engine")])).unwrap();
     let through_engine = generations(&engine, &reqs);
     for (i, (r, g)) in reqs.iter().zip(&through_engine).enumerate() {
         if !r.1.do_sample() {
@@ -240,7 +250,7 @@ fn generations_do_not_depend_on_batching_or_the_path() {
 }
 
 fn load_error(dir: &Path, extra: &[(&str, &str)]) -> String {
-    match MistralRs::load(&args(dir, extra)) {
+    match rubric::model::load("mistralrs", &args(dir, extra)) {
         Ok(_) => panic!("loading {} should fail", dir.display()),
         Err(e) => e.to_string(),
     }
@@ -274,11 +284,19 @@ fn broken_model_folders_are_named() {
 
     let d = copy("bad_config");
     std::fs::write(d.join("config.json"), r#"{"hidden_size": 64}"#).unwrap();
-    assert!(load_error(&d, &[]).contains("config.json has no `num_hidden_layers`"));
+    let e = load_error(&d, &[]);
+    assert!(e.contains("config.json: `model_type`: missing"), "{e}");
+    std::fs::write(
+        d.join("config.json"),
+        r#"{"model_type": "llama", "hidden_size": 64, "num_attention_heads": 4}"#,
+    )
+    .unwrap();
+    let e = load_error(&d, &[]);
+    assert!(e.contains("`num_hidden_layers`: missing"), "{e}");
 
     let e = load_error(&good, &[("dtpye", "f32")]);
     assert!(
-        e.contains("unknown key `dtpye` for the mistralrs backend (did you mean `dtype`?)"),
+        e.contains("unknown key `dtpye` (did you mean `dtype`?)"),
         "{e}"
     );
 
@@ -294,7 +312,7 @@ fn broken_model_folders_are_named() {
         "{e}"
     );
     assert!(matches!(
-        MistralRs::load(&args(&good, &[("dtype", "f64")])),
+        rubric::model::load("mistralrs", &args(&good, &[("dtype", "f64")])),
         Err(ModelError::Args(_))
     ));
 }

@@ -70,6 +70,8 @@ pub fn to_f32(t: &TensorView) -> Result<Vec<f32>, ModelError> {
 struct AdapterConfig {
     scaling: f32,
     targets: Vec<String>,
+    /// GPT-2's Conv1D weights are stored (in, out): the update is transposed.
+    fan_in_fan_out: bool,
 }
 
 fn adapter_config(dir: &Path) -> Result<AdapterConfig, ModelError> {
@@ -107,6 +109,10 @@ fn adapter_config(dir: &Path) -> Result<AdapterConfig, ModelError> {
     Ok(AdapterConfig {
         scaling: (if rslora { alpha / r.sqrt() } else { alpha / r }) as f32,
         targets,
+        fan_in_fan_out: v
+            .get("fan_in_fan_out")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
     })
 }
 
@@ -130,7 +136,7 @@ pub fn merged_model(base: &Path, adapter: &Path) -> Result<PathBuf, ModelError> 
             adapter.display()
         )));
     }
-    super::mistralrs::check_safetensors(&adapter_file)?;
+    super::hf::folder::check_safetensors(&adapter_file)?;
     let key = format!("{}-{}", fingerprint(base), fingerprint(adapter));
     let cache = std::env::var_os(crate::env::CACHE_DIR)
         .map(PathBuf::from)
@@ -176,7 +182,11 @@ pub fn merged_model(base: &Path, adapter: &Path) -> Result<PathBuf, ModelError> 
             .filter(|_| cfg.targets.iter().any(|m| name.contains(&format!(".{m}."))));
         match target {
             Some((Some(a), Some(b))) => {
-                let (out_dim, in_dim) = (t.shape()[0], t.shape()[1]);
+                let (out_dim, in_dim) = if cfg.fan_in_fan_out {
+                    (t.shape()[1], t.shape()[0])
+                } else {
+                    (t.shape()[0], t.shape()[1])
+                };
                 let r = a.shape()[0];
                 if a.shape() != [r, in_dim] || b.shape() != [out_dim, r] {
                     return Err(err(format!(
@@ -196,8 +206,14 @@ pub fn merged_model(base: &Path, adapter: &Path) -> Result<PathBuf, ModelError> 
                             continue;
                         }
                         let row = &a[k * in_dim..(k + 1) * in_dim];
-                        for (x, y) in w[o * in_dim..(o + 1) * in_dim].iter_mut().zip(row) {
-                            *x += s * y;
+                        if cfg.fan_in_fan_out {
+                            for (i, y) in row.iter().enumerate() {
+                                w[i * out_dim + o] += s * y;
+                            }
+                        } else {
+                            for (x, y) in w[o * in_dim..(o + 1) * in_dim].iter_mut().zip(row) {
+                                *x += s * y;
+                            }
                         }
                     }
                 }

@@ -1,14 +1,25 @@
-//! Language models: the [`LanguageModel`] interface with lm-eval's three request kinds, the
-//! mistralrs backend, and the request preparation lm-eval's HF backend does before a forward
-//! pass (`prepare`: joint tokenization of context and continuation, left truncation, rolling
-//! windows), shared by every token-level backend.
+//! Language models: the [`LanguageModel`] interface with lm-eval's three request kinds, and
+//! one module per backend behind it:
+//! - `native`: rubric's own batched passes (decoder-only families and T5), f32;
+//! - `engine`: the mistralrs engine (GGUF, bf16/f16, quantization, CUDA);
+//! - `mock`: a test double.
+//!
+//! Shared pieces: `args` (model args), `hf` (model folders, normalised configs, tokenizer and
+//! special tokens), `prepare` (lm-eval's request preparation), `generation` (generation plans,
+//! stops), `sampling`, `chat_template`, `lora` (adapter merging). [`load`] is the one place that
+//! chooses which backend serves a model.
 
-pub mod llama;
+pub mod args;
+pub mod chat_template;
+pub mod engine;
+pub mod generation;
+pub mod hf;
 pub mod llama2c;
 pub mod lora;
-pub mod mistralrs;
 pub mod mock;
+pub mod native;
 pub mod prepare;
+pub mod sampling;
 pub mod tiny;
 
 use std::collections::BTreeMap;
@@ -27,6 +38,9 @@ pub enum ModelError {
     Request(String),
     #[error("unknown model backend `{0}` (known: mistralrs, mock)")]
     UnknownBackend(String),
+    /// A checkpoint no path computes exactly: the message names the field.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// One generation: the text (cut at the first stop string) and whether it hit `max_gen_toks`.
@@ -37,7 +51,8 @@ pub struct Generation {
 }
 
 /// Called with (request index, result) as each request finishes, so that a caller can store
-/// results durably and show progress.
+/// results durably and show progress. A backend calls it exactly once per request index, in any
+/// order; an error it returns stops the backend, which returns that error.
 pub type OnDone<'a, T> = &'a mut dyn FnMut(usize, T) -> Result<(), ModelError>;
 
 /// What results files say about the model.
@@ -86,6 +101,36 @@ pub trait LanguageModel {
     }
 }
 
+impl<T: LanguageModel + ?Sized> LanguageModel for Box<T> {
+    fn info(&self) -> &ModelInfo {
+        (**self).info()
+    }
+    fn loglikelihood(
+        &self,
+        requests: &[(String, String)],
+        on_done: OnDone<(f64, bool)>,
+    ) -> Result<(), ModelError> {
+        (**self).loglikelihood(requests, on_done)
+    }
+    fn loglikelihood_rolling(
+        &self,
+        texts: &[String],
+        on_done: OnDone<f64>,
+    ) -> Result<(), ModelError> {
+        (**self).loglikelihood_rolling(texts, on_done)
+    }
+    fn generate_until(
+        &self,
+        requests: &[(String, GenKwargs)],
+        on_done: OnDone<Generation>,
+    ) -> Result<(), ModelError> {
+        (**self).generate_until(requests, on_done)
+    }
+    fn chat_template(&self) -> Option<&dyn ChatTemplate> {
+        (**self).chat_template()
+    }
+}
+
 /// `--model-args KEY=VALUE,KEY=VALUE` (also space-separated), as lm-eval parses it.
 pub fn parse_model_args(s: &str) -> Result<BTreeMap<String, String>, ModelError> {
     let mut out = BTreeMap::new();
@@ -104,9 +149,81 @@ pub fn load(
     args: &BTreeMap<String, String>,
 ) -> Result<Box<dyn LanguageModel>, ModelError> {
     match backend {
-        "mistralrs" | "hf" | "huggingface" => Ok(Box::new(mistralrs::MistralRs::load(args)?)),
+        "mistralrs" | "hf" | "huggingface" => load_in_process(&args::ModelArgs::parse(args)?),
         "mock" => Ok(Box::new(mock::MockModel::from_args(args)?)),
         other => Err(ModelError::UnknownBackend(other.to_string())),
+    }
+}
+
+/// Which in-process path serves a model, and why not the others.
+pub enum Route {
+    Native(native::NativeSpec),
+    Engine,
+}
+
+/// The choice between rubric's own pass and the engine. `scorer=auto`: rubric's pass when it
+/// implements the checkpoint exactly and the settings are its own (f32, no quantization; on
+/// CUDA only for GPT-2 and T5, which the engine lacks), else the engine when every config value
+/// is one rubric has checked on it; otherwise a refusal naming the fields.
+pub fn route(hf: &hf::HfModel, args: &args::ModelArgs) -> Result<Route, ModelError> {
+    use args::{DType, PathChoice};
+    let native: Result<native::NativeSpec, String> = match (&hf.config, hf.gguf) {
+        (_, true) => Err("GGUF files run on the engine".into()),
+        (None, _) => Err("no config.json".into()),
+        (Some(c), _) => native::NativeSpec::for_config(c).map_err(|e| format!("config.json: {e}")),
+    }
+    .and_then(|spec| {
+        if !matches!(args.effective_dtype(), DType::F32 | DType::Auto) {
+            Err(format!(
+                "dtype={} (it computes in f32)",
+                args.effective_dtype().name()
+            ))
+        } else if args.isq.is_some() {
+            Err("isq (it computes unquantized)".into())
+        } else {
+            Ok(spec)
+        }
+    });
+    let engine: Result<(), String> = match &hf.config {
+        Some(c) => engine::supports(c, hf.prep.max_length).map_err(|e| format!("config.json: {e}")),
+        None => Ok(()),
+    };
+    let refuse = || {
+        let mut m = format!("{}: rubric cannot evaluate this model exactly", hf.name);
+        if let Err(e) = &native {
+            m.push_str(&format!("; rubric's own pass: {e}"));
+        }
+        if let Err(e) = &engine {
+            m.push_str(&format!("; the mistralrs engine: {e}"));
+        }
+        ModelError::Unsupported(m)
+    };
+    let seq2seq_or_gpt2 = matches!(
+        hf.config.as_ref().and_then(|c| c.family().ok()),
+        Some(hf::Family::T5 | hf::Family::Gpt2)
+    );
+    match args.path {
+        PathChoice::Native => native
+            .map(Route::Native)
+            .map_err(|e| ModelError::Unsupported(format!("{}: scorer=native: {e}", hf.name))),
+        PathChoice::Engine => engine
+            .map(|_| Route::Engine)
+            .map_err(|e| ModelError::Unsupported(format!("{}: scorer=engine: {e}", hf.name))),
+        PathChoice::Auto => match native {
+            Ok(spec) if !args.device.is_cuda() || seq2seq_or_gpt2 => Ok(Route::Native(spec)),
+            _ if engine.is_ok() => Ok(Route::Engine),
+            // on CUDA, rubric's pass runs there too (f32) when the engine cannot
+            Ok(spec) => Ok(Route::Native(spec)),
+            Err(_) => Err(refuse()),
+        },
+    }
+}
+
+fn load_in_process(args: &args::ModelArgs) -> Result<Box<dyn LanguageModel>, ModelError> {
+    let hf = hf::HfModel::open(args)?;
+    match route(&hf, args)? {
+        Route::Native(spec) => Ok(Box::new(native::NativeModel::load(hf, args, spec)?)),
+        Route::Engine => Ok(Box::new(engine::EngineModel::load(hf, args)?)),
     }
 }
 

@@ -10,6 +10,12 @@
 //!   starts with it.
 //! - Inputs are left-truncated to `max_length` tokens: `(context + continuation)[-(max_length
 //!   + 1):][:-1]`; the logits of the last `len(continuation)` positions score it.
+//!
+//! Encoder-decoder models (lm-eval's `backend="seq2seq"`): the context is encoded on its own
+//! with the tokenizer's special tokens (T5 appends `</s>`) and the continuation without; the
+//! encoder reads `context[-max_length:]`, the decoder `[decoder_start] + continuation[:-1]`,
+//! and every decoder position scores. Rolling windows give the encoder only the window's
+//! context token.
 
 use super::ModelError;
 
@@ -43,12 +49,16 @@ pub struct Prep {
     /// The `add_bos_token` model arg (None: the tokenizer decides).
     pub add_bos_token: Option<bool>,
     pub max_length: usize,
+    /// `decoder_start_token_id` of an encoder-decoder model (None: decoder-only).
+    pub decoder_start: Option<u32>,
 }
 
 /// One forward pass worth of scoring: the input tokens and the tokens the last
-/// `targets.len()` positions must predict.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// `targets.len()` positions must predict; for an encoder-decoder model, `input` is the
+/// decoder's and `encoder` the encoder's.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ScoreInput {
+    pub encoder: Vec<u32>,
     pub input: Vec<u32>,
     pub targets: Vec<u32>,
 }
@@ -88,6 +98,11 @@ impl Prep {
         let trimmed = context.trim_end_matches(crate::text::py_isspace);
         let moved = &context[trimmed.len()..];
         let continuation = format!("{moved}{continuation}");
+        if self.decoder_start.is_some() {
+            let ctx = self.tok_encode(tok, trimmed, None)?;
+            let cont = self.tok_encode(tok, &continuation, Some(false))?;
+            return Ok((ctx, cont));
+        }
         let whole = self.tok_encode(tok, &format!("{trimmed}{continuation}"), None)?;
         let ctx = self.tok_encode(tok, trimmed, None)?;
         let cont = whole
@@ -97,8 +112,44 @@ impl Prep {
         Ok((ctx, cont))
     }
 
+    /// The context tokens of a generation request, left-truncated as lm-eval does: to
+    /// `max_length - max_gen_toks` for a decoder-only model, to `max_length` for an encoder
+    /// (whose context is encoded with the tokenizer's special tokens, as `tok_batch_encode`
+    /// does for seq2seq models). An empty context becomes the prefix token.
+    pub fn generation_context(
+        &self,
+        tok: &dyn Tokenize,
+        context: &str,
+        max_gen_toks: usize,
+    ) -> Result<Vec<u32>, ModelError> {
+        let (mut ctx, max_ctx) = match self.decoder_start {
+            Some(_) => (tok.encode_ids(context, true)?, self.max_length),
+            None => (
+                self.tok_encode(tok, context, None)?,
+                self.max_length.saturating_sub(max_gen_toks).max(1),
+            ),
+        };
+        if ctx.len() > max_ctx {
+            ctx.drain(..ctx.len() - max_ctx);
+        }
+        if ctx.is_empty() {
+            ctx.push(self.prefix_token_id);
+        }
+        Ok(ctx)
+    }
+
     /// The forward input for (context tokens, continuation tokens), left-truncated.
     pub fn score_input(&self, ctx: &[u32], cont: &[u32]) -> ScoreInput {
+        if let Some(start) = self.decoder_start {
+            let encoder = ctx[ctx.len().saturating_sub(self.max_length)..].to_vec();
+            let mut input = vec![start];
+            input.extend_from_slice(&cont[..cont.len().saturating_sub(1)]);
+            return ScoreInput {
+                encoder,
+                input,
+                targets: cont.to_vec(),
+            };
+        }
         let mut all: Vec<u32> = ctx.iter().chain(cont).copied().collect();
         let keep = self.max_length + 1;
         if all.len() > keep {
@@ -107,13 +158,22 @@ impl Prep {
         all.pop();
         let n = cont.len().min(all.len());
         ScoreInput {
+            encoder: Vec::new(),
             input: all,
             targets: cont[cont.len() - n..].to_vec(),
         }
     }
 
-    /// The disjoint windows of a rolling loglikelihood (`context_len = 1`).
+    /// The disjoint windows of a rolling loglikelihood (`context_len = 1`), as forward inputs.
     pub fn rolling_windows(&self, tokens: &[u32]) -> Vec<ScoreInput> {
+        self.rolling_pairs(tokens)
+            .into_iter()
+            .map(|(ctx, cont)| self.score_input(&ctx, &cont))
+            .collect()
+    }
+
+    /// `get_rolling_token_windows` + `make_disjoint_window`: (context, continuation) per window.
+    fn rolling_pairs(&self, tokens: &[u32]) -> Vec<(Vec<u32>, Vec<u32>)> {
         let max = self.max_length;
         let mut out = Vec::new();
         if tokens.is_empty() {
@@ -141,15 +201,9 @@ impl Prep {
 }
 
 /// `make_disjoint_window`: the context stops where the predicted tokens begin.
-fn disjoint(a: Vec<u32>, b: Vec<u32>) -> ScoreInput {
+fn disjoint(a: Vec<u32>, b: Vec<u32>) -> (Vec<u32>, Vec<u32>) {
     let keep = a.len() - (b.len() - 1);
-    let mut ctx = a[..keep].to_vec();
-    // the forward input is context + predictions[:-1]
-    ctx.extend_from_slice(&b[..b.len() - 1]);
-    ScoreInput {
-        input: ctx,
-        targets: b,
-    }
+    (a[..keep].to_vec(), b)
 }
 
 #[cfg(test)]
@@ -163,6 +217,7 @@ mod tests {
             prefix_text: String::new(),
             add_bos_token: None,
             max_length: 4,
+            decoder_start: None,
         };
         let toks: Vec<u32> = (1..=10).collect();
         let w = p.rolling_windows(&toks);

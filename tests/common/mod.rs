@@ -3,15 +3,28 @@
 
 use std::path::PathBuf;
 
-/// `../shared/data` beside the crate, or `None` (with a message saying what is skipped).
+use rubric::model::LanguageModel;
+use rubric::request::GenKwargs;
+use serde_json::Value;
+
+/// `../shared/data` beside the crate, or `None` (with a message saying what is skipped). Under CI
+/// (`CI=true`) a missing data folder fails the test: parity that was lost must not pass as
+/// skipped.
 pub fn shared_data(what: &str) -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
     if dir.is_dir() {
         Some(dir)
+    } else if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("{what} needs ../shared/data beside the crate, and CI=true");
     } else {
         eprintln!("skipping {what}: ../shared/data is not present beside the crate");
         None
     }
+}
+
+pub fn read_json(path: &std::path::Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// The crate root, so tests read fixtures with the paths the YAMLs use.
@@ -45,4 +58,100 @@ pub fn results_json(out: &std::path::Path) -> serde_json::Value {
         })
         .expect("a results_*.json file");
     serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()
+}
+
+/// A model's loglikelihoods (within 1e-4, same greedy flags), rolling loglikelihoods and greedy
+/// generations against a golden file of lm-eval's (scripts/golden/backend.py, architectures.py).
+pub fn check_parity(label: &str, model: &dyn LanguageModel, g: &Value) {
+    let reqs: Vec<(String, String)> = g["loglikelihood"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["context"].as_str().unwrap().to_string(),
+                r["continuation"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut got = vec![(0.0, false); reqs.len()];
+    model
+        .loglikelihood(&reqs, &mut |i, r| {
+            got[i] = r;
+            Ok(())
+        })
+        .unwrap();
+    for (i, (r, (ll, greedy))) in g["loglikelihood"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(&got)
+        .enumerate()
+    {
+        let want = r["ll"].as_f64().unwrap();
+        assert!(
+            (ll - want).abs() < 1e-4,
+            "{label}: request {i} {:?}: rubric {ll}, lm-eval {want}",
+            reqs[i]
+        );
+        assert_eq!(
+            *greedy,
+            r["is_greedy"].as_bool().unwrap(),
+            "{label}: request {i} {:?}: is_greedy",
+            reqs[i]
+        );
+    }
+    let texts: Vec<String> = g["rolling"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["text"].as_str().unwrap().to_string())
+        .collect();
+    let mut rolled = vec![0.0; texts.len()];
+    model
+        .loglikelihood_rolling(&texts, &mut |i, r| {
+            rolled[i] = r;
+            Ok(())
+        })
+        .unwrap();
+    for (i, (r, got)) in g["rolling"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(&rolled)
+        .enumerate()
+    {
+        let want = r["ll"].as_f64().unwrap();
+        assert!(
+            (got - want).abs() < 1e-4 * want.abs().max(1.0),
+            "{label}: rolling {i}: rubric {got}, lm-eval {want}"
+        );
+    }
+    let gens: Vec<(String, GenKwargs)> = g["generate"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["context"].as_str().unwrap().to_string(),
+                GenKwargs::new(r["kwargs"].as_object().unwrap().clone()),
+            )
+        })
+        .collect();
+    let mut out = vec![String::new(); gens.len()];
+    model
+        .generate_until(&gens, &mut |i, r| {
+            out[i] = r.text;
+            Ok(())
+        })
+        .unwrap();
+    for (i, (r, got)) in g["generate"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(&out)
+        .enumerate()
+    {
+        assert_eq!(got, r["text"].as_str().unwrap(), "{label}: generation {i}");
+    }
 }

@@ -1,0 +1,303 @@
+#!/usr/bin/env python3
+"""Tiny random checkpoints of every architecture rubric accepts, in both config layouts, and
+lm-eval 0.4.13's HF-backend numbers on them (transformers + torch, float32, CPU, batch size 1).
+
+For each architecture this writes
+- fixtures/models/<name>/: model.safetensors, tokenizer.json, tokenizer_config.json,
+  generation_config.json and two configs of the same model: `config.json` as transformers 5
+  saves it (nested `rope_parameters`, `dtype`) and `config.v4.json` as transformers 4.57 saves
+  it (top-level `rope_theta` / `rope_scaling`, `torch_dtype`; written by a transformers 4
+  venv, `.venv-tf4`, from the same constructor arguments);
+- tests/golden/architectures/<name>.json: loglikelihoods (with is_greedy), rolling
+  loglikelihoods and greedy generations from lm-eval's HFLM on the transformers 5 folder. The
+  script checks that the transformers 4 layout gives transformers 5 the same numbers.
+
+The architectures: llama (plain; rope_theta 1e5 as SmolLM2; Llama-3.2's llama3 rope scaling),
+qwen2 (q/k/v biases, a sliding window that is switched off), qwen3 (q/k norms, head_dim apart
+from hidden/heads), mistral (sliding window), gemma (head_dim apart, both activation fields as
+Google's configs have them), gemma2 (soft-capping, alternating sliding windows, sandwich norms,
+query_pre_attn_scalar), phi3 (fused projections, partial rotary, sliding window), gpt2, t5
+(v1.0: relu, tied and scaled) and flan-t5 style (gated-gelu, untied). Weights are random at a
+scale where logits are far from uniform; norm weights and biases are random too, so a wrong
+norm or a dropped bias changes the numbers.
+
+Run from the crate root:  .venv/bin/python scripts/golden/architectures.py [name ...]
+Needs: .venv with lm-eval==0.4.13 torch transformers (5.x); .venv-tf4 with transformers<5.
+"""
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import lm_eval
+import torch
+import transformers
+from lm_eval.api.instance import Instance
+from lm_eval.models.huggingface import HFLM
+from safetensors.torch import load_file
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+# Qwen2's pre-tokenizer, which transformers 5's Qwen2Tokenizer builds whatever tokenizer.json says
+QWEN_SPLIT = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+
+CORPUS = """Question: Tom has 3 apples and buys 4 more. How many apples does he have?
+Answer: 3 + 4 = 7. The answer is 7.
+it 's a charming and often affecting journey . 
+Question: Is this sentence positive or negative?
+Answer: positive
+unflinchingly bleak and desperate 
+Answer: negative
+Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends.
+Summarize the following article: the quick brown fox jumps over the lazy dog. Numbers 0 1 2 3 4 5 6 7 8 9 10 100 1,000.
+Here is the purchase history list of user_12 : 
+ 1 , 5 , 7 , 42 , 1001 
+ try to recommend next item to the user
+Which item of the following to recommend for A2X ? What star rating do you think user will give item_7 ? ( 1 being lowest and 5 being highest )
+Input: sequential recommendation Target: item_5
+"""
+
+TOKEN_VOCAB = 300
+MODEL_VOCAB = 320  # more rows than tokens, as real checkpoints often have
+
+# (name, model_type, tokenizer kind, constructor arguments as transformers 4 takes them)
+SMALL = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+             num_key_value_heads=2, max_position_embeddings=160, vocab_size=MODEL_VOCAB)
+ARCHS = [
+    ("llama", "llama", "bos", dict(SMALL, rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False)),
+    ("llama_theta", "llama", "bos", dict(SMALL, rms_norm_eps=1e-5, rope_theta=100000.0, tie_word_embeddings=True)),
+    ("llama3_scaled", "llama", "bos", dict(SMALL, num_attention_heads=2, num_key_value_heads=1, rms_norm_eps=1e-5,
+        rope_theta=500000.0, max_position_embeddings=131072, tie_word_embeddings=True,
+        rope_scaling={"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                      "original_max_position_embeddings": 8192})),
+    ("qwen2", "qwen2", "qwen", dict(SMALL, rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=True,
+        use_sliding_window=False, sliding_window=4, max_window_layers=2)),
+    ("qwen3", "qwen3", "qwen", dict(SMALL, head_dim=16, rope_theta=1000000.0, rms_norm_eps=1e-6,
+        tie_word_embeddings=True, use_sliding_window=False, sliding_window=None, max_window_layers=2)),
+    ("mistral", "mistral", "bos", dict(SMALL, head_dim=8, rope_theta=1000000.0, rms_norm_eps=1e-5,
+        sliding_window=16, tie_word_embeddings=False)),
+    ("gemma", "gemma", "bos", dict(SMALL, num_attention_heads=2, num_key_value_heads=1, head_dim=24,
+        hidden_act="gelu", hidden_activation="gelu_pytorch_tanh", rms_norm_eps=1e-6, rope_theta=10000.0,
+        tie_word_embeddings=True)),
+    ("gemma2", "gemma2", "bos", dict(SMALL, head_dim=16, query_pre_attn_scalar=24, sliding_window=16,
+        attn_logit_softcapping=5.0, final_logit_softcapping=3.0, hidden_activation="gelu_pytorch_tanh",
+        rms_norm_eps=1e-6, rope_theta=10000.0, tie_word_embeddings=True)),
+    ("phi3", "phi3", "bos", dict(SMALL, rms_norm_eps=1e-5, rope_theta=10000.0, partial_rotary_factor=0.5,
+        original_max_position_embeddings=160, sliding_window=24, tie_word_embeddings=False)),
+    ("gpt2", "gpt2", "gpt2", dict(n_embd=32, n_layer=2, n_head=4, n_positions=160, vocab_size=MODEL_VOCAB,
+        activation_function="gelu_new")),
+    ("t5", "t5", "t5", dict(d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4,
+        relative_attention_num_buckets=8, relative_attention_max_distance=20, feed_forward_proj="relu",
+        tie_word_embeddings=True, n_positions=160, vocab_size=MODEL_VOCAB, decoder_start_token_id=0)),
+    ("flan_t5", "t5", "t5", dict(d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4,
+        relative_attention_num_buckets=8, relative_attention_max_distance=20, feed_forward_proj="gated-gelu",
+        tie_word_embeddings=False, n_positions=160, vocab_size=MODEL_VOCAB, decoder_start_token_id=0)),
+]
+
+LONG = " ".join(["the quick brown fox jumps over the lazy dog and the cat sat on the mat"] * 12)
+CONTEXTS = [
+    "Question: Tom has 3 apples and buys 4 more. How many apples does he have?\nAnswer:",
+    "Question: Tom has 3 apples and buys 4 more. How many apples does he have?\nAnswer: ",
+    "it 's a charming and often affecting journey . \nQuestion: Is this sentence positive or negative?\nAnswer:",
+    "Once upon a time,   ",
+    "",
+    "Here is the purchase history list of user_12 : \n 1 , 5 , 7 \n try to recommend next item to the user",
+    LONG,
+]
+CONTINUATIONS = [" 7", " The answer is 7.", " positive", " negative", "there was a little girl named Lily.",
+                 "\n\n#### 1,000", " 42"]
+GENERATIONS = [
+    (CONTEXTS[0], {"until": ["\n\n", "Question:"], "max_gen_toks": 24, "do_sample": False, "temperature": 0.0}),
+    (CONTEXTS[3], {"until": ["."], "max_gen_toks": 16, "do_sample": False}),
+    ("Once upon a time, there was", {"until": ["\n"], "max_gen_toks": 32}),
+    (CONTEXTS[5], {"until": ["</s>"], "max_gen_toks": 20}),
+    (LONG, {"until": ["\n\n"], "max_gen_toks": 12}),
+    ("Input: sequential recommendation \nTarget: ", {"until": ["\n"], "max_gen_toks": 8}),
+]
+ROLLING = ["Once upon a time, there was a little girl named Lily.", LONG + " " + LONG, "a"]
+
+
+def tokenizer(kind, out):
+    """A tokenizer trained on CORPUS: byte-level BPE adding BOS (Llama, Mistral, Gemma, Phi-3),
+    adding nothing (GPT-2; Qwen with Qwen2's NFC + digit-splitting pre-tokenizer), or a
+    SentencePiece-style unigram appending </s> (T5)."""
+    if kind == "t5":
+        tok = Tokenizer(models.Unigram())
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+        tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+        trainer = trainers.UnigramTrainer(vocab_size=TOKEN_VOCAB, special_tokens=["<pad>", "</s>", "<unk>"],
+                                          unk_token="<unk>", show_progress=False)
+        tok.train_from_iterator(CORPUS.splitlines(), trainer)
+        tok.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>",
+                                                           special_tokens=[("</s>", tok.token_to_id("</s>"))])
+        special = dict(pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+    else:
+        specials = {"bos": ["<unk>", "<s>", "</s>"], "qwen": ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+                    "gpt2": ["<|endoftext|>"]}[kind]
+        tok = Tokenizer(models.BPE())
+        if kind == "qwen":
+            tok.normalizer = normalizers.NFC()
+            tok.pre_tokenizer = pre_tokenizers.Sequence([
+                pre_tokenizers.Split(Regex(QWEN_SPLIT), behavior="isolated", invert=False),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+        else:
+            tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(vocab_size=TOKEN_VOCAB, special_tokens=specials, min_frequency=2,
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+        tok.train_from_iterator([line + "\n" for line in CORPUS.splitlines()], trainer)
+        if kind == "bos":
+            tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
+                                                               special_tokens=[("<s>", tok.token_to_id("<s>"))])
+            special = dict(bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+        elif kind == "qwen":
+            tok.post_processor = processors.ByteLevel(trim_offsets=False)
+            special = dict(eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+        else:
+            tok.post_processor = processors.ByteLevel(trim_offsets=False)
+            special = dict(bos_token="<|endoftext|>", eos_token="<|endoftext|>", unk_token="<|endoftext|>")
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, clean_up_tokenization_spaces=False, **special)
+    fast.save_pretrained(out)
+    # load it as a generic fast tokenizer whatever the model type
+    cfg_path = os.path.join(out, "tokenizer_config.json")
+    cfg = json.load(open(cfg_path))
+    cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
+    json.dump(cfg, open(cfg_path, "w"), indent=2)
+    return {k: fast.convert_tokens_to_ids(v) for k, v in special.items()}, tok.get_vocab_size()
+
+
+def randomize(model, gemma_norms, n_tokens):
+    """Weights at a scale where logits are far from uniform; norms and biases random too."""
+    g = torch.Generator().manual_seed(20261129)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 1 and ("norm" in name or "ln_" in name):
+                if name.endswith("bias"):
+                    p.copy_(0.1 * torch.randn(p.shape, generator=g))
+                elif gemma_norms:
+                    p.copy_(0.2 * torch.randn(p.shape, generator=g))  # Gemma scales by (1 + w)
+                else:
+                    p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=g))
+            elif p.dim() == 1:
+                p.copy_(0.2 * torch.randn(p.shape, generator=g))
+            elif "relative_attention_bias" in name:
+                p.copy_(1.0 * torch.randn(p.shape, generator=g))
+            else:
+                p.copy_(1.5 / min(p.shape) ** 0.5 * torch.randn(p.shape, generator=g))
+            if p.dim() == 2 and p.shape[0] == MODEL_VOCAB and ("embed" in name or "lm_head" in name or "wte" in name or "shared" in name):
+                p[n_tokens:] *= 0.1  # rows no token maps to stay unlikely, as in trained models
+
+
+def build(name, model_type, tok_kind, kwargs, out):
+    os.makedirs(out, exist_ok=True)
+    ids, n_tokens = tokenizer(tok_kind, out)
+    kwargs = dict(kwargs)
+    if tok_kind == "t5":
+        kwargs.update(pad_token_id=ids["pad_token"], eos_token_id=ids["eos_token"])
+    else:
+        kwargs.update(eos_token_id=ids["eos_token"], bos_token_id=ids.get("bos_token", ids["eos_token"]))
+        if "pad_token" in ids or model_type == "phi3":  # Phi-3's default pad id lies outside this vocabulary
+            kwargs["pad_token_id"] = ids.get("pad_token", ids["eos_token"])
+    torch.manual_seed(0)
+    # transformers 5 rewrites a rope_scaling dict in place: give it a copy
+    config = transformers.AutoConfig.for_model(model_type, **copy.deepcopy(kwargs))
+    if model_type == "t5":
+        model = transformers.T5ForConditionalGeneration(config)
+    else:
+        model = transformers.AutoModelForCausalLM.from_config(config, torch_dtype=torch.float32)
+    randomize(model, gemma_norms=model_type.startswith("gemma"), n_tokens=n_tokens)
+    if model_type == "t5" and not kwargs["tie_word_embeddings"]:
+        # transformers 5 ties T5's head whatever the config says; untie it as Flan-T5 is
+        head = 1.5 / 32 ** 0.5 * torch.randn(model.lm_head.weight.shape, generator=torch.Generator().manual_seed(7))
+        head[n_tokens:] *= 0.1
+        model.lm_head.weight = torch.nn.Parameter(head)
+    model.save_pretrained(out)
+    # the same model's config as transformers 4 writes it
+    archs = json.dumps(json.load(open(os.path.join(out, "config.json")))["architectures"])
+    v4 = subprocess.run([".venv-tf4/bin/python", "-c", TF4_WRITER, model_type, json.dumps(kwargs), archs],
+                        check=True, capture_output=True, text=True).stdout
+    with open(os.path.join(out, "config.v4.json"), "w") as f:
+        f.write(v4)
+
+
+TF4_WRITER = """
+import json, sys, tempfile, os
+import transformers
+c = transformers.AutoConfig.for_model(sys.argv[1], **json.loads(sys.argv[2]))
+c.torch_dtype = "float32"
+c.architectures = json.loads(sys.argv[3])
+with tempfile.TemporaryDirectory() as d:
+    c.save_pretrained(d)
+    sys.stdout.write(open(os.path.join(d, "config.json")).read())
+"""
+
+
+def golden(model_dir):
+    lm = HFLM(pretrained=model_dir, dtype="float32", device="cpu", batch_size=1)
+    notes = []
+    # lm-eval 0.4.13 calls model.tie_weights() after loading; transformers 5 then ties every
+    # T5's head to the input embedding, discarding the untied head of Flan-T5 / T5 v1.1 that
+    # from_pretrained loaded. Put the checkpoint's head back, as transformers loads it.
+    head = load_file(os.path.join(model_dir, "model.safetensors")).get("lm_head.weight")
+    if head is not None and not torch.equal(lm.model.lm_head.weight, head):
+        lm.model.lm_head.weight = torch.nn.Parameter(head.clone())
+        notes.append("lm-eval's tie_weights() replaced the checkpoint's lm_head by the input embedding; "
+                     "the golden uses the checkpoint's lm_head as transformers' from_pretrained loads it")
+    # rubric reads tokenizer.json as the tokenizers library does: the fixture's tokenizer must
+    # tokenize as transformers' tokenizer class does
+    raw = Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
+    for text in CONTEXTS + [c + x for c in CONTEXTS for x in CONTINUATIONS] + ROLLING:
+        assert lm.tokenizer(text).input_ids == raw.encode(text).ids, (model_dir, text)
+    reqs = [(c, x) for c in CONTEXTS for x in CONTINUATIONS]
+    seeds = ["Question: Tom has", "Once upon a time", "Answer:"]
+    greedy = lm.generate_until([Instance(request_type="generate_until", doc={}, arguments=(c, {"until": [], "max_gen_toks": 3}), idx=0) for c in seeds])
+    reqs += [(c, g) for c, g in zip(seeds, greedy) if g.strip()]
+    lls = lm.loglikelihood([Instance(request_type="loglikelihood", doc={}, arguments=r, idx=i) for i, r in enumerate(reqs)])
+    rolling = lm.loglikelihood_rolling([Instance(request_type="loglikelihood_rolling", doc={}, arguments=(t,), idx=i) for i, t in enumerate(ROLLING)])
+    outs = lm.generate_until([Instance(request_type="generate_until", doc={}, arguments=(c, dict(k)), idx=i) for i, (c, k) in enumerate(GENERATIONS)])
+    return {
+        "header": {"generator": "scripts/golden/architectures.py", "lm_eval": lm_eval.__version__,
+                   "transformers": transformers.__version__, "torch": torch.__version__,
+                   "model_args": "pretrained=<dir>,dtype=float32,device=cpu,batch_size=1",
+                   "backend": lm.backend, "max_length": lm.max_length, "notes": notes},
+        "loglikelihood": [{"context": c, "continuation": x, "ll": ll, "is_greedy": g} for (c, x), (ll, g) in zip(reqs, lls)],
+        "rolling": [{"text": t, "ll": ll} for t, ll in zip(ROLLING, rolling)],
+        "generate": [{"context": c, "kwargs": k, "text": o} for (c, k), o in zip(GENERATIONS, outs)],
+    }
+
+
+def main():
+    wanted = set(sys.argv[1:])
+    os.makedirs("tests/golden/architectures", exist_ok=True)
+    for name, model_type, tok_kind, kwargs in ARCHS:
+        if wanted and name not in wanted:
+            continue
+        out = f"fixtures/models/{name}"
+        shutil.rmtree(out, ignore_errors=True)
+        build(name, model_type, tok_kind, kwargs, out)
+        g = golden(out)
+        # transformers 5 reads the transformers 4 layout as the same model
+        with tempfile.TemporaryDirectory() as tmp:
+            for f in os.listdir(out):
+                if f != "config.json":
+                    shutil.copy(os.path.join(out, f), tmp)
+            shutil.copy(os.path.join(out, "config.v4.json"), os.path.join(tmp, "config.json"))
+            g4 = golden(tmp)
+        for a, b in zip(g["loglikelihood"], g4["loglikelihood"]):
+            assert abs(a["ll"] - b["ll"]) < 1e-5, (name, a, b)
+        assert [x["text"] for x in g["generate"]] == [x["text"] for x in g4["generate"]], name
+        with open(f"tests/golden/architectures/{name}.json", "w", encoding="utf-8") as f:
+            json.dump(g, f, indent=1, ensure_ascii=False)
+            f.write("\n")
+        lls = [r["ll"] for r in g["loglikelihood"]]
+        print(f"{name}: {len(lls)} loglikelihoods (min {min(lls):.2f}, max {max(lls):.2f}, "
+              f"{sum(r['is_greedy'] for r in g['loglikelihood'])} greedy), generations "
+              f"{[x['text'] for x in g['generate']]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+//! Chat templates from `tokenizer_config.json` (or `chat_template.jinja`), rendered as
+//! transformers' `apply_chat_template` renders them.
+
+use std::collections::HashMap;
+
+use crate::task::prompt::{ChatMessage, ChatTemplate};
+
+/// An HF chat template (`tokenizer_config.json`'s `chat_template`), rendered as
+/// `tokenizer.apply_chat_template(messages, add_generation_prompt=..,
+/// continue_final_message=not add_generation_prompt)` renders it.
+pub struct HfChatTemplate {
+    pub source: String,
+    pub bos: String,
+    pub eos: String,
+}
+
+impl ChatTemplate for HfChatTemplate {
+    fn render(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+    ) -> Result<String, String> {
+        let mut env = minijinja::Environment::new();
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.set_keep_trailing_newline(true);
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> Result<String, minijinja::Error> {
+                Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    msg,
+                ))
+            },
+        );
+        env.add_template("chat", &self.source)
+            .map_err(|e| format!("the chat template does not parse: {e}"))?;
+        let mut ctx = HashMap::new();
+        ctx.insert("messages", minijinja::Value::from_serialize(messages));
+        ctx.insert(
+            "add_generation_prompt",
+            minijinja::Value::from(add_generation_prompt),
+        );
+        ctx.insert("bos_token", minijinja::Value::from(self.bos.clone()));
+        ctx.insert("eos_token", minijinja::Value::from(self.eos.clone()));
+        let rendered = env
+            .get_template("chat")
+            .and_then(|t| t.render(ctx))
+            .map_err(|e| format!("rendering the chat template failed: {e}"))?;
+        if add_generation_prompt {
+            return Ok(rendered);
+        }
+        // continue_final_message: cut after the last message's content
+        let last = messages
+            .last()
+            .map(|m| m.content.trim_end().to_string())
+            .unwrap_or_default();
+        match rendered.rfind(&last) {
+            Some(i) if !last.is_empty() => Ok(rendered[..i + last.len()].to_string()),
+            _ => Ok(rendered),
+        }
+    }
+}

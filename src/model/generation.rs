@@ -1,0 +1,121 @@
+//! A generation request made ready for decoding, as lm-eval's HF backend prepares it: the
+//! context's tokens (left-truncated), the token budget, the stop strings (the EOS text among
+//! them), the sampling settings and a seed; and the text from the chosen tokens (decoded
+//! without special tokens, cut at the first stop string).
+
+use std::sync::Arc;
+
+use super::hf::HfModel;
+use super::sampling::Sampling;
+use super::{Generation, ModelError};
+use crate::request::GenKwargs;
+
+pub struct GenPlan {
+    /// The context's tokens (the encoder's input for an encoder-decoder model).
+    pub ctx: Vec<u32>,
+    /// Most tokens to generate.
+    pub max_new: usize,
+    /// Stop strings, the EOS text included (the output is cut at the first one).
+    pub until: Vec<String>,
+    pub sample: Sampling,
+    pub seed: u64,
+}
+
+impl GenPlan {
+    /// Plan one request. Encoder-decoder models get lm-eval's budget for them:
+    /// `generate(max_length = context length + max_gen_toks)` counts the decoder's start token,
+    /// so up to `context length + max_gen_toks - 1` tokens are generated.
+    pub fn new(
+        model: &HfModel,
+        run_seed: u64,
+        context: &str,
+        kwargs: &GenKwargs,
+    ) -> Result<GenPlan, ModelError> {
+        let max_gen_toks = kwargs.max_gen_toks();
+        let mut until = kwargs.until();
+        if let Some(eos) = &model.eos_text {
+            if !until.contains(eos) {
+                until.push(eos.clone());
+            }
+        }
+        let ctx = model
+            .prep
+            .generation_context(&*model.tokenizer, context, max_gen_toks)?;
+        let max_new = match model.prep.decoder_start {
+            Some(_) => (ctx.len() + max_gen_toks).saturating_sub(1),
+            None => max_gen_toks,
+        };
+        // a request's own seed, else one derived from the run seed and the context, so a draw
+        // does not depend on which other requests ran
+        let seed = kwargs.sample_seed.or(kwargs.seed()).unwrap_or_else(|| {
+            let h = crate::py::sha256_hex(context);
+            run_seed ^ u64::from_str_radix(&h[..16], 16).unwrap_or(0)
+        });
+        let sample = kwargs.do_sample().then(|| {
+            (
+                kwargs.temperature().unwrap_or(1.0),
+                kwargs.top_k(),
+                kwargs.top_p(),
+            )
+        });
+        Ok(GenPlan {
+            ctx,
+            max_new,
+            until,
+            sample,
+            seed,
+        })
+    }
+
+    /// The generated text from the chosen tokens: decoded without special tokens (so leading
+    /// whitespace survives), cut at the first stop string.
+    pub fn finish(
+        &self,
+        tokenizer: &tokenizers::Tokenizer,
+        tokens: &[u32],
+        stopped: bool,
+    ) -> Result<Generation, ModelError> {
+        let mut text = tokenizer
+            .decode(tokens, true)
+            .map_err(|e| ModelError::Request(e.to_string()))?;
+        for term in &self.until {
+            if !term.is_empty() {
+                if let Some(i) = text.find(term.as_str()) {
+                    text.truncate(i);
+                }
+            }
+        }
+        Ok(Generation {
+            text,
+            truncated: !stopped && tokens.len() >= self.max_new,
+        })
+    }
+
+    /// What ends this generation, as a value a decoding thread can own.
+    pub fn stop_rule(&self, model: &HfModel) -> StopRule {
+        StopRule {
+            tokenizer: model.tokenizer.clone(),
+            until: self.until.clone(),
+            eos_ids: model.eos_ids.clone(),
+        }
+    }
+}
+
+/// When a generation ends: an EOS token, or a stop string in the decoded text.
+#[derive(Clone)]
+pub struct StopRule {
+    tokenizer: Arc<tokenizers::Tokenizer>,
+    until: Vec<String>,
+    eos_ids: Vec<u32>,
+}
+
+impl StopRule {
+    pub fn ends(&self, tokens: &[u32]) -> bool {
+        tokens.last().is_some_and(|t| self.eos_ids.contains(t))
+            || self.tokenizer.decode(tokens, true).is_ok_and(|t| {
+                self.until
+                    .iter()
+                    .any(|s| !s.is_empty() && t.contains(s.as_str()))
+            })
+    }
+}

@@ -1,0 +1,659 @@
+//! One reading of a Hugging Face `config.json` for every backend, in both layouts transformers
+//! writes: 4.x (top-level `rope_theta` / `rope_scaling`, `partial_rotary_factor`,
+//! `torch_dtype`) and 5.x (a nested `rope_parameters` block, `dtype`), with the per-architecture
+//! rules transformers 5 applies when it reads a config (Gemma's legacy `hidden_act: gelu`, the
+//! Qwen sliding window that `use_sliding_window: false` switches off, T5's
+//! `scale_decoder_outputs`, GPT-2's and T5's own field names).
+//!
+//! Every accessor either returns what transformers would use or an error that names the field,
+//! so no backend ever guesses: rubric's own passes and the engine's config view are both built
+//! from these values.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Map, Value};
+
+/// A config.json, read.
+#[derive(Debug, Clone)]
+pub struct HfConfig {
+    pub path: PathBuf,
+    pub raw: Value,
+}
+
+/// A config value rubric cannot use exactly: the field and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub field: String,
+    pub why: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}`: {}", self.field, self.why)
+    }
+}
+
+fn cfg_err(field: &str, why: impl Into<String>) -> ConfigError {
+    ConfigError {
+        field: field.into(),
+        why: why.into(),
+    }
+}
+
+/// The position encoding of a rotary model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rope {
+    pub theta: f64,
+    pub scaling: RopeScaling,
+    /// Share of each head's dimensions that rotate (Phi-3's `partial_rotary_factor`).
+    pub partial_rotary_factor: f64,
+}
+
+/// `rope_type` and its parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RopeScaling {
+    Default,
+    /// Positions divided by `factor`.
+    Linear {
+        factor: f64,
+    },
+    /// Llama 3.1 / 3.2's frequency-dependent scaling.
+    Llama3 {
+        factor: f64,
+        low_freq_factor: f64,
+        high_freq_factor: f64,
+        original_max_position_embeddings: f64,
+    },
+    /// Any other `rope_type` (dynamic, yarn, longrope, ...), kept with its name so that a pass
+    /// can refuse it by name.
+    Other(String),
+}
+
+impl RopeScaling {
+    pub fn name(&self) -> &str {
+        match self {
+            RopeScaling::Default => "default",
+            RopeScaling::Linear { .. } => "linear",
+            RopeScaling::Llama3 { .. } => "llama3",
+            RopeScaling::Other(n) => n,
+        }
+    }
+}
+
+/// An activation function, by what transformers computes for its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    Silu,
+    /// The tanh approximation (`gelu_pytorch_tanh`, `gelu_new`, `gelu_fast`).
+    GeluTanh,
+    /// The exact (erf) GELU (`gelu`).
+    Gelu,
+    Relu,
+}
+
+impl Activation {
+    fn parse(field: &str, name: &str) -> Result<Activation, ConfigError> {
+        match name {
+            "silu" | "swish" => Ok(Activation::Silu),
+            "gelu_pytorch_tanh" | "gelu_new" | "gelu_fast" => Ok(Activation::GeluTanh),
+            "gelu" => Ok(Activation::Gelu),
+            "relu" => Ok(Activation::Relu),
+            other => Err(cfg_err(
+                field,
+                format!(
+                    "activation `{other}` is not implemented (known: silu, gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu)"
+                ),
+            )),
+        }
+    }
+}
+
+/// Architectures rubric knows, by `model_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Llama,
+    Mistral,
+    Qwen2,
+    Qwen3,
+    Gemma,
+    Gemma2,
+    Phi3,
+    Gpt2,
+    T5,
+}
+
+impl Family {
+    pub const ALL: &'static [(&'static str, Family)] = &[
+        ("llama", Family::Llama),
+        ("mistral", Family::Mistral),
+        ("qwen2", Family::Qwen2),
+        ("qwen3", Family::Qwen3),
+        ("gemma", Family::Gemma),
+        ("gemma2", Family::Gemma2),
+        ("phi3", Family::Phi3),
+        ("gpt2", Family::Gpt2),
+        ("t5", Family::T5),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Family::ALL
+            .iter()
+            .find(|(_, f)| *f == self)
+            .map(|(n, _)| *n)
+            .expect("every family is listed")
+    }
+}
+
+impl HfConfig {
+    pub fn read(path: &Path) -> Result<HfConfig, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        let raw: Value = serde_json::from_str(&text)
+            .map_err(|e| format!("{}: malformed JSON: {e}", path.display()))?;
+        if !raw.is_object() {
+            return Err(format!("{}: not a JSON object", path.display()));
+        }
+        Ok(HfConfig {
+            path: path.to_path_buf(),
+            raw,
+        })
+    }
+
+    pub fn from_value(raw: Value) -> HfConfig {
+        HfConfig {
+            path: PathBuf::from("config.json"),
+            raw,
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.raw.get(key).filter(|v| !v.is_null())
+    }
+
+    pub fn model_type(&self) -> &str {
+        self.get("model_type").and_then(Value::as_str).unwrap_or("")
+    }
+
+    /// The architecture, or an error naming `model_type`.
+    pub fn family(&self) -> Result<Family, ConfigError> {
+        let t = self.model_type();
+        Family::ALL
+            .iter()
+            .find(|(n, _)| *n == t)
+            .map(|(_, f)| *f)
+            .ok_or_else(|| {
+                cfg_err(
+                    "model_type",
+                    if t.is_empty() {
+                        "missing".to_string()
+                    } else {
+                        format!(
+                            "`{t}` is not supported (supported: {})",
+                            Family::ALL
+                                .iter()
+                                .map(|(n, _)| *n)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    },
+                )
+            })
+    }
+
+    /// Whether transformers loads it as an encoder-decoder (AutoModelForSeq2SeqLM).
+    pub fn is_encoder_decoder(&self) -> bool {
+        self.model_type() == "t5" || self.flag("is_encoder_decoder").unwrap_or(false)
+    }
+
+    /// A non-negative integer field (first of several names that exist).
+    pub fn usize_any(&self, keys: &[&str]) -> Result<usize, ConfigError> {
+        for k in keys {
+            if let Some(v) = self.get(k) {
+                return v.as_u64().map(|n| n as usize).ok_or_else(|| {
+                    cfg_err(k, format!("expected a non-negative integer, got {v}"))
+                });
+            }
+        }
+        Err(cfg_err(keys[0], "missing"))
+    }
+
+    pub fn usize(&self, key: &str) -> Result<usize, ConfigError> {
+        self.usize_any(&[key])
+    }
+
+    pub fn opt_usize(&self, key: &str) -> Result<Option<usize>, ConfigError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(_) => self.usize(key).map(Some),
+        }
+    }
+
+    pub fn f64_or(&self, key: &str, default: f64) -> Result<f64, ConfigError> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .as_f64()
+                .ok_or_else(|| cfg_err(key, format!("expected a number, got {v}"))),
+        }
+    }
+
+    pub fn opt_f64(&self, key: &str) -> Result<Option<f64>, ConfigError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(_) => self.f64_or(key, 0.0).map(Some),
+        }
+    }
+
+    pub fn flag(&self, key: &str) -> Option<bool> {
+        self.get(key).and_then(Value::as_bool)
+    }
+
+    fn str_field(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(Value::as_str)
+    }
+
+    /// Token ids in `eos_token_id` (an integer or a list).
+    pub fn eos_token_ids(&self) -> Vec<u32> {
+        ids_of(self.get("eos_token_id"))
+    }
+
+    /// The weights' dtype as written (`dtype` in 5.x, `torch_dtype` in 4.x).
+    pub fn dtype(&self) -> Option<&str> {
+        self.str_field("dtype").or(self.str_field("torch_dtype"))
+    }
+
+    /// lm-eval's max_length from the model config: `n_positions`, `max_position_embeddings`,
+    /// then `n_ctx`.
+    pub fn max_length(&self) -> Option<usize> {
+        ["n_positions", "max_position_embeddings", "n_ctx"]
+            .iter()
+            .find_map(|k| self.get(k).and_then(Value::as_u64))
+            .map(|n| n as usize)
+    }
+
+    /// Rotary settings: `rope_parameters` (transformers 5) or `rope_theta` + `rope_scaling` +
+    /// `partial_rotary_factor` (transformers 4).
+    pub fn rope(&self) -> Result<Rope, ConfigError> {
+        if let Some(p) = self.get("rope_parameters") {
+            let obj = p
+                .as_object()
+                .ok_or_else(|| cfg_err("rope_parameters", "expected an object"))?;
+            // Gemma 3 style: one block per layer type
+            if obj.values().all(Value::is_object) && !obj.is_empty() {
+                return Err(cfg_err(
+                    "rope_parameters",
+                    "per-layer-type rope parameters are not supported",
+                ));
+            }
+            let theta = num_in(obj, "rope_parameters.rope_theta", "rope_theta")?
+                .ok_or_else(|| cfg_err("rope_parameters.rope_theta", "missing"))?;
+            let partial = num_in(
+                obj,
+                "rope_parameters.partial_rotary_factor",
+                "partial_rotary_factor",
+            )?
+            .or(self.opt_f64("partial_rotary_factor")?)
+            .unwrap_or(1.0);
+            let scaling = scaling_of(obj, "rope_parameters")?;
+            return Ok(Rope {
+                theta,
+                scaling,
+                partial_rotary_factor: partial,
+            });
+        }
+        let theta = self.f64_or("rope_theta", 10000.0)?;
+        let partial = self.f64_or("partial_rotary_factor", 1.0)?;
+        let scaling = match self.get("rope_scaling") {
+            None => RopeScaling::Default,
+            Some(Value::Object(o)) => scaling_of(o, "rope_scaling")?,
+            Some(v) => {
+                return Err(cfg_err(
+                    "rope_scaling",
+                    format!("expected an object, got {v}"),
+                ))
+            }
+        };
+        Ok(Rope {
+            theta,
+            scaling,
+            partial_rotary_factor: partial,
+        })
+    }
+
+    /// The MLP activation transformers 5 uses for this architecture.
+    pub fn activation(&self) -> Result<Activation, ConfigError> {
+        match self.model_type() {
+            // transformers 5 reads `hidden_act` and rewrites the legacy "gelu" of Google's
+            // configs to the tanh approximation
+            "gemma" => {
+                let (field, name) = match self.str_field("hidden_act") {
+                    Some(a) => ("hidden_act", a),
+                    None => (
+                        "hidden_activation",
+                        self.str_field("hidden_activation")
+                            .unwrap_or("gelu_pytorch_tanh"),
+                    ),
+                };
+                let name = if name == "gelu" {
+                    "gelu_pytorch_tanh"
+                } else {
+                    name
+                };
+                Activation::parse(field, name)
+            }
+            "gemma2" => match self.str_field("hidden_activation") {
+                Some(a) => Activation::parse("hidden_activation", a),
+                None => Activation::parse(
+                    "hidden_act",
+                    self.str_field("hidden_act").unwrap_or("gelu_pytorch_tanh"),
+                ),
+            },
+            "gpt2" => Activation::parse(
+                "activation_function",
+                self.str_field("activation_function").unwrap_or("gelu_new"),
+            ),
+            "t5" => {
+                let proj = self.str_field("feed_forward_proj").unwrap_or("relu");
+                let act = proj.strip_prefix("gated-").unwrap_or(proj);
+                // transformers: "gated-gelu" means gelu_new
+                let act = if proj == "gated-gelu" {
+                    "gelu_new"
+                } else {
+                    act
+                };
+                Activation::parse("feed_forward_proj", act)
+            }
+            _ => Activation::parse("hidden_act", self.str_field("hidden_act").unwrap_or("silu")),
+        }
+    }
+
+    /// Per layer, the sliding attention window (None: full causal attention), as transformers 5
+    /// derives it from `sliding_window`, `use_sliding_window`, `max_window_layers` and
+    /// `layer_types`.
+    pub fn layer_windows(&self, layers: usize) -> Result<Vec<Option<usize>>, ConfigError> {
+        let window = self.opt_usize("sliding_window")?;
+        let types: Option<Vec<String>> = match self.get("layer_types") {
+            None => None,
+            Some(Value::Array(a)) => Some(
+                a.iter()
+                    .map(|t| {
+                        t.as_str().map(String::from).ok_or_else(|| {
+                            cfg_err("layer_types", format!("expected strings, got {t}"))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            Some(v) => return Err(cfg_err("layer_types", format!("expected a list, got {v}"))),
+        };
+        if let Some(t) = &types {
+            if t.len() != layers {
+                return Err(cfg_err(
+                    "layer_types",
+                    format!("{} entries for {layers} layers", t.len()),
+                ));
+            }
+            for x in t {
+                if x != "sliding_attention" && x != "full_attention" {
+                    return Err(cfg_err(
+                        "layer_types",
+                        format!("layer type `{x}` is not supported"),
+                    ));
+                }
+            }
+        }
+        let sliding = |i: usize| types.as_ref().map(|t| t[i] == "sliding_attention");
+        let out = match self.model_type() {
+            "qwen2" | "qwen3" => {
+                let on = self.flag("use_sliding_window").unwrap_or(false);
+                let first = self.opt_usize("max_window_layers")?.unwrap_or(28);
+                (0..layers)
+                    .map(|i| {
+                        let w = if on { window } else { None };
+                        match sliding(i) {
+                            Some(s) => w.filter(|_| s),
+                            None => w.filter(|_| i >= first),
+                        }
+                    })
+                    .collect()
+            }
+            "gemma2" => (0..layers)
+                .map(|i| {
+                    if sliding(i).unwrap_or(i % 2 == 0) {
+                        Some(window.unwrap_or(4096))
+                    } else {
+                        None
+                    }
+                })
+                .collect(),
+            "mistral" | "phi3" => (0..layers)
+                .map(|i| window.filter(|_| sliding(i).unwrap_or(true)))
+                .collect(),
+            // transformers' Llama, Gemma and GPT-2 have no sliding window
+            _ => vec![None; layers],
+        };
+        Ok(out)
+    }
+
+    /// T5: whether the decoder output is scaled by `d_model ** -0.5` before the head
+    /// (transformers 5: `scale_decoder_outputs`, else `tie_word_embeddings` is not false).
+    pub fn t5_scales_decoder_output(&self) -> bool {
+        self.flag("scale_decoder_outputs")
+            .unwrap_or_else(|| self.flag("tie_word_embeddings") != Some(false))
+    }
+
+    /// The config in the layout mistralrs 0.8.1 reads (transformers 4's): top-level
+    /// `rope_theta` / `rope_scaling` / `partial_rotary_factor`, `torch_dtype`, one activation
+    /// field with the value transformers 5 uses, and the sliding window only where
+    /// transformers applies it.
+    pub fn engine_view(&self) -> Result<Value, ConfigError> {
+        let mut v = self.raw.clone();
+        let o = v.as_object_mut().expect("a config is an object");
+        let rope = self.rope()?;
+        o.remove("rope_parameters");
+        o.insert("rope_theta".into(), json!(rope.theta));
+        if rope.partial_rotary_factor != 1.0 || o.contains_key("partial_rotary_factor") {
+            o.insert(
+                "partial_rotary_factor".into(),
+                json!(rope.partial_rotary_factor),
+            );
+        }
+        let scaling = match &rope.scaling {
+            RopeScaling::Default => Value::Null,
+            RopeScaling::Linear { factor } => {
+                json!({"rope_type": "linear", "type": "linear", "factor": factor})
+            }
+            RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_position_embeddings,
+            } => json!({
+                "rope_type": "llama3", "factor": factor, "low_freq_factor": low_freq_factor,
+                "high_freq_factor": high_freq_factor,
+                "original_max_position_embeddings": *original_max_position_embeddings as u64
+            }),
+            RopeScaling::Other(n) => {
+                return Err(cfg_err("rope_type", format!("`{n}` is not supported")))
+            }
+        };
+        o.insert("rope_scaling".into(), scaling);
+        if let Some(d) = self.dtype().map(String::from) {
+            o.insert("torch_dtype".into(), json!(d));
+        }
+        if matches!(self.model_type(), "gemma" | "gemma2") {
+            let name = match self.activation()? {
+                Activation::GeluTanh => "gelu_pytorch_tanh",
+                Activation::Gelu => "gelu",
+                Activation::Silu => "silu",
+                Activation::Relu => "relu",
+            };
+            o.remove("hidden_act");
+            o.insert("hidden_activation".into(), json!(name));
+        }
+        if matches!(self.model_type(), "qwen2" | "qwen3")
+            && !self.flag("use_sliding_window").unwrap_or(false)
+        {
+            o.insert("sliding_window".into(), Value::Null);
+        }
+        Ok(v)
+    }
+}
+
+fn ids_of(v: Option<&Value>) -> Vec<u32> {
+    match v {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_u64)
+            .map(|x| x as u32)
+            .collect(),
+        Some(v) => v.as_u64().map(|x| x as u32).into_iter().collect(),
+        None => Vec::new(),
+    }
+}
+
+fn num_in(obj: &Map<String, Value>, field: &str, key: &str) -> Result<Option<f64>, ConfigError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_f64()
+            .map(Some)
+            .ok_or_else(|| cfg_err(field, format!("expected a number, got {v}"))),
+    }
+}
+
+/// `rope_type` (or 4.x's `type`) and its parameters from a rope block.
+fn scaling_of(obj: &Map<String, Value>, block: &str) -> Result<RopeScaling, ConfigError> {
+    let kind = obj
+        .get("rope_type")
+        .or_else(|| obj.get("type"))
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    let need = |k: &str| -> Result<f64, ConfigError> {
+        num_in(obj, &format!("{block}.{k}"), k)?.ok_or_else(|| {
+            cfg_err(
+                &format!("{block}.{k}"),
+                format!("missing (rope_type {kind})"),
+            )
+        })
+    };
+    Ok(match kind {
+        "default" => RopeScaling::Default,
+        "linear" => RopeScaling::Linear {
+            factor: need("factor")?,
+        },
+        "llama3" => RopeScaling::Llama3 {
+            factor: need("factor")?,
+            low_freq_factor: need("low_freq_factor")?,
+            high_freq_factor: need("high_freq_factor")?,
+            original_max_position_embeddings: need("original_max_position_embeddings")?,
+        },
+        other => RopeScaling::Other(other.to_string()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(v: Value) -> HfConfig {
+        HfConfig::from_value(v)
+    }
+
+    #[test]
+    fn rope_reads_both_layouts() {
+        let v4 = cfg(
+            json!({"model_type": "llama", "rope_theta": 500000.0, "rope_scaling": {
+            "rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192}}),
+        );
+        let v5 = cfg(
+            json!({"model_type": "llama", "rope_parameters": {"rope_theta": 500000.0,
+            "rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192}}),
+        );
+        assert_eq!(v4.rope().unwrap(), v5.rope().unwrap());
+        assert_eq!(v5.rope().unwrap().theta, 500000.0);
+        let phi = cfg(
+            json!({"model_type": "phi3", "rope_parameters": {"rope_theta": 1e4,
+            "rope_type": "default", "partial_rotary_factor": 0.5}}),
+        );
+        assert_eq!(phi.rope().unwrap().partial_rotary_factor, 0.5);
+        let plain = cfg(json!({"model_type": "llama", "rope_scaling": null}));
+        assert_eq!(plain.rope().unwrap().theta, 10000.0);
+        let odd = cfg(
+            json!({"model_type": "llama", "rope_parameters": {"rope_theta": 1e4, "rope_type": "yarn", "factor": 4.0}}),
+        );
+        assert_eq!(
+            odd.rope().unwrap().scaling,
+            RopeScaling::Other("yarn".into())
+        );
+        let bad = cfg(
+            json!({"model_type": "llama", "rope_parameters": {"rope_type": "llama3", "rope_theta": 1e4, "factor": 8.0}}),
+        );
+        assert!(bad.rope().unwrap_err().field.contains("low_freq_factor"));
+    }
+
+    #[test]
+    fn gemma_activation_as_transformers_5() {
+        let both = cfg(
+            json!({"model_type": "gemma", "hidden_act": "gelu", "hidden_activation": "gelu_pytorch_tanh"}),
+        );
+        assert_eq!(both.activation().unwrap(), Activation::GeluTanh);
+        let g2 = cfg(
+            json!({"model_type": "gemma2", "hidden_act": "gelu", "hidden_activation": "gelu_pytorch_tanh"}),
+        );
+        assert_eq!(g2.activation().unwrap(), Activation::GeluTanh);
+        let view = both.engine_view().unwrap();
+        assert!(view.get("hidden_act").is_none());
+        assert_eq!(view["hidden_activation"], "gelu_pytorch_tanh");
+        let odd = cfg(json!({"model_type": "llama", "hidden_act": "mish"}));
+        assert_eq!(odd.activation().unwrap_err().field, "hidden_act");
+    }
+
+    #[test]
+    fn sliding_windows_as_transformers_5() {
+        let q = cfg(
+            json!({"model_type": "qwen2", "use_sliding_window": false, "sliding_window": 4096}),
+        );
+        assert_eq!(q.layer_windows(2).unwrap(), vec![None, None]);
+        let q = cfg(
+            json!({"model_type": "qwen2", "use_sliding_window": true, "sliding_window": 8, "max_window_layers": 1}),
+        );
+        assert_eq!(q.layer_windows(2).unwrap(), vec![None, Some(8)]);
+        let g = cfg(json!({"model_type": "gemma2", "sliding_window": 16}));
+        assert_eq!(g.layer_windows(3).unwrap(), vec![Some(16), None, Some(16)]);
+        let m = cfg(json!({"model_type": "mistral", "sliding_window": null}));
+        assert_eq!(m.layer_windows(2).unwrap(), vec![None, None]);
+        let bad = cfg(
+            json!({"model_type": "gemma2", "layer_types": ["chunked_attention", "full_attention"]}),
+        );
+        assert_eq!(bad.layer_windows(2).unwrap_err().field, "layer_types");
+    }
+
+    #[test]
+    fn engine_view_is_the_4x_layout() {
+        let v5 = cfg(
+            json!({"model_type": "qwen3", "dtype": "bfloat16", "use_sliding_window": false,
+            "sliding_window": 4096, "rope_parameters": {"rope_theta": 1e6, "rope_type": "default"}}),
+        );
+        let v = v5.engine_view().unwrap();
+        assert_eq!(v["rope_theta"], 1e6);
+        assert!(v["rope_scaling"].is_null());
+        assert!(v.get("rope_parameters").is_none());
+        assert_eq!(v["torch_dtype"], "bfloat16");
+        assert!(v["sliding_window"].is_null());
+    }
+
+    #[test]
+    fn t5_output_scaling() {
+        assert!(cfg(json!({"model_type": "t5"})).t5_scales_decoder_output());
+        assert!(
+            !cfg(json!({"model_type": "t5", "tie_word_embeddings": false}))
+                .t5_scales_decoder_output()
+        );
+        assert!(!cfg(
+            json!({"model_type": "t5", "tie_word_embeddings": true, "scale_decoder_outputs": false})
+        )
+        .t5_scales_decoder_output());
+    }
+}

@@ -1,0 +1,276 @@
+//! What every in-process backend reads from a Hugging Face model: the folder (or GGUF file) and
+//! its checks, the normalised config, the tokenizer with its special tokens, lm-eval's request
+//! preparation settings, the chat template and the cache identity.
+
+pub mod config;
+pub mod folder;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+pub use config::{Activation, ConfigError, Family, HfConfig, Rope, RopeScaling};
+use folder::{load_err, read_json};
+
+use super::args::ModelArgs;
+use super::chat_template::HfChatTemplate;
+use super::generation::GenPlan;
+use super::prepare::{Prep, ScoreInput};
+use super::ModelError;
+use crate::request::GenKwargs;
+
+/// A model's files, read.
+pub struct HfModel {
+    /// `model_name` in results (the `pretrained` / `gguf` argument).
+    pub name: String,
+    /// The folder the weights are read from (the merged folder with an adapter), or the GGUF
+    /// file.
+    pub dir: PathBuf,
+    pub gguf: bool,
+    /// config.json (None for GGUF).
+    pub config: Option<HfConfig>,
+    pub tokenizer: std::sync::Arc<tokenizers::Tokenizer>,
+    /// The folder holding tokenizer.json.
+    pub tok_dir: PathBuf,
+    pub prep: Prep,
+    pub eos_text: Option<String>,
+    /// Token ids that end a generation (tokenizer, config.json, generation_config.json).
+    pub eos_ids: Vec<u32>,
+    pub chat: Option<HfChatTemplate>,
+    /// Facts for `config` in results (tokenizer tokens).
+    pub extra: BTreeMap<String, Value>,
+}
+
+fn token_str(v: Option<&Value>) -> Option<String> {
+    match v {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Object(o)) => o.get("content").and_then(Value::as_str).map(String::from),
+        _ => None,
+    }
+}
+
+impl HfModel {
+    pub fn open(args: &ModelArgs) -> Result<HfModel, ModelError> {
+        let (dir, name, gguf) = match (&args.pretrained, &args.gguf) {
+            (Some(p), _) => {
+                let mut dir = folder::resolve_pretrained(p)?;
+                folder::check_model_dir(&dir)?;
+                if let Some(adapter) = &args.adapter {
+                    dir = super::lora::merged_model(&dir, Path::new(adapter))?;
+                }
+                (dir, p.clone(), false)
+            }
+            (None, Some(g)) => {
+                let path = PathBuf::from(g);
+                if !path.is_file() {
+                    return Err(load_err(format!("{g}: GGUF file not found")));
+                }
+                (path, g.clone(), true)
+            }
+            (None, None) => unreachable!("ModelArgs::parse requires one"),
+        };
+        // tokenizer: explicit, else the model folder's (a GGUF needs `tokenizer=`)
+        let tok_path = match &args.tokenizer {
+            Some(t) => {
+                let p = PathBuf::from(t);
+                if p.is_dir() {
+                    p.join("tokenizer.json")
+                } else {
+                    p
+                }
+            }
+            None if gguf => {
+                let sibling = dir.with_file_name("tokenizer.json");
+                if sibling.is_file() {
+                    sibling
+                } else {
+                    return Err(ModelError::Args(format!(
+                        "a GGUF model needs `tokenizer=` (a tokenizer.json or an HF folder); none beside {}",
+                        dir.display()
+                    )));
+                }
+            }
+            None => dir.join("tokenizer.json"),
+        };
+        let tokenizer = tokenizers::Tokenizer::from_file(&tok_path)
+            .map_err(|e| load_err(format!("{}: {e}", tok_path.display())))?;
+        let tok_dir = tok_path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let tok_config = read_json(&tok_dir.join("tokenizer_config.json")).unwrap_or(Value::Null);
+        let config = if gguf {
+            None
+        } else {
+            Some(HfConfig::read(&dir.join("config.json")).map_err(load_err)?)
+        };
+        let generation_config = if gguf {
+            Value::Null
+        } else {
+            read_json(&dir.join("generation_config.json")).unwrap_or(Value::Null)
+        };
+        let bos = token_str(tok_config.get("bos_token")).and_then(|t| tokenizer.token_to_id(&t));
+        let eos_text = token_str(tok_config.get("eos_token"));
+        let config_eos = config
+            .as_ref()
+            .map(HfConfig::eos_token_ids)
+            .unwrap_or_default();
+        let eos = eos_text
+            .as_deref()
+            .and_then(|t| tokenizer.token_to_id(t))
+            .or_else(|| config_eos.first().copied());
+        let mut eos_ids: Vec<u32> = eos.into_iter().collect();
+        let gen_eos = HfConfig::from_value(generation_config.clone()).eos_token_ids();
+        for id in config_eos.into_iter().chain(gen_eos) {
+            if !eos_ids.contains(&id) {
+                eos_ids.push(id);
+            }
+        }
+        let prefix_token_id = bos.or(eos).ok_or_else(|| {
+            load_err(format!(
+                "{}: neither a bos_token nor an eos_token is defined",
+                tok_dir.display()
+            ))
+        })?;
+        let prefix_text = tokenizer
+            .decode(&[prefix_token_id], false)
+            .unwrap_or_default();
+        let max_length = match args.max_length {
+            Some(m) => m,
+            None => config
+                .as_ref()
+                .and_then(HfConfig::max_length)
+                .or_else(|| {
+                    tok_config
+                        .get("model_max_length")
+                        .and_then(Value::as_u64)
+                        .map(|m| m as usize)
+                        .filter(|m| *m < 1_000_000_000)
+                })
+                .unwrap_or(2048),
+        };
+        // encoder-decoder models: the decoder starts from `decoder_start_token_id`
+        let decoder_start = match &config {
+            Some(c) if c.is_encoder_decoder() => Some(
+                generation_config
+                    .get("decoder_start_token_id")
+                    .and_then(Value::as_u64)
+                    .or_else(|| c.raw.get("decoder_start_token_id").and_then(Value::as_u64))
+                    .or_else(|| c.raw.get("pad_token_id").and_then(Value::as_u64))
+                    .ok_or_else(|| {
+                        load_err(format!(
+                            "{}: an encoder-decoder config needs `decoder_start_token_id`",
+                            c.path.display()
+                        ))
+                    })? as u32,
+            ),
+            _ => None,
+        };
+        let chat = tok_config
+            .get("chat_template")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .or_else(|| std::fs::read_to_string(tok_dir.join("chat_template.jinja")).ok())
+            .map(|source| HfChatTemplate {
+                source,
+                bos: token_str(tok_config.get("bos_token")).unwrap_or_default(),
+                eos: eos_text.clone().unwrap_or_default(),
+            });
+        let mut extra = BTreeMap::new();
+        extra.insert(
+            "tokenizer_bos_token".into(),
+            Value::from(vec![
+                Value::from(prefix_text.clone()),
+                Value::from(prefix_token_id),
+            ]),
+        );
+        if let (Some(t), Some(id)) = (&eos_text, eos) {
+            extra.insert(
+                "tokenizer_eos_token".into(),
+                Value::from(vec![Value::from(t.clone()), Value::from(id)]),
+            );
+        }
+        Ok(HfModel {
+            name,
+            dir,
+            gguf,
+            config,
+            tokenizer: std::sync::Arc::new(tokenizer),
+            tok_dir,
+            prep: Prep {
+                prefix_token_id,
+                prefix_text,
+                add_bos_token: args.add_bos_token,
+                max_length,
+                decoder_start,
+            },
+            eos_text,
+            eos_ids,
+            chat,
+            extra,
+        })
+    }
+
+    /// Loglikelihood requests as forward inputs (lm-eval's `loglikelihood` preparation).
+    pub fn score_inputs(
+        &self,
+        requests: &[(String, String)],
+    ) -> Result<Vec<ScoreInput>, ModelError> {
+        requests
+            .iter()
+            .map(|(c, x)| {
+                let (ctx, cont) = self.prep.encode_pair(&*self.tokenizer, c, x)?;
+                if cont.is_empty() {
+                    return Err(ModelError::Request(format!(
+                        "the continuation {x:?} has no tokens after the context"
+                    )));
+                }
+                Ok(self.prep.score_input(&ctx, &cont))
+            })
+            .collect()
+    }
+
+    /// A rolling loglikelihood's windows as forward inputs.
+    pub fn rolling_inputs(&self, text: &str) -> Result<Vec<ScoreInput>, ModelError> {
+        let tokens = self.prep.tok_encode(&*self.tokenizer, text, None)?;
+        Ok(self.prep.rolling_windows(&tokens))
+    }
+
+    /// Generation requests planned, in lm-eval's order (longest context first), with their
+    /// request index.
+    pub fn plans(
+        &self,
+        run_seed: u64,
+        requests: &[(String, GenKwargs)],
+    ) -> Result<Vec<(usize, GenPlan)>, ModelError> {
+        let mut plans: Vec<(usize, GenPlan)> = requests
+            .iter()
+            .enumerate()
+            .map(|(i, (c, k))| Ok((i, GenPlan::new(self, run_seed, c, k)?)))
+            .collect::<Result<_, ModelError>>()?;
+        plans.sort_by(|(a, pa), (b, pb)| pb.ctx.len().cmp(&pa.ctx.len()).then(a.cmp(b)));
+        Ok(plans)
+    }
+
+    /// The response-cache identity of this model under `path` (everything that changes
+    /// responses: weights, adapter, tokenizer, settings).
+    pub fn identity(&self, args: &ModelArgs, path: &str) -> String {
+        format!(
+            "{path}|{}|{}|{}|{}|{}|{}|{}|{}|seed {}|slots {}",
+            self.name,
+            folder::fingerprint(&self.dir),
+            args.adapter
+                .as_deref()
+                .map(|a| folder::fingerprint(Path::new(a)))
+                .unwrap_or_default(),
+            folder::fingerprint(&self.tok_dir.join("tokenizer.json")),
+            args.effective_dtype().name(),
+            self.prep.max_length,
+            args.add_bos_token
+                .map(|b| b.to_string())
+                .unwrap_or_default(),
+            args.isq.clone().unwrap_or_default(),
+            args.seed,
+            args.max_concurrency
+        ) + "|"
+            + args.device.name()
+    }
+}

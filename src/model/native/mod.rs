@@ -1,0 +1,563 @@
+//! rubric's own batched passes (candle), beside the mistralrs engine: decoder-only models
+//! (`decoder.rs`: Llama, Mistral, Qwen2/2.5, Qwen3, Gemma, Gemma 2, Phi-3, GPT-2) and
+//! encoder-decoder models (`t5.rs`: T5, Flan-T5), in f32.
+//!
+//! Why: on the CPU, mistralrs runs one sequence per forward pass, and a forward pass over a short
+//! prompt is dominated by reading the weights (matrix products of 40 rows ran at ~87 GFLOP/s
+//! here, of 640 rows at ~208). These passes pack many sequences into one; mistralrs has no GPT-2
+//! or T5 at all.
+//!
+//! How scores stay independent of batching: sequences are packed row after row (no padding
+//! between them); linear layers, norms and activations work row by row, and a matrix product's
+//! row does not depend on the other rows once there are at least `ops::MIN_ROWS` of them (short
+//! passes get zero rows added); attention runs per sequence on exactly that sequence's rows. So
+//! a request scores bit-identically alone or in any batch, in any order (tests/backend.rs).
+//!
+//! Generation decodes a group of prompts together with a key/value cache per sequence: after a
+//! prefill pass over all prompts, every step is one pass with one row per unfinished sequence.
+//! Each generation is handed on as soon as it ends.
+
+pub mod decoder;
+pub mod ops;
+pub mod rope;
+pub mod t5;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+
+use super::args::{DeviceArg, ModelArgs};
+use super::generation::GenPlan;
+use super::hf::{ConfigError, Family, HfConfig, HfModel};
+use super::prepare::ScoreInput;
+use super::sampling::{choose, log_softmax_at};
+use super::{Generation, LanguageModel, ModelError, ModelInfo, OnDone};
+use crate::request::GenKwargs;
+use crate::task::prompt::ChatTemplate;
+
+/// Tokens per scoring pass (sequences are packed up to this many rows).
+const BATCH_TOKENS: usize = 2048;
+/// Most prompt tokens in one prefill pass.
+const PREFILL_TOKENS: usize = 2048;
+/// Most sequences decoded together, and most key/value cache they may hold.
+const GEN_BATCH: usize = 64;
+const GEN_KV_BYTES: usize = 4 << 30;
+
+/// Which of rubric's passes computes a config, or the field none of them implements.
+pub enum NativeSpec {
+    Decoder(decoder::DecoderSpec),
+    T5(t5::T5Spec),
+}
+
+impl NativeSpec {
+    pub fn for_config(c: &HfConfig) -> Result<NativeSpec, ConfigError> {
+        match c.family()? {
+            Family::T5 => Ok(NativeSpec::T5(t5::T5Spec::from_config(c)?)),
+            _ => Ok(NativeSpec::Decoder(decoder::DecoderSpec::from_config(c)?)),
+        }
+    }
+}
+
+enum Pass {
+    Decoder(decoder::Decoder),
+    T5(t5::T5),
+}
+
+/// A model served by one of rubric's passes.
+pub struct NativeModel {
+    hf: HfModel,
+    pass: Pass,
+    info: ModelInfo,
+    seed: u64,
+}
+
+/// One sequence's part of a pass.
+pub struct Item<'a> {
+    pub tokens: &'a [u32],
+    /// Position of its first token.
+    pub start: usize,
+    /// How many of its last positions to return logits for.
+    pub logits: usize,
+}
+
+/// A sequence's keys and values per layer, (1, kv heads, capacity, head dim).
+pub struct SeqCache {
+    pub k: Vec<Tensor>,
+    pub v: Vec<Tensor>,
+}
+
+/// A folder's tensors by name, each taken once.
+pub(crate) struct Weights {
+    map: HashMap<String, Tensor>,
+    dir: String,
+}
+
+impl Weights {
+    fn new(dir: &Path, device: &Device) -> Result<Weights, String> {
+        Ok(Weights {
+            map: super::hf::folder::load_tensors(dir, device).map_err(|e| e.to_string())?,
+            dir: dir.display().to_string(),
+        })
+    }
+
+    fn take(&mut self, name: &str) -> Result<Tensor, String> {
+        self.map
+            .remove(name)
+            .ok_or_else(|| format!("{}: no tensor `{name}`", self.dir))
+    }
+
+    fn maybe(&mut self, name: &str) -> Option<Tensor> {
+        self.map.remove(name)
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.map.contains_key(name)
+    }
+}
+
+/// Rows (of a pass) whose logits the items ask for.
+fn wanted_rows(items: &[Item]) -> Vec<u32> {
+    let mut pick = Vec::new();
+    let mut off = 0usize;
+    for it in items {
+        let n = it.tokens.len();
+        let k = it.logits.min(n);
+        pick.extend((off + n - k..off + n).map(|r| r as u32));
+        off += n;
+    }
+    pick
+}
+
+/// The vocabulary projection of the wanted rows only (at least `MIN_ROWS` rows per product).
+fn project(h: &Tensor, wanted: &[u32], head: &Tensor, dev: &Device) -> ops::Result<Tensor> {
+    let mut pick = wanted.to_vec();
+    pick.resize(wanted.len().max(ops::MIN_ROWS), 0);
+    h.index_select(&Tensor::new(pick.as_slice(), dev)?, 0)?
+        .matmul(head)
+}
+
+/// Logit rows back to their items.
+fn split_logits(logits: Tensor, items: &[Item], wanted: usize) -> ops::Result<Vec<Vec<Vec<f32>>>> {
+    let mut all: Vec<Vec<f32>> = logits.to_vec2()?;
+    all.truncate(wanted);
+    let mut it = all.into_iter();
+    Ok(items
+        .iter()
+        .map(|item| {
+            it.by_ref()
+                .take(item.logits.min(item.tokens.len()))
+                .collect()
+        })
+        .collect())
+}
+
+fn device(d: DeviceArg) -> Result<Device, ModelError> {
+    match d {
+        DeviceArg::Cpu => Ok(Device::Cpu),
+        DeviceArg::Cuda(n) => Device::new_cuda(n)
+            .map_err(|e| ModelError::Load(format!("cannot open CUDA device {n}: {e}"))),
+    }
+}
+
+impl NativeModel {
+    pub fn load(
+        hf: HfModel,
+        args: &ModelArgs,
+        spec: NativeSpec,
+    ) -> Result<NativeModel, ModelError> {
+        let dev = device(args.device)?;
+        let load = |e: String| ModelError::Load(e);
+        let pass = match spec {
+            NativeSpec::Decoder(s) => Pass::Decoder(
+                decoder::Decoder::load(&hf.dir, s, hf.prep.max_length, &dev).map_err(load)?,
+            ),
+            NativeSpec::T5(s) => Pass::T5(t5::T5::load(&hf.dir, s, &dev).map_err(load)?),
+        };
+        let info = ModelInfo {
+            name: hf.name.clone(),
+            identity: hf.identity(args, "native"),
+            max_length: hf.prep.max_length,
+            device: args.device.name().into(),
+            dtype: "float32".into(),
+            extra: hf.extra.clone(),
+        };
+        Ok(NativeModel {
+            hf,
+            pass,
+            info,
+            seed: args.seed,
+        })
+    }
+
+    /// Logits of each input's last `targets.len()` positions, inputs packed into one pass.
+    fn forward(
+        &self,
+        inputs: &[&ScoreInput],
+        logits: &[usize],
+    ) -> Result<Vec<Vec<Vec<f32>>>, ModelError> {
+        let items: Vec<Item> = inputs
+            .iter()
+            .zip(logits)
+            .map(|(s, &k)| Item {
+                tokens: &s.input,
+                start: 0,
+                logits: k,
+            })
+            .collect();
+        let out = match &self.pass {
+            Pass::Decoder(d) => d.pass(&items, None),
+            Pass::T5(t) => {
+                let enc: Vec<&[u32]> = inputs.iter().map(|s| s.encoder.as_slice()).collect();
+                t.encode(&enc).and_then(|e| {
+                    let refs: Vec<&t5::Encoded> = e.iter().collect();
+                    t.decode(&items, &refs, None)
+                })
+            }
+        };
+        out.map_err(|e| ModelError::Request(format!("scoring forward pass: {e}")))
+    }
+
+    /// Score prepared inputs: equal inputs share a sequence; sequences (longest first, as
+    /// lm-eval orders them) are packed into passes of up to `BATCH_TOKENS` tokens.
+    fn score_inputs(
+        &self,
+        inputs: &[ScoreInput],
+        done: &mut dyn FnMut(usize, (f64, bool)) -> Result<(), ModelError>,
+    ) -> Result<(), ModelError> {
+        let len = |s: &ScoreInput| s.input.len() + s.encoder.len();
+        let mut order: Vec<usize> = (0..inputs.len()).collect();
+        order.sort_by(|&a, &b| {
+            len(&inputs[b])
+                .cmp(&len(&inputs[a]))
+                .then_with(|| {
+                    (&inputs[a].encoder, &inputs[a].input)
+                        .cmp(&(&inputs[b].encoder, &inputs[b].input))
+                })
+                .then(a.cmp(&b))
+        });
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        for &i in &order {
+            if inputs[i].input.is_empty() {
+                return Err(ModelError::Request(
+                    "an empty input reached scoring (the context is conditioned on BOS/EOS first)"
+                        .into(),
+                ));
+            }
+            match groups.last_mut() {
+                Some(g)
+                    if inputs[g[0]].input == inputs[i].input
+                        && inputs[g[0]].encoder == inputs[i].encoder =>
+                {
+                    g.push(i)
+                }
+                _ => groups.push(vec![i]),
+            }
+        }
+        let mut start = 0;
+        while start < groups.len() {
+            let mut end = start;
+            let mut tokens = 0;
+            while end < groups.len()
+                && (end == start || tokens + len(&inputs[groups[end][0]]) <= BATCH_TOKENS)
+            {
+                tokens += len(&inputs[groups[end][0]]);
+                end += 1;
+            }
+            let batch = &groups[start..end];
+            let seqs: Vec<&ScoreInput> = batch.iter().map(|g| &inputs[g[0]]).collect();
+            let want: Vec<usize> = batch
+                .iter()
+                .map(|g| {
+                    g.iter()
+                        .map(|&k| inputs[k].targets.len())
+                        .max()
+                        .unwrap_or(0)
+                })
+                .collect();
+            let rows = self.forward(&seqs, &want)?;
+            for (g, rows) in batch.iter().zip(rows) {
+                for &k in g {
+                    let targets = &inputs[k].targets;
+                    let mut ll = 0.0f64;
+                    let mut greedy = true;
+                    for (r, &t) in rows[rows.len() - targets.len()..].iter().zip(targets) {
+                        let (lp, is_max) = log_softmax_at(r, t as usize);
+                        ll += lp;
+                        greedy &= is_max;
+                    }
+                    done(k, (ll, greedy))?;
+                }
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
+    fn kv_bytes_per_token(&self) -> usize {
+        match &self.pass {
+            Pass::Decoder(d) => d.kv_bytes_per_token(),
+            Pass::T5(t) => t.kv_bytes_per_token(),
+        }
+    }
+
+    /// Decode a group of planned requests together; each is handed to `on_done` as it ends.
+    fn generate_group(
+        &self,
+        batch: &[(usize, GenPlan)],
+        on_done: &mut dyn FnMut(usize, Generation) -> Result<(), ModelError>,
+    ) -> Result<(), ModelError> {
+        use rand::SeedableRng;
+        let mut rngs: Vec<rand::rngs::SmallRng> = batch
+            .iter()
+            .map(|(_, p)| rand::rngs::SmallRng::seed_from_u64(p.seed))
+            .collect();
+        let max_new: Vec<usize> = batch.iter().map(|(_, p)| p.max_new).collect();
+        let hf = &self.hf;
+        let mut failed: Option<ModelError> = None;
+        let mut pick =
+            |i: usize, logits: &[f32]| choose(logits, batch[i].1.sample, &mut rngs[i]) as u32;
+        let rules: Vec<_> = batch.iter().map(|(_, p)| p.stop_rule(hf)).collect();
+        let mut stop = |i: usize, toks: &[u32]| rules[i].ends(toks);
+        let mut finished = |i: usize, toks: Vec<u32>, stopped: bool| {
+            let (idx, plan) = &batch[i];
+            plan.finish(&hf.tokenizer, &toks, stopped)
+                .and_then(|g| on_done(*idx, g))
+                .map_err(|e| {
+                    let m = e.to_string();
+                    failed = Some(e);
+                    m
+                })
+        };
+        let result = match &self.pass {
+            Pass::Decoder(d) => {
+                let prompts: Vec<Vec<u32>> = batch.iter().map(|(_, p)| p.ctx.clone()).collect();
+                for (p, &m) in prompts.iter().zip(&max_new) {
+                    if p.len() + m > d.max_positions() {
+                        return Err(ModelError::Request(format!(
+                            "a prompt of {} tokens plus {m} new ones does not fit the model's {} positions",
+                            p.len(),
+                            d.max_positions()
+                        )));
+                    }
+                }
+                let caches = prompts
+                    .iter()
+                    .zip(&max_new)
+                    .map(|(p, &m)| d.new_cache(p.len() + m))
+                    .collect::<ops::Result<Vec<_>>>()
+                    .map_err(|e| ModelError::Request(e.to_string()))?;
+                decode_loop(
+                    &prompts,
+                    &max_new,
+                    caches,
+                    &mut |_, items, caches| d.pass(items, Some(caches)),
+                    &mut pick,
+                    &mut stop,
+                    &mut finished,
+                )
+            }
+            Pass::T5(t) => {
+                let start = hf.prep.decoder_start.expect("an encoder-decoder model");
+                let enc: Vec<&[u32]> = batch.iter().map(|(_, p)| p.ctx.as_slice()).collect();
+                let encoded = t
+                    .encode(&enc)
+                    .map_err(|e| ModelError::Request(format!("encoder pass: {e}")))?;
+                let starts: Vec<Vec<u32>> = vec![vec![start]; batch.len()];
+                let caches = max_new
+                    .iter()
+                    .map(|&m| t.new_cache(m + 1))
+                    .collect::<ops::Result<Vec<_>>>()
+                    .map_err(|e| ModelError::Request(e.to_string()))?;
+                decode_loop(
+                    &starts,
+                    &max_new,
+                    caches,
+                    &mut |seqs, items, caches| {
+                        let refs: Vec<&t5::Encoded> = seqs.iter().map(|&i| &encoded[i]).collect();
+                        t.decode(items, &refs, Some(caches))
+                    },
+                    &mut pick,
+                    &mut stop,
+                    &mut finished,
+                )
+            }
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(DecodeError::Caller(m)) => Err(failed.take().unwrap_or(ModelError::Request(m))),
+            Err(DecodeError::Forward(e)) => {
+                Err(ModelError::Request(format!("generation forward pass: {e}")))
+            }
+        }
+    }
+}
+
+/// Why decoding ended early: the forward pass failed, or the caller's callback did.
+enum DecodeError {
+    Forward(candle_core::Error),
+    Caller(String),
+}
+
+impl From<candle_core::Error> for DecodeError {
+    fn from(e: candle_core::Error) -> Self {
+        DecodeError::Forward(e)
+    }
+}
+
+/// One pass over the given sequences (by index), each item writing its cache.
+type StepFn<'a> =
+    dyn FnMut(&[usize], &[Item], &mut Vec<&mut SeqCache>) -> ops::Result<Vec<Vec<Vec<f32>>>> + 'a;
+
+/// Decode several sequences together, one token per sequence per pass. `prompts[i]` is fed first
+/// (the prompt, or the decoder's start token); `pick(i, logits)` chooses the next token;
+/// `stop(i, generated)` says whether sequence i is finished after it; at most `max_new[i]`
+/// tokens; `finished(i, generated, stopped)` gets each sequence as soon as it ends.
+fn decode_loop(
+    prompts: &[Vec<u32>],
+    max_new: &[usize],
+    mut caches: Vec<SeqCache>,
+    step: &mut StepFn,
+    pick: &mut dyn FnMut(usize, &[f32]) -> u32,
+    stop: &mut dyn FnMut(usize, &[u32]) -> bool,
+    finished: &mut dyn FnMut(usize, Vec<u32>, bool) -> Result<(), String>,
+) -> Result<(), DecodeError> {
+    let mut out: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
+    for (i, &m) in max_new.iter().enumerate() {
+        if m == 0 {
+            finished(i, Vec::new(), false).map_err(DecodeError::Caller)?;
+        }
+    }
+    let mut active: Vec<usize> = (0..prompts.len()).filter(|&i| max_new[i] > 0).collect();
+    // prefill: whole prompts packed into passes of up to PREFILL_TOKENS, logits of the last
+    // position of each
+    let mut rows: Vec<Vec<Vec<f32>>> = Vec::with_capacity(active.len());
+    let mut first = 0;
+    while first < active.len() {
+        let mut end = first + 1;
+        let mut tokens = prompts[active[first]].len();
+        while end < active.len() && tokens + prompts[active[end]].len() <= PREFILL_TOKENS {
+            tokens += prompts[active[end]].len();
+            end += 1;
+        }
+        let seqs = &active[first..end];
+        let items: Vec<Item> = seqs
+            .iter()
+            .map(|&i| Item {
+                tokens: &prompts[i],
+                start: 0,
+                logits: 1,
+            })
+            .collect();
+        let mut refs: Vec<&mut SeqCache> = caches
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| seqs.contains(i))
+            .map(|(_, c)| c)
+            .collect();
+        rows.extend(step(seqs, &items, &mut refs)?);
+        first = end;
+    }
+    loop {
+        let mut next_active = Vec::with_capacity(active.len());
+        let mut last: Vec<u32> = Vec::with_capacity(active.len());
+        for (&i, r) in active.iter().zip(rows.iter()) {
+            let t = pick(i, &r[0]);
+            out[i].push(t);
+            let stopped = stop(i, &out[i]);
+            if !stopped && out[i].len() < max_new[i] {
+                next_active.push(i);
+                last.push(t);
+            } else {
+                finished(i, std::mem::take(&mut out[i]), stopped).map_err(DecodeError::Caller)?;
+                // its cache is no longer needed
+                caches[i] = SeqCache {
+                    k: Vec::new(),
+                    v: Vec::new(),
+                };
+            }
+        }
+        if next_active.is_empty() {
+            break;
+        }
+        active = next_active;
+        let items: Vec<Item> = active
+            .iter()
+            .zip(&last)
+            .map(|(&i, t)| Item {
+                tokens: std::slice::from_ref(t),
+                start: prompts[i].len() + out[i].len() - 1,
+                logits: 1,
+            })
+            .collect();
+        let mut refs: Vec<&mut SeqCache> = caches
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| active.contains(i))
+            .map(|(_, c)| c)
+            .collect();
+        rows = step(&active, &items, &mut refs)?;
+    }
+    Ok(())
+}
+
+impl LanguageModel for NativeModel {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn loglikelihood(
+        &self,
+        requests: &[(String, String)],
+        on_done: OnDone<(f64, bool)>,
+    ) -> Result<(), ModelError> {
+        let inputs = self.hf.score_inputs(requests)?;
+        self.score_inputs(&inputs, &mut |i, r| on_done(i, r))
+    }
+
+    fn loglikelihood_rolling(
+        &self,
+        texts: &[String],
+        on_done: OnDone<f64>,
+    ) -> Result<(), ModelError> {
+        for (i, text) in texts.iter().enumerate() {
+            let windows = self.hf.rolling_inputs(text)?;
+            let mut total = 0.0;
+            self.score_inputs(&windows, &mut |_, (ll, _)| {
+                total += ll;
+                Ok(())
+            })?;
+            on_done(i, total)?;
+        }
+        Ok(())
+    }
+
+    fn generate_until(
+        &self,
+        requests: &[(String, GenKwargs)],
+        on_done: OnDone<Generation>,
+    ) -> Result<(), ModelError> {
+        let plans = self.hf.plans(self.seed, requests)?;
+        let kv = self.kv_bytes_per_token();
+        let mut start = 0;
+        while start < plans.len() {
+            let mut end = start;
+            let mut bytes = 0;
+            while end < plans.len() && end - start < GEN_BATCH {
+                let b = kv * (plans[end].1.ctx.len() + plans[end].1.max_new);
+                if end > start && bytes + b > GEN_KV_BYTES {
+                    break;
+                }
+                bytes += b;
+                end += 1;
+            }
+            self.generate_group(&plans[start..end], &mut |i, g| on_done(i, g))?;
+            start = end;
+        }
+        Ok(())
+    }
+
+    fn chat_template(&self) -> Option<&dyn ChatTemplate> {
+        self.hf.chat.as_ref().map(|c| c as &dyn ChatTemplate)
+    }
+}

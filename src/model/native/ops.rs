@@ -1,0 +1,230 @@
+//! Building blocks of rubric's own passes: linear layers, norms, activations and per-sequence
+//! attention, written so that a row's numbers never depend on the other rows of a pass (see
+//! `native/mod.rs`).
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::model::hf::Activation;
+
+pub(crate) type Result<T> = candle_core::Result<T>;
+
+/// Fewest rows a matrix product gets: below this the CPU kernel changes and a row's rounding
+/// would depend on how many rows share the product, so short passes get zero rows added.
+pub(crate) const MIN_ROWS: usize = 16;
+
+/// Query positions per attention product (half the work of a full masked product, small
+/// temporaries).
+pub(crate) const QUERY_BLOCK: usize = 64;
+
+/// `x @ w + b` with `w` stored as (in, out).
+pub(crate) struct Linear {
+    pub w: Tensor,
+    pub b: Option<Tensor>,
+}
+
+impl Linear {
+    /// From an HF `nn.Linear` weight (out, in).
+    pub fn from_hf(w: Tensor, b: Option<Tensor>) -> Result<Linear> {
+        Ok(Linear { w: w.t()?, b })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = x.matmul(&self.w)?;
+        match &self.b {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+
+    /// Columns `start..start + n` of the output (a slice of a fused projection).
+    pub fn columns(&self, start: usize, n: usize) -> Result<Linear> {
+        Ok(Linear {
+            w: self.w.narrow(1, start, n)?.contiguous()?,
+            b: match &self.b {
+                Some(b) => Some(b.narrow(0, start, n)?.contiguous()?),
+                None => None,
+            },
+        })
+    }
+}
+
+/// A normalisation over the last dimension, computed in f32 as transformers does.
+pub(crate) enum Norm {
+    /// `x / sqrt(mean(x^2) + eps) * w` (Llama, T5; Gemma's `1 + w` is folded into `w`).
+    Rms { w: Tensor, eps: f32 },
+    /// `(x - mean) / sqrt(var + eps) * w + b` (GPT-2).
+    Layer { w: Tensor, b: Tensor, eps: f32 },
+}
+
+impl Norm {
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Norm::Rms { w, eps } => candle_nn::ops::rms_norm(x, w, *eps),
+            Norm::Layer { w, b, eps } => candle_nn::ops::layer_norm(x, w, b, *eps),
+        }
+    }
+}
+
+pub(crate) fn activate(act: Activation, x: &Tensor) -> Result<Tensor> {
+    match act {
+        Activation::Silu => candle_nn::ops::silu(x),
+        // candle's `gelu` is the tanh approximation
+        Activation::GeluTanh => x.gelu(),
+        Activation::Gelu => x.gelu_erf(),
+        Activation::Relu => x.relu(),
+    }
+}
+
+/// `tanh(x / cap) * cap`.
+pub(crate) fn softcap(x: &Tensor, cap: f64) -> Result<Tensor> {
+    (x / cap)?.tanh()? * cap
+}
+
+/// How a sequence's queries see its keys.
+#[derive(Clone, Copy)]
+pub(crate) struct AttnShape {
+    pub scale: f64,
+    pub softcap: Option<f64>,
+    /// Keys after the query are hidden.
+    pub causal: bool,
+    /// Keys `window` or more positions before the query are hidden (HF:
+    /// `kv_idx > q_idx - sliding_window`).
+    pub window: Option<usize>,
+}
+
+/// Additive attention bias for (first query position, queries, first key position, keys):
+/// (1, heads, queries, keys). T5's relative positions.
+pub(crate) type BiasFn<'a> = &'a dyn Fn(usize, usize, usize, usize) -> Result<Tensor>;
+
+/// Masks by (queries, keys, first query - first key, window, query heads per key head).
+#[derive(Default)]
+pub(crate) struct Masks(HashMap<(usize, usize, usize, usize, usize), Tensor>);
+
+impl Masks {
+    fn get(
+        &mut self,
+        b: usize,
+        klen: usize,
+        qoff: usize,
+        window: Option<usize>,
+        rep: usize,
+        causal: bool,
+        device: &Device,
+    ) -> Result<Tensor> {
+        let key = (
+            b,
+            klen,
+            qoff,
+            window.unwrap_or(0),
+            rep * 2 + causal as usize,
+        );
+        if let Some(m) = self.0.get(&key) {
+            return Ok(m.clone());
+        }
+        let one: Vec<f32> = (0..b)
+            .flat_map(|i| {
+                (0..klen).map(move |j| {
+                    let q = qoff + i;
+                    let hidden = (causal && j > q) || window.is_some_and(|w| q >= j + w);
+                    if hidden {
+                        f32::NEG_INFINITY
+                    } else {
+                        0.0
+                    }
+                })
+            })
+            .collect();
+        let all: Vec<f32> = (0..rep).flat_map(|_| one.iter().copied()).collect();
+        let m = Tensor::from_vec(all, (rep * b, klen), device)?;
+        self.0.insert(key, m.clone());
+        Ok(m)
+    }
+}
+
+/// Attention of one sequence: queries `q` (1, heads, n, head_dim) at positions `q0..q0 + n`
+/// over keys and values (1, kv heads, len, head_dim) at positions `0..len`. Returns (n, heads *
+/// head_dim). Query heads sharing a key/value head go through one product as rows.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attend(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    q0: usize,
+    shape: AttnShape,
+    bias: Option<BiasFn>,
+    masks: &mut Masks,
+) -> Result<Tensor> {
+    let (_, nh, n, hd) = q.dims4()?;
+    let (_, nkv, len, _) = k.dims4()?;
+    let rep = nh / nkv;
+    let mut outs = Vec::with_capacity(n.div_ceil(QUERY_BLOCK));
+    let mut b0 = 0;
+    while b0 < n {
+        let b = (n - b0).min(QUERY_BLOCK);
+        let first = q0 + b0;
+        let kend = if shape.causal { first + b } else { len };
+        let kstart = match shape.window {
+            Some(w) => (first + 1).saturating_sub(w),
+            None => 0,
+        };
+        let klen = kend - kstart;
+        let qs = q
+            .narrow(2, b0, b)?
+            .contiguous()?
+            .reshape((1, nkv, rep * b, hd))?;
+        let ks = k.narrow(2, kstart, klen)?;
+        let mut att = (qs.matmul(&ks.t()?)? * shape.scale)?;
+        if let Some(cap) = shape.softcap {
+            att = softcap(&att, cap)?;
+        }
+        if let Some(bias) = bias {
+            // (1, heads, b, klen); only without grouped heads (T5)
+            att = att.broadcast_add(&bias(first, b, kstart, klen)?)?;
+        }
+        let needs_mask = (shape.causal && b > 1) || (shape.window.is_some() && b > 1);
+        if needs_mask {
+            let m = masks.get(
+                b,
+                klen,
+                first - kstart,
+                shape.window,
+                rep,
+                shape.causal,
+                q.device(),
+            )?;
+            att = att.broadcast_add(&m)?;
+        }
+        let att = candle_nn::ops::softmax_last_dim(&att)?;
+        outs.push(
+            att.matmul(&v.narrow(2, kstart, klen)?)?
+                .reshape((1, nh, b, hd))?
+                .transpose(1, 2)?
+                .reshape((b, nh * hd))?,
+        );
+        b0 += b;
+    }
+    Tensor::cat(&outs, 0)
+}
+
+/// (rows, n) -> (1, n / head_dim heads, rows, head_dim).
+pub(crate) fn split_heads(x: &Tensor, heads: usize, hd: usize) -> Result<Tensor> {
+    let rows = x.dim(0)?;
+    x.reshape((1, rows, heads, hd))?
+        .transpose(1, 2)?
+        .contiguous()
+}
+
+/// Zero rows to bring a pass up to `MIN_ROWS`.
+pub(crate) fn pad_rows(x: Tensor, rows: usize, device: &Device) -> Result<Tensor> {
+    let have = x.dim(0)?;
+    if have >= rows {
+        return Ok(x);
+    }
+    let cols = x.dim(1)?;
+    Tensor::cat(
+        &[x, Tensor::zeros((rows - have, cols), DType::F32, device)?],
+        0,
+    )
+}
