@@ -143,6 +143,15 @@ impl GenKwargs {
         sample && self.temperature().map(|t| t > 0.0).unwrap_or(true)
     }
 
+    /// `do_sample` as the request gives it (None when absent).
+    pub fn do_sample_given(&self) -> Option<bool> {
+        self.raw.get("do_sample").and_then(Value::as_bool)
+    }
+
+    pub fn repetition_penalty(&self) -> Option<f64> {
+        self.raw.get("repetition_penalty").and_then(Value::as_f64)
+    }
+
     pub fn temperature(&self) -> Option<f64> {
         self.raw.get("temperature").and_then(Value::as_f64)
     }

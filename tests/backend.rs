@@ -1,5 +1,6 @@
-//! The mistralrs backend beyond parity: LoRA adapters, invariance of scores to batch size and
-//! request order, and clear errors for broken model folders.
+//! The in-process backends beyond parity: LoRA adapters, invariance of scores and generations
+//! to batching and request order (every pass), the engine's concurrency knob, and clear errors
+//! for broken model folders.
 
 mod common;
 
@@ -165,33 +166,104 @@ fn lora_adapter_changes_scores_exactly_as_a_merge_by_hand() {
     }
 }
 
-#[test]
-fn scores_do_not_depend_on_batch_size_or_order() {
+/// The model folders whose passes are checked for batch independence: the test-built Llama
+/// and the architecture fixtures that exercise other code (T5's encoder-decoder, GPT-2's
+/// learned positions, Qwen3's q/k norms, Gemma 2's sliding windows and soft-caps).
+fn pass_models() -> Vec<(String, std::path::PathBuf, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().unwrap();
     tiny::write(dir.path(), tiny::TinySpec::default()).unwrap();
-    let reqs = requests();
+    let mut out = vec![(
+        "tiny llama".to_string(),
+        dir.path().to_path_buf(),
+        Some(dir),
+    )];
+    for name in ["t5", "flan_t5", "gpt2", "qwen3", "gemma2"] {
+        out.push((
+            name.to_string(),
+            common::crate_root().join("fixtures/models").join(name),
+            None,
+        ));
+    }
+    out
+}
+
+/// rubric's passes pack every request of a call into shared forward passes: a request scores
+/// bit-identically alone, with the others, and in reverse order.
+#[test]
+fn scores_do_not_depend_on_batching_or_order() {
+    let mut reqs = requests();
+    // long enough for several packed passes and a sliding window
+    let long = "the quick brown fox jumps over the lazy dog ".repeat(8);
+    reqs.push((long.clone(), " and the cat".into()));
+    reqs.push((long, " sat".into()));
+    for (name, dir, _keep) in pass_models() {
+        let m = rubric::model::load("mistralrs", &args(&dir, &[])).unwrap();
+        assert!(m.info().identity.starts_with("native|"), "{name}");
+        let together = scores(&m, &reqs);
+        let mut reversed = reqs.clone();
+        reversed.reverse();
+        let mut back = scores(&m, &reversed);
+        back.reverse();
+        assert_eq!(together, back, "{name}: reversed order");
+        for (i, r) in reqs.iter().enumerate() {
+            assert_eq!(
+                scores(&m, std::slice::from_ref(r))[0],
+                together[i],
+                "{name}: request {i} alone"
+            );
+        }
+    }
+}
+
+/// The engine batches only with `max_concurrency` > 1; its batched passes round differently,
+/// so scores agree within 1e-4 (not bit for bit) with one sequence per pass.
+#[test]
+fn engine_concurrency_changes_scores_within_rounding() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny::write(dir.path(), tiny::TinySpec::default()).unwrap();
+    // multiple choice: single-token continuations go through the engine's concurrent path
+    let reqs: Vec<(String, String)> = ["positive", "negative", "7", "the"]
+        .iter()
+        .flat_map(|w| {
+            [
+                (
+                    "it 's a charming and often affecting journey . \nAnswer:".to_string(),
+                    format!(" {w}"),
+                ),
+                (
+                    "Question: Tom has 3 apples.\nAnswer:".to_string(),
+                    format!(" {w}"),
+                ),
+                ("Once upon a time, there was a".to_string(), format!(" {w}")),
+            ]
+        })
+        .collect();
     let one = scores(
-        &rubric::model::load("mistralrs", &args(dir.path(), &[("batch_size", "1")])).unwrap(),
+        &rubric::model::load("mistralrs", &args(dir.path(), &[("scorer", "engine")])).unwrap(),
         &reqs,
     );
-    let eight = scores(
-        &rubric::model::load("mistralrs", &args(dir.path(), &[("batch_size", "8")])).unwrap(),
+    let four = scores(
+        &rubric::model::load(
+            "mistralrs",
+            &args(
+                dir.path(),
+                &[("scorer", "engine"), ("max_concurrency", "4")],
+            ),
+        )
+        .unwrap(),
         &reqs,
     );
-    assert_eq!(one, eight, "bit-identical at batch sizes 1 and 8");
-    // alone, and in reverse order
-    let m = rubric::model::load("mistralrs", &args(dir.path(), &[])).unwrap();
-    let mut reversed = reqs.clone();
-    reversed.reverse();
-    let mut back = scores(&m, &reversed);
-    back.reverse();
-    assert_eq!(one, back);
-    for (i, r) in reqs.iter().enumerate() {
-        assert_eq!(
-            scores(&m, std::slice::from_ref(r))[0],
-            one[i],
-            "request {i} alone"
+    let native = scores(
+        &rubric::model::load("mistralrs", &args(dir.path(), &[])).unwrap(),
+        &reqs,
+    );
+    for i in 0..reqs.len() {
+        assert!(
+            (one[i].0 - four[i].0).abs() < 1e-4,
+            "request {i}: {one:?} vs {four:?}"
         );
+        assert!((one[i].0 - native[i].0).abs() < 1e-4, "request {i}");
+        assert_eq!(one[i].1, four[i].1, "request {i}: is_greedy");
     }
 }
 
@@ -222,6 +294,17 @@ fn generations_do_not_depend_on_batching_or_the_path() {
             kw(serde_json::json!({"until": ["\n"], "max_gen_toks": 1})),
         )])
         .collect();
+    for (name, other, _keep) in pass_models().into_iter().skip(1) {
+        let m = rubric::model::load("mistralrs", &args(&other, &[])).unwrap();
+        let together = generations(&m, &reqs);
+        for (i, r) in reqs.iter().enumerate() {
+            assert_eq!(
+                generations(&m, std::slice::from_ref(r))[0],
+                together[i],
+                "{name}: request {i} alone"
+            );
+        }
+    }
     let m = rubric::model::load("mistralrs", &args(dir.path(), &[])).unwrap();
     let together = generations(&m, &reqs);
     for (i, r) in reqs.iter().enumerate() {

@@ -133,9 +133,24 @@ const TASKS: &[(&str, Data, &[&str])] = &[
         Data::Fixture,
         &["rmse,none", "mae,none"],
     ),
+    (
+        "p5_sequential_gpt2",
+        Data::Shared,
+        &["hit@10,none", "ndcg@10,none", "mrr@100,none"],
+    ),
+    (
+        "p5_direct_gpt2",
+        Data::Shared,
+        &["hit@1,none", "ndcg@10,none"],
+    ),
+    (
+        "p5_rating_gpt2",
+        Data::Fixture,
+        &["rmse,none", "mae,none", "invalid_rate,none"],
+    ),
 ];
 
-const GROUPS: &[&str] = &["glue", "glue_gen", "codexglue_code2text", "p5"];
+const GROUPS: &[&str] = &["glue", "glue_gen", "codexglue_code2text", "p5", "p5_gpt2"];
 
 fn rubric(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_rubric"))
@@ -211,7 +226,6 @@ fn tiny_model(dir: &Path) -> PathBuf {
 
 /// One `rubric run` over the tasks that read `data`; checks each task's metric keys.
 fn run_all(data: Data) {
-    let Some(dir) = data_dir(data) else { return };
     let tmp = tempfile::tempdir().unwrap();
     let model = tiny_model(tmp.path());
     let names: Vec<&str> = TASKS
@@ -219,6 +233,15 @@ fn run_all(data: Data) {
         .filter(|(_, d, _)| *d == data)
         .map(|(t, _, _)| *t)
         .collect();
+    run_tasks(&model, &names, data, 5);
+}
+
+/// `rubric run` of `names` (all reading `data`) on a model folder, `--limit`; checks each
+/// task's metric keys and returns the results.
+fn run_tasks(model: &Path, names: &[&str], data: Data, limit: usize) -> Option<Value> {
+    let dir = data_dir(data)?;
+    let tmp = tempfile::tempdir().unwrap();
+    let limit = limit.to_string();
     let out = tmp.path().join("out");
     let margs = format!("pretrained={}", model.display());
     let o = rubric(&[
@@ -228,7 +251,7 @@ fn run_all(data: Data) {
         "--tasks",
         &names.join(","),
         "--limit",
-        "5",
+        &limit,
         "--data-dir",
         dir.to_str().unwrap(),
         "--confirm-run-unsafe-code",
@@ -247,10 +270,7 @@ fn run_all(data: Data) {
         String::from_utf8_lossy(&o.stderr)
     );
     let results = common::results_json(&out);
-    for (task, d, keys) in TASKS {
-        if *d != data {
-            continue;
-        }
+    for (task, _, keys) in TASKS.iter().filter(|(t, _, _)| names.contains(t)) {
         let r = &results["results"][task];
         assert!(r.is_object(), "no results for {task}");
         for k in *keys {
@@ -261,6 +281,34 @@ fn run_all(data: Data) {
                 "{task}: `{k}` missing or not a number in {r}"
             );
         }
+    }
+    Some(results)
+}
+
+/// The P5 tasks on the encoder-decoder and GPT-2 checkpoints LaikaLLM fine-tunes (T5 and
+/// Flan-T5 with P5's prompts, GPT-2 with its "Input: ... \nTarget: " shape), end to end
+/// through rubric's own passes: ranking by loglikelihood over 100 candidates, and ratings
+/// generated greedily.
+#[test]
+fn p5_runs_on_t5_and_gpt2() {
+    let models = common::crate_root().join("fixtures/models");
+    for (model, ranking, rating) in [
+        ("t5", ["p5_sequential", "p5_direct"], "p5_rating"),
+        ("flan_t5", ["p5_sequential", "p5_direct"], "p5_rating"),
+        (
+            "gpt2",
+            ["p5_sequential_gpt2", "p5_direct_gpt2"],
+            "p5_rating_gpt2",
+        ),
+    ] {
+        let dir = models.join(model);
+        if let Some(r) = run_tasks(&dir, &ranking, Data::Shared, 3) {
+            for t in ranking {
+                assert_eq!(r["n-samples"][t]["effective"], 3, "{model} {t}");
+            }
+        }
+        let r = run_tasks(&dir, &[rating], Data::Fixture, 6).expect("fixture data");
+        assert_eq!(r["n-samples"][rating]["effective"], 6, "{model} {rating}");
     }
 }
 

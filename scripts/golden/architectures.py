@@ -216,6 +216,16 @@ def build(name, model_type, tok_kind, kwargs, out):
         head[n_tokens:] *= 0.1
         model.lm_head.weight = torch.nn.Parameter(head)
     model.save_pretrained(out)
+    # generation_config.json as instruct checkpoints ship it: generate applies these under
+    # lm-eval's greedy requests (a repetition penalty, as Qwen2.5-Instruct's 1.05, made larger
+    # to show; sampling defaults that greedy requests must ignore, as Llama-3.2-Instruct's)
+    extra = {"qwen2": {"repetition_penalty": 1.3},
+             "llama_theta": {"do_sample": True, "temperature": 0.6, "top_p": 0.9}}.get(name)
+    if extra:
+        path = os.path.join(out, "generation_config.json")
+        gc = json.load(open(path))
+        gc.update(extra)
+        json.dump(gc, open(path, "w"), indent=2)
     # the same model's config as transformers 4 writes it
     archs = json.dumps(json.load(open(os.path.join(out, "config.json")))["architectures"])
     v4 = subprocess.run([".venv-tf4/bin/python", "-c", TF4_WRITER, model_type, json.dumps(kwargs), archs],

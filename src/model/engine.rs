@@ -585,6 +585,7 @@ struct Chooser {
     sample: Sampling,
     rng: Mutex<rand::rngs::SmallRng>,
     chosen: Arc<Mutex<Vec<u32>>>,
+    prompt: Vec<u32>,
     /// Stop strings and EOS are checked here, not by the engine (mistralrs 0.8.1 slices its
     /// text at a stop string's byte position and panics when that is not a character
     /// boundary); once the generation has ended, EOS is forced so the engine stops.
@@ -604,12 +605,14 @@ impl mistralrs::CustomLogitsProcessor for Chooser {
         let pick = if self.ended.load(Ordering::SeqCst) {
             self.eos as usize
         } else {
+            let mut chosen = self.chosen.lock().expect("not poisoned");
+            let seen: Vec<u32> = self.prompt.iter().chain(chosen.iter()).copied().collect();
             let pick = sampling::choose(
                 &v,
                 self.sample,
+                &seen,
                 &mut self.rng.lock().expect("the generator is not poisoned"),
             );
-            let mut chosen = self.chosen.lock().expect("not poisoned");
             chosen.push(pick as u32);
             if self.stop.ends(&chosen) {
                 self.ended.store(true, Ordering::SeqCst);
@@ -631,6 +634,7 @@ impl EngineModel {
             sample: plan.sample,
             rng: Mutex::new(rand::rngs::SmallRng::seed_from_u64(plan.seed)),
             chosen: chosen.clone(),
+            prompt: plan.ctx.clone(),
             stop: stop.clone(),
             eos: self.hf.eos_ids.first().copied().unwrap_or(0),
             ended: std::sync::atomic::AtomicBool::new(false),

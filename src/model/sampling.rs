@@ -1,9 +1,39 @@
-//! Choosing the next token from a row of logits: argmax for greedy decoding (the first maximum,
-//! as torch picks it), or a draw with temperature / top-k / top-p from the request's own seeded
-//! generator, so that a draw never depends on which other requests ran.
+//! Choosing the next token from a row of logits as transformers' `generate` does: the
+//! repetition penalty first (over the tokens so far), then argmax for greedy decoding (the first
+//! maximum, as torch picks it) or a draw with temperature / top-k / top-p from the request's own
+//! seeded generator, so that a draw never depends on which other requests ran.
 
-/// Sampling settings: (temperature, top_k, top_p); None is greedy.
-pub type Sampling = Option<(f64, Option<usize>, Option<f64>)>;
+/// How the next token is chosen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampling {
+    /// (temperature, top_k, top_p); None is greedy.
+    pub sample: Option<(f64, Option<usize>, Option<f64>)>,
+    /// transformers' `repetition_penalty` (1.0 changes nothing).
+    pub repetition_penalty: f64,
+}
+
+impl Sampling {
+    pub const GREEDY: Sampling = Sampling {
+        sample: None,
+        repetition_penalty: 1.0,
+    };
+}
+
+/// `RepetitionPenaltyLogitsProcessor`: each token seen so far has its logit divided by the
+/// penalty when positive, multiplied when negative.
+fn penalize(v: &[f32], seen: &[u32], penalty: f64) -> Vec<f32> {
+    let mut out = v.to_vec();
+    let p = penalty as f32;
+    let mut done = std::collections::HashSet::new();
+    for &t in seen {
+        let t = t as usize;
+        if t < out.len() && done.insert(t) {
+            let x = out[t];
+            out[t] = if x < 0.0 { x * p } else { x / p };
+        }
+    }
+    out
+}
 
 /// The index of the first maximum.
 pub fn argmax(v: &[f32]) -> usize {
@@ -26,9 +56,17 @@ pub fn log_softmax_at(row: &[f32], t: usize) -> (f64, bool) {
     (v - lse, best == t)
 }
 
-/// The next token from one row of logits.
-pub fn choose(v: &[f32], sample: Sampling, rng: &mut rand::rngs::SmallRng) -> usize {
-    let Some((temp, top_k, top_p)) = sample else {
+/// The next token from one row of logits; `seen` is the sequence so far (the prompt and the
+/// generated tokens of a decoder-only model, the decoder's tokens of an encoder-decoder).
+pub fn choose(v: &[f32], s: Sampling, seen: &[u32], rng: &mut rand::rngs::SmallRng) -> usize {
+    if s.repetition_penalty != 1.0 {
+        return pick(&penalize(v, seen, s.repetition_penalty), s, rng);
+    }
+    pick(v, s, rng)
+}
+
+fn pick(v: &[f32], s: Sampling, rng: &mut rand::rngs::SmallRng) -> usize {
+    let Some((temp, top_k, top_p)) = s.sample else {
         return argmax(v);
     };
     use rand::Rng;
@@ -69,4 +107,24 @@ pub fn choose(v: &[f32], sample: Sampling, rng: &mut rand::rngs::SmallRng) -> us
         }
     }
     choice
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repetition_penalty_as_transformers() {
+        // torch: scores = where(s < 0, s * p, s / p) at the seen ids
+        let v = [2.0f32, -1.0, 1.5, 0.5];
+        assert_eq!(penalize(&v, &[0, 1, 0], 2.0), vec![1.0, -2.0, 1.5, 0.5]);
+        let s = Sampling {
+            sample: None,
+            repetition_penalty: 2.0,
+        };
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(0);
+        assert_eq!(choose(&v, s, &[0], &mut rng), 2);
+        assert_eq!(choose(&v, Sampling::GREEDY, &[0], &mut rng), 0);
+    }
 }

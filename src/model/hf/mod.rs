@@ -38,6 +38,8 @@ pub struct HfModel {
     /// Token ids that end a generation (tokenizer, config.json, generation_config.json).
     pub eos_ids: Vec<u32>,
     pub chat: Option<HfChatTemplate>,
+    /// generation_config.json's settings that `generate` applies.
+    pub generation: super::generation::GenerationConfig,
     /// Facts for `config` in results (tokenizer tokens).
     pub extra: BTreeMap<String, Value>,
 }
@@ -205,6 +207,7 @@ impl HfModel {
             eos_text,
             eos_ids,
             chat,
+            generation: super::generation::GenerationConfig::read(&generation_config),
             extra,
         })
     }

@@ -315,8 +315,9 @@ impl NativeModel {
         let max_new: Vec<usize> = batch.iter().map(|(_, p)| p.max_new).collect();
         let hf = &self.hf;
         let mut failed: Option<ModelError> = None;
-        let mut pick =
-            |i: usize, logits: &[f32]| choose(logits, batch[i].1.sample, &mut rngs[i]) as u32;
+        let mut pick = |i: usize, logits: &[f32], seen: &[u32]| {
+            choose(logits, batch[i].1.sample, seen, &mut rngs[i]) as u32
+        };
         let rules: Vec<_> = batch.iter().map(|(_, p)| p.stop_rule(hf)).collect();
         let mut stop = |i: usize, toks: &[u32]| rules[i].ends(toks);
         let mut finished = |i: usize, toks: Vec<u32>, stopped: bool| {
@@ -410,7 +411,8 @@ type StepFn<'a> =
     dyn FnMut(&[usize], &[Item], &mut Vec<&mut SeqCache>) -> ops::Result<Vec<Vec<Vec<f32>>>> + 'a;
 
 /// Decode several sequences together, one token per sequence per pass. `prompts[i]` is fed first
-/// (the prompt, or the decoder's start token); `pick(i, logits)` chooses the next token;
+/// (the prompt, or the decoder's start token); `pick(i, logits, sequence so far)` chooses the
+/// next token;
 /// `stop(i, generated)` says whether sequence i is finished after it; at most `max_new[i]`
 /// tokens; `finished(i, generated, stopped)` gets each sequence as soon as it ends.
 fn decode_loop(
@@ -418,7 +420,7 @@ fn decode_loop(
     max_new: &[usize],
     mut caches: Vec<SeqCache>,
     step: &mut StepFn,
-    pick: &mut dyn FnMut(usize, &[f32]) -> u32,
+    pick: &mut dyn FnMut(usize, &[f32], &[u32]) -> u32,
     stop: &mut dyn FnMut(usize, &[u32]) -> bool,
     finished: &mut dyn FnMut(usize, Vec<u32>, bool) -> Result<(), String>,
 ) -> Result<(), DecodeError> {
@@ -462,7 +464,9 @@ fn decode_loop(
         let mut next_active = Vec::with_capacity(active.len());
         let mut last: Vec<u32> = Vec::with_capacity(active.len());
         for (&i, r) in active.iter().zip(rows.iter()) {
-            let t = pick(i, &r[0]);
+            // the sequence so far, as generate's logits processors see it
+            let seen: Vec<u32> = prompts[i].iter().chain(&out[i]).copied().collect();
+            let t = pick(i, &r[0], &seen);
             out[i].push(t);
             let stopped = stop(i, &out[i]);
             if !stopped && out[i].len() < max_new[i] {
