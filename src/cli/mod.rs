@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand. Flags are kebab-case; lm-eval's snake_case
 //! spellings are accepted as hidden aliases.
 
+pub mod check_model;
 pub mod compat;
 pub mod metrics;
 pub mod run;
@@ -38,6 +39,9 @@ pub enum Command {
     /// List metrics and explain what each computes.
     #[command(subcommand)]
     Metrics(metrics::MetricsCommand),
+    /// Check that rubric computes a checkpoint exactly (every path, and transformers with --python).
+    #[command(name = "check-model")]
+    CheckModel(check_model::CheckModelArgs),
 }
 
 /// Exit codes: what the process returns.
@@ -56,5 +60,6 @@ pub fn run(cli: Cli) -> Result<(), (u8, anyhow::Error)> {
         Command::Score(args) => score::run(args),
         Command::Tasks(cmd) => tasks::run(cmd),
         Command::Metrics(cmd) => metrics::run(cmd),
+        Command::CheckModel(args) => check_model::run(args),
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod args;
 pub mod chat_template;
+pub mod check;
 pub mod engine;
 pub mod generation;
 pub mod hf;
