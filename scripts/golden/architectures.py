@@ -23,6 +23,10 @@ norm or a dropped bias changes the numbers.
 
 Run from the crate root:  .venv/bin/python scripts/golden/architectures.py [name ...]
 Needs: .venv with lm-eval==0.4.13 torch transformers (5.x); .venv-tf4 with transformers<5.
+
+`--bench DIR` instead writes models of realistic size with random weights for
+scripts/bench/architectures.sh: a Qwen3-0.6B-shaped and a Flan-T5-base-shaped checkpoint, with
+tokenizers of 32,000 tokens trained on ../shared/data (GSM8K train, SST-2 dev).
 """
 import copy
 import json
@@ -121,7 +125,7 @@ GENERATIONS = [
 ROLLING = ["Once upon a time, there was a little girl named Lily.", LONG + " " + LONG, "a"]
 
 
-def tokenizer(kind, out):
+def tokenizer(kind, out, corpus=None, vocab=None):
     """A tokenizer trained on CORPUS: byte-level BPE adding BOS (Llama, Mistral, Gemma, Phi-3),
     adding nothing (GPT-2; Qwen with Qwen2's NFC + digit-splitting pre-tokenizer), or a
     SentencePiece-style unigram appending </s> (T5)."""
@@ -129,9 +133,9 @@ def tokenizer(kind, out):
         tok = Tokenizer(models.Unigram())
         tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
         tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
-        trainer = trainers.UnigramTrainer(vocab_size=TOKEN_VOCAB, special_tokens=["<pad>", "</s>", "<unk>"],
+        trainer = trainers.UnigramTrainer(vocab_size=vocab or TOKEN_VOCAB, special_tokens=["<pad>", "</s>", "<unk>"],
                                           unk_token="<unk>", show_progress=False)
-        tok.train_from_iterator(CORPUS.splitlines(), trainer)
+        tok.train_from_iterator(corpus or CORPUS.splitlines(), trainer)
         tok.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>",
                                                            special_tokens=[("</s>", tok.token_to_id("</s>"))])
         special = dict(pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
@@ -147,9 +151,9 @@ def tokenizer(kind, out):
         else:
             tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=TOKEN_VOCAB, special_tokens=specials, min_frequency=2,
+        trainer = trainers.BpeTrainer(vocab_size=vocab or TOKEN_VOCAB, special_tokens=specials, min_frequency=2,
                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-        tok.train_from_iterator([line + "\n" for line in CORPUS.splitlines()], trainer)
+        tok.train_from_iterator(corpus or [line + "\n" for line in CORPUS.splitlines()], trainer)
         if kind == "bos":
             tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
                                                                special_tokens=[("<s>", tok.token_to_id("<s>"))])
@@ -280,7 +284,42 @@ def golden(model_dir):
     }
 
 
+def bench_models(out_dir):
+    """Random models of realistic size (timing only: no goldens)."""
+    corpus = []
+    for line in open("../shared/data/gsm8k/train.jsonl", encoding="utf-8"):
+        d = json.loads(line)
+        corpus.append(d["question"] + "\n" + d["answer"] + "\n")
+    corpus += [line for line in open("../shared/data/glue/sst2/dev.tsv", encoding="utf-8")]
+    shapes = [
+        ("qwen3_0.6b", "qwen3", "qwen", dict(hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
+            num_attention_heads=16, num_key_value_heads=8, head_dim=128, max_position_embeddings=40960,
+            vocab_size=151936, rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=True)),
+        ("flan_t5_base", "t5", "t5", dict(d_model=768, d_kv=64, d_ff=2048, num_layers=12, num_decoder_layers=12,
+            num_heads=12, feed_forward_proj="gated-gelu", tie_word_embeddings=False, n_positions=512,
+            vocab_size=32128, decoder_start_token_id=0)),
+    ]
+    for name, model_type, kind, kwargs in shapes:
+        out = os.path.join(out_dir, name)
+        os.makedirs(out, exist_ok=True)
+        ids, _ = tokenizer(kind, out, corpus=corpus, vocab=32000)
+        kwargs = dict(kwargs)
+        if kind == "t5":
+            kwargs.update(pad_token_id=ids["pad_token"], eos_token_id=ids["eos_token"])
+        else:
+            kwargs.update(eos_token_id=ids["eos_token"], bos_token_id=ids["eos_token"], pad_token_id=ids["eos_token"])
+        config = transformers.AutoConfig.for_model(model_type, **kwargs)
+        torch.manual_seed(0)
+        model = (transformers.T5ForConditionalGeneration(config) if model_type == "t5"
+                 else transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32))
+        model.save_pretrained(out)
+        print(f"{name}: {sum(p.numel() for p in model.parameters()) / 1e6:.0f}M parameters -> {out}")
+
+
 def main():
+    if sys.argv[1:2] == ["--bench"]:
+        bench_models(sys.argv[2])
+        return
     wanted = set(sys.argv[1:])
     os.makedirs("tests/golden/architectures", exist_ok=True)
     for name, model_type, tok_kind, kwargs in ARCHS:

@@ -208,9 +208,23 @@ impl NativeModel {
         let out = match &self.pass {
             Pass::Decoder(d) => d.pass(&items, None),
             Pass::T5(t) => {
-                let enc: Vec<&[u32]> = inputs.iter().map(|s| s.encoder.as_slice()).collect();
-                t.encode(&enc).and_then(|e| {
-                    let refs: Vec<&t5::Encoded> = e.iter().collect();
+                // a context shared by several continuations (a multiple-choice doc's choices)
+                // is encoded once; an encoding does not depend on its pass-mates
+                let mut uniq: Vec<&[u32]> = Vec::new();
+                let which: Vec<usize> = inputs
+                    .iter()
+                    .map(
+                        |s| match uniq.iter().position(|u| *u == s.encoder.as_slice()) {
+                            Some(i) => i,
+                            None => {
+                                uniq.push(&s.encoder);
+                                uniq.len() - 1
+                            }
+                        },
+                    )
+                    .collect();
+                t.encode(&uniq).and_then(|e| {
+                    let refs: Vec<&t5::Encoded> = which.iter().map(|&i| &e[i]).collect();
                     t.decode(&items, &refs, None)
                 })
             }
