@@ -9,10 +9,14 @@
 //! Reading: a last line cut off by a crash (no newline, or not JSON) is reported and dropped;
 //! any other bad line (bad JSON, wrong checksum) is an error naming the file and line, with
 //! the fix (`--no-cache`, or delete the file) — a corrupt cache is never used silently.
+//!
+//! One writer at a time: a run holds an exclusive lock on the file (`flock`) from opening it to
+//! its end. A second run on the same cache waits for the first and then reads what it
+//! computed, so nothing is computed twice.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
@@ -39,6 +43,34 @@ pub struct ResponseCache {
     file: File,
     /// A cut-off last line that was found and dropped when opening.
     pub recovered_partial_line: bool,
+}
+
+/// An exclusive lock on the cache file, waiting (with a message) while another run holds it.
+fn lock(file: &File, path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::io::AsRawFd;
+        let fd = file.as_raw_fd();
+        // SAFETY: flock on a file descriptor this File owns
+        if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(());
+        }
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(err);
+        }
+        eprintln!(
+            "waiting for another rubric run that is using the response cache {}",
+            path.display()
+        );
+        // SAFETY: as above
+        if unsafe { libc::flock(fd, libc::LOCK_EX) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (file, path);
+    Ok(())
 }
 
 fn checksum(key: &str, response: &Value) -> String {
@@ -74,7 +106,8 @@ fn response_from_json(v: &Value) -> Option<Response> {
 }
 
 impl ResponseCache {
-    /// Open (or create) the cache of one model identity under `dir`.
+    /// Open (or create) the cache of one model identity under `dir`, waiting for any other
+    /// run that holds it.
     pub fn open(dir: &Path, model_identity: &str) -> Result<ResponseCache, CacheError> {
         let io = |path: &Path, err| CacheError::Io {
             path: path.to_path_buf(),
@@ -82,66 +115,70 @@ impl ResponseCache {
         };
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         let path = dir.join(format!("{}.jsonl", &sha256_hex(model_identity)[..24]));
-        let mut entries = HashMap::new();
-        let mut recovered = false;
-        if path.exists() {
-            let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
-            let complete = bytes.last().is_none_or(|b| *b == b'\n');
-            let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
-            let n = lines.len();
-            for (i, raw) in lines.into_iter().enumerate() {
-                if raw.is_empty() {
-                    continue;
-                }
-                let last = i + 1 == n || (i + 2 == n && complete);
-                let corrupt = |why: &str| CacheError::Corrupt {
-                    path: path.clone(),
-                    line: i + 1,
-                    why: why.to_string(),
-                };
-                let parsed: Option<Value> = std::str::from_utf8(raw)
-                    .ok()
-                    .and_then(|t| serde_json::from_str(t).ok());
-                let Some(v) = parsed else {
-                    if last && !complete {
-                        recovered = true; // the line being written when the run was killed
-                        continue;
-                    }
-                    return Err(corrupt("a line is not valid JSON"));
-                };
-                let (Some(k), Some(r), Some(c)) = (
-                    v.get("k").and_then(Value::as_str),
-                    v.get("r"),
-                    v.get("c").and_then(Value::as_str),
-                ) else {
-                    return Err(corrupt("a line lacks k, r or c"));
-                };
-                if checksum(k, r) != c {
-                    return Err(corrupt("a checksum does not match its line"));
-                }
-                let resp = response_from_json(r)
-                    .ok_or_else(|| corrupt("a response has the wrong shape"))?;
-                entries.insert(k.to_string(), resp);
-            }
-            if recovered {
-                // cut the partial line so that appends start on a fresh line
-                let keep = bytes
-                    .iter()
-                    .rposition(|b| *b == b'\n')
-                    .map(|p| p + 1)
-                    .unwrap_or(0);
-                let f = OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .map_err(|e| io(&path, e))?;
-                f.set_len(keep as u64).map_err(|e| io(&path, e))?;
-            }
-        }
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(&path)
             .map_err(|e| io(&path, e))?;
+        lock(&file, &path).map_err(|e| io(&path, e))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(|e| io(&path, e))?;
+        let mut entries = HashMap::new();
+        let mut recovered = false;
+        let complete = bytes.last().is_none_or(|b| *b == b'\n');
+        let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+        let n = lines.len();
+        let mut last_line_whole = false;
+        for (i, raw) in lines.into_iter().enumerate() {
+            if raw.is_empty() {
+                continue;
+            }
+            let last = i + 1 == n || (i + 2 == n && complete);
+            let corrupt = |why: &str| CacheError::Corrupt {
+                path: path.clone(),
+                line: i + 1,
+                why: why.to_string(),
+            };
+            let parsed: Option<Value> = std::str::from_utf8(raw)
+                .ok()
+                .and_then(|t| serde_json::from_str(t).ok());
+            let Some(v) = parsed else {
+                if last && !complete {
+                    recovered = true; // the line being written when the run was killed
+                    continue;
+                }
+                return Err(corrupt("a line is not valid JSON"));
+            };
+            let (Some(k), Some(r), Some(c)) = (
+                v.get("k").and_then(Value::as_str),
+                v.get("r"),
+                v.get("c").and_then(Value::as_str),
+            ) else {
+                return Err(corrupt("a line lacks k, r or c"));
+            };
+            if checksum(k, r) != c {
+                return Err(corrupt("a checksum does not match its line"));
+            }
+            let resp =
+                response_from_json(r).ok_or_else(|| corrupt("a response has the wrong shape"))?;
+            entries.insert(k.to_string(), resp);
+            last_line_whole = last;
+        }
+        if recovered {
+            // cut the partial line so that appends start on a fresh line
+            let keep = bytes
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map(|p| p + 1)
+                .unwrap_or(0);
+            file.set_len(keep as u64).map_err(|e| io(&path, e))?;
+        } else if !complete && last_line_whole {
+            // a whole last line without its newline: end it before appending
+            file.write_all(b"\n")
+                .and_then(|_| file.sync_data())
+                .map_err(|e| io(&path, e))?;
+        }
         Ok(ResponseCache {
             path,
             entries,
@@ -235,5 +272,50 @@ mod tests {
             Err(other) => panic!("wrong error: {other}"),
             Ok(_) => panic!("a corrupt cache was accepted"),
         }
+    }
+
+    #[test]
+    fn a_whole_last_line_without_newline_is_kept_and_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = ResponseCache::open(dir.path(), "m").unwrap();
+        let r = Response::LoglikelihoodRolling { logprob: -3.0 };
+        c.put("k1", &r).unwrap();
+        let path = c.path().to_path_buf();
+        drop(c);
+        // the newline of the last line lost (an editor, a copy)
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.trim_end()).unwrap();
+        let mut c = ResponseCache::open(dir.path(), "m").unwrap();
+        assert!(!c.recovered_partial_line);
+        c.put("k2", &r).unwrap();
+        drop(c);
+        let c = ResponseCache::open(dir.path(), "m").unwrap();
+        assert_eq!(c.len(), 2, "the next append did not join the last line");
+    }
+
+    #[test]
+    fn one_writer_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = ResponseCache::open(dir.path(), "m").unwrap();
+        let d = dir.path().to_path_buf();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let second = std::thread::spawn(move || {
+            let c = ResponseCache::open(&d, "m").unwrap();
+            tx.send(c.len()).unwrap();
+        });
+        // the second opener waits while the first holds the cache
+        assert!(rx
+            .recv_timeout(std::time::Duration::from_millis(300))
+            .is_err());
+        first
+            .put("k", &Response::LoglikelihoodRolling { logprob: -1.0 })
+            .unwrap();
+        drop(first);
+        // and then sees what the first wrote
+        assert_eq!(
+            rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap(),
+            1
+        );
+        second.join().unwrap();
     }
 }

@@ -56,6 +56,9 @@ pub fn score_doc(
 ) -> Result<Vec<(String, Item)>, String> {
     let te = |e: crate::task::template::TemplateError| e.to_string();
     let target = task.target_of(None, r.doc, r.columns).map_err(te)?;
+    if target.is_null() {
+        return Err("doc_to_target gives null (does the doc lack its answer field?)".into());
+    }
     let mut out = Vec::new();
     match task.output_type {
         OutputType::MultipleChoice => {
@@ -75,7 +78,19 @@ pub fn score_doc(
             } else {
                 target.clone()
             };
+            if n == 0 {
+                return Err("doc_to_choice gives no choices".into());
+            }
             let gold = Gold::resolve(&gold_value, &choices);
+            if !gold.is_valid() {
+                // lm-eval warns and scores the doc as wrong; a label that is not a choice is a
+                // data or template error, so rubric stops instead of reporting a lower score
+                return Err(format!(
+                    "the gold answer {} is not one of the {n} choices (an index 0..{} or a choice's text)",
+                    crate::py::repr(&gold_value),
+                    n - 1
+                ));
+            }
             let unc: Option<Vec<f64>> = uncond.map(|u| u.iter().map(|x| x.0).collect());
             let s = loglikelihood::multiple_choice(&lls, &greedy, &choices, &gold, unc.as_deref());
             for m in metrics {

@@ -58,7 +58,9 @@ impl Limit {
     pub fn parse(s: &str) -> Result<Limit, String> {
         let v: f64 = s
             .parse()
-            .map_err(|_| format!("--limit must be a number, got `{s}`"))?;
+            .ok()
+            .filter(|v: &f64| v.is_finite())
+            .ok_or_else(|| format!("--limit must be a number, got `{s}`"))?;
         if v <= 0.0 {
             return Err("--limit must be positive".into());
         }

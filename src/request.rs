@@ -101,6 +101,71 @@ pub struct GenKwargs {
     pub sample_seed: Option<u64>,
 }
 
+/// Generation settings rubric implements: (key, what its value must be).
+const GEN_KEYS: &[(&str, &str)] = &[
+    ("until", "a string or a list of strings"),
+    ("max_gen_toks", "a positive integer"),
+    ("max_new_tokens", "a positive integer"),
+    ("do_sample", "true or false"),
+    ("temperature", "a number >= 0"),
+    ("top_p", "a number in (0, 1]"),
+    ("top_k", "an integer >= 0"),
+    ("seed", "a non-negative integer"),
+    ("repetition_penalty", "a number > 0"),
+    (
+        "num_beams",
+        "a positive integer (only 1 runs: beam search is not implemented)",
+    ),
+    ("max_tokens", "a positive integer"),
+    ("max_completion_tokens", "a positive integer"),
+];
+
+/// Check generation settings (a task's `generation_kwargs`, `--gen-kwargs`): every key one
+/// rubric implements, every value of its type. A misspelt key or a value like
+/// `temperature=hot` would otherwise be written into the requests and ignored.
+pub fn check_gen_kwargs(raw: &Map<String, Value>) -> Result<(), String> {
+    for (k, v) in raw {
+        let Some((_, want)) = GEN_KEYS.iter().find(|(name, _)| name == k) else {
+            let hint = crate::task::config::did_you_mean(k, GEN_KEYS.iter().map(|(n, _)| *n))
+                .map(|h| format!(" (did you mean `{h}`?)"))
+                .unwrap_or_default();
+            return Err(if k.is_empty() {
+                "an empty key".to_string()
+            } else {
+                format!(
+                    "`{k}` is not a generation setting rubric implements{hint}; known: {}",
+                    GEN_KEYS
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            });
+        };
+        let num = v.as_f64();
+        let ok = match k.as_str() {
+            "until" => {
+                v.is_string() || v.as_array().is_some_and(|a| a.iter().all(Value::is_string))
+            }
+            "max_gen_toks" | "max_new_tokens" | "max_tokens" | "max_completion_tokens" => {
+                v.as_u64().is_some_and(|n| n > 0)
+            }
+            "do_sample" => v.is_boolean(),
+            "temperature" => num.is_some_and(|t| t.is_finite() && t >= 0.0),
+            "top_p" => num.is_some_and(|p| p > 0.0 && p <= 1.0),
+            "top_k" => v.as_u64().is_some() || v.as_i64() == Some(-1),
+            "seed" => v.as_u64().is_some(),
+            "repetition_penalty" => num.is_some_and(|p| p.is_finite() && p > 0.0),
+            "num_beams" => v.as_u64().is_some_and(|n| n > 0),
+            _ => true,
+        };
+        if !ok {
+            return Err(format!("`{k}` must be {want}, got {v}"));
+        }
+    }
+    Ok(())
+}
+
 /// Default `max_gen_toks` (lm-eval's `DEFAULT_MAX_GEN_TOKS`).
 pub const DEFAULT_MAX_GEN_TOKS: usize = 256;
 
@@ -124,23 +189,26 @@ impl GenKwargs {
         }
     }
 
+    /// `max_gen_toks`, else lm-eval's aliases in its priority order.
     pub fn max_gen_toks(&self) -> usize {
-        self.raw
-            .get("max_gen_toks")
-            .or_else(|| self.raw.get("max_new_tokens"))
-            .and_then(Value::as_u64)
-            .map(|v| v as usize)
-            .unwrap_or(DEFAULT_MAX_GEN_TOKS)
+        [
+            "max_gen_toks",
+            "max_new_tokens",
+            "max_tokens",
+            "max_completion_tokens",
+        ]
+        .iter()
+        .find_map(|k| self.raw.get(*k))
+        .and_then(Value::as_u64)
+        .map(|v| v as usize)
+        .unwrap_or(DEFAULT_MAX_GEN_TOKS)
     }
 
-    /// Sampling only when `do_sample` is true and the temperature is not 0 (lm-eval's HF rule).
+    /// Whether the request samples, by lm-eval's rule: a positive temperature samples unless
+    /// `do_sample` is false; a temperature of 0 (the default) is greedy.
     pub fn do_sample(&self) -> bool {
-        let sample = self
-            .raw
-            .get("do_sample")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        sample && self.temperature().map(|t| t > 0.0).unwrap_or(true)
+        let temperature = self.temperature().unwrap_or(0.0);
+        temperature > 0.0 && self.do_sample_given() != Some(false)
     }
 
     /// `do_sample` as the request gives it (None when absent).

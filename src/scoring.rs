@@ -101,9 +101,18 @@ pub fn read_records(
                 fields()
             ))
         })?;
+        let reference_text = |v: &Value| {
+            match v {
+            Value::String(_) | Value::Number(_) => Ok(crate::py::str(v)),
+            Value::Null => Err(bad(format!("reference field `{reference_field}` is null"))),
+            _ => Err(bad(format!(
+                "reference field `{reference_field}` holds {v}; expected a string, a number or a list of them"
+            ))),
+        }
+        };
         let references = match reference {
-            Value::Array(items) => items.iter().map(crate::py::str).collect(),
-            other => vec![crate::py::str(other)],
+            Value::Array(items) => items.iter().map(reference_text).collect::<Result<_, _>>()?,
+            other => vec![reference_text(other)?],
         };
         if references.is_empty() {
             return Err(bad(format!(
@@ -140,10 +149,18 @@ fn score_record(
         line: r.line,
         message: e.to_string(),
     };
+    check_types(r, metrics).map_err(|message| ScoreError::Line {
+        path: path.to_path_buf(),
+        line: r.line,
+        message,
+    })?;
     let pred_text = match &r.prediction {
         Value::Array(a) if a.len() == 1 => crate::py::str(&a[0]),
         other => crate::py::str(other),
     };
+    for m in metrics {
+        m.check_size(&r.references, &pred_text).map_err(line_err)?;
+    }
     // the ROUGE group: every rouge metric with the settings of the first one
     let rouge_metrics: Vec<(usize, rouge::RougeType, Measure)> = metrics
         .iter()
@@ -211,6 +228,42 @@ fn score_record(
         out.push(scored);
     }
     Ok(out)
+}
+
+/// A prediction is a string; a list of strings only for ranking metrics (best first); a number
+/// only when every metric reads numbers (rmse, mae, invalid_rate). Anything else would be
+/// scored as its printed form, silently wrong.
+fn check_types(r: &Record, metrics: &[Metric]) -> Result<(), String> {
+    let ranking = metrics.iter().any(|m| matches!(m.kind, Kind::Ranking(_)));
+    let numeric = metrics.iter().all(|m| {
+        matches!(
+            m.kind,
+            Kind::Rmse { .. } | Kind::Mae { .. } | Kind::InvalidRate
+        )
+    });
+    let kind = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    };
+    match &r.prediction {
+        Value::String(_) => Ok(()),
+        Value::Number(_) if numeric => Ok(()),
+        Value::Array(items) if ranking && items.iter().all(|i| i.is_string() || i.is_number()) => {
+            Ok(())
+        }
+        Value::Array(_) if ranking => {
+            Err("a ranked prediction list must hold strings (item ids)".into())
+        }
+        other => Err(format!(
+            "the prediction is {}; expected a string{}",
+            kind(other),
+            if ranking { " or a list of strings" } else { "" }
+        )),
+    }
 }
 
 /// Score records with metrics: `{key: value}` in metric order.

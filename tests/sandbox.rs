@@ -187,3 +187,31 @@ fn a_fork_bomb_is_stopped_and_leaves_nothing_behind() {
         "a background child outlived the program"
     );
 }
+
+/// Programs that leave before their tests ran do not pass (HF code_eval counts SystemExit as a
+/// failure): sys.exit(0), os._exit(0), raise SystemExit, a replaced excepthook, and printing
+/// something that looks like success.
+#[test]
+fn leaving_early_is_not_passing() {
+    let _serial = serial();
+    let tests = "\nassert add(2, 3) == 5\n";
+    for head in [
+        "import sys\nsys.exit(0)\n",
+        "import os\nos._exit(0)\n",
+        "raise SystemExit(0)\n",
+        "import sys\nsys.excepthook = lambda *a: None\nimport os\nos.close(2)\n",
+        "import atexit, os\natexit.register(lambda: os._exit(0))\nraise ValueError('x')\n",
+        "import sys\nprint('ok')\nsys.stdout.flush()\nsys.exit()\n",
+    ] {
+        let program = format!("def add(a, b):\n    return a * b\n{head}{tests}");
+        match run(&program) {
+            Outcome::Failed { .. } => {}
+            other => panic!("{head:?}: expected a failure, got {other:?}"),
+        }
+    }
+    // a correct program that prints and exits normally still passes
+    assert_eq!(
+        run("def add(a, b):\n    return a + b\nprint('hello')\nassert add(2, 3) == 5\n"),
+        Outcome::Passed
+    );
+}

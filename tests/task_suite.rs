@@ -256,7 +256,7 @@ fn run_tasks(model: &Path, names: &[&str], data: Data, limit: usize) -> Option<V
         dir.to_str().unwrap(),
         "--confirm-run-unsafe-code",
         "--gen-kwargs",
-        "max_gen_toks=16",
+        "max_gen_toks=16,num_beams=1",
         "--bootstrap-iters",
         "100",
         "--output-path",

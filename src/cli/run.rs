@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 use clap::Args;
 use serde_json::{Map, Value};
 
@@ -207,6 +207,7 @@ fn parse_gen_kwargs(s: &str) -> Result<Map<String, Value>, String> {
         };
         out.insert(k.trim().to_string(), value);
     }
+    crate::request::check_gen_kwargs(&out).map_err(|e| format!("--gen-kwargs: {e}"))?;
     Ok(out)
 }
 
@@ -253,9 +254,16 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
     let mut model_args =
         crate::model::parse_model_args(&args.model_args).map_err(|e| usage(e.into()))?;
     if let Some(d) = &args.device {
-        model_args
-            .entry("device".into())
-            .or_insert_with(|| d.clone());
+        match model_args.get("device") {
+            Some(m) if m != d => {
+                return Err(usage(anyhow!(
+                    "--device {d} and --model-args device={m} disagree; give one"
+                )))
+            }
+            _ => {
+                model_args.insert("device".into(), d.clone());
+            }
+        }
     }
     check_batch_size(&args.batch_size).map_err(|e| usage(anyhow!(e)))?;
     if let Some(s) = seeds[0] {
@@ -337,7 +345,7 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
         system_instruction: args.system_instruction.clone(),
         fewshot_as_multiturn,
         chat_template: if args.apply_chat_template {
-            model.chat_template().map(|_| "model".to_string())
+            model.chat_template().map(|t| t.source().to_string())
         } else {
             None
         },
@@ -383,13 +391,6 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
     }
 
     if let Some(out) = &args.output_path {
-        let write = |path: PathBuf, text: &str| -> Result<(), (u8, anyhow::Error)> {
-            let tmp = path.with_extension("partial");
-            std::fs::write(&tmp, text)
-                .and_then(|_| std::fs::rename(&tmp, &path))
-                .with_context(|| format!("cannot write {}", path.display()))
-                .map_err(|e| (exit::INTERNAL, e))
-        };
         let ts = file_timestamp(start);
         let (dir, results_name) = if out.extension().is_some_and(|e| e == "json") {
             let stem = out
@@ -406,33 +407,30 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
                 format!("results_{ts}.json"),
             )
         };
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))
-            .map_err(|e| (exit::USAGE, e))?;
-        write(
-            dir.join(&results_name),
-            &format!("{}\n", crate::py::json_dumps(&doc, Some(2))),
-        )?;
-        let base = results_name.trim_end_matches(".json").to_string();
-        write(dir.join(format!("{base}.md")), &md)?;
-        write(dir.join(format!("{base}.csv")), &tables::csv(&task_rows))?;
-        write(
-            dir.join(format!("{base}.tex")),
-            &tables::latex(&task_rows, "Tasks"),
-        )?;
-        for t in &results.tasks {
-            if !t.samples.is_empty() {
-                let lines: String = t
-                    .samples
-                    .iter()
-                    .map(|s| format!("{}\n", crate::py::json_dumps(s, None)))
-                    .collect();
-                let name = format!("samples_{}_{ts}.jsonl", t.name);
-                write(dir.join(name), &lines)?;
-            }
-        }
+        let csv = tables::csv(&task_rows);
+        let latex = tables::latex(&task_rows, "Tasks");
+        let files = crate::output::files::RunFiles {
+            results_name,
+            results: &doc,
+            markdown: &md,
+            csv: &csv,
+            latex: &latex,
+            samples: results
+                .tasks
+                .iter()
+                .filter(|t| !t.samples.is_empty())
+                .map(|t| {
+                    (
+                        format!("samples_{}_{ts}.jsonl", t.name),
+                        t.samples.as_slice(),
+                    )
+                })
+                .collect(),
+        };
+        let path = crate::output::files::write_run(&dir, &files)
+            .map_err(|e| (exit::INTERNAL, anyhow!(e)))?;
         if !args.quiet {
-            eprintln!("wrote {}", dir.join(&results_name).display());
+            eprintln!("wrote {}", path.display());
         }
     }
     Ok(())
@@ -455,6 +453,18 @@ mod tests {
             Value::Object(g),
             serde_json::json!({"temperature": 0.8, "do_sample": true, "max_gen_toks": 512})
         );
+        for bad in [
+            "temperature=hot",
+            "=",
+            "temprature=0.5",
+            "max_gen_toks=0",
+            "top_p=2",
+            "num_beams=0",
+        ] {
+            assert!(parse_gen_kwargs(bad).is_err(), "{bad}");
+        }
+        assert!(Limit::parse("nan").is_err());
+        assert!(Limit::parse("inf").is_err());
     }
 }
 

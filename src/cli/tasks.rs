@@ -198,7 +198,11 @@ fn validate(args: ValidateArgs) -> Result<(), (u8, anyhow::Error)> {
         include.push(if p.is_dir() {
             p.clone()
         } else {
-            p.parent().map(|x| x.to_path_buf()).unwrap_or_default()
+            // a bare file name's folder is the working directory
+            match p.parent() {
+                Some(x) if !x.as_os_str().is_empty() => x.to_path_buf(),
+                _ => PathBuf::from("."),
+            }
         });
     }
     let index = TaskIndex::build(&include).map_err(usage)?;

@@ -56,7 +56,7 @@ impl Gold {
         let n = choices.len() as i64;
         let idx = |v: &Value| -> i64 {
             match v {
-                Value::Number(x) => x.as_i64().filter(|i| *i < n).unwrap_or(-100),
+                Value::Number(x) => x.as_i64().filter(|i| (0..n).contains(i)).unwrap_or(-100),
                 Value::String(s) => choices
                     .iter()
                     .position(|c| c == s)

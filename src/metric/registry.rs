@@ -91,6 +91,10 @@ pub fn info(name: &str) -> Option<&'static MetricInfo> {
         .find(|m| m.name == pattern || (m.name == "squad_v2" && name == "squadv2"))
 }
 
+/// Most cells of a quadratic table (LCS, edit distance) one text pair may need: 100 million,
+/// well under a second and at most 1.6 GB (TER's table); CNN/DailyMail pairs need about 50,000.
+pub const MAX_PAIR_CELLS: u64 = 100_000_000;
+
 /// What a metric computes, with its options resolved.
 #[derive(Debug, Clone)]
 pub enum Kind {
@@ -315,11 +319,46 @@ impl Metric {
 
     /// Score one generated text against its references; one item per results key.
     /// (`PassAtK` needs executed samples and is scored by the code-execution step.)
+    /// Refuse a prediction-reference pair whose quadratic table (the LCS of ROUGE-L and
+    /// ROUGE-Lsum, TER's edit distance, LLaMA-Factory's character ROUGE-L) would exceed
+    /// `MAX_PAIR_CELLS`: the reference tools would run for hours or exhaust memory on it, and
+    /// rubric would abort.
+    pub fn check_size(&self, refs: &[String], pred: &str) -> Result<(), MetricError> {
+        let words = |s: &str| s.split_whitespace().count() as u64;
+        let chars = |s: &str| s.chars().count() as u64;
+        let count: Option<&dyn Fn(&str) -> u64> = match &self.kind {
+            Kind::Rouge {
+                kind: rouge::RougeType::L | rouge::RougeType::Lsum,
+                ..
+            }
+            | Kind::Ter => Some(&words),
+            Kind::LlamaFactory(LlamaFactoryKey::RougeL) => Some(&chars),
+            _ => None,
+        };
+        let Some(count) = count else { return Ok(()) };
+        let p = count(pred);
+        for r in refs {
+            let cells = p.saturating_mul(count(r));
+            if cells > MAX_PAIR_CELLS {
+                return Err(MetricError::Invalid {
+                    metric: self.name.clone(),
+                    message: format!(
+                        "a prediction of {p} and a reference of {} {} need {cells} table cells, more than rubric's limit of {MAX_PAIR_CELLS}; the texts are far longer than any task's",
+                        count(r),
+                        if matches!(self.kind, Kind::LlamaFactory(_)) { "characters" } else { "words" }
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     pub fn score_text(
         &self,
         refs: &[String],
         pred: &str,
     ) -> Result<Vec<(String, Item)>, MetricError> {
+        self.check_size(refs, pred)?;
         let one = |item: Item| Ok(vec![(self.name.clone(), item)]);
         let first = refs.first().cloned().unwrap_or_default();
         match &self.kind {

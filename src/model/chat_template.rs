@@ -15,6 +15,10 @@ pub struct HfChatTemplate {
 }
 
 impl ChatTemplate for HfChatTemplate {
+    fn source(&self) -> &str {
+        &self.source
+    }
+
     fn render(
         &self,
         messages: &[ChatMessage],

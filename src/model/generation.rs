@@ -5,10 +5,9 @@
 //!
 //! lm-eval calls transformers' `generate`, which merges the checkpoint's generation_config.json
 //! under the request's settings: a `repetition_penalty` there applies even to greedy decoding
-//! (Qwen2.5-Instruct ships 1.05), a `do_sample: true` there applies when the request gives a
-//! temperature but no `do_sample`, and sampling uses its top_k / top_p (else transformers'
-//! top_k 50). rubric does the same, and refuses generation settings there that it does not
-//! implement (beam search, n-gram blocking, ...) by name.
+//! (Qwen2.5-Instruct ships 1.05) and sampling uses its top_k / top_p (else transformers'
+//! top_k 50). rubric does the same, and refuses generation settings there (and `num_beams` > 1
+//! in a request) that it does not implement (beam search, n-gram blocking, ...) by name.
 
 use std::sync::Arc;
 
@@ -22,7 +21,6 @@ use crate::request::GenKwargs;
 /// The settings of generation_config.json that transformers' `generate` applies.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GenerationConfig {
-    do_sample: Option<bool>,
     temperature: Option<f64>,
     top_k: Option<usize>,
     top_p: Option<f64>,
@@ -31,6 +29,9 @@ pub struct GenerationConfig {
     /// implement.
     unsupported: Vec<String>,
 }
+
+// `do_sample` in generation_config.json changes nothing under lm-eval 0.4.13, which always
+// passes its own.
 
 impl GenerationConfig {
     pub fn read(v: &Value) -> GenerationConfig {
@@ -76,7 +77,6 @@ impl GenerationConfig {
             }
         }
         GenerationConfig {
-            do_sample: v.get("do_sample").and_then(Value::as_bool),
             temperature: num("temperature"),
             top_k: v.get("top_k").and_then(Value::as_u64).map(|k| k as usize),
             top_p: num("top_p"),
@@ -94,12 +94,19 @@ impl GenerationConfig {
                 self.unsupported.join(", ")
             )));
         }
-        // lm-eval: temperature defaults to 0.0, and then do_sample to false
+        if let Some(n) = kwargs.raw.get("num_beams").and_then(Value::as_u64) {
+            if n > 1 {
+                return Err(ModelError::Unsupported(format!(
+                    "the task asks for num_beams={n} (beam search, which lm-eval's HF backend passes to generate); rubric does not implement it: --gen-kwargs num_beams=1 decodes greedily (and its numbers differ from lm-eval's)"
+                )));
+            }
+        }
+        // lm-eval's normalize_gen_kwargs: temperature defaults to 0.0; without do_sample, a
+        // positive temperature samples
         let temperature = kwargs.temperature().unwrap_or(0.0);
         let do_sample = match kwargs.do_sample_given() {
             Some(d) => d && temperature > 0.0,
-            None if temperature == 0.0 => false,
-            None => self.do_sample.unwrap_or(false),
+            None => temperature > 0.0,
         };
         let sample = do_sample.then(|| {
             let top_k = match kwargs.raw.get("top_k").and_then(Value::as_i64) {
@@ -239,7 +246,7 @@ mod tests {
     #[test]
     fn generation_config_merges_as_generate_does() {
         let none = GenerationConfig::read(&serde_json::json!({}));
-        // greedy unless asked; a temperature alone does not sample
+        // greedy unless asked; a positive temperature alone samples (lm-eval's rule)
         assert_eq!(
             none.sampling("m", &kw(serde_json::json!({"until": []})))
                 .unwrap(),
@@ -247,9 +254,15 @@ mod tests {
         );
         assert_eq!(
             none.sampling("m", &kw(serde_json::json!({"temperature": 0.7})))
-                .unwrap(),
-            Sampling::GREEDY
+                .unwrap()
+                .sample,
+            Some((0.7, Some(50), None))
         );
+        assert!(none
+            .sampling("m", &kw(serde_json::json!({"num_beams": 10})))
+            .unwrap_err()
+            .to_string()
+            .contains("num_beams=10"));
         // sampling: transformers' top_k 50 unless given
         let s = none
             .sampling(
@@ -258,8 +271,8 @@ mod tests {
             )
             .unwrap();
         assert_eq!(s.sample, Some((0.7, Some(50), None)));
-        // an instruct config: do_sample applies when the request gives a temperature only,
-        // its top_k / top_p apply when sampling, its repetition penalty always
+        // an instruct config: its top_k / top_p apply when sampling, its repetition penalty
+        // always; its do_sample never (lm-eval always passes its own)
         let inst = GenerationConfig::read(&serde_json::json!({
             "do_sample": true, "temperature": 0.6, "top_k": 20, "top_p": 0.8, "repetition_penalty": 1.05}));
         let s = inst.sampling("m", &kw(serde_json::json!({}))).unwrap();

@@ -132,10 +132,11 @@ impl<T: LanguageModel + ?Sized> LanguageModel for Box<T> {
     }
 }
 
-/// `--model-args KEY=VALUE,KEY=VALUE` (also space-separated), as lm-eval parses it.
+/// `--model-args KEY=VALUE,KEY=VALUE`, split on commas only as lm-eval splits it (a value may
+/// hold spaces and `=`).
 pub fn parse_model_args(s: &str) -> Result<BTreeMap<String, String>, ModelError> {
     let mut out = BTreeMap::new();
-    for part in s.split([',', ' ']).map(str::trim).filter(|p| !p.is_empty()) {
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (k, v) = part
             .split_once('=')
             .ok_or_else(|| ModelError::Args(format!("expected KEY=VALUE, got `{part}`")))?;
@@ -234,10 +235,12 @@ mod tests {
 
     #[test]
     fn model_args_as_lm_eval() {
-        let a = parse_model_args("pretrained=./m,dtype=float32 max_length=64").unwrap();
-        assert_eq!(a["pretrained"], "./m");
+        let a =
+            parse_model_args("pretrained=./my model,dtype=float32, max_length=64,x=a=b").unwrap();
+        assert_eq!(a["pretrained"], "./my model");
         assert_eq!(a["dtype"], "float32");
         assert_eq!(a["max_length"], "64");
+        assert_eq!(a["x"], "a=b");
         assert!(parse_model_args("pretrained").is_err());
     }
 }

@@ -2,6 +2,7 @@
 //! (`samples`), and the results table as Markdown (printed and written), CSV and LaTeX
 //! (`tables`). Every key written is documented in the module that writes it.
 
+pub mod files;
 pub mod results;
 pub mod samples;
 pub mod tables;
@@ -27,10 +28,34 @@ pub fn sanitize_model_name(name: &str) -> String {
     out
 }
 
-/// lm-eval's timestamp: `datetime.now().isoformat()` with `:` replaced by `-`.
+/// Seconds east of UTC of the local time zone at `secs` (0 where it cannot be told).
+fn local_offset(secs: i64) -> i64 {
+    #[cfg(unix)]
+    {
+        let t = secs as libc::time_t;
+        // SAFETY: localtime_r writes into the tm we own
+        let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+        if unsafe { !libc::localtime_r(&t, &mut tm).is_null() } {
+            return tm.tm_gmtoff as i64;
+        }
+    }
+    let _ = secs;
+    0
+}
+
+/// lm-eval's timestamp: `datetime.now().isoformat()` (local time) with `:` replaced by `-`.
 pub fn file_timestamp(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs() as i64;
+    timestamp_at(t, local_offset(secs))
+}
+
+/// The timestamp of `t` shifted by `offset` seconds.
+fn timestamp_at(t: std::time::SystemTime, offset: i64) -> String {
     let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
+    let secs = d.as_secs() as i64 + offset;
     let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
     // civil date from days since 1970-01-01 (Howard Hinnant's algorithm)
     let z = days + 719468;
@@ -64,6 +89,7 @@ mod tests {
         );
         assert_eq!(sanitize_model_name("./models//x:y"), ".__models__x__y");
         let t = std::time::UNIX_EPOCH + std::time::Duration::from_micros(1_795_340_283_624_298);
-        assert_eq!(file_timestamp(t), "2026-11-22T09-38-03.624298");
+        assert_eq!(timestamp_at(t, 0), "2026-11-22T09-38-03.624298");
+        assert_eq!(timestamp_at(t, 3600), "2026-11-22T10-38-03.624298");
     }
 }

@@ -91,7 +91,8 @@ const BUILDERS: &[&str] = &["json", "csv", "tsv", "parquet"];
 const DATA_EXTS: &[&str] = &["jsonl", "json", "parquet", "csv", "tsv"];
 
 impl DataCache {
-    /// Load one split (cached by dataset, config, kwargs and split).
+    /// Load one split (cached by dataset, config, kwargs, the YAML's folder that relative files
+    /// are read from, `data_dir_files` and split).
     pub fn split(
         &mut self,
         ds: &DatasetRef,
@@ -99,10 +100,12 @@ impl DataCache {
         opts: &DataOptions,
     ) -> Result<&Split, DatasetError> {
         let key = format!(
-            "{}\u{0}{}\u{0}{}\u{0}{}",
+            "{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}",
             ds.path,
             ds.name.as_deref().unwrap_or(""),
             Value::Object(ds.kwargs.clone()),
+            ds.base_dir.display(),
+            Value::Object(ds.data_dir_files.clone()),
             split
         );
         if !self.splits.contains_key(&key) {

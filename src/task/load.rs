@@ -51,18 +51,24 @@ pub struct TaskIndex {
     pub skipped: Vec<(PathBuf, String)>,
 }
 
-/// The folder of built-in tasks: `RUBRIC_TASKS_DIR`, else `tasks/` of this source tree.
-pub fn builtin_tasks_dir() -> PathBuf {
-    match std::env::var_os(crate::env::TASKS_DIR) {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("tasks"),
+/// The folders indexed before `--include-path`: the built-in suite compiled into the binary,
+/// then `RUBRIC_TASKS_DIR` when set (its tasks add to or override the built-in ones).
+pub fn builtin_task_dirs() -> Result<Vec<PathBuf>, TaskError> {
+    let mut dirs = vec![super::builtin::dir().map_err(|message| TaskError::Builtin { message })?];
+    if let Some(dir) = std::env::var_os(crate::env::TASKS_DIR) {
+        let dir = PathBuf::from(dir);
+        if !dir.is_dir() {
+            return Err(TaskError::MissingIncludePath { path: dir });
+        }
+        dirs.push(dir);
     }
+    Ok(dirs)
 }
 
 impl TaskIndex {
     /// Index the built-in tasks, then each include path (later ones override earlier ones).
     pub fn build(include_paths: &[PathBuf]) -> Result<TaskIndex, TaskError> {
-        let mut roots = vec![builtin_tasks_dir()];
+        let mut roots = builtin_task_dirs()?;
         for p in include_paths {
             if !p.exists() {
                 return Err(TaskError::MissingIncludePath { path: p.clone() });
@@ -473,16 +479,33 @@ pub fn parse_group_config(raw: &RawConfig) -> Result<GroupConfig, TaskError> {
     if let Some(Value::String(s)) = map.get("task").cloned() {
         map.insert("task".into(), Value::Array(vec![Value::String(s)]));
     }
-    serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
-        let field = e.path().to_string();
-        let (file, line) = find_key(&raw.sources, field.split(['.', '[']).next().unwrap_or(""));
-        TaskError::BadField {
-            path: file_with_line(&file, line),
-            task: group,
-            field,
-            message: e.into_inner().to_string(),
+    let config: GroupConfig =
+        serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
+            let field = e.path().to_string();
+            let (file, line) = find_key(&raw.sources, field.split(['.', '[']).next().unwrap_or(""));
+            TaskError::BadField {
+                path: file_with_line(&file, line),
+                task: group.clone(),
+                field,
+                message: e.into_inner().to_string(),
+            }
+        })?;
+    // lm-eval: "'mean' is the only pre-defined aggregation across groups' subtasks"
+    for (i, agg) in config.aggregate_metric_list.iter().flatten().enumerate() {
+        if agg.aggregation != "mean" {
+            let (file, line) = find_key(&raw.sources, "aggregate_metric_list");
+            return Err(TaskError::BadField {
+                path: file_with_line(&file, line),
+                task: group,
+                field: format!("aggregate_metric_list[{i}].aggregation"),
+                message: format!(
+                    "`{}` is not supported; `mean` is the only aggregation across a group's subtasks (as in lm-eval)",
+                    agg.aggregation
+                ),
+            });
         }
-    })
+    }
+    Ok(config)
 }
 
 /// `file:line` when the line is known, for messages that carry a path.

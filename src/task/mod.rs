@@ -2,6 +2,7 @@
 //! few-shot sampling (`fewshot`), data (`dataset`, `hub`, `process`), and the step that turns
 //! a config into a runnable [`Task`] (`resolve`) and a task's docs into requests (`prompt`).
 
+pub mod builtin;
 pub mod config;
 pub mod dataset;
 pub mod fewshot;
@@ -70,6 +71,8 @@ pub enum TaskError {
     },
     #[error("--include-path {} does not exist", path.display())]
     MissingIncludePath { path: PathBuf },
+    #[error("{message}")]
+    Builtin { message: String },
     #[error(
         "unknown task, group or tag `{name}`{hint}{skipped}; `rubric tasks list` shows what exists"
     )]

@@ -52,6 +52,9 @@ pub trait ChatTemplate {
         messages: &[ChatMessage],
         add_generation_prompt: bool,
     ) -> Result<String, String>;
+
+    /// The template's text (results files record it and its sha256, as lm-eval does).
+    fn source(&self) -> &str;
 }
 
 /// How prompts are built for one run.
@@ -485,6 +488,9 @@ impl Task {
                     self.target_delimiter.clone()
                 };
                 let choices = choices.clone().unwrap_or_default();
+                if choices.is_empty() {
+                    return Err("doc_to_choice gives no choices".into());
+                }
                 if multiple_input {
                     let cont = crate::py::str(&self.target_of(None, doc, columns).map_err(te)?);
                     for (i, c) in contexts.iter().enumerate() {

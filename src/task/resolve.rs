@@ -199,13 +199,17 @@ impl Task {
             None => None,
         };
         config.generation_kwargs = gen_kwargs.clone();
+        if let Some(g) = &gen_kwargs {
+            crate::request::check_gen_kwargs(g).map_err(|m| invalid("generation_kwargs", m))?;
+        }
 
         let mut templates = Templates::new();
+        // lm-eval raises on a task without doc_to_text; every prompt would be empty
         let doc_to_text = field_spec(
             config
                 .doc_to_text
                 .as_ref()
-                .unwrap_or(&Value::String(String::new())),
+                .ok_or_else(|| invalid("doc_to_text", "missing: the task has no prompt".into()))?,
             "doc_to_text",
             &mut templates,
         )

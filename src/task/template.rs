@@ -75,16 +75,30 @@ impl std::fmt::Display for TemplateError {
 fn new_env() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_recursion_limit(200);
     env.set_keep_trailing_newline(true);
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.add_filter("regex_replace", regex_replace);
+    // a template that loops without end stops with an error instead of running out of memory
+    env.set_fuel(Some(TEMPLATE_FUEL));
     env.set_formatter(|out, _state, value| {
         if value.is_undefined() {
             return Err(minijinja::Error::new(
                 ErrorKind::UndefinedError,
                 "undefined value printed",
             ));
+        }
+        // Python raises ZeroDivisionError where minijinja gives inf or nan (`1 / 0`)
+        if value.kind() == minijinja::value::ValueKind::Number {
+            if let Ok(f) = f64::try_from(value.clone()) {
+                if !f.is_finite() {
+                    return Err(minijinja::Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!("the value {f} is not a finite number (a division by zero?)"),
+                    ));
+                }
+            }
         }
         if let Some(s) = value.as_str() {
             out.write_str(s)
@@ -97,6 +111,10 @@ fn new_env() -> Environment<'static> {
     });
     env
 }
+
+/// Template instructions one render may execute (a runaway loop is an error, not an abort):
+/// lm-eval's prompts take a few hundred.
+pub const TEMPLATE_FUEL: u64 = 5_000_000;
 
 /// `regex_replace(s, pattern, repl, count=0)`: Python's `re.sub`.
 fn regex_replace(
