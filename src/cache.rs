@@ -77,34 +77,6 @@ fn checksum(key: &str, response: &Value) -> String {
     sha256_hex(&format!("{key}\u{0}{response}"))[..16].to_string()
 }
 
-fn response_to_json(r: &Response) -> Value {
-    match r {
-        Response::Loglikelihood { logprob, is_greedy } => {
-            json!({"ll": logprob, "greedy": is_greedy})
-        }
-        Response::LoglikelihoodRolling { logprob } => json!({"rolling": logprob}),
-        Response::Generation { text, truncated } => json!({"text": text, "truncated": truncated}),
-    }
-}
-
-fn response_from_json(v: &Value) -> Option<Response> {
-    if let Some(t) = v.get("text") {
-        return Some(Response::Generation {
-            text: t.as_str()?.to_string(),
-            truncated: v.get("truncated")?.as_bool()?,
-        });
-    }
-    if let Some(r) = v.get("rolling") {
-        return Some(Response::LoglikelihoodRolling {
-            logprob: r.as_f64()?,
-        });
-    }
-    Some(Response::Loglikelihood {
-        logprob: v.get("ll")?.as_f64()?,
-        is_greedy: v.get("greedy")?.as_bool()?,
-    })
-}
-
 impl ResponseCache {
     /// Open (or create) the cache of one model identity under `dir`, waiting for any other
     /// run that holds it.
@@ -160,8 +132,8 @@ impl ResponseCache {
             if checksum(k, r) != c {
                 return Err(corrupt("a checksum does not match its line"));
             }
-            let resp =
-                response_from_json(r).ok_or_else(|| corrupt("a response has the wrong shape"))?;
+            let resp: Response = serde_json::from_value(r.clone())
+                .map_err(|_| corrupt("a response has the wrong shape"))?;
             entries.insert(k.to_string(), resp);
             last_line_whole = last;
         }
@@ -205,7 +177,7 @@ impl ResponseCache {
 
     /// Append one response and flush it to disk before returning.
     pub fn put(&mut self, key: &str, response: &Response) -> Result<(), CacheError> {
-        let r = response_to_json(response);
+        let r = serde_json::to_value(response).expect("a response serialises");
         let line = json!({"k": key, "r": r, "c": checksum(key, &r)});
         let mut text = line.to_string();
         text.push('\n');

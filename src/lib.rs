@@ -6,8 +6,6 @@
 
 pub mod cache;
 pub mod cli;
-pub mod code;
-pub mod docscore;
 pub mod env;
 pub mod evaluate;
 pub mod filter;
@@ -17,7 +15,7 @@ pub mod output;
 pub mod progress;
 pub mod py;
 pub mod request;
+pub mod results;
 pub mod sandbox;
-pub mod scoring;
 pub mod task;
 pub mod text;

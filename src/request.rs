@@ -241,36 +241,48 @@ impl GenKwargs {
     }
 }
 
+/// What a request of a doc is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// One of the doc's main requests: the choice for multiple choice, else 0.
+    Main(usize),
+    /// A multiple-choice choice after an empty context (`acc_mutual_info`).
+    Unconditional(usize),
+    /// A named extra request (`extra_requests`, e.g. SQuAD v2's no-answer loglikelihood).
+    Extra(String),
+}
+
 /// One request of one doc of one task (lm-eval's `Instance`).
 #[derive(Debug, Clone)]
 pub struct Instance {
     pub task: String,
     pub doc_id: usize,
-    /// Position among the doc's requests (choice index for multiple choice).
+    /// Position among the doc's requests (lm-eval's `idx`).
     pub idx: usize,
+    pub role: Role,
     pub request: Request,
     /// How many times the request is sent (`repeats`).
     pub repeats: usize,
-    /// Name of the extra request this instance serves (`extra_requests`), if any.
-    pub extra: Option<String>,
 }
 
-/// A model's answer to one request.
-#[derive(Debug, Clone, PartialEq)]
+/// A model's answer to one request. Its one serde encoding (the response cache's) is
+/// `{"ll": -1.5, "greedy": true}`, `{"rolling": -20.1}` or `{"text": " 7", "truncated": false}`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
 pub enum Response {
     /// `(loglikelihood, is_greedy)`.
     Loglikelihood {
+        #[serde(rename = "ll")]
         logprob: f64,
+        #[serde(rename = "greedy")]
         is_greedy: bool,
     },
     LoglikelihoodRolling {
+        #[serde(rename = "rolling")]
         logprob: f64,
     },
     /// Generated text; `truncated` when generation stopped at `max_gen_toks`.
-    Generation {
-        text: String,
-        truncated: bool,
-    },
+    Generation { text: String, truncated: bool },
 }
 
 impl Response {

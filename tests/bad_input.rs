@@ -165,7 +165,14 @@ fn bad_limits_and_generation_settings_are_refused() {
     let d2 = task_dir(
         "output_type: generate_until\ndoc_to_text: \"{{text}}\"\ndoc_to_target: \"{{label}}\"\ngeneration_kwargs:\n  until: [\"\\n\"]\n  max_new_token: 4\n",
     );
-    refused(&run_mock(d2.path()), &["generation_kwargs", "max_new_token", "did you mean `max_new_tokens`"]);
+    refused(
+        &run_mock(d2.path()),
+        &[
+            "generation_kwargs",
+            "max_new_token",
+            "did you mean `max_new_tokens`",
+        ],
+    );
 }
 
 #[test]

@@ -197,7 +197,7 @@ fn task_errors_are_clear() {
     assert!(key.contains("task `missing_key`, doc 0: `doc_to_text` references `passage`, which the doc does not have"), "{key}");
 
     let regex = task_error(&["tasks", "validate", "fixtures/tasks/errors/bad_regex.yaml"]);
-    assert!(regex.contains("task `bad_regex`: filter pipeline `strict`, `regex`: bad regex_pattern \"#### (\\\\d+\""), "{regex}");
+    assert!(regex.contains("bad_regex.yaml:9: field `filter_list` of `bad_regex`: filter pipeline `strict`, `regex`: bad regex_pattern \"#### (\\\\d+\""), "{regex}");
 
     let cycle = task_error(&["tasks", "validate", "fixtures/tasks/errors/cycle_a.yaml"]);
     assert!(

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use rubric::filter::Pipeline;
+use rubric::filter::{Answer, Filtered, Pipeline};
 use rubric::metric::{Item, Metric};
 use rubric::task::config::FilterPipelineConfig;
 use serde_json::{json, Map, Value};
@@ -105,10 +105,10 @@ proptest! {
         let f = d.path().join("p.jsonl");
         let body: String = lines.iter().map(|l| format!("{{\"predict\": \"{}\", \"label\": {l}}}\n", l.replace(['"', '\\'], ""))).collect();
         std::fs::write(&f, body).unwrap();
-        let metrics = rubric::scoring::parse_metrics("exact_match,bleu,rouge1").unwrap();
-        match rubric::scoring::read_records(&f, "predict", "label") {
+        let metrics = rubric::metric::predictions::parse_metrics("exact_match,bleu,rouge1").unwrap();
+        match rubric::metric::predictions::read_records(&f, "predict", "label") {
             Ok(records) => {
-                if let Ok(scores) = rubric::scoring::score_records(&f, &records, &metrics) {
+                if let Ok(scores) = rubric::metric::predictions::score_records(&f, &records, &metrics) {
                     for (k, v) in scores {
                         let v = v.as_f64().unwrap_or(0.0);
                         prop_assert!(v.is_finite() && v >= 0.0, "{k} = {v}");
@@ -127,14 +127,12 @@ proptest! {
             let cfg: FilterPipelineConfig = serde_json::from_value(json!({"name": "p", "filter": steps})).unwrap();
             Pipeline::build(&cfg).unwrap()
         };
-        let resp: Vec<Value> = responses.iter().map(|r| Value::String(r.clone())).collect();
-        let first = build(json!([{"function": "take_first"}])).apply(resp.clone(), &d);
-        prop_assert_eq!(first, resp[0].clone());
+        let resp: Vec<Answer> = responses.iter().map(|r| Answer::Text(r.clone())).collect();
+        let first = build(json!([{"function": "take_first"}])).apply_answers(resp.clone(), &d);
+        prop_assert_eq!(first, Filtered::One(resp[0].clone()));
         let lower = build(json!([{"function": "lowercase"}, {"function": "take_first"}]));
-        let once = lower.apply(resp.clone(), &d);
-        if let Value::String(s) = &once {
-            prop_assert_eq!(lower.apply(vec![Value::String(s.clone())], &d), once.clone());
-        }
+        let once = lower.apply_answers(resp.clone(), &d);
+        prop_assert_eq!(lower.apply_answers(vec![once.first().clone()], &d), once.clone());
         for steps in [
             json!([{"function": "regex", "regex_pattern": "#### (\\-?[0-9\\.\\,]+)"}, {"function": "take_first"}]),
             json!([{"function": "regex", "group_select": -1, "regex_pattern": "(-?[$0-9.,]{2,})|(-?[0-9]+)"}, {"function": "take_first"}]),
@@ -144,9 +142,9 @@ proptest! {
             json!([{"function": "uppercase"}, {"function": "remove_whitespace"}, {"function": "take_first"}]),
             json!([{"function": "map", "mapping_dict": {"a": "b"}, "default_value": "z"}, {"function": "take_first"}]),
         ] {
-            let out = build(steps.clone()).apply(resp.clone(), &d);
+            let out = build(steps.clone()).apply_answers(resp.clone(), &d);
             if steps[0]["function"] == "regex" {
-                prop_assert!(out.is_string(), "{steps}: {out}");
+                prop_assert!(matches!(out, Filtered::One(Answer::Text(_))), "{steps}: {out:?}");
             }
         }
     }

@@ -23,8 +23,11 @@ for m in ["qwen3_0.6b", "flan_t5_base"]:
         lm = samples(f"lmeval_{m}_{task}_{n}", lm_task)
         ru = samples(f"rubric_{m}_{task}_{n}", task)
         if task == "sst2":
-            agree = max(abs(float(a[0]) - float(b[0])) for d in lm for a, b in zip(lm[d]["filtered_resps"], ru[d]["filtered_resps"]))
-            agree = f"max |ll diff| {agree:.1e}"
+            pairs = [(float(a[0]), float(b[0])) for d in lm for a, b in zip(lm[d]["filtered_resps"], ru[d]["filtered_resps"])]
+            diff = max(abs(a - b) for a, b in pairs)
+            rel = max(abs(a - b) / max(abs(a), 1.0) for a, b in pairs)
+            same = sum(lm[d]["acc"] == ru[d]["acc"] for d in lm)
+            agree = f"max |ll diff| {diff:.1e} (relative {rel:.1e}), same prediction {same}/{len(lm)}"
         else:
             same = sum(lm[d]["resps"][0][0] == ru[d]["resps"][0][0] for d in lm)
             agree = f"identical generations {same}/{len(lm)}"

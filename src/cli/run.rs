@@ -409,22 +409,29 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
         };
         let csv = tables::csv(&task_rows);
         let latex = tables::latex(&task_rows, "Tasks");
+        let sample_lines: Vec<(String, Vec<Value>)> = results
+            .tasks
+            .iter()
+            .filter(|t| !t.samples.is_empty())
+            .map(|t| {
+                (
+                    format!("samples_{}_{ts}.jsonl", t.name),
+                    t.samples
+                        .iter()
+                        .map(crate::output::samples::sample_line)
+                        .collect(),
+                )
+            })
+            .collect();
         let files = crate::output::files::RunFiles {
             results_name,
             results: &doc,
             markdown: &md,
             csv: &csv,
             latex: &latex,
-            samples: results
-                .tasks
+            samples: sample_lines
                 .iter()
-                .filter(|t| !t.samples.is_empty())
-                .map(|t| {
-                    (
-                        format!("samples_{}_{ts}.jsonl", t.name),
-                        t.samples.as_slice(),
-                    )
-                })
+                .map(|(n, lines)| (n.clone(), lines.as_slice()))
                 .collect(),
         };
         let path = crate::output::files::write_run(&dir, &files)

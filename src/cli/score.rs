@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::exit;
-use crate::scoring::{parse_metrics, read_records, score_records};
+use crate::metric::predictions::{parse_metrics, read_records, score_records};
 
 /// Score existing predictions (one JSON object per line) with named metrics.
 ///

@@ -19,7 +19,114 @@ pub mod transformation;
 
 use serde_json::{Map, Value};
 
+use crate::request::Response;
 use crate::task::config::{FilterPipelineConfig, FilterStepConfig};
+
+/// One answer on its way through a pipeline: a model response, or what a filter made of it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// `(loglikelihood, is_greedy)`.
+    Loglikelihood {
+        logprob: f64,
+        is_greedy: bool,
+    },
+    Rolling(f64),
+    Text(String),
+    /// `map`'s value from `mapping_dict` (any JSON: a label, an index).
+    Mapped(Value),
+    /// `take_first` of no responses.
+    Nothing,
+}
+
+impl Answer {
+    pub fn from_response(r: &Response) -> Answer {
+        match r {
+            Response::Loglikelihood { logprob, is_greedy } => Answer::Loglikelihood {
+                logprob: *logprob,
+                is_greedy: *is_greedy,
+            },
+            Response::LoglikelihoodRolling { logprob } => Answer::Rolling(*logprob),
+            Response::Generation { text, .. } => Answer::Text(text.clone()),
+        }
+    }
+
+    /// The text a text filter reads; other answers read as empty, as lm-eval's regex filter
+    /// treats non-strings.
+    pub fn text(&self) -> &str {
+        match self {
+            Answer::Text(s) => s,
+            _ => "",
+        }
+    }
+
+    /// The text a metric reads: the text, or the printed form of a mapped value.
+    pub fn to_text(&self) -> String {
+        match self {
+            Answer::Text(s) => s.clone(),
+            Answer::Mapped(v) => crate::py::str(v),
+            Answer::Loglikelihood { logprob, .. } | Answer::Rolling(logprob) => {
+                crate::py::float_repr(*logprob)
+            }
+            Answer::Nothing => "None".into(),
+        }
+    }
+
+    /// lm-eval's logged form in a samples file (numbers printed as strings).
+    pub fn to_logged_json(&self) -> Value {
+        match self {
+            Answer::Loglikelihood { logprob, is_greedy } => Response::Loglikelihood {
+                logprob: *logprob,
+                is_greedy: *is_greedy,
+            }
+            .to_logged_json(),
+            Answer::Rolling(x) => Value::String(crate::py::float_repr(*x)),
+            Answer::Text(s) => Value::String(s.clone()),
+            Answer::Mapped(v) => sanitize(v),
+            Answer::Nothing => Value::String("None".into()),
+        }
+    }
+}
+
+/// Values in samples files as lm-eval logs them: strings kept, other scalars printed.
+fn sanitize(v: &Value) -> Value {
+    match v {
+        Value::Array(a) => Value::Array(a.iter().map(sanitize).collect()),
+        Value::String(s) => Value::String(s.clone()),
+        other => Value::String(crate::py::str(other)),
+    }
+}
+
+/// An instance's value in a pipeline: its repeats' answers until a selection step takes one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filtered {
+    One(Answer),
+    Many(Vec<Answer>),
+}
+
+impl Filtered {
+    /// The single answer (the first of several).
+    pub fn first(&self) -> &Answer {
+        match self {
+            Filtered::One(a) => a,
+            Filtered::Many(v) => v.first().unwrap_or(&Answer::Nothing),
+        }
+    }
+
+    pub fn to_logged_json(&self) -> Value {
+        match self {
+            Filtered::One(a) => a.to_logged_json(),
+            Filtered::Many(v) => Value::Array(v.iter().map(Answer::to_logged_json).collect()),
+        }
+    }
+
+    /// Every answer (one, or all of a list).
+    pub fn answers(&self) -> Vec<&Answer> {
+        match self {
+            Filtered::One(a) => vec![a],
+            Filtered::Many(v) => v.iter().collect(),
+        }
+    }
+}
 
 /// A bad `filter_list` entry.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +164,10 @@ pub enum Filter {
         default: Value,
     },
     PrependField(String),
+}
+
+fn text_answer(s: String) -> Answer {
+    Answer::Text(s)
 }
 
 /// Names of the filter functions, for "did you mean" hints.
@@ -111,9 +222,14 @@ impl Pipeline {
         }
     }
 
-    /// Filter one instance's responses (a list, one per repeat) for `doc`.
-    pub fn apply(&self, responses: Vec<Value>, doc: &Map<String, Value>) -> Value {
-        let mut v = Value::Array(responses);
+    /// Filter one instance's responses (one per repeat) for `doc`.
+    pub fn apply(&self, responses: &[Response], doc: &Map<String, Value>) -> Filtered {
+        self.apply_answers(responses.iter().map(Answer::from_response).collect(), doc)
+    }
+
+    /// Filter answers (one per repeat) for `doc`.
+    pub fn apply_answers(&self, answers: Vec<Answer>, doc: &Map<String, Value>) -> Filtered {
+        let mut v = Filtered::Many(answers);
         for step in &self.steps {
             v = step.apply(v, doc);
         }
@@ -172,51 +288,40 @@ impl Filter {
         })
     }
 
-    /// Apply to one instance's current value (a list of responses until a selection step).
-    pub fn apply(&self, v: Value, doc: &Map<String, Value>) -> Value {
+    /// Apply to one instance's current value.
+    pub fn apply(&self, v: Filtered, doc: &Map<String, Value>) -> Filtered {
         match self {
             Filter::TakeFirst => selection::take_first(v),
             Filter::TakeFirstK(k) => selection::take_first_k(v, *k),
             Filter::MajorityVote => selection::majority_vote(v),
-            Filter::Regex(r) => per_item(v, |x| Value::String(r.extract(&as_text(&x)))),
-            Filter::Boxed(b) => per_item(v, |x| Value::String(b.extract(&as_text(&x)))),
-            Filter::Lowercase => per_item(v, |x| Value::String(as_text(&x).to_lowercase())),
-            Filter::Uppercase => per_item(v, |x| Value::String(as_text(&x).to_uppercase())),
-            Filter::RemoveWhitespace => {
-                per_item(v, |x| Value::String(as_text(&x).trim().to_string()))
-            }
+            Filter::Regex(r) => per_item(v, |x| text_answer(r.extract(x.text()))),
+            Filter::Boxed(b) => per_item(v, |x| text_answer(b.extract(x.text()))),
+            Filter::Lowercase => per_item(v, |x| text_answer(x.text().to_lowercase())),
+            Filter::Uppercase => per_item(v, |x| text_answer(x.text().to_uppercase())),
+            Filter::RemoveWhitespace => per_item(v, |x| text_answer(x.text().trim().to_string())),
             Filter::Map { mapping, default } => {
                 per_item(v, |x| transformation::map(&x, mapping, default))
             }
             Filter::PrependField(field) => {
                 let prefix = doc.get(field).map(crate::py::str).unwrap_or_default();
-                per_item(v, |x| Value::String(format!("{prefix}{}", as_text(&x))))
+                per_item(v, |x| text_answer(format!("{prefix}{}", x.text())))
             }
         }
     }
 }
 
-/// lm-eval's per-response filters iterate over the instance's list; a bare value (after
-/// `take_first`) is treated as a one-element list and stays bare.
-fn per_item(v: Value, f: impl Fn(Value) -> Value) -> Value {
+/// lm-eval's per-response filters iterate over the instance's list; a single answer (after
+/// `take_first`) stays single.
+fn per_item(v: Filtered, f: impl Fn(Answer) -> Answer) -> Filtered {
     match v {
-        Value::Array(items) => Value::Array(items.into_iter().map(f).collect()),
-        other => f(other),
-    }
-}
-
-/// The text of a response; non-strings count as empty, as lm-eval's regex filter does.
-fn as_text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        _ => String::new(),
+        Filtered::Many(items) => Filtered::Many(items.into_iter().map(f).collect()),
+        Filtered::One(a) => Filtered::One(f(a)),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn pipeline(yaml: &str) -> Pipeline {
         let cfg: FilterPipelineConfig = serde_yaml_ng::from_str(yaml).unwrap();
@@ -227,24 +332,32 @@ mod tests {
     fn gsm8k_pipelines() {
         let strict = pipeline("name: strict-match\nfilter:\n- function: regex\n  regex_pattern: \"#### (\\\\-?[0-9\\\\.\\\\,]+)\"\n- function: take_first\n");
         let flex = pipeline("name: flexible-extract\nfilter:\n- function: regex\n  group_select: -1\n  regex_pattern: \"(-?[$0-9.,]{2,})|(-?[0-9]+)\"\n- function: take_first\n");
-        let resp = vec![json!(" 3+4=7 apples, so 12 total\n#### 12")];
-        assert_eq!(strict.apply(resp.clone(), &Map::new()), json!("12"));
-        assert_eq!(flex.apply(resp, &Map::new()), json!("12"));
+        let text = |s: &str| Answer::Text(s.into());
+        let resp = vec![text(" 3+4=7 apples, so 12 total\n#### 12")];
         assert_eq!(
-            strict.apply(vec![json!("no answer")], &Map::new()),
-            json!("[invalid]")
+            strict.apply_answers(resp.clone(), &Map::new()),
+            Filtered::One(text("12"))
+        );
+        assert_eq!(
+            flex.apply_answers(resp, &Map::new()),
+            Filtered::One(text("12"))
+        );
+        assert_eq!(
+            strict.apply_answers(vec![text("no answer")], &Map::new()),
+            Filtered::One(text("[invalid]"))
         );
     }
 
     #[test]
     fn majority_then_first() {
         let p = pipeline("name: maj\nfilter:\n- function: take_first_k\n  k: 3\n- function: majority_vote\n- function: take_first\n");
+        let answers: Vec<Answer> = ["a", "b", "b", "a", "a"]
+            .iter()
+            .map(|s| Answer::Text(s.to_string()))
+            .collect();
         assert_eq!(
-            p.apply(
-                vec![json!("a"), json!("b"), json!("b"), json!("a"), json!("a")],
-                &Map::new()
-            ),
-            json!("b")
+            p.apply_answers(answers, &Map::new()),
+            Filtered::One(Answer::Text("b".into()))
         );
     }
 

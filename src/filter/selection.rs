@@ -1,30 +1,32 @@
 //! Choosing among a doc's repeated responses (`lm_eval/filters/selection.py`).
 
-use serde_json::Value;
+use super::{Answer, Filtered};
 
 /// `take_first`: the first response.
-pub fn take_first(v: Value) -> Value {
+pub fn take_first(v: Filtered) -> Filtered {
     match v {
-        Value::Array(mut items) if !items.is_empty() => items.swap_remove(0),
-        Value::Array(_) => Value::Null,
-        other => other,
+        Filtered::Many(mut items) if !items.is_empty() => Filtered::One(items.swap_remove(0)),
+        Filtered::Many(_) => Filtered::One(Answer::Nothing),
+        one => one,
     }
 }
 
 /// `take_first_k`: the first `k` responses.
-pub fn take_first_k(v: Value, k: usize) -> Value {
+pub fn take_first_k(v: Filtered, k: usize) -> Filtered {
     match v {
-        Value::Array(items) => Value::Array(items.into_iter().take(k).collect()),
-        other => other,
+        Filtered::Many(items) => Filtered::Many(items.into_iter().take(k).collect()),
+        one => one,
     }
 }
 
-/// `majority_vote`: `[most common]`; ties go to the value seen first (`Counter.most_common`).
-pub fn majority_vote(v: Value) -> Value {
-    let Value::Array(items) = v else {
-        return Value::Array(vec![v]);
+/// `majority_vote`: the most frequent response (the first seen among ties), as a one-element
+/// list.
+pub fn majority_vote(v: Filtered) -> Filtered {
+    let items = match v {
+        Filtered::Many(items) => items,
+        Filtered::One(a) => return Filtered::Many(vec![a]),
     };
-    let mut counts: Vec<(Value, usize)> = Vec::new();
+    let mut counts: Vec<(Answer, usize)> = Vec::new();
     for item in items {
         match counts.iter_mut().find(|(x, _)| *x == item) {
             Some((_, n)) => *n += 1,
@@ -32,9 +34,11 @@ pub fn majority_vote(v: Value) -> Value {
         }
     }
     let best = counts.iter().map(|(_, n)| *n).max().unwrap_or(0);
-    counts
-        .into_iter()
-        .find(|(_, n)| *n == best)
-        .map(|(x, _)| Value::Array(vec![x]))
-        .unwrap_or(Value::Array(vec![]))
+    Filtered::Many(
+        counts
+            .into_iter()
+            .find(|(_, n)| *n == best)
+            .map(|(x, _)| vec![x])
+            .unwrap_or_default(),
+    )
 }

@@ -3,13 +3,14 @@
 
 use serde_json::{Map, Value};
 
+use super::Answer;
+
 /// `map`: `mapping_dict.get(resp, default_value)`.
-pub fn map(v: &Value, mapping: &Map<String, Value>, default: &Value) -> Value {
-    match v {
-        Value::String(s) => mapping.get(s).cloned().unwrap_or_else(|| default.clone()),
-        other => mapping
-            .get(&crate::py::str(other))
+pub fn map(v: &Answer, mapping: &Map<String, Value>, default: &Value) -> Answer {
+    Answer::Mapped(
+        mapping
+            .get(&v.to_text())
             .cloned()
             .unwrap_or_else(|| default.clone()),
-    }
+    )
 }

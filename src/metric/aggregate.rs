@@ -18,7 +18,6 @@ use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
 use super::classification::{self, Average};
-use super::registry::Kind;
 use super::{bleu, chrf, squad, ter, Item};
 
 /// How per-doc items become one number.
@@ -84,27 +83,6 @@ impl Aggregation {
             Aggregation::Mae { .. } => "mae",
             Aggregation::InvalidRate => "invalid_rate",
             Aggregation::Bypass => "bypass",
-        }
-    }
-
-    /// The registry default for a metric kind.
-    pub fn default_for(kind: &Kind) -> Aggregation {
-        match kind {
-            Kind::Bleu => Aggregation::Bleu,
-            Kind::Chrf => Aggregation::Chrf,
-            Kind::Ter => Aggregation::Ter,
-            Kind::F1(a) => Aggregation::F1(*a),
-            Kind::Mcc => Aggregation::Mcc,
-            Kind::Perplexity => Aggregation::Perplexity,
-            Kind::WordPerplexity | Kind::BytePerplexity => Aggregation::WeightedPerplexity,
-            Kind::BitsPerByte => Aggregation::BitsPerByte,
-            Kind::BrierScore => Aggregation::Brier,
-            Kind::Rmse { clip } => Aggregation::Rmse { clip: *clip },
-            Kind::Mae { clip } => Aggregation::Mae { clip: *clip },
-            Kind::InvalidRate => Aggregation::InvalidRate,
-            Kind::SquadV2 => Aggregation::SquadV2("exact"),
-            Kind::Bypass => Aggregation::Bypass,
-            _ => Aggregation::Mean,
         }
     }
 
@@ -399,29 +377,8 @@ impl Prepared {
                 false,
                 bleu::MAX_ORDER,
             ),
-            Prepared::Chrf(stats) => {
-                let mut total: chrf::Stats = [0; 3 * chrf::CHAR_ORDER];
-                for s in pick(stats, idx) {
-                    for (a, b) in total.iter_mut().zip(s) {
-                        *a += b;
-                    }
-                }
-                chrf::f_score(&total)
-            }
-            Prepared::Ter(stats) => {
-                let (mut e, mut l) = (0.0, 0.0);
-                for (x, y) in pick(stats, idx) {
-                    e += x;
-                    l += y;
-                }
-                if l > 0.0 {
-                    100.0 * e / l
-                } else if e > 0.0 {
-                    100.0
-                } else {
-                    0.0
-                }
-            }
+            Prepared::Chrf(stats) => chrf::score_from_stats(pick(stats, idx).into_iter()),
+            Prepared::Ter(stats) => ter::score_from_stats(pick(stats, idx).into_iter()),
             Prepared::Brier(v) => {
                 let v: Vec<f64> = pick(v, idx).into_iter().copied().collect();
                 mean(&v)

@@ -8,6 +8,9 @@
 //! the corpus score is computed from the summed statistics by averaging precision and recall
 //! over the orders where both sides have n-grams.
 
+use super::spec::{not_for, DocInput, MetricSpec};
+use super::{Aggregation, Item};
+
 use std::collections::HashMap;
 
 use crate::text::py_split;
@@ -104,13 +107,42 @@ pub fn corpus_chrf(hyps: &[String], refs: &[Vec<String>]) -> f64 {
         .zip(refs.par_iter())
         .map(|(h, r)| segment_stats(h, r))
         .collect();
+    score_from_stats(all.iter())
+}
+
+/// The corpus chrF from segments' statistics (also the bootstrap's statistic).
+pub fn score_from_stats<'a>(stats: impl Iterator<Item = &'a Stats>) -> f64 {
     let mut total: Stats = [0; 3 * CHAR_ORDER];
-    for s in &all {
+    for s in stats {
         for (a, b) in total.iter_mut().zip(s) {
             *a += b;
         }
     }
     f_score(&total)
+}
+
+/// sacrebleu's corpus chrF: the references and hypothesis per doc, scored at aggregation.
+#[derive(Debug, Clone, Copy)]
+pub struct Chrf;
+
+pub fn build(_name: &str, _opts: &super::Options) -> Result<Box<dyn MetricSpec>, String> {
+    Ok(Box::new(Chrf))
+}
+
+impl MetricSpec for Chrf {
+    fn default_aggregation(&self) -> Aggregation {
+        Aggregation::Chrf
+    }
+
+    fn score(&self, input: &DocInput) -> Result<Vec<Item>, String> {
+        match input {
+            DocInput::Prediction(p) => Ok(vec![Item::Translation {
+                refs: p.refs.to_vec(),
+                hyp: p.text.to_string(),
+            }]),
+            other => Err(not_for(other)),
+        }
+    }
 }
 
 #[cfg(test)]

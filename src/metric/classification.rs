@@ -12,6 +12,9 @@
 //! - `mcc`: from the confusion matrix over the union of labels; 0 when undefined.
 //! Labels may be integers or strings (compared as JSON values).
 
+use super::spec::{first_ref, not_for, DocInput, MetricSpec};
+use super::{Aggregation, Item};
+
 use serde_json::Value;
 
 /// `average=` of `f1_score`.
@@ -181,6 +184,48 @@ pub fn accuracy(pairs: &[(Value, Value)]) -> f64 {
         return f64::NAN;
     }
     pairs.iter().filter(|(g, p)| g == p).count() as f64 / pairs.len() as f64
+}
+
+/// `f1` (with its average) and `mcc`: (gold, prediction) labels, computed over the corpus.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LabelMetric {
+    F1(Average),
+    Mcc,
+}
+
+pub fn build(name: &str, opts: &super::Options) -> Result<Box<dyn MetricSpec>, String> {
+    Ok(Box::new(match name {
+        "f1" => LabelMetric::F1(match opts.get("average").and_then(Value::as_str) {
+            None => Average::Binary,
+            Some(a) => Average::parse(a).ok_or_else(|| {
+                format!("option `average` must be binary, macro, micro or auto, got `{a}`")
+            })?,
+        }),
+        _ => LabelMetric::Mcc,
+    }))
+}
+
+impl MetricSpec for LabelMetric {
+    fn default_aggregation(&self) -> Aggregation {
+        match self {
+            LabelMetric::F1(a) => Aggregation::F1(*a),
+            LabelMetric::Mcc => Aggregation::Mcc,
+        }
+    }
+
+    fn score(&self, input: &DocInput) -> Result<Vec<Item>, String> {
+        Ok(vec![match input {
+            DocInput::MultipleChoice(c) => Item::Labels(
+                Value::from(c.gold.first()),
+                Value::from(c.scores.pred as i64),
+            ),
+            DocInput::Prediction(p) => Item::Labels(
+                Value::String(first_ref(p.refs)),
+                Value::String(p.text.to_string()),
+            ),
+            other => return Err(not_for(other)),
+        }])
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,9 @@
 //! for n >= 2 (and `sys.float_info.min` against log 0), brevity penalty
 //! `min(0, 1 - (r + 1)/(c + 1))` in log space, times 100. The mean over docs is reported.
 
+use super::spec::{first_ref, not_for, DocInput, MetricSpec};
+use super::Item;
+
 use std::collections::HashMap;
 
 use crate::text::{py_isspace, py_split};
@@ -159,6 +162,26 @@ pub fn smoothed_bleu_4(reference: &str, prediction: &str) -> f64 {
     logbleu /= n as f64;
     let brevity = (1.0 - (reference.len() + 1) as f64 / (test.len() + 1) as f64).min(0.0);
     (logbleu + brevity).exp() * 100.0 / 1.0
+}
+
+/// `smoothed_bleu_4` per doc, averaged.
+#[derive(Debug, Clone, Copy)]
+pub struct SmoothedBleu4;
+
+pub fn build(_name: &str, _opts: &super::Options) -> Result<Box<dyn MetricSpec>, String> {
+    Ok(Box::new(SmoothedBleu4))
+}
+
+impl MetricSpec for SmoothedBleu4 {
+    fn score(&self, input: &DocInput) -> Result<Vec<Item>, String> {
+        let DocInput::Prediction(p) = input else {
+            return Err(not_for(input));
+        };
+        Ok(vec![Item::Score(smoothed_bleu_4(
+            &first_ref(p.refs),
+            p.text,
+        ))])
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,9 @@
 //! with several references (a list target) lm-eval scores 1 if any matches. No whitespace
 //! is stripped unless a filter does it.
 
+use super::spec::{not_for, DocInput, MetricSpec};
+use super::Item;
+
 use serde_json::{Map, Value};
 
 use crate::text::pyre;
@@ -78,6 +81,25 @@ pub fn score(opts: &Options, references: &[String], prediction: &str) -> f64 {
         1.0
     } else {
         0.0
+    }
+}
+
+/// `exact_match` with its options.
+#[derive(Debug, Clone)]
+pub struct ExactMatch(pub Options);
+
+pub fn build(_name: &str, opts: &super::Options) -> Result<Box<dyn MetricSpec>, String> {
+    Ok(Box::new(ExactMatch(Options::from_kwargs(opts)?)))
+}
+
+impl MetricSpec for ExactMatch {
+    fn score(&self, input: &DocInput) -> Result<Vec<Item>, String> {
+        Ok(vec![Item::Score(match input {
+            // multiple choice: the gold continuation is the greedy one
+            DocInput::MultipleChoice(c) => c.scores.exact_match,
+            DocInput::Prediction(p) => score(&self.0, p.refs, p.text),
+            other => return Err(not_for(other)),
+        })])
     }
 }
 

@@ -11,6 +11,9 @@
 //! per-sample value is x100 and rounded to 4 places (Python's `round`); the corpus value is
 //! the plain mean. Tokenization uses jieba-rs (the same dictionary and HMM as Python jieba).
 
+use super::spec::{first_ref, not_for, DocInput, MetricSpec};
+use super::Item;
+
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
@@ -341,6 +344,49 @@ pub fn score(pred: &str, label: &str) -> Scores {
         rouge1: py_round(r1 * 100.0, 4),
         rouge2: py_round(r2 * 100.0, 4),
         rougel: py_round(rl * 100.0, 4),
+    }
+}
+
+/// One of LLaMA-Factory's four predict scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LlamaFactoryMetric {
+    Bleu4,
+    Rouge1,
+    Rouge2,
+    RougeL,
+}
+
+pub fn build(name: &str, _opts: &super::Options) -> Result<Box<dyn MetricSpec>, String> {
+    Ok(Box::new(match name {
+        "bleu-4" => LlamaFactoryMetric::Bleu4,
+        "rouge-1" => LlamaFactoryMetric::Rouge1,
+        "rouge-2" => LlamaFactoryMetric::Rouge2,
+        _ => LlamaFactoryMetric::RougeL,
+    }))
+}
+
+impl MetricSpec for LlamaFactoryMetric {
+    fn score(&self, input: &DocInput) -> Result<Vec<Item>, String> {
+        let DocInput::Prediction(p) = input else {
+            return Err(not_for(input));
+        };
+        let s = score(p.text, &first_ref(p.refs));
+        Ok(vec![Item::Score(match self {
+            LlamaFactoryMetric::Bleu4 => s.bleu4,
+            LlamaFactoryMetric::Rouge1 => s.rouge1,
+            LlamaFactoryMetric::Rouge2 => s.rouge2,
+            LlamaFactoryMetric::RougeL => s.rougel,
+        })])
+    }
+
+    fn check_size(&self, refs: &[String], pred: &str) -> Result<(), String> {
+        match self {
+            // the character LCS of rouge-l
+            LlamaFactoryMetric::RougeL => {
+                super::check_pair_cells(refs, pred, |s| s.chars().count(), "characters")
+            }
+            _ => Ok(()),
+        }
     }
 }
 

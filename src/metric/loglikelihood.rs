@@ -20,6 +20,9 @@
 //! `len(re.split(r"\s+", text))`; `byte_perplexity` = `exp(-sum(ll)/sum(bytes))`;
 //! `bits_per_byte` = `-sum(ll)/sum(bytes)/ln 2`.
 
+use super::spec::{not_for, DocInput, MetricSpec};
+use super::{Aggregation, Item};
+
 /// numpy's `argmax`: the first NaN if any, else the first maximum.
 pub fn argmax(xs: &[f64]) -> usize {
     if let Some(i) = xs.iter().position(|x| x.is_nan()) {
@@ -181,6 +184,85 @@ pub fn brier(gold: usize, probs: &[f64]) -> f64 {
         .enumerate()
         .map(|(i, p)| (p - f64::from(u8::from(i == gold))).powi(2))
         .sum()
+}
+
+/// lm-eval's loglikelihood-based metrics, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoglikelihoodMetric {
+    Acc,
+    AccNorm,
+    AccBytes,
+    AccMutualInfo,
+    Likelihood,
+    BrierScore,
+    Perplexity,
+    WordPerplexity,
+    BytePerplexity,
+    BitsPerByte,
+}
+
+pub fn build(name: &str, _opts: &super::Options) -> Result<Box<dyn MetricSpec>, String> {
+    use LoglikelihoodMetric::*;
+    Ok(Box::new(match name {
+        "acc" => Acc,
+        "acc_norm" => AccNorm,
+        "acc_bytes" => AccBytes,
+        "acc_mutual_info" => AccMutualInfo,
+        "likelihood" => Likelihood,
+        "brier_score" => BrierScore,
+        "perplexity" => Perplexity,
+        "word_perplexity" => WordPerplexity,
+        "byte_perplexity" => BytePerplexity,
+        "bits_per_byte" => BitsPerByte,
+        other => return Err(format!("not a loglikelihood metric: {other}")),
+    }))
+}
+
+impl MetricSpec for LoglikelihoodMetric {
+    fn default_aggregation(&self) -> Aggregation {
+        use LoglikelihoodMetric::*;
+        match self {
+            BrierScore => Aggregation::Brier,
+            Perplexity => Aggregation::Perplexity,
+            WordPerplexity | BytePerplexity => Aggregation::WeightedPerplexity,
+            BitsPerByte => Aggregation::BitsPerByte,
+            _ => Aggregation::Mean,
+        }
+    }
+
+    fn score(&self, input: &DocInput) -> Result<Vec<Item>, String> {
+        use LoglikelihoodMetric::*;
+        let item = match (self, input) {
+            (Acc, DocInput::MultipleChoice(c)) => Item::Score(c.scores.acc),
+            (AccNorm, DocInput::MultipleChoice(c)) => Item::Score(c.scores.acc_norm),
+            (AccBytes, DocInput::MultipleChoice(c)) => Item::Score(c.scores.acc_bytes),
+            (AccMutualInfo, DocInput::MultipleChoice(c)) => Item::Score(
+                c.scores
+                    .acc_mutual_info
+                    .ok_or("acc_mutual_info needs the unconditional requests")?,
+            ),
+            (Likelihood, DocInput::MultipleChoice(c)) => Item::Score(c.scores.likelihood),
+            (BrierScore, DocInput::MultipleChoice(c)) => {
+                Item::Brier(c.gold.first().max(0) as usize, c.scores.probs.clone())
+            }
+            (Acc, DocInput::Loglikelihood { greedy, .. }) => {
+                Item::Score(f64::from(u8::from(*greedy)))
+            }
+            (Perplexity, DocInput::Loglikelihood { ll, .. }) => Item::Score(*ll),
+            (WordPerplexity, DocInput::Rolling { ll, text }) => {
+                Item::Weighted(*ll, count_words(text) as f64)
+            }
+            (BytePerplexity | BitsPerByte, DocInput::Rolling { ll, text }) => {
+                Item::Weighted(*ll, text.len() as f64)
+            }
+            // predictions: string equality with a reference
+            (Acc, DocInput::Prediction(p)) => {
+                Item::Score(f64::from(u8::from(p.refs.iter().any(|r| r == p.text))))
+            }
+            (_, other) => return Err(not_for(other)),
+        };
+        Ok(vec![item])
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,9 @@
 //! (`\frac{\sqrt{2}}{2}` and `\sqrt{2}/2` differ), no set or interval reordering, units other
 //! than degrees and percent are not stripped, `50%` equals `50` but not `0.5`.
 
+use super::spec::{not_for, DocInput, MetricSpec};
+use super::Item;
+
 fn unwrap_command(s: &str, cmd: &str) -> String {
     let mut out = s.to_string();
     while let Some(start) = out.find(cmd) {
@@ -127,6 +130,25 @@ pub fn score(reference: &str, prediction: &str) -> f64 {
             f64::from(u8::from(close))
         }
         _ => 0.0,
+    }
+}
+
+/// `math_equiv`: the best match over the references.
+#[derive(Debug, Clone, Copy)]
+pub struct MathEquiv;
+
+pub fn build(_name: &str, _opts: &super::Options) -> Result<Box<dyn MetricSpec>, String> {
+    Ok(Box::new(MathEquiv))
+}
+
+impl MetricSpec for MathEquiv {
+    fn score(&self, input: &DocInput) -> Result<Vec<Item>, String> {
+        let DocInput::Prediction(p) = input else {
+            return Err(not_for(input));
+        };
+        Ok(vec![Item::Score(
+            p.refs.iter().map(|r| score(r, p.text)).fold(0.0, f64::max),
+        )])
     }
 }
 

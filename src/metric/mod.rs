@@ -18,17 +18,19 @@ pub mod llamafactory;
 pub mod loglikelihood;
 pub mod math_equiv;
 pub mod pass_at_k;
+pub mod predictions;
 pub mod ranking;
 pub mod registry;
 pub mod regression;
 pub mod rouge;
+pub mod spec;
 pub mod squad;
 pub mod ter;
 
 use serde_json::{Map, Value};
 
 pub use aggregate::Aggregation;
-pub use registry::Metric;
+pub use registry::{check_pair_cells, Metric};
 
 /// A metric's value for one doc, before aggregation over docs.
 #[derive(Debug, Clone, PartialEq)]

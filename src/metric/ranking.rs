@@ -13,6 +13,9 @@
 //! of hits found; with one relevant item both equal the standard ones.
 //! Relevance is exact string equality, as LaikaLLM matches generated item ids.
 
+use super::spec::{not_for, DocInput, MetricSpec, PredictionKind};
+use super::Item;
+
 /// Which ranking metric, with its cutoff.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ranking {
@@ -116,6 +119,46 @@ pub fn rank_of(scores: &[f64], gold: usize) -> usize {
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
     order.iter().position(|&i| i == gold).unwrap_or(usize::MAX)
+}
+
+pub fn build(name: &str, _opts: &super::Options) -> Result<Box<dyn MetricSpec>, String> {
+    Ok(Box::new(Ranking::parse(name).ok_or_else(|| {
+        "expected NAME@K with K a positive integer".to_string()
+    })?))
+}
+
+impl MetricSpec for Ranking {
+    fn score(&self, input: &DocInput) -> Result<Vec<Item>, String> {
+        Ok(vec![Item::Score(match input {
+            // candidates ranked by loglikelihood, the gold one relevant
+            DocInput::MultipleChoice(c) => {
+                let n = c.lls.len();
+                let rank = rank_of(&c.lls, c.gold.first().max(0) as usize);
+                let mut rel = vec![0.0; n];
+                if rank < n {
+                    rel[rank] = 1.0;
+                }
+                self.score_relevance(&rel, 1)
+            }
+            DocInput::Prediction(p) => match p.ranked {
+                Some(list) => self.score(list, p.refs),
+                None => {
+                    let ranked: Vec<String> = p
+                        .text
+                        .split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect();
+                    self.score(&ranked, p.refs)
+                }
+            },
+            other => return Err(not_for(other)),
+        })])
+    }
+
+    fn prediction_kind(&self) -> PredictionKind {
+        PredictionKind::Ranked
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,9 @@
 //! `[min, max]` of the valid truths before computing the errors.
 //! RMSE = sqrt(mean(d^2)), MAE = mean(|d|); with no valid prediction both are NaN.
 
+use super::spec::{first_ref, not_for, DocInput, MetricSpec, PredictionKind};
+use super::{Aggregation, Item};
+
 /// Parse a generated rating.
 pub fn parse_number(s: &str) -> Option<f64> {
     let t = s.trim();
@@ -38,6 +41,48 @@ pub fn errors(pairs: &[(Option<f64>, f64)], clip: bool) -> (f64, f64, usize) {
     let rmse = (d.iter().map(|x| x * x).sum::<f64>() / n).sqrt();
     let mae = d.iter().map(|x| x.abs()).sum::<f64>() / n;
     (rmse, mae, invalid)
+}
+
+/// `rmse`, `mae` (optionally clipped as LaikaLLM clips) and `invalid_rate` over numeric
+/// predictions.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RatingMetric {
+    Rmse { clip: bool },
+    Mae { clip: bool },
+    InvalidRate,
+}
+
+pub fn build(name: &str, opts: &super::Options) -> Result<Box<dyn MetricSpec>, String> {
+    let clip = super::spec::flag(opts, "clip", false)?;
+    Ok(Box::new(match name {
+        "rmse" => RatingMetric::Rmse { clip },
+        "mae" => RatingMetric::Mae { clip },
+        _ => RatingMetric::InvalidRate,
+    }))
+}
+
+impl MetricSpec for RatingMetric {
+    fn default_aggregation(&self) -> Aggregation {
+        match *self {
+            RatingMetric::Rmse { clip } => Aggregation::Rmse { clip },
+            RatingMetric::Mae { clip } => Aggregation::Mae { clip },
+            RatingMetric::InvalidRate => Aggregation::InvalidRate,
+        }
+    }
+
+    fn score(&self, input: &DocInput) -> Result<Vec<Item>, String> {
+        let DocInput::Prediction(p) = input else {
+            return Err(not_for(input));
+        };
+        let reference = first_ref(p.refs);
+        let truth = parse_number(&reference)
+            .ok_or_else(|| format!("the reference {reference:?} is not a number"))?;
+        Ok(vec![Item::Rating(parse_number(p.text), truth)])
+    }
+
+    fn prediction_kind(&self) -> PredictionKind {
+        PredictionKind::Number
+    }
 }
 
 #[cfg(test)]

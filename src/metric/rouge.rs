@@ -10,6 +10,9 @@
 //! reference with the best F-measure per type. Empty text on either side scores 0.
 //! lm-eval's `cnn_dailymail` collapses whitespace first (`collapse_whitespace: true`).
 
+use super::spec::{flag, not_for, DocInput, MetricSpec};
+use super::Item;
+
 use std::collections::HashMap;
 
 use crate::text::porter;
@@ -323,6 +326,87 @@ pub fn score_all_multi(
         }
     }
     best.into_iter().map(Option::unwrap_or_default).collect()
+}
+
+/// Which ROUGE statistic a `rouge*` metric reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    Precision,
+    Recall,
+    Fmeasure,
+}
+
+/// A `rouge1` / `rouge2` / `rougeL` / `rougeLsum` metric with its options.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RougeMetric {
+    pub kind: RougeType,
+    pub measure: Measure,
+    pub stem: bool,
+    /// lm-eval's own-summaries style: whitespace runs collapsed before scoring.
+    pub collapse_whitespace: bool,
+}
+
+pub fn build(name: &str, opts: &super::Options) -> Result<Box<dyn MetricSpec>, String> {
+    Ok(Box::new(RougeMetric {
+        kind: RougeType::parse(name).ok_or_else(|| format!("not a ROUGE type: {name}"))?,
+        measure: match opts.get("measure").and_then(serde_json::Value::as_str) {
+            None | Some("fmeasure") | Some("f") => Measure::Fmeasure,
+            Some("precision") | Some("p") => Measure::Precision,
+            Some("recall") | Some("r") => Measure::Recall,
+            Some(other) => {
+                return Err(format!(
+                    "option `measure` must be fmeasure, precision or recall, got `{other}`"
+                ))
+            }
+        },
+        stem: flag(opts, "use_stemmer", true)?,
+        collapse_whitespace: flag(opts, "collapse_whitespace", false)?,
+    }))
+}
+
+impl RougeMetric {
+    /// The reported statistic of a score.
+    pub fn pick(&self, s: Score) -> f64 {
+        match self.measure {
+            Measure::Fmeasure => s.fmeasure,
+            Measure::Precision => s.precision,
+            Measure::Recall => s.recall,
+        }
+    }
+
+    fn clean(&self, s: &str) -> String {
+        if self.collapse_whitespace {
+            crate::text::py_split(s).collect::<Vec<_>>().join(" ")
+        } else {
+            s.to_string()
+        }
+    }
+}
+
+impl MetricSpec for RougeMetric {
+    fn score(&self, input: &DocInput) -> Result<Vec<Item>, String> {
+        match input {
+            DocInput::Prediction(p) => {
+                let refs: Vec<String> = p.refs.iter().map(|r| self.clean(r)).collect();
+                let s = score_multi(self.kind, &refs, &self.clean(p.text), self.stem);
+                Ok(vec![Item::Score(self.pick(s))])
+            }
+            other => Err(not_for(other)),
+        }
+    }
+
+    fn check_size(&self, refs: &[String], pred: &str) -> Result<(), String> {
+        match self.kind {
+            RougeType::L | RougeType::Lsum => {
+                super::check_pair_cells(refs, pred, |s| s.split_whitespace().count(), "words")
+            }
+            RougeType::N(_) => Ok(()),
+        }
+    }
+
+    fn as_rouge(&self) -> Option<&RougeMetric> {
+        Some(self)
+    }
 }
 
 #[cfg(test)]

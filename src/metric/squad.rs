@@ -12,6 +12,9 @@
 //!   counts as "no answer". `best_exact`/`best_f1` sweep the threshold over the no-answer
 //!   probabilities (sorted, stable) and report the best achievable score.
 
+use super::spec::{not_for, DocInput, MetricSpec};
+use super::{Aggregation, Item};
+
 use std::collections::HashMap;
 
 /// The official `normalize_answer`.
@@ -245,6 +248,114 @@ pub fn score_v1(answers: &[String], prediction: &str) -> (f64, f64) {
         .map(|g| f1_v1(g, prediction))
         .fold(0.0, f64::max);
     (e, f)
+}
+
+/// `squad` (v1.1: exact_match and f1 per doc, averaged) and `squad_v2` (the official v2
+/// script over the corpus, reading the no-answer probability from an extra request).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SquadMetric {
+    V1,
+    V2 {
+        /// The extra request holding the no-answer loglikelihood (`no_answer_request`).
+        no_answer_request: String,
+    },
+}
+
+/// The keys of the v2 script lm-eval reports.
+pub const V2_KEYS: [&str; 8] = [
+    "exact",
+    "f1",
+    "HasAns_exact",
+    "HasAns_f1",
+    "NoAns_exact",
+    "NoAns_f1",
+    "best_exact",
+    "best_f1",
+];
+
+pub fn build(name: &str, opts: &super::Options) -> Result<Box<dyn MetricSpec>, String> {
+    Ok(Box::new(if name == "squad" {
+        SquadMetric::V1
+    } else {
+        SquadMetric::V2 {
+            no_answer_request: match opts.get("no_answer_request") {
+                None => "no_answer".into(),
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(other) => {
+                    return Err(format!(
+                        "option `no_answer_request` must be a request name, got {other}"
+                    ))
+                }
+            },
+        }
+    }))
+}
+
+impl MetricSpec for SquadMetric {
+    fn keys(&self, _name: &str, _aggregation: &Aggregation) -> Vec<(String, Aggregation)> {
+        match self {
+            SquadMetric::V1 => vec![
+                ("exact_match".into(), Aggregation::Mean),
+                ("f1".into(), Aggregation::Mean),
+            ],
+            SquadMetric::V2 { .. } => V2_KEYS
+                .iter()
+                .map(|k| (k.to_string(), Aggregation::SquadV2(k)))
+                .collect(),
+        }
+    }
+
+    fn default_aggregation(&self) -> Aggregation {
+        match self {
+            SquadMetric::V1 => Aggregation::Mean,
+            SquadMetric::V2 { .. } => Aggregation::SquadV2("exact"),
+        }
+    }
+
+    fn score(&self, input: &DocInput) -> Result<Vec<Item>, String> {
+        let DocInput::Prediction(p) = input else {
+            return Err(not_for(input));
+        };
+        match self {
+            SquadMetric::V1 => {
+                let (e, f) = score_v1(p.refs, p.text);
+                Ok(vec![Item::Score(100.0 * e), Item::Score(100.0 * f)])
+            }
+            SquadMetric::V2 { no_answer_request } => {
+                let na = match p.no_answer_probability {
+                    Some(x) => x,
+                    None => p
+                        .extras
+                        .iter()
+                        .find(|(n, _)| n == no_answer_request)
+                        .map(|(_, ll)| ll.exp())
+                        .ok_or_else(|| {
+                            format!("squad_v2 needs the extra request `{no_answer_request}` (the loglikelihood of \" unanswerable\")")
+                        })?,
+                };
+                // the answers as doc_to_target gives them; an empty string is "no answer"
+                let answers = match p.target {
+                    serde_json::Value::Array(a) => a.iter().map(crate::py::str).collect(),
+                    serde_json::Value::String(s) if s.is_empty() => vec![],
+                    serde_json::Value::Null => p.refs.to_vec(),
+                    other => vec![crate::py::str(other)],
+                };
+                let q = Question {
+                    prediction: p.text.to_string(),
+                    no_answer_probability: na,
+                    answers,
+                };
+                Ok(V2_KEYS.iter().map(|_| Item::Squad(q.clone())).collect())
+            }
+        }
+    }
+
+    fn extra_request(&self) -> Option<&str> {
+        match self {
+            SquadMetric::V2 { no_answer_request } => Some(no_answer_request),
+            SquadMetric::V1 => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,9 @@
 //! width 25) and the average reference length; corpus: total edits / total average reference
 //! length x 100 (100 when references are empty and a hypothesis is not, 0 when both are).
 
+use super::spec::{not_for, DocInput, MetricSpec};
+use super::{Aggregation, Item};
+
 use crate::text::sacre::tokenize_ter;
 
 const MAX_SHIFT_SIZE: usize = 10;
@@ -278,15 +281,46 @@ pub fn corpus_ter(hyps: &[String], refs: &[Vec<String>]) -> f64 {
         .zip(refs.par_iter())
         .map(|(h, r)| segment_stats(h, r))
         .collect();
-    let (edits, ref_len) = stats
-        .iter()
-        .fold((0.0, 0.0), |(a, b), (e, l)| (a + e, b + l));
+    score_from_stats(stats.iter())
+}
+
+/// The corpus TER from segments' `(edits, reference length)` (also the bootstrap's statistic).
+pub fn score_from_stats<'a>(stats: impl Iterator<Item = &'a (f64, f64)>) -> f64 {
+    let (edits, ref_len) = stats.fold((0.0, 0.0), |(a, b), (e, l)| (a + e, b + l));
     if ref_len > 0.0 {
         100.0 * edits / ref_len
     } else if edits > 0.0 {
         100.0
     } else {
         0.0
+    }
+}
+
+/// sacrebleu's corpus TER: the references and hypothesis per doc, scored at aggregation.
+#[derive(Debug, Clone, Copy)]
+pub struct Ter;
+
+pub fn build(_name: &str, _opts: &super::Options) -> Result<Box<dyn MetricSpec>, String> {
+    Ok(Box::new(Ter))
+}
+
+impl MetricSpec for Ter {
+    fn default_aggregation(&self) -> Aggregation {
+        Aggregation::Ter
+    }
+
+    fn score(&self, input: &DocInput) -> Result<Vec<Item>, String> {
+        match input {
+            DocInput::Prediction(p) => Ok(vec![Item::Translation {
+                refs: p.refs.to_vec(),
+                hyp: p.text.to_string(),
+            }]),
+            other => Err(not_for(other)),
+        }
+    }
+
+    fn check_size(&self, refs: &[String], pred: &str) -> Result<(), String> {
+        super::check_pair_cells(refs, pred, |s| s.split_whitespace().count(), "words")
     }
 }
 

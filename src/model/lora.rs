@@ -17,31 +17,6 @@ fn err(m: impl std::fmt::Display) -> ModelError {
     ModelError::Load(m.to_string())
 }
 
-fn f16_to_f32(bits: u16) -> f32 {
-    let sign = u32::from(bits >> 15) << 31;
-    let exp = u32::from((bits >> 10) & 0x1f);
-    let frac = u32::from(bits & 0x3ff);
-    let v = if exp == 0 {
-        if frac == 0 {
-            sign
-        } else {
-            // subnormal: normalise
-            let mut e = 127 - 15 + 1;
-            let mut f = frac;
-            while f & 0x400 == 0 {
-                f <<= 1;
-                e -= 1;
-            }
-            sign | ((e as u32) << 23) | ((f & 0x3ff) << 13)
-        }
-    } else if exp == 0x1f {
-        sign | 0x7f80_0000 | (frac << 13)
-    } else {
-        sign | ((exp + 127 - 15) << 23) | (frac << 13)
-    };
-    f32::from_bits(v)
-}
-
 /// A tensor's values as f32.
 pub fn to_f32(t: &TensorView) -> Result<Vec<f32>, ModelError> {
     let b = t.data();
@@ -56,7 +31,7 @@ pub fn to_f32(t: &TensorView) -> Result<Vec<f32>, ModelError> {
             .collect(),
         Dtype::F16 => b
             .chunks_exact(2)
-            .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+            .map(|c| super::hf::folder::half_to_f32(u16::from_le_bytes([c[0], c[1]])))
             .collect(),
         other => {
             return Err(err(format!(
@@ -300,13 +275,6 @@ fn fingerprint(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn half_precision() {
-        assert_eq!(f16_to_f32(0x3c00), 1.0);
-        assert_eq!(f16_to_f32(0xc000), -2.0);
-        assert_eq!(f16_to_f32(0x0001), 5.960464477539063e-8);
-    }
 
     #[test]
     fn lora_key_names() {

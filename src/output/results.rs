@@ -16,9 +16,8 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::evaluate::{EvalResults, MetricValue};
 use crate::py::sha256_hex;
-use crate::task::Task;
+use crate::results::{EvalResults, MetricValue};
 
 /// What results files record about the run beside the results.
 #[derive(Debug, Clone)]
@@ -57,25 +56,6 @@ fn metric_entries(m: &mut Map<String, Value>, metrics: &[MetricValue]) {
                 .unwrap_or_else(|| Value::String("N/A".into())),
         );
     }
-}
-
-/// The task's config as `configs` prints it: lm-eval's fields with defaults, the effective
-/// `num_fewshot`, and `metadata.config_source`.
-pub fn task_config_json(task: &Task, num_fewshot: usize) -> Value {
-    let mut v = serde_json::to_value(&task.config).unwrap_or(Value::Null);
-    if let Value::Object(m) = &mut v {
-        m.insert("num_fewshot".into(), Value::from(num_fewshot));
-        let meta = m
-            .entry("metadata")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(meta) = meta {
-            meta.insert(
-                "config_source".into(),
-                Value::String(task.source.display().to_string()),
-            );
-        }
-    }
-    v
 }
 
 fn seconds(t: std::time::SystemTime) -> f64 {
@@ -133,7 +113,8 @@ pub fn results_json(r: &EvalResults, info: &RunInfo) -> Value {
             let joined: String = t
                 .samples
                 .iter()
-                .map(|s| {
+                .map(|r| {
+                    let s = super::samples::sample_line(r);
                     format!(
                         "{}{}{}",
                         s["doc_hash"].as_str().unwrap_or(""),

@@ -10,75 +10,44 @@
 
 use serde_json::{Map, Value};
 
-use crate::metric::Item;
 use crate::py::{json_dumps, sha256_hex};
-use crate::request::{Instance, Response};
-use crate::task::dataset::Doc;
-use crate::task::Task;
-
-fn sanitize(v: &Value) -> Value {
-    match v {
-        Value::Array(a) => Value::Array(a.iter().map(sanitize).collect()),
-        Value::String(s) => Value::String(s.clone()),
-        other => Value::String(crate::py::str(other)),
-    }
-}
+use crate::request::Response;
+use crate::results::DocRecord;
 
 /// One samples line.
-#[allow(clippy::too_many_arguments)]
-pub fn sample_line(
-    task: &Task,
-    doc_id: usize,
-    doc: &Doc,
-    columns: &[String],
-    instances: &[Instance],
-    idxs: &[usize],
-    resps: &[Vec<Response>],
-    filtered: &[Value],
-    filter: &str,
-    items: &[(String, Item)],
-) -> Value {
-    let mut order: Vec<usize> = idxs.to_vec();
-    order.sort_by_key(|&i| instances[i].idx);
-    let target = task
-        .target_of(None, doc, columns)
-        .map(|t| crate::py::str(&t))
-        .unwrap_or_default();
+pub fn sample_line(r: &DocRecord) -> Value {
     let mut args = Map::new();
-    for (n, &i) in order.iter().enumerate() {
-        args.insert(
-            format!("gen_args_{n}"),
-            instances[i].request.arguments_json(),
-        );
+    for (n, (req, _)) in r.requests.iter().enumerate() {
+        args.insert(format!("gen_args_{n}"), req.arguments_json());
     }
-    let mut filtered_all: Vec<Value> = filtered.iter().map(sanitize).collect();
-    for &i in &order {
-        if instances[i].extra.is_some() {
-            filtered_all.push(resps[i][0].to_logged_json());
-        }
-    }
-    let first = order
+    let first = r
+        .requests
         .first()
-        .map(|&i| instances[i].request.first_arg().to_string())
+        .map(|(req, _)| req.first_arg().to_string())
         .unwrap_or_default();
     let mut m = Map::new();
-    m.insert("doc_id".into(), Value::from(doc_id));
-    m.insert("doc".into(), Value::Object(doc.clone()));
-    m.insert("target".into(), Value::String(target.clone()));
+    m.insert("doc_id".into(), Value::from(r.doc_id));
+    m.insert("doc".into(), Value::Object(r.doc.clone()));
+    m.insert("target".into(), Value::String(r.target.clone()));
     m.insert("arguments".into(), Value::Object(args));
     m.insert(
         "resps".into(),
         Value::Array(
-            order
+            r.requests
                 .iter()
-                .map(|&i| Value::Array(resps[i].iter().map(Response::to_logged_json).collect()))
+                .map(|(_, resps)| {
+                    Value::Array(resps.iter().map(Response::to_logged_json).collect())
+                })
                 .collect(),
         ),
     );
-    m.insert("filtered_resps".into(), Value::Array(filtered_all));
-    m.insert("filter".into(), Value::String(filter.to_string()));
+    m.insert(
+        "filtered_resps".into(),
+        Value::Array(r.filtered.iter().map(|f| f.to_logged_json()).collect()),
+    );
+    m.insert("filter".into(), Value::String(r.filter.clone()));
     let mut names: Vec<String> = Vec::new();
-    for (k, _) in items {
+    for (k, _) in &r.items {
         if !names.contains(k) {
             names.push(k.clone());
         }
@@ -87,13 +56,13 @@ pub fn sample_line(
     m.insert(
         "doc_hash".into(),
         Value::String(sha256_hex(&json_dumps(
-            &Value::Object(doc.clone()),
+            &Value::Object(r.doc.clone()),
             Some(2),
         ))),
     );
     m.insert("prompt_hash".into(), Value::String(sha256_hex(&first)));
-    m.insert("target_hash".into(), Value::String(sha256_hex(&target)));
-    for (k, item) in items {
+    m.insert("target_hash".into(), Value::String(sha256_hex(&r.target)));
+    for (k, item) in &r.items {
         m.insert(k.clone(), item.to_json());
     }
     Value::Object(m)

@@ -16,7 +16,7 @@ use super::fewshot::Sampler;
 use super::resolve::{FieldSpec, Task, TaskDocs};
 use super::template::TemplateError;
 use super::{OutputType, TaskError};
-use crate::request::{GenKwargs, Instance, Request};
+use crate::request::{GenKwargs, Instance, Request, Role};
 
 /// One prompt message (lm-eval's `Message`): role, content, and the delimiter that follows it
 /// in plain-text mode.
@@ -442,13 +442,13 @@ impl Task {
         let multiple_input = contexts.len() > 1 || matches!(q, Value::Number(_));
         let ctx = contexts[0].clone();
 
-        let mk = |idx: usize, request: Request, extra: Option<String>| Instance {
+        let mk = |idx: usize, request: Request, role: Role| Instance {
             task: self.name.clone(),
             doc_id,
             idx,
+            role,
             request,
             repeats: self.repeats,
-            extra,
         };
         let mut out = Vec::new();
         match self.output_type {
@@ -460,7 +460,7 @@ impl Task {
                         context: ctx.clone(),
                         continuation: crate::py::str(&target),
                     },
-                    None,
+                    Role::Main(0),
                 ));
             }
             OutputType::LoglikelihoodRolling => {
@@ -470,7 +470,7 @@ impl Task {
                     Request::LoglikelihoodRolling {
                         text: crate::py::str(&target),
                     },
-                    None,
+                    Role::Main(0),
                 ));
             }
             OutputType::MultipleChoice => {
@@ -500,7 +500,7 @@ impl Task {
                                 context: c.clone(),
                                 continuation: format!("{delim}{cont}"),
                             },
-                            None,
+                            Role::Main(i),
                         ));
                     }
                 } else {
@@ -511,7 +511,7 @@ impl Task {
                                 context: ctx.clone(),
                                 continuation: format!("{delim}{c}"),
                             },
-                            None,
+                            Role::Main(i),
                         ));
                     }
                 }
@@ -524,7 +524,7 @@ impl Task {
                                 context: String::new(),
                                 continuation: format!("{delim}{c}"),
                             },
-                            None,
+                            Role::Unconditional(i),
                         ));
                     }
                 }
@@ -537,7 +537,7 @@ impl Task {
                         context: ctx.clone(),
                         gen_kwargs: GenKwargs::new(g),
                     },
-                    None,
+                    Role::Main(0),
                 ));
             }
         }
@@ -559,7 +559,7 @@ impl Task {
                     gen_kwargs: GenKwargs::new(extra.gen_kwargs.clone()),
                 },
             };
-            out.push(mk(idx, request, Some(extra.name.clone())));
+            out.push(mk(idx, request, Role::Extra(extra.name.clone())));
         }
         Ok(out)
     }

@@ -81,6 +81,22 @@ pub struct Task {
     pub process_docs: Option<Processor>,
     pub extra_requests: Vec<ExtraRequest>,
     pub unsafe_code: bool,
+    /// `metric_list`, built (or the output type's defaults).
+    pub metrics: Vec<crate::metric::Metric>,
+    /// `filter_list`'s pipelines (or `none`).
+    pub filters: Vec<crate::filter::Pipeline>,
+}
+
+/// The default metrics of an output type (lm-eval's `DEFAULT_METRIC_REGISTRY`).
+fn default_metrics(t: OutputType) -> &'static [&'static str] {
+    match t {
+        OutputType::GenerateUntil => &["exact_match"],
+        OutputType::MultipleChoice => &["acc", "acc_norm"],
+        OutputType::Loglikelihood => &["perplexity", "acc"],
+        OutputType::LoglikelihoodRolling => {
+            &["word_perplexity", "byte_perplexity", "bits_per_byte"]
+        }
+    }
 }
 
 /// A task's documents: the eval split, its columns, and the few-shot pool.
@@ -362,8 +378,46 @@ impl Task {
             .as_ref()
             .and_then(|m| m.get("version").cloned())
             .unwrap_or_else(|| Value::String("Yaml".into()));
+        // metrics and filters built once, here: a bad entry is a task error
+        let metrics = match &config.metric_list {
+            Some(list) => list
+                .iter()
+                .map(crate::metric::Metric::from_config)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| invalid("metric_list", e.to_string()))?,
+            None => default_metrics(output_type)
+                .iter()
+                .map(|n| crate::metric::Metric::build(n, &Map::new()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| invalid("metric_list", e.to_string()))?,
+        };
+        let filters = crate::filter::Pipeline::for_task(config.filter_list.as_ref())
+            .map_err(|e| invalid("filter_list", e.to_string()))?;
+        if metrics.iter().any(|m| m.spec.executes_code().is_some())
+            && output_type != OutputType::GenerateUntil
+        {
+            return Err(invalid(
+                "metric_list",
+                "pass@k needs a generate_until task".into(),
+            ));
+        }
+        for m in &metrics {
+            if let Some(req) = m.spec.extra_request() {
+                if !extra_requests.iter().any(|e| e.name == req) {
+                    return Err(invalid(
+                        "metric_list",
+                        format!(
+                            "`{}` reads the extra request `{req}`, which `extra_requests` does not define",
+                            m.name
+                        ),
+                    ));
+                }
+            }
+        }
 
         Ok(Task {
+            metrics,
+            filters,
             alias: config.task_alias.clone(),
             source: path.clone(),
             output_type,
@@ -393,6 +447,25 @@ impl Task {
             config,
             name,
         })
+    }
+
+    /// The config as results files print it under `configs`: lm-eval's fields with defaults,
+    /// the effective `num_fewshot`, and `metadata.config_source`.
+    pub fn config_json(&self, num_fewshot: usize) -> Value {
+        let mut v = serde_json::to_value(&self.config).unwrap_or(Value::Null);
+        if let Value::Object(m) = &mut v {
+            m.insert("num_fewshot".into(), Value::from(num_fewshot));
+            let meta = m
+                .entry("metadata")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(meta) = meta {
+                meta.insert(
+                    "config_source".into(),
+                    Value::String(self.source.display().to_string()),
+                );
+            }
+        }
+        v
     }
 
     /// Shots per prompt: a CLI `--num-fewshot` overrides the YAML unless the YAML says 0

@@ -166,23 +166,122 @@ pub fn resolve_pretrained(id: &str) -> Result<PathBuf, ModelError> {
     dir.ok_or_else(|| load_err(format!("cannot resolve `{id}`")))
 }
 
-/// Every tensor of a folder's safetensors files, as f32 on `device`.
+/// Every tensor of a folder's safetensors files, as f32 on `device`. Each tensor is read from
+/// the file straight into its own buffer (no copy of the whole file in memory), so loading
+/// needs about the weights' size and no more.
 pub fn load_tensors(
     dir: &Path,
     device: &candle_core::Device,
 ) -> Result<HashMap<String, candle_core::Tensor>, ModelError> {
+    use std::io::{Read, Seek, SeekFrom};
     let mut out = HashMap::new();
     for f in weight_files(dir)? {
-        for (name, t) in candle_core::safetensors::load(&f, device)
-            .map_err(|e| load_err(format!("{}: {e}", f.display())))?
-        {
-            let t = t
-                .to_dtype(candle_core::DType::F32)
-                .map_err(|e| load_err(format!("{}: {name}: {e}", f.display())))?;
+        let bad = |m: String| load_err(format!("{}: {m}", f.display()));
+        let mut file = std::fs::File::open(&f).map_err(|e| bad(e.to_string()))?;
+        let mut len = [0u8; 8];
+        file.read_exact(&mut len).map_err(|e| bad(e.to_string()))?;
+        let n = u64::from_le_bytes(len);
+        let mut header = vec![0u8; n as usize];
+        file.read_exact(&mut header)
+            .map_err(|e| bad(e.to_string()))?;
+        let header: serde_json::Map<String, Value> =
+            serde_json::from_slice(&header).map_err(|e| bad(format!("malformed header: {e}")))?;
+        for (name, info) in header {
+            if name == "__metadata__" {
+                continue;
+            }
+            let dtype = info.get("dtype").and_then(Value::as_str).unwrap_or("");
+            let shape: Vec<usize> = info
+                .get("shape")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_u64)
+                        .map(|x| x as usize)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let offsets: Vec<u64> = info
+                .get("data_offsets")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_u64).collect())
+                .unwrap_or_default();
+            let [start, end] = offsets[..] else {
+                return Err(bad(format!("tensor `{name}` has no data_offsets")));
+            };
+            let count: usize = shape.iter().product();
+            let width = match dtype {
+                "F32" => 4,
+                "BF16" | "F16" => 2,
+                other => {
+                    return Err(bad(format!(
+                        "tensor `{name}` is {other}; rubric's pass reads F32, BF16 and F16 weights"
+                    )))
+                }
+            };
+            if end - start != (count * width) as u64 {
+                return Err(bad(format!(
+                    "tensor `{name}`: shape and data size disagree"
+                )));
+            }
+            file.seek(SeekFrom::Start(8 + n + start))
+                .map_err(|e| bad(e.to_string()))?;
+            let values: Vec<f32> = if width == 4 {
+                let mut v = vec![0f32; count];
+                // SAFETY: f32 has no invalid bit patterns; the slice covers the vector exactly
+                let bytes =
+                    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut u8, count * 4) };
+                file.read_exact(bytes).map_err(|e| bad(e.to_string()))?;
+                if cfg!(target_endian = "big") {
+                    v.iter_mut()
+                        .for_each(|x| *x = f32::from_bits(x.to_bits().swap_bytes()));
+                }
+                v
+            } else {
+                let mut raw = vec![0u8; count * 2];
+                file.read_exact(&mut raw).map_err(|e| bad(e.to_string()))?;
+                raw.chunks_exact(2)
+                    .map(|c| {
+                        let bits = u16::from_le_bytes([c[0], c[1]]);
+                        if dtype == "BF16" {
+                            f32::from_bits(u32::from(bits) << 16)
+                        } else {
+                            half_to_f32(bits)
+                        }
+                    })
+                    .collect()
+            };
+            let t = candle_core::Tensor::from_vec(values, shape, device)
+                .map_err(|e| bad(format!("{name}: {e}")))?;
             out.insert(name, t);
         }
     }
     Ok(out)
+}
+
+/// IEEE half precision to f32.
+pub(crate) fn half_to_f32(bits: u16) -> f32 {
+    let sign = u32::from(bits >> 15) << 31;
+    let exp = u32::from((bits >> 10) & 0x1f);
+    let frac = u32::from(bits & 0x3ff);
+    let v = if exp == 0 {
+        if frac == 0 {
+            sign
+        } else {
+            let mut e: i32 = 127 - 15 + 1;
+            let mut f = frac;
+            while f & 0x400 == 0 {
+                f <<= 1;
+                e -= 1;
+            }
+            sign | ((e as u32) << 23) | ((f & 0x3ff) << 13)
+        }
+    } else if exp == 0x1f {
+        sign | 0x7f80_0000 | (frac << 13)
+    } else {
+        sign | ((exp + 127 - 15) << 23) | (frac << 13)
+    };
+    f32::from_bits(v)
 }
 
 /// A short, stable fingerprint of a model folder or file (names, sizes, modification times),
@@ -213,4 +312,35 @@ pub fn fingerprint(path: &Path) -> String {
         text.push('\n');
     }
     crate::py::sha256_hex(&text)[..16].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn half_precision() {
+        assert_eq!(half_to_f32(0x3c00), 1.0);
+        assert_eq!(half_to_f32(0xc000), -2.0);
+        assert_eq!(half_to_f32(0x0001), 5.960464477539063e-8);
+    }
+
+    #[test]
+    fn tensors_are_read_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::model::tiny::write_safetensors(
+            &dir.path().join("model.safetensors"),
+            &[(
+                "a".into(),
+                vec![2, 3],
+                vec![1.0, -2.0, 3.5, 0.0, 1e-8, -7.25],
+            )],
+        )
+        .unwrap();
+        let t = load_tensors(dir.path(), &candle_core::Device::Cpu).unwrap();
+        assert_eq!(
+            t["a"].to_vec2::<f32>().unwrap(),
+            vec![vec![1.0, -2.0, 3.5], vec![0.0, 1e-8, -7.25]]
+        );
+    }
 }

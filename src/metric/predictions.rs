@@ -1,5 +1,4 @@
-//! Scoring outside a model run: checking a task's filters and metrics (`tasks validate`), and
-//! scoring a file of existing predictions (`rubric score`).
+//! Scoring a file of existing predictions (`rubric score`), without a model.
 //!
 //! A predictions file has one JSON object per line. The prediction field (default `predict`,
 //! LLaMA-Factory's name) holds a string (a list for ranking metrics, best first); the
@@ -10,23 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::filter::Pipeline;
-use crate::metric::registry::Kind;
-use crate::metric::{Item, Metric, MetricError, Options};
-use crate::task::Task;
-
-/// Build the task's filter pipelines and metrics, reporting the first problem.
-pub fn check_task(task: &Task) -> Result<(), String> {
-    Pipeline::for_task(task.config.filter_list.as_ref()).map_err(|e| e.to_string())?;
-    for m in task.config.metric_list.iter().flatten() {
-        let mut opts = m.kwargs.clone();
-        if let Some(a) = &m.aggregation {
-            opts.insert("aggregation".into(), Value::String(a.clone()));
-        }
-        Metric::build(&m.metric, &opts).map_err(|e| e.to_string())?;
-    }
-    Ok(())
-}
+use super::spec::{DocInput, Prediction, PredictionKind};
+use super::{Item, Metric, MetricError, Options};
 
 /// Why a predictions file cannot be scored.
 #[derive(Debug, thiserror::Error)]
@@ -142,8 +126,7 @@ fn score_record(
     r: &Record,
     metrics: &[Metric],
 ) -> Result<Vec<Vec<(String, Item)>>, ScoreError> {
-    use crate::metric::registry::Measure;
-    use crate::metric::rouge;
+    use super::rouge;
     let line_err = |e: MetricError| ScoreError::Line {
         path: path.to_path_buf(),
         line: r.line,
@@ -161,71 +144,51 @@ fn score_record(
     for m in metrics {
         m.check_size(&r.references, &pred_text).map_err(line_err)?;
     }
-    // the ROUGE group: every rouge metric with the settings of the first one
-    let rouge_metrics: Vec<(usize, rouge::RougeType, Measure)> = metrics
+    // the ROUGE group: every stemmed rouge metric scored from one tokenization
+    let rouge_metrics: Vec<(usize, rouge::RougeMetric)> = metrics
         .iter()
         .enumerate()
-        .filter_map(|(i, m)| match &m.kind {
-            Kind::Rouge {
-                kind,
-                measure,
-                stem: true,
-                collapse_whitespace: false,
-            } => Some((i, *kind, *measure)),
-            _ => None,
+        .filter_map(|(i, m)| {
+            m.spec
+                .as_rouge()
+                .filter(|r| r.stem && !r.collapse_whitespace)
+                .map(|r| (i, *r))
         })
         .collect();
-    let rouge_scores = if rouge_metrics.len() > 1 {
-        let kinds: Vec<rouge::RougeType> = rouge_metrics.iter().map(|(_, k, _)| *k).collect();
-        Some(rouge::score_all_multi(
-            &kinds,
-            &r.references,
-            &pred_text,
-            true,
-        ))
-    } else {
-        None
+    let rouge_scores = (rouge_metrics.len() > 1).then(|| {
+        let kinds: Vec<rouge::RougeType> = rouge_metrics.iter().map(|(_, r)| r.kind).collect();
+        rouge::score_all_multi(&kinds, &r.references, &pred_text, true)
+    });
+    let ranked: Option<Vec<String>> = match &r.prediction {
+        Value::Array(list) => Some(list.iter().map(crate::py::str).collect()),
+        _ => None,
+    };
+    let target = Value::Null;
+    let input = Prediction {
+        text: &pred_text,
+        ranked: ranked.as_deref(),
+        refs: &r.references,
+        target: &target,
+        extras: &[],
+        no_answer_probability: Some(r.no_answer_probability.unwrap_or(0.0)),
+        code: None,
     };
     let mut out = Vec::with_capacity(metrics.len());
     for (mi, metric) in metrics.iter().enumerate() {
-        let scored = match (&metric.kind, &r.prediction, &rouge_scores) {
-            (Kind::Ranking(rank), Value::Array(list), _) => {
-                let ranked: Vec<String> = list.iter().map(crate::py::str).collect();
-                vec![(
-                    metric.name.clone(),
-                    Item::Score(rank.score(&ranked, &r.references)),
-                )]
+        match (
+            &rouge_scores,
+            rouge_metrics.iter().position(|(i, _)| *i == mi),
+        ) {
+            (Some(scores), Some(pos)) => {
+                let v = rouge_metrics[pos].1.pick(scores[pos]);
+                out.push(vec![(metric.name.clone(), Item::Score(v))]);
             }
-            (Kind::Rouge { .. }, _, Some(scores))
-                if rouge_metrics.iter().any(|(i, _, _)| *i == mi) =>
-            {
-                let pos = rouge_metrics
-                    .iter()
-                    .position(|(i, _, _)| *i == mi)
-                    .expect("checked above");
-                let s = scores[pos];
-                let v = match rouge_metrics[pos].2 {
-                    Measure::Fmeasure => s.fmeasure,
-                    Measure::Precision => s.precision,
-                    Measure::Recall => s.recall,
-                };
-                vec![(metric.name.clone(), Item::Score(v))]
-            }
-            _ => {
-                let mut s = metric
-                    .score_text(&r.references, &pred_text)
-                    .map_err(line_err)?;
-                if let Some(p) = r.no_answer_probability {
-                    for (_, item) in s.iter_mut() {
-                        if let Item::Squad(q) = item {
-                            q.no_answer_probability = p;
-                        }
-                    }
-                }
-                s
-            }
-        };
-        out.push(scored);
+            _ => out.push(
+                metric
+                    .score(&DocInput::Prediction(&input))
+                    .map_err(line_err)?,
+            ),
+        }
     }
     Ok(out)
 }
@@ -234,13 +197,12 @@ fn score_record(
 /// only when every metric reads numbers (rmse, mae, invalid_rate). Anything else would be
 /// scored as its printed form, silently wrong.
 fn check_types(r: &Record, metrics: &[Metric]) -> Result<(), String> {
-    let ranking = metrics.iter().any(|m| matches!(m.kind, Kind::Ranking(_)));
-    let numeric = metrics.iter().all(|m| {
-        matches!(
-            m.kind,
-            Kind::Rmse { .. } | Kind::Mae { .. } | Kind::InvalidRate
-        )
-    });
+    let ranking = metrics
+        .iter()
+        .any(|m| m.spec.prediction_kind() == PredictionKind::Ranked);
+    let numeric = metrics
+        .iter()
+        .all(|m| m.spec.prediction_kind() == PredictionKind::Number);
     let kind = |v: &Value| match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -285,7 +247,7 @@ pub fn score_records(
                 metric: key.clone(),
                 message,
             })?;
-            if let Item::Rating(..) = its[0] {
+            if let Some(Item::Rating(..)) = its.first() {
                 let invalid = its
                     .iter()
                     .filter(|i| matches!(i, Item::Rating(None, _)))

@@ -1,0 +1,324 @@
+//! The evaluation chain: tasks -> docs -> requests -> model (through the response cache) ->
+//! filters -> per-doc metrics -> aggregates -> groups. Everything here is a plain function of
+//! the previous stage; files are written by `output`.
+//!
+//! Requests identical across tasks and choices are sent once. Requests are grouped by kind and
+//! each kind goes to the model in one call, as lm-eval does. With `repeats: K`, each request is
+//! sent K times; greedy repeats are one request (the same answer K times), sampled repeats are
+//! K requests with seeds derived from (seed, task, doc, request, repeat), so samples do not
+//! depend on batching or order.
+
+mod groups;
+mod model_stage;
+mod per_doc;
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{Map, Value};
+
+use crate::cache::{CacheError, ResponseCache};
+use crate::metric::{Aggregation, Item, Metric, MetricError};
+use crate::model::{LanguageModel, ModelError};
+use crate::request::{Instance, Request, Response};
+use crate::results::{EvalResults, MetricValue, TaskResult};
+use crate::task::prompt::PromptOptions;
+use crate::task::resolve::TaskDocs;
+use crate::task::select::Selected;
+use crate::task::{DataCache, DataOptions, Task, TaskError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error(transparent)]
+    Task(#[from] TaskError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error("task `{task}`: {err}")]
+    Metric { task: String, err: MetricError },
+    #[error("task `{task}`, doc {doc_id}: {message}")]
+    Scoring {
+        task: String,
+        doc_id: usize,
+        message: String,
+    },
+    #[error("task `{0}` runs model-written code; pass --confirm-run-unsafe-code to allow it (it runs sandboxed)")]
+    Unsafe(String),
+}
+
+/// `--limit`: a count, or a fraction of each task's docs (`ceil(n * f)`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Limit {
+    Count(usize),
+    Fraction(f64),
+}
+
+impl Limit {
+    pub fn parse(s: &str) -> Result<Limit, String> {
+        let v: f64 = s
+            .parse()
+            .ok()
+            .filter(|v: &f64| v.is_finite())
+            .ok_or_else(|| format!("--limit must be a number, got `{s}`"))?;
+        if v <= 0.0 {
+            return Err("--limit must be positive".into());
+        }
+        Ok(if v < 1.0 {
+            Limit::Fraction(v)
+        } else {
+            Limit::Count(v as usize)
+        })
+    }
+
+    fn of(&self, n: usize) -> usize {
+        match *self {
+            Limit::Count(c) => c.min(n),
+            Limit::Fraction(f) => ((n as f64 * f).ceil() as usize).min(n),
+        }
+    }
+
+    /// As lm-eval prints it in `config.limit`.
+    pub fn to_json(&self) -> Value {
+        match *self {
+            Limit::Count(c) => Value::from(c as f64),
+            Limit::Fraction(f) => Value::from(f),
+        }
+    }
+}
+
+/// What a run needs besides tasks and model.
+pub struct EvalConfig<'a> {
+    pub num_fewshot: Option<usize>,
+    pub limit: Option<Limit>,
+    pub fewshot_seed: i64,
+    pub sample_seed: u64,
+    pub gen_kwargs: Option<Map<String, Value>>,
+    pub apply_chat_template: bool,
+    pub system_instruction: Option<String>,
+    pub fewshot_as_multiturn: bool,
+    pub bootstrap_iters: usize,
+    pub predict_only: bool,
+    pub log_samples: bool,
+    pub confirm_run_unsafe_code: bool,
+    pub data: DataOptions,
+    pub cache: Option<&'a mut ResponseCache>,
+    pub quiet: bool,
+}
+
+/// One task prepared for the model.
+pub(crate) struct Prepared<'t> {
+    task: &'t Task,
+    docs: TaskDocs,
+    num_fewshot: usize,
+    instances: Vec<Instance>,
+    metrics: Vec<Metric>,
+}
+
+fn prepare<'t>(
+    task: &'t Task,
+    model: &dyn LanguageModel,
+    cfg: &EvalConfig,
+    data: &mut DataCache,
+) -> Result<Prepared<'t>, EvalError> {
+    if task.unsafe_code && !cfg.confirm_run_unsafe_code {
+        return Err(EvalError::Unsafe(task.name.clone()));
+    }
+    let num_fewshot = task.effective_num_fewshot(cfg.num_fewshot);
+    let docs = task.load_docs(data, &cfg.data, num_fewshot)?;
+    let n_docs = cfg
+        .limit
+        .map(|l| l.of(docs.eval.len()))
+        .unwrap_or(docs.eval.len());
+    let chat = if cfg.apply_chat_template {
+        model.chat_template()
+    } else {
+        None
+    };
+    if cfg.apply_chat_template && chat.is_none() {
+        return Err(ModelError::Args(
+            "--apply-chat-template: the model has no chat template".into(),
+        )
+        .into());
+    }
+    let opts = PromptOptions {
+        num_fewshot,
+        seed: cfg.fewshot_seed,
+        system_instruction: cfg.system_instruction.as_deref(),
+        chat_template: chat,
+        fewshot_as_multiturn: cfg.fewshot_as_multiturn,
+    };
+    let mut instances = task.build_requests(&docs, Some(n_docs), &opts)?;
+    if let Some(over) = &cfg.gen_kwargs {
+        for inst in &mut instances {
+            if let Request::GenerateUntil { gen_kwargs, .. } = &mut inst.request {
+                for (k, v) in over {
+                    gen_kwargs.raw.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+    let metrics = if cfg.predict_only {
+        vec![
+            Metric::build("bypass", &Map::new()).map_err(|err| EvalError::Metric {
+                task: task.name.clone(),
+                err,
+            })?,
+        ]
+    } else {
+        task.metrics.clone()
+    };
+    Ok(Prepared {
+        task,
+        docs,
+        num_fewshot,
+        instances,
+        metrics,
+    })
+}
+
+/// Evaluate tasks (and groups) with a model.
+pub fn evaluate(
+    selected: &[Selected],
+    model: &dyn LanguageModel,
+    mut cfg: EvalConfig,
+) -> Result<EvalResults, EvalError> {
+    let mut data = DataCache::default();
+    let mut seen = std::collections::HashSet::new();
+    let tasks: Vec<&Task> = selected
+        .iter()
+        .flat_map(|s| s.tasks())
+        .filter(|t| seen.insert(t.name.clone()))
+        .collect();
+    let prepared: Vec<Prepared> = tasks
+        .iter()
+        .map(|t| prepare(t, model, &cfg, &mut data))
+        .collect::<Result<_, _>>()?;
+    let (responses, cached, computed) = model_stage::run_model(&prepared, model, &mut cfg)?;
+    let mut results = EvalResults {
+        cached,
+        computed,
+        ..Default::default()
+    };
+    for (p, resps) in prepared.iter().zip(responses) {
+        results.tasks.push(score_task(p, &resps, &cfg)?);
+    }
+    for s in selected {
+        groups::collect_groups(s, &mut results);
+    }
+    Ok(results)
+}
+
+fn score_task(
+    p: &Prepared,
+    resps: &[Vec<Response>],
+    cfg: &EvalConfig,
+) -> Result<TaskResult, EvalError> {
+    let task = p.task;
+    let mut by_doc: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, inst) in p.instances.iter().enumerate() {
+        by_doc.entry(inst.doc_id).or_default().push(i);
+    }
+    // per (results key, filter): the items of every doc
+    let mut items: Vec<(String, String, Vec<Item>)> = Vec::new();
+    let mut samples = Vec::new();
+    for pipeline in &task.filters {
+        for (&doc_id, idxs) in &by_doc {
+            let mut order = idxs.clone();
+            order.sort_by_key(|&i| p.instances[i].idx);
+            let d = per_doc::DocRequests {
+                doc_id,
+                doc: &p.docs.eval[doc_id],
+                columns: &p.docs.columns,
+                instances: order.iter().map(|&i| &p.instances[i]).collect(),
+                responses: order.iter().map(|&i| resps[i].as_slice()).collect(),
+            };
+            let record =
+                per_doc::score_doc(task, &p.metrics, pipeline, &d, cfg.confirm_run_unsafe_code)
+                    .map_err(|message| EvalError::Scoring {
+                        task: task.name.clone(),
+                        doc_id,
+                        message,
+                    })?;
+            for (key, item) in &record.items {
+                match items
+                    .iter_mut()
+                    .find(|(k, f, _)| k == key && *f == pipeline.name)
+                {
+                    Some((_, _, v)) => v.push(item.clone()),
+                    None => items.push((key.clone(), pipeline.name.clone(), vec![item.clone()])),
+                }
+            }
+            if cfg.log_samples {
+                samples.push(record);
+            }
+        }
+    }
+    let aggregations: HashMap<String, (Aggregation, bool)> = p
+        .metrics
+        .iter()
+        .flat_map(|m| {
+            m.keys()
+                .into_iter()
+                .map(move |(k, a)| (k, (a, m.higher_is_better)))
+        })
+        .collect();
+    let mut metrics = Vec::new();
+    let mut sample_len = 0;
+    let mut higher_is_better = BTreeMap::new();
+    for (key, filter, its) in &items {
+        let (agg, hib) = aggregations
+            .get(key)
+            .cloned()
+            .unwrap_or((Aggregation::Mean, true));
+        higher_is_better.insert(key.clone(), hib);
+        sample_len = sample_len.max(its.len());
+        let scoring = |message: String| EvalError::Scoring {
+            task: task.name.clone(),
+            doc_id: 0,
+            message,
+        };
+        let value = agg
+            .compute(its)
+            .map_err(|m| scoring(format!("aggregating `{key}`: {m}")))?;
+        let stderr = agg
+            .stderr(its, cfg.bootstrap_iters, 1234)
+            .map_err(scoring)?;
+        metrics.push(MetricValue {
+            metric: key.clone(),
+            filter: filter.clone(),
+            value,
+            stderr,
+        });
+    }
+    let generations: Vec<&Response> = resps
+        .iter()
+        .flatten()
+        .filter(|r| matches!(r, Response::Generation { .. }))
+        .collect();
+    let truncated = generations
+        .iter()
+        .filter(|r| {
+            matches!(
+                r,
+                Response::Generation {
+                    truncated: true,
+                    ..
+                }
+            )
+        })
+        .count();
+    Ok(TaskResult {
+        name: task.name.clone(),
+        alias: task.alias.clone().unwrap_or_else(|| task.name.clone()),
+        version: task.version.clone(),
+        num_fewshot: p.num_fewshot,
+        config: task.config_json(p.num_fewshot),
+        higher_is_better,
+        metrics,
+        sample_len,
+        original_len: p.docs.eval.len(),
+        samples,
+        truncated,
+        generations: generations.len(),
+    })
+}

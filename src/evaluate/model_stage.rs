@@ -1,0 +1,166 @@
+//! The model stage: every unique request of every task sent once (sampled repeats as distinct
+//! sends with their own seeds), answered from the response cache where it can be, the rest
+//! grouped by kind and given to the model in one call per kind, each answer stored in the cache
+//! as it arrives.
+
+use std::collections::HashMap;
+
+use super::{EvalConfig, EvalError, Prepared};
+use crate::model::{Generation, LanguageModel, ModelError};
+use crate::progress::Progress;
+use crate::request::{Instance, Request, RequestKind, Response};
+
+/// The cache key of one request send (sampled repeats are distinct sends).
+fn request_key(req: &Request, sample_seed: Option<u64>) -> String {
+    let mut k = req.cache_key();
+    if let Some(s) = sample_seed {
+        k.push_str(&format!("\u{0}seed={s}"));
+    }
+    crate::py::sha256_hex(&k)
+}
+
+fn derive_seed(seed: u64, inst: &Instance, repeat: usize) -> u64 {
+    let h = crate::py::sha256_hex(&format!(
+        "{seed}/{}/{}/{}/{repeat}",
+        inst.task, inst.doc_id, inst.idx
+    ));
+    u64::from_str_radix(&h[..16], 16).unwrap_or(seed)
+}
+
+/// Run the model on every unique request of every task; responses per (task, instance, repeat).
+pub(super) fn run_model(
+    prepared: &[Prepared],
+    model: &dyn LanguageModel,
+    cfg: &mut EvalConfig,
+) -> Result<(Vec<Vec<Vec<Response>>>, usize, usize), EvalError> {
+    // unique sends, in first-seen order, and who consumes each
+    let mut unique: Vec<(String, Request)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut consumers: Vec<Vec<Vec<usize>>> = Vec::new(); // [task][instance][repeat] -> unique id
+    for p in prepared {
+        let mut per_task = Vec::with_capacity(p.instances.len());
+        for inst in &p.instances {
+            let sampling = matches!(&inst.request, Request::GenerateUntil { gen_kwargs, .. } if gen_kwargs.do_sample());
+            let sends = if sampling { inst.repeats } else { 1 };
+            let mut ids = Vec::with_capacity(inst.repeats);
+            for r in 0..sends {
+                let mut req = inst.request.clone();
+                let seed = sampling.then(|| derive_seed(cfg.sample_seed, inst, r));
+                if let (Request::GenerateUntil { gen_kwargs, .. }, Some(s)) = (&mut req, seed) {
+                    gen_kwargs.sample_seed = Some(s);
+                }
+                let key = request_key(&req, seed);
+                let id = *index.entry(key.clone()).or_insert_with(|| {
+                    unique.push((key, req));
+                    unique.len() - 1
+                });
+                ids.push(id);
+            }
+            while ids.len() < inst.repeats {
+                ids.push(ids[0]);
+            }
+            per_task.push(ids);
+        }
+        consumers.push(per_task);
+    }
+    let mut answers: Vec<Option<Response>> = vec![None; unique.len()];
+    let (mut cached, mut computed) = (0, 0);
+    if let Some(cache) = cfg.cache.as_deref() {
+        for (i, (key, _)) in unique.iter().enumerate() {
+            if let Some(r) = cache.get(key) {
+                answers[i] = Some(r.clone());
+                cached += 1;
+            }
+        }
+    }
+    for kind in [
+        RequestKind::Loglikelihood,
+        RequestKind::LoglikelihoodRolling,
+        RequestKind::GenerateUntil,
+    ] {
+        let todo: Vec<usize> = (0..unique.len())
+            .filter(|&i| answers[i].is_none() && unique[i].1.kind() == kind)
+            .collect();
+        if todo.is_empty() {
+            continue;
+        }
+        let mut progress = Progress::new(kind.as_str(), todo.len(), cfg.quiet);
+        let mut cache = cfg.cache.as_deref_mut();
+        let mut store = |slot: usize,
+                         r: Response,
+                         answers: &mut Vec<Option<Response>>|
+         -> Result<(), ModelError> {
+            let u = todo[slot];
+            if let Some(c) = cache.as_deref_mut() {
+                c.put(&unique[u].0, &r)
+                    .map_err(|e| ModelError::Request(e.to_string()))?;
+            }
+            answers[u] = Some(r);
+            progress.inc();
+            Ok(())
+        };
+        match kind {
+            RequestKind::Loglikelihood => {
+                let reqs: Vec<(String, String)> = todo
+                    .iter()
+                    .map(|&u| match &unique[u].1 {
+                        Request::Loglikelihood {
+                            context,
+                            continuation,
+                        } => (context.clone(), continuation.clone()),
+                        _ => unreachable!("grouped by kind"),
+                    })
+                    .collect();
+                model.loglikelihood(&reqs, &mut |i, (logprob, is_greedy)| {
+                    store(
+                        i,
+                        Response::Loglikelihood { logprob, is_greedy },
+                        &mut answers,
+                    )
+                })?;
+            }
+            RequestKind::LoglikelihoodRolling => {
+                let texts: Vec<String> = todo
+                    .iter()
+                    .map(|&u| match &unique[u].1 {
+                        Request::LoglikelihoodRolling { text } => text.clone(),
+                        _ => unreachable!("grouped by kind"),
+                    })
+                    .collect();
+                model.loglikelihood_rolling(&texts, &mut |i, logprob| {
+                    store(i, Response::LoglikelihoodRolling { logprob }, &mut answers)
+                })?;
+            }
+            RequestKind::GenerateUntil => {
+                let reqs: Vec<(String, crate::request::GenKwargs)> = todo
+                    .iter()
+                    .map(|&u| match &unique[u].1 {
+                        Request::GenerateUntil {
+                            context,
+                            gen_kwargs,
+                        } => (context.clone(), gen_kwargs.clone()),
+                        _ => unreachable!("grouped by kind"),
+                    })
+                    .collect();
+                model.generate_until(&reqs, &mut |i, Generation { text, truncated }| {
+                    store(i, Response::Generation { text, truncated }, &mut answers)
+                })?;
+            }
+        }
+        progress.finish();
+        computed += todo.len();
+    }
+    let responses = consumers
+        .into_iter()
+        .map(|task| {
+            task.into_iter()
+                .map(|ids| {
+                    ids.into_iter()
+                        .map(|u| answers[u].clone().expect("every request answered"))
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    Ok((responses, cached, computed))
+}

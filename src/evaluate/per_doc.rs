@@ -1,0 +1,209 @@
+//! One doc under one filter pipeline: its responses filtered, the metrics' input built by
+//! output type, code executed for pass@k, and the per-doc metric values; as lm-eval's
+//! `ConfigurableTask.process_results` (see `metric::loglikelihood` for the multiple-choice
+//! rules).
+//!
+//! Generation with several targets (a list target): `exact_match` is 1 if any target matches;
+//! corpus metrics (bleu, chrf, ter) use them as multiple references; ROUGE keeps the best
+//! target (rouge_score's `score_multi`); other metrics take the maximum over targets.
+//! (lm-eval instead binarises every non-exact-match metric to 1.0 if any target scores above
+//! 0, which corrupts continuous metrics; rubric does not copy that.)
+
+use serde_json::Value;
+
+use crate::filter::{Answer, Filtered, Pipeline};
+use crate::metric::loglikelihood::{self, Gold};
+use crate::metric::spec::{Choices, DocInput, Prediction};
+use crate::metric::Metric;
+use crate::request::{Instance, Response, Role};
+use crate::results::DocRecord;
+use crate::task::dataset::Doc;
+use crate::task::{OutputType, Task};
+
+/// A doc's requests (in request order) and their responses.
+pub struct DocRequests<'a> {
+    pub doc_id: usize,
+    pub doc: &'a Doc,
+    pub columns: &'a [String],
+    pub instances: Vec<&'a Instance>,
+    pub responses: Vec<&'a [Response]>,
+}
+
+fn loglikelihood_of(a: &Answer) -> Result<(f64, bool), String> {
+    match a {
+        Answer::Loglikelihood { logprob, is_greedy } => Ok((*logprob, *is_greedy)),
+        other => Err(format!(
+            "expected a (loglikelihood, is_greedy) response, got {}",
+            other.to_logged_json()
+        )),
+    }
+}
+
+/// Score one doc with one pipeline.
+pub fn score_doc(
+    task: &Task,
+    metrics: &[Metric],
+    pipeline: &Pipeline,
+    d: &DocRequests,
+    confirmed_unsafe_code: bool,
+) -> Result<DocRecord, String> {
+    let te = |e: crate::task::template::TemplateError| e.to_string();
+    let target = task.target_of(None, d.doc, d.columns).map_err(te)?;
+    if target.is_null() {
+        return Err("doc_to_target gives null (does the doc lack its answer field?)".into());
+    }
+    // main requests through the pipeline; unconditional and extra ones as they came
+    let mut main: Vec<(usize, Filtered)> = Vec::new();
+    let mut unconditional: Vec<(usize, f64)> = Vec::new();
+    let mut extras: Vec<(String, f64)> = Vec::new();
+    let mut extra_logged: Vec<Filtered> = Vec::new();
+    for (inst, resps) in d.instances.iter().zip(&d.responses) {
+        match &inst.role {
+            Role::Main(i) => main.push((*i, pipeline.apply(resps, d.doc))),
+            Role::Unconditional(i) => {
+                let first = resps.first().ok_or("no response")?;
+                unconditional.push((*i, loglikelihood_of(&Answer::from_response(first))?.0));
+            }
+            Role::Extra(name) => {
+                let first = Answer::from_response(resps.first().ok_or("no response")?);
+                if let Answer::Loglikelihood { logprob, .. } = first {
+                    extras.push((name.clone(), logprob));
+                }
+                extra_logged.push(Filtered::One(first));
+            }
+        }
+    }
+    main.sort_by_key(|(i, _)| *i);
+    unconditional.sort_by_key(|(i, _)| *i);
+    let filtered: Vec<Filtered> = main.into_iter().map(|(_, f)| f).collect();
+
+    let mut items = Vec::new();
+    let mut score_all = |input: &DocInput| -> Result<(), String> {
+        for m in metrics {
+            items.extend(m.score(input).map_err(|e| e.to_string())?);
+        }
+        Ok(())
+    };
+    match task.output_type {
+        OutputType::MultipleChoice => {
+            let choices = task.choices_of(None, d.doc, d.columns).map_err(te)?;
+            let n = choices.len();
+            if n == 0 {
+                return Err("doc_to_choice gives no choices".into());
+            }
+            let lls_greedy: Vec<(f64, bool)> = filtered
+                .iter()
+                .map(|f| loglikelihood_of(f.first()))
+                .collect::<Result<_, _>>()?;
+            let lls: Vec<f64> = lls_greedy.iter().map(|x| x.0).collect();
+            let greedy: Vec<bool> = lls_greedy.iter().map(|x| x.1).collect();
+            let text = task.text_of(None, d.doc, d.columns).map_err(te)?;
+            // a multiple-input task's gold is doc_to_text's index
+            let gold_value = if matches!(text, Value::Number(_)) {
+                text
+            } else {
+                target.clone()
+            };
+            let gold = Gold::resolve(&gold_value, &choices);
+            if !gold.is_valid() {
+                // lm-eval warns and scores the doc as wrong; a label that is not a choice is a
+                // data or template error, so rubric stops instead of reporting a lower score
+                return Err(format!(
+                    "the gold answer {} is not one of the {n} choices (an index 0..{} or a choice's text)",
+                    crate::py::repr(&gold_value),
+                    n - 1
+                ));
+            }
+            let unc: Option<Vec<f64>> = (!unconditional.is_empty())
+                .then(|| unconditional.iter().map(|(_, ll)| *ll).collect());
+            let scores =
+                loglikelihood::multiple_choice(&lls, &greedy, &choices, &gold, unc.as_deref());
+            score_all(&DocInput::MultipleChoice(&Choices {
+                lls,
+                choices,
+                gold,
+                scores,
+            }))?;
+        }
+        OutputType::Loglikelihood => {
+            let (ll, greedy) = loglikelihood_of(filtered.first().ok_or("no response")?.first())?;
+            score_all(&DocInput::Loglikelihood { ll, greedy })?;
+        }
+        OutputType::LoglikelihoodRolling => {
+            let ll = match filtered.first().ok_or("no response")?.first() {
+                Answer::Rolling(x) => *x,
+                other => loglikelihood_of(other)?.0,
+            };
+            let text = crate::py::str(&target);
+            score_all(&DocInput::Rolling { ll, text: &text })?;
+        }
+        OutputType::GenerateUntil => {
+            let pred = filtered.first().ok_or("no response")?.first().to_text();
+            let refs: Vec<String> = if task.doc_to_choice.is_some() {
+                // a generation task with choices: an index target names a choice
+                let choices = task.choices_of(None, d.doc, d.columns).map_err(te)?;
+                let idx = |v: &Value| {
+                    v.as_i64()
+                        .and_then(|i| choices.get(i as usize).cloned())
+                        .unwrap_or_else(|| crate::py::str(v))
+                };
+                match &target {
+                    Value::Array(a) => a.iter().map(idx).collect(),
+                    other => vec![idx(other)],
+                }
+            } else {
+                match &target {
+                    Value::Array(a) => a.iter().map(crate::py::str).collect(),
+                    other => vec![crate::py::str(other)],
+                }
+            };
+            let code = match metrics.iter().find_map(|m| m.spec.executes_code()) {
+                None => None,
+                Some(_) if !confirmed_unsafe_code => {
+                    return Err(
+                        "pass@k runs model-written code; pass --confirm-run-unsafe-code".into(),
+                    )
+                }
+                Some(limits) => {
+                    let candidates: Vec<String> = filtered
+                        .iter()
+                        .flat_map(|f| f.answers().into_iter().map(Answer::to_text))
+                        .collect();
+                    Some(crate::metric::pass_at_k::run_candidates(
+                        &candidates,
+                        &crate::py::str(&target),
+                        limits,
+                    )?)
+                }
+            };
+            for m in metrics {
+                m.check_size(&refs, &pred).map_err(|e| e.to_string())?;
+            }
+            score_all(&DocInput::Prediction(&Prediction {
+                text: &pred,
+                ranked: None,
+                refs: &refs,
+                target: &target,
+                extras: &extras,
+                no_answer_probability: None,
+                code,
+            }))?;
+        }
+    }
+    let mut logged = filtered;
+    logged.extend(extra_logged);
+    Ok(DocRecord {
+        doc_id: d.doc_id,
+        doc: d.doc.clone(),
+        target: crate::py::str(&target),
+        requests: d
+            .instances
+            .iter()
+            .zip(&d.responses)
+            .map(|(i, r)| (i.request.clone(), r.to_vec()))
+            .collect(),
+        filtered: logged,
+        filter: pipeline.name.clone(),
+        items,
+    })
+}
