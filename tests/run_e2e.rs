@@ -177,11 +177,12 @@ fn samples_do_not_depend_on_batch_size() {
         &tmp.path().join("cache_a"),
         &["--batch-size", "1"],
     );
+    // one sequence per forward pass against as many as fit: rubric's pass packs them
     run_suite(
         &model,
         &b,
         &tmp.path().join("cache_b"),
-        &["--batch-size", "4"],
+        &["--batch-size", "auto"],
     );
     assert_eq!(read(&a), read(&b));
 }

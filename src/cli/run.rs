@@ -39,14 +39,15 @@ pub struct RunArgs {
     /// Device (cpu, cuda, cuda:N); the same as `device=` in --model-args.
     #[arg(long, help_heading = "Model")]
     pub device: Option<String>,
-    /// Accepted as lm-eval spells it (N, auto, auto:N); results never depend on it. rubric runs
-    /// one sequence per forward pass so every score is bit-identical at any batch size; on a GPU,
-    /// `max_concurrency=N` in --model-args lets the engine batch sequences.
+    /// Sequences per forward pass of rubric's own pass: N, or auto (as many as fit 2,048
+    /// tokens); lm-eval's `auto:N` is accepted. Scores never depend on it: every sequence is
+    /// computed bit-identically in any batch. The mistralrs engine runs one sequence per pass
+    /// unless `max_concurrency=N` is in --model-args (for GPUs).
     #[arg(
         long = "batch-size",
         alias = "batch_size",
         short = 'b',
-        default_value = "1",
+        default_value = "auto",
         help_heading = "Model"
     )]
     pub batch_size: String,
@@ -266,6 +267,10 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
         }
     }
     check_batch_size(&args.batch_size).map_err(|e| usage(anyhow!(e)))?;
+    // the pass's sequences per forward pass; results do not depend on it
+    model_args
+        .entry("batch_size".into())
+        .or_insert_with(|| args.batch_size.clone());
     if let Some(s) = seeds[0] {
         model_args
             .entry("seed".into())

@@ -70,6 +70,9 @@ pub struct ModelArgs {
     pub max_concurrency: usize,
     pub path: PathChoice,
     pub seed: u64,
+    /// `batch_size=N`: at most N sequences per forward pass of rubric's own pass (None: as
+    /// many as fit its token budget). Results never depend on it.
+    pub batch_size: Option<usize>,
 }
 
 /// Keys the in-process backends understand.
@@ -199,7 +202,21 @@ impl ModelArgs {
             }
             _ => {}
         }
+        // lm-eval's spellings: N, auto, auto:N (auto lets rubric choose)
+        let batch_size = match args.get("batch_size").map(String::as_str) {
+            None => None,
+            Some(b) if b.starts_with("auto") => None,
+            Some(b) => match b.parse::<usize>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => {
+                    return Err(ModelError::Args(format!(
+                        "`batch_size` must be a positive integer or auto, got `{b}`"
+                    )))
+                }
+            },
+        };
         Ok(ModelArgs {
+            batch_size,
             pretrained,
             gguf,
             tokenizer: args.get("tokenizer").cloned(),

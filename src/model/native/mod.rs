@@ -70,6 +70,8 @@ pub struct NativeModel {
     pass: Pass,
     info: ModelInfo,
     seed: u64,
+    /// Most sequences per pass (`batch_size`).
+    max_seqs: usize,
 }
 
 /// One sequence's part of a pass.
@@ -187,6 +189,7 @@ impl NativeModel {
             pass,
             info,
             seed: args.seed,
+            max_seqs: args.batch_size.unwrap_or(usize::MAX),
         })
     }
 
@@ -273,7 +276,9 @@ impl NativeModel {
             let mut end = start;
             let mut tokens = 0;
             while end < groups.len()
-                && (end == start || tokens + len(&inputs[groups[end][0]]) <= BATCH_TOKENS)
+                && (end == start
+                    || (tokens + len(&inputs[groups[end][0]]) <= BATCH_TOKENS
+                        && end - start < self.max_seqs))
             {
                 tokens += len(&inputs[groups[end][0]]);
                 end += 1;
@@ -561,7 +566,7 @@ impl LanguageModel for NativeModel {
         while start < plans.len() {
             let mut end = start;
             let mut bytes = 0;
-            while end < plans.len() && end - start < GEN_BATCH {
+            while end < plans.len() && end - start < GEN_BATCH.min(self.max_seqs) {
                 let b = kv * (plans[end].1.ctx.len() + plans[end].1.max_new);
                 if end > start && bytes + b > GEN_KV_BYTES {
                     break;
