@@ -176,7 +176,7 @@ impl ResponseCache {
     }
 
     /// Append one response and flush it to disk before returning.
-    pub fn put(&mut self, key: &str, response: &Response) -> Result<(), CacheError> {
+    pub(crate) fn put(&mut self, key: &str, response: &Response) -> Result<(), CacheError> {
         let r = serde_json::to_value(response).expect("a response serialises");
         let line = json!({"k": key, "r": r, "c": checksum(key, &r)});
         let mut text = line.to_string();

@@ -1,8 +1,8 @@
 //! Environment variables rubric reads, in one place.
 
 /// Folder of the built-in task YAMLs (default: `tasks/` of the source tree).
-pub const TASKS_DIR: &str = "RUBRIC_TASKS_DIR";
+pub(crate) const TASKS_DIR: &str = "RUBRIC_TASKS_DIR";
 /// Local copies of hub datasets (same as `--data-dir`).
-pub const DATA_DIR: &str = "RUBRIC_DATA_DIR";
+pub(crate) const DATA_DIR: &str = "RUBRIC_DATA_DIR";
 /// Folder of the response cache (default: `<output-path>/.cache` or `results/.cache`).
-pub const CACHE_DIR: &str = "RUBRIC_CACHE_DIR";
+pub(crate) const CACHE_DIR: &str = "RUBRIC_CACHE_DIR";

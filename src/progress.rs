@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 /// Progress of one batch of requests.
-pub struct Progress {
+pub(crate) struct Progress {
     bar: Option<indicatif::ProgressBar>,
     label: String,
     total: u64,
@@ -40,7 +40,7 @@ impl Progress {
         }
     }
 
-    pub fn inc(&mut self) {
+    pub(crate) fn inc(&mut self) {
         self.done += 1;
         if let Some(b) = &self.bar {
             b.inc(1);

@@ -61,7 +61,7 @@ impl Request {
     }
 
     /// lm-eval's `{"arg_0": .., "arg_1": ..}` for a samples file.
-    pub fn arguments_json(&self) -> Value {
+    pub(crate) fn arguments_json(&self) -> Value {
         let mut m = Map::new();
         match self {
             Request::Loglikelihood {
@@ -86,7 +86,7 @@ impl Request {
     }
 
     /// A stable identity for caching and de-duplication: kind plus the JSON of the arguments.
-    pub fn cache_key(&self) -> String {
+    pub(crate) fn cache_key(&self) -> String {
         format!("{}\u{0}{}", self.kind().as_str(), self.arguments_json())
     }
 }
@@ -123,7 +123,7 @@ const GEN_KEYS: &[(&str, &str)] = &[
 /// Check generation settings (a task's `generation_kwargs`, `--gen-kwargs`): every key one
 /// rubric implements, every value of its type. A misspelt key or a value like
 /// `temperature=hot` would otherwise be written into the requests and ignored.
-pub fn check_gen_kwargs(raw: &Map<String, Value>) -> Result<(), String> {
+pub(crate) fn check_gen_kwargs(raw: &Map<String, Value>) -> Result<(), String> {
     for (k, v) in raw {
         let Some((_, want)) = GEN_KEYS.iter().find(|(name, _)| name == k) else {
             let hint = crate::task::config::did_you_mean(k, GEN_KEYS.iter().map(|(n, _)| *n))
@@ -167,7 +167,7 @@ pub fn check_gen_kwargs(raw: &Map<String, Value>) -> Result<(), String> {
 }
 
 /// Default `max_gen_toks` (lm-eval's `DEFAULT_MAX_GEN_TOKS`).
-pub const DEFAULT_MAX_GEN_TOKS: usize = 256;
+pub(crate) const DEFAULT_MAX_GEN_TOKS: usize = 256;
 
 impl GenKwargs {
     pub fn new(raw: Map<String, Value>) -> Self {
@@ -212,11 +212,11 @@ impl GenKwargs {
     }
 
     /// `do_sample` as the request gives it (None when absent).
-    pub fn do_sample_given(&self) -> Option<bool> {
+    pub(crate) fn do_sample_given(&self) -> Option<bool> {
         self.raw.get("do_sample").and_then(Value::as_bool)
     }
 
-    pub fn repetition_penalty(&self) -> Option<f64> {
+    pub(crate) fn repetition_penalty(&self) -> Option<f64> {
         self.raw.get("repetition_penalty").and_then(Value::as_f64)
     }
 
@@ -226,14 +226,6 @@ impl GenKwargs {
 
     pub fn top_p(&self) -> Option<f64> {
         self.raw.get("top_p").and_then(Value::as_f64)
-    }
-
-    pub fn top_k(&self) -> Option<usize> {
-        self.raw
-            .get("top_k")
-            .and_then(Value::as_i64)
-            .filter(|k| *k > 0)
-            .map(|k| k as usize)
     }
 
     pub fn seed(&self) -> Option<u64> {
@@ -288,7 +280,7 @@ pub enum Response {
 impl Response {
     /// lm-eval's logged form: `["-1.5", "True"]` for loglikelihoods (numbers become strings in
     /// samples files), the float for rolling ones, the text for generations.
-    pub fn to_logged_json(&self) -> Value {
+    pub(crate) fn to_logged_json(&self) -> Value {
         match self {
             Response::Loglikelihood { logprob, is_greedy } => Value::Array(vec![
                 Value::String(crate::py::float_repr(*logprob)),

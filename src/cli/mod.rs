@@ -46,11 +46,10 @@ pub enum Command {
 
 /// Exit codes: what the process returns.
 pub mod exit {
-    pub const OK: u8 = 0;
     /// Bad usage, configuration or input.
-    pub const USAGE: u8 = 2;
+    pub(crate) const USAGE: u8 = 2;
     /// A bug or an environment failure.
-    pub const INTERNAL: u8 = 3;
+    pub(crate) const INTERNAL: u8 = 3;
 }
 
 /// Run a parsed command line; the error carries the exit code to use.

@@ -274,7 +274,7 @@ fn render(args: RenderArgs) -> Result<(), (u8, anyhow::Error)> {
 }
 
 /// The JSON lines `tasks render` prints for one task.
-pub fn render_task(
+pub(crate) fn render_task(
     task: &Task,
     cache: &mut DataCache,
     opts: &DataOptions,

@@ -78,7 +78,7 @@ impl Limit {
     }
 
     /// As lm-eval prints it in `config.limit`.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         match *self {
             Limit::Count(c) => Value::from(c as f64),
             Limit::Fraction(f) => Value::from(f),

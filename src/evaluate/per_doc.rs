@@ -21,7 +21,7 @@ use crate::task::dataset::Doc;
 use crate::task::{OutputType, Task};
 
 /// A doc's requests (in request order) and their responses.
-pub struct DocRequests<'a> {
+pub(crate) struct DocRequests<'a> {
     pub doc_id: usize,
     pub doc: &'a Doc,
     pub columns: &'a [String],
@@ -40,7 +40,7 @@ fn loglikelihood_of(a: &Answer) -> Result<(f64, bool), String> {
 }
 
 /// Score one doc with one pipeline.
-pub fn score_doc(
+pub(crate) fn score_doc(
     task: &Task,
     metrics: &[Metric],
     pipeline: &Pipeline,

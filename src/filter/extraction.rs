@@ -92,7 +92,7 @@ impl Boxed {
 }
 
 /// The last boxed answer in `text` (after the last `</think>`), if any.
-pub fn last_boxed(text: &str) -> Option<String> {
+pub(crate) fn last_boxed(text: &str) -> Option<String> {
     let text = match text.rfind("</think>") {
         Some(i) => &text[i + "</think>".len()..],
         None => text,

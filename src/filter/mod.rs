@@ -39,7 +39,7 @@ pub enum Answer {
 }
 
 impl Answer {
-    pub fn from_response(r: &Response) -> Answer {
+    pub(crate) fn from_response(r: &Response) -> Answer {
         match r {
             Response::Loglikelihood { logprob, is_greedy } => Answer::Loglikelihood {
                 logprob: *logprob,
@@ -60,7 +60,7 @@ impl Answer {
     }
 
     /// The text a metric reads: the text, or the printed form of a mapped value.
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         match self {
             Answer::Text(s) => s.clone(),
             Answer::Mapped(v) => crate::py::str(v),
@@ -72,7 +72,7 @@ impl Answer {
     }
 
     /// lm-eval's logged form in a samples file (numbers printed as strings).
-    pub fn to_logged_json(&self) -> Value {
+    pub(crate) fn to_logged_json(&self) -> Value {
         match self {
             Answer::Loglikelihood { logprob, is_greedy } => Response::Loglikelihood {
                 logprob: *logprob,
@@ -112,7 +112,7 @@ impl Filtered {
         }
     }
 
-    pub fn to_logged_json(&self) -> Value {
+    pub(crate) fn to_logged_json(&self) -> Value {
         match self {
             Filtered::One(a) => a.to_logged_json(),
             Filtered::Many(v) => Value::Array(v.iter().map(Answer::to_logged_json).collect()),
@@ -171,7 +171,7 @@ fn text_answer(s: String) -> Answer {
 }
 
 /// Names of the filter functions, for "did you mean" hints.
-pub const FILTERS: &[&str] = &[
+pub(crate) const FILTERS: &[&str] = &[
     "regex",
     "boxed",
     "take_first",
@@ -213,7 +213,7 @@ impl Pipeline {
     }
 
     /// The pipelines of a task: its `filter_list`, or `none`.
-    pub fn for_task(
+    pub(crate) fn for_task(
         filter_list: Option<&Vec<FilterPipelineConfig>>,
     ) -> Result<Vec<Pipeline>, FilterError> {
         match filter_list {

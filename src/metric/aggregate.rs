@@ -150,7 +150,7 @@ pub fn mean(xs: &[f64]) -> f64 {
 }
 
 /// lm-eval's `sample_stddev` (n - 1 in the denominator).
-pub fn sample_stddev(xs: &[f64]) -> f64 {
+pub(crate) fn sample_stddev(xs: &[f64]) -> f64 {
     let mu = mean(xs);
     let mut s = 0.0;
     for x in xs {

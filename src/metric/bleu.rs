@@ -14,10 +14,10 @@ use super::{Aggregation, Item};
 
 use crate::text::{py_rstrip, py_split, sacre::tokenize_13a};
 
-pub const MAX_ORDER: usize = 4;
+pub(crate) const MAX_ORDER: usize = 4;
 
 /// Sufficient statistics of one segment: `[hyp_len, ref_len, correct_1..4, total_1..4]`.
-pub type Stats = [u64; 2 + 2 * MAX_ORDER];
+pub(crate) type Stats = [u64; 2 + 2 * MAX_ORDER];
 
 type FxMap<K, V> = std::collections::HashMap<K, V, rustc_hash::FxBuildHasher>;
 
@@ -36,7 +36,7 @@ fn closest_ref_len(hyp_len: u64, ref_lens: &[u64]) -> u64 {
 }
 
 /// Statistics of one hypothesis against its references, tokenized with `13a`.
-pub fn segment_stats(hyp: &str, refs: &[String], max_order: usize) -> Stats {
+pub(crate) fn segment_stats(hyp: &str, refs: &[String], max_order: usize) -> Stats {
     let hyp_tok = tokenize_13a(py_rstrip(hyp));
     let hyp_words: Vec<&str> = py_split(&hyp_tok).collect();
     let ref_toks: Vec<String> = refs.iter().map(|r| tokenize_13a(py_rstrip(r))).collect();
@@ -52,7 +52,7 @@ fn key(ids: &[u32]) -> u128 {
 
 /// Statistics from already tokenized words. Tokens are interned; only the hypothesis's n-grams
 /// are counted in the references (the others cannot be matched).
-pub fn stats_from_tokens(hyp: &[&str], refs: &[Vec<&str>], max_order: usize) -> Stats {
+pub(crate) fn stats_from_tokens(hyp: &[&str], refs: &[Vec<&str>], max_order: usize) -> Stats {
     fn ids<'a>(ws: &[&'a str], intern: &mut FxMap<&'a str, u32>, add: bool) -> Vec<u32> {
         ws.iter()
             .map(|w| match intern.get(w) {
@@ -109,21 +109,23 @@ pub fn stats_from_tokens(hyp: &[&str], refs: &[Vec<&str>], max_order: usize) -> 
     s
 }
 
-/// Smoothing methods of `compute_bleu`.
+/// Smoothing methods of `compute_bleu` (sacrebleu's default, `exp`, is the one lm-eval uses).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Smooth {
-    None,
-    Floor(f64),
-    AddK(f64),
+pub(crate) enum Smooth {
     Exp,
 }
 
 /// `BLEU.compute_bleu` from summed statistics: the score in 0-100.
-pub fn score_from_stats(s: &Stats, smooth: Smooth, effective_order: bool, max_order: usize) -> f64 {
+pub(crate) fn score_from_stats(
+    s: &Stats,
+    smooth: Smooth,
+    effective_order: bool,
+    max_order: usize,
+) -> f64 {
     let sys_len = s[0] as f64;
     let ref_len = s[1] as f64;
-    let mut correct: Vec<f64> = (0..max_order).map(|n| s[2 + n] as f64).collect();
-    let mut total: Vec<f64> = (0..max_order)
+    let correct: Vec<f64> = (0..max_order).map(|n| s[2 + n] as f64).collect();
+    let total: Vec<f64> = (0..max_order)
         .map(|n| s[2 + MAX_ORDER + n] as f64)
         .collect();
     let bp = if sys_len < ref_len {
@@ -142,12 +144,6 @@ pub fn score_from_stats(s: &Stats, smooth: Smooth, effective_order: bool, max_or
     let mut smooth_mteval = 1.0f64;
     let mut eff_order = max_order;
     for n in 1..=max_order {
-        if let Smooth::AddK(k) = smooth {
-            if n > 1 {
-                correct[n - 1] += k;
-                total[n - 1] += k;
-            }
-        }
         if total[n - 1] == 0.0 {
             break;
         }
@@ -160,8 +156,6 @@ pub fn score_from_stats(s: &Stats, smooth: Smooth, effective_order: bool, max_or
                     smooth_mteval *= 2.0;
                     precisions[n - 1] = 100.0 / (smooth_mteval * total[n - 1]);
                 }
-                Smooth::Floor(v) => precisions[n - 1] = 100.0 * v / total[n - 1],
-                _ => {}
             }
         } else {
             precisions[n - 1] = 100.0 * correct[n - 1] / total[n - 1];
@@ -175,7 +169,7 @@ pub fn score_from_stats(s: &Stats, smooth: Smooth, effective_order: bool, max_or
 }
 
 /// Sum per-segment statistics.
-pub fn sum_stats<'a>(items: impl IntoIterator<Item = &'a Stats>) -> Stats {
+pub(crate) fn sum_stats<'a>(items: impl IntoIterator<Item = &'a Stats>) -> Stats {
     let mut t: Stats = [0; 2 + 2 * MAX_ORDER];
     for s in items {
         for (a, b) in t.iter_mut().zip(s.iter()) {
@@ -198,7 +192,7 @@ pub fn corpus_bleu(hyps: &[String], refs: &[Vec<String>]) -> f64 {
 
 /// sacrebleu's corpus BLEU: the references and hypothesis per doc, scored at aggregation.
 #[derive(Debug, Clone, Copy)]
-pub struct Bleu;
+pub(crate) struct Bleu;
 
 pub fn build(_name: &str, _opts: &super::Options) -> Result<Box<dyn MetricSpec>, String> {
     Ok(Box::new(Bleu))

@@ -15,10 +15,10 @@ use std::collections::HashMap;
 
 use crate::text::py_split;
 
-pub const CHAR_ORDER: usize = 6;
+pub(crate) const CHAR_ORDER: usize = 6;
 const BETA: f64 = 2.0;
 
-pub type Stats = [u64; 3 * CHAR_ORDER];
+pub(crate) type Stats = [u64; 3 * CHAR_ORDER];
 
 fn char_ngrams(text: &[char]) -> Vec<HashMap<&[char], u64>> {
     (1..=CHAR_ORDER)
@@ -39,7 +39,7 @@ fn squeeze(s: &str) -> Vec<char> {
 }
 
 /// `_compute_f_score` on (partial or summed) statistics.
-pub fn f_score(s: &Stats) -> f64 {
+pub(crate) fn f_score(s: &Stats) -> f64 {
     let factor = BETA * BETA;
     let (mut avg_prec, mut avg_rec, mut eff) = (0.0f64, 0.0f64, 0usize);
     for i in 0..CHAR_ORDER {
@@ -67,7 +67,7 @@ pub fn f_score(s: &Stats) -> f64 {
 }
 
 /// The best-matching reference's statistics for one hypothesis.
-pub fn segment_stats(hyp: &str, refs: &[String]) -> Stats {
+pub(crate) fn segment_stats(hyp: &str, refs: &[String]) -> Stats {
     let h = squeeze(hyp);
     let hyp_ngrams = char_ngrams(&h);
     let mut best: Stats = [0; 3 * CHAR_ORDER];
@@ -111,7 +111,7 @@ pub fn corpus_chrf(hyps: &[String], refs: &[Vec<String>]) -> f64 {
 }
 
 /// The corpus chrF from segments' statistics (also the bootstrap's statistic).
-pub fn score_from_stats<'a>(stats: impl Iterator<Item = &'a Stats>) -> f64 {
+pub(crate) fn score_from_stats<'a>(stats: impl Iterator<Item = &'a Stats>) -> f64 {
     let mut total: Stats = [0; 3 * CHAR_ORDER];
     for s in stats {
         for (a, b) in total.iter_mut().zip(s) {
@@ -123,7 +123,7 @@ pub fn score_from_stats<'a>(stats: impl Iterator<Item = &'a Stats>) -> f64 {
 
 /// sacrebleu's corpus chrF: the references and hypothesis per doc, scored at aggregation.
 #[derive(Debug, Clone, Copy)]
-pub struct Chrf;
+pub(crate) struct Chrf;
 
 pub fn build(_name: &str, _opts: &super::Options) -> Result<Box<dyn MetricSpec>, String> {
     Ok(Box::new(Chrf))

@@ -188,7 +188,7 @@ pub fn accuracy(pairs: &[(Value, Value)]) -> f64 {
 
 /// `f1` (with its average) and `mcc`: (gold, prediction) labels, computed over the corpus.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum LabelMetric {
+pub(crate) enum LabelMetric {
     F1(Average),
     Mcc,
 }

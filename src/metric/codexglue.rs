@@ -166,7 +166,7 @@ pub fn smoothed_bleu_4(reference: &str, prediction: &str) -> f64 {
 
 /// `smoothed_bleu_4` per doc, averaged.
 #[derive(Debug, Clone, Copy)]
-pub struct SmoothedBleu4;
+pub(crate) struct SmoothedBleu4;
 
 pub fn build(_name: &str, _opts: &super::Options) -> Result<Box<dyn MetricSpec>, String> {
     Ok(Box::new(SmoothedBleu4))

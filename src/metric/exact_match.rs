@@ -52,7 +52,7 @@ impl Options {
     }
 
     /// The normalised form of one string.
-    pub fn normalize(&self, s: &str) -> String {
+    pub(crate) fn normalize(&self, s: &str) -> String {
         let mut s = s.to_string();
         for re in &self.regexes {
             s = pyre::sub(re, "", &s, 0).unwrap_or(s);
@@ -86,7 +86,7 @@ pub fn score(opts: &Options, references: &[String], prediction: &str) -> f64 {
 
 /// `exact_match` with its options.
 #[derive(Debug, Clone)]
-pub struct ExactMatch(pub Options);
+pub(crate) struct ExactMatch(pub Options);
 
 pub fn build(_name: &str, opts: &super::Options) -> Result<Box<dyn MetricSpec>, String> {
     Ok(Box::new(ExactMatch(Options::from_kwargs(opts)?)))

@@ -75,7 +75,7 @@ fn finalseg_skip_split(buf: &str, out: &mut Vec<String>) {
 /// because jieba-rs differs from Python there (its HMM skip pattern has an unescaped `.`, so
 /// `10-20` stays whole where Python yields `10`, `-`, `20`): dictionary words (`C++`, `AT&T`,
 /// ...) are kept, the rest goes through finalseg's `[a-zA-Z0-9]+(\.\d+)?%?` split.
-pub fn jieba_cut(text: &str) -> Vec<String> {
+pub(crate) fn jieba_cut(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let chars: Vec<char> = text.chars().collect();
     let mut i = 0;
@@ -131,12 +131,12 @@ pub fn jieba_cut(text: &str) -> Vec<String> {
 
 /// `round(x, ndigits)` as Python rounds floats (correctly rounded, half to even on the
 /// exact binary value).
-pub fn py_round(x: f64, ndigits: usize) -> f64 {
+pub(crate) fn py_round(x: f64, ndigits: usize) -> f64 {
     format!("{x:.ndigits$}").parse().unwrap_or(x)
 }
 
 /// `math.fsum`: the correctly rounded sum (Shewchuk's partials).
-pub fn fsum(xs: impl IntoIterator<Item = f64>) -> f64 {
+pub(crate) fn fsum(xs: impl IntoIterator<Item = f64>) -> f64 {
     let mut partials: Vec<f64> = Vec::new();
     for mut x in xs {
         let mut i = 0;
@@ -188,7 +188,10 @@ pub fn fsum(xs: impl IntoIterator<Item = f64>) -> f64 {
 
 /// NLTK `sentence_bleu` with one reference, default weights and `method3` smoothing, on
 /// sequences of items (characters here).
-pub fn sentence_bleu_method3<T: Eq + std::hash::Hash>(reference: &[T], hypothesis: &[T]) -> f64 {
+pub(crate) fn sentence_bleu_method3<T: Eq + std::hash::Hash>(
+    reference: &[T],
+    hypothesis: &[T],
+) -> f64 {
     use std::collections::HashMap;
     let mut nums = [0u64; 4];
     let mut dens = [0u64; 4];
@@ -349,7 +352,7 @@ pub fn score(pred: &str, label: &str) -> Scores {
 
 /// One of LLaMA-Factory's four predict scores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LlamaFactoryMetric {
+pub(crate) enum LlamaFactoryMetric {
     Bleu4,
     Rouge1,
     Rouge2,

@@ -24,7 +24,7 @@ use super::spec::{not_for, DocInput, MetricSpec};
 use super::{Aggregation, Item};
 
 /// numpy's `argmax`: the first NaN if any, else the first maximum.
-pub fn argmax(xs: &[f64]) -> usize {
+pub(crate) fn argmax(xs: &[f64]) -> usize {
     if let Some(i) = xs.iter().position(|x| x.is_nan()) {
         return i;
     }
@@ -38,7 +38,7 @@ pub fn argmax(xs: &[f64]) -> usize {
 }
 
 /// lm-eval's `utils.softmax`.
-pub fn softmax(xs: &[f64]) -> Vec<f64> {
+pub(crate) fn softmax(xs: &[f64]) -> Vec<f64> {
     let m = xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let e: Vec<f64> = xs.iter().map(|x| (x - m).exp()).collect();
     let s: f64 = e.iter().sum();
@@ -81,7 +81,7 @@ impl Gold {
         }
     }
 
-    pub fn is_valid(&self) -> bool {
+    pub(crate) fn is_valid(&self) -> bool {
         match self {
             Gold::One(g) => *g != -100,
             Gold::Many(gs) => !gs.contains(&-100),
@@ -164,7 +164,7 @@ pub fn multiple_choice(
 }
 
 /// `len(re.split(r"\s+", text))`: words for word perplexity (an empty string is one word).
-pub fn count_words(text: &str) -> usize {
+pub(crate) fn count_words(text: &str) -> usize {
     let mut n = 1;
     let mut in_ws = false;
     for c in text.chars() {
@@ -188,7 +188,7 @@ pub fn brier(gold: usize, probs: &[f64]) -> f64 {
 
 /// lm-eval's loglikelihood-based metrics, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoglikelihoodMetric {
+pub(crate) enum LoglikelihoodMetric {
     Acc,
     AccNorm,
     AccBytes,

@@ -45,7 +45,7 @@ fn unwrap_command(s: &str, cmd: &str) -> String {
 }
 
 /// The normalised form of an answer.
-pub fn normalize(s: &str) -> String {
+pub(crate) fn normalize(s: &str) -> String {
     let mut s = s.trim().to_string();
     for cmd in ["\\text", "\\textbf", "\\mathrm", "\\mbox"] {
         s = unwrap_command(&s, cmd);
@@ -91,7 +91,7 @@ pub fn normalize(s: &str) -> String {
 }
 
 /// The value of a normalised numeric answer.
-pub fn to_number(s: &str) -> Option<f64> {
+pub(crate) fn to_number(s: &str) -> Option<f64> {
     let (sign, body) = match s.strip_prefix('-') {
         Some(b) => (-1.0, b),
         None => (1.0, s.strip_prefix('+').unwrap_or(s)),
@@ -135,7 +135,7 @@ pub fn score(reference: &str, prediction: &str) -> f64 {
 
 /// `math_equiv`: the best match over the references.
 #[derive(Debug, Clone, Copy)]
-pub struct MathEquiv;
+pub(crate) struct MathEquiv;
 
 pub fn build(_name: &str, _opts: &super::Options) -> Result<Box<dyn MetricSpec>, String> {
     Ok(Box::new(MathEquiv))

@@ -53,7 +53,7 @@ pub enum Item {
 
 impl Item {
     /// How lm-eval logs a per-doc value in a samples file.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let num = |x: f64| {
             serde_json::Number::from_f64(x)
                 .map(Value::Number)

@@ -12,7 +12,7 @@ use crate::sandbox::{Limits, Outcome};
 
 /// `pass@k` for one or more k, with the sandbox limits of running the candidates.
 #[derive(Debug, Clone)]
-pub struct PassAtK {
+pub(crate) struct PassAtK {
     pub ks: Vec<usize>,
     pub limits: Limits,
 }
@@ -80,7 +80,7 @@ impl MetricSpec for PassAtK {
 
 /// Run each candidate program (`candidate + "\n" + test`, as HF code_eval builds it) in the
 /// sandbox, in parallel: (samples, passing).
-pub fn run_candidates(
+pub(crate) fn run_candidates(
     candidates: &[String],
     test: &str,
     limits: &Limits,

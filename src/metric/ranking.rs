@@ -54,7 +54,7 @@ impl Ranking {
     }
 
     /// The score from a relevance vector (in rank order) and the number of relevant items.
-    pub fn score_relevance(&self, rel: &[f64], n_relevant: usize) -> f64 {
+    pub(crate) fn score_relevance(&self, rel: &[f64], n_relevant: usize) -> f64 {
         let top = |k: usize| &rel[..k.min(rel.len())];
         let dcg = |r: &[f64]| {
             r.iter()
@@ -115,7 +115,7 @@ impl Ranking {
 
 /// The rank (0 = best) of choice `gold` when choices are ordered by descending score; ties
 /// keep choice order (a stable sort), so an earlier choice ranks first.
-pub fn rank_of(scores: &[f64], gold: usize) -> usize {
+pub(crate) fn rank_of(scores: &[f64], gold: usize) -> usize {
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
     order.iter().position(|&i| i == gold).unwrap_or(usize::MAX)

@@ -17,7 +17,7 @@ use super::{
 };
 
 /// Builds a metric from its name and options.
-pub type Build = fn(&str, &Options) -> Result<Box<dyn MetricSpec>, String>;
+pub(crate) type Build = fn(&str, &Options) -> Result<Box<dyn MetricSpec>, String>;
 
 /// One row of the metric table.
 pub struct MetricInfo {
@@ -41,7 +41,7 @@ macro_rules! docs {
 }
 
 /// Every metric, sorted by name.
-pub static METRICS: &[MetricInfo] = &[
+pub(crate) static METRICS: &[MetricInfo] = &[
     MetricInfo { name: "acc", build: loglikelihood::build, higher_is_better: true, output: "multiple_choice, loglikelihood, generate_until", summary: "accuracy: argmax choice = gold (multiple choice), greedy continuation (loglikelihood), string equality (predictions)", docs: docs!("loglikelihood.rs"), golden: "tests/golden/loglikelihood" },
     MetricInfo { name: "acc_bytes", build: loglikelihood::build, higher_is_better: true, output: "multiple_choice", summary: "accuracy with loglikelihoods divided by the UTF-8 byte length of each choice", docs: docs!("loglikelihood.rs"), golden: "tests/golden/loglikelihood" },
     MetricInfo { name: "acc_mutual_info", build: loglikelihood::build, higher_is_better: true, output: "multiple_choice", summary: "accuracy of ll(choice|context) - ll(choice|empty context)", docs: docs!("loglikelihood.rs"), golden: "tests/golden/loglikelihood" },
@@ -101,7 +101,7 @@ pub fn info(name: &str) -> Option<&'static MetricInfo> {
 
 /// Most cells of a quadratic table (LCS, edit distance) one text pair may need: 100 million,
 /// well under a second and at most 1.6 GB (TER's table); CNN/DailyMail pairs need about 50,000.
-pub const MAX_PAIR_CELLS: u64 = 100_000_000;
+pub(crate) const MAX_PAIR_CELLS: u64 = 100_000_000;
 
 /// A metric ready to score: its name, what it computes, its aggregation and direction.
 #[derive(Debug, Clone)]
@@ -162,7 +162,9 @@ impl Metric {
     }
 
     /// A task's `metric_list` entry.
-    pub fn from_config(m: &crate::task::config::MetricConfig) -> Result<Metric, MetricError> {
+    pub(crate) fn from_config(
+        m: &crate::task::config::MetricConfig,
+    ) -> Result<Metric, MetricError> {
         let mut opts = m.kwargs.clone();
         if let Some(a) = &m.aggregation {
             opts.insert("aggregation".into(), Value::String(a.clone()));
@@ -191,7 +193,7 @@ impl Metric {
     }
 
     /// Refuse texts too long for a quadratic metric.
-    pub fn check_size(&self, refs: &[String], pred: &str) -> Result<(), MetricError> {
+    pub(crate) fn check_size(&self, refs: &[String], pred: &str) -> Result<(), MetricError> {
         self.spec
             .check_size(refs, pred)
             .map_err(|message| MetricError::Invalid {
@@ -241,7 +243,7 @@ pub fn check_pair_cells(
 }
 
 /// The `//!` documentation of a metric's module, as text.
-pub fn explain(name: &str) -> Option<String> {
+pub(crate) fn explain(name: &str) -> Option<String> {
     let row = info(name)?;
     let doc: Vec<&str> = row
         .docs

@@ -46,7 +46,7 @@ pub fn errors(pairs: &[(Option<f64>, f64)], clip: bool) -> (f64, f64, usize) {
 /// `rmse`, `mae` (optionally clipped as LaikaLLM clips) and `invalid_rate` over numeric
 /// predictions.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum RatingMetric {
+pub(crate) enum RatingMetric {
     Rmse { clip: bool },
     Mae { clip: bool },
     InvalidRate,

@@ -73,7 +73,7 @@ fn stem_cached(tok: String) -> String {
 }
 
 /// rouge_score's `tokenize(text, PorterStemmer())`.
-pub fn tokenize(text: &str, stem: bool) -> Vec<String> {
+pub(crate) fn tokenize(text: &str, stem: bool) -> Vec<String> {
     let lower = text.to_lowercase();
     let mut out = Vec::new();
     let mut cur = String::new();
@@ -292,7 +292,12 @@ pub fn score_multi(kind: RougeType, targets: &[String], prediction: &str, stem: 
 }
 
 /// Tokenize once and score several ROUGE types of one pair (the corpus fast path).
-pub fn score_all(kinds: &[RougeType], target: &str, prediction: &str, stem: bool) -> Vec<Score> {
+pub(crate) fn score_all(
+    kinds: &[RougeType],
+    target: &str,
+    prediction: &str,
+    stem: bool,
+) -> Vec<Score> {
     let (t_lines, t_all) = line_tokens(target, stem);
     let (p_lines, p_all) = line_tokens(prediction, stem);
     let mut interner = Interner::new();
@@ -311,7 +316,7 @@ pub fn score_all(kinds: &[RougeType], target: &str, prediction: &str, stem: bool
 }
 
 /// Several references and several types: per type, the reference with the best F-measure.
-pub fn score_all_multi(
+pub(crate) fn score_all_multi(
     kinds: &[RougeType],
     targets: &[String],
     prediction: &str,
@@ -366,7 +371,7 @@ pub fn build(name: &str, opts: &super::Options) -> Result<Box<dyn MetricSpec>, S
 
 impl RougeMetric {
     /// The reported statistic of a score.
-    pub fn pick(&self, s: Score) -> f64 {
+    pub(crate) fn pick(&self, s: Score) -> f64 {
         match self.measure {
             Measure::Fmeasure => s.fmeasure,
             Measure::Precision => s.precision,

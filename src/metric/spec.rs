@@ -100,7 +100,7 @@ pub trait MetricSpec: std::fmt::Debug + Send + Sync {
 }
 
 /// The error for an input kind a metric does not read.
-pub fn not_for(input: &DocInput) -> String {
+pub(crate) fn not_for(input: &DocInput) -> String {
     match input {
         DocInput::MultipleChoice(_) => "does not apply to multiple_choice tasks",
         DocInput::Loglikelihood { .. } => "does not apply to loglikelihood tasks",
@@ -113,7 +113,7 @@ pub fn not_for(input: &DocInput) -> String {
 }
 
 /// Options a metric reads: a flag, with the key named in errors.
-pub fn flag(opts: &super::Options, key: &str, default: bool) -> Result<bool, String> {
+pub(crate) fn flag(opts: &super::Options, key: &str, default: bool) -> Result<bool, String> {
     match opts.get(key) {
         None => Ok(default),
         Some(Value::Bool(b)) => Ok(*b),
@@ -122,15 +122,18 @@ pub fn flag(opts: &super::Options, key: &str, default: bool) -> Result<bool, Str
 }
 
 /// The first reference (metrics that read one).
-pub fn first_ref(refs: &[String]) -> String {
+pub(crate) fn first_ref(refs: &[String]) -> String {
     refs.first().cloned().unwrap_or_default()
 }
 
 /// `bypass` (`--predict-only`): no metric; lm-eval reports 999.
 #[derive(Debug, Clone, Copy)]
-pub struct Bypass;
+pub(crate) struct Bypass;
 
-pub fn build_bypass(_name: &str, _opts: &super::Options) -> Result<Box<dyn MetricSpec>, String> {
+pub(crate) fn build_bypass(
+    _name: &str,
+    _opts: &super::Options,
+) -> Result<Box<dyn MetricSpec>, String> {
     Ok(Box::new(Bypass))
 }
 

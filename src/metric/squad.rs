@@ -18,7 +18,7 @@ use super::{Aggregation, Item};
 use std::collections::HashMap;
 
 /// The official `normalize_answer`.
-pub fn normalize_answer(s: &str) -> String {
+pub(crate) fn normalize_answer(s: &str) -> String {
     let lower = s.to_lowercase();
     let no_punc: String = lower
         .chars()
@@ -82,12 +82,12 @@ fn overlap(gold: &[String], pred: &[String]) -> usize {
 }
 
 /// v2 `compute_exact`.
-pub fn exact_v2(gold: &str, pred: &str) -> f64 {
+pub(crate) fn exact_v2(gold: &str, pred: &str) -> f64 {
     f64::from(u8::from(normalize_answer(gold) == normalize_answer(pred)))
 }
 
 /// v2 `compute_f1`.
-pub fn f1_v2(gold: &str, pred: &str) -> f64 {
+pub(crate) fn f1_v2(gold: &str, pred: &str) -> f64 {
     let g = tokens(gold);
     let p = tokens(pred);
     if g.is_empty() || p.is_empty() {
@@ -103,11 +103,11 @@ pub fn f1_v2(gold: &str, pred: &str) -> f64 {
 }
 
 /// v1.1 `exact_match_score` and `f1_score` (max over golds happens in the caller).
-pub fn exact_v1(gold: &str, pred: &str) -> f64 {
+pub(crate) fn exact_v1(gold: &str, pred: &str) -> f64 {
     exact_v2(gold, pred)
 }
 
-pub fn f1_v1(gold: &str, pred: &str) -> f64 {
+pub(crate) fn f1_v1(gold: &str, pred: &str) -> f64 {
     let g: Vec<String> = crate::text::py_split(&normalize_answer(gold))
         .map(String::from)
         .collect();
@@ -253,7 +253,7 @@ pub fn score_v1(answers: &[String], prediction: &str) -> (f64, f64) {
 /// `squad` (v1.1: exact_match and f1 per doc, averaged) and `squad_v2` (the official v2
 /// script over the corpus, reading the no-answer probability from an extra request).
 #[derive(Debug, Clone, PartialEq)]
-pub enum SquadMetric {
+pub(crate) enum SquadMetric {
     V1,
     V2 {
         /// The extra request holding the no-answer loglikelihood (`no_answer_request`).
@@ -262,7 +262,7 @@ pub enum SquadMetric {
 }
 
 /// The keys of the v2 script lm-eval reports.
-pub const V2_KEYS: [&str; 8] = [
+pub(crate) const V2_KEYS: [&str; 8] = [
     "exact",
     "f1",
     "HasAns_exact",

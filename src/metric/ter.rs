@@ -239,7 +239,7 @@ fn best_shift<'a>(h: &[&'a str], r: &[&str], checked: &mut usize) -> (i64, Vec<&
 }
 
 /// `translation_edit_rate`: (edits, reference length).
-pub fn edits(hyp: &[&str], reference: &[&str]) -> (i64, usize) {
+pub(crate) fn edits(hyp: &[&str], reference: &[&str]) -> (i64, usize) {
     if reference.is_empty() {
         return (hyp.len() as i64, 0);
     }
@@ -258,7 +258,7 @@ pub fn edits(hyp: &[&str], reference: &[&str]) -> (i64, usize) {
 }
 
 /// One segment's `[best edits, average reference length]`.
-pub fn segment_stats(hyp: &str, refs: &[String]) -> (f64, f64) {
+pub(crate) fn segment_stats(hyp: &str, refs: &[String]) -> (f64, f64) {
     let h = tokenize_ter(crate::text::py_rstrip(hyp));
     let h: Vec<&str> = h.iter().map(String::as_str).collect();
     let mut best = i64::MAX;
@@ -285,7 +285,7 @@ pub fn corpus_ter(hyps: &[String], refs: &[Vec<String>]) -> f64 {
 }
 
 /// The corpus TER from segments' `(edits, reference length)` (also the bootstrap's statistic).
-pub fn score_from_stats<'a>(stats: impl Iterator<Item = &'a (f64, f64)>) -> f64 {
+pub(crate) fn score_from_stats<'a>(stats: impl Iterator<Item = &'a (f64, f64)>) -> f64 {
     let (edits, ref_len) = stats.fold((0.0, 0.0), |(a, b), (e, l)| (a + e, b + l));
     if ref_len > 0.0 {
         100.0 * edits / ref_len
@@ -298,7 +298,7 @@ pub fn score_from_stats<'a>(stats: impl Iterator<Item = &'a (f64, f64)>) -> f64 
 
 /// sacrebleu's corpus TER: the references and hypothesis per doc, scored at aggregation.
 #[derive(Debug, Clone, Copy)]
-pub struct Ter;
+pub(crate) struct Ter;
 
 pub fn build(_name: &str, _opts: &super::Options) -> Result<Box<dyn MetricSpec>, String> {
     Ok(Box::new(Ter))

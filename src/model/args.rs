@@ -6,7 +6,7 @@ use super::ModelError;
 
 /// Weights' precision in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DType {
+pub(crate) enum DType {
     /// f32 on the CPU, the engine's choice on CUDA.
     Auto,
     F32,
@@ -27,13 +27,13 @@ impl DType {
 
 /// Where the model runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeviceArg {
+pub(crate) enum DeviceArg {
     Cpu,
     Cuda(usize),
 }
 
 impl DeviceArg {
-    pub fn is_cuda(self) -> bool {
+    pub(crate) fn is_cuda(self) -> bool {
         matches!(self, DeviceArg::Cuda(_))
     }
 
@@ -48,7 +48,7 @@ impl DeviceArg {
 /// Which in-process path serves the model (`scorer=`): `auto` picks rubric's own batched pass
 /// where it implements the checkpoint exactly, else the mistralrs engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PathChoice {
+pub(crate) enum PathChoice {
     Auto,
     Engine,
     Native,
@@ -56,7 +56,7 @@ pub enum PathChoice {
 
 /// The model args of the in-process backends.
 #[derive(Debug, Clone)]
-pub struct ModelArgs {
+pub(crate) struct ModelArgs {
     pub pretrained: Option<String>,
     pub gguf: Option<String>,
     pub tokenizer: Option<String>,
@@ -76,7 +76,7 @@ pub struct ModelArgs {
 }
 
 /// Keys the in-process backends understand.
-pub const KEYS: &[&str] = &[
+pub(crate) const KEYS: &[&str] = &[
     "pretrained",
     "gguf",
     "tokenizer",
@@ -233,7 +233,7 @@ impl ModelArgs {
     }
 
     /// The dtype the weights are held in: `auto` is f32 on the CPU.
-    pub fn effective_dtype(&self) -> DType {
+    pub(crate) fn effective_dtype(&self) -> DType {
         match (self.dtype, self.device) {
             (DType::Auto, DeviceArg::Cpu) => DType::F32,
             (d, _) => d,

@@ -8,7 +8,7 @@ use crate::task::prompt::{ChatMessage, ChatTemplate};
 /// An HF chat template (`tokenizer_config.json`'s `chat_template`), rendered as
 /// `tokenizer.apply_chat_template(messages, add_generation_prompt=..,
 /// continue_final_message=not add_generation_prompt)` renders it.
-pub struct HfChatTemplate {
+pub(crate) struct HfChatTemplate {
     pub source: String,
     pub bos: String,
     pub eos: String,

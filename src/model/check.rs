@@ -18,7 +18,7 @@ use crate::request::GenKwargs;
 const PY_SCRIPT: &str = include_str!("check_model.py");
 
 /// The probe requests.
-pub struct Probes {
+pub(crate) struct Probes {
     pub loglikelihood: Vec<(String, String)>,
     pub rolling: Vec<String>,
     pub generate: Vec<(String, GenKwargs)>,
@@ -409,6 +409,6 @@ pub fn check(
 }
 
 /// The interpreter for `--python`: the flag, else `RUBRIC_PYTHON`.
-pub fn python_from(flag: Option<PathBuf>) -> Option<PathBuf> {
+pub(crate) fn python_from(flag: Option<PathBuf>) -> Option<PathBuf> {
     flag.or_else(|| std::env::var_os("RUBRIC_PYTHON").map(PathBuf::from))
 }

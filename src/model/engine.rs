@@ -34,7 +34,7 @@ use crate::request::GenKwargs;
 use crate::task::prompt::ChatTemplate;
 
 /// A model loaded in mistralrs.
-pub struct EngineModel {
+pub(crate) struct EngineModel {
     rt: tokio::runtime::Runtime,
     model: mistralrs::Model,
     hf: HfModel,

@@ -20,7 +20,7 @@ use crate::request::GenKwargs;
 
 /// The settings of generation_config.json that transformers' `generate` applies.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct GenerationConfig {
+pub(crate) struct GenerationConfig {
     temperature: Option<f64>,
     top_k: Option<usize>,
     top_p: Option<f64>,
@@ -87,7 +87,7 @@ impl GenerationConfig {
 
     /// The request's settings merged over this config's and transformers' defaults, as
     /// lm-eval's `_model_generate` + `generate` merge them.
-    pub fn sampling(&self, model: &str, kwargs: &GenKwargs) -> Result<Sampling, ModelError> {
+    pub(crate) fn sampling(&self, model: &str, kwargs: &GenKwargs) -> Result<Sampling, ModelError> {
         if !self.unsupported.is_empty() {
             return Err(ModelError::Unsupported(format!(
                 "{model}: generation_config.json sets {}, which transformers' generate (and so lm-eval) applies and rubric does not implement",
@@ -131,7 +131,7 @@ impl GenerationConfig {
     }
 }
 
-pub struct GenPlan {
+pub(crate) struct GenPlan {
     /// The context's tokens (the encoder's input for an encoder-decoder model).
     pub ctx: Vec<u32>,
     /// Most tokens to generate.
@@ -207,7 +207,7 @@ impl GenPlan {
     }
 
     /// What ends this generation, as a value a decoding thread can own.
-    pub fn stop_rule(&self, model: &HfModel) -> StopRule {
+    pub(crate) fn stop_rule(&self, model: &HfModel) -> StopRule {
         StopRule {
             tokenizer: model.tokenizer.clone(),
             until: self.until.clone(),
@@ -218,14 +218,14 @@ impl GenPlan {
 
 /// When a generation ends: an EOS token, or a stop string in the decoded text.
 #[derive(Clone)]
-pub struct StopRule {
+pub(crate) struct StopRule {
     tokenizer: Arc<tokenizers::Tokenizer>,
     until: Vec<String>,
     eos_ids: Vec<u32>,
 }
 
 impl StopRule {
-    pub fn ends(&self, tokens: &[u32]) -> bool {
+    pub(crate) fn ends(&self, tokens: &[u32]) -> bool {
         tokens.last().is_some_and(|t| self.eos_ids.contains(t))
             || self.tokenizer.decode(tokens, true).is_ok_and(|t| {
                 self.until

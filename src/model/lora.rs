@@ -102,7 +102,7 @@ fn base_name(key: &str) -> Option<(String, bool)> {
 }
 
 /// Merge `adapter` into the model in `base` and return the merged folder.
-pub fn merged_model(base: &Path, adapter: &Path) -> Result<PathBuf, ModelError> {
+pub(crate) fn merged_model(base: &Path, adapter: &Path) -> Result<PathBuf, ModelError> {
     let cfg = adapter_config(adapter)?;
     let adapter_file = adapter.join("adapter_model.safetensors");
     if !adapter_file.is_file() {

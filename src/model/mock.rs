@@ -12,14 +12,14 @@ use std::collections::BTreeMap;
 use super::{Generation, LanguageModel, ModelError, ModelInfo, OnDone};
 use crate::request::GenKwargs;
 
-pub struct MockModel {
+pub(crate) struct MockModel {
     info: ModelInfo,
     response: String,
     answers: std::collections::HashMap<String, String>,
 }
 
 impl MockModel {
-    pub fn from_args(args: &BTreeMap<String, String>) -> Result<MockModel, ModelError> {
+    pub(crate) fn from_args(args: &BTreeMap<String, String>) -> Result<MockModel, ModelError> {
         let response = args
             .get("response")
             .cloned()

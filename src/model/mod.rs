@@ -54,7 +54,7 @@ pub struct Generation {
 /// Called with (request index, result) as each request finishes, so that a caller can store
 /// results durably and show progress. A backend calls it exactly once per request index, in any
 /// order; an error it returns stops the backend, which returns that error.
-pub type OnDone<'a, T> = &'a mut dyn FnMut(usize, T) -> Result<(), ModelError>;
+pub(crate) type OnDone<'a, T> = &'a mut dyn FnMut(usize, T) -> Result<(), ModelError>;
 
 /// What results files say about the model.
 #[derive(Debug, Clone, Default)]
@@ -134,7 +134,7 @@ impl<T: LanguageModel + ?Sized> LanguageModel for Box<T> {
 
 /// `--model-args KEY=VALUE,KEY=VALUE`, split on commas only as lm-eval splits it (a value may
 /// hold spaces and `=`).
-pub fn parse_model_args(s: &str) -> Result<BTreeMap<String, String>, ModelError> {
+pub(crate) fn parse_model_args(s: &str) -> Result<BTreeMap<String, String>, ModelError> {
     let mut out = BTreeMap::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (k, v) = part
@@ -158,7 +158,7 @@ pub fn load(
 }
 
 /// Which in-process path serves a model, and why not the others.
-pub enum Route {
+pub(crate) enum Route {
     Native(native::NativeSpec),
     Engine,
 }
@@ -167,7 +167,7 @@ pub enum Route {
 /// implements the checkpoint exactly and the settings are its own (f32, no quantization; on
 /// CUDA only for GPT-2 and T5, which the engine lacks), else the engine when every config value
 /// is one rubric has checked on it; otherwise a refusal naming the fields.
-pub fn route(hf: &hf::HfModel, args: &args::ModelArgs) -> Result<Route, ModelError> {
+pub(crate) fn route(hf: &hf::HfModel, args: &args::ModelArgs) -> Result<Route, ModelError> {
     use args::{DType, PathChoice};
     let native: Result<native::NativeSpec, String> = match (&hf.config, hf.gguf) {
         (_, true) => Err("GGUF files run on the engine".into()),

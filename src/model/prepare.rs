@@ -20,10 +20,9 @@
 use super::ModelError;
 
 /// The tokenizer operations the preparation needs.
-pub trait Tokenize {
+pub(crate) trait Tokenize {
     /// Encode; `add_special_tokens` None means the tokenizer's default (HF: true).
     fn encode_ids(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>, ModelError>;
-    fn decode_ids(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String, ModelError>;
 }
 
 impl Tokenize for tokenizers::Tokenizer {
@@ -32,16 +31,11 @@ impl Tokenize for tokenizers::Tokenizer {
             .map(|e| e.get_ids().to_vec())
             .map_err(|e| ModelError::Request(format!("tokenizing failed: {e}")))
     }
-
-    fn decode_ids(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String, ModelError> {
-        self.decode(ids, skip_special_tokens)
-            .map_err(|e| ModelError::Request(format!("decoding failed: {e}")))
-    }
 }
 
 /// Model facts the preparation needs.
 #[derive(Debug, Clone)]
-pub struct Prep {
+pub(crate) struct Prep {
     /// BOS if the tokenizer has one, else EOS (lm-eval's `prefix_token_id`).
     pub prefix_token_id: u32,
     /// `tokenizer.decode(prefix_token_id)` with special tokens kept.
@@ -57,7 +51,7 @@ pub struct Prep {
 /// `targets.len()` positions must predict; for an encoder-decoder model, `input` is the
 /// decoder's and `encoder` the encoder's.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ScoreInput {
+pub(crate) struct ScoreInput {
     pub encoder: Vec<u32>,
     pub input: Vec<u32>,
     pub targets: Vec<u32>,
@@ -65,7 +59,7 @@ pub struct ScoreInput {
 
 impl Prep {
     /// `HFLM.tok_encode(string)` with `add_special_tokens` left to the tokenizer / add_bos.
-    pub fn tok_encode(
+    pub(crate) fn tok_encode(
         &self,
         tok: &dyn Tokenize,
         s: &str,
@@ -82,7 +76,7 @@ impl Prep {
     }
 
     /// Context and continuation tokens of a loglikelihood request.
-    pub fn encode_pair(
+    pub(crate) fn encode_pair(
         &self,
         tok: &dyn Tokenize,
         context: &str,
@@ -116,7 +110,7 @@ impl Prep {
     /// `max_length - max_gen_toks` for a decoder-only model, to `max_length` for an encoder
     /// (whose context is encoded with the tokenizer's special tokens, as `tok_batch_encode`
     /// does for seq2seq models). An empty context becomes the prefix token.
-    pub fn generation_context(
+    pub(crate) fn generation_context(
         &self,
         tok: &dyn Tokenize,
         context: &str,
@@ -139,7 +133,7 @@ impl Prep {
     }
 
     /// The forward input for (context tokens, continuation tokens), left-truncated.
-    pub fn score_input(&self, ctx: &[u32], cont: &[u32]) -> ScoreInput {
+    pub(crate) fn score_input(&self, ctx: &[u32], cont: &[u32]) -> ScoreInput {
         if let Some(start) = self.decoder_start {
             let encoder = ctx[ctx.len().saturating_sub(self.max_length)..].to_vec();
             let mut input = vec![start];
@@ -165,7 +159,7 @@ impl Prep {
     }
 
     /// The disjoint windows of a rolling loglikelihood (`context_len = 1`), as forward inputs.
-    pub fn rolling_windows(&self, tokens: &[u32]) -> Vec<ScoreInput> {
+    pub(crate) fn rolling_windows(&self, tokens: &[u32]) -> Vec<ScoreInput> {
         self.rolling_pairs(tokens)
             .into_iter()
             .map(|(ctx, cont)| self.score_input(&ctx, &cont))

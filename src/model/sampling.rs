@@ -13,7 +13,8 @@ pub struct Sampling {
 }
 
 impl Sampling {
-    pub const GREEDY: Sampling = Sampling {
+    #[cfg(test)]
+    pub(crate) const GREEDY: Sampling = Sampling {
         sample: None,
         repetition_penalty: 1.0,
     };
@@ -36,7 +37,7 @@ fn penalize(v: &[f32], seen: &[u32], penalty: f64) -> Vec<f32> {
 }
 
 /// The index of the first maximum.
-pub fn argmax(v: &[f32]) -> usize {
+pub(crate) fn argmax(v: &[f32]) -> usize {
     let mut best = 0usize;
     for (i, &x) in v.iter().enumerate() {
         if x > v[best] {
@@ -47,7 +48,7 @@ pub fn argmax(v: &[f32]) -> usize {
 }
 
 /// log_softmax(row)[t] (in f64) and whether t is the (first) argmax, as torch picks it.
-pub fn log_softmax_at(row: &[f32], t: usize) -> (f64, bool) {
+pub(crate) fn log_softmax_at(row: &[f32], t: usize) -> (f64, bool) {
     let best = argmax(row);
     let m = row[best] as f64;
     let sum: f64 = row.iter().map(|&x| (x as f64 - m).exp()).sum();

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 /// Everything a run writes into its folder.
-pub struct RunFiles<'a> {
+pub(crate) struct RunFiles<'a> {
     /// `results_<timestamp>.json` (or `<stem>_<timestamp>.json` for an `--output-path` file).
     pub results_name: String,
     pub results: &'a Value,
@@ -58,7 +58,7 @@ fn write_atomically(dir: &Path, name: &str, text: &str) -> Result<(), String> {
 }
 
 /// Write the files; returns the results file's path.
-pub fn write_run(dir: &Path, files: &RunFiles) -> Result<PathBuf, String> {
+pub(crate) fn write_run(dir: &Path, files: &RunFiles) -> Result<PathBuf, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     remove_orphans(dir);
     for (name, lines) in &files.samples {

@@ -44,7 +44,7 @@ fn local_offset(secs: i64) -> i64 {
 }
 
 /// lm-eval's timestamp: `datetime.now().isoformat()` (local time) with `:` replaced by `-`.
-pub fn file_timestamp(t: std::time::SystemTime) -> String {
+pub(crate) fn file_timestamp(t: std::time::SystemTime) -> String {
     let secs = t
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()

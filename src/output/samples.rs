@@ -15,7 +15,7 @@ use crate::request::Response;
 use crate::results::DocRecord;
 
 /// One samples line.
-pub fn sample_line(r: &DocRecord) -> Value {
+pub(crate) fn sample_line(r: &DocRecord) -> Value {
     let mut args = Map::new();
     for (n, (req, _)) in r.requests.iter().enumerate() {
         args.insert(format!("gen_args_{n}"), req.arguments_json());

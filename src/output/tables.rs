@@ -174,7 +174,7 @@ fn width(s: &str) -> usize {
 }
 
 /// lm-eval's Markdown table (`make_table`).
-pub fn markdown(rows: &[Row], first_header: &str) -> String {
+pub(crate) fn markdown(rows: &[Row], first_header: &str) -> String {
     let headers = [
         first_header,
         "Version",
@@ -293,7 +293,7 @@ fn latex_escape(s: &str) -> String {
 }
 
 /// The rows as a LaTeX booktabs table.
-pub fn latex(rows: &[Row], first_header: &str) -> String {
+pub(crate) fn latex(rows: &[Row], first_header: &str) -> String {
     let mut out = String::from("\\begin{tabular}{llrlrlcrcr}\n\\toprule\n");
     out.push_str(&format!(
         "{} & Version & Filter & n-shot & Metric & & Value & & Stderr \\\\\n\\midrule\n",

@@ -8,7 +8,7 @@
 use serde_json::{Map, Number, Value};
 
 /// Parse a Python literal; the error says what was expected and at which character.
-pub fn literal_eval(src: &str) -> Result<Value, String> {
+pub(crate) fn literal_eval(src: &str) -> Result<Value, String> {
     let mut p = Parser {
         s: src.as_bytes(),
         src,

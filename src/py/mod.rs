@@ -12,7 +12,7 @@ use serde_json::Value;
 
 /// `float.__repr__`: the shortest round-trip digits, in fixed notation for exponents in
 /// -4..16 (always with a fractional part), scientific (`1e-05`, `1.5e+16`) otherwise.
-pub fn float_repr(x: f64) -> String {
+pub(crate) fn float_repr(x: f64) -> String {
     if x.is_nan() {
         return "nan".into();
     }
@@ -75,7 +75,7 @@ pub fn str(v: &Value) -> String {
 }
 
 /// Python's `repr(x)` for JSON-shaped values (`None`, `True`, `'text'`, `[1, 'a']`, `{'k': 2.0}`).
-pub fn repr(v: &Value) -> String {
+pub(crate) fn repr(v: &Value) -> String {
     let mut out = String::new();
     write_repr(v, &mut out);
     out
@@ -129,7 +129,7 @@ fn is_unprintable(c: char) -> bool {
 }
 
 /// `repr(str)`: single quotes unless the text has a `'` and no `"`.
-pub fn str_repr(s: &str) -> String {
+pub(crate) fn str_repr(s: &str) -> String {
     let quote = if s.contains('\'') && !s.contains('"') {
         '"'
     } else {

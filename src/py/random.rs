@@ -12,7 +12,7 @@ const M: usize = 397;
 
 /// A Mersenne Twister seeded the way `random.Random(seed)` seeds it for an `int`.
 #[derive(Clone)]
-pub struct PyRandom {
+pub(crate) struct PyRandom {
     mt: [u32; N],
     index: usize,
 }
@@ -92,7 +92,7 @@ impl PyRandom {
     }
 
     /// `genrand_uint32`: the next 32 random bits.
-    pub fn next_u32(&mut self) -> u32 {
+    pub(crate) fn next_u32(&mut self) -> u32 {
         if self.index >= N {
             self.twist();
         }
@@ -105,14 +105,15 @@ impl PyRandom {
     }
 
     /// `random.random()`: 53 random bits as a float in [0, 1).
-    pub fn random(&mut self) -> f64 {
+    #[cfg(test)]
+    pub(crate) fn random(&mut self) -> f64 {
         let a = (self.next_u32() >> 5) as f64;
         let b = (self.next_u32() >> 6) as f64;
         (a * 67108864.0 + b) * (1.0 / 9007199254740992.0)
     }
 
     /// `getrandbits(k)` for `k <= 64` (words are filled least significant first, as CPython).
-    pub fn getrandbits(&mut self, k: u32) -> u64 {
+    pub(crate) fn getrandbits(&mut self, k: u32) -> u64 {
         match k {
             0 => 0,
             1..=32 => (self.next_u32() >> (32 - k)) as u64,
@@ -125,7 +126,7 @@ impl PyRandom {
     }
 
     /// `_randbelow_with_getrandbits(n)`: uniform in `0..n` by rejection sampling.
-    pub fn randbelow(&mut self, n: usize) -> usize {
+    pub(crate) fn randbelow(&mut self, n: usize) -> usize {
         if n == 0 {
             return 0;
         }
@@ -140,7 +141,7 @@ impl PyRandom {
 
     /// `random.sample(range(n), k)`: `k` distinct indices, in CPython's order. Panics if `k > n`
     /// (callers check, as Python raises `ValueError`).
-    pub fn sample_indices(&mut self, n: usize, k: usize) -> Vec<usize> {
+    pub(crate) fn sample_indices(&mut self, n: usize, k: usize) -> Vec<usize> {
         assert!(k <= n, "sample larger than population");
         let mut setsize = 21usize;
         if k > 5 {
@@ -170,14 +171,15 @@ impl PyRandom {
     }
 
     /// `random.choices(range(n), k=k)` without weights: `floor(random() * n)` per draw.
-    pub fn choices_indices(&mut self, n: usize, k: usize) -> Vec<usize> {
+    #[cfg(test)]
+    pub(crate) fn choices_indices(&mut self, n: usize, k: usize) -> Vec<usize> {
         (0..k)
             .map(|_| (self.random() * n as f64) as usize)
             .collect()
     }
 
     /// `random.shuffle(x)`: Fisher-Yates from the end, with `_randbelow(i + 1)`.
-    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+    pub(crate) fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {
             let j = self.randbelow(i + 1);
             items.swap(i, j);

@@ -107,7 +107,7 @@ pub struct TaskConfig {
 }
 
 /// Keys lm-eval accepts that rubric knows but cannot honour, with the reason.
-pub const UNSUPPORTED_KEYS: &[(&str, &str)] = &[
+pub(crate) const UNSUPPORTED_KEYS: &[(&str, &str)] = &[
     (
         "custom_dataset",
         "it names a Python callable; use dataset_path/dataset_kwargs or process_docs",
@@ -125,10 +125,10 @@ pub const UNSUPPORTED_KEYS: &[(&str, &str)] = &[
 ];
 
 /// Structural keys allowed beside the task fields (consumed by the loader).
-pub const STRUCTURAL_KEYS: &[&str] = &["include", "group", "task_list"];
+pub(crate) const STRUCTURAL_KEYS: &[&str] = &["include", "group", "task_list"];
 
 /// Every field name of `TaskConfig`, for unknown-key checks and "did you mean" hints.
-pub const TASK_KEYS: &[&str] = &[
+pub(crate) const TASK_KEYS: &[&str] = &[
     "task",
     "task_alias",
     "tag",
@@ -267,7 +267,7 @@ pub struct GroupConfig {
     pub metadata: Option<Map<String, Value>>,
 }
 
-pub const GROUP_KEYS: &[&str] = &[
+pub(crate) const GROUP_KEYS: &[&str] = &[
     "group",
     "group_alias",
     "task",
@@ -297,7 +297,10 @@ fn default_true() -> bool {
 }
 
 /// The closest known name to `key`, if one is close enough to suggest.
-pub fn did_you_mean<'a>(key: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn did_you_mean<'a>(
+    key: &str,
+    known: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     known
         .into_iter()
         .map(|k| (strsim::jaro_winkler(key, k), k))

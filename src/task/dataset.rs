@@ -117,7 +117,11 @@ impl DataCache {
 }
 
 /// Load one split of a dataset, wherever it lives.
-pub fn load_split(ds: &DatasetRef, split: &str, opts: &DataOptions) -> Result<Split, DatasetError> {
+pub(crate) fn load_split(
+    ds: &DatasetRef,
+    split: &str,
+    opts: &DataOptions,
+) -> Result<Split, DatasetError> {
     let files = split_files(ds, split, opts)?;
     let delimiter = delimiter_of(ds)?;
     let mut split = read_files(&files, delimiter, ds.path == "tsv")?;

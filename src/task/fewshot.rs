@@ -26,7 +26,7 @@ impl SamplerKind {
 }
 
 /// The few-shot pool of one task with its random generator.
-pub struct Sampler {
+pub(crate) struct Sampler {
     kind: SamplerKind,
     pool: Vec<Doc>,
     rnd: PyRandom,
@@ -58,10 +58,6 @@ impl Sampler {
             pool,
             rnd: PyRandom::new(seed),
         })
-    }
-
-    pub fn pool_len(&self) -> usize {
-        self.pool.len()
     }
 
     /// `n` examples for one eval doc (`eval_doc` is excluded when given).

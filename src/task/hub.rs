@@ -17,7 +17,7 @@ use serde_json::Value;
 const DATA_EXTS: &[&str] = &["parquet", "jsonl", "json", "csv", "tsv"];
 
 /// The hub cache folder, as huggingface_hub chooses it.
-pub fn cache_dir() -> PathBuf {
+pub(crate) fn cache_dir() -> PathBuf {
     if let Some(p) = std::env::var_os("HF_HUB_CACHE") {
         return PathBuf::from(p);
     }
@@ -31,7 +31,7 @@ pub fn cache_dir() -> PathBuf {
 }
 
 /// Whether `HF_HUB_OFFLINE` or `HF_DATASETS_OFFLINE` is set to a true value.
-pub fn offline() -> bool {
+pub(crate) fn offline() -> bool {
     ["HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"].iter().any(|k| {
         std::env::var(k)
             .map(|v| {
@@ -45,7 +45,7 @@ pub fn offline() -> bool {
 }
 
 /// A glob (`*`, `**`, `?`) as an anchored regex over `/`-separated paths.
-pub fn glob_regex(glob: &str) -> regex::Regex {
+pub(crate) fn glob_regex(glob: &str) -> regex::Regex {
     let mut re = String::from("^");
     let chars: Vec<char> = glob.chars().collect();
     let mut i = 0;
@@ -215,7 +215,11 @@ fn matching(listing: &Listing, patterns: &[String]) -> Vec<String> {
 }
 
 /// Local paths (in the hub cache) of the files that hold one split of a hub dataset.
-pub fn split_files(id: &str, config: Option<&str>, split: &str) -> Result<Vec<PathBuf>, String> {
+pub(crate) fn split_files(
+    id: &str,
+    config: Option<&str>,
+    split: &str,
+) -> Result<Vec<PathBuf>, String> {
     let config_name = config.unwrap_or("default");
     let what = format!(
         "dataset `{id}`{}, split `{split}`",

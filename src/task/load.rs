@@ -53,7 +53,7 @@ pub struct TaskIndex {
 
 /// The folders indexed before `--include-path`: the built-in suite compiled into the binary,
 /// then `RUBRIC_TASKS_DIR` when set (its tasks add to or override the built-in ones).
-pub fn builtin_task_dirs() -> Result<Vec<PathBuf>, TaskError> {
+pub(crate) fn builtin_task_dirs() -> Result<Vec<PathBuf>, TaskError> {
     let mut dirs = vec![super::builtin::dir().map_err(|message| TaskError::Builtin { message })?];
     if let Some(dir) = std::env::var_os(crate::env::TASKS_DIR) {
         let dir = PathBuf::from(dir);
@@ -161,7 +161,7 @@ fn tags_of(map: &Map<String, Value>) -> Vec<String> {
 }
 
 /// `*.yaml` and `*.yml` files under `root` (or `root` itself), sorted by path.
-pub fn yaml_files(root: &Path) -> Vec<PathBuf> {
+pub(crate) fn yaml_files(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if root.is_file() {
         out.push(root.to_path_buf());
@@ -190,7 +190,7 @@ pub fn yaml_files(root: &Path) -> Vec<PathBuf> {
 }
 
 /// Parse one YAML file into a JSON mapping (no include handling).
-pub fn read_yaml(path: &Path) -> Result<Map<String, Value>, TaskError> {
+pub(crate) fn read_yaml(path: &Path) -> Result<Map<String, Value>, TaskError> {
     let bytes = std::fs::read(path).map_err(|err| TaskError::Read {
         path: path.to_path_buf(),
         err,
@@ -287,14 +287,14 @@ fn yaml_to_json(v: serde_yaml_ng::Value, path: &Path, text: &str) -> Result<Valu
 }
 
 /// The 1-based line of the first occurrence of `needle` (0 when absent).
-pub fn find_line(text: &str, needle: &str) -> usize {
+pub(crate) fn find_line(text: &str, needle: &str) -> usize {
     text.find(needle)
         .map(|pos| text[..pos].matches('\n').count() + 1)
         .unwrap_or(0)
 }
 
 /// The 1-based line where `key:` is written in any of `files` (file and line), for error messages.
-pub fn find_key(files: &[PathBuf], key: &str) -> (PathBuf, usize) {
+pub(crate) fn find_key(files: &[PathBuf], key: &str) -> (PathBuf, usize) {
     for f in files {
         if let Ok(text) = std::fs::read_to_string(f) {
             for (i, line) in text.lines().enumerate() {
@@ -509,7 +509,7 @@ pub fn parse_group_config(raw: &RawConfig) -> Result<GroupConfig, TaskError> {
 }
 
 /// `file:line` when the line is known, for messages that carry a path.
-pub fn file_with_line(file: &Path, line: usize) -> PathBuf {
+pub(crate) fn file_with_line(file: &Path, line: usize) -> PathBuf {
     if line == 0 {
         file.to_path_buf()
     } else {

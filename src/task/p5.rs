@@ -24,7 +24,7 @@ use super::dataset::Doc;
 use crate::py::random::PyRandom;
 
 /// Options of the `p5_sequential` processor.
-pub struct P5Options {
+pub(crate) struct P5Options {
     pub validation: bool,
     pub negatives: usize,
     pub seed: i64,
@@ -101,7 +101,11 @@ fn natural(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
-pub fn sequential(docs: &[Doc], opts: &P5Options, base: Option<&Path>) -> Result<Vec<Doc>, String> {
+pub(crate) fn sequential(
+    docs: &[Doc],
+    opts: &P5Options,
+    base: Option<&Path>,
+) -> Result<Vec<Doc>, String> {
     let lines: Vec<Vec<String>> = docs
         .iter()
         .map(|d| {

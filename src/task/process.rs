@@ -21,7 +21,7 @@ pub struct Processor {
 }
 
 /// Names of the built-in processors, for messages.
-pub const PROCESSORS: &[&str] = &["map_values", "p5_sequential", "select_range"];
+pub(crate) const PROCESSORS: &[&str] = &["map_values", "p5_sequential", "select_range"];
 
 impl Processor {
     pub fn parse(v: &Value) -> Result<Processor, String> {

@@ -21,7 +21,7 @@ use crate::request::{GenKwargs, Instance, Request, Role};
 /// One prompt message (lm-eval's `Message`): role, content, and the delimiter that follows it
 /// in plain-text mode.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Message {
+pub(crate) struct Message {
     pub role: &'static str,
     pub content: String,
     pub delimiter: String,
@@ -79,7 +79,7 @@ fn python_isdigit(s: &str) -> bool {
 }
 
 /// `maybe_delimit`: join with `delimiter` unless either side has whitespace at the join.
-pub fn maybe_delimit(prefix: Option<&str>, suffix: Option<&str>, delimiter: &str) -> String {
+pub(crate) fn maybe_delimit(prefix: Option<&str>, suffix: Option<&str>, delimiter: &str) -> String {
     match (
         prefix.filter(|p| !p.is_empty()),
         suffix.filter(|s| !s.is_empty()),
@@ -143,7 +143,7 @@ impl Task {
     }
 
     /// `doc_to_text` (an int means a multiple-input task's gold choice).
-    pub fn text_of(
+    pub(crate) fn text_of(
         &self,
         spec: Option<&FieldSpec>,
         doc: &Doc,
@@ -173,7 +173,7 @@ impl Task {
     }
 
     /// `doc_to_choice`: a column, a template rendering a list literal, a list or a dict's values.
-    pub fn choices_of(
+    pub(crate) fn choices_of(
         &self,
         spec: Option<&FieldSpec>,
         doc: &Doc,
@@ -565,7 +565,7 @@ impl Task {
     }
 
     /// Whether `metric_list` (or the output type's defaults) names `metric`.
-    pub fn uses_metric(&self, metric: &str) -> bool {
+    pub(crate) fn uses_metric(&self, metric: &str) -> bool {
         match &self.config.metric_list {
             Some(list) => list.iter().any(|m| m.metric == metric),
             None => false,

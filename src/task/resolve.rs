@@ -451,7 +451,7 @@ impl Task {
 
     /// The config as results files print it under `configs`: lm-eval's fields with defaults,
     /// the effective `num_fewshot`, and `metadata.config_source`.
-    pub fn config_json(&self, num_fewshot: usize) -> Value {
+    pub(crate) fn config_json(&self, num_fewshot: usize) -> Value {
         let mut v = serde_json::to_value(&self.config).unwrap_or(Value::Null);
         if let Value::Object(m) = &mut v {
             m.insert("num_fewshot".into(), Value::from(num_fewshot));
@@ -480,7 +480,7 @@ impl Task {
     }
 
     /// The split the task is evaluated on: `test_split`, else `validation_split`.
-    pub fn eval_split(&self) -> &str {
+    pub(crate) fn eval_split(&self) -> &str {
         self.config
             .test_split
             .as_deref()

@@ -114,7 +114,7 @@ fn new_env() -> Environment<'static> {
 
 /// Template instructions one render may execute (a runaway loop is an error, not an abort):
 /// lm-eval's prompts take a few hundred.
-pub const TEMPLATE_FUEL: u64 = 5_000_000;
+pub(crate) const TEMPLATE_FUEL: u64 = 5_000_000;
 
 /// `regex_replace(s, pattern, repl, count=0)`: Python's `re.sub`.
 fn regex_replace(

@@ -7,27 +7,27 @@ pub mod sacre;
 
 /// `str.isspace()` for one character: Unicode whitespace plus the separators
 /// U+001C..U+001F, which Python counts and Rust's `char::is_whitespace` does not.
-pub fn py_isspace(c: char) -> bool {
+pub(crate) fn py_isspace(c: char) -> bool {
     c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
 }
 
 /// `str.split()` with no argument: runs of whitespace separate, ends are dropped.
-pub fn py_split(s: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn py_split(s: &str) -> impl Iterator<Item = &str> {
     s.split(py_isspace).filter(|t| !t.is_empty())
 }
 
 /// `str.strip()` with no argument.
-pub fn py_strip(s: &str) -> &str {
+pub(crate) fn py_strip(s: &str) -> &str {
     s.trim_matches(py_isspace)
 }
 
 /// `str.rstrip()` with no argument.
-pub fn py_rstrip(s: &str) -> &str {
+pub(crate) fn py_rstrip(s: &str) -> &str {
     s.trim_end_matches(py_isspace)
 }
 
 /// `str.lower()`.
-pub fn py_lower(s: &str) -> String {
+pub(crate) fn py_lower(s: &str) -> String {
     s.to_lowercase()
 }
 

@@ -277,7 +277,7 @@ const POOL: &[(&str, &str)] = &[
 ];
 
 /// `PorterStemmer().stem(word)` (lowercases first).
-pub fn stem(word: &str) -> String {
+pub(crate) fn stem(word: &str) -> String {
     let lower = word.to_lowercase();
     if let Some((_, s)) = POOL.iter().find(|(w, _)| *w == lower) {
         return s.to_string();

@@ -13,10 +13,10 @@
 use fancy_regex::{Captures, Regex};
 
 /// A compiled Python pattern.
-pub type PyRegex = Regex;
+pub(crate) type PyRegex = Regex;
 
 /// Translate a Python pattern to fancy_regex syntax and compile it.
-pub fn compile(pattern: &str) -> Result<Regex, String> {
+pub(crate) fn compile(pattern: &str) -> Result<Regex, String> {
     Regex::new(&translate(pattern)).map_err(|e| e.to_string())
 }
 
@@ -112,13 +112,13 @@ fn closes_quantifier(before: &[char]) -> bool {
 
 /// One `re.findall` result: the match or group, or the tuple of groups.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Found {
+pub(crate) enum Found {
     One(String),
     Groups(Vec<String>),
 }
 
 /// Non-overlapping matches, Python 3.7+ style (an empty match may follow a non-empty one).
-pub fn find_iter<'t>(re: &Regex, text: &'t str) -> Result<Vec<Captures<'t>>, String> {
+pub(crate) fn find_iter<'t>(re: &Regex, text: &'t str) -> Result<Vec<Captures<'t>>, String> {
     let mut out = Vec::new();
     let mut pos = 0;
     let mut last_empty_at: Option<usize> = None;
@@ -149,7 +149,7 @@ pub fn find_iter<'t>(re: &Regex, text: &'t str) -> Result<Vec<Captures<'t>>, Str
 }
 
 /// `re.findall(pattern, text)`.
-pub fn findall(re: &Regex, text: &str) -> Result<Vec<Found>, String> {
+pub(crate) fn findall(re: &Regex, text: &str) -> Result<Vec<Found>, String> {
     let groups = re.captures_len() - 1;
     Ok(find_iter(re, text)?
         .into_iter()
@@ -166,11 +166,6 @@ pub fn findall(re: &Regex, text: &str) -> Result<Vec<Found>, String> {
             }
         })
         .collect())
-}
-
-/// `re.search(pattern, text) is not None`.
-pub fn is_match(re: &Regex, text: &str) -> Result<bool, String> {
-    re.is_match(text).map_err(|e| e.to_string())
 }
 
 /// `re.sub(pattern, repl, text, count)` with Python's replacement syntax.

@@ -22,7 +22,7 @@ fn is_13a_punct(c: char) -> bool {
 /// and finds the next candidate with `memchr`; matches are leftmost and non-overlapping, as
 /// `re.sub` makes them. Spaces are not padded by the first rule: padding a space with spaces
 /// changes nothing once whitespace is collapsed.
-pub fn tokenize_13a(line: &str) -> String {
+pub(crate) fn tokenize_13a(line: &str) -> String {
     let mut owned;
     let mut text = line;
     if memchr::memchr3(b'<', b'\n', b'&', line.as_bytes()).is_some() {
@@ -138,7 +138,7 @@ pub fn tokenize_13a(line: &str) -> String {
 
 /// TER's default tokenizer (`TercomTokenizer(normalized=False, no_punct=False,
 /// case_sensitive=False)`): lowercase, then whitespace tokens.
-pub fn tokenize_ter(sent: &str) -> Vec<String> {
+pub(crate) fn tokenize_ter(sent: &str) -> Vec<String> {
     if sent.is_empty() {
         return vec![];
     }

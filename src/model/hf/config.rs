@@ -123,7 +123,7 @@ pub enum Family {
 }
 
 impl Family {
-    pub const ALL: &'static [(&'static str, Family)] = &[
+    pub(crate) const ALL: &'static [(&'static str, Family)] = &[
         ("llama", Family::Llama),
         ("mistral", Family::Mistral),
         ("qwen2", Family::Qwen2),
@@ -201,12 +201,12 @@ impl HfConfig {
     }
 
     /// Whether transformers loads it as an encoder-decoder (AutoModelForSeq2SeqLM).
-    pub fn is_encoder_decoder(&self) -> bool {
+    pub(crate) fn is_encoder_decoder(&self) -> bool {
         self.model_type() == "t5" || self.flag("is_encoder_decoder").unwrap_or(false)
     }
 
     /// A non-negative integer field (first of several names that exist).
-    pub fn usize_any(&self, keys: &[&str]) -> Result<usize, ConfigError> {
+    pub(crate) fn usize_any(&self, keys: &[&str]) -> Result<usize, ConfigError> {
         for k in keys {
             if let Some(v) = self.get(k) {
                 return v.as_u64().map(|n| n as usize).ok_or_else(|| {
@@ -221,14 +221,14 @@ impl HfConfig {
         self.usize_any(&[key])
     }
 
-    pub fn opt_usize(&self, key: &str) -> Result<Option<usize>, ConfigError> {
+    pub(crate) fn opt_usize(&self, key: &str) -> Result<Option<usize>, ConfigError> {
         match self.get(key) {
             None => Ok(None),
             Some(_) => self.usize(key).map(Some),
         }
     }
 
-    pub fn f64_or(&self, key: &str, default: f64) -> Result<f64, ConfigError> {
+    pub(crate) fn f64_or(&self, key: &str, default: f64) -> Result<f64, ConfigError> {
         match self.get(key) {
             None => Ok(default),
             Some(v) => v
@@ -237,14 +237,14 @@ impl HfConfig {
         }
     }
 
-    pub fn opt_f64(&self, key: &str) -> Result<Option<f64>, ConfigError> {
+    pub(crate) fn opt_f64(&self, key: &str) -> Result<Option<f64>, ConfigError> {
         match self.get(key) {
             None => Ok(None),
             Some(_) => self.f64_or(key, 0.0).map(Some),
         }
     }
 
-    pub fn flag(&self, key: &str) -> Option<bool> {
+    pub(crate) fn flag(&self, key: &str) -> Option<bool> {
         self.get(key).and_then(Value::as_bool)
     }
 
@@ -253,7 +253,7 @@ impl HfConfig {
     }
 
     /// Token ids in `eos_token_id` (an integer or a list).
-    pub fn eos_token_ids(&self) -> Vec<u32> {
+    pub(crate) fn eos_token_ids(&self) -> Vec<u32> {
         ids_of(self.get("eos_token_id"))
     }
 
@@ -370,7 +370,7 @@ impl HfConfig {
     /// Per layer, the sliding attention window (None: full causal attention), as transformers 5
     /// derives it from `sliding_window`, `use_sliding_window`, `max_window_layers` and
     /// `layer_types`.
-    pub fn layer_windows(&self, layers: usize) -> Result<Vec<Option<usize>>, ConfigError> {
+    pub(crate) fn layer_windows(&self, layers: usize) -> Result<Vec<Option<usize>>, ConfigError> {
         let window = self.opt_usize("sliding_window")?;
         let types: Option<Vec<String>> = match self.get("layer_types") {
             None => None,
@@ -436,7 +436,7 @@ impl HfConfig {
 
     /// T5: whether the decoder output is scaled by `d_model ** -0.5` before the head
     /// (transformers 5: `scale_decoder_outputs`, else `tie_word_embeddings` is not false).
-    pub fn t5_scales_decoder_output(&self) -> bool {
+    pub(crate) fn t5_scales_decoder_output(&self) -> bool {
         self.flag("scale_decoder_outputs")
             .unwrap_or_else(|| self.flag("tie_word_embeddings") != Some(false))
     }
@@ -445,7 +445,7 @@ impl HfConfig {
     /// `rope_theta` / `rope_scaling` / `partial_rotary_factor`, `torch_dtype`, one activation
     /// field with the value transformers 5 uses, and the sliding window only where
     /// transformers applies it.
-    pub fn engine_view(&self) -> Result<Value, ConfigError> {
+    pub(crate) fn engine_view(&self) -> Result<Value, ConfigError> {
         let mut v = self.raw.clone();
         let o = v.as_object_mut().expect("a config is an object");
         let rope = self.rope()?;

@@ -21,7 +21,7 @@ pub(crate) fn read_json(path: &Path) -> Result<Value, ModelError> {
 }
 
 /// Check a safetensors file's header against its size, naming what is wrong.
-pub fn check_safetensors(path: &Path) -> Result<(), ModelError> {
+pub(crate) fn check_safetensors(path: &Path) -> Result<(), ModelError> {
     use std::io::Read;
     let mut f = std::fs::File::open(path)
         .map_err(|e| load_err(format!("{}: cannot open: {e}", path.display())))?;
@@ -67,7 +67,7 @@ pub fn check_safetensors(path: &Path) -> Result<(), ModelError> {
 }
 
 /// The weight files of a model folder (`model.safetensors` or `model-*-of-*.safetensors`).
-pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, ModelError> {
+pub(crate) fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, ModelError> {
     let mut weights: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| load_err(format!("{}: {e}", dir.display())))?
         .flatten()
@@ -85,7 +85,7 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, ModelError> {
 }
 
 /// Check an HF model folder before anything loads it, naming the missing or bad file.
-pub fn check_model_dir(dir: &Path) -> Result<(), ModelError> {
+pub(crate) fn check_model_dir(dir: &Path) -> Result<(), ModelError> {
     if !dir.is_dir() {
         return Err(load_err(format!("{}: not a directory", dir.display())));
     }
@@ -122,7 +122,7 @@ pub fn check_model_dir(dir: &Path) -> Result<(), ModelError> {
 }
 
 /// A hub id resolved through the Hugging Face cache (`models--owner--name/snapshots/...`).
-pub fn resolve_pretrained(id: &str) -> Result<PathBuf, ModelError> {
+pub(crate) fn resolve_pretrained(id: &str) -> Result<PathBuf, ModelError> {
     let p = PathBuf::from(id);
     if p.exists() {
         return Ok(p);
@@ -169,7 +169,7 @@ pub fn resolve_pretrained(id: &str) -> Result<PathBuf, ModelError> {
 /// Every tensor of a folder's safetensors files, as f32 on `device`. Each tensor is read from
 /// the file straight into its own buffer (no copy of the whole file in memory), so loading
 /// needs about the weights' size and no more.
-pub fn load_tensors(
+pub(crate) fn load_tensors(
     dir: &Path,
     device: &candle_core::Device,
 ) -> Result<HashMap<String, candle_core::Tensor>, ModelError> {
@@ -286,7 +286,7 @@ pub(crate) fn half_to_f32(bits: u16) -> f32 {
 
 /// A short, stable fingerprint of a model folder or file (names, sizes, modification times),
 /// for cache keys: sha256, so it does not change between Rust releases.
-pub fn fingerprint(path: &Path) -> String {
+pub(crate) fn fingerprint(path: &Path) -> String {
     let mut entries: Vec<PathBuf> = if path.is_dir() {
         std::fs::read_dir(path)
             .into_iter()

@@ -21,7 +21,7 @@ use super::ModelError;
 use crate::request::GenKwargs;
 
 /// A model's files, read.
-pub struct HfModel {
+pub(crate) struct HfModel {
     /// `model_name` in results (the `pretrained` / `gguf` argument).
     pub name: String,
     /// The folder the weights are read from (the merged folder with an adapter), or the GGUF
@@ -213,7 +213,7 @@ impl HfModel {
     }
 
     /// Loglikelihood requests as forward inputs (lm-eval's `loglikelihood` preparation).
-    pub fn score_inputs(
+    pub(crate) fn score_inputs(
         &self,
         requests: &[(String, String)],
     ) -> Result<Vec<ScoreInput>, ModelError> {
@@ -232,14 +232,14 @@ impl HfModel {
     }
 
     /// A rolling loglikelihood's windows as forward inputs.
-    pub fn rolling_inputs(&self, text: &str) -> Result<Vec<ScoreInput>, ModelError> {
+    pub(crate) fn rolling_inputs(&self, text: &str) -> Result<Vec<ScoreInput>, ModelError> {
         let tokens = self.prep.tok_encode(&*self.tokenizer, text, None)?;
         Ok(self.prep.rolling_windows(&tokens))
     }
 
     /// Generation requests planned, in lm-eval's order (longest context first), with their
     /// request index.
-    pub fn plans(
+    pub(crate) fn plans(
         &self,
         run_seed: u64,
         requests: &[(String, GenKwargs)],

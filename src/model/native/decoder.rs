@@ -29,7 +29,7 @@ fn unsupported(field: &str, why: impl Into<String>) -> ConfigError {
 
 /// Everything about a checkpoint that changes the computation, read from its config.
 #[derive(Debug, Clone)]
-pub struct DecoderSpec {
+pub(crate) struct DecoderSpec {
     pub family: Family,
     hidden: usize,
     heads: usize,
@@ -49,7 +49,7 @@ pub struct DecoderSpec {
 
 impl DecoderSpec {
     /// The spec of a config this pass computes exactly, or the field it does not implement.
-    pub fn from_config(c: &HfConfig) -> std::result::Result<DecoderSpec, ConfigError> {
+    pub(crate) fn from_config(c: &HfConfig) -> std::result::Result<DecoderSpec, ConfigError> {
         let family = c.family()?;
         if family == Family::T5 {
             return Err(unsupported("model_type", "t5 is an encoder-decoder model"));
@@ -169,7 +169,7 @@ struct Layer {
     window: Option<usize>,
 }
 
-pub struct Decoder {
+pub(crate) struct Decoder {
     spec: DecoderSpec,
     embed: Tensor,
     /// GPT-2's learned positions.
@@ -399,15 +399,15 @@ impl Decoder {
         })
     }
 
-    pub fn kv_bytes_per_token(&self) -> usize {
+    pub(crate) fn kv_bytes_per_token(&self) -> usize {
         2 * self.layers.len() * self.spec.kv_heads * self.spec.head_dim * std::mem::size_of::<f32>()
     }
 
-    pub fn max_positions(&self) -> usize {
+    pub(crate) fn max_positions(&self) -> usize {
         self.max_positions
     }
 
-    pub fn new_cache(&self, capacity: usize) -> Result<SeqCache> {
+    pub(crate) fn new_cache(&self, capacity: usize) -> Result<SeqCache> {
         let shape = (1, self.spec.kv_heads, capacity, self.spec.head_dim);
         let mut k = Vec::with_capacity(self.layers.len());
         let mut v = Vec::with_capacity(self.layers.len());

@@ -45,13 +45,13 @@ const GEN_BATCH: usize = 64;
 const GEN_KV_BYTES: usize = 4 << 30;
 
 /// Which of rubric's passes computes a config, or the field none of them implements.
-pub enum NativeSpec {
+pub(crate) enum NativeSpec {
     Decoder(decoder::DecoderSpec),
     T5(t5::T5Spec),
 }
 
 impl NativeSpec {
-    pub fn for_config(c: &HfConfig) -> Result<NativeSpec, ConfigError> {
+    pub(crate) fn for_config(c: &HfConfig) -> Result<NativeSpec, ConfigError> {
         match c.family()? {
             Family::T5 => Ok(NativeSpec::T5(t5::T5Spec::from_config(c)?)),
             _ => Ok(NativeSpec::Decoder(decoder::DecoderSpec::from_config(c)?)),
@@ -65,7 +65,7 @@ enum Pass {
 }
 
 /// A model served by one of rubric's passes.
-pub struct NativeModel {
+pub(crate) struct NativeModel {
     hf: HfModel,
     pass: Pass,
     info: ModelInfo,
@@ -84,7 +84,7 @@ pub struct Item<'a> {
 }
 
 /// A sequence's keys and values per layer, (1, kv heads, capacity, head dim).
-pub struct SeqCache {
+pub(crate) struct SeqCache {
     pub k: Vec<Tensor>,
     pub v: Vec<Tensor>,
 }

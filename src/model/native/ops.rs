@@ -26,7 +26,7 @@ pub(crate) struct Linear {
 
 impl Linear {
     /// From an HF `nn.Linear` weight (out, in).
-    pub fn from_hf(w: Tensor, b: Option<Tensor>) -> Result<Linear> {
+    pub(crate) fn from_hf(w: Tensor, b: Option<Tensor>) -> Result<Linear> {
         Ok(Linear { w: w.t()?, b })
     }
 

@@ -74,7 +74,7 @@ impl Rotary {
     }
 
     /// cos and sin, (rows, rot_dim / 2), for the rows' positions.
-    pub fn tables(&self, positions: &[u32], device: &Device) -> Result<(Tensor, Tensor)> {
+    pub(crate) fn tables(&self, positions: &[u32], device: &Device) -> Result<(Tensor, Tensor)> {
         let half = self.inv_freq.len();
         let mut cos = Vec::with_capacity(positions.len() * half);
         let mut sin = Vec::with_capacity(positions.len() * half);

@@ -39,7 +39,7 @@ pub struct T5Spec {
 }
 
 impl T5Spec {
-    pub fn from_config(c: &HfConfig) -> std::result::Result<T5Spec, ConfigError> {
+    pub(crate) fn from_config(c: &HfConfig) -> std::result::Result<T5Spec, ConfigError> {
         if c.family()? != Family::T5 {
             return Err(ConfigError {
                 field: "model_type".into(),
@@ -117,7 +117,7 @@ pub struct T5 {
 }
 
 /// A sequence's encoder output and its cross-attention keys and values per decoder block.
-pub struct Encoded {
+pub(crate) struct Encoded {
     cross: Vec<(Tensor, Tensor)>,
 }
 
@@ -234,12 +234,12 @@ impl T5 {
         })
     }
 
-    pub fn kv_bytes_per_token(&self) -> usize {
+    pub(crate) fn kv_bytes_per_token(&self) -> usize {
         // self-attention cache; the cross-attention keys/values are per encoder token
         2 * self.spec.dec_layers * self.spec.heads * self.spec.d_kv * std::mem::size_of::<f32>()
     }
 
-    pub fn new_cache(&self, capacity: usize) -> Result<SeqCache> {
+    pub(crate) fn new_cache(&self, capacity: usize) -> Result<SeqCache> {
         let shape = (1, self.spec.heads, capacity, self.spec.d_kv);
         let mut k = Vec::with_capacity(self.spec.dec_layers);
         let mut v = Vec::with_capacity(self.spec.dec_layers);
@@ -293,7 +293,7 @@ impl T5 {
 
     /// The encoder over packed sequences; per sequence, its cross-attention keys and values for
     /// every decoder block.
-    pub fn encode(&self, seqs: &[&[u32]]) -> Result<Vec<Encoded>> {
+    pub(crate) fn encode(&self, seqs: &[&[u32]]) -> Result<Vec<Encoded>> {
         let dev = &self.device;
         let total: usize = seqs.iter().map(|s| s.len()).sum();
         let rows = total.max(MIN_ROWS);
@@ -371,7 +371,7 @@ impl T5 {
     /// One decoder pass over packed items (decoder tokens at positions `start..`), each
     /// attending its own encoder output; with caches as the decoder-only pass. Returns each
     /// item's last `logits` rows.
-    pub fn decode(
+    pub(crate) fn decode(
         &self,
         items: &[Item],
         encoded: &[&Encoded],
