@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::text::pyre::{self, Found};
+use crate::py::re::{self, Found};
 
 /// `regex` (`RegexFilter`): `re.findall`, then `matches[group_select]` (negative indices
 /// count from the end), the first non-empty group of a tuple, `.strip()`; `fallback` when
@@ -11,7 +11,7 @@ use crate::text::pyre::{self, Found};
 #[derive(Debug, Clone)]
 pub struct Regex {
     pub pattern: String,
-    re: pyre::PyRegex,
+    re: re::PyRegex,
     group_select: i64,
     fallback: String,
 }
@@ -24,7 +24,7 @@ impl Regex {
             Some(_) => return Err("`regex_pattern` must be a string".into()),
         };
         let re =
-            pyre::compile(&pattern).map_err(|e| format!("bad regex_pattern {pattern:?}: {e}"))?;
+            re::compile(&pattern).map_err(|e| format!("bad regex_pattern {pattern:?}: {e}"))?;
         let group_select = match args.get("group_select") {
             None => 0,
             Some(v) => v.as_i64().ok_or("`group_select` must be an integer")?,
@@ -42,7 +42,7 @@ impl Regex {
     }
 
     pub fn extract(&self, text: &str) -> String {
-        let matches = match pyre::findall(&self.re, text) {
+        let matches = match re::findall(&self.re, text) {
             Ok(m) => m,
             Err(_) => return self.fallback.clone(),
         };

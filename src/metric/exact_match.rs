@@ -15,12 +15,12 @@ use super::Item;
 
 use serde_json::{Map, Value};
 
-use crate::text::pyre;
+use crate::py::re;
 
 /// Compiled options of one `exact_match` entry.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    regexes: Vec<pyre::PyRegex>,
+    regexes: Vec<re::PyRegex>,
     ignore_case: bool,
     ignore_punctuation: bool,
     ignore_numbers: bool,
@@ -35,11 +35,11 @@ impl Options {
                 .iter()
                 .map(|p| {
                     let p = p.as_str().ok_or("regexes_to_ignore must be strings")?;
-                    pyre::compile(p)
+                    re::compile(p)
                         .map_err(|e| format!("bad regex in regexes_to_ignore {p:?}: {e}"))
                 })
                 .collect::<Result<_, String>>()?,
-            Some(Value::String(p)) => vec![pyre::compile(p)
+            Some(Value::String(p)) => vec![re::compile(p)
                 .map_err(|e| format!("bad regex in regexes_to_ignore {p:?}: {e}"))?],
             Some(_) => return Err("regexes_to_ignore must be a list of patterns".into()),
         };
@@ -55,7 +55,7 @@ impl Options {
     pub(crate) fn normalize(&self, s: &str) -> String {
         let mut s = s.to_string();
         for re in &self.regexes {
-            s = pyre::sub(re, "", &s, 0).unwrap_or(s);
+            s = re::sub(re, "", &s, 0).unwrap_or(s);
         }
         if self.ignore_case {
             s = s.to_lowercase();

@@ -17,7 +17,7 @@ use super::Item;
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
-use crate::text::pyre;
+use crate::py::re;
 
 fn jieba() -> &'static jieba_rs::Jieba {
     static J: OnceLock<jieba_rs::Jieba> = OnceLock::new();
@@ -241,7 +241,7 @@ pub(crate) fn sentence_bleu_method3<T: Eq + std::hash::Hash>(
 
 /// rouge_chinese's `Rouge.cut_sent`.
 fn cut_sent(para: &str) -> Vec<String> {
-    static RES: OnceLock<Vec<pyre::PyRegex>> = OnceLock::new();
+    static RES: OnceLock<Vec<re::PyRegex>> = OnceLock::new();
     let res = RES.get_or_init(|| {
         [
             r"([。！？\?])([^”’])",
@@ -250,12 +250,12 @@ fn cut_sent(para: &str) -> Vec<String> {
             r"([。！？\?][”’])([^，。！？\?])",
         ]
         .iter()
-        .map(|p| pyre::compile(p).expect("fixed patterns compile"))
+        .map(|p| re::compile(p).expect("fixed patterns compile"))
         .collect()
     });
     let mut s = para.to_string();
     for re in res {
-        s = pyre::sub(re, "\\1\n\\2", &s, 0).unwrap_or(s);
+        s = re::sub(re, "\\1\n\\2", &s, 0).unwrap_or(s);
     }
     crate::text::py_rstrip(&s)
         .split('\n')

@@ -7,6 +7,7 @@
 
 pub mod literal;
 pub mod random;
+pub mod re;
 
 use serde_json::Value;
 

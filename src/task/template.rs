@@ -12,7 +12,7 @@ use minijinja::value::Value as JValue;
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
 use serde_json::{Map, Value};
 
-use crate::text::pyre;
+use crate::py::re;
 
 /// A set of compiled templates for one task, addressed by the field they came from.
 pub struct Templates {
@@ -123,13 +123,13 @@ fn regex_replace(
     repl: String,
     count: Option<usize>,
 ) -> Result<String, minijinja::Error> {
-    let re = pyre::compile(&pattern).map_err(|e| {
+    let re = re::compile(&pattern).map_err(|e| {
         minijinja::Error::new(
             ErrorKind::InvalidOperation,
             format!("bad regex {pattern:?}: {e}"),
         )
     })?;
-    pyre::sub(&re, &repl, &s, count.unwrap_or(0))
+    re::sub(&re, &repl, &s, count.unwrap_or(0))
         .map_err(|e| minijinja::Error::new(ErrorKind::InvalidOperation, e.to_string()))
 }
 

@@ -2,7 +2,6 @@
 //! semantics (`pyre`), the Porter stemmer (`porter`), sacrebleu's tokenizers (`sacre`).
 
 pub mod porter;
-pub mod pyre;
 pub mod sacre;
 
 /// `str.isspace()` for one character: Unicode whitespace plus the separators
