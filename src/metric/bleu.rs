@@ -9,9 +9,6 @@
 //! Edge cases: an empty corpus or no matching unigram gives 0; an empty hypothesis gives 0.
 //! References: several per segment are allowed; `None` is not (a missing one is skipped).
 
-use super::spec::{not_for, DocInput, MetricSpec};
-use super::{Aggregation, Item};
-
 use crate::text::{py_rstrip, py_split, sacre::tokenize_13a};
 
 pub(crate) const MAX_ORDER: usize = 4;
@@ -188,30 +185,6 @@ pub fn corpus_bleu(hyps: &[String], refs: &[Vec<String>]) -> f64 {
         .map(|(h, r)| segment_stats(h, r, MAX_ORDER))
         .collect();
     score_from_stats(&sum_stats(&stats), Smooth::Exp, false, MAX_ORDER)
-}
-
-/// sacrebleu's corpus BLEU: the references and hypothesis per doc, scored at aggregation.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Bleu;
-
-pub fn build(_name: &str, _opts: &super::Options) -> Result<Box<dyn MetricSpec>, String> {
-    Ok(Box::new(Bleu))
-}
-
-impl MetricSpec for Bleu {
-    fn default_aggregation(&self) -> Aggregation {
-        Aggregation::Bleu
-    }
-
-    fn score(&self, input: &DocInput) -> Result<Vec<Item>, String> {
-        match input {
-            DocInput::Prediction(p) => Ok(vec![Item::Translation {
-                refs: p.refs.to_vec(),
-                hyp: p.text.to_string(),
-            }]),
-            other => Err(not_for(other)),
-        }
-    }
 }
 
 #[cfg(test)]

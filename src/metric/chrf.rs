@@ -8,9 +8,6 @@
 //! the corpus score is computed from the summed statistics by averaging precision and recall
 //! over the orders where both sides have n-grams.
 
-use super::spec::{not_for, DocInput, MetricSpec};
-use super::{Aggregation, Item};
-
 use std::collections::HashMap;
 
 use crate::text::py_split;
@@ -119,30 +116,6 @@ pub(crate) fn score_from_stats<'a>(stats: impl Iterator<Item = &'a Stats>) -> f6
         }
     }
     f_score(&total)
-}
-
-/// sacrebleu's corpus chrF: the references and hypothesis per doc, scored at aggregation.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Chrf;
-
-pub fn build(_name: &str, _opts: &super::Options) -> Result<Box<dyn MetricSpec>, String> {
-    Ok(Box::new(Chrf))
-}
-
-impl MetricSpec for Chrf {
-    fn default_aggregation(&self) -> Aggregation {
-        Aggregation::Chrf
-    }
-
-    fn score(&self, input: &DocInput) -> Result<Vec<Item>, String> {
-        match input {
-            DocInput::Prediction(p) => Ok(vec![Item::Translation {
-                refs: p.refs.to_vec(),
-                hyp: p.text.to_string(),
-            }]),
-            other => Err(not_for(other)),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -35,12 +35,13 @@ impl Options {
                 .iter()
                 .map(|p| {
                     let p = p.as_str().ok_or("regexes_to_ignore must be strings")?;
-                    re::compile(p)
-                        .map_err(|e| format!("bad regex in regexes_to_ignore {p:?}: {e}"))
+                    re::compile(p).map_err(|e| format!("bad regex in regexes_to_ignore {p:?}: {e}"))
                 })
                 .collect::<Result<_, String>>()?,
-            Some(Value::String(p)) => vec![re::compile(p)
-                .map_err(|e| format!("bad regex in regexes_to_ignore {p:?}: {e}"))?],
+            Some(Value::String(p)) => {
+                vec![re::compile(p)
+                    .map_err(|e| format!("bad regex in regexes_to_ignore {p:?}: {e}"))?]
+            }
             Some(_) => return Err("regexes_to_ignore must be a list of patterns".into()),
         };
         Ok(Options {

@@ -26,6 +26,7 @@ pub mod rouge;
 pub mod spec;
 pub mod squad;
 pub mod ter;
+pub mod translation;
 
 use serde_json::{Map, Value};
 

@@ -12,8 +12,8 @@ use serde_json::Value;
 use super::aggregate::Aggregation;
 use super::spec::{DocInput, MetricSpec, Prediction};
 use super::{
-    bleu, chrf, classification, codexglue, exact_match, llamafactory, loglikelihood, math_equiv,
-    pass_at_k, ranking, regression, rouge, spec, squad, ter, Item, MetricError, Options,
+    classification, codexglue, exact_match, llamafactory, loglikelihood, math_equiv, pass_at_k,
+    ranking, regression, rouge, spec, squad, translation, Item, MetricError, Options,
 };
 
 /// Builds a metric from its name and options.
@@ -47,12 +47,12 @@ pub(crate) static METRICS: &[MetricInfo] = &[
     MetricInfo { name: "acc_mutual_info", build: loglikelihood::build, higher_is_better: true, output: "multiple_choice", summary: "accuracy of ll(choice|context) - ll(choice|empty context)", docs: docs!("loglikelihood.rs"), golden: "tests/golden/loglikelihood" },
     MetricInfo { name: "acc_norm", build: loglikelihood::build, higher_is_better: true, output: "multiple_choice", summary: "accuracy with loglikelihoods divided by the character length of each choice", docs: docs!("loglikelihood.rs"), golden: "tests/golden/loglikelihood" },
     MetricInfo { name: "bits_per_byte", build: loglikelihood::build, higher_is_better: false, output: "loglikelihood_rolling", summary: "-sum(ll) / sum(bytes) / ln 2", docs: docs!("loglikelihood.rs"), golden: "tests/golden/loglikelihood" },
-    MetricInfo { name: "bleu", build: bleu::build, higher_is_better: true, output: "generate_until", summary: "sacrebleu corpus BLEU (13a, exp smoothing), 0-100", docs: docs!("bleu.rs"), golden: "tests/golden/sacrebleu" },
+    MetricInfo { name: "bleu", build: translation::build, higher_is_better: true, output: "generate_until", summary: "sacrebleu corpus BLEU (13a, exp smoothing), 0-100", docs: docs!("bleu.rs"), golden: "tests/golden/sacrebleu" },
     MetricInfo { name: "bleu-4", build: llamafactory::build, higher_is_better: true, output: "generate_until", summary: "LLaMA-Factory: NLTK sentence BLEU-4 over characters, method3, mean x100", docs: docs!("llamafactory.rs"), golden: "tests/golden/llamafactory" },
     MetricInfo { name: "brier_score", build: loglikelihood::build, higher_is_better: false, output: "multiple_choice", summary: "mean over docs of sum((softmax(lls) - onehot(gold))^2)", docs: docs!("loglikelihood.rs"), golden: "tests/golden/loglikelihood" },
     MetricInfo { name: "bypass", build: spec::build_bypass, higher_is_better: true, output: "any", summary: "no metric (--predict-only); reports 999 as lm-eval does", docs: "", golden: "" },
     MetricInfo { name: "byte_perplexity", build: loglikelihood::build, higher_is_better: false, output: "loglikelihood_rolling", summary: "exp(-sum(ll) / sum(bytes))", docs: docs!("loglikelihood.rs"), golden: "tests/golden/loglikelihood" },
-    MetricInfo { name: "chrf", build: chrf::build, higher_is_better: true, output: "generate_until", summary: "sacrebleu corpus chrF (char order 6, beta 2), 0-100", docs: docs!("chrf.rs"), golden: "tests/golden/sacrebleu" },
+    MetricInfo { name: "chrf", build: translation::build, higher_is_better: true, output: "generate_until", summary: "sacrebleu corpus chrF (char order 6, beta 2), 0-100", docs: docs!("chrf.rs"), golden: "tests/golden/sacrebleu" },
     MetricInfo { name: "exact_match", build: exact_match::build, higher_is_better: true, output: "generate_until, multiple_choice", summary: "lm-eval exact match with regexes_to_ignore / ignore_case / ignore_punctuation / ignore_numbers", docs: docs!("exact_match.rs"), golden: "tests/golden/exact_match" },
     MetricInfo { name: "f1", build: classification::build, higher_is_better: true, output: "multiple_choice, generate_until", summary: "sklearn f1_score over (gold, prediction) labels; option average: binary|macro|micro", docs: docs!("classification.rs"), golden: "tests/golden/classification" },
     MetricInfo { name: "hit@k", build: ranking::build, higher_is_better: true, output: "multiple_choice (ranking), predictions", summary: "1 if a relevant item is in the top k", docs: docs!("ranking.rs"), golden: "tests/golden/ranking" },
@@ -79,7 +79,7 @@ pub(crate) static METRICS: &[MetricInfo] = &[
     MetricInfo { name: "smoothed_bleu_4", build: codexglue::build, higher_is_better: true, output: "generate_until", summary: "CodeXGLUE code-to-text smoothed sentence BLEU-4 (lm-eval's code_x_glue bleu.py), 0-100, mean over docs", docs: docs!("codexglue.rs"), golden: "tests/golden/codexglue" },
     MetricInfo { name: "squad", build: squad::build, higher_is_better: true, output: "generate_until", summary: "SQuAD v1.1 official script: keys exact_match, f1 (0-100)", docs: docs!("squad.rs"), golden: "tests/golden/squad" },
     MetricInfo { name: "squad_v2", build: squad::build, higher_is_better: true, output: "generate_until + loglikelihood", summary: "SQuAD v2 official script: exact, f1, HasAns_*, NoAns_*, best_exact, best_f1 (0-100)", docs: docs!("squad.rs"), golden: "tests/golden/squad" },
-    MetricInfo { name: "ter", build: ter::build, higher_is_better: false, output: "generate_until", summary: "sacrebleu corpus TER (lower is better), 0-100", docs: docs!("ter.rs"), golden: "tests/golden/sacrebleu" },
+    MetricInfo { name: "ter", build: translation::build, higher_is_better: false, output: "generate_until", summary: "sacrebleu corpus TER (lower is better), 0-100", docs: docs!("ter.rs"), golden: "tests/golden/sacrebleu" },
     MetricInfo { name: "word_perplexity", build: loglikelihood::build, higher_is_better: false, output: "loglikelihood_rolling", summary: "exp(-sum(ll) / sum(words))", docs: docs!("loglikelihood.rs"), golden: "tests/golden/loglikelihood" },
 ];
 

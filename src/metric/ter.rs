@@ -9,9 +9,6 @@
 //! width 25) and the average reference length; corpus: total edits / total average reference
 //! length x 100 (100 when references are empty and a hypothesis is not, 0 when both are).
 
-use super::spec::{not_for, DocInput, MetricSpec};
-use super::{Aggregation, Item};
-
 use crate::text::sacre::tokenize_ter;
 
 const MAX_SHIFT_SIZE: usize = 10;
@@ -293,34 +290,6 @@ pub(crate) fn score_from_stats<'a>(stats: impl Iterator<Item = &'a (f64, f64)>) 
         100.0
     } else {
         0.0
-    }
-}
-
-/// sacrebleu's corpus TER: the references and hypothesis per doc, scored at aggregation.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Ter;
-
-pub fn build(_name: &str, _opts: &super::Options) -> Result<Box<dyn MetricSpec>, String> {
-    Ok(Box::new(Ter))
-}
-
-impl MetricSpec for Ter {
-    fn default_aggregation(&self) -> Aggregation {
-        Aggregation::Ter
-    }
-
-    fn score(&self, input: &DocInput) -> Result<Vec<Item>, String> {
-        match input {
-            DocInput::Prediction(p) => Ok(vec![Item::Translation {
-                refs: p.refs.to_vec(),
-                hyp: p.text.to_string(),
-            }]),
-            other => Err(not_for(other)),
-        }
-    }
-
-    fn check_size(&self, refs: &[String], pred: &str) -> Result<(), String> {
-        super::check_pair_cells(refs, pred, |s| s.split_whitespace().count(), "words")
     }
 }
 

@@ -479,30 +479,18 @@ impl Decoder {
                 causal: true,
                 window: layer.window,
             };
-            let mut outs = Vec::with_capacity(items.len() + 1);
-            let mut off = 0;
-            for (s, it) in items.iter().enumerate() {
-                let n = it.tokens.len();
-                let (ks, vs) = (k.narrow(2, off, n)?, v.narrow(2, off, n)?);
-                let (ks, vs) = match caches.as_mut() {
-                    Some(c) => {
-                        let c = &mut c[s];
-                        c.k[li].slice_set(&ks.contiguous()?, 2, it.start)?;
-                        c.v[li].slice_set(&vs.contiguous()?, 2, it.start)?;
-                        (
-                            c.k[li].narrow(2, 0, it.start + n)?,
-                            c.v[li].narrow(2, 0, it.start + n)?,
-                        )
-                    }
-                    None => (ks, vs),
-                };
-                let qs = q.narrow(2, off, n)?;
-                outs.push(ops::attend(
-                    &qs, &ks, &vs, it.start, shape, None, &mut masks,
-                )?);
-                off += n;
-            }
-            let attn = ops::pad_rows(Tensor::cat(&outs, 0)?, rows, dev)?;
+            let attn = ops::attend_packed(
+                &q,
+                &k,
+                &v,
+                items,
+                li,
+                caches.as_deref_mut(),
+                shape,
+                None,
+                &mut masks,
+            )?;
+            let attn = ops::pad_rows(attn, rows, dev)?;
             let mut attn = layer.o.forward(&attn)?;
             if let Some(n) = &layer.post_attn {
                 attn = n.forward(&attn)?;

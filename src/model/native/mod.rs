@@ -534,8 +534,10 @@ impl LanguageModel for NativeModel {
         requests: &[(String, String)],
         on_done: OnDone<(f64, bool)>,
     ) -> Result<(), ModelError> {
-        let inputs = self.hf.score_inputs(requests)?;
-        self.score_inputs(&inputs, &mut |i, r| on_done(i, r))
+        self.hf
+            .loglikelihood_with(requests, on_done, &|inputs, done| {
+                self.score_inputs(inputs, done)
+            })
     }
 
     fn loglikelihood_rolling(
@@ -543,16 +545,9 @@ impl LanguageModel for NativeModel {
         texts: &[String],
         on_done: OnDone<f64>,
     ) -> Result<(), ModelError> {
-        for (i, text) in texts.iter().enumerate() {
-            let windows = self.hf.rolling_inputs(text)?;
-            let mut total = 0.0;
-            self.score_inputs(&windows, &mut |_, (ll, _)| {
-                total += ll;
-                Ok(())
-            })?;
-            on_done(i, total)?;
-        }
-        Ok(())
+        self.hf.rolling_with(texts, on_done, &|inputs, done| {
+            self.score_inputs(inputs, done)
+        })
     }
 
     fn generate_until(

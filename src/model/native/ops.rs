@@ -228,3 +228,62 @@ pub(crate) fn pad_rows(x: Tensor, rows: usize, device: &Device) -> Result<Tensor
         0,
     )
 }
+
+/// Attention over packed items (each its rows of `q`, `k`, `v`, (1, heads, rows, head_dim)):
+/// with caches, each item's keys and values are written into its cache for `layer` at its
+/// positions and attention reads the cache up to its last position; without, it reads the
+/// item's own rows. Returns (rows of all items, heads * head_dim).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attend_packed(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    items: &[super::Item],
+    layer: usize,
+    mut caches: Option<&mut Vec<&mut super::SeqCache>>,
+    shape: AttnShape,
+    bias: Option<BiasFn>,
+    masks: &mut Masks,
+) -> Result<Tensor> {
+    let mut outs = Vec::with_capacity(items.len());
+    let mut off = 0;
+    for (s, it) in items.iter().enumerate() {
+        let n = it.tokens.len();
+        let (ks, vs) = (k.narrow(2, off, n)?, v.narrow(2, off, n)?);
+        let (ks, vs) = match caches.as_mut() {
+            Some(c) => {
+                let c = &mut c[s];
+                c.k[layer].slice_set(&ks.contiguous()?, 2, it.start)?;
+                c.v[layer].slice_set(&vs.contiguous()?, 2, it.start)?;
+                (
+                    c.k[layer].narrow(2, 0, it.start + n)?,
+                    c.v[layer].narrow(2, 0, it.start + n)?,
+                )
+            }
+            None => (ks, vs),
+        };
+        outs.push(attend(
+            &q.narrow(2, off, n)?,
+            &ks,
+            &vs,
+            it.start,
+            shape,
+            bias,
+            masks,
+        )?);
+        off += n;
+    }
+    Tensor::cat(&outs, 0)
+}
+
+/// The token ids of packed items, with zero rows up to `MIN_ROWS`: (ids, rows).
+pub(crate) fn packed_ids(items: &[super::Item]) -> (Vec<u32>, usize) {
+    let total: usize = items.iter().map(|it| it.tokens.len()).sum();
+    let rows = total.max(MIN_ROWS);
+    let mut ids: Vec<u32> = Vec::with_capacity(rows);
+    for it in items {
+        ids.extend_from_slice(it.tokens);
+    }
+    ids.resize(rows, 0);
+    (ids, rows)
+}

@@ -19,7 +19,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 
-use super::ops::{self, AttnShape, Linear, Masks, Norm, Result, MIN_ROWS};
+use super::ops::{self, AttnShape, Linear, Masks, Norm, Result};
 use super::{Item, SeqCache, Weights};
 use crate::model::hf::{Activation, ConfigError, Family, HfConfig};
 
@@ -295,10 +295,15 @@ impl T5 {
     /// every decoder block.
     pub(crate) fn encode(&self, seqs: &[&[u32]]) -> Result<Vec<Encoded>> {
         let dev = &self.device;
-        let total: usize = seqs.iter().map(|s| s.len()).sum();
-        let rows = total.max(MIN_ROWS);
-        let mut ids: Vec<u32> = seqs.iter().flat_map(|s| s.iter().copied()).collect();
-        ids.resize(rows, 0);
+        let items: Vec<Item> = seqs
+            .iter()
+            .map(|s| Item {
+                tokens: s,
+                start: 0,
+                logits: 0,
+            })
+            .collect();
+        let (ids, rows) = ops::packed_ids(&items);
         let mut h = self
             .shared
             .index_select(&Tensor::new(ids.as_slice(), dev)?, 0)?;
@@ -315,25 +320,12 @@ impl T5 {
             let q = ops::split_heads(&block.attn.q.forward(&x)?, nh, hd)?;
             let k = ops::split_heads(&block.attn.k.forward(&x)?, nh, hd)?;
             let v = ops::split_heads(&block.attn.v.forward(&x)?, nh, hd)?;
-            let mut outs = Vec::with_capacity(seqs.len());
-            let mut off = 0;
-            for s in seqs {
-                let n = s.len();
-                let bias = |q0: usize, b: usize, k0: usize, kl: usize| {
-                    self.position_bias(&self.encoder, true, q0, b, k0, kl)
-                };
-                outs.push(ops::attend(
-                    &q.narrow(2, off, n)?,
-                    &k.narrow(2, off, n)?,
-                    &v.narrow(2, off, n)?,
-                    0,
-                    shape,
-                    Some(&bias),
-                    &mut masks,
-                )?);
-                off += n;
-            }
-            let attn = ops::pad_rows(Tensor::cat(&outs, 0)?, rows, dev)?;
+            let bias = |q0: usize, b: usize, k0: usize, kl: usize| {
+                self.position_bias(&self.encoder, true, q0, b, k0, kl)
+            };
+            let attn =
+                ops::attend_packed(&q, &k, &v, &items, 0, None, shape, Some(&bias), &mut masks)?;
+            let attn = ops::pad_rows(attn, rows, dev)?;
             h = (h + block.attn.o.forward(&attn)?)?;
             let x = block.ln_ff.forward(&h)?;
             h = (h + self.ff(&block.ff, &x)?)?;
@@ -378,13 +370,7 @@ impl T5 {
         mut caches: Option<&mut Vec<&mut SeqCache>>,
     ) -> Result<Vec<Vec<Vec<f32>>>> {
         let dev = &self.device;
-        let total: usize = items.iter().map(|it| it.tokens.len()).sum();
-        let rows = total.max(MIN_ROWS);
-        let mut ids: Vec<u32> = Vec::with_capacity(rows);
-        for it in items {
-            ids.extend_from_slice(it.tokens);
-        }
-        ids.resize(rows, 0);
+        let (ids, rows) = ops::packed_ids(items);
         let mut h = self
             .shared
             .index_select(&Tensor::new(ids.as_slice(), dev)?, 0)?;
@@ -405,38 +391,21 @@ impl T5 {
             let q = ops::split_heads(&block.attn.q.forward(&x)?, nh, hd)?;
             let k = ops::split_heads(&block.attn.k.forward(&x)?, nh, hd)?;
             let v = ops::split_heads(&block.attn.v.forward(&x)?, nh, hd)?;
-            let mut outs = Vec::with_capacity(items.len());
-            let mut off = 0;
-            for (s, it) in items.iter().enumerate() {
-                let n = it.tokens.len();
-                let (ks, vs) = (k.narrow(2, off, n)?, v.narrow(2, off, n)?);
-                let (ks, vs) = match caches.as_mut() {
-                    Some(c) => {
-                        let c = &mut c[s];
-                        c.k[li].slice_set(&ks.contiguous()?, 2, it.start)?;
-                        c.v[li].slice_set(&vs.contiguous()?, 2, it.start)?;
-                        (
-                            c.k[li].narrow(2, 0, it.start + n)?,
-                            c.v[li].narrow(2, 0, it.start + n)?,
-                        )
-                    }
-                    None => (ks, vs),
-                };
-                let bias = |q0: usize, b: usize, k0: usize, kl: usize| {
-                    self.position_bias(&self.decoder, false, q0, b, k0, kl)
-                };
-                outs.push(ops::attend(
-                    &q.narrow(2, off, n)?,
-                    &ks,
-                    &vs,
-                    it.start,
-                    self_shape,
-                    Some(&bias),
-                    &mut masks,
-                )?);
-                off += n;
-            }
-            let attn = ops::pad_rows(Tensor::cat(&outs, 0)?, rows, dev)?;
+            let bias = |q0: usize, b: usize, k0: usize, kl: usize| {
+                self.position_bias(&self.decoder, false, q0, b, k0, kl)
+            };
+            let attn = ops::attend_packed(
+                &q,
+                &k,
+                &v,
+                items,
+                li,
+                caches.as_deref_mut(),
+                self_shape,
+                Some(&bias),
+                &mut masks,
+            )?;
+            let attn = ops::pad_rows(attn, rows, dev)?;
             h = (h + block.attn.o.forward(&attn)?)?;
             let (ln_cross, cross) = block
                 .cross
