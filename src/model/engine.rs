@@ -158,7 +158,38 @@ pub fn supports(c: &HfConfig, max_length: usize) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// The error for an engine response that is not the one asked for.
+fn unexpected(r: Response) -> ModelError {
+    match r {
+        Response::CompletionModelError(e, _) => ModelError::Request(e),
+        Response::InternalError(e) | Response::ValidationError(e) => {
+            ModelError::Request(e.to_string())
+        }
+        _ => ModelError::Request("unexpected response kind from the engine".into()),
+    }
+}
+
 impl EngineModel {
+    /// Send one request to the engine and wait for its response.
+    fn ask(
+        &self,
+        req: Request,
+        rx: &mut tokio::sync::mpsc::Receiver<Response>,
+    ) -> Result<Response, ModelError> {
+        let inner = self.model.inner();
+        self.rt.block_on(async {
+            inner
+                .get_sender(None)
+                .map_err(|e| ModelError::Request(e.to_string()))?
+                .send(req)
+                .await
+                .map_err(|e| ModelError::Request(e.to_string()))?;
+            rx.recv()
+                .await
+                .ok_or_else(|| ModelError::Request("the engine closed the channel".into()))
+        })
+    }
+
     pub fn load(hf: HfModel, args: &ModelArgs) -> Result<EngineModel, ModelError> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -193,44 +224,30 @@ impl EngineModel {
             ..SamplingParams::deterministic()
         };
         let req = completion_request(inner, input.to_vec(), sampling, None, true, tx);
-        self.rt.block_on(async {
-            inner
-                .get_sender(None)
-                .map_err(|e| ModelError::Request(e.to_string()))?
-                .send(req)
-                .await
-                .map_err(|e| ModelError::Request(e.to_string()))?;
-            match rx.recv().await {
-                Some(Response::Raw { logits_chunks, .. }) => {
-                    let t = logits_chunks
-                        .into_iter()
-                        .next()
-                        .ok_or_else(|| ModelError::Request("no logits returned".into()))?;
-                    let t = t
-                        .to_device(&mistralrs::Device::Cpu)
-                        .and_then(|t| t.to_dtype(mistralrs::DType::F32))
-                        .map_err(|e| ModelError::Request(e.to_string()))?;
-                    let rows: Vec<Vec<f32>> = t
-                        .to_vec2()
-                        .map_err(|e| ModelError::Request(e.to_string()))?;
-                    if rows.len() != input.len() {
-                        return Err(ModelError::Request(format!(
-                            "expected {} logit rows, got {} (is the prefix cache on?)",
-                            input.len(),
-                            rows.len()
-                        )));
-                    }
-                    Ok(rows)
+        match self.ask(req, &mut rx)? {
+            Response::Raw { logits_chunks, .. } => {
+                let t = logits_chunks
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| ModelError::Request("no logits returned".into()))?;
+                let t = t
+                    .to_device(&mistralrs::Device::Cpu)
+                    .and_then(|t| t.to_dtype(mistralrs::DType::F32))
+                    .map_err(|e| ModelError::Request(e.to_string()))?;
+                let rows: Vec<Vec<f32>> = t
+                    .to_vec2()
+                    .map_err(|e| ModelError::Request(e.to_string()))?;
+                if rows.len() != input.len() {
+                    return Err(ModelError::Request(format!(
+                        "expected {} logit rows, got {} (is the prefix cache on?)",
+                        input.len(),
+                        rows.len()
+                    )));
                 }
-                Some(Response::InternalError(e)) | Some(Response::ValidationError(e)) => {
-                    Err(ModelError::Request(e.to_string()))
-                }
-                Some(_) => Err(ModelError::Request(
-                    "unexpected response kind from the engine".into(),
-                )),
-                None => Err(ModelError::Request("the engine closed the channel".into())),
+                Ok(rows)
             }
-        })
+            other => Err(unexpected(other)),
+        }
     }
 
     /// Score prepared inputs, sharing one forward pass between equal inputs; calls `done(i,
@@ -647,25 +664,10 @@ impl EngineModel {
             ..SamplingParams::deterministic()
         };
         let req = completion_request(inner, ctx, sampling, Some(Arc::new(chooser)), false, tx);
-        let n = self.rt.block_on(async {
-            inner
-                .get_sender(None)
-                .map_err(|e| ModelError::Request(e.to_string()))?
-                .send(req)
-                .await
-                .map_err(|e| ModelError::Request(e.to_string()))?;
-            match rx.recv().await {
-                Some(Response::CompletionDone(r)) => Ok(r.usage.completion_tokens),
-                Some(Response::CompletionModelError(e, _)) => Err(ModelError::Request(e)),
-                Some(Response::InternalError(e)) | Some(Response::ValidationError(e)) => {
-                    Err(ModelError::Request(e.to_string()))
-                }
-                Some(_) => Err(ModelError::Request(
-                    "unexpected response kind from the engine".into(),
-                )),
-                None => Err(ModelError::Request("the engine closed the channel".into())),
-            }
-        })?;
+        let n = match self.ask(req, &mut rx)? {
+            Response::CompletionDone(r) => r.usage.completion_tokens,
+            other => return Err(unexpected(other)),
+        };
         let mut tokens = chosen.lock().expect("not poisoned").clone();
         // the engine may ask once more after its last token
         tokens.truncate(n);
