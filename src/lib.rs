@@ -6,6 +6,7 @@
 
 pub mod cache;
 pub mod cli;
+pub mod compare;
 pub mod env;
 pub mod evaluate;
 pub mod filter;

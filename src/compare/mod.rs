@@ -1,0 +1,5 @@
+//! Comparing runs: which differences between a base run and candidate runs are real (paired
+//! tests on the per-doc values of samples files), a regression gate, and the tables people
+//! read. See `rubric compare --help` and ../shared/reference/comparing-runs.md.
+
+pub mod stats;
