@@ -49,7 +49,10 @@ fn mcnemar_exact_as_statsmodels() {
         let want = c["p"].as_f64().unwrap();
         let got = stats::mcnemar_exact(b, cc);
         worst = worst.max((got - want).abs());
-        assert!(close(got, want), "b={b} c={cc}: {got} vs statsmodels {want}");
+        assert!(
+            close(got, want),
+            "b={b} c={cc}: {got} vs statsmodels {want}"
+        );
     }
     eprintln!("mcnemar: largest difference {worst:e}");
 }
@@ -70,7 +73,10 @@ fn paired_t_test_as_scipy() {
             .map(|v| v + shift)
             .collect();
         let (t, p) = stats::paired_t_test(&a, &b);
-        let (want_t, want_p) = (c["t"].as_f64().unwrap_or(f64::NAN), c["p"].as_f64().unwrap_or(f64::NAN));
+        let (want_t, want_p) = (
+            c["t"].as_f64().unwrap_or(f64::NAN),
+            c["p"].as_f64().unwrap_or(f64::NAN),
+        );
         worst = worst.max((p - want_p).abs());
         assert!(close(t, want_t), "case {c}: t {t} vs scipy {want_t}");
         assert!(close(p, want_p), "case {c}: p {p} vs scipy {want_p}");
@@ -100,9 +106,18 @@ fn holm_as_statsmodels() {
     let cases = g["holm"].as_array().unwrap();
     assert!(cases.len() >= 500);
     for c in cases {
-        let p: Vec<f64> = c["p"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
-        let want: Vec<f64> =
-            c["adjusted"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+        let p: Vec<f64> = c["p"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        let want: Vec<f64> = c["adjusted"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
         let got = stats::holm(&p);
         for (g, w) in got.iter().zip(&want) {
             assert!(close(*g, *w), "{c}: {got:?}");

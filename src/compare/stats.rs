@@ -399,7 +399,10 @@ pub fn wilson_interval(count: f64, nobs: f64, alpha: f64) -> (f64, f64) {
     let denom = 1.0 + crit2 / nobs;
     let center = (q + crit2 / (2.0 * nobs)) / denom;
     let dist = crit * (q * (1.0 - q) / nobs + crit2 / (4.0 * nobs * nobs)).sqrt() / denom;
-    ((center - dist).clamp(0.0, 1.0), (center + dist).clamp(0.0, 1.0))
+    (
+        (center - dist).clamp(0.0, 1.0),
+        (center + dist).clamp(0.0, 1.0),
+    )
 }
 
 /// statsmodels' `multipletests(pvals, method="holm")`: the adjusted p-values, in input order.

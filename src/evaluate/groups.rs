@@ -147,3 +147,59 @@ fn aggregate_group_metric(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::TaskResult;
+
+    fn task(name: &str, value: f64, stderr: f64, n: usize) -> TaskResult {
+        TaskResult {
+            name: name.into(),
+            alias: name.into(),
+            version: Value::Null,
+            num_fewshot: 0,
+            config: Value::Null,
+            higher_is_better: BTreeMap::new(),
+            metrics: vec![MetricValue {
+                metric: "acc".into(),
+                filter: "none".into(),
+                value,
+                stderr: Some(stderr),
+            }],
+            sample_len: n,
+            original_len: n,
+            samples: vec![],
+            truncated: 0,
+            generations: 0,
+        }
+    }
+
+    /// lm-eval 0.4.13's `Group.aggregate`: `aggregate_subtask_metrics` with
+    /// `pooled_sample_stderr` (weighted) or `unweighted_mean_stderr` (not weighted); values
+    /// from its functions on these inputs.
+    #[test]
+    fn group_values_and_stderrs_as_lm_eval() {
+        let results = EvalResults {
+            tasks: vec![
+                task("a", 0.5, 0.05, 100),
+                task("b", 0.7, 0.04, 250),
+                task("c", 0.9, 0.1, 30),
+            ],
+            ..Default::default()
+        };
+        let leaves: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let cfg = |weight_by_size: bool| AggMetricConfig {
+            metric: "acc".into(),
+            filter_list: None,
+            aggregation: "mean".into(),
+            weight_by_size,
+        };
+        let w = &aggregate_group_metric(&cfg(true), &leaves, &results)[0];
+        assert!((w.value - 0.6631578947368421).abs() < 1e-15);
+        assert!((w.stderr.unwrap() - 0.03047508783646463).abs() < 1e-15);
+        let u = &aggregate_group_metric(&cfg(false), &leaves, &results)[0];
+        assert!((u.value - 0.7000000000000001).abs() < 1e-15);
+        assert!((u.stderr.unwrap() - 0.03958114029012639).abs() < 1e-15);
+    }
+}

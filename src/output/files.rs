@@ -114,4 +114,40 @@ mod tests {
         assert!(live.exists(), "a file of a running writer is kept");
         assert!(dir.path().join("samples_a_t.jsonl").is_file());
     }
+
+    /// Samples are written before results: when writing stops (here: the results file cannot
+    /// be placed), the samples exist and no results file claims a run without them.
+    #[test]
+    fn samples_come_before_results() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("results_t.json")).unwrap();
+        let doc = serde_json::json!({"results": {}});
+        let sample = [serde_json::json!({"doc_id": 0})];
+        let err = write_run(
+            dir.path(),
+            &RunFiles {
+                results_name: "results_t.json".into(),
+                results: &doc,
+                markdown: "|x|",
+                csv: "x",
+                latex: "x",
+                samples: vec![("samples_a_t.jsonl".into(), &sample[..])],
+            },
+        );
+        assert!(err.is_err());
+        assert!(dir.path().join("samples_a_t.jsonl").is_file());
+        assert!(
+            dir.path().join("results_t.json").is_dir(),
+            "no results file was written"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+            .collect();
+        assert!(
+            leftovers.is_empty(),
+            "a failed write leaves no temporary file"
+        );
+    }
 }
