@@ -34,11 +34,20 @@ fn closest_ref_len(hyp_len: u64, ref_lens: &[u64]) -> u64 {
 
 /// Statistics of one hypothesis against its references, tokenized with `13a`.
 pub(crate) fn segment_stats(hyp: &str, refs: &[String], max_order: usize) -> Stats {
-    let hyp_tok = tokenize_13a(py_rstrip(hyp));
-    let hyp_words: Vec<&str> = py_split(&hyp_tok).collect();
+    segment_stats_many(&[hyp], refs, max_order)[0]
+}
+
+/// Statistics of several hypotheses against the same references (tokenized once).
+pub(crate) fn segment_stats_many(hyps: &[&str], refs: &[String], max_order: usize) -> Vec<Stats> {
     let ref_toks: Vec<String> = refs.iter().map(|r| tokenize_13a(py_rstrip(r))).collect();
     let ref_words: Vec<Vec<&str>> = ref_toks.iter().map(|r| py_split(r).collect()).collect();
-    stats_from_tokens(&hyp_words, &ref_words, max_order)
+    hyps.iter()
+        .map(|hyp| {
+            let hyp_tok = tokenize_13a(py_rstrip(hyp));
+            let hyp_words: Vec<&str> = py_split(&hyp_tok).collect();
+            stats_from_tokens(&hyp_words, &ref_words, max_order)
+        })
+        .collect()
 }
 
 /// An n-gram (n <= 4) of token ids packed into one key; 0 marks an unused slot.

@@ -8,8 +8,6 @@
 //! the corpus score is computed from the summed statistics by averaging precision and recall
 //! over the orders where both sides have n-grams.
 
-use std::collections::HashMap;
-
 use crate::text::py_split;
 
 pub(crate) const CHAR_ORDER: usize = 6;
@@ -17,18 +15,76 @@ const BETA: f64 = 2.0;
 
 pub(crate) type Stats = [u64; 3 * CHAR_ORDER];
 
-fn char_ngrams(text: &[char]) -> Vec<HashMap<&[char], u64>> {
+/// Each order's character n-grams as sorted integer keys, so counting and matching are
+/// merges of sorted lists: 10 bits per character in a u64 when every character is below
+/// U+0400 (6 x 10 bits), else 21 bits (any Unicode scalar) in a u128. Keys are exact, never
+/// hashes.
+enum Ngrams {
+    Narrow(Vec<Vec<u64>>),
+    Wide(Vec<Vec<u128>>),
+}
+
+fn keys<K: Ord + Copy>(text: &[char], pack: impl Fn(&[char]) -> K) -> Vec<Vec<K>> {
     (1..=CHAR_ORDER)
         .map(|n| {
-            let mut m = HashMap::new();
-            if text.len() >= n {
-                for w in text.windows(n) {
-                    *m.entry(w).or_insert(0) += 1;
-                }
-            }
-            m
+            let mut keys: Vec<K> = if text.len() >= n {
+                text.windows(n).map(&pack).collect()
+            } else {
+                Vec::new()
+            };
+            keys.sort_unstable();
+            keys
         })
         .collect()
+}
+
+fn char_ngrams(text: &[char], narrow: bool) -> Ngrams {
+    if narrow {
+        Ngrams::Narrow(keys(text, |w| {
+            w.iter().fold(0u64, |k, &c| (k << 10) | c as u64)
+        }))
+    } else {
+        Ngrams::Wide(keys(text, |w| {
+            w.iter().fold(0u128, |k, &c| (k << 21) | c as u128)
+        }))
+    }
+}
+
+fn is_narrow(text: &[char]) -> bool {
+    text.iter().all(|&c| (c as u32) < 1 << 10)
+}
+
+/// Sum over distinct n-grams of min(count in a, count in b), for sorted lists.
+fn matches<K: Ord>(a: &[K], b: &[K]) -> u64 {
+    let (mut i, mut j, mut m) = (0, 0, 0u64);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                m += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    m
+}
+
+/// `[hyp, ref, match]` of order n (hypothesis counts are 0 when the reference has none).
+fn order_stats(h: &Ngrams, r: &Ngrams, n: usize) -> [u64; 3] {
+    let triple = |hl: usize, rl: usize, m: u64| {
+        [if rl == 0 { 0 } else { hl as u64 }, rl as u64, m]
+    };
+    match (h, r) {
+        (Ngrams::Narrow(h), Ngrams::Narrow(r)) => {
+            triple(h[n].len(), r[n].len(), matches(&h[n], &r[n]))
+        }
+        (Ngrams::Wide(h), Ngrams::Wide(r)) => {
+            triple(h[n].len(), r[n].len(), matches(&h[n], &r[n]))
+        }
+        _ => unreachable!("both sides are packed alike"),
+    }
 }
 
 fn squeeze(s: &str) -> Vec<char> {
@@ -65,35 +121,34 @@ pub(crate) fn f_score(s: &Stats) -> f64 {
 
 /// The best-matching reference's statistics for one hypothesis.
 pub(crate) fn segment_stats(hyp: &str, refs: &[String]) -> Stats {
-    let h = squeeze(hyp);
-    let hyp_ngrams = char_ngrams(&h);
-    let mut best: Stats = [0; 3 * CHAR_ORDER];
-    let mut best_f = -1.0;
-    for r in refs {
-        let rc = squeeze(r);
-        let ref_ngrams = char_ngrams(&rc);
-        let mut s: Stats = [0; 3 * CHAR_ORDER];
-        for n in 0..CHAR_ORDER {
-            let (hm, rm) = (&hyp_ngrams[n], &ref_ngrams[n]);
-            let mut hyp_count = 0;
-            let mut matched = 0;
-            for (g, &c) in hm {
-                hyp_count += c;
-                if let Some(&rcount) = rm.get(g) {
-                    matched += c.min(rcount);
+    segment_stats_many(&[hyp], refs)[0]
+}
+
+/// The statistics of several hypotheses against the same references (counted once).
+pub(crate) fn segment_stats_many(hyps: &[&str], refs: &[String]) -> Vec<Stats> {
+    let hyps: Vec<Vec<char>> = hyps.iter().map(|h| squeeze(h)).collect();
+    let refs: Vec<Vec<char>> = refs.iter().map(|r| squeeze(r)).collect();
+    let narrow = hyps.iter().chain(&refs).all(|t| is_narrow(t));
+    let ref_ngrams: Vec<Ngrams> = refs.iter().map(|r| char_ngrams(r, narrow)).collect();
+    hyps.iter()
+        .map(|h| {
+            let hyp_ngrams = char_ngrams(h, narrow);
+            let mut best: Stats = [0; 3 * CHAR_ORDER];
+            let mut best_f = -1.0;
+            for r in &ref_ngrams {
+                let mut s: Stats = [0; 3 * CHAR_ORDER];
+                for n in 0..CHAR_ORDER {
+                    s[3 * n..3 * n + 3].copy_from_slice(&order_stats(&hyp_ngrams, r, n));
+                }
+                let f = f_score(&s);
+                if f > best_f {
+                    best_f = f;
+                    best = s;
                 }
             }
-            s[3 * n] = if rm.is_empty() { 0 } else { hyp_count };
-            s[3 * n + 1] = rm.values().sum();
-            s[3 * n + 2] = matched;
-        }
-        let f = f_score(&s);
-        if f > best_f {
-            best_f = f;
-            best = s;
-        }
-    }
-    best
+            best
+        })
+        .collect()
 }
 
 /// `sacrebleu.corpus_chrf(hyps, refs).score`.

@@ -47,13 +47,11 @@ fn sort_key(v: &Value) -> (u8, f64, String) {
     }
 }
 
-fn labels(pairs: &[(Value, Value)]) -> Vec<Value> {
+fn sorted_labels<'a>(values: impl IntoIterator<Item = &'a Value>) -> Vec<Value> {
     let mut l: Vec<Value> = Vec::new();
-    for (g, p) in pairs {
-        for v in [g, p] {
-            if !l.contains(v) {
-                l.push(v.clone());
-            }
+    for v in values {
+        if !l.contains(v) {
+            l.push(v.clone());
         }
     }
     l.sort_by(|a, b| {
@@ -62,16 +60,6 @@ fn labels(pairs: &[(Value, Value)]) -> Vec<Value> {
             .unwrap_or(std::cmp::Ordering::Equal)
     });
     l
-}
-
-fn counts(pairs: &[(Value, Value)], label: &Value) -> (f64, f64, f64) {
-    let tp = pairs
-        .iter()
-        .filter(|(g, p)| g == label && p == label)
-        .count() as f64;
-    let pred = pairs.iter().filter(|(_, p)| p == label).count() as f64;
-    let truth = pairs.iter().filter(|(g, _)| g == label).count() as f64;
-    (tp, pred, truth)
 }
 
 fn f_from(tp: f64, pred: f64, truth: f64) -> f64 {
@@ -93,89 +81,157 @@ fn positive_label(labels: &[Value]) -> Value {
     }
 }
 
-/// sklearn's `f1_score(golds, preds, average=...)`.
-pub fn f1(pairs: &[(Value, Value)], average: Average) -> Result<f64, String> {
-    let all = labels(pairs);
-    match average {
-        Average::Binary => {
-            if all.len() > 2 {
-                return Err(format!(
-                    "f1 with average=binary needs at most 2 labels, found {}; use `average: macro`",
-                    all.len()
-                ));
-            }
-            let pos = positive_label(&all);
-            if all.len() == 2 && !all.contains(&pos) {
-                return Err(format!(
-                    "f1 with average=binary: the positive label 1 is not among the labels {all:?}"
-                ));
-            }
-            let (tp, pred, truth) = counts(pairs, &pos);
-            Ok(f_from(tp, pred, truth))
+/// The confusion matrix of (gold, prediction) pairs over a fixed label list: f1 and mcc are
+/// computed from it alone, so a bootstrap resample (`rubric compare`) only adds counts. Labels
+/// with no count are absent, as sklearn takes the labels from the pairs.
+#[derive(Debug, Clone)]
+pub struct Confusion {
+    /// Sorted as sklearn sorts them (numbers before strings).
+    pub labels: Vec<Value>,
+    /// `counts[g * k + p]`: pairs with gold label g and predicted label p.
+    pub counts: Vec<f64>,
+}
+
+impl Confusion {
+    /// The labels of all these pairs, sorted; the index of each pair's cell.
+    pub fn cells(pairs: &[(Value, Value)]) -> (Vec<Value>, Vec<usize>) {
+        let labels = sorted_labels(pairs.iter().flat_map(|(g, p)| [g, p]));
+        let idx = |v: &Value| labels.iter().position(|l| l == v).unwrap_or(0);
+        let k = labels.len();
+        let cells = pairs.iter().map(|(g, p)| idx(g) * k + idx(p)).collect();
+        (labels, cells)
+    }
+
+    pub fn from_pairs(pairs: &[(Value, Value)]) -> Confusion {
+        let (labels, cells) = Confusion::cells(pairs);
+        let mut counts = vec![0.0; labels.len() * labels.len()];
+        for c in cells {
+            counts[c] += 1.0;
         }
-        Average::Auto => {
-            let golds = labels(
-                &pairs
-                    .iter()
-                    .map(|(g, _)| (g.clone(), g.clone()))
-                    .collect::<Vec<_>>(),
-            );
-            if golds.len() <= 2 {
-                let (tp, pred, truth) = counts(pairs, &positive_label(&golds));
+        Confusion { labels, counts }
+    }
+
+    fn k(&self) -> usize {
+        self.labels.len()
+    }
+
+    fn truth(&self, i: usize) -> f64 {
+        let k = self.k();
+        self.counts[i * k..(i + 1) * k].iter().sum()
+    }
+
+    fn pred(&self, j: usize) -> f64 {
+        let k = self.k();
+        (0..k).map(|i| self.counts[i * k + j]).sum()
+    }
+
+    /// The labels that occur, as indices.
+    fn present(&self) -> Vec<usize> {
+        (0..self.k())
+            .filter(|&i| self.truth(i) > 0.0 || self.pred(i) > 0.0)
+            .collect()
+    }
+
+    /// (true positives, predicted, true) of one label.
+    fn label_counts(&self, i: usize) -> (f64, f64, f64) {
+        (self.counts[i * self.k() + i], self.pred(i), self.truth(i))
+    }
+
+    /// The positive label's counts (0 when it does not occur).
+    fn positive_counts(&self, among: &[Value]) -> (f64, f64, f64) {
+        let pos = positive_label(among);
+        match self.labels.iter().position(|l| *l == pos) {
+            Some(i) => self.label_counts(i),
+            None => (0.0, 0.0, 0.0),
+        }
+    }
+
+    /// sklearn's `f1_score(golds, preds, average=...)`.
+    pub fn f1(&self, average: Average) -> Result<f64, String> {
+        let present = self.present();
+        let all: Vec<Value> = present.iter().map(|&i| self.labels[i].clone()).collect();
+        match average {
+            Average::Binary => {
+                if all.len() > 2 {
+                    return Err(format!(
+                        "f1 with average=binary needs at most 2 labels, found {}; use `average: macro`",
+                        all.len()
+                    ));
+                }
+                if all.len() == 2 && !all.contains(&positive_label(&all)) {
+                    return Err(format!(
+                        "f1 with average=binary: the positive label 1 is not among the labels {all:?}"
+                    ));
+                }
+                let (tp, pred, truth) = self.positive_counts(&all);
                 Ok(f_from(tp, pred, truth))
-            } else {
-                f1(pairs, Average::Macro)
+            }
+            Average::Auto => {
+                let golds: Vec<Value> = (0..self.k())
+                    .filter(|&i| self.truth(i) > 0.0)
+                    .map(|i| self.labels[i].clone())
+                    .collect();
+                if golds.len() <= 2 {
+                    let (tp, pred, truth) = self.positive_counts(&golds);
+                    Ok(f_from(tp, pred, truth))
+                } else {
+                    self.f1(Average::Macro)
+                }
+            }
+            Average::Macro => {
+                if present.is_empty() {
+                    return Ok(0.0);
+                }
+                Ok(present
+                    .iter()
+                    .map(|&i| {
+                        let (tp, pred, truth) = self.label_counts(i);
+                        f_from(tp, pred, truth)
+                    })
+                    .sum::<f64>()
+                    / present.len() as f64)
+            }
+            Average::Micro => {
+                let (mut tp, mut pred, mut truth) = (0.0, 0.0, 0.0);
+                for &i in &present {
+                    let c = self.label_counts(i);
+                    tp += c.0;
+                    pred += c.1;
+                    truth += c.2;
+                }
+                Ok(f_from(tp, pred, truth))
             }
         }
-        Average::Macro => {
-            if all.is_empty() {
-                return Ok(0.0);
-            }
-            Ok(all
-                .iter()
-                .map(|l| {
-                    let (tp, pred, truth) = counts(pairs, l);
-                    f_from(tp, pred, truth)
-                })
-                .sum::<f64>()
-                / all.len() as f64)
-        }
-        Average::Micro => {
-            let (mut tp, mut pred, mut truth) = (0.0, 0.0, 0.0);
-            for l in &all {
-                let c = counts(pairs, l);
-                tp += c.0;
-                pred += c.1;
-                truth += c.2;
-            }
-            Ok(f_from(tp, pred, truth))
+    }
+
+    /// sklearn's `matthews_corrcoef(golds, preds)`.
+    pub fn mcc(&self) -> f64 {
+        let k = self.k();
+        let t_sum: Vec<f64> = (0..k).map(|i| self.truth(i)).collect();
+        let p_sum: Vec<f64> = (0..k).map(|j| self.pred(j)).collect();
+        let n_correct: f64 = (0..k).map(|i| self.counts[i * k + i]).sum();
+        let n: f64 = p_sum.iter().sum();
+        let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+        let cov_ytyp = n_correct * n - dot(&t_sum, &p_sum);
+        let cov_ypyp = n * n - dot(&p_sum, &p_sum);
+        let cov_ytyt = n * n - dot(&t_sum, &t_sum);
+        let denom = cov_ypyp * cov_ytyt;
+        if denom == 0.0 {
+            0.0
+        } else {
+            cov_ytyp / denom.sqrt()
         }
     }
 }
 
+/// sklearn's `f1_score(golds, preds, average=...)`.
+pub fn f1(pairs: &[(Value, Value)], average: Average) -> Result<f64, String> {
+    Confusion::from_pairs(pairs).f1(average)
+}
+
 /// sklearn's `matthews_corrcoef(golds, preds)`.
 pub fn mcc(pairs: &[(Value, Value)]) -> f64 {
-    let all = labels(pairs);
-    let idx = |v: &Value| all.iter().position(|l| l == v).unwrap_or(0);
-    let k = all.len();
-    let mut c = vec![vec![0f64; k]; k];
-    for (g, p) in pairs {
-        c[idx(g)][idx(p)] += 1.0;
-    }
-    let t_sum: Vec<f64> = (0..k).map(|i| c[i].iter().sum()).collect();
-    let p_sum: Vec<f64> = (0..k).map(|j| (0..k).map(|i| c[i][j]).sum()).collect();
-    let n_correct: f64 = (0..k).map(|i| c[i][i]).sum();
-    let n: f64 = p_sum.iter().sum();
-    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
-    let cov_ytyp = n_correct * n - dot(&t_sum, &p_sum);
-    let cov_ypyp = n * n - dot(&p_sum, &p_sum);
-    let cov_ytyt = n * n - dot(&t_sum, &t_sum);
-    let denom = cov_ypyp * cov_ytyt;
-    if denom == 0.0 {
-        0.0
-    } else {
-        cov_ytyp / denom.sqrt()
-    }
+    Confusion::from_pairs(pairs).mcc()
 }
 
 /// Fraction of pairs where the prediction equals the gold.

@@ -27,13 +27,14 @@ enum Op {
 }
 
 /// Beam-limited edit distance of `hyp` against `reference`, with the trace of operations.
-fn edit_distance(hyp: &[&str], reference: &[&str]) -> (i64, Vec<Op>) {
+fn edit_distance<W: Copy + PartialEq>(hyp: &[W], reference: &[W]) -> (i64, Vec<Op>) {
     let n_h = hyp.len();
     let n_r = reference.len();
-    let mut dist: Vec<Vec<(i64, Op)>> = Vec::with_capacity(n_h + 1);
-    dist.push((0..=n_r).map(|i| (i as i64, Op::Ins)).collect());
-    for _ in 0..n_h {
-        dist.push(vec![(INF, Op::Undef); n_r + 1]);
+    // one flat table, row i at [i * w, (i + 1) * w)
+    let w = n_r + 1;
+    let mut dist: Vec<(i64, Op)> = vec![(INF, Op::Undef); (n_h + 1) * w];
+    for (j, cell) in dist[..w].iter_mut().enumerate() {
+        *cell = (j as i64, Op::Ins);
     }
     let length_ratio = if n_h > 0 {
         n_r as f64 / n_h as f64
@@ -54,7 +55,7 @@ fn edit_distance(hyp: &[&str], reference: &[&str]) -> (i64, Vec<Op>) {
         }
         for j in min_j..max_j {
             if j == 0 {
-                dist[i][j] = (dist[i - 1][j].0 + 1, Op::Del);
+                dist[i * w] = (dist[(i - 1) * w].0 + 1, Op::Del);
             } else {
                 let (cost_sub, op_sub) = if hyp[i - 1] == reference[j - 1] {
                     (0, Op::Nop)
@@ -62,13 +63,13 @@ fn edit_distance(hyp: &[&str], reference: &[&str]) -> (i64, Vec<Op>) {
                     (1, Op::Sub)
                 };
                 let ops = [
-                    (dist[i - 1][j - 1].0 + cost_sub, op_sub),
-                    (dist[i - 1][j].0 + 1, Op::Del),
-                    (dist[i][j - 1].0 + 1, Op::Ins),
+                    (dist[(i - 1) * w + j - 1].0 + cost_sub, op_sub),
+                    (dist[(i - 1) * w + j].0 + 1, Op::Del),
+                    (dist[i * w + j - 1].0 + 1, Op::Ins),
                 ];
                 for (cost, op) in ops {
-                    if dist[i][j].0 > cost {
-                        dist[i][j] = (cost, op);
+                    if dist[i * w + j].0 > cost {
+                        dist[i * w + j] = (cost, op);
                     }
                 }
             }
@@ -77,7 +78,7 @@ fn edit_distance(hyp: &[&str], reference: &[&str]) -> (i64, Vec<Op>) {
     let mut trace = Vec::new();
     let (mut i, mut j) = (n_h, n_r);
     while i > 0 || j > 0 {
-        let op = dist[i][j].1;
+        let op = dist[i * w + j].1;
         trace.push(op);
         match op {
             Op::Sub | Op::Nop => {
@@ -90,7 +91,7 @@ fn edit_distance(hyp: &[&str], reference: &[&str]) -> (i64, Vec<Op>) {
         }
     }
     trace.reverse();
-    (dist[n_h][n_r].0, trace)
+    (dist[n_h * w + n_r].0, trace)
 }
 
 /// `trace_to_alignment` on the flipped trace (insertions and deletions swapped).
@@ -137,12 +138,7 @@ fn alignment(trace: &[Op]) -> (Vec<Option<i64>>, Vec<u8>, Vec<u8>) {
     (align, ref_err, hyp_err)
 }
 
-fn perform_shift<'a>(
-    words: &[&'a str],
-    start: usize,
-    length: usize,
-    target: usize,
-) -> Vec<&'a str> {
+fn perform_shift<W: Copy>(words: &[W], start: usize, length: usize, target: usize) -> Vec<W> {
     let mut out = Vec::with_capacity(words.len());
     if target < start {
         out.extend_from_slice(&words[..target]);
@@ -166,7 +162,7 @@ fn perform_shift<'a>(
 }
 
 /// `_find_shifted_pairs`: (h_start, r_start, length) of equal word runs.
-fn shifted_pairs(h: &[&str], r: &[&str]) -> Vec<(usize, usize, usize)> {
+fn shifted_pairs<W: PartialEq>(h: &[W], r: &[W]) -> Vec<(usize, usize, usize)> {
     let mut out = Vec::new();
     for start_h in 0..h.len() {
         for start_r in 0..r.len() {
@@ -187,10 +183,10 @@ fn shifted_pairs(h: &[&str], r: &[&str]) -> Vec<(usize, usize, usize)> {
 }
 
 /// `_shift`: the best shift, its gain and the updated candidate count.
-fn best_shift<'a>(h: &[&'a str], r: &[&str], checked: &mut usize) -> (i64, Vec<&'a str>) {
+fn best_shift<W: Copy + PartialOrd>(h: &[W], r: &[W], checked: &mut usize) -> (i64, Vec<W>) {
     let (pre_score, trace) = edit_distance(h, r);
     let (align, ref_err, hyp_err) = alignment(&trace);
-    let mut best: Option<(i64, usize, i64, i64, Vec<&'a str>)> = None;
+    let mut best: Option<(i64, usize, i64, i64, Vec<W>)> = None;
     for (start_h, start_r, length) in shifted_pairs(h, r) {
         if hyp_err[start_h..start_h + length].iter().all(|&e| e == 0) {
             continue;
@@ -236,38 +232,66 @@ fn best_shift<'a>(h: &[&'a str], r: &[&str], checked: &mut usize) -> (i64, Vec<&
 }
 
 /// `translation_edit_rate`: (edits, reference length).
-pub(crate) fn edits(hyp: &[&str], reference: &[&str]) -> (i64, usize) {
+pub(crate) fn edits<'a>(hyp: &[&'a str], reference: &[&'a str]) -> (i64, usize) {
     if reference.is_empty() {
         return (hyp.len() as i64, 0);
     }
+    // words as ids, so the many edit distances of the shift search compare integers
+    let mut ids: rustc_hash::FxHashMap<&'a str, u32> = rustc_hash::FxHashMap::default();
+    let mut as_ids = |words: &[&'a str]| -> Vec<u32> {
+        words
+            .iter()
+            .map(|w| {
+                let next = ids.len() as u32;
+                *ids.entry(w).or_insert(next)
+            })
+            .collect()
+    };
+    let h = as_ids(hyp);
+    let r = as_ids(reference);
     let mut shifts = 0;
-    let mut words: Vec<&str> = hyp.to_vec();
+    let mut words = h;
     let mut checked = 0;
     loop {
-        let (delta, new_words) = best_shift(&words, reference, &mut checked);
+        let (delta, new_words) = best_shift(&words, &r, &mut checked);
         if checked >= MAX_SHIFT_CANDIDATES || delta <= 0 {
             break;
         }
         shifts += 1;
         words = new_words;
     }
-    (shifts + edit_distance(&words, reference).0, reference.len())
+    (shifts + edit_distance(&words, &r).0, reference.len())
 }
 
 /// One segment's `[best edits, average reference length]`.
 pub(crate) fn segment_stats(hyp: &str, refs: &[String]) -> (f64, f64) {
-    let h = tokenize_ter(crate::text::py_rstrip(hyp));
-    let h: Vec<&str> = h.iter().map(String::as_str).collect();
-    let mut best = i64::MAX;
-    let mut ref_lengths = 0usize;
-    for r in refs {
-        let rt = tokenize_ter(crate::text::py_rstrip(r));
-        let rt: Vec<&str> = rt.iter().map(String::as_str).collect();
-        let (e, len) = edits(&h, &rt);
-        ref_lengths += len;
-        best = best.min(e);
-    }
-    (best as f64, ref_lengths as f64 / refs.len().max(1) as f64)
+    segment_stats_many(&[hyp], refs)[0]
+}
+
+/// Several hypotheses' statistics against the same references (tokenized once).
+pub(crate) fn segment_stats_many(hyps: &[&str], refs: &[String]) -> Vec<(f64, f64)> {
+    let ref_toks: Vec<Vec<String>> = refs
+        .iter()
+        .map(|r| tokenize_ter(crate::text::py_rstrip(r)))
+        .collect();
+    let ref_words: Vec<Vec<&str>> = ref_toks
+        .iter()
+        .map(|r| r.iter().map(String::as_str).collect())
+        .collect();
+    hyps.iter()
+        .map(|hyp| {
+            let h = tokenize_ter(crate::text::py_rstrip(hyp));
+            let h: Vec<&str> = h.iter().map(String::as_str).collect();
+            let mut best = i64::MAX;
+            let mut ref_lengths = 0usize;
+            for rt in &ref_words {
+                let (e, len) = edits(&h, rt);
+                ref_lengths += len;
+                best = best.min(e);
+            }
+            (best as f64, ref_lengths as f64 / refs.len().max(1) as f64)
+        })
+        .collect()
 }
 
 /// `sacrebleu.corpus_ter(hyps, refs).score`.
