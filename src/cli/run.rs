@@ -76,6 +76,17 @@ pub struct RunArgs {
     /// Evaluate only the first N docs of each task, or a fraction when below 1 (testing only).
     #[arg(long, short = 'L', value_name = "N", help_heading = "Tasks")]
     pub limit: Option<String>,
+    /// Evaluate only these docs: a JSON object of task names to doc indices, as lm-eval's
+    /// `--samples` (`'{"gsm8k": [0, 1, 2]}'`; other tasks run whole). The selected docs are
+    /// numbered 0.. in dataset order, as lm-eval numbers them. Not with --limit.
+    #[arg(
+        long,
+        short = 'E',
+        value_name = "JSON",
+        conflicts_with = "limit",
+        help_heading = "Tasks"
+    )]
+    pub samples: Option<String>,
     /// Generation settings merged into every generate_until task, `key=value,...` (e.g.
     /// `temperature=0.8,do_sample=true,max_gen_toks=512`).
     #[arg(
@@ -212,6 +223,37 @@ fn parse_gen_kwargs(s: &str) -> Result<Map<String, Value>, String> {
     Ok(out)
 }
 
+/// `--samples '{"task": [0, 1, 2]}'`; every name must be a selected task.
+fn parse_samples(
+    text: &str,
+    selected: &[crate::task::select::Selected],
+) -> Result<std::collections::BTreeMap<String, Vec<usize>>, String> {
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| format!("--samples: not JSON ({e}); expected {{\"task\": [0, 1, 2]}}"))?;
+    let Value::Object(m) = v else {
+        return Err("--samples: expected a JSON object of task names to doc indices".into());
+    };
+    let names: Vec<String> = selected
+        .iter()
+        .flat_map(|s| s.tasks().into_iter().map(|t| t.name.clone()))
+        .collect();
+    let mut out = std::collections::BTreeMap::new();
+    for (task, idx) in m {
+        if !names.contains(&task) {
+            return Err(format!(
+                "--samples: `{task}` is not among the tasks run ({})",
+                names.join(", ")
+            ));
+        }
+        let idx: Vec<usize> = idx
+            .as_array()
+            .and_then(|a| a.iter().map(|x| x.as_u64().map(|x| x as usize)).collect())
+            .ok_or_else(|| format!("--samples: `{task}` needs a list of doc indices (0, 1, ...)"))?;
+        out.insert(task, idx);
+    }
+    Ok(out)
+}
+
 pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
     let usage = |e: anyhow::Error| (exit::USAGE, e);
     args.compat.check().map_err(usage)?;
@@ -251,6 +293,12 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
     if selected.is_empty() {
         return Err(usage(anyhow!("--tasks names no task")));
     }
+    let samples = args
+        .samples
+        .as_deref()
+        .map(|s| parse_samples(s, &selected))
+        .transpose()
+        .map_err(|e| usage(anyhow!(e)))?;
 
     let mut model_args =
         crate::model::parse_model_args(&args.model_args).map_err(|e| usage(e.into()))?;
@@ -321,6 +369,7 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
     let cfg = EvalConfig {
         num_fewshot: args.num_fewshot,
         limit,
+        samples,
         fewshot_seed: seeds[3].unwrap_or(1234),
         sample_seed: seeds[0].unwrap_or(0) as u64,
         gen_kwargs: gen_kwargs.clone(),

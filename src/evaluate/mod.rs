@@ -42,6 +42,8 @@ pub enum EvalError {
         doc_id: usize,
         message: String,
     },
+    #[error("{0}")]
+    Samples(String),
     #[error("task `{0}` runs model-written code; pass --confirm-run-unsafe-code to allow it (it runs sandboxed)")]
     Unsafe(String),
 }
@@ -90,6 +92,9 @@ impl Limit {
 pub struct EvalConfig<'a> {
     pub num_fewshot: Option<usize>,
     pub limit: Option<Limit>,
+    /// `--samples`: per task, the indices of the docs to evaluate (lm-eval numbers the
+    /// selected docs 0.. in dataset order, and so does rubric).
+    pub samples: Option<BTreeMap<String, Vec<usize>>>,
     pub fewshot_seed: i64,
     pub sample_seed: u64,
     pub gen_kwargs: Option<Map<String, Value>>,
@@ -109,6 +114,8 @@ pub struct EvalConfig<'a> {
 pub(crate) struct Prepared<'t> {
     task: &'t Task,
     docs: TaskDocs,
+    /// The task's docs before `--samples` selected some.
+    original_len: usize,
     num_fewshot: usize,
     instances: Vec<Instance>,
     metrics: Vec<Metric>,
@@ -124,7 +131,24 @@ fn prepare<'t>(
         return Err(EvalError::Unsafe(task.name.clone()));
     }
     let num_fewshot = task.effective_num_fewshot(cfg.num_fewshot);
-    let docs = task.load_docs(data, &cfg.data, num_fewshot)?;
+    let mut docs = task.load_docs(data, &cfg.data, num_fewshot)?;
+    let original_len = docs.eval.len();
+    if let Some(idx) = cfg.samples.as_ref().and_then(|s| s.get(&task.name)) {
+        if let Some(bad) = idx.iter().find(|&&i| i >= original_len) {
+            return Err(EvalError::Samples(format!(
+                "--samples: doc {bad} of `{}` does not exist (it has {original_len} docs, 0-{})",
+                task.name,
+                original_len.saturating_sub(1)
+            )));
+        }
+        let keep: std::collections::BTreeSet<usize> = idx.iter().copied().collect();
+        docs.eval = std::mem::take(&mut docs.eval)
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| keep.contains(i))
+            .map(|(_, d)| d)
+            .collect();
+    }
     let n_docs = cfg
         .limit
         .map(|l| l.of(docs.eval.len()))
@@ -170,6 +194,7 @@ fn prepare<'t>(
     Ok(Prepared {
         task,
         docs,
+        original_len,
         num_fewshot,
         instances,
         metrics,
@@ -316,7 +341,7 @@ fn score_task(
         higher_is_better,
         metrics,
         sample_len,
-        original_len: p.docs.eval.len(),
+        original_len: p.original_len,
         samples,
         truncated,
         generations: generations.len(),
