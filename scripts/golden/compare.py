@@ -6,6 +6,12 @@ small generator (xorshift64*) that rubric's test reproduces from the stored seed
 and results are stored.
 
 Written to tests/golden/compare/stats.json.
+
+Also sacrebleu's paired bootstrap (`--paired-bs`, 10,000 resamples, its default seed 12345) on
+BLEU, chrF and TER for pairs of synthetic systems (sentences drawn from a small word list,
+corrupted at different rates, so several effect sizes and p-values from ~0 to ~1): the
+p-value and sacrebleu's bootstrap mean and 95% half-width of each system's score, written
+with the texts to tests/golden/compare/paired_bs.json.
 Run from the crate root:  .venv/bin/python scripts/golden/compare.py
 Needs: pip install statsmodels scipy
 """
@@ -37,6 +43,61 @@ def xorshift_values(seed, n, kind):
     if kind == "binary":
         out = [1.0 if u < 0.5 else 0.0 for u in out]
     return out
+
+
+WORDS = ("the a of to and in is was for on with as by at from it this that be are we they he she "
+         "cat dog house river city road car tree book table window door light night day morning "
+         "small large old new red blue green quick slow happy quiet loud early late under over "
+         "runs walks sees finds takes makes gives reads writes opens closes builds breaks holds").split()
+
+
+def sentence(rng):
+    return " ".join(rng.choice(WORDS) for _ in range(rng.randrange(6, 20)))
+
+
+def corrupt(rng, ref, rate):
+    out = []
+    for w in ref.split():
+        u = rng.random()
+        if u < rate / 3:
+            continue  # drop
+        if u < 2 * rate / 3:
+            out.append(rng.choice(WORDS))  # substitute
+        elif u < rate:
+            out.extend([w, rng.choice(WORDS)])  # insert
+        else:
+            out.append(w)
+    return " ".join(out)
+
+
+def paired_bs():
+    import sacrebleu
+    from sacrebleu.metrics import BLEU, CHRF, TER
+    from sacrebleu.significance import PairedTest
+
+    rng = random.Random(7)
+    cases = []
+    for n, rate_a, rate_b in [(200, 0.30, 0.30), (200, 0.30, 0.32), (200, 0.30, 0.335), (300, 0.25, 0.23), (150, 0.40, 0.30)]:
+        refs = [sentence(rng) for _ in range(n)]
+        a = [corrupt(rng, r, rate_a) for r in refs]
+        b = [corrupt(rng, r, rate_b) for r in refs]
+        metrics = {"bleu": BLEU(), "chrf": CHRF(), "ter": TER()}
+        test = PairedTest([("base", a), ("candidate", b)], metrics=metrics, references=[refs],
+                          test_type="bs", n_samples=10000)
+        _, scores = test()
+        out = {"refs": refs, "base": a, "candidate": b, "resamples": 10000, "metrics": {}}
+        # sacrebleu names the columns itself (BLEU, chrF2, TER), in the metrics' order
+        columns = [k for k in scores if k != "System"]
+        for name, column in zip(metrics, columns):
+            bl, sy = scores[column]
+            out["metrics"][name] = {"base": float(bl.score), "candidate": float(sy.score), "p": float(sy.p_value),
+                                    "base_mean": float(bl.mean), "base_ci": float(bl.ci), "candidate_mean": float(sy.mean), "candidate_ci": float(sy.ci)}
+        cases.append(out)
+    with open("tests/golden/compare/paired_bs.json", "w") as f:
+        json.dump({"header": {"generator": "scripts/golden/compare.py", "sacrebleu": sacrebleu.__version__,
+                              "seed": 12345}, "cases": cases}, f, indent=0)
+        f.write("\n")
+    print("paired_bs:", [{k: round(v["p"], 4) for k, v in c["metrics"].items()} for c in cases])
 
 
 def main():
@@ -87,6 +148,7 @@ def main():
         json.dump(golden, f, indent=0)
         f.write("\n")
     print({k: len(v) for k, v in golden.items() if k != "header"})
+    paired_bs()
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 //! spellings are accepted as hidden aliases.
 
 pub mod check_model;
+pub mod compare;
 pub mod compat;
 pub mod metrics;
 pub mod run;
@@ -42,6 +43,8 @@ pub enum Command {
     /// Check that rubric computes a checkpoint exactly (every path, and transformers with --python).
     #[command(name = "check-model")]
     CheckModel(check_model::CheckModelArgs),
+    // the about text is CompareArgs' doc comment
+    Compare(compare::CompareArgs),
 }
 
 /// Exit codes: what the process returns.
@@ -60,5 +63,6 @@ pub fn run(cli: Cli) -> Result<(), (u8, anyhow::Error)> {
         Command::Tasks(cmd) => tasks::run(cmd),
         Command::Metrics(cmd) => metrics::run(cmd),
         Command::CheckModel(args) => check_model::run(args),
+        Command::Compare(args) => compare::run(args),
     }
 }

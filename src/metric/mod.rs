@@ -80,6 +80,81 @@ impl Item {
             Item::Rating(p, t) => Value::Array(vec![p.map(num).unwrap_or(Value::Null), num(*t)]),
         }
     }
+
+    /// Read back a samples file's per-doc value (rubric's or lm-eval's), knowing how the
+    /// metric aggregates: the inverse of [`Item::to_json`]. The error says what was expected.
+    pub fn from_json(agg: &Aggregation, v: &Value) -> Result<Item, String> {
+        let number = |v: &Value| -> Result<f64, String> {
+            match v {
+                Value::Number(n) => n.as_f64().ok_or_else(|| format!("{n} is not a number")),
+                // non-finite values as `py::json_loads` reads Python's NaN and Infinity
+                Value::Null => Ok(f64::NAN),
+                Value::String(s) if s == "NaN" => Ok(f64::NAN),
+                Value::String(s) if s == "Infinity" => Ok(f64::INFINITY),
+                Value::String(s) if s == "-Infinity" => Ok(f64::NEG_INFINITY),
+                other => Err(format!("expected a number, got {other}")),
+            }
+        };
+        let pair = |v: &Value, what: &str| -> Result<(Value, Value), String> {
+            match v.as_array().map(Vec::as_slice) {
+                Some([a, b]) => Ok((a.clone(), b.clone())),
+                _ => Err(format!("expected a 2-element list [{what}], got {v}")),
+            }
+        };
+        let text = |v: &Value| -> Result<String, String> {
+            v.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| format!("expected text, got {v}"))
+        };
+        Ok(match agg {
+            Aggregation::Mean
+            | Aggregation::Median
+            | Aggregation::Nanmean
+            | Aggregation::Perplexity
+            | Aggregation::Bypass => Item::Score(number(v)?),
+            Aggregation::WeightedPerplexity | Aggregation::BitsPerByte => {
+                let (a, b) = pair(v, "loglikelihood, count")?;
+                Item::Weighted(number(&a)?, number(&b)?)
+            }
+            Aggregation::F1(_) | Aggregation::Mcc => {
+                let (g, p) = pair(v, "gold, prediction")?;
+                Item::Labels(g, p)
+            }
+            Aggregation::Bleu | Aggregation::Chrf | Aggregation::Ter => {
+                let (r, h) = pair(v, "references, hypothesis")?;
+                let refs = match r {
+                    Value::Array(rs) => rs.iter().map(text).collect::<Result<_, _>>()?,
+                    other => vec![text(&other)?],
+                };
+                Item::Translation {
+                    refs,
+                    hyp: text(&h)?,
+                }
+            }
+            Aggregation::Brier => {
+                let (g, p) = pair(v, "gold index, probabilities")?;
+                let g = g
+                    .as_u64()
+                    .ok_or_else(|| format!("expected a gold index, got {g}"))?;
+                let p = p
+                    .as_array()
+                    .ok_or_else(|| format!("expected a list of probabilities, got {p}"))?
+                    .iter()
+                    .map(number)
+                    .collect::<Result<_, _>>()?;
+                Item::Brier(g as usize, p)
+            }
+            Aggregation::SquadV2(_) => Item::Squad(
+                serde_json::from_value(v.clone())
+                    .map_err(|e| format!("expected a SQuAD v2 question record ({e})"))?,
+            ),
+            Aggregation::Rmse { .. } | Aggregation::Mae { .. } | Aggregation::InvalidRate => {
+                let (p, t) = pair(v, "prediction, truth")?;
+                let p = if p.is_null() { None } else { Some(number(&p)?) };
+                Item::Rating(p, number(&t)?)
+            }
+        })
+    }
 }
 
 /// A metric that cannot be built or applied.

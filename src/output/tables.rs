@@ -283,7 +283,7 @@ pub fn csv(rows: &[Row]) -> String {
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
-fn latex_escape(s: &str) -> String {
+pub(crate) fn latex_escape(s: &str) -> String {
     s.replace('\\', "\\textbackslash{}")
         .replace('_', "\\_")
         .replace('%', "\\%")

@@ -256,6 +256,48 @@ fn json_string(s: &str, out: &mut String) {
     out.push('"');
 }
 
+/// `json.loads` of what Python's `json.dumps` writes: standard JSON plus the bare tokens `NaN`,
+/// `Infinity` and `-Infinity`, which become the strings `"NaN"`, `"Infinity"` and `"-Infinity"`
+/// (a `Value` cannot hold them; readers of numbers accept those strings).
+pub fn json_loads(text: &str) -> Result<Value, serde_json::Error> {
+    match serde_json::from_str(text) {
+        Ok(v) => Ok(v),
+        Err(e) if !(text.contains("NaN") || text.contains("Infinity")) => Err(e),
+        Err(_) => serde_json::from_str(&quote_non_finite(text)),
+    }
+}
+
+pub(crate) fn quote_non_finite(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    let (mut in_string, mut escaped) = (false, false);
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+        } else if let Some(token) = ["NaN", "Infinity", "-Infinity"]
+            .into_iter()
+            .find(|t| rest.starts_with(t))
+        {
+            out.push('"');
+            out.push_str(token);
+            out.push('"');
+            rest = &rest[token.len()..];
+            continue;
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
 /// Lowercase hex sha256 of a string's UTF-8 bytes (lm-eval's `hash_string`).
 pub fn sha256_hex(s: &str) -> String {
     use sha2::{Digest, Sha256};
@@ -271,6 +313,13 @@ pub fn sha256_hex(s: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn loads_python_non_finite_numbers() {
+        let v = json_loads(r#"{"a": NaN, "b": [-Infinity, Infinity], "c": "NaN \" Infinity"}"#).unwrap();
+        assert_eq!(v, json!({"a": "NaN", "b": ["-Infinity", "Infinity"], "c": "NaN \" Infinity"}));
+        assert!(json_loads("{\"a\": nan}").is_err());
+    }
 
     // python3 -c "print([repr(x) for x in [1.0, 0.1, 1e-05, 0.0001, 1e16, 123456789.0, -2.5e-07, 1/3, 1e22]])"
     #[test]
