@@ -5,6 +5,7 @@ pub mod check_model;
 pub mod compare;
 pub mod compat;
 pub mod metrics;
+pub mod report;
 pub mod run;
 pub mod score;
 pub mod tasks;
@@ -45,6 +46,8 @@ pub enum Command {
     CheckModel(check_model::CheckModelArgs),
     // the about text is CompareArgs' doc comment
     Compare(compare::CompareArgs),
+    // the about text is ReportArgs' doc comment
+    Report(report::ReportArgs),
 }
 
 /// Exit codes: what the process returns.
@@ -64,5 +67,6 @@ pub fn run(cli: Cli) -> Result<(), (u8, anyhow::Error)> {
         Command::Metrics(cmd) => metrics::run(cmd),
         Command::CheckModel(args) => check_model::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::Report(args) => report::run(args),
     }
 }

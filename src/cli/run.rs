@@ -324,6 +324,176 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
             .entry("seed".into())
             .or_insert_with(|| s.to_string());
     }
+    let checkpoints =
+        crate::sweep::expand(&model_args).map_err(|e| usage(anyhow!("--model-args: {e}")))?;
+    let plan = Plan {
+        seeds,
+        limit,
+        gen_kwargs,
+        selected,
+        samples,
+    };
+    if checkpoints.len() == 1 && checkpoints[0].swept.is_none() {
+        return evaluate_checkpoint(&args, &plan, &model_args, &args.model_args, None).map(|_| ());
+    }
+    sweep(&args, &plan, &checkpoints)
+}
+
+/// What every checkpoint of a run is evaluated with.
+struct Plan {
+    seeds: [Option<i64>; 4],
+    limit: Option<Limit>,
+    gen_kwargs: Option<Map<String, Value>>,
+    selected: Vec<crate::task::select::Selected>,
+    samples: Option<std::collections::BTreeMap<String, Vec<usize>>>,
+}
+
+/// The results file of a checkpoint evaluated earlier with the same model args, tasks and
+/// limit (a sweep skips it).
+fn finished(dir: &std::path::Path, model_args: &str, plan: &Plan) -> Option<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("results_") && n.ends_with(".json"))
+        })
+        .collect();
+    files.sort();
+    let tasks: Vec<String> = plan
+        .selected
+        .iter()
+        .flat_map(|s| s.tasks().into_iter().map(|t| t.name.clone()))
+        .collect();
+    let limit = plan.limit.map(|l| l.to_json()).unwrap_or(Value::Null);
+    files.into_iter().rev().find(|f| {
+        let Some(v) = std::fs::read_to_string(f)
+            .ok()
+            .and_then(|t| crate::py::json_loads(&t).ok())
+        else {
+            return false;
+        };
+        v["config"]["model_args"] == Value::String(model_args.to_string())
+            && v["config"]["limit"] == limit
+            && tasks.iter().all(|t| v["results"].get(t).is_some())
+    })
+}
+
+fn duration_text(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// Evaluate every checkpoint of a sweep into `<output-path>/<checkpoint>/`; finished ones are
+/// skipped, a failing one is reported and the rest still run (the exit code says it failed).
+fn sweep(
+    args: &RunArgs,
+    plan: &Plan,
+    checkpoints: &[crate::sweep::Checkpoint],
+) -> Result<(), (u8, anyhow::Error)> {
+    let usage = |m: String| (exit::USAGE, anyhow!(m));
+    let out = args.output_path.as_ref().ok_or_else(|| {
+        usage("a sweep writes one results folder per checkpoint: give --output-path".into())
+    })?;
+    if out.extension().is_some_and(|e| e == "json") {
+        return Err(usage(
+            "a sweep writes one results folder per checkpoint: give --output-path a folder, not a .json file".into(),
+        ));
+    }
+    let n = checkpoints.len();
+    let mut spent: Vec<std::time::Duration> = Vec::new();
+    let mut failed: Vec<(String, u8, anyhow::Error)> = Vec::new();
+    for (i, cp) in checkpoints.iter().enumerate() {
+        let Some((key, value)) = &cp.swept else {
+            continue;
+        };
+        let spec = &args_value(&args.model_args, key);
+        let text = args
+            .model_args
+            .replacen(&format!("{key}={spec}"), &format!("{key}={value}"), 1);
+        let dir = out.join(&cp.label);
+        if let Some(done) = finished(&dir, &text, plan) {
+            eprintln!(
+                "sweep {}/{n}: {} finished earlier ({}), skipped",
+                i + 1,
+                cp.label,
+                done.display()
+            );
+            continue;
+        }
+        let eta = if spent.is_empty() {
+            String::new()
+        } else {
+            let mean = spent.iter().sum::<std::time::Duration>() / spent.len() as u32;
+            format!(", ETA of the sweep {}", duration_text(mean * (n - i) as u32))
+        };
+        eprintln!("sweep {}/{n}: {} ({key}={value}){eta}", i + 1, cp.label);
+        let t = std::time::Instant::now();
+        match evaluate_checkpoint(args, plan, &cp.args, &text, Some(dir)) {
+            Ok(_) => spent.push(t.elapsed()),
+            Err((code, e)) => {
+                eprintln!(
+                    "error: sweep {}/{n}: {}: {e:#}; continuing with the rest",
+                    i + 1,
+                    cp.label
+                );
+                failed.push((cp.label.clone(), code, e));
+            }
+        }
+    }
+    if failed.is_empty() {
+        eprintln!("sweep: {n} checkpoints evaluated or found finished under {}", out.display());
+        return Ok(());
+    }
+    let code = failed[0].1;
+    Err((
+        code,
+        anyhow!(
+            "{} of {n} checkpoints failed: {}",
+            failed.len(),
+            failed
+                .iter()
+                .map(|(l, _, e)| format!("{l}: {e:#}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    ))
+}
+
+/// The value `key=` has in a raw `--model-args` string.
+fn args_value(text: &str, key: &str) -> String {
+    text.split(',')
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Load one model and evaluate the plan on it; `dir` overrides where the files go (a sweep's
+/// checkpoint folder). Returns the results file written, if any.
+fn evaluate_checkpoint(
+    args: &RunArgs,
+    plan: &Plan,
+    model_args: &std::collections::BTreeMap<String, String>,
+    model_args_text: &str,
+    dir: Option<PathBuf>,
+) -> Result<Option<PathBuf>, (u8, anyhow::Error)> {
+    let usage = |e: anyhow::Error| (exit::USAGE, e);
+    let Plan {
+        seeds,
+        limit,
+        gen_kwargs,
+        selected,
+        samples,
+    } = plan;
+    let (seeds, limit) = (*seeds, *limit);
     let start = std::time::SystemTime::now();
     let model = crate::model::load(&args.model, &model_args).map_err(|e| match e {
         crate::model::ModelError::Args(_) | crate::model::ModelError::UnknownBackend(_) => {
@@ -369,7 +539,7 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
     let cfg = EvalConfig {
         num_fewshot: args.num_fewshot,
         limit,
-        samples,
+        samples: samples.clone(),
         fewshot_seed: seeds[3].unwrap_or(1234),
         sample_seed: seeds[0].unwrap_or(0) as u64,
         gen_kwargs: gen_kwargs.clone(),
@@ -384,17 +554,17 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
         cache: cache.as_mut(),
         quiet: args.quiet,
     };
-    let results = evaluate(&selected, model.as_ref(), cfg).map_err(|e| usage(e.into()))?;
+    let results = evaluate(selected, model.as_ref(), cfg).map_err(|e| usage(e.into()))?;
     let end = std::time::SystemTime::now();
     let run_info = RunInfo {
         model: args.model.clone(),
-        model_args: args.model_args.clone(),
+        model_args: model_args_text.to_string(),
         model_name: info.name.clone(),
         batch_size: args.batch_size.clone(),
         device: info.device.clone(),
         limit: limit.map(|l| l.to_json()).unwrap_or(Value::Null),
         bootstrap_iters: args.bootstrap_iters,
-        gen_kwargs: gen_kwargs.map(Value::Object).unwrap_or(Value::Null),
+        gen_kwargs: gen_kwargs.clone().map(Value::Object).unwrap_or(Value::Null),
         seeds,
         system_instruction: args.system_instruction.clone(),
         fewshot_as_multiturn,
@@ -414,7 +584,7 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
     let header = format!(
         "{} ({}), gen_kwargs: ({}), limit: {}, num_fewshot: {}, batch_size: {}",
         args.model,
-        args.model_args,
+        model_args_text,
         args.gen_kwargs.as_deref().unwrap_or("None"),
         limit
             .map(|l| crate::py::str(&l.to_json()))
@@ -444,9 +614,14 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
         );
     }
 
-    if let Some(out) = &args.output_path {
+    let Some(out) = &args.output_path else {
+        return Ok(None);
+    };
+    {
         let ts = file_timestamp(start);
-        let (dir, results_name) = if out.extension().is_some_and(|e| e == "json") {
+        let (dir, results_name) = if let Some(d) = dir {
+            (d, format!("results_{ts}.json"))
+        } else if out.extension().is_some_and(|e| e == "json") {
             let stem = out
                 .file_stem()
                 .map(|s| s.to_string_lossy().to_string())
@@ -493,8 +668,8 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
         if !args.quiet {
             eprintln!("wrote {}", path.display());
         }
+        Ok(Some(path))
     }
-    Ok(())
 }
 
 #[cfg(test)]

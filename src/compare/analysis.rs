@@ -6,7 +6,7 @@
 //! - a mean of per-doc 0/1 values: McNemar's exact test;
 //! - a mean of other per-doc values (and the Brier score): the paired t-test;
 //! - a corpus metric (BLEU, chrF, TER, F1, MCC, perplexities, SQuAD v2): the paired bootstrap
-//!   p-value (sacrebleu's definition);
+//!   p-value (sacrebleu's definition; perplexities on the log scale, their mean loss);
 //!
 //! and for every one the paired-bootstrap 95% interval of the difference. Without samples
 //! (or when the per-doc values do not reproduce the reported value) a row falls back to an
@@ -351,7 +351,17 @@ fn paired_row(
     }
     let r = paired.resample(opts.resamples, opts.seed)?;
     let diff = b.value - a.value;
-    let p = p.or_else(|| Some(paired_bs_p_value(&r.diffs, diff)));
+    let p = p.or_else(|| {
+        Some(match agg {
+            // perplexities are exp(mean loss): tested on the loss (log) scale, where the
+            // shift-to-null of the bootstrap p-value holds; the same hypothesis
+            Aggregation::Perplexity | Aggregation::WeightedPerplexity => {
+                let logs: Vec<f64> = r.a.iter().zip(&r.b).map(|(x, y)| y.ln() - x.ln()).collect();
+                paired_bs_p_value(&logs, vb.ln() - va.ln())
+            }
+            _ => paired_bs_p_value(&r.diffs, diff),
+        })
+    });
     let mut row = Row {
         task: task.to_string(),
         group: false,
