@@ -30,10 +30,7 @@ pub fn expand(args: &BTreeMap<String, String>) -> Result<Vec<Checkpoint>, String
     let swept: Vec<&str> = SWEPT_KEYS
         .iter()
         .copied()
-        .filter(|k| {
-            args.get(*k)
-                .is_some_and(|v| v.contains(';') || is_glob(v))
-        })
+        .filter(|k| args.get(*k).is_some_and(|v| v.contains(';') || is_glob(v)))
         .collect();
     let key = match swept.as_slice() {
         [] => {
@@ -148,10 +145,7 @@ pub fn step_of(name: &str, regex: Option<&regex::Regex>) -> Option<f64> {
     let known = regex::Regex::new(r"(?i)(?:step|checkpoint|epoch|iter|ckpt)[-_ ]?(\d+(?:\.\d+)?)")
         .expect("a valid pattern");
     let last_number = regex::Regex::new(r"(\d+(?:\.\d+)?)\D*$").expect("a valid pattern");
-    let parts: Vec<&str> = name
-        .split(['/', '\\'])
-        .filter(|p| !p.is_empty())
-        .collect();
+    let parts: Vec<&str> = name.split(['/', '\\']).filter(|p| !p.is_empty()).collect();
     for p in parts.iter().rev() {
         if let Some(c) = known.captures_iter(p).last() {
             return c[1].parse().ok();
@@ -171,7 +165,10 @@ mod tests {
     fn natural_order() {
         let mut v = vec!["epoch_10", "epoch_5", "epoch_30", "epoch_15", "epoch_05b"];
         v.sort_by(|a, b| natural_cmp(a, b));
-        assert_eq!(v, ["epoch_5", "epoch_05b", "epoch_10", "epoch_15", "epoch_30"]);
+        assert_eq!(
+            v,
+            ["epoch_5", "epoch_05b", "epoch_10", "epoch_15", "epoch_30"]
+        );
         let mut v = vec!["checkpoint-1000", "checkpoint-500", "global_step_20"];
         v.sort_by(|a, b| natural_cmp(a, b));
         assert_eq!(v, ["checkpoint-500", "checkpoint-1000", "global_step_20"]);
@@ -206,7 +203,10 @@ mod tests {
         let c = expand(&args).unwrap();
         assert_eq!(c[0].args["pretrained"], "a/x");
         assert_eq!(c[0].label, "a__x", "same last component: the whole path");
-        args.insert("pretrained".into(), format!("{}/none_*", dir.path().display()));
+        args.insert(
+            "pretrained".into(),
+            format!("{}/none_*", dir.path().display()),
+        );
         assert!(expand(&args).unwrap_err().contains("no checkpoint matches"));
         args.insert("pretrained".into(), "a;b".into());
         args.insert("adapter".into(), "x;y".into());

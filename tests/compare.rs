@@ -42,7 +42,12 @@ const WORSE: &str = "fixtures/compare/rubric_worse";
 #[test]
 fn lm_eval_and_rubric_on_the_same_model_do_not_differ() {
     let (code, out, err) = rubric(&[
-        "compare", LM_EVAL, RUBRIC, "--format", "json", "--fail-on-regression",
+        "compare",
+        LM_EVAL,
+        RUBRIC,
+        "--format",
+        "json",
+        "--fail-on-regression",
     ]);
     assert_eq!(code, 0, "{err}\n{out}");
     let v: Value = serde_json::from_str(&out).unwrap();
@@ -98,8 +103,14 @@ fn a_harmful_adapter_is_a_regression_and_fails_the_gate() {
     assert_eq!(code, 1, "{err}");
     // a drop smaller than --min-drop passes
     let (code, _, err) = rubric(&[
-        "compare", RUBRIC, WORSE, "--fail-on-regression", "--min-drop", "acc=0.5",
-        "--min-drop", "exact_match=0.5",
+        "compare",
+        RUBRIC,
+        WORSE,
+        "--fail-on-regression",
+        "--min-drop",
+        "acc=0.5",
+        "--min-drop",
+        "exact_match=0.5",
     ]);
     assert_eq!(code, 0, "{err}");
 }
@@ -108,8 +119,14 @@ fn a_harmful_adapter_is_a_regression_and_fails_the_gate() {
 fn formats_candidates_side_by_side_and_flips() {
     let (code, out, err) = rubric(&["compare", LM_EVAL, RUBRIC, WORSE, "--format", "latex"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("\\begin{tabular}") && out.contains("$\\pm$"), "{out}");
-    assert!(out.contains("$\\downarrow$"), "the worse run is marked: {out}");
+    assert!(
+        out.contains("\\begin{tabular}") && out.contains("$\\pm$"),
+        "{out}"
+    );
+    assert!(
+        out.contains("$\\downarrow$"),
+        "the worse run is marked: {out}"
+    );
     let (code, out, _) = rubric(&["compare", LM_EVAL, RUBRIC, WORSE, "--format", "markdown"]);
     assert_eq!(code, 0);
     assert!(out.starts_with("### rubric compare"), "{out}");
@@ -118,7 +135,10 @@ fn formats_candidates_side_by_side_and_flips() {
     let (code, out, _) = rubric(&["compare", RUBRIC, WORSE, "--format", "csv"]);
     assert_eq!(code, 0);
     let mut lines = out.lines();
-    assert!(lines.next().unwrap().starts_with("candidate,task,group,metric,filter"));
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("candidate,task,group,metric,filter"));
     assert_eq!(lines.count(), 3, "{out}");
     let (code, out, _) = rubric(&["compare", RUBRIC, WORSE, "--flips", "3"]);
     assert_eq!(code, 0);
@@ -133,7 +153,15 @@ fn formats_candidates_side_by_side_and_flips() {
 
 #[test]
 fn the_seed_fixes_every_number() {
-    let args = ["compare", RUBRIC, WORSE, "--format", "json", "--resamples", "2000"];
+    let args = [
+        "compare",
+        RUBRIC,
+        WORSE,
+        "--format",
+        "json",
+        "--resamples",
+        "2000",
+    ];
     let (_, a, _) = rubric(&args);
     let (_, b, _) = rubric(&args);
     assert_eq!(a, b);
@@ -145,7 +173,12 @@ fn the_seed_fixes_every_number() {
 
 /// Write a run of 0/1 `acc` tasks: per task, the per-doc values; per doc its prompt tag.
 /// Returns the results file.
-fn write_run(dir: &Path, model: &str, tasks: &[(&str, &[f64], &str)], group: Option<(&str, bool)>) -> PathBuf {
+fn write_run(
+    dir: &Path,
+    model: &str,
+    tasks: &[(&str, &[f64], &str)],
+    group: Option<(&str, bool)>,
+) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     let stamp = "2026-01-01T00-00-00.000000";
     let mut results = serde_json::Map::new();
@@ -165,7 +198,10 @@ fn write_run(dir: &Path, model: &str, tasks: &[(&str, &[f64], &str)], group: Opt
             name.to_string(),
             json!({"task": name, "output_type": "multiple_choice", "metric_list": [{"metric": "acc"}]}),
         );
-        nsamples.insert(name.to_string(), json!({"original": values.len(), "effective": values.len()}));
+        nsamples.insert(
+            name.to_string(),
+            json!({"original": values.len(), "effective": values.len()}),
+        );
         hib.insert(name.to_string(), json!({"acc": true}));
         let lines: String = values
             .iter()
@@ -189,7 +225,11 @@ fn write_run(dir: &Path, model: &str, tasks: &[(&str, &[f64], &str)], group: Opt
         "higher_is_better": hib, "n-samples": nsamples, "model_name": model,
         "config": {"model_args": model, "limit": null}, "rubric": {"version": "test"}});
     if let Some((g, weighted)) = group {
-        let value = if weighted { sum / total } else { means.iter().sum::<f64>() / means.len() as f64 };
+        let value = if weighted {
+            sum / total
+        } else {
+            means.iter().sum::<f64>() / means.len() as f64
+        };
         doc["results"][g] = json!({"alias": g, "acc,none": value, "acc_stderr,none": 0.01});
         doc["groups"] = json!({g: {"alias": g, "acc,none": value, "acc_stderr,none": 0.01}});
         doc["group_subtasks"] = json!({g: tasks.iter().map(|t| t.0).collect::<Vec<_>>()});
@@ -213,10 +253,18 @@ fn s(p: &Path) -> &str {
 fn groups_are_compared_through_their_subtasks() {
     let tmp = tempfile::tempdir().unwrap();
     for weighted in [true, false] {
-        let a = write_run(&tmp.path().join(format!("a{weighted}")), "base",
-            &[("t1", &ones(300, 200), "p"), ("t2", &ones(100, 50), "p")], Some(("g", weighted)));
-        let b = write_run(&tmp.path().join(format!("b{weighted}")), "cand",
-            &[("t1", &ones(300, 150), "p"), ("t2", &ones(100, 50), "p")], Some(("g", weighted)));
+        let a = write_run(
+            &tmp.path().join(format!("a{weighted}")),
+            "base",
+            &[("t1", &ones(300, 200), "p"), ("t2", &ones(100, 50), "p")],
+            Some(("g", weighted)),
+        );
+        let b = write_run(
+            &tmp.path().join(format!("b{weighted}")),
+            "cand",
+            &[("t1", &ones(300, 150), "p"), ("t2", &ones(100, 50), "p")],
+            Some(("g", weighted)),
+        );
         let (code, out, err) = rubric(&["compare", s(&a), s(&b), "--format", "json"]);
         assert_eq!(code, 0, "{err}");
         let rows = json_rows(&out);
@@ -225,8 +273,15 @@ fn groups_are_compared_through_their_subtasks() {
         assert_eq!(g["test"], "group-bootstrap");
         assert_eq!(g["weighted_by_size"], weighted);
         assert_eq!(g["verdict"], "worse", "{g}");
-        let want = if weighted { -50.0 / 400.0 } else { -50.0 / 300.0 / 2.0 };
-        assert!((g["difference"].as_f64().unwrap() - want).abs() < 1e-12, "{g}");
+        let want = if weighted {
+            -50.0 / 400.0
+        } else {
+            -50.0 / 300.0 / 2.0
+        };
+        assert!(
+            (g["difference"].as_f64().unwrap() - want).abs() < 1e-12,
+            "{g}"
+        );
         let t2 = row(&rows, "t2", "acc", "none");
         assert_eq!(t2["verdict"], "no significant change");
         assert_eq!(t2["p"], 1.0);
@@ -236,61 +291,130 @@ fn groups_are_compared_through_their_subtasks() {
 #[test]
 fn bad_input_gets_a_message_naming_the_file() {
     let tmp = tempfile::tempdir().unwrap();
-    let base = write_run(&tmp.path().join("base"), "base", &[("t1", &ones(50, 30), "p")], None);
+    let base = write_run(
+        &tmp.path().join("base"),
+        "base",
+        &[("t1", &ones(50, 30), "p")],
+        None,
+    );
     // tasks in only one run
-    let other = write_run(&tmp.path().join("other"), "other", &[("t9", &ones(50, 30), "p")], None);
+    let other = write_run(
+        &tmp.path().join("other"),
+        "other",
+        &[("t9", &ones(50, 30), "p")],
+        None,
+    );
     let (code, _, err) = rubric(&["compare", s(&base), s(&other)]);
     assert_eq!(code, 2);
-    assert!(err.contains("no task in common") && err.contains("t1") && err.contains("t9"), "{err}");
+    assert!(
+        err.contains("no task in common") && err.contains("t1") && err.contains("t9"),
+        "{err}"
+    );
     // a task only in one run is listed
-    let more = write_run(&tmp.path().join("more"), "more",
-        &[("t1", &ones(50, 30), "p"), ("t2", &ones(50, 30), "p")], None);
+    let more = write_run(
+        &tmp.path().join("more"),
+        "more",
+        &[("t1", &ones(50, 30), "p"), ("t2", &ones(50, 30), "p")],
+        None,
+    );
     let (code, out, _) = rubric(&["compare", s(&base), s(&more)]);
     assert_eq!(code, 0);
     assert!(out.contains("only in the candidate run: t2"), "{out}");
     // prompts that differ: not comparable, unless allowed
-    let prompts = write_run(&tmp.path().join("prompts"), "prompts", &[("t1", &ones(50, 30), "q")], None);
+    let prompts = write_run(
+        &tmp.path().join("prompts"),
+        "prompts",
+        &[("t1", &ones(50, 30), "q")],
+        None,
+    );
     let (code, out, err) = rubric(&["compare", s(&base), s(&prompts)]);
     assert_eq!(code, 2, "{out}");
-    assert!(err.contains("not comparable") && err.contains("prompts differ (prompt_hash) on 50 of 50 docs"), "{err}");
+    assert!(
+        err.contains("not comparable")
+            && err.contains("prompts differ (prompt_hash) on 50 of 50 docs"),
+        "{err}"
+    );
     assert!(out.contains("NOT COMPARABLE t1"), "{out}");
     let (code, out, err) = rubric(&["compare", s(&base), s(&prompts), "--allow-prompt-change"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("compared although prompts differ"), "{out}");
     // different docs (another --limit)
-    let fewer = write_run(&tmp.path().join("fewer"), "fewer", &[("t1", &ones(40, 30), "p")], None);
+    let fewer = write_run(
+        &tmp.path().join("fewer"),
+        "fewer",
+        &[("t1", &ones(40, 30), "p")],
+        None,
+    );
     let (code, _, err) = rubric(&["compare", s(&base), s(&fewer), "--allow-prompt-change"]);
     assert_eq!(code, 2);
     assert!(err.contains("base has 50 docs, candidate 40"), "{err}");
     // missing samples: an unpaired test, said in the output
-    let nosamples = write_run(&tmp.path().join("nosamples"), "nosamples", &[("t1", &ones(50, 20), "p")], None);
-    let samples = nosamples.parent().unwrap().join("samples_t1_2026-01-01T00-00-00.000000.jsonl");
+    let nosamples = write_run(
+        &tmp.path().join("nosamples"),
+        "nosamples",
+        &[("t1", &ones(50, 20), "p")],
+        None,
+    );
+    let samples = nosamples
+        .parent()
+        .unwrap()
+        .join("samples_t1_2026-01-01T00-00-00.000000.jsonl");
     std::fs::remove_file(&samples).unwrap();
     let (code, out, err) = rubric(&["compare", s(&base), s(&nosamples)]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("unpaired-z") && out.contains(&format!("no samples file {}", samples.display())), "{out}");
+    assert!(
+        out.contains("unpaired-z")
+            && out.contains(&format!("no samples file {}", samples.display())),
+        "{out}"
+    );
     // a truncated samples file
-    let cut = write_run(&tmp.path().join("cut"), "cut", &[("t1", &ones(50, 20), "p")], None);
-    let samples = cut.parent().unwrap().join("samples_t1_2026-01-01T00-00-00.000000.jsonl");
+    let cut = write_run(
+        &tmp.path().join("cut"),
+        "cut",
+        &[("t1", &ones(50, 20), "p")],
+        None,
+    );
+    let samples = cut
+        .parent()
+        .unwrap()
+        .join("samples_t1_2026-01-01T00-00-00.000000.jsonl");
     let text = std::fs::read_to_string(&samples).unwrap();
     std::fs::write(&samples, &text[..text.len() - 40]).unwrap();
     let (code, _, err) = rubric(&["compare", s(&base), s(&cut)]);
     assert_eq!(code, 2);
-    assert!(err.contains(&format!("{} line 50", samples.display())) && err.contains("cut short"), "{err}");
+    assert!(
+        err.contains(&format!("{} line 50", samples.display())) && err.contains("cut short"),
+        "{err}"
+    );
     // a samples file with fewer lines than the results say
     let text: String = text.lines().take(45).map(|l| format!("{l}\n")).collect();
     std::fs::write(&samples, text).unwrap();
     let (code, _, err) = rubric(&["compare", s(&base), s(&cut)]);
     assert_eq!(code, 2);
-    assert!(err.contains("45 docs under filter `none`") && err.contains("says the task had 50"), "{err}");
+    assert!(
+        err.contains("45 docs under filter `none`") && err.contains("says the task had 50"),
+        "{err}"
+    );
     // results files of other tools, and not JSON at all
     let lighteval = tmp.path().join("lighteval.json");
-    std::fs::write(&lighteval, r#"{"config_general": {}, "results": {"all": {"acc": 0.5}}, "versions": {}}"#).unwrap();
+    std::fs::write(
+        &lighteval,
+        r#"{"config_general": {}, "results": {"all": {"acc": 0.5}}, "versions": {}}"#,
+    )
+    .unwrap();
     let (code, _, err) = rubric(&["compare", s(&base), s(&lighteval)]);
     assert_eq!(code, 2);
-    assert!(err.contains("lighteval.json: not a results file of rubric or lm-eval 0.4.x") && err.contains("lighteval"), "{err}");
+    assert!(
+        err.contains("lighteval.json: not a results file of rubric or lm-eval 0.4.x")
+            && err.contains("lighteval"),
+        "{err}"
+    );
     let inspect = tmp.path().join("inspect.json");
-    std::fs::write(&inspect, r#"{"version": 2, "status": "success", "eval": {}, "results": {"scores": []}}"#).unwrap();
+    std::fs::write(
+        &inspect,
+        r#"{"version": 2, "status": "success", "eval": {}, "results": {"scores": []}}"#,
+    )
+    .unwrap();
     let (code, _, err) = rubric(&["compare", s(&inspect), s(&base)]);
     assert_eq!(code, 2);
     assert!(err.contains("inspect_ai"), "{err}");
@@ -315,35 +439,61 @@ fn bad_input_gets_a_message_naming_the_file() {
 #[test]
 fn a_folder_names_its_latest_run() {
     let tmp = tempfile::tempdir().unwrap();
-    let base = write_run(&tmp.path().join("base"), "base", &[("t1", &ones(60, 30), "p")], None);
+    let base = write_run(
+        &tmp.path().join("base"),
+        "base",
+        &[("t1", &ones(60, 30), "p")],
+        None,
+    );
     // lm-eval's <output_path>/<model>/ layout, with an older run beside the newer one
     let dir = tmp.path().join("out").join("model");
     write_run(&dir, "cand", &[("t1", &ones(60, 40), "p")], None);
     let old = dir.join("results_2025-01-01T00-00-00.000000.json");
     std::fs::write(&old, "{}").unwrap();
-    let (code, out, err) = rubric(&["compare", s(&base), s(&tmp.path().join("out")), "--format", "json"]);
+    let (code, out, err) = rubric(&[
+        "compare",
+        s(&base),
+        s(&tmp.path().join("out")),
+        "--format",
+        "json",
+    ]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("results_2026-01-01T00-00-00.000000.json"), "{out}");
+    assert!(
+        out.contains("results_2026-01-01T00-00-00.000000.json"),
+        "{out}"
+    );
 }
 
 #[test]
 fn baseline_files_gate_as_vllm_does() {
     let tmp = tempfile::tempdir().unwrap();
-    let run = write_run(&tmp.path().join("run"), "run", &[("t1", &ones(200, 150), "p")], None);
+    let run = write_run(
+        &tmp.path().join("run"),
+        "run",
+        &[("t1", &ones(200, 150), "p")],
+        None,
+    );
     let yaml = tmp.path().join("expected.yaml");
     let check = |text: &str| {
         std::fs::write(&yaml, text).unwrap();
         rubric(&["compare", "--baseline", s(&yaml), s(&run)])
     };
     // 0.75 measured: passes 0.78 with rtol 0.08 (bar 0.7176), fails 0.85
-    let (code, out, err) = check("tasks:\n- name: t1\n  metrics:\n  - name: acc,none\n    value: 0.78\n");
+    let (code, out, err) =
+        check("tasks:\n- name: t1\n  metrics:\n  - name: acc,none\n    value: 0.78\n");
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("pass"), "{out}");
-    let (code, out, err) = check("tasks:\n- name: t1\n  metrics:\n  - name: acc\n    value: 0.85\n");
+    let (code, out, err) =
+        check("tasks:\n- name: t1\n  metrics:\n  - name: acc\n    value: 0.85\n");
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("FAIL") && err.contains("1 of 1 baseline checks failed"), "{out}{err}");
+    assert!(
+        out.contains("FAIL") && err.contains("1 of 1 baseline checks failed"),
+        "{out}{err}"
+    );
     // absolute tolerance; the Wilson lower bound (0.6856 for 150/200) against the bar
-    let (code, _, _) = check("tasks:\n- name: t1\n  metrics:\n  - name: acc\n    value: 0.76\n    tolerance: 0.02\n");
+    let (code, _, _) = check(
+        "tasks:\n- name: t1\n  metrics:\n  - name: acc\n    value: 0.76\n    tolerance: 0.02\n",
+    );
     assert_eq!(code, 0);
     let (code, out, _) = check("tasks:\n- name: t1\n  metrics:\n  - name: acc\n    value: 0.76\n    tolerance: 0.02\n    wilson: true\n");
     assert_eq!(code, 1, "{out}");
@@ -351,14 +501,24 @@ fn baseline_files_gate_as_vllm_does() {
     // mistakes name the file and the field
     let (code, _, err) = check("tasks:\n- name: t1\n  metrics:\n  - name: acc\n    valu: 0.7\n");
     assert_eq!(code, 2);
-    assert!(err.contains("expected.yaml") && err.contains("valu"), "{err}");
+    assert!(
+        err.contains("expected.yaml") && err.contains("valu"),
+        "{err}"
+    );
     let (code, _, err) = check("tasks:\n- name: t3\n  metrics:\n  - name: acc\n    value: 0.7\n");
     assert_eq!(code, 2);
     assert!(err.contains("task `t3` is not in the run"), "{err}");
     let (code, _, err) = check("tasks:\n- name: t1\n  metrics:\n  - name: f1\n    value: 0.7\n");
     assert_eq!(code, 2);
-    assert!(err.contains("no metric `f1,none`") && err.contains("acc,none"), "{err}");
-    let (code, _, err) = check("limit: 100\ntasks:\n- name: t1\n  metrics:\n  - name: acc\n    value: 0.7\n");
+    assert!(
+        err.contains("no metric `f1,none`") && err.contains("acc,none"),
+        "{err}"
+    );
+    let (code, _, err) =
+        check("limit: 100\ntasks:\n- name: t1\n  metrics:\n  - name: acc\n    value: 0.7\n");
     assert_eq!(code, 2);
-    assert!(err.contains("limit 100 in the baseline, but the run used no limit"), "{err}");
+    assert!(
+        err.contains("limit 100 in the baseline, but the run used no limit"),
+        "{err}"
+    );
 }

@@ -46,8 +46,16 @@ fn paired_bootstrap_agrees_with_sacrebleu() {
             let paired = Paired::new(&agg, items(&a), items(&b), 1).unwrap();
             let (va, vb) = paired.values().unwrap();
             let f = |k: &str| want[k].as_f64().unwrap();
-            assert!((va - f("base")).abs() < 1e-9, "{name}: base {va} vs sacrebleu {}", f("base"));
-            assert!((vb - f("candidate")).abs() < 1e-9, "{name}: candidate {vb} vs sacrebleu {}", f("candidate"));
+            assert!(
+                (va - f("base")).abs() < 1e-9,
+                "{name}: base {va} vs sacrebleu {}",
+                f("base")
+            );
+            assert!(
+                (vb - f("candidate")).abs() < 1e-9,
+                "{name}: candidate {vb} vs sacrebleu {}",
+                f("candidate")
+            );
             let res = paired.resample(r, 20261129).unwrap();
             assert_eq!(res.diffs.len(), r);
             let p = paired_bs_p_value(&res.diffs, vb - va);
@@ -90,7 +98,12 @@ impl Sim {
 }
 
 /// The share of simulated comparisons whose 95% interval holds the true difference.
-fn coverage(sims: usize, resamples: usize, draw: impl Fn(&mut Sim) -> (Aggregation, Vec<Item>, Vec<Item>), truth: f64) -> f64 {
+fn coverage(
+    sims: usize,
+    resamples: usize,
+    draw: impl Fn(&mut Sim) -> (Aggregation, Vec<Item>, Vec<Item>),
+    truth: f64,
+) -> f64 {
     let mut sim = Sim(42);
     let mut covered = 0;
     for s in 0..sims {

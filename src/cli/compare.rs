@@ -93,7 +93,10 @@ pub struct CompareArgs {
 pub fn run(args: CompareArgs) -> Result<(), (u8, anyhow::Error)> {
     let usage = |m: String| (exit::USAGE, anyhow::anyhow!(m));
     if !(args.alpha > 0.0 && args.alpha < 1.0) {
-        return Err(usage(format!("--alpha must be in (0, 1), got {}", args.alpha)));
+        return Err(usage(format!(
+            "--alpha must be in (0, 1), got {}",
+            args.alpha
+        )));
     }
     if args.resamples < 100 {
         return Err(usage(format!(
@@ -204,9 +207,14 @@ pub fn run(args: CompareArgs) -> Result<(), (u8, anyhow::Error)> {
     let not_comparable: Vec<String> = comparisons
         .iter()
         .flat_map(|c| {
-            c.not_comparable
-                .iter()
-                .map(move |(t, r)| format!("{t} ({} vs {}): {}", c.base.model, c.candidate.model, r.join("; ")))
+            c.not_comparable.iter().map(move |(t, r)| {
+                format!(
+                    "{t} ({} vs {}): {}",
+                    c.base.model,
+                    c.candidate.model,
+                    r.join("; ")
+                )
+            })
         })
         .collect();
     if !not_comparable.is_empty() {
@@ -218,7 +226,11 @@ pub fn run(args: CompareArgs) -> Result<(), (u8, anyhow::Error)> {
     if !gate.is_empty() {
         return Err((
             1,
-            anyhow::anyhow!("{} significant regression(s): {}", gate.len(), gate.join(" | ")),
+            anyhow::anyhow!(
+                "{} significant regression(s): {}",
+                gate.len(),
+                gate.join(" | ")
+            ),
         ));
     }
     Ok(())

@@ -58,10 +58,15 @@ pub struct ReportArgs {
 pub fn run(args: ReportArgs) -> Result<(), (u8, anyhow::Error)> {
     let usage = |m: String| (exit::USAGE, anyhow::anyhow!(m));
     if args.runs.is_empty() && args.series.is_empty() {
-        return Err(usage("give runs, run folders or a sweep's folder (or --series NAME=PATH)".into()));
+        return Err(usage(
+            "give runs, run folders or a sweep's folder (or --series NAME=PATH)".into(),
+        ));
     }
     if !(args.alpha > 0.0 && args.alpha < 1.0) {
-        return Err(usage(format!("--alpha must be in (0, 1), got {}", args.alpha)));
+        return Err(usage(format!(
+            "--alpha must be in (0, 1), got {}",
+            args.alpha
+        )));
     }
     let x = args
         .x
@@ -83,7 +88,10 @@ pub fn run(args: ReportArgs) -> Result<(), (u8, anyhow::Error)> {
         let (name, path) = s
             .split_once('=')
             .ok_or_else(|| usage(format!("--series: expected NAME=PATH, got `{s}`")))?;
-        if all.iter().any(|x: &crate::report::data::Series| x.name == name) {
+        if all
+            .iter()
+            .any(|x: &crate::report::data::Series| x.name == name)
+        {
             return Err(usage(format!("--series: `{name}` is given twice")));
         }
         all.push(series(name, &[PathBuf::from(path)], x.as_ref()).map_err(usage)?);

@@ -40,14 +40,23 @@ pub struct Options {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Test {
     /// Docs right in base and wrong in candidate (`b`), and the reverse (`c`).
-    McNemar { b: u64, c: u64 },
-    PairedT { t: f64 },
+    McNemar {
+        b: u64,
+        c: u64,
+    },
+    PairedT {
+        t: f64,
+    },
     /// The corpus metric recomputed on paired resamples.
     Bootstrap,
     /// A group: its subtasks' paired resamples, weighted as the group weights them.
-    Group { weighted: bool },
+    Group {
+        weighted: bool,
+    },
     /// From the stderrs alone.
-    Unpaired { z: f64 },
+    Unpaired {
+        z: f64,
+    },
     /// Nothing to test with (no stderr).
     Untested,
 }
@@ -394,13 +403,7 @@ fn paired_row(
 }
 
 /// Compare one task; rows, flips, notes, or the reasons it is not comparable.
-fn compare_task(
-    name: &str,
-    ta: &TaskRun,
-    tb: &TaskRun,
-    opts: &Options,
-    out: &mut Comparison,
-) {
+fn compare_task(name: &str, ta: &TaskRun, tb: &TaskRun, opts: &Options, out: &mut Comparison) {
     let mut soft: Vec<String> = Vec::new();
     if ta.version != tb.version {
         soft.push(format!(
@@ -409,9 +412,8 @@ fn compare_task(
         ));
     }
     if ta.n_shot != tb.n_shot {
-        let show = |v: &Option<serde_json::Value>| {
-            v.as_ref().map_or("?".to_string(), |v| v.to_string())
-        };
+        let show =
+            |v: &Option<serde_json::Value>| v.as_ref().map_or("?".to_string(), |v| v.to_string());
         soft.push(format!(
             "n-shot differs ({} vs {})",
             show(&ta.n_shot),
@@ -481,7 +483,11 @@ fn compare_task(
             continue;
         };
         let hib = ta.higher_is_better.get(&a.metric).copied().unwrap_or(true);
-        if tb.higher_is_better.get(&a.metric).is_some_and(|h| *h != hib) {
+        if tb
+            .higher_is_better
+            .get(&a.metric)
+            .is_some_and(|h| *h != hib)
+        {
             out.notes.push(format!(
                 "{name}: the runs disagree whether higher {} is better; the base run's direction is used",
                 a.metric
@@ -521,8 +527,13 @@ fn compare_task(
                     && matches!(row.test, Test::McNemar { .. })
                     && flips_done.insert(a.filter.clone())
                 {
-                    out.flips
-                        .push(flips(name, &a.metric, &a.filter, &paired[&a.filter], opts.flips));
+                    out.flips.push(flips(
+                        name,
+                        &a.metric,
+                        &a.filter,
+                        &paired[&a.filter],
+                        opts.flips,
+                    ));
                 }
                 out.rows.push(row);
             }
@@ -564,10 +575,14 @@ fn flips(
         base: a.response.clone(),
         candidate: b.response.clone(),
     };
-    let worse: Vec<&(&SampleDoc, &SampleDoc)> =
-        pairs.iter().filter(|(a, b)| right(a) && !right(b)).collect();
-    let better: Vec<&(&SampleDoc, &SampleDoc)> =
-        pairs.iter().filter(|(a, b)| !right(a) && right(b)).collect();
+    let worse: Vec<&(&SampleDoc, &SampleDoc)> = pairs
+        .iter()
+        .filter(|(a, b)| right(a) && !right(b))
+        .collect();
+    let better: Vec<&(&SampleDoc, &SampleDoc)> = pairs
+        .iter()
+        .filter(|(a, b)| !right(a) && right(b))
+        .collect();
     TaskFlips {
         task: task.to_string(),
         metric: metric.to_string(),
@@ -632,7 +647,8 @@ fn group_row(
         false
     } else {
         return fallback(
-            "the group's value is neither the size-weighted nor the plain mean of its subtasks".into(),
+            "the group's value is neither the size-weighted nor the plain mean of its subtasks"
+                .into(),
         );
     };
     let resamples = diffs.iter().map(|(d, _)| d.len()).min().unwrap_or(0);
@@ -682,9 +698,8 @@ pub fn compare(base: &Run, cand: &Run, opts: &Options) -> Result<Comparison, Str
         notes: Vec::new(),
         flips: Vec::new(),
     };
-    let names = |r: &Run| -> BTreeSet<String> {
-        r.tasks.keys().chain(r.groups.keys()).cloned().collect()
-    };
+    let names =
+        |r: &Run| -> BTreeSet<String> { r.tasks.keys().chain(r.groups.keys()).cloned().collect() };
     let (na, nb) = (names(base), names(cand));
     out.only_in_base = na.difference(&nb).cloned().collect();
     out.only_in_candidate = nb.difference(&na).cloned().collect();

@@ -144,10 +144,14 @@ pub struct Check {
 
 /// Check a run against a baseline file; an error names the file and what does not fit.
 pub fn check_baseline(path: &Path, run: &Run) -> Result<Vec<Check>, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let file: BaselineFile = serde_yaml_ng::from_str(&text)
-        .map_err(|e| format!("{}: {e} (see `rubric compare --help` for the format)", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let file: BaselineFile = serde_yaml_ng::from_str(&text).map_err(|e| {
+        format!(
+            "{}: {e} (see `rubric compare --help` for the format)",
+            path.display()
+        )
+    })?;
     let at = |what: String| format!("{}: {what}", path.display());
     if let (Some(want), got) = (file.limit, run.limit) {
         if got != Some(want) {
@@ -162,7 +166,12 @@ pub fn check_baseline(path: &Path, run: &Run) -> Result<Vec<Check>, String> {
     let mut out = Vec::new();
     for t in &file.tasks {
         let (metrics, hib, n_shot, n) = if let Some(task) = run.tasks.get(&t.name) {
-            (&task.metrics, &task.higher_is_better, task.n_shot.clone(), task.n)
+            (
+                &task.metrics,
+                &task.higher_is_better,
+                task.n_shot.clone(),
+                task.n,
+            )
         } else if let Some(g) = run.groups.get(&t.name) {
             (&g.metrics, &g.higher_is_better, None, None)
         } else {
@@ -173,7 +182,9 @@ pub fn check_baseline(path: &Path, run: &Run) -> Result<Vec<Check>, String> {
                 run.tasks.keys().cloned().collect::<Vec<_>>().join(", ")
             )));
         };
-        if let (Some(want), Some(got)) = (file.num_fewshot, n_shot.as_ref().and_then(|v| v.as_u64())) {
+        if let (Some(want), Some(got)) =
+            (file.num_fewshot, n_shot.as_ref().and_then(|v| v.as_u64()))
+        {
             if want != got {
                 return Err(at(format!(
                     "num_fewshot {want} in the baseline, but the run's `{}` used {got}",
@@ -223,7 +234,11 @@ pub fn check_baseline(path: &Path, run: &Run) -> Result<Vec<Check>, String> {
                 None
             };
             let measured = wilson.unwrap_or(rep.value);
-            let pass = if higher { measured >= bar } else { measured <= bar };
+            let pass = if higher {
+                measured >= bar
+            } else {
+                measured <= bar
+            };
             out.push(Check {
                 task: t.name.clone(),
                 metric: format!("{metric},{filter}"),
@@ -246,13 +261,24 @@ pub fn check_baseline(path: &Path, run: &Run) -> Result<Vec<Check>, String> {
 /// The baseline checks as a table.
 pub fn baseline_table(checks: &[Check]) -> Table {
     let mut t = Table::new(&[
-        "task", "metric", "expected", "bar", "measured", "wilson bound", "n", "result",
+        "task",
+        "metric",
+        "expected",
+        "bar",
+        "measured",
+        "wilson bound",
+        "n",
+        "result",
     ]);
     for c in checks {
         t.push(
             vec![
                 c.task.clone(),
-                format!("{} {}", c.metric, if c.higher_is_better { "↑" } else { "↓" }),
+                format!(
+                    "{} {}",
+                    c.metric,
+                    if c.higher_is_better { "↑" } else { "↓" }
+                ),
                 num(c.expected),
                 num(c.bar),
                 num(c.measured),

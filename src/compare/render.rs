@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::analysis::{Comparison, Row, Test, TaskFlips, Verdict};
+use super::analysis::{Comparison, Row, TaskFlips, Test, Verdict};
 use crate::output::tables::latex_escape;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -87,7 +87,11 @@ impl Table {
                 .map(|h| esc(h))
                 .collect::<Vec<_>>()
                 .join(" | "),
-            self.headers.iter().map(|_| "---").collect::<Vec<_>>().join("|")
+            self.headers
+                .iter()
+                .map(|_| "---")
+                .collect::<Vec<_>>()
+                .join("|")
         );
         for r in &self.rows {
             out.push_str(&format!(
@@ -175,7 +179,11 @@ fn test_text(r: &Row) -> String {
         Test::Bootstrap => format!("paired-bootstrap R={}", r.resamples),
         Test::Group { weighted } => format!(
             "subtasks {}, R={}",
-            if *weighted { "size-weighted" } else { "unweighted" },
+            if *weighted {
+                "size-weighted"
+            } else {
+                "unweighted"
+            },
             r.resamples
         ),
         Test::Unpaired { z } => format!("unpaired-z z={z:.3}"),
@@ -203,8 +211,18 @@ fn task_name(r: &Row) -> String {
 /// One comparison in detail: a row per task x metric x filter.
 pub fn detail_table(c: &Comparison) -> Table {
     let mut t = Table::new(&[
-        "task", "metric", "filter", "n", "base", "candidate", "Δ", "95% CI of Δ", "p", "p (Holm)",
-        "verdict", "test",
+        "task",
+        "metric",
+        "filter",
+        "n",
+        "base",
+        "candidate",
+        "Δ",
+        "95% CI of Δ",
+        "p",
+        "p (Holm)",
+        "verdict",
+        "test",
     ]);
     for r in &c.rows {
         let arrow = if r.higher_is_better { "↑" } else { "↓" };
@@ -240,7 +258,10 @@ fn with_stderr(v: f64, se: Option<f64>) -> String {
 pub fn wide_table(cs: &[Comparison]) -> Table {
     let mut headers: Vec<String> = vec!["task".into(), "metric".into(), "filter".into()];
     let label = |info: &super::analysis::RunInfo| info.model.clone();
-    headers.push(format!("base: {}", cs.first().map(|c| label(&c.base)).unwrap_or_default()));
+    headers.push(format!(
+        "base: {}",
+        cs.first().map(|c| label(&c.base)).unwrap_or_default()
+    ));
     for c in cs {
         headers.push(label(&c.candidate));
     }
@@ -263,14 +284,20 @@ pub fn wide_table(cs: &[Comparison]) -> Table {
         let find = |c: &Comparison| {
             c.rows
                 .iter()
-                .find(|r| r.task == task && r.group == group && r.metric == metric && r.filter == filter)
+                .find(|r| {
+                    r.task == task && r.group == group && r.metric == metric && r.filter == filter
+                })
                 .cloned()
         };
         let first = cs.iter().find_map(find);
         let Some(first) = first else { continue };
         let mut row = vec![
             task_name(&first),
-            format!("{} {}", metric, if first.higher_is_better { "↑" } else { "↓" }),
+            format!(
+                "{} {}",
+                metric,
+                if first.higher_is_better { "↑" } else { "↓" }
+            ),
             filter.clone(),
             with_stderr(first.base, first.base_stderr),
         ];
@@ -304,7 +331,11 @@ fn clip(s: &str, n: usize) -> String {
 fn flips_text(f: &TaskFlips, markdown: bool) -> String {
     let mut out = format!(
         "{}{} ({}, {}): {} right → wrong, {} wrong → right\n",
-        if markdown { "**flips** in " } else { "flips in " },
+        if markdown {
+            "**flips** in "
+        } else {
+            "flips in "
+        },
         f.task,
         f.metric,
         f.filter,
@@ -344,7 +375,10 @@ fn notes(c: &Comparison) -> Vec<String> {
     }
     out.extend(c.notes.iter().cloned());
     if !c.only_in_base.is_empty() {
-        out.push(format!("only in the base run: {}", c.only_in_base.join(", ")));
+        out.push(format!(
+            "only in the base run: {}",
+            c.only_in_base.join(", ")
+        ));
     }
     if !c.only_in_candidate.is_empty() {
         out.push(format!(
@@ -359,7 +393,13 @@ fn notes(c: &Comparison) -> Vec<String> {
 }
 
 /// Render comparisons (and the gate's lines) in a format.
-pub fn render(cs: &[Comparison], format: Format, color: bool, gate: &[String], meta: &Value) -> String {
+pub fn render(
+    cs: &[Comparison],
+    format: Format,
+    color: bool,
+    gate: &[String],
+    meta: &Value,
+) -> String {
     match format {
         Format::Json => {
             let mut v = meta.clone();
@@ -369,9 +409,26 @@ pub fn render(cs: &[Comparison], format: Format, color: bool, gate: &[String], m
         }
         Format::Csv => {
             let mut t = Table::new(&[
-                "candidate", "task", "group", "metric", "filter", "higher_is_better", "n",
-                "base", "candidate_value", "base_stderr", "candidate_stderr", "difference",
-                "ci_low", "ci_high", "p", "p_holm", "verdict", "test", "resamples", "note",
+                "candidate",
+                "task",
+                "group",
+                "metric",
+                "filter",
+                "higher_is_better",
+                "n",
+                "base",
+                "candidate_value",
+                "base_stderr",
+                "candidate_stderr",
+                "difference",
+                "ci_low",
+                "ci_high",
+                "p",
+                "p_holm",
+                "verdict",
+                "test",
+                "resamples",
+                "note",
             ]);
             let opt = |x: Option<f64>| x.map_or(String::new(), |x| x.to_string());
             for c in cs {
@@ -417,7 +474,10 @@ pub fn render(cs: &[Comparison], format: Format, color: bool, gate: &[String], m
                 out.push_str(&format!("{bullet}{}\n", run_line("base", &first.base)));
             }
             for c in cs {
-                out.push_str(&format!("{bullet}{}\n", run_line("candidate", &c.candidate)));
+                out.push_str(&format!(
+                    "{bullet}{}\n",
+                    run_line("candidate", &c.candidate)
+                ));
             }
             out.push('\n');
             if cs.len() > 1 {
@@ -427,7 +487,11 @@ pub fn render(cs: &[Comparison], format: Format, color: bool, gate: &[String], m
             }
             for c in cs {
                 if cs.len() > 1 {
-                    out.push_str(&format!("{}vs {}\n\n", if md { "#### " } else { "" }, c.candidate.model));
+                    out.push_str(&format!(
+                        "{}vs {}\n\n",
+                        if md { "#### " } else { "" },
+                        c.candidate.model
+                    ));
                 }
                 let t = detail_table(c);
                 out.push_str(&if md { t.markdown() } else { t.text(color) });
@@ -477,7 +541,8 @@ fn row_json(r: &Row) -> Value {
 }
 
 pub fn to_json(c: &Comparison) -> Value {
-    let info = |i: &super::analysis::RunInfo| json!({"path": i.path, "tool": i.tool, "model": i.model});
+    let info =
+        |i: &super::analysis::RunInfo| json!({"path": i.path, "tool": i.tool, "model": i.model});
     json!({
         "base": info(&c.base),
         "candidate": info(&c.candidate),

@@ -112,7 +112,10 @@ pub fn expand(arg: &Path) -> Result<Vec<(String, PathBuf)>, String> {
             .unwrap_or_else(|| p.display().to_string())
     };
     if arg.is_file() {
-        return Ok(vec![(name(arg).trim_end_matches(".json").to_string(), arg.to_path_buf())]);
+        return Ok(vec![(
+            name(arg).trim_end_matches(".json").to_string(),
+            arg.to_path_buf(),
+        )]);
     }
     if !arg.is_dir() {
         return Err(format!("{}: no such file or folder", arg.display()));
@@ -168,7 +171,8 @@ pub fn series(name: &str, args: &[PathBuf], x: Option<&regex::Regex>) -> Result<
     let steps: Vec<Option<f64>> = points
         .iter()
         .map(|(l, r)| {
-            step_of(l, x).or_else(|| x.and_then(|re| step_of(&r.path.display().to_string(), Some(re))))
+            step_of(l, x)
+                .or_else(|| x.and_then(|re| step_of(&r.path.display().to_string(), Some(re))))
         })
         .collect();
     let all_steps = steps.iter().all(Option::is_some);
@@ -178,12 +182,19 @@ pub fn series(name: &str, args: &[PathBuf], x: Option<&regex::Regex>) -> Result<
         .enumerate()
         .map(|(i, ((label, run), s))| Point {
             label,
-            x: if all_steps { s.unwrap_or(0.0) } else { (i + 1) as f64 },
+            x: if all_steps {
+                s.unwrap_or(0.0)
+            } else {
+                (i + 1) as f64
+            },
             run,
         })
         .collect();
     if all_steps {
-        points.sort_by(|a, b| a.x.total_cmp(&b.x).then_with(|| natural_cmp(&a.label, &b.label)));
+        points.sort_by(|a, b| {
+            a.x.total_cmp(&b.x)
+                .then_with(|| natural_cmp(&a.label, &b.label))
+        });
     }
     Ok(Series {
         name: name.to_string(),
@@ -228,8 +239,10 @@ pub fn build(series: Vec<Series>, opts: &Options) -> Result<Report, String> {
         }
     }
     // one paired comparison per (series, best run, last run), shared by its metrics
-    let mut compared: BTreeMap<(usize, usize, usize), Result<crate::compare::analysis::Comparison, String>> =
-        BTreeMap::new();
+    let mut compared: BTreeMap<
+        (usize, usize, usize),
+        Result<crate::compare::analysis::Comparison, String>,
+    > = BTreeMap::new();
     let mut summaries = Vec::new();
     for (si, s) in series.iter().enumerate() {
         for k in &keys {
@@ -257,13 +270,15 @@ pub fn build(series: Vec<Series>, opts: &Options) -> Result<Report, String> {
                 .expect("present is not empty");
             let (mut p_holm, mut test, mut declined) = (None, None, false);
             if best != last {
-                let c = compared.entry((si, best, last)).or_insert_with(|| {
-                    compare(&s.points[best].run, &s.points[last].run, opts)
-                });
+                let c = compared
+                    .entry((si, best, last))
+                    .or_insert_with(|| compare(&s.points[best].run, &s.points[last].run, opts));
                 if let Ok(c) = c {
-                    if let Some(row) = c.rows.iter().find(|r| {
-                        r.task == k.task && r.metric == k.metric && r.filter == k.filter
-                    }) {
+                    if let Some(row) = c
+                        .rows
+                        .iter()
+                        .find(|r| r.task == k.task && r.metric == k.metric && r.filter == k.filter)
+                    {
                         p_holm = row.p_holm;
                         test = Some(row.test.name().to_string());
                         declined = row.verdict == Verdict::Worse;

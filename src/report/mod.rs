@@ -65,7 +65,11 @@ pub fn runs_table(r: &Report) -> Table {
 
 fn decline_text(r: &Report, s: &Summary) -> String {
     let series = r.series.iter().find(|x| x.name == s.series);
-    let label = |i: usize| series.map(|x| x.points[i].label.clone()).unwrap_or_default();
+    let label = |i: usize| {
+        series
+            .map(|x| x.points[i].label.clone())
+            .unwrap_or_default()
+    };
     if s.declined {
         format!(
             "peaked at {}, then declined (p {} Holm, {})",
@@ -77,7 +81,10 @@ fn decline_text(r: &Report, s: &Summary) -> String {
         "best is last".into()
     } else {
         match s.p_holm {
-            Some(p) => format!("last not significantly worse (p {} Holm)", crate::compare::render::p_text(Some(p))),
+            Some(p) => format!(
+                "last not significantly worse (p {} Holm)",
+                crate::compare::render::p_text(Some(p))
+            ),
             None => "not tested (the runs are not comparable)".into(),
         }
     }
@@ -88,11 +95,19 @@ pub fn summary_table(r: &Report) -> Table {
     let mut t = Table::new(&["series", "metric", "best", "last", "last - best", "trend"]);
     for s in &r.summaries {
         let series = r.series.iter().find(|x| x.name == s.series);
-        let label = |i: usize| series.map(|x| x.points[i].label.clone()).unwrap_or_default();
+        let label = |i: usize| {
+            series
+                .map(|x| x.points[i].label.clone())
+                .unwrap_or_default()
+        };
         t.push(
             vec![
                 s.series.clone(),
-                format!("{} {}", s.key.title(), if s.higher_is_better { "↑" } else { "↓" }),
+                format!(
+                    "{} {}",
+                    s.key.title(),
+                    if s.higher_is_better { "↑" } else { "↓" }
+                ),
                 format!("{} ({})", short(s.best_value), label(s.best)),
                 format!("{} ({})", short(s.last_value), label(s.last)),
                 short(s.last_value - s.best_value),
@@ -136,10 +151,13 @@ figcaption{font-size:.85em;color:#555}.note{color:#555;font-size:.9em}";
 
 /// The self-contained HTML page.
 pub fn html(r: &Report, charts: &[Chart]) -> String {
-    let mut out = String::from("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+    let mut out =
+        String::from("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
     out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
     out.push_str("<title>rubric report</title>\n");
-    out.push_str(&format!("<style>{STYLE}</style>\n</head>\n<body>\n<h1>rubric report</h1>\n"));
+    out.push_str(&format!(
+        "<style>{STYLE}</style>\n</head>\n<body>\n<h1>rubric report</h1>\n"
+    ));
     let runs: usize = r.series.iter().map(|s| s.points.len()).sum();
     out.push_str(&format!(
         "<p class=\"note\">{} series, {runs} runs, {} metrics. Written by rubric {}.</p>\n",
@@ -205,7 +223,8 @@ pub fn to_json(r: &Report) -> Value {
 pub fn write(r: &Report, dir: &Path) -> Result<PathBuf, String> {
     let charts = plots::render(r, &dir.join("plots"))?;
     let write = |name: &str, text: &str| {
-        std::fs::write(dir.join(name), text).map_err(|e| format!("cannot write {}: {e}", dir.join(name).display()))
+        std::fs::write(dir.join(name), text)
+            .map_err(|e| format!("cannot write {}: {e}", dir.join(name).display()))
     };
     let runs = runs_table(r);
     write("runs.md", &runs.markdown())?;
@@ -214,7 +233,10 @@ pub fn write(r: &Report, dir: &Path) -> Result<PathBuf, String> {
     write("summary.md", &summary_table(r).markdown())?;
     write(
         "report.json",
-        &format!("{}\n", serde_json::to_string_pretty(&to_json(r)).unwrap_or_default()),
+        &format!(
+            "{}\n",
+            serde_json::to_string_pretty(&to_json(r)).unwrap_or_default()
+        ),
     )?;
     write("report.html", &html(r, &charts))?;
     Ok(dir.join("report.html"))

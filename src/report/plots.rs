@@ -26,7 +26,10 @@ pub enum Plot {
     /// One metric over the runs of every series.
     Curve { key: MetricKey },
     /// Runs x tasks for one metric name.
-    Bars { metric: String, keys: Vec<MetricKey> },
+    Bars {
+        metric: String,
+        keys: Vec<MetricKey>,
+    },
     /// Every metric x every run.
     Heatmap,
 }
@@ -97,7 +100,11 @@ pub fn short(v: f64) -> String {
     }
 }
 
-fn curve<DB: DrawingBackend>(r: &Report, key: &MetricKey, root: DrawingArea<DB, Shift>) -> Result<()> {
+fn curve<DB: DrawingBackend>(
+    r: &Report,
+    key: &MetricKey,
+    root: DrawingArea<DB, Shift>,
+) -> Result<()> {
     root.fill(&WHITE).map_err(err)?;
     let mut xs = Vec::new();
     let mut ys = Vec::new();
@@ -202,10 +209,7 @@ fn curve<DB: DrawingBackend>(r: &Report, key: &MetricKey, root: DrawingArea<DB, 
             .label(s.name.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
         chart
-            .draw_series(
-                pts.iter()
-                    .map(|p| Circle::new((p.0, p.1), 3, c.filled())),
-            )
+            .draw_series(pts.iter().map(|p| Circle::new((p.0, p.1), 3, c.filled())))
             .map_err(err)?;
     }
     if r.series.len() > 1 {
@@ -254,7 +258,11 @@ fn bars<DB: DrawingBackend>(
     let runs = bar_runs(r);
     let values: Vec<Vec<Option<f64>>> = keys
         .iter()
-        .map(|k| runs.iter().map(|(_, p)| p.value(k).map(|v| v.value)).collect())
+        .map(|k| {
+            runs.iter()
+                .map(|(_, p)| p.value(k).map(|v| v.value))
+                .collect()
+        })
         .collect();
     let all: Vec<f64> = values.iter().flatten().flatten().copied().collect();
     let hi = all.iter().copied().fold(0.0f64, f64::max);
@@ -354,17 +362,29 @@ fn heatmap<DB: DrawingBackend>(r: &Report, root: DrawingArea<DB, Shift>) -> Resu
     root.fill(&WHITE).map_err(err)?;
     let cols = heat_columns(r);
     let (w, _) = heatmap_size(r);
-    let root = root.titled("metrics x runs (greener is better within a row)", ("sans-serif", 20)).map_err(err)?;
-    let (left, top, cell_w, cell_h) = (250i32, 40i32, ((w as i32 - 260) / cols.len().max(1) as i32).min(90), 30i32);
+    let root = root
+        .titled(
+            "metrics x runs (greener is better within a row)",
+            ("sans-serif", 20),
+        )
+        .map_err(err)?;
+    let (left, top, cell_w, cell_h) = (
+        250i32,
+        40i32,
+        ((w as i32 - 260) / cols.len().max(1) as i32).min(90),
+        30i32,
+    );
     for (j, (name, _)) in cols.iter().enumerate() {
         let x = left + j as i32 * cell_w + cell_w / 2;
         root.draw(&Text::new(
             name.clone(),
             (x, top - 18),
-            ("sans-serif", 12).into_font().color(&BLACK).pos(plotters::style::text_anchor::Pos::new(
-                plotters::style::text_anchor::HPos::Center,
-                plotters::style::text_anchor::VPos::Center,
-            )),
+            ("sans-serif", 12).into_font().color(&BLACK).pos(
+                plotters::style::text_anchor::Pos::new(
+                    plotters::style::text_anchor::HPos::Center,
+                    plotters::style::text_anchor::VPos::Center,
+                ),
+            ),
         ))
         .map_err(err)?;
     }
@@ -376,10 +396,20 @@ fn heatmap<DB: DrawingBackend>(r: &Report, root: DrawingArea<DB, Shift>) -> Resu
             ("sans-serif", 12).into_font().color(&BLACK),
         ))
         .map_err(err)?;
-        let vals: Vec<Option<f64>> = cols.iter().map(|(_, p)| p.value(k).map(|v| v.value)).collect();
-        let hib = cols.iter().find_map(|(_, p)| p.higher_is_better(k)).unwrap_or(true);
+        let vals: Vec<Option<f64>> = cols
+            .iter()
+            .map(|(_, p)| p.value(k).map(|v| v.value))
+            .collect();
+        let hib = cols
+            .iter()
+            .find_map(|(_, p)| p.higher_is_better(k))
+            .unwrap_or(true);
         let lo = vals.iter().flatten().copied().fold(f64::INFINITY, f64::min);
-        let hi = vals.iter().flatten().copied().fold(f64::NEG_INFINITY, f64::max);
+        let hi = vals
+            .iter()
+            .flatten()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
         // values spanning orders of magnitude (perplexities) are coloured on a log scale
         let log = lo > 0.0 && hi / lo > 100.0;
         let scale = |v: f64| if log { v.ln() } else { v };
@@ -389,7 +419,11 @@ fn heatmap<DB: DrawingBackend>(r: &Report, root: DrawingArea<DB, Shift>) -> Resu
             let fill = match v {
                 None => RGBColor(225, 225, 225),
                 Some(v) => {
-                    let mut t = if shi > slo { (scale(*v) - slo) / (shi - slo) } else { 0.5 };
+                    let mut t = if shi > slo {
+                        (scale(*v) - slo) / (shi - slo)
+                    } else {
+                        0.5
+                    };
                     if !hib {
                         t = 1.0 - t;
                     }
@@ -398,16 +432,21 @@ fn heatmap<DB: DrawingBackend>(r: &Report, root: DrawingArea<DB, Shift>) -> Resu
                     RGBColor(mix(244, 102), mix(199, 189), mix(195, 99))
                 }
             };
-            root.draw(&Rectangle::new([(x, y), (x + cell_w - 2, y + cell_h - 2)], fill.filled()))
-                .map_err(err)?;
+            root.draw(&Rectangle::new(
+                [(x, y), (x + cell_w - 2, y + cell_h - 2)],
+                fill.filled(),
+            ))
+            .map_err(err)?;
             let text = v.map(short).unwrap_or_else(|| "-".into());
             root.draw(&Text::new(
                 text,
                 (x + cell_w / 2, y + cell_h / 2 - 1),
-                ("sans-serif", 12).into_font().color(&BLACK).pos(plotters::style::text_anchor::Pos::new(
-                    plotters::style::text_anchor::HPos::Center,
-                    plotters::style::text_anchor::VPos::Center,
-                )),
+                ("sans-serif", 12).into_font().color(&BLACK).pos(
+                    plotters::style::text_anchor::Pos::new(
+                        plotters::style::text_anchor::HPos::Center,
+                        plotters::style::text_anchor::VPos::Center,
+                    ),
+                ),
             ))
             .map_err(err)?;
         }
@@ -468,11 +507,20 @@ pub fn render(r: &Report, dir: &Path) -> Result<Vec<Chart>> {
             (w, 450),
         ));
     }
-    plots.push(("heatmap".into(), "metrics x runs".into(), Plot::Heatmap, heatmap_size(r)));
+    plots.push((
+        "heatmap".into(),
+        "metrics x runs".into(),
+        Plot::Heatmap,
+        heatmap_size(r),
+    ));
     let mut out = Vec::new();
     for (name, title, plot, size) in plots {
         let mut svg = String::new();
-        draw(r, &plot, SVGBackend::with_string(&mut svg, size).into_drawing_area())?;
+        draw(
+            r,
+            &plot,
+            SVGBackend::with_string(&mut svg, size).into_drawing_area(),
+        )?;
         std::fs::write(dir.join(format!("{name}.svg")), &svg)
             .map_err(|e| format!("cannot write {}: {e}", dir.display()))?;
         let png = dir.join(format!("{name}.png"));
