@@ -10,6 +10,7 @@ pub mod compare;
 pub mod env;
 pub mod evaluate;
 pub mod filter;
+pub mod hooks;
 pub mod metric;
 pub mod model;
 pub mod output;

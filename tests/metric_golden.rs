@@ -51,9 +51,14 @@ fn sacrebleu_bleu_chrf_ter() {
             &format!("case {i} bleu {hyps:?} {refs:?}"),
         );
         close(
-            chrf::corpus_chrf(&hyps, &refs),
+            chrf::corpus_chrf(&hyps, &refs, 0),
             c["chrf"].as_f64().unwrap(),
             &format!("case {i} chrf {hyps:?} {refs:?}"),
+        );
+        close(
+            chrf::corpus_chrf(&hyps, &refs, 2),
+            c["chrf++"].as_f64().unwrap(),
+            &format!("case {i} chrf++ {hyps:?} {refs:?}"),
         );
         if let Some(t) = c.get("ter") {
             close(
@@ -140,6 +145,11 @@ fn sklearn_f1_and_mcc() {
             classification::f1(&pairs, Average::Micro).unwrap(),
             c["f1_micro"].as_f64().unwrap(),
             &format!("case {i} micro"),
+        );
+        close(
+            classification::f1(&pairs, Average::Weighted).unwrap(),
+            c["f1_weighted"].as_f64().unwrap(),
+            &format!("case {i} weighted"),
         );
         close(
             classification::mcc(&pairs),

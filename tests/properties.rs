@@ -128,11 +128,11 @@ proptest! {
             Pipeline::build(&cfg).unwrap()
         };
         let resp: Vec<Answer> = responses.iter().map(|r| Answer::Text(r.clone())).collect();
-        let first = build(json!([{"function": "take_first"}])).apply_answers(resp.clone(), &d);
+        let first = build(json!([{"function": "take_first"}])).apply_answers(resp.clone(), &d).unwrap();
         prop_assert_eq!(first, Filtered::One(resp[0].clone()));
         let lower = build(json!([{"function": "lowercase"}, {"function": "take_first"}]));
-        let once = lower.apply_answers(resp.clone(), &d);
-        prop_assert_eq!(lower.apply_answers(vec![once.first().clone()], &d), once.clone());
+        let once = lower.apply_answers(resp.clone(), &d).unwrap();
+        prop_assert_eq!(lower.apply_answers(vec![once.first().clone()], &d).unwrap(), once.clone());
         for steps in [
             json!([{"function": "regex", "regex_pattern": "#### (\\-?[0-9\\.\\,]+)"}, {"function": "take_first"}]),
             json!([{"function": "regex", "group_select": -1, "regex_pattern": "(-?[$0-9.,]{2,})|(-?[0-9]+)"}, {"function": "take_first"}]),
@@ -142,7 +142,7 @@ proptest! {
             json!([{"function": "uppercase"}, {"function": "remove_whitespace"}, {"function": "take_first"}]),
             json!([{"function": "map", "mapping_dict": {"a": "b"}, "default_value": "z"}, {"function": "take_first"}]),
         ] {
-            let out = build(steps.clone()).apply_answers(resp.clone(), &d);
+            let out = build(steps.clone()).apply_answers(resp.clone(), &d).unwrap();
             if steps[0]["function"] == "regex" {
                 prop_assert!(matches!(out, Filtered::One(Answer::Text(_))), "{steps}: {out:?}");
             }

@@ -53,7 +53,9 @@ fn adapter(dir: &Path, scale: f32) {
         for (module, rows) in [("q_proj", hidden), ("v_proj", kv)] {
             let p = format!("base_model.model.model.layers.{layer}.self_attn.{module}");
             let a: Vec<f32> = (0..r * hidden).map(|_| normal.sample(&mut rng)).collect();
-            let b: Vec<f32> = (0..rows * r).map(|_| normal.sample(&mut rng) * scale).collect();
+            let b: Vec<f32> = (0..rows * r)
+                .map(|_| normal.sample(&mut rng) * scale)
+                .collect();
             let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
             tensors.push((format!("{p}.lora_A.weight"), vec![r, hidden], bytes(&a)));
             tensors.push((format!("{p}.lora_B.weight"), vec![rows, r], bytes(&b)));
@@ -61,7 +63,12 @@ fn adapter(dir: &Path, scale: f32) {
     }
     let views: Vec<(String, TensorView)> = tensors
         .iter()
-        .map(|(n, shape, data)| (n.clone(), TensorView::new(Dtype::F32, shape.clone(), data).unwrap()))
+        .map(|(n, shape, data)| {
+            (
+                n.clone(),
+                TensorView::new(Dtype::F32, shape.clone(), data).unwrap(),
+            )
+        })
         .collect();
     safetensors::serialize_to_file(views, &None, &dir.join("adapter_model.safetensors")).unwrap();
     std::fs::write(
@@ -106,7 +113,13 @@ fn run_sweep(base: &Path, adapters: &str, out: &Path) -> (i32, String, String) {
 fn computed(err: &str) -> usize {
     err.lines()
         .filter_map(|l| l.strip_prefix("requests: "))
-        .filter_map(|l| l.split(", ").nth(1)?.strip_suffix(" computed")?.parse::<usize>().ok())
+        .filter_map(|l| {
+            l.split(", ")
+                .nth(1)?
+                .strip_suffix(" computed")?
+                .parse::<usize>()
+                .ok()
+        })
         .sum()
 }
 
@@ -116,24 +129,34 @@ fn results_value(dir: &Path, task: &str, key: &str) -> f64 {
         .flatten()
         .map(|e| e.path())
         .find(|p| {
-            p.file_name().unwrap().to_string_lossy().starts_with("results_")
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("results_")
                 && p.extension().is_some_and(|e| e == "json")
         })
         .unwrap();
-    common::read_json(&file)["results"][task][key].as_f64().unwrap()
+    common::read_json(&file)["results"][task][key]
+        .as_f64()
+        .unwrap()
 }
 
 #[test]
 fn a_sweep_is_evaluated_in_order_and_reported() {
     let tmp = tempfile::tempdir().unwrap();
-    let Some(base) = stories(tmp.path()) else { return };
+    let Some(base) = stories(tmp.path()) else {
+        return;
+    };
     let ckpts = checkpoints(tmp.path());
     let out = tmp.path().join("out");
     let glob = format!("{}/step_*", ckpts.display());
     let (code, _, err) = run_sweep(&base, &glob, &out);
     assert_eq!(code, 0, "{err}");
     for i in 1..=4 {
-        assert!(err.contains(&format!("sweep {i}/4: step_{i} (adapter=")), "{err}");
+        assert!(
+            err.contains(&format!("sweep {i}/4: step_{i} (adapter=")),
+            "{err}"
+        );
     }
     assert_eq!(computed(&err), 4 * 120, "{err}");
     // the same command again: every checkpoint skipped, nothing computed
@@ -145,7 +168,10 @@ fn a_sweep_is_evaluated_in_order_and_reported() {
     let rep = tmp.path().join("report");
     let (code, stdout, err) = rubric(&["report", s(&out), "-o", s(&rep)]);
     assert_eq!(code, 0, "{err}");
-    assert!(stdout.contains("peaked at step_3, then declined"), "{stdout}");
+    assert!(
+        stdout.contains("peaked at step_3, then declined"),
+        "{stdout}"
+    );
     let r = common::read_json(&rep.join("report.json"));
     let runs = r["series"][0]["runs"].as_array().unwrap();
     let labels: Vec<&str> = runs.iter().map(|x| x["label"].as_str().unwrap()).collect();
@@ -156,11 +182,15 @@ fn a_sweep_is_evaluated_in_order_and_reported() {
     for (i, run) in runs.iter().enumerate() {
         let dir = out.join(format!("step_{}", i + 1));
         assert_eq!(
-            run["metrics"]["stories_next_word acc"]["value"].as_f64().unwrap(),
+            run["metrics"]["stories_next_word acc"]["value"]
+                .as_f64()
+                .unwrap(),
             results_value(&dir, "stories_next_word", "acc,none")
         );
         assert_eq!(
-            run["metrics"]["stories_ppl word_perplexity"]["value"].as_f64().unwrap(),
+            run["metrics"]["stories_ppl word_perplexity"]["value"]
+                .as_f64()
+                .unwrap(),
             results_value(&dir, "stories_ppl", "word_perplexity,none")
         );
     }
@@ -178,7 +208,13 @@ fn a_sweep_is_evaluated_in_order_and_reported() {
         assert!(sum["p_holm"].as_f64().unwrap() < 0.05, "{sum}");
     }
     // files: tables, charts as SVG and PNG at their stated sizes
-    for f in ["report.html", "runs.md", "runs.csv", "runs.tex", "summary.md"] {
+    for f in [
+        "report.html",
+        "runs.md",
+        "runs.csv",
+        "runs.tex",
+        "summary.md",
+    ] {
         assert!(rep.join(f).is_file(), "{f}");
     }
     let csv = std::fs::read_to_string(rep.join("runs.csv")).unwrap();
@@ -198,8 +234,14 @@ fn a_sweep_is_evaluated_in_order_and_reported() {
             .count()
     };
     assert!(dark(&curve, 250, 0, 550, 35) > 100, "a title");
-    assert!(dark(&curve, 80, 400, 800, 450) > 100, "x tick labels and the x description");
-    assert!(dark(&curve, 0, 30, 80, 400) > 100, "y tick labels and the y description");
+    assert!(
+        dark(&curve, 80, 400, 800, 450) > 100,
+        "x tick labels and the x description"
+    );
+    assert!(
+        dark(&curve, 0, 30, 80, 400) > 100,
+        "y tick labels and the y description"
+    );
     browser_check(&rep.join("report.html"));
 }
 
@@ -208,7 +250,12 @@ fn a_sweep_is_evaluated_in_order_and_reported() {
 fn browser_check(html: &Path) {
     let chromium = ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
-        .find(|b| Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()));
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
     let Some(chromium) = chromium else {
         if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
             panic!("the report's browser test needs chromium (scripts/test.sh installs it)");
@@ -219,9 +266,15 @@ fn browser_check(html: &Path) {
     // a copy with a checker that records what the browser laid out (the report has no script)
     let dir = html.parent().unwrap();
     let page = std::fs::read_to_string(html).unwrap();
-    assert!(!page.contains("<script"), "the report itself runs no script");
+    assert!(
+        !page.contains("<script"),
+        "the report itself runs no script"
+    );
     for external in ["src=\"http", "href=\"http", "url(http", "@import", "<link"] {
-        assert!(!page.contains(external), "the report loads nothing from outside: {external}");
+        assert!(
+            !page.contains(external),
+            "the report loads nothing from outside: {external}"
+        );
     }
     let checker = r#"<script>
 window.addEventListener('load', () => {
@@ -232,7 +285,11 @@ window.addEventListener('load', () => {
 });
 </script>"#;
     let checked = dir.join("checked.html");
-    std::fs::write(&checked, page.replace("</body>", &format!("{checker}</body>"))).unwrap();
+    std::fs::write(
+        &checked,
+        page.replace("</body>", &format!("{checker}</body>")),
+    )
+    .unwrap();
     let url = format!("file://{}", checked.display());
     let out = Command::new(chromium)
         .args([
@@ -254,7 +311,9 @@ window.addEventListener('load', () => {
     assert!(
         dom.contains(&format!("data-plots=\"{figures}/{figures}\"")),
         "every chart visible: {}",
-        dom.lines().find(|l| l.contains("data-plots")).unwrap_or("no data-plots")
+        dom.lines()
+            .find(|l| l.contains("data-plots"))
+            .unwrap_or("no data-plots")
     );
     let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
     assert!(console.is_empty(), "console messages: {console:?}");
@@ -271,18 +330,30 @@ window.addEventListener('load', () => {
         ])
         .output()
         .unwrap();
-    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     let img = image::open(&shot).unwrap().to_rgb8();
     assert_eq!((img.width(), img.height()), (1280, 2400));
-    let non_white = img.pixels().filter(|p| p.0.iter().any(|&c| c < 200)).count();
+    let non_white = img
+        .pixels()
+        .filter(|p| p.0.iter().any(|&c| c < 200))
+        .count();
     let share = non_white as f64 / (img.width() * img.height()) as f64;
-    assert!(share > 0.02, "the screenshot is blank ({share:.4} of pixels drawn)");
+    assert!(
+        share > 0.02,
+        "the screenshot is blank ({share:.4} of pixels drawn)"
+    );
 }
 
 #[test]
 fn a_failing_checkpoint_is_reported_and_the_rest_still_run() {
     let tmp = tempfile::tempdir().unwrap();
-    let Some(base) = stories(tmp.path()) else { return };
+    let Some(base) = stories(tmp.path()) else {
+        return;
+    };
     let ckpts = checkpoints(tmp.path());
     // step_2's adapter is broken
     std::fs::remove_file(ckpts.join("step_2/adapter_model.safetensors")).unwrap();
@@ -293,7 +364,10 @@ fn a_failing_checkpoint_is_reported_and_the_rest_still_run() {
     assert!(err.contains("error: sweep 2/4: step_2:"), "{err}");
     assert!(err.contains("1 of 4 checkpoints failed: step_2"), "{err}");
     for i in [1, 3, 4] {
-        assert!(out.join(format!("step_{i}")).is_dir(), "step_{i} evaluated: {err}");
+        assert!(
+            out.join(format!("step_{i}")).is_dir(),
+            "step_{i} evaluated: {err}"
+        );
     }
     assert!(
         std::fs::read_dir(out.join("step_2")).map_or(true, |rd| rd.count() == 0),
@@ -310,7 +384,9 @@ fn a_failing_checkpoint_is_reported_and_the_rest_still_run() {
 #[test]
 fn a_killed_sweep_resumes_without_recomputing() {
     let tmp = tempfile::tempdir().unwrap();
-    let Some(base) = stories(tmp.path()) else { return };
+    let Some(base) = stories(tmp.path()) else {
+        return;
+    };
     let ckpts = checkpoints(tmp.path());
     let out = tmp.path().join("out");
     let glob = format!("{}/step_*", ckpts.display());
@@ -326,9 +402,13 @@ fn a_killed_sweep_resumes_without_recomputing() {
     // kill it once the first checkpoint is written
     let first = out.join("step_1");
     let start = std::time::Instant::now();
-    while !(first.is_dir() && std::fs::read_dir(&first).unwrap().flatten().any(|e| {
-        e.file_name().to_string_lossy().starts_with("results_")
-    })) {
+    while !(first.is_dir()
+        && std::fs::read_dir(&first).unwrap().flatten().any(|e| {
+            // the results JSON is the last file a run writes (its tables come before it)
+            let n = e.file_name().to_string_lossy().to_string();
+            n.starts_with("results_") && n.ends_with(".json")
+        }))
+    {
         if start.elapsed().as_secs() > 120 || child.try_wait().unwrap().is_some() {
             panic!(
                 "the sweep wrote nothing: {}",
@@ -341,18 +421,28 @@ fn a_killed_sweep_resumes_without_recomputing() {
     child.wait().unwrap();
     let done: Vec<usize> = (1..=4)
         .filter(|i| {
-            std::fs::read_dir(out.join(format!("step_{i}")))
-                .is_ok_and(|rd| rd.flatten().any(|e| e.file_name().to_string_lossy().starts_with("results_")))
+            std::fs::read_dir(out.join(format!("step_{i}"))).is_ok_and(|rd| {
+                rd.flatten().any(|e| {
+                    let n = e.file_name().to_string_lossy().to_string();
+                    n.starts_with("results_") && n.ends_with(".json")
+                })
+            })
         })
         .collect();
     let (code, _, err) = run_sweep(&base, &glob, &out);
     assert_eq!(code, 0, "{err}");
     for i in &done {
-        assert!(err.contains(&format!("sweep {i}/4: step_{i} finished earlier")), "{err}");
+        assert!(
+            err.contains(&format!("sweep {i}/4: step_{i} finished earlier")),
+            "{err}"
+        );
     }
     // what was not finished is computed now, at most its 120 requests per checkpoint
     assert!(computed(&err) <= 120 * (4 - done.len()), "{err}");
-    eprintln!("killed after {done:?}; the rerun computed {} requests", computed(&err));
+    eprintln!(
+        "killed after {done:?}; the rerun computed {} requests",
+        computed(&err)
+    );
 }
 
 #[test]
@@ -373,7 +463,10 @@ fn report_reads_lm_eval_runs_and_lists_gaps() {
     let runs = r["series"][0]["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 3);
     assert_eq!(r["series"][0]["x_is_step"], false);
-    assert_eq!(runs[0]["metrics"]["parity_sst2 acc"]["value"], 0.6100917431192661);
+    assert_eq!(
+        runs[0]["metrics"]["parity_sst2 acc"]["value"],
+        0.6100917431192661
+    );
     let sst2 = r["summary"]
         .as_array()
         .unwrap()
@@ -392,7 +485,11 @@ fn report_reads_lm_eval_runs_and_lists_gaps() {
         .unwrap();
     let mut v: Value = common::read_json(&results);
     v["results"].as_object_mut().unwrap().remove("parity_gsm8k");
-    std::fs::write(other.join("results_2026-01-01T00-00-00.000000.json"), v.to_string()).unwrap();
+    std::fs::write(
+        other.join("results_2026-01-01T00-00-00.000000.json"),
+        v.to_string(),
+    )
+    .unwrap();
     let rep2 = tmp.path().join("rep2");
     let (code, _, err) = rubric(&[
         "report",
@@ -424,11 +521,21 @@ fn report_bad_input_names_the_problem() {
     std::fs::write(junk.join("results_x.json"), r#"{"accuracy": 3}"#).unwrap();
     let (code, _, err) = rubric(&["report", s(&junk), "-o", s(&tmp.path().join("r2"))]);
     assert_eq!(code, 2);
-    assert!(err.contains("results_x.json: not a results file of rubric or lm-eval"), "{err}");
+    assert!(
+        err.contains("results_x.json: not a results file of rubric or lm-eval"),
+        "{err}"
+    );
     let (code, _, err) = rubric(&["report", "-o", s(&tmp.path().join("r3"))]);
     assert_eq!(code, 2);
     assert!(err.contains("give runs"), "{err}");
-    let (code, _, err) = rubric(&["report", "fixtures/compare/rubric", "--series", "nameless", "-o", s(&tmp.path().join("r4"))]);
+    let (code, _, err) = rubric(&[
+        "report",
+        "fixtures/compare/rubric",
+        "--series",
+        "nameless",
+        "-o",
+        s(&tmp.path().join("r4")),
+    ]);
     assert_eq!(code, 2);
     assert!(err.contains("expected NAME=PATH"), "{err}");
 }

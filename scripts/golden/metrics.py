@@ -8,11 +8,11 @@ several references. Each family is written to tests/golden/<family>/cases.json w
 naming the tool versions and the command.
 
 Reference tools (pinned by what this script asserts):
-  sacrebleu 2.6.0            corpus_bleu / corpus_chrf / corpus_ter
+  sacrebleu 2.6.0            corpus_bleu / corpus_chrf (also word_order=2) / corpus_ter
   rouge-score 0.1.2 + nltk   RougeScorer(use_stemmer=True)
   lm-eval 0.4.13             exact_match_hf_evaluate, process_results (multiple choice),
                              perplexity / weighted_perplexity / bits_per_byte / brier_score
-  scikit-learn 1.9.1         f1_score (binary / macro / micro), matthews_corrcoef,
+  scikit-learn 1.9.1         f1_score (binary / macro / micro / weighted), matthews_corrcoef,
                              ndcg_score, mean_squared_error, mean_absolute_error
   the official SQuAD v1.1 and v2.0 evaluation scripts, as HF shipped them in the
                              datasets==1.0.0 wheel (nlp/metrics/squad*/evaluate.py)
@@ -152,6 +152,7 @@ def sacrebleu_cases():
             "refs": [[refs[k][j] for k in range(nref)] for j in range(len(hyps))],
             "bleu": sacrebleu.corpus_bleu(hyps, refs).score,
             "chrf": sacrebleu.corpus_chrf(hyps, refs).score,
+            "chrf++": sacrebleu.corpus_chrf(hyps, refs, word_order=2).score,
         }
         if not long_text:  # python TER on 700-word texts takes minutes
             case["ter"] = sacrebleu.corpus_ter(hyps, refs).score
@@ -217,6 +218,7 @@ def classification_cases():
             case["f1_binary"] = None
         case["f1_macro"] = float(f1_score(golds, preds, average="macro"))
         case["f1_micro"] = float(f1_score(golds, preds, average="micro"))
+        case["f1_weighted"] = float(f1_score(golds, preds, average="weighted"))
         case["mcc"] = float(matthews_corrcoef(golds, preds))
         cases.append(case)
     write("classification", header({"scikit-learn": sklearn.__version__}), cases)

@@ -11,7 +11,6 @@ use super::tasks::{DataArgs, TaskSourceArgs};
 use crate::evaluate::{evaluate, EvalConfig, Limit};
 use crate::output::results::{results_json, RunInfo};
 use crate::output::{file_timestamp, sanitize_model_name, tables};
-use crate::task::load::TaskIndex;
 use crate::task::select::select;
 
 /// Evaluate a model on tasks, groups or tags, and write lm-eval's results (and samples).
@@ -248,7 +247,9 @@ fn parse_samples(
         let idx: Vec<usize> = idx
             .as_array()
             .and_then(|a| a.iter().map(|x| x.as_u64().map(|x| x as usize)).collect())
-            .ok_or_else(|| format!("--samples: `{task}` needs a list of doc indices (0, 1, ...)"))?;
+            .ok_or_else(|| {
+                format!("--samples: `{task}` needs a list of doc indices (0, 1, ...)")
+            })?;
         out.insert(task, idx);
     }
     Ok(out)
@@ -280,7 +281,10 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
             "--fewshot-as-multiturn needs --apply-chat-template"
         )));
     }
-    let index = TaskIndex::build(&args.source.include_path).map_err(|e| usage(e.into()))?;
+    let index = args
+        .source
+        .index(&args.source.include_path)
+        .map_err(|e| usage(e.into()))?;
     let mut selected = Vec::new();
     for name in args
         .tasks
@@ -432,7 +436,10 @@ fn sweep(
             String::new()
         } else {
             let mean = spent.iter().sum::<std::time::Duration>() / spent.len() as u32;
-            format!(", ETA of the sweep {}", duration_text(mean * (n - i) as u32))
+            format!(
+                ", ETA of the sweep {}",
+                duration_text(mean * (n - i) as u32)
+            )
         };
         eprintln!("sweep {}/{n}: {} ({key}={value}){eta}", i + 1, cp.label);
         let t = std::time::Instant::now();
@@ -449,7 +456,10 @@ fn sweep(
         }
     }
     if failed.is_empty() {
-        eprintln!("sweep: {n} checkpoints evaluated or found finished under {}", out.display());
+        eprintln!(
+            "sweep: {n} checkpoints evaluated or found finished under {}",
+            out.display()
+        );
         return Ok(());
     }
     let code = failed[0].1;

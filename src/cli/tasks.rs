@@ -39,6 +39,20 @@ pub struct TaskSourceArgs {
     /// Also search this folder for task YAMLs (repeatable; the built-in tasks are always searched).
     #[arg(long = "include-path", alias = "include_path", value_name = "DIR")]
     pub include_path: Vec<PathBuf>,
+    /// The Python that runs tasks' `!function` hooks (lm-eval's process_docs, doc_to_*,
+    /// process_results, metric, aggregation and filter functions); it needs the packages the
+    /// hooks import (`pip install lm-eval` brings `datasets`). Default: `python3` on PATH.
+    /// Tasks without hooks never start it.
+    #[arg(long, value_name = "PATH", env = crate::env::PYTHON, hide_env_values = true)]
+    pub python: Option<PathBuf>,
+}
+
+impl TaskSourceArgs {
+    /// The task index of the built-in tasks and `--include-path`; `--python` takes effect.
+    pub fn index(&self, include: &[PathBuf]) -> Result<TaskIndex, crate::task::TaskError> {
+        crate::hooks::set_python(self.python.clone());
+        TaskIndex::build(include)
+    }
 }
 
 /// Where data comes from.
@@ -114,7 +128,10 @@ fn usage(e: impl Into<anyhow::Error>) -> (u8, anyhow::Error) {
 }
 
 fn list(args: ListArgs) -> Result<(), (u8, anyhow::Error)> {
-    let index = TaskIndex::build(&args.source.include_path).map_err(usage)?;
+    let index = args
+        .source
+        .index(&args.source.include_path)
+        .map_err(usage)?;
     let mut out = std::io::stdout().lock();
     let cwd = std::env::current_dir().unwrap_or_default();
     let show = |p: &Option<PathBuf>| {
@@ -130,49 +147,16 @@ fn list(args: ListArgs) -> Result<(), (u8, anyhow::Error)> {
     )];
     for e in index.entries.values() {
         let (kind, otype, src) = match e.kind {
-            EntryKind::Task => {
-                let otype = e
-                    .path
-                    .as_ref()
-                    .and_then(|p| read_yaml_merged(p).ok())
-                    .and_then(|r| {
-                        r.map
-                            .get("output_type")
-                            .and_then(Value::as_str)
-                            .map(String::from)
-                    })
-                    .unwrap_or_else(|| "generate_until".into());
-                ("task", otype, show(&e.path))
-            }
-            EntryKind::Group => {
-                let members = e
-                    .path
-                    .as_ref()
-                    .and_then(|p| read_yaml_merged(p).ok())
-                    .and_then(|r| r.map.get("task").cloned())
-                    .map(|t| match t {
-                        Value::Array(a) => a
-                            .iter()
-                            .map(|x| {
-                                x.as_str().map(String::from).unwrap_or_else(|| {
-                                    x.get("task")
-                                        .and_then(Value::as_str)
-                                        .unwrap_or("?")
-                                        .to_string()
-                                })
-                            })
-                            .collect::<Vec<_>>()
-                            .join(","),
-                        Value::String(s) => s,
-                        _ => String::new(),
-                    })
-                    .unwrap_or_default();
-                (
-                    "group",
-                    "-".to_string(),
-                    format!("{} [{members}]", show(&e.path)),
-                )
-            }
+            EntryKind::Task => (
+                "task",
+                e.output_type.clone().unwrap_or_default(),
+                show(&e.path),
+            ),
+            EntryKind::Group => (
+                "group",
+                "-".to_string(),
+                format!("{} [{}]", show(&e.path), e.members.join(",")),
+            ),
             EntryKind::Tag => ("tag", "-".to_string(), format!("[{}]", e.members.join(","))),
         };
         rows.push((e.name.clone(), kind.to_string(), otype, src));
@@ -205,7 +189,7 @@ fn validate(args: ValidateArgs) -> Result<(), (u8, anyhow::Error)> {
             }
         });
     }
-    let index = TaskIndex::build(&include).map_err(usage)?;
+    let index = args.source.index(&include).map_err(usage)?;
     let (mut ok, mut bad) = (0, 0);
     for p in &args.paths {
         for file in yaml_files(p) {
@@ -236,6 +220,38 @@ fn check_file(index: &TaskIndex, file: &std::path::Path) -> Result<String, Strin
     // selecting resolves every task: templates, metrics and filters are built, or an error
     let selected = select(index, &file.to_string_lossy()).map_err(|e| e.to_string())?;
     let n: usize = selected.iter().map(|s| s.tasks().len()).sum();
+    let mut warnings = raw.warnings.clone();
+    if raw
+        .map
+        .get("aggregate_metric_list")
+        .is_some_and(Value::is_object)
+    {
+        warnings.push(format!(
+            "{}: `aggregate_metric_list` is one mapping, read as a list of one (as lm-eval does)",
+            file.display()
+        ));
+    }
+    let mut hooks = Vec::new();
+    crate::hooks::Hook::find_all(
+        raw.map.get("aggregate_metric_list").unwrap_or(&Value::Null),
+        &mut hooks,
+    );
+    for h in hooks {
+        warnings.push(format!(
+            "{}: `{h}` in `aggregate_metric_list`: a metric function stands for its name; an aggregation function is not called, the subtasks' values are averaged (as lm-eval 0.4.13 does)",
+            file.display()
+        ));
+    }
+    for t in selected.iter().flat_map(|s| s.tasks()) {
+        for w in &t.warnings {
+            if !warnings.contains(w) {
+                warnings.push(w.clone());
+            }
+        }
+    }
+    for w in &warnings {
+        println!("warn  {w}");
+    }
     Ok(match selected.first() {
         Some(Selected::Group { config, .. }) => {
             format!("group `{}` with {n} task(s)", config.group)
@@ -246,7 +262,10 @@ fn check_file(index: &TaskIndex, file: &std::path::Path) -> Result<String, Strin
 }
 
 fn render(args: RenderArgs) -> Result<(), (u8, anyhow::Error)> {
-    let index = TaskIndex::build(&args.source.include_path).map_err(usage)?;
+    let index = args
+        .source
+        .index(&args.source.include_path)
+        .map_err(usage)?;
     let selected = select(&index, &args.task).map_err(usage)?;
     let mut cache = DataCache::default();
     let opts = args.data.options();

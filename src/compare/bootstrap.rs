@@ -38,9 +38,12 @@ enum Statistic {
     /// `[ll, 1]`: `exp(-mean)`.
     Perplexity,
     /// `[ll, count]`: `exp(-ll/count)`, or bits per byte `-ll/count/ln 2`.
-    Weighted { bits: bool },
+    Weighted {
+        bits: bool,
+    },
     Bleu,
-    Chrf,
+    /// chrF (word order 0) or chrF++ (2).
+    Chrf(usize),
     Ter,
     /// One-hot cells of the confusion matrix over these labels.
     F1(Average, Vec<Value>),
@@ -67,8 +70,8 @@ impl Statistic {
                 }
                 bleu::score_from_stats(&t, bleu::Smooth::Exp, false, bleu::MAX_ORDER)
             }
-            Statistic::Chrf => {
-                let mut t: chrf::Stats = [0; 3 * chrf::CHAR_ORDER];
+            Statistic::Chrf(_) => {
+                let mut t: chrf::Stats = [0; 3 * (chrf::CHAR_ORDER + chrf::WORD_ORDER)];
                 for (a, b) in t.iter_mut().zip(s) {
                     *a = b.round() as u64;
                 }
@@ -143,9 +146,11 @@ fn doc_stats(stat: &Statistic, item: &Item, out: &mut Vec<f64>) -> Result<(), St
                 .iter()
                 .map(|&x| x as f64),
         ),
-        (Statistic::Chrf, Item::Translation { refs, hyp }) => {
-            out.extend(chrf::segment_stats(hyp, refs).iter().map(|&x| x as f64))
-        }
+        (Statistic::Chrf(word_order), Item::Translation { refs, hyp }) => out.extend(
+            chrf::segment_stats(hyp, refs, *word_order)
+                .iter()
+                .map(|&x| x as f64),
+        ),
         (Statistic::Ter, Item::Translation { refs, hyp }) => {
             let (e, l) = ter::segment_stats(hyp, refs);
             out.extend([e, l])
@@ -182,7 +187,8 @@ fn statistic(agg: &Aggregation, a: &[Item], b: &[Item]) -> Option<Statistic> {
         Aggregation::WeightedPerplexity => Statistic::Weighted { bits: false },
         Aggregation::BitsPerByte => Statistic::Weighted { bits: true },
         Aggregation::Bleu => Statistic::Bleu,
-        Aggregation::Chrf => Statistic::Chrf,
+        Aggregation::Chrf => Statistic::Chrf(0),
+        Aggregation::ChrfPlusPlus => Statistic::Chrf(chrf::WORD_ORDER),
         Aggregation::Ter => Statistic::Ter,
         Aggregation::F1(avg) => Statistic::F1(*avg, labels()),
         Aggregation::Mcc => Statistic::Mcc(labels()),
@@ -198,11 +204,7 @@ fn pair_stats(stat: &Statistic, x: &Item, y: &Item) -> Result<(Vec<f64>, Vec<f64
         doc_stats(stat, x, &mut sa)?;
         return Ok((sa.clone(), sa));
     }
-    if let (
-        Item::Translation { refs, hyp: ha },
-        Item::Translation { refs: rb, hyp: hb },
-    ) = (x, y)
-    {
+    if let (Item::Translation { refs, hyp: ha }, Item::Translation { refs: rb, hyp: hb }) = (x, y) {
         if refs == rb {
             let hyps = [ha.as_str(), hb.as_str()];
             let as_f64 = |v: &[u64]| v.iter().map(|&c| c as f64).collect::<Vec<f64>>();
@@ -211,8 +213,8 @@ fn pair_stats(stat: &Statistic, x: &Item, y: &Item) -> Result<(Vec<f64>, Vec<f64
                     let s = bleu::segment_stats_many(&hyps, refs, bleu::MAX_ORDER);
                     Some((as_f64(&s[0]), as_f64(&s[1])))
                 }
-                Statistic::Chrf => {
-                    let s = chrf::segment_stats_many(&hyps, refs);
+                Statistic::Chrf(word_order) => {
+                    let s = chrf::segment_stats_many(&hyps, refs, *word_order);
                     Some((as_f64(&s[0]), as_f64(&s[1])))
                 }
                 Statistic::Ter => {
@@ -325,10 +327,7 @@ impl Paired {
         match &self.data {
             Data::Summed {
                 stat, dims, total, ..
-            } => Ok((
-                stat.value(&total[..*dims])?,
-                stat.value(&total[*dims..])?,
-            )),
+            } => Ok((stat.value(&total[..*dims])?, stat.value(&total[*dims..])?)),
             Data::Items { agg, a, b } => Ok((agg.compute(a)?, agg.compute(b)?)),
         }
     }

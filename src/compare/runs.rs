@@ -88,13 +88,20 @@ impl SampleDoc {
     pub fn value(&self, metric: &str, hint: usize) -> Option<&Value> {
         match self.values.get(hint) {
             Some((k, v)) if k == metric => Some(v),
-            _ => self.values.iter().find(|(k, _)| k == metric).map(|(_, v)| v),
+            _ => self
+                .values
+                .iter()
+                .find(|(k, _)| k == metric)
+                .map(|(_, v)| v),
         }
     }
 
     /// Where a metric's value is in this line.
     pub fn position(&self, metric: &str) -> usize {
-        self.values.iter().position(|(k, _)| k == metric).unwrap_or(0)
+        self.values
+            .iter()
+            .position(|(k, _)| k == metric)
+            .unwrap_or(0)
     }
 }
 
@@ -225,12 +232,20 @@ fn aggregations(config: Option<&Value>) -> BTreeMap<String, Aggregation> {
                 let Ok(m) = serde_json::from_value::<MetricConfig>(entry.clone()) else {
                     continue;
                 };
-                match Metric::from_config(&m) {
-                    Ok(metric) => out.extend(metric.keys()),
+                // a Python metric is not imported here; its aggregation says enough
+                let built = match m.metric.as_str() {
+                    Some(_) => Metric::from_config(&m).ok(),
+                    None => None,
+                };
+                match built {
+                    Some(metric) => out.extend(metric.keys()),
                     // a metric rubric does not have, with an aggregation it does
-                    Err(_) => {
-                        if let Some(a) = m.aggregation.as_deref().and_then(Aggregation::parse) {
-                            out.insert(m.metric.clone(), a);
+                    None => {
+                        let agg = m.aggregation.as_ref().and_then(Value::as_str);
+                        if let (Some(name), Some(a)) =
+                            (m.metric.as_str(), agg.and_then(Aggregation::parse))
+                        {
+                            out.insert(name.to_string(), a);
                         }
                     }
                 }
@@ -496,7 +511,12 @@ fn parse_line(line: &str) -> Result<Line, serde_json::Error> {
 }
 
 /// One line read into a doc, or the message naming the file and line.
-fn sample_doc(path: &Path, i: usize, line: &str, last: bool) -> Result<(String, SampleDoc), String> {
+fn sample_doc(
+    path: &Path,
+    i: usize,
+    line: &str,
+    last: bool,
+) -> Result<(String, SampleDoc), String> {
     let at = format!("{} line {}", path.display(), i + 1);
     let l = parse_line(line).map_err(|e| {
         if last {

@@ -11,15 +11,17 @@
 mod groups;
 mod model_stage;
 mod per_doc;
+mod python_results;
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Map, Value};
 
 use crate::cache::{CacheError, ResponseCache};
+use crate::filter::{Answer, Filtered};
 use crate::metric::{Aggregation, Item, Metric, MetricError};
 use crate::model::{LanguageModel, ModelError};
-use crate::request::{Instance, Request, Response};
+use crate::request::{Instance, Request, Response, Role};
 use crate::results::{EvalResults, MetricValue, TaskResult};
 use crate::task::prompt::PromptOptions;
 use crate::task::resolve::TaskDocs;
@@ -246,7 +248,36 @@ fn score_task(
     // per (results key, filter): the items of every doc
     let mut items: Vec<(String, String, Vec<Item>)> = Vec::new();
     let mut samples = Vec::new();
+    let python_scored = task.process_results.is_some() && p.metrics.is_empty();
     for pipeline in &task.filters {
+        // a pipeline with Python steps runs over every main instance at once
+        let mut prefiltered: Vec<Option<Filtered>> = vec![None; p.instances.len()];
+        if pipeline.has_python() {
+            let main: Vec<usize> = (0..p.instances.len())
+                .filter(|&i| matches!(p.instances[i].role, Role::Main(_)))
+                .collect();
+            let input = main
+                .iter()
+                .map(|&i| {
+                    (
+                        resps[i].iter().map(Answer::from_response).collect(),
+                        &p.docs.eval[p.instances[i].doc_id],
+                    )
+                })
+                .collect();
+            let out = pipeline
+                .apply_all(input)
+                .map_err(|message| EvalError::Scoring {
+                    task: task.name.clone(),
+                    doc_id: 0,
+                    message: format!("filter pipeline `{}`: {message}", pipeline.name),
+                })?;
+            for (i, f) in main.into_iter().zip(out) {
+                prefiltered[i] = Some(f);
+            }
+        }
+        let mut records = Vec::with_capacity(by_doc.len());
+        let mut mains = Vec::with_capacity(by_doc.len());
         for (&doc_id, idxs) in &by_doc {
             let mut order = idxs.clone();
             order.sort_by_key(|&i| p.instances[i].idx);
@@ -256,14 +287,33 @@ fn score_task(
                 columns: &p.docs.columns,
                 instances: order.iter().map(|&i| &p.instances[i]).collect(),
                 responses: order.iter().map(|&i| resps[i].as_slice()).collect(),
+                prefiltered: order.iter().map(|&i| prefiltered[i].take()).collect(),
             };
-            let record =
+            mains.push(
+                order
+                    .iter()
+                    .filter(|&&i| matches!(p.instances[i].role, Role::Main(_)))
+                    .count(),
+            );
+            records.push(
                 per_doc::score_doc(task, &p.metrics, pipeline, &d, cfg.confirm_run_unsafe_code)
                     .map_err(|message| EvalError::Scoring {
                         task: task.name.clone(),
                         doc_id,
                         message,
-                    })?;
+                    })?,
+            );
+        }
+        if python_scored {
+            python_results::score(task, &mut records, &mains).map_err(|(doc_id, message)| {
+                EvalError::Scoring {
+                    task: task.name.clone(),
+                    doc_id,
+                    message,
+                }
+            })?;
+        }
+        for record in records {
             for (key, item) in &record.items {
                 match items
                     .iter_mut()
@@ -278,7 +328,7 @@ fn score_task(
             }
         }
     }
-    let aggregations: HashMap<String, (Aggregation, bool)> = p
+    let mut aggregations: HashMap<String, (Aggregation, bool)> = p
         .metrics
         .iter()
         .flat_map(|m| {
@@ -287,6 +337,11 @@ fn score_task(
                 .map(move |(k, a)| (k, (a, m.higher_is_better)))
         })
         .collect();
+    if python_scored {
+        for m in &task.result_metrics {
+            aggregations.insert(m.name.clone(), (m.aggregation.clone(), m.higher_is_better));
+        }
+    }
     let mut metrics = Vec::new();
     let mut sample_len = 0;
     let mut higher_is_better = BTreeMap::new();

@@ -27,6 +27,9 @@ pub(crate) struct DocRequests<'a> {
     pub columns: &'a [String],
     pub instances: Vec<&'a Instance>,
     pub responses: Vec<&'a [Response]>,
+    /// Each instance's value already through the pipeline (pipelines with Python steps run
+    /// over all instances at once); `None` to filter here.
+    pub prefiltered: Vec<Option<Filtered>>,
 }
 
 fn loglikelihood_of(a: &Answer) -> Result<(f64, bool), String> {
@@ -48,18 +51,20 @@ pub(crate) fn score_doc(
     confirmed_unsafe_code: bool,
 ) -> Result<DocRecord, String> {
     let te = |e: crate::task::template::TemplateError| e.to_string();
-    let target = task.target_of(None, d.doc, d.columns).map_err(te)?;
-    if target.is_null() {
-        return Err("doc_to_target gives null (does the doc lack its answer field?)".into());
-    }
     // main requests through the pipeline; unconditional and extra ones as they came
     let mut main: Vec<(usize, Filtered)> = Vec::new();
     let mut unconditional: Vec<(usize, f64)> = Vec::new();
     let mut extras: Vec<(String, f64)> = Vec::new();
     let mut extra_logged: Vec<Filtered> = Vec::new();
-    for (inst, resps) in d.instances.iter().zip(&d.responses) {
+    for ((inst, resps), pre) in d.instances.iter().zip(&d.responses).zip(&d.prefiltered) {
         match &inst.role {
-            Role::Main(i) => main.push((*i, pipeline.apply(resps, d.doc))),
+            Role::Main(i) => main.push((
+                *i,
+                match pre {
+                    Some(f) => f.clone(),
+                    None => pipeline.apply(resps, d.doc)?,
+                },
+            )),
             Role::Unconditional(i) => {
                 let first = resps.first().ok_or("no response")?;
                 unconditional.push((*i, loglikelihood_of(&Answer::from_response(first))?.0));
@@ -76,6 +81,22 @@ pub(crate) fn score_doc(
     main.sort_by_key(|(i, _)| *i);
     unconditional.sort_by_key(|(i, _)| *i);
     let filtered: Vec<Filtered> = main.into_iter().map(|(_, f)| f).collect();
+    // (with --predict-only the metrics are `bypass`, and nothing calls Python)
+    let python_scored = task.process_results.is_some() && metrics.is_empty();
+    if python_scored {
+        // Python scores the doc (`evaluate::python_results`); lm-eval reads no gold here
+        let target = task
+            .target_of(None, d.doc, d.columns)
+            .map(|t| crate::py::str(&t))
+            .unwrap_or_default();
+        let mut logged = filtered;
+        logged.extend(extra_logged);
+        return Ok(record(d, pipeline, target, logged, Vec::new()));
+    }
+    let target = task.target_of(None, d.doc, d.columns).map_err(te)?;
+    if target.is_null() {
+        return Err("doc_to_target gives null (does the doc lack its answer field?)".into());
+    }
 
     let mut items = Vec::new();
     let mut score_all = |input: &DocInput| -> Result<(), String> {
@@ -192,18 +213,28 @@ pub(crate) fn score_doc(
     }
     let mut logged = filtered;
     logged.extend(extra_logged);
-    Ok(DocRecord {
+    Ok(record(d, pipeline, crate::py::str(&target), logged, items))
+}
+
+fn record(
+    d: &DocRequests,
+    pipeline: &Pipeline,
+    target: String,
+    filtered: Vec<Filtered>,
+    items: Vec<(String, crate::metric::Item)>,
+) -> DocRecord {
+    DocRecord {
         doc_id: d.doc_id,
         doc: d.doc.clone(),
-        target: crate::py::str(&target),
+        target,
         requests: d
             .instances
             .iter()
             .zip(&d.responses)
             .map(|(i, r)| (i.request.clone(), r.to_vec()))
             .collect(),
-        filtered: logged,
+        filtered,
         filter: pipeline.name.clone(),
         items,
-    })
+    }
 }

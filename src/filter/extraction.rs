@@ -1,5 +1,6 @@
-//! Pulling answers out of generated text: lm-eval's `regex` filter and a `boxed` extractor
-//! for math answers.
+//! Pulling answers out of generated text: lm-eval's `regex`, `multi_choice_regex` and
+//! `regex_pos` filters (`lm_eval/filters/extraction.py`) and a `boxed` extractor for math
+//! answers.
 
 use serde_json::{Map, Value};
 
@@ -64,6 +65,157 @@ impl Regex {
                 Some(s) => s.trim().to_string(),
                 None => self.fallback.trim().to_string(),
             },
+        }
+    }
+}
+
+/// `multi_choice_regex` (`MultiChoiceRegexFilter`): the `regex` match, mapped nowhere; else
+/// the first choice text (`doc["choices"]`, cleaned by `regexes_to_ignore`, `ignore_case`,
+/// `ignore_punctuation`; longest alternatives first) found in the cleaned response, as its
+/// letter `(A)`; else `: A`-style letters as `(A)`; else `fallback`.
+#[derive(Debug, Clone)]
+pub struct MultiChoiceRegex {
+    base: Regex,
+    ignore_case: bool,
+    ignore_punctuation: bool,
+    regexes_to_ignore: Vec<re::PyRegex>,
+}
+
+impl MultiChoiceRegex {
+    pub fn new(args: &Map<String, Value>) -> Result<MultiChoiceRegex, String> {
+        let flag = |k: &str| crate::metric::spec::flag(args, k, false);
+        let regexes_to_ignore =
+            re::compile_list(args.get("regexes_to_ignore"), "regexes_to_ignore")?;
+        Ok(MultiChoiceRegex {
+            base: Regex::new(args)?,
+            ignore_case: flag("ignore_case")?,
+            ignore_punctuation: flag("ignore_punctuation")?,
+            regexes_to_ignore,
+        })
+    }
+
+    fn clean(&self, s: &str) -> String {
+        let mut s = s.to_string();
+        for r in &self.regexes_to_ignore {
+            s = re::sub(r, "", &s, 0).unwrap_or(s);
+        }
+        if self.ignore_case {
+            s = s.to_lowercase();
+        }
+        if self.ignore_punctuation {
+            s = punctuation().replace_all(&s, "").into_owned();
+        }
+        s
+    }
+
+    pub fn extract(&self, text: &str, doc: &Map<String, Value>) -> Result<String, String> {
+        let choices: Vec<String> = match doc.get("choices") {
+            Some(Value::Array(a)) => a.iter().map(crate::py::str).collect(),
+            _ => return Err("multi_choice_regex needs the doc's `choices` list".into()),
+        };
+        let mut alternatives = Vec::new();
+        let mut to_letter = std::collections::HashMap::new();
+        let mut letters = Vec::new();
+        let mut letter_target = std::collections::HashMap::new();
+        for (i, c) in choices.iter().enumerate() {
+            let letter = char::from_u32('A' as u32 + i as u32)
+                .unwrap_or('?')
+                .to_string();
+            let m = self.clean(c.trim());
+            alternatives.push(regex::escape(&m));
+            to_letter.insert(m, format!("({letter})"));
+            letters.push(letter.clone());
+            letter_target.insert(letter.clone(), format!("({letter})"));
+        }
+        // Python's sorted(key=len, reverse=True) is stable: equal lengths keep their order
+        alternatives.sort_by_key(|a| std::cmp::Reverse(a.chars().count()));
+        let choice_re = re::compile(&alternatives.join("|")).map_err(|e| e.to_string())?;
+        let letter_re =
+            re::compile(&format!(r":[\s]*({})", letters.join("|"))).map_err(|e| e.to_string())?;
+        let g = self.base.group_select;
+        let mut m = find_match(&self.base.re, g, text, &Default::default());
+        if m.is_empty() {
+            m = find_match(&choice_re, g, &self.clean(text), &to_letter);
+            if m.is_empty() {
+                m = find_match(&letter_re, g, text, &letter_target);
+            }
+        }
+        Ok(if m.is_empty() {
+            self.base.fallback.clone()
+        } else {
+            m
+        })
+    }
+}
+
+/// `find_match` of `MultiChoiceRegexFilter`: the selected match (first non-empty group),
+/// stripped and converted; empty when nothing matches.
+fn find_match(
+    r: &re::PyRegex,
+    group_select: i64,
+    text: &str,
+    convert: &std::collections::HashMap<String, String>,
+) -> String {
+    let Ok(matches) = re::findall(r, text) else {
+        return String::new();
+    };
+    let n = matches.len() as i64;
+    let i = if group_select < 0 {
+        n + group_select
+    } else {
+        group_select
+    };
+    if i < 0 || i >= n {
+        return String::new();
+    }
+    let m = match &matches[i as usize] {
+        Found::One(s) => s.trim().to_string(),
+        Found::Groups(g) => match g.iter().find(|s| !s.is_empty()) {
+            Some(s) => s.trim().to_string(),
+            None => return String::new(),
+        },
+    };
+    match convert.get(&m) {
+        Some(c) if !m.is_empty() => c.clone(),
+        _ => m,
+    }
+}
+
+/// Unicode punctuation (categories P*), what `ignore_punctuation` removes.
+fn punctuation() -> &'static regex::Regex {
+    static P: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    P.get_or_init(|| regex::Regex::new(r"\p{P}").expect("valid"))
+}
+
+/// `regex_pos` (`POSFilter`): the part-of-speech tags of `('token', 'TAG')` pairs written in
+/// the response, or `fallback` (default `["invalid"]`).
+#[derive(Debug, Clone)]
+pub struct Pos {
+    fallback: Value,
+}
+
+impl Pos {
+    pub fn new(args: &Map<String, Value>) -> Pos {
+        Pos {
+            fallback: match args.get("fallback") {
+                None | Some(Value::Null) => Value::Array(vec![Value::String("invalid".into())]),
+                Some(v) => v.clone(),
+            },
+        }
+    }
+
+    pub fn extract(&self, text: &str) -> Value {
+        static PAIR: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+        let pair =
+            PAIR.get_or_init(|| regex::Regex::new(r"\('([^']*)', '([^']*)'\)").expect("valid"));
+        let tags: Vec<Value> = pair
+            .captures_iter(text)
+            .map(|c| Value::String(c[2].to_string()))
+            .collect();
+        if tags.is_empty() {
+            self.fallback.clone()
+        } else {
+            Value::Array(tags)
         }
     }
 }

@@ -8,12 +8,17 @@
 //! | function | module | what it does |
 //! |---|---|---|
 //! | `regex` | extraction | `re.findall`, pick `group_select`, first non-empty group, strip; `fallback` |
+//! | `multi_choice_regex` | extraction | `regex`, else a choice's text as its letter `(A)`, else `: A` |
+//! | `regex_pos` | extraction | the tags of `('token', 'TAG')` pairs |
+//! | `format_span` | transformation | NER answers as `label: entity $ label: entity` |
+//! | `custom`, `!function` | python | a Python function (`filter_fn`) or filter class of the task, over every instance at once |
 //! | `boxed` | extraction | last `\boxed{..}`/`\fbox{..}` (brace-matched) after the last `</think>` |
 //! | `take_first`, `take_first_k`, `majority_vote` | selection | choose among repeats |
 //! | `lowercase`, `uppercase`, `remove_whitespace`, `map` | transformation | per response |
 //! | `prepend_field` | transformation | `doc[field] + response` (lm-eval humaneval's `build_predictions`) |
 
 pub mod extraction;
+pub mod python;
 pub mod selection;
 pub mod transformation;
 
@@ -164,6 +169,11 @@ pub enum Filter {
         default: Value,
     },
     PrependField(String),
+    MultiChoiceRegex(extraction::MultiChoiceRegex),
+    Pos(extraction::Pos),
+    FormatSpan,
+    /// A Python filter: `custom`'s `filter_fn`, or a filter class named by `!function`.
+    Python(python::PythonFilter),
 }
 
 fn text_answer(s: String) -> Answer {
@@ -182,6 +192,10 @@ pub(crate) const FILTERS: &[&str] = &[
     "remove_whitespace",
     "map",
     "prepend_field",
+    "multi_choice_regex",
+    "regex_pos",
+    "format_span",
+    "custom",
 ];
 
 /// A named pipeline of filters.
@@ -223,17 +237,51 @@ impl Pipeline {
     }
 
     /// Filter one instance's responses (one per repeat) for `doc`.
-    pub fn apply(&self, responses: &[Response], doc: &Map<String, Value>) -> Filtered {
+    pub fn apply(
+        &self,
+        responses: &[Response],
+        doc: &Map<String, Value>,
+    ) -> Result<Filtered, String> {
         self.apply_answers(responses.iter().map(Answer::from_response).collect(), doc)
     }
 
     /// Filter answers (one per repeat) for `doc`.
-    pub fn apply_answers(&self, answers: Vec<Answer>, doc: &Map<String, Value>) -> Filtered {
-        let mut v = Filtered::Many(answers);
+    pub fn apply_answers(
+        &self,
+        answers: Vec<Answer>,
+        doc: &Map<String, Value>,
+    ) -> Result<Filtered, String> {
+        let mut out = self.apply_all(vec![(answers, doc)])?;
+        Ok(out.pop().unwrap_or(Filtered::Many(vec![])))
+    }
+
+    /// Whether a step runs in Python (then the pipeline runs over every instance at once).
+    pub fn has_python(&self) -> bool {
+        self.steps.iter().any(|s| matches!(s, Filter::Python(_)))
+    }
+
+    /// Filter every instance of a task at once, as lm-eval's `FilterEnsemble.apply`: Rust steps
+    /// per instance, Python steps over all of them in one call.
+    pub fn apply_all(
+        &self,
+        instances: Vec<(Vec<Answer>, &Map<String, Value>)>,
+    ) -> Result<Vec<Filtered>, String> {
+        let docs: Vec<&Map<String, Value>> = instances.iter().map(|(_, d)| *d).collect();
+        let mut values: Vec<Filtered> = instances
+            .into_iter()
+            .map(|(a, _)| Filtered::Many(a))
+            .collect();
         for step in &self.steps {
-            v = step.apply(v, doc);
+            values = match step {
+                Filter::Python(p) => p.apply(values, &docs)?,
+                rust => values
+                    .into_iter()
+                    .zip(&docs)
+                    .map(|(v, d)| rust.apply(v, d))
+                    .collect::<Result<_, _>>()?,
+            };
         }
-        v
+        Ok(values)
     }
 }
 
@@ -241,11 +289,23 @@ impl Filter {
     fn build(pipeline: &str, step: &FilterStepConfig) -> Result<Filter, FilterError> {
         let bad = |message: String| FilterError::BadArgs {
             pipeline: pipeline.into(),
-            function: step.function.clone(),
+            function: crate::py::str(&step.function),
             message,
         };
         let args = &step.kwargs;
-        Ok(match step.function.as_str() {
+        if let Some(hook) = crate::hooks::Hook::from_value(&step.function) {
+            // a filter class of the task's own Python, built with the step's other keys
+            return Ok(Filter::Python(python::PythonFilter::new(
+                hook,
+                args.clone(),
+            )));
+        }
+        let Some(function) = step.function.as_str() else {
+            return Err(bad(
+                "`function` must be a filter name or `!function module.Class`".into(),
+            ));
+        };
+        Ok(match function {
             "regex" => Filter::Regex(extraction::Regex::new(args).map_err(bad)?),
             "boxed" => Filter::Boxed(extraction::Boxed::new(args)),
             "take_first" => Filter::TakeFirst,
@@ -274,6 +334,18 @@ impl Filter {
                     .ok_or_else(|| bad("needs `field` (a doc column)".into()))?
                     .to_string(),
             ),
+            "multi_choice_regex" => {
+                Filter::MultiChoiceRegex(extraction::MultiChoiceRegex::new(args).map_err(bad)?)
+            }
+            "regex_pos" => Filter::Pos(extraction::Pos::new(args)),
+            "format_span" => Filter::FormatSpan,
+            "custom" => {
+                let hook = args
+                    .get("filter_fn")
+                    .and_then(crate::hooks::Hook::from_value)
+                    .ok_or_else(|| bad("needs `filter_fn: !function module.name`".into()))?;
+                Filter::Python(python::PythonFilter::new(hook, Map::new()))
+            }
             other => {
                 let hint = crate::task::config::did_you_mean(other, FILTERS.iter().copied())
                     .map(|h| format!(" (did you mean `{h}`?)"))
@@ -288,9 +360,21 @@ impl Filter {
         })
     }
 
-    /// Apply to one instance's current value.
-    pub fn apply(&self, v: Filtered, doc: &Map<String, Value>) -> Filtered {
-        match self {
+    /// Apply to one instance's current value (Python steps run in `Pipeline::apply_all`).
+    pub fn apply(&self, v: Filtered, doc: &Map<String, Value>) -> Result<Filtered, String> {
+        Ok(match self {
+            Filter::MultiChoiceRegex(m) => {
+                try_per_item(v, |x| m.extract(x.text(), doc).map(text_answer))?
+            }
+            Filter::Pos(p) => per_item(v, |x| Answer::Mapped(p.extract(x.text()))),
+            Filter::FormatSpan => {
+                per_item(v, |x| text_answer(transformation::format_span(x.text())))
+            }
+            Filter::Python(p) => {
+                return p
+                    .apply(vec![v], &[doc])
+                    .map(|mut o| o.pop().unwrap_or(Filtered::Many(vec![])))
+            }
             Filter::TakeFirst => selection::take_first(v),
             Filter::TakeFirstK(k) => selection::take_first_k(v, *k),
             Filter::MajorityVote => selection::majority_vote(v),
@@ -306,8 +390,20 @@ impl Filter {
                 let prefix = doc.get(field).map(crate::py::str).unwrap_or_default();
                 per_item(v, |x| text_answer(format!("{prefix}{}", x.text())))
             }
-        }
+        })
     }
+}
+
+fn try_per_item(
+    v: Filtered,
+    f: impl Fn(Answer) -> Result<Answer, String>,
+) -> Result<Filtered, String> {
+    Ok(match v {
+        Filtered::Many(items) => {
+            Filtered::Many(items.into_iter().map(f).collect::<Result<_, _>>()?)
+        }
+        Filtered::One(a) => Filtered::One(f(a)?),
+    })
 }
 
 /// lm-eval's per-response filters iterate over the instance's list; a single answer (after
@@ -335,15 +431,17 @@ mod tests {
         let text = |s: &str| Answer::Text(s.into());
         let resp = vec![text(" 3+4=7 apples, so 12 total\n#### 12")];
         assert_eq!(
-            strict.apply_answers(resp.clone(), &Map::new()),
+            strict.apply_answers(resp.clone(), &Map::new()).unwrap(),
             Filtered::One(text("12"))
         );
         assert_eq!(
-            flex.apply_answers(resp, &Map::new()),
+            flex.apply_answers(resp, &Map::new()).unwrap(),
             Filtered::One(text("12"))
         );
         assert_eq!(
-            strict.apply_answers(vec![text("no answer")], &Map::new()),
+            strict
+                .apply_answers(vec![text("no answer")], &Map::new())
+                .unwrap(),
             Filtered::One(text("[invalid]"))
         );
     }
@@ -356,7 +454,7 @@ mod tests {
             .map(|s| Answer::Text(s.to_string()))
             .collect();
         assert_eq!(
-            p.apply_answers(answers, &Map::new()),
+            p.apply_answers(answers, &Map::new()).unwrap(),
             Filtered::One(Answer::Text("b".into()))
         );
     }

@@ -33,13 +33,21 @@ pub enum Aggregation {
     Mcc,
     Bleu,
     Chrf,
+    /// chrF++ (sacrebleu's chrF with word n-grams of order 1..2).
+    ChrfPlusPlus,
     Ter,
     Brier,
     SquadV2(&'static str),
-    Rmse { clip: bool },
-    Mae { clip: bool },
+    Rmse {
+        clip: bool,
+    },
+    Mae {
+        clip: bool,
+    },
     InvalidRate,
     Bypass,
+    /// A Python function named by `aggregation: !function ...` (no stderr, as in lm-eval).
+    Python(crate::hooks::Hook),
 }
 
 impl Aggregation {
@@ -56,6 +64,7 @@ impl Aggregation {
             "matthews_corrcoef" | "mcc" => Aggregation::Mcc,
             "bleu" => Aggregation::Bleu,
             "chrf" => Aggregation::Chrf,
+            "chrf++" => Aggregation::ChrfPlusPlus,
             "ter" => Aggregation::Ter,
             "brier_score" => Aggregation::Brier,
             "bypass" => Aggregation::Bypass,
@@ -76,6 +85,7 @@ impl Aggregation {
             Aggregation::Mcc => "matthews_corrcoef",
             Aggregation::Bleu => "bleu",
             Aggregation::Chrf => "chrf",
+            Aggregation::ChrfPlusPlus => "chrf++",
             Aggregation::Ter => "ter",
             Aggregation::Brier => "brier_score",
             Aggregation::SquadV2(_) => "squad_v2",
@@ -83,6 +93,7 @@ impl Aggregation {
             Aggregation::Mae { .. } => "mae",
             Aggregation::InvalidRate => "invalid_rate",
             Aggregation::Bypass => "bypass",
+            Aggregation::Python(_) => "python",
         }
     }
 
@@ -97,12 +108,19 @@ impl Aggregation {
                 | Aggregation::Mcc
                 | Aggregation::Bleu
                 | Aggregation::Chrf
+                | Aggregation::ChrfPlusPlus
                 | Aggregation::Ter
         )
     }
 
     /// Aggregate items into the metric value.
     pub fn compute(&self, items: &[Item]) -> Result<f64, String> {
+        if let Aggregation::Python(hook) = self {
+            let values = items.iter().map(Item::to_python).collect();
+            let v = hook.aggregate(values).map_err(|e| e.to_string())?;
+            return crate::hooks::as_f64(&v)
+                .ok_or_else(|| format!("`{hook}` returned {v}, expected a number"));
+        }
         Prepared::new(self, items)?.value(None)
     }
 
@@ -117,8 +135,13 @@ impl Aggregation {
                 Ok(Some(sample_stddev(&xs) / (xs.len() as f64).sqrt()))
             }
             a if a.bootstrapped() => {
-                let iters = if matches!(a, Aggregation::Bleu | Aggregation::Chrf | Aggregation::Ter)
-                {
+                let iters = if matches!(
+                    a,
+                    Aggregation::Bleu
+                        | Aggregation::Chrf
+                        | Aggregation::ChrfPlusPlus
+                        | Aggregation::Ter
+                ) {
                     iters.min(100)
                 } else {
                     iters
@@ -226,7 +249,10 @@ impl Prepared {
                     })
                     .collect::<Result<_, _>>()?,
             },
-            Aggregation::Bleu | Aggregation::Chrf | Aggregation::Ter => {
+            Aggregation::Bleu
+            | Aggregation::Chrf
+            | Aggregation::ChrfPlusPlus
+            | Aggregation::Ter => {
                 let texts: Vec<(&Vec<String>, &String)> = items
                     .iter()
                     .map(|i| {
@@ -244,12 +270,19 @@ impl Prepared {
                             .map(|(r, h)| bleu::segment_stats(h, r, bleu::MAX_ORDER))
                             .collect(),
                     ),
-                    Aggregation::Chrf => Prepared::Chrf(
-                        texts
-                            .par_iter()
-                            .map(|(r, h)| chrf::segment_stats(h, r))
-                            .collect(),
-                    ),
+                    Aggregation::Chrf | Aggregation::ChrfPlusPlus => {
+                        let word_order = if *agg == Aggregation::Chrf {
+                            0
+                        } else {
+                            chrf::WORD_ORDER
+                        };
+                        Prepared::Chrf(
+                            texts
+                                .par_iter()
+                                .map(|(r, h)| chrf::segment_stats(h, r, word_order))
+                                .collect(),
+                        )
+                    }
                     _ => Prepared::Ter(
                         texts
                             .par_iter()
@@ -299,6 +332,7 @@ impl Prepared {
                 }
             }
             Aggregation::Bypass => Prepared::Bypass,
+            Aggregation::Python(_) => unreachable!("Python aggregations are computed by the hook"),
         })
     }
 

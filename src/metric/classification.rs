@@ -5,7 +5,8 @@
 //! - `f1` (option `average`): `binary` (lm-eval's default; the positive label is 1, more than
 //!   two distinct labels is an error as in sklearn), `macro` (unweighted mean of the per-label
 //!   F1 over the sorted union of labels), `micro`. Per label F1 = 2tp / (2tp + fp + fn), 0
-//!   when the denominator is 0 (sklearn's `zero_division="warn"`).
+//!   when the denominator is 0 (sklearn's `zero_division="warn"`); `weighted`: per-label F1
+//!   weighted by the label's support among the golds.
 //! - `f1` with `average: auto` (rubric, for generated labels): binary F1 of the positive label
 //!   when the golds hold at most two labels, predictions outside them counting as misses;
 //!   otherwise macro over the union of labels (the LoRA-vs-full-fine-tune evaluation's rule).
@@ -23,6 +24,8 @@ pub enum Average {
     Binary,
     Macro,
     Micro,
+    /// Per-label F1 weighted by each label's support (its count among the golds).
+    Weighted,
     Auto,
 }
 
@@ -32,6 +35,7 @@ impl Average {
             "binary" => Some(Average::Binary),
             "macro" => Some(Average::Macro),
             "micro" => Some(Average::Micro),
+            "weighted" => Some(Average::Weighted),
             "auto" => Some(Average::Auto),
             _ => None,
         }
@@ -191,6 +195,15 @@ impl Confusion {
                     .sum::<f64>()
                     / present.len() as f64)
             }
+            Average::Weighted => {
+                let (mut sum, mut support) = (0.0, 0.0);
+                for &i in &present {
+                    let (tp, pred, truth) = self.label_counts(i);
+                    sum += f_from(tp, pred, truth) * truth;
+                    support += truth;
+                }
+                Ok(if support == 0.0 { 0.0 } else { sum / support })
+            }
             Average::Micro => {
                 let (mut tp, mut pred, mut truth) = (0.0, 0.0, 0.0);
                 for &i in &present {
@@ -254,7 +267,9 @@ pub fn build(name: &str, opts: &super::Options) -> Result<Box<dyn MetricSpec>, S
         "f1" => LabelMetric::F1(match opts.get("average").and_then(Value::as_str) {
             None => Average::Binary,
             Some(a) => Average::parse(a).ok_or_else(|| {
-                format!("option `average` must be binary, macro, micro or auto, got `{a}`")
+                format!(
+                    "option `average` must be binary, macro, micro, weighted or auto, got `{a}`"
+                )
             })?,
         }),
         _ => LabelMetric::Mcc,

@@ -29,21 +29,7 @@ pub struct Options {
 impl Options {
     pub fn from_kwargs(kwargs: &Map<String, Value>) -> Result<Options, String> {
         let flag = |k: &str| kwargs.get(k).and_then(Value::as_bool).unwrap_or(false);
-        let regexes = match kwargs.get("regexes_to_ignore") {
-            None | Some(Value::Null) => vec![],
-            Some(Value::Array(a)) => a
-                .iter()
-                .map(|p| {
-                    let p = p.as_str().ok_or("regexes_to_ignore must be strings")?;
-                    re::compile(p).map_err(|e| format!("bad regex in regexes_to_ignore {p:?}: {e}"))
-                })
-                .collect::<Result<_, String>>()?,
-            Some(Value::String(p)) => {
-                vec![re::compile(p)
-                    .map_err(|e| format!("bad regex in regexes_to_ignore {p:?}: {e}"))?]
-            }
-            Some(_) => return Err("regexes_to_ignore must be a list of patterns".into()),
-        };
+        let regexes = re::compile_list(kwargs.get("regexes_to_ignore"), "regexes_to_ignore")?;
         Ok(Options {
             regexes,
             ignore_case: flag("ignore_case"),

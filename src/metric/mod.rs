@@ -19,6 +19,7 @@ pub mod loglikelihood;
 pub mod math_equiv;
 pub mod pass_at_k;
 pub mod predictions;
+pub mod python;
 pub mod ranking;
 pub mod registry;
 pub mod regression;
@@ -50,6 +51,8 @@ pub enum Item {
     Squad(squad::Question),
     /// A parsed numeric prediction (None when it did not parse) and the true value.
     Rating(Option<f64>, f64),
+    /// A value a Python hook returned, for a Python aggregation (kept as the worker encodes it).
+    Python(Value),
 }
 
 impl Item {
@@ -78,6 +81,38 @@ impl Item {
             ]),
             Item::Squad(q) => serde_json::to_value(q).unwrap_or(Value::Null),
             Item::Rating(p, t) => Value::Array(vec![p.map(num).unwrap_or(Value::Null), num(*t)]),
+            Item::Python(v) => crate::hooks::plain(v),
+        }
+    }
+
+    /// The value handed to a Python aggregation: a hook's own value unchanged, else as logged.
+    pub(crate) fn to_python(&self) -> Value {
+        match self {
+            Item::Python(v) => v.clone(),
+            other => other.to_json(),
+        }
+    }
+
+    /// A per-doc value from a Python hook, for `agg`: kept for a Python aggregation, else read
+    /// as a samples file's value (booleans count as 0 and 1, tuples as lists).
+    pub fn from_python(agg: &Aggregation, v: &Value) -> Result<Item, String> {
+        if matches!(agg, Aggregation::Python(_)) {
+            return Ok(Item::Python(v.clone()));
+        }
+        let plain = match crate::hooks::plain(v) {
+            Value::Bool(b) => Value::from(u8::from(b)),
+            other => other,
+        };
+        match (agg, crate::hooks::as_f64(v)) {
+            // nan and inf from Python
+            (
+                Aggregation::Mean
+                | Aggregation::Median
+                | Aggregation::Nanmean
+                | Aggregation::Perplexity,
+                Some(x),
+            ) => Ok(Item::Score(x)),
+            _ => Item::from_json(agg, &plain),
         }
     }
 
@@ -112,6 +147,7 @@ impl Item {
             | Aggregation::Nanmean
             | Aggregation::Perplexity
             | Aggregation::Bypass => Item::Score(number(v)?),
+            Aggregation::Python(_) => Item::Python(v.clone()),
             Aggregation::WeightedPerplexity | Aggregation::BitsPerByte => {
                 let (a, b) = pair(v, "loglikelihood, count")?;
                 Item::Weighted(number(&a)?, number(&b)?)
@@ -120,7 +156,10 @@ impl Item {
                 let (g, p) = pair(v, "gold, prediction")?;
                 Item::Labels(g, p)
             }
-            Aggregation::Bleu | Aggregation::Chrf | Aggregation::Ter => {
+            Aggregation::Bleu
+            | Aggregation::Chrf
+            | Aggregation::ChrfPlusPlus
+            | Aggregation::Ter => {
                 let (r, h) = pair(v, "references, hypothesis")?;
                 let refs = match r {
                     Value::Array(rs) => rs.iter().map(text).collect::<Result<_, _>>()?,

@@ -52,6 +52,7 @@ pub(crate) static METRICS: &[MetricInfo] = &[
     MetricInfo { name: "brier_score", build: loglikelihood::build, higher_is_better: false, output: "multiple_choice", summary: "mean over docs of sum((softmax(lls) - onehot(gold))^2)", docs: docs!("loglikelihood.rs"), golden: "tests/golden/loglikelihood" },
     MetricInfo { name: "bypass", build: spec::build_bypass, higher_is_better: true, output: "any", summary: "no metric (--predict-only); reports 999 as lm-eval does", docs: "", golden: "" },
     MetricInfo { name: "byte_perplexity", build: loglikelihood::build, higher_is_better: false, output: "loglikelihood_rolling", summary: "exp(-sum(ll) / sum(bytes))", docs: docs!("loglikelihood.rs"), golden: "tests/golden/loglikelihood" },
+    MetricInfo { name: "chrf++", build: translation::build, higher_is_better: true, output: "generate_until", summary: "sacrebleu corpus chrF++ (char order 6, word order 2, beta 2), 0-100", docs: docs!("chrf.rs"), golden: "tests/golden/sacrebleu" },
     MetricInfo { name: "chrf", build: translation::build, higher_is_better: true, output: "generate_until", summary: "sacrebleu corpus chrF (char order 6, beta 2), 0-100", docs: docs!("chrf.rs"), golden: "tests/golden/sacrebleu" },
     MetricInfo { name: "exact_match", build: exact_match::build, higher_is_better: true, output: "generate_until, multiple_choice", summary: "lm-eval exact match with regexes_to_ignore / ignore_case / ignore_punctuation / ignore_numbers", docs: docs!("exact_match.rs"), golden: "tests/golden/exact_match" },
     MetricInfo { name: "f1", build: classification::build, higher_is_better: true, output: "multiple_choice, generate_until", summary: "sklearn f1_score over (gold, prediction) labels; option average: binary|macro|micro", docs: docs!("classification.rs"), golden: "tests/golden/classification" },
@@ -161,18 +162,33 @@ impl Metric {
         })
     }
 
-    /// A task's `metric_list` entry.
+    /// A task's `metric_list` entry; `metric` and `aggregation` may be Python hooks.
     pub(crate) fn from_config(
         m: &crate::task::config::MetricConfig,
     ) -> Result<Metric, MetricError> {
+        use crate::hooks::Hook;
         let mut opts = m.kwargs.clone();
-        if let Some(a) = &m.aggregation {
-            opts.insert("aggregation".into(), Value::String(a.clone()));
+        let agg_hook = m.aggregation.as_ref().and_then(Hook::from_value);
+        if let (Some(a), None) = (&m.aggregation, &agg_hook) {
+            opts.insert("aggregation".into(), a.clone());
         }
         if let Some(h) = m.higher_is_better {
             opts.insert("higher_is_better".into(), Value::Bool(h));
         }
-        Metric::build(&m.metric, &opts)
+        let mut metric = match (Hook::from_value(&m.metric), m.metric.as_str()) {
+            (Some(hook), _) => super::python::build(hook, &opts, agg_hook.is_some())?,
+            (None, Some(name)) => Metric::build(name, &opts)?,
+            (None, None) => {
+                return Err(MetricError::Invalid {
+                    metric: m.metric.to_string(),
+                    message: "`metric` must be a name or `!function module.name`".into(),
+                })
+            }
+        };
+        if let Some(h) = agg_hook {
+            metric.aggregation = Aggregation::Python(h);
+        }
+        Ok(metric)
     }
 
     /// The results keys this metric produces, with the aggregation of each.

@@ -1,5 +1,5 @@
-//! sacrebleu's corpus metrics as rubric computes them per task: `bleu` (bleu.rs), `chrf`
-//! (chrf.rs) and `ter` (ter.rs) keep each doc's references and hypothesis, and the corpus
+//! sacrebleu's corpus metrics as rubric computes them per task: `bleu` (bleu.rs), `chrf` and
+//! `chrf++` (chrf.rs) and `ter` (ter.rs) keep each doc's references and hypothesis, and the corpus
 //! score is computed at aggregation (and bootstrapped there).
 
 use super::spec::{not_for, DocInput, MetricSpec};
@@ -10,6 +10,7 @@ use super::{Aggregation, Item};
 pub(crate) enum CorpusTranslation {
     Bleu,
     Chrf,
+    ChrfPlusPlus,
     Ter,
 }
 
@@ -17,6 +18,7 @@ pub(crate) fn build(name: &str, _opts: &super::Options) -> Result<Box<dyn Metric
     Ok(Box::new(match name {
         "bleu" => CorpusTranslation::Bleu,
         "chrf" => CorpusTranslation::Chrf,
+        "chrf++" => CorpusTranslation::ChrfPlusPlus,
         _ => CorpusTranslation::Ter,
     }))
 }
@@ -26,6 +28,7 @@ impl MetricSpec for CorpusTranslation {
         match self {
             CorpusTranslation::Bleu => Aggregation::Bleu,
             CorpusTranslation::Chrf => Aggregation::Chrf,
+            CorpusTranslation::ChrfPlusPlus => Aggregation::ChrfPlusPlus,
             CorpusTranslation::Ter => Aggregation::Ter,
         }
     }

@@ -410,5 +410,5 @@ pub fn check(
 
 /// The interpreter for `--python`: the flag, else `RUBRIC_PYTHON`.
 pub(crate) fn python_from(flag: Option<PathBuf>) -> Option<PathBuf> {
-    flag.or_else(|| std::env::var_os("RUBRIC_PYTHON").map(PathBuf::from))
+    flag.or_else(|| std::env::var_os(crate::env::PYTHON).map(PathBuf::from))
 }

@@ -438,11 +438,7 @@ fn engine_view(dir: &Path, config: &HfConfig, max_length: usize) -> Result<PathB
         return Ok(dir.to_path_buf());
     }
     let text = serde_json::to_string_pretty(&patched).expect("json");
-    let cache = std::env::var_os(crate::env::CACHE_DIR)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/rubric")
-        });
+    let cache = crate::env::cache_root();
     let abs = dir
         .canonicalize()
         .map_err(|e| load_err(format!("{}: {e}", dir.display())))?;

@@ -113,11 +113,7 @@ pub(crate) fn merged_model(base: &Path, adapter: &Path) -> Result<PathBuf, Model
     }
     super::hf::folder::check_safetensors(&adapter_file)?;
     let key = format!("{}-{}", fingerprint(base), fingerprint(adapter));
-    let cache = std::env::var_os(crate::env::CACHE_DIR)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/rubric")
-        });
+    let cache = crate::env::cache_root();
     let out = cache.join("merged").join(key);
     if out.join("model.safetensors").is_file() {
         return Ok(out);

@@ -67,6 +67,18 @@ fn number_repr(n: &serde_json::Number) -> String {
     }
 }
 
+/// Python's `bool(x)` for JSON-shaped values.
+pub(crate) fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|x| x != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(m) => !m.is_empty(),
+    }
+}
+
 /// Python's `str(x)`: strings as they are, everything else as `repr`.
 pub fn str(v: &Value) -> String {
     match v {
@@ -316,8 +328,12 @@ mod tests {
 
     #[test]
     fn loads_python_non_finite_numbers() {
-        let v = json_loads(r#"{"a": NaN, "b": [-Infinity, Infinity], "c": "NaN \" Infinity"}"#).unwrap();
-        assert_eq!(v, json!({"a": "NaN", "b": ["-Infinity", "Infinity"], "c": "NaN \" Infinity"}));
+        let v = json_loads(r#"{"a": NaN, "b": [-Infinity, Infinity], "c": "NaN \" Infinity"}"#)
+            .unwrap();
+        assert_eq!(
+            v,
+            json!({"a": "NaN", "b": ["-Infinity", "Infinity"], "c": "NaN \" Infinity"})
+        );
         assert!(json_loads("{\"a\": nan}").is_err());
     }
 

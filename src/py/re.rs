@@ -20,6 +20,21 @@ pub(crate) fn compile(pattern: &str) -> Result<Regex, String> {
     Regex::new(&translate(pattern)).map_err(|e| e.to_string())
 }
 
+/// An option holding a pattern or a list of them (`regexes_to_ignore`); none when absent.
+pub(crate) fn compile_list(v: Option<&serde_json::Value>, key: &str) -> Result<Vec<Regex>, String> {
+    use serde_json::Value;
+    let one = |p: &str| compile(p).map_err(|e| format!("bad regex in {key} {p:?}: {e}"));
+    match v {
+        None | Some(Value::Null) => Ok(vec![]),
+        Some(Value::String(p)) => Ok(vec![one(p)?]),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|p| one(p.as_str().ok_or(format!("{key} must be strings"))?))
+            .collect(),
+        Some(_) => Err(format!("{key} must be a list of patterns")),
+    }
+}
+
 fn translate(p: &str) -> String {
     let multiline = p.contains("(?m") || p.contains("(?sm") || p.contains("(?im");
     let chars: Vec<char> = p.chars().collect();

@@ -24,20 +24,13 @@ fn digest() -> String {
     crate::py::sha256_hex(&all)[..16].to_string()
 }
 
-fn cache_root() -> PathBuf {
-    if let Some(d) = std::env::var_os(crate::env::CACHE_DIR) {
-        return PathBuf::from(d);
-    }
-    match std::env::var_os("HOME") {
-        Some(h) => PathBuf::from(h).join(".cache/rubric"),
-        None => std::env::temp_dir().join("rubric"),
-    }
-}
-
 /// The folder holding the built-in tasks, written on first use.
 pub fn dir() -> Result<PathBuf, String> {
     let mut last = String::new();
-    for root in [cache_root(), std::env::temp_dir().join("rubric")] {
+    for root in [
+        crate::env::cache_root(),
+        std::env::temp_dir().join("rubric"),
+    ] {
         match materialize(&root.join("tasks").join(digest())) {
             Ok(p) => return Ok(p),
             Err(e) => last = e,

@@ -46,6 +46,9 @@ pub struct TaskConfig {
     pub dataset_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dataset_kwargs: Option<Map<String, Value>>,
+    /// A hook returning the dataset's splits (called with metadata and dataset_kwargs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_dataset: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub training_split: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -91,7 +94,7 @@ pub struct TaskConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub should_decontaminate: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub doc_to_decontamination_query: Option<String>,
+    pub doc_to_decontamination_query: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gen_prefix: Option<String>,
     /// rubric: extra requests issued per doc beside the main ones (see `task::extra`), e.g.
@@ -108,10 +111,6 @@ pub struct TaskConfig {
 
 /// Keys lm-eval accepts that rubric knows but cannot honour, with the reason.
 pub(crate) const UNSUPPORTED_KEYS: &[(&str, &str)] = &[
-    (
-        "custom_dataset",
-        "it names a Python callable; use dataset_path/dataset_kwargs or process_docs",
-    ),
     (
         "use_prompt",
         "promptsource prompts are not available; write doc_to_text/doc_to_target",
@@ -135,6 +134,7 @@ pub(crate) const TASK_KEYS: &[&str] = &[
     "dataset_path",
     "dataset_name",
     "dataset_kwargs",
+    "custom_dataset",
     "training_split",
     "validation_split",
     "test_split",
@@ -191,8 +191,9 @@ pub struct FewshotConfig {
     pub process_docs: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fewshot_indices: Option<Vec<usize>>,
+    /// The few-shot docs, or a hook returning them.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub samples: Option<Vec<Map<String, Value>>>,
+    pub samples: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub doc_to_text: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -208,11 +209,12 @@ pub struct FewshotConfig {
 }
 
 /// One `metric_list` entry: any key besides these four is a keyword argument of the metric.
+/// `metric` and `aggregation` are names, or Python hooks (`!function`, see `crate::hooks`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MetricConfig {
-    pub metric: String,
+    pub metric: Value,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub aggregation: Option<String>,
+    pub aggregation: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub higher_is_better: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -229,10 +231,11 @@ pub struct FilterPipelineConfig {
     pub filter: Vec<FilterStepConfig>,
 }
 
-/// One step of a filter pipeline: `function` plus its keyword arguments.
+/// One step of a filter pipeline: `function` (a name, or a Python filter class as
+/// `!function module.Class`) plus its keyword arguments.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FilterStepConfig {
-    pub function: String,
+    pub function: Value,
     #[serde(flatten)]
     pub kwargs: Map<String, Value>,
 }

@@ -57,6 +57,8 @@ pub enum DatasetError {
     },
     #[error("{0}")]
     Hub(String),
+    #[error("custom_dataset: {0}")]
+    Custom(String),
     #[error("`dataset_kwargs.{key}`: {message}")]
     Kwargs { key: String, message: String },
 }
@@ -85,6 +87,9 @@ pub struct DatasetRef {
     pub data_dir_files: Map<String, Value>,
     /// Folder of the task YAML, for data files given relative to it.
     pub base_dir: PathBuf,
+    /// `custom_dataset: !function ...`: Python builds the splits, called with the task's
+    /// `metadata` and `dataset_kwargs` as keyword arguments (lm-eval's `download`).
+    pub custom: Option<(crate::hooks::Hook, Map<String, Value>)>,
 }
 
 const BUILDERS: &[&str] = &["json", "csv", "tsv", "parquet"];
@@ -108,6 +113,47 @@ impl DataCache {
             Value::Object(ds.data_dir_files.clone()),
             split
         );
+        if let Some((hook, kwargs)) = &ds.custom {
+            let key = format!(
+                "{hook}\u{0}{}\u{0}{}\u{0}{split}",
+                hook.dir.display(),
+                Value::Object(kwargs.clone())
+            );
+            if !self.splits.contains_key(&key) {
+                let all = hook
+                    .splits(kwargs)
+                    .map_err(|e| DatasetError::Custom(e.to_string()))?;
+                let available: Vec<String> = all.keys().cloned().collect();
+                let docs = all.get(split).ok_or_else(|| DatasetError::NoSplit {
+                    path: hook.to_string(),
+                    split: split.into(),
+                    available,
+                })?;
+                let docs: Vec<Doc> = crate::hooks::plain(docs)
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|d| d.as_object().cloned())
+                    .collect();
+                let mut columns: Vec<String> = Vec::new();
+                for d in &docs {
+                    for k in d.keys() {
+                        if !columns.contains(k) {
+                            columns.push(k.clone());
+                        }
+                    }
+                }
+                self.splits.insert(
+                    key.clone(),
+                    Split {
+                        docs,
+                        columns,
+                        source_dir: Some(hook.dir.clone()),
+                    },
+                );
+            }
+            return Ok(&self.splits[&key]);
+        }
         if !self.splits.contains_key(&key) {
             let loaded = load_split(ds, split, opts)?;
             self.splits.insert(key.clone(), loaded);

@@ -23,6 +23,8 @@ pub struct RawConfig {
     pub map: Map<String, Value>,
     /// Every file that contributed keys (the file itself, then its includes), for line lookup.
     pub sources: Vec<PathBuf>,
+    /// What lm-eval accepts but is likely a mistake (a key written twice), for `tasks validate`.
+    pub warnings: Vec<String>,
 }
 
 /// What a name in the index stands for.
@@ -39,8 +41,10 @@ pub struct Entry {
     pub kind: EntryKind,
     /// The YAML file (none for tags).
     pub path: Option<PathBuf>,
-    /// For tags: the member tasks, sorted.
+    /// For tags: the member tasks, sorted; for groups: the `task:` entries as written.
     pub members: Vec<String>,
+    /// For tasks: `output_type` (lm-eval's default `generate_until` when unset).
+    pub output_type: Option<String>,
 }
 
 /// Every task, group and tag found under the searched folders.
@@ -76,11 +80,32 @@ impl TaskIndex {
             roots.push(p.clone());
         }
         let mut index = TaskIndex::default();
+        // files several YAMLs include are parsed once
+        let mut parsed = ParseCache::default();
         for root in roots {
+            // as lm-eval's TaskIndex: within one folder the first file with a name keeps it;
+            // a later folder overrides an earlier one
+            let mut here = TaskIndex::default();
             for file in yaml_files(&root) {
-                match read_yaml_merged(&file) {
-                    Ok(raw) => index.add(&raw),
+                match read_yaml_cached(&file, &mut parsed) {
+                    Ok(raw) => here.add(&raw),
                     Err(e) => index.skipped.push((file, e.to_string())),
+                }
+            }
+            for (name, entry) in here.entries {
+                match (index.entries.get_mut(&name), &entry.kind) {
+                    // tags gather members across folders
+                    (Some(old), EntryKind::Tag) if old.kind == EntryKind::Tag => {
+                        for m in entry.members {
+                            if !old.members.contains(&m) {
+                                old.members.push(m);
+                            }
+                        }
+                        old.members.sort();
+                    }
+                    _ => {
+                        index.entries.insert(name, entry);
+                    }
                 }
             }
         }
@@ -89,35 +114,63 @@ impl TaskIndex {
 
     fn add(&mut self, raw: &RawConfig) {
         let map = &raw.map;
-        if let Some(Value::String(group)) = map.get("group") {
-            self.entries.insert(
-                group.clone(),
-                Entry {
-                    name: group.clone(),
-                    kind: EntryKind::Group,
-                    path: Some(raw.path.clone()),
-                    members: vec![],
-                },
-            );
-        } else if let Some(Value::String(task)) = map.get("task") {
-            self.entries.insert(
-                task.clone(),
-                Entry {
-                    name: task.clone(),
-                    kind: EntryKind::Task,
-                    path: Some(raw.path.clone()),
-                    members: vec![],
-                },
-            );
+        // lm-eval's `_kind_of`: a `class` makes a (Python) task, then `group`, then `task`
+        let group = map.get("group").and_then(Value::as_str);
+        let task = map.get("task").and_then(Value::as_str);
+        let (name, kind) = match (map.contains_key("class"), group, task) {
+            (true, _, Some(t)) => (t, EntryKind::Task),
+            (false, Some(g), _) => (g, EntryKind::Group),
+            (false, None, Some(t)) => (t, EntryKind::Task),
+            _ => return,
+        };
+        if self
+            .entries
+            .get(name)
+            .is_some_and(|e| e.kind != EntryKind::Tag)
+        {
+            return;
+        }
+        let members = match (&kind, map.get("task")) {
+            (EntryKind::Group, Some(Value::Array(a))) => a
+                .iter()
+                .map(|x| {
+                    x.as_str()
+                        .or_else(|| x.get("task").and_then(Value::as_str))
+                        .or_else(|| x.get("group").and_then(Value::as_str))
+                        .unwrap_or("?")
+                        .to_string()
+                })
+                .collect(),
+            (EntryKind::Group, Some(Value::String(t))) => vec![t.clone()],
+            _ => vec![],
+        };
+        let output_type = (kind == EntryKind::Task).then(|| {
+            map.get("output_type")
+                .and_then(Value::as_str)
+                .unwrap_or("generate_until")
+                .to_string()
+        });
+        self.entries.insert(
+            name.to_string(),
+            Entry {
+                name: name.to_string(),
+                kind: kind.clone(),
+                path: Some(raw.path.clone()),
+                members,
+                output_type,
+            },
+        );
+        if kind == EntryKind::Task {
             for tag in tags_of(map) {
                 let entry = self.entries.entry(tag.clone()).or_insert_with(|| Entry {
                     name: tag.clone(),
                     kind: EntryKind::Tag,
                     path: None,
                     members: vec![],
+                    output_type: None,
                 });
-                if entry.kind == EntryKind::Tag && !entry.members.contains(task) {
-                    entry.members.push(task.clone());
+                if entry.kind == EntryKind::Tag && !entry.members.iter().any(|m| m == name) {
+                    entry.members.push(name.to_string());
                     entry.members.sort();
                 }
             }
@@ -189,8 +242,12 @@ pub(crate) fn yaml_files(root: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Parse one YAML file into a JSON mapping (no include handling).
-pub(crate) fn read_yaml(path: &Path) -> Result<Map<String, Value>, TaskError> {
+/// Parse one YAML file as PyYAML reads it (a repeated key: the last one wins), noting such
+/// leniency in `warnings`. `!function` values become hook markers (see `crate::hooks`).
+pub(crate) fn read_yaml_lenient(
+    path: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<Map<String, Value>, TaskError> {
     let bytes = std::fs::read(path).map_err(|err| TaskError::Read {
         path: path.to_path_buf(),
         err,
@@ -202,12 +259,21 @@ pub(crate) fn read_yaml(path: &Path) -> Result<Map<String, Value>, TaskError> {
             e.utf8_error().valid_up_to()
         ),
     })?;
-    let yaml: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(&text).map_err(|e| TaskError::Yaml {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-    match yaml_to_json(yaml, path, &text)? {
+    let yaml: super::yaml::Yaml = serde_yaml_ng::from_str(&text).map_err(|e| TaskError::Yaml {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let dir = path
+        .parent()
+        .map(|d| d.canonicalize().unwrap_or_else(|_| d.to_path_buf()))
+        .unwrap_or_default();
+    let mut ctx = super::yaml::Context {
+        path,
+        text: &text,
+        dir: &dir,
+        warnings,
+    };
+    match ctx.to_json(yaml, "")? {
         Value::Object(map) => Ok(map),
         other => Err(TaskError::NotAMapping {
             path: path.to_path_buf(),
@@ -225,65 +291,6 @@ fn kind_name(v: &Value) -> &'static str {
         Value::Array(_) => "a list",
         Value::Object(_) => "a mapping",
     }
-}
-
-fn yaml_to_json(v: serde_yaml_ng::Value, path: &Path, text: &str) -> Result<Value, TaskError> {
-    use serde_yaml_ng::Value as Y;
-    Ok(match v {
-        Y::Null => Value::Null,
-        Y::Bool(b) => Value::Bool(b),
-        Y::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Value::from(i)
-            } else if let Some(u) = n.as_u64() {
-                Value::from(u)
-            } else {
-                serde_json::Number::from_f64(n.as_f64().unwrap_or(f64::NAN))
-                    .map(Value::Number)
-                    .unwrap_or(Value::Null)
-            }
-        }
-        Y::String(s) => Value::String(s),
-        Y::Sequence(items) => Value::Array(
-            items
-                .into_iter()
-                .map(|i| yaml_to_json(i, path, text))
-                .collect::<Result<_, _>>()?,
-        ),
-        Y::Mapping(m) => {
-            let mut map = Map::new();
-            for (k, v) in m {
-                let key = match k {
-                    Y::String(s) => s,
-                    Y::Number(n) => n.to_string(),
-                    Y::Bool(b) => {
-                        if b {
-                            "True".into()
-                        } else {
-                            "False".into()
-                        }
-                    }
-                    other => format!("{other:?}"),
-                };
-                map.insert(key, yaml_to_json(v, path, text)?);
-            }
-            Value::Object(map)
-        }
-        Y::Tagged(t) => {
-            let tag = t.tag.to_string();
-            let spec = match &t.value {
-                Y::String(s) => s.clone(),
-                other => format!("{other:?}"),
-            };
-            let line = find_line(text, &spec);
-            return Err(TaskError::PythonFunction {
-                path: path.to_path_buf(),
-                line,
-                tag,
-                spec,
-            });
-        }
-    })
 }
 
 /// The 1-based line of the first occurrence of `needle` (0 when absent).
@@ -308,15 +315,26 @@ pub(crate) fn find_key(files: &[PathBuf], key: &str) -> (PathBuf, usize) {
     (files.first().cloned().unwrap_or_default(), 0)
 }
 
+/// Parsed files by path, for building the index (an include read once however many files
+/// include it).
+#[derive(Default)]
+pub(crate) struct ParseCache(std::collections::HashMap<PathBuf, (Map<String, Value>, Vec<String>)>);
+
 /// Read a YAML file and merge its `include:` chain (lm-eval's `load_yaml(recursive=True)`).
 pub fn read_yaml_merged(path: &Path) -> Result<RawConfig, TaskError> {
+    read_yaml_cached(path, &mut ParseCache::default())
+}
+
+fn read_yaml_cached(path: &Path, cache: &mut ParseCache) -> Result<RawConfig, TaskError> {
     let mut seen = Vec::new();
     let mut sources = Vec::new();
-    let map = merge_includes(path, &mut seen, &mut sources)?;
+    let mut warnings = Vec::new();
+    let map = merge_includes(path, &mut seen, &mut sources, &mut warnings, cache)?;
     Ok(RawConfig {
         path: path.to_path_buf(),
         map,
         sources,
+        warnings,
     })
 }
 
@@ -324,6 +342,8 @@ fn merge_includes(
     path: &Path,
     seen: &mut Vec<PathBuf>,
     sources: &mut Vec<PathBuf>,
+    warnings: &mut Vec<String>,
+    cache: &mut ParseCache,
 ) -> Result<Map<String, Value>, TaskError> {
     let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     if let Some(pos) = seen.iter().position(|p| *p == canonical) {
@@ -337,9 +357,21 @@ fn merge_includes(
             chain: chain.join(" -> "),
         });
     }
-    seen.push(canonical);
+    seen.push(canonical.clone());
     sources.push(path.to_path_buf());
-    let mut map = read_yaml(path)?;
+    let mut map = match cache.0.get(&canonical) {
+        Some((m, w)) => {
+            warnings.extend(w.iter().cloned());
+            m.clone()
+        }
+        None => {
+            let mut w = Vec::new();
+            let m = read_yaml_lenient(path, &mut w)?;
+            warnings.extend(w.iter().cloned());
+            cache.0.insert(canonical.clone(), (m.clone(), w));
+            m
+        }
+    };
     let Some(includes) = map.remove("include") else {
         seen.pop();
         return Ok(map);
@@ -386,7 +418,7 @@ fn merge_includes(
                 include: inc_path,
             });
         }
-        let mut inc_map = merge_includes(&inc_path, seen, sources)?;
+        let mut inc_map = merge_includes(&inc_path, seen, sources, warnings, cache)?;
         inc_map.remove("task_list");
         for (k, v) in inc_map {
             merged.insert(k, v);
@@ -460,6 +492,38 @@ pub fn parse_group_config(raw: &RawConfig) -> Result<GroupConfig, TaskError> {
         .to_string();
     let mut map = raw.map.clone();
     map.remove("tag");
+    // task fields on a group are overrides for its members (`task::select`)
+    map.retain(|k, _| GROUP_KEYS.contains(&k.as_str()) || !TASK_KEYS.contains(&k.as_str()));
+    map.remove("include");
+    // lm-eval accepts one mapping for the list, and Python truthiness for weight_by_size
+    if let Some(Value::Object(one)) = map.get("aggregate_metric_list").cloned() {
+        map.insert(
+            "aggregate_metric_list".into(),
+            Value::Array(vec![Value::Object(one)]),
+        );
+    }
+    if let Some(Value::Array(list)) = map.get_mut("aggregate_metric_list") {
+        for item in list.iter_mut() {
+            if let Some(w) = item.get_mut("weight_by_size") {
+                if !w.is_boolean() && !w.is_null() {
+                    *w = Value::Bool(crate::py::truthy(w));
+                }
+            }
+            // a function as the metric names its results key; lm-eval 0.4.13 takes the mean
+            // across subtasks whatever function `aggregation` names (`tasks validate` warns)
+            if let Some(h) = item.get("metric").and_then(crate::hooks::Hook::from_value) {
+                let name = h.spec.rsplit('.').next().unwrap_or(&h.spec).to_string();
+                item["metric"] = Value::String(name);
+            }
+            if item
+                .get("aggregation")
+                .and_then(crate::hooks::Hook::from_value)
+                .is_some()
+            {
+                item["aggregation"] = Value::String("mean".into());
+            }
+        }
+    }
     for key in map.keys() {
         if !GROUP_KEYS.contains(&key.as_str()) {
             let (file, line) = find_key(&raw.sources, key);

@@ -14,6 +14,7 @@ pub mod prompt;
 pub mod resolve;
 pub mod select;
 pub mod template;
+pub mod yaml;
 
 use std::path::PathBuf;
 
@@ -31,12 +32,12 @@ pub enum TaskError {
     Yaml { path: PathBuf, message: String },
     #[error("{}: expected a mapping of task fields at the top level, found {found}", path.display())]
     NotAMapping { path: PathBuf, found: String },
-    #[error("{}:{line}: `{tag} {spec}` is a Python function, which rubric cannot run; express it as a Jinja template, a built-in `process_docs`, or a built-in metric/filter", path.display())]
-    PythonFunction {
+    #[error("{}: task `{task}`, `{field}`: {err}", path.display())]
+    Hook {
         path: PathBuf,
-        line: usize,
-        tag: String,
-        spec: String,
+        task: String,
+        field: String,
+        err: Box<crate::hooks::HookError>,
     },
     #[error("{}:{line}: unknown field `{key}` in `{task}`{hint}", path.display())]
     UnknownKey {

@@ -18,6 +18,8 @@ use super::dataset::Doc;
 pub struct Processor {
     pub name: String,
     pub args: Map<String, Value>,
+    /// lm-eval's `process_docs: !function module.name`, run by Python (`crate::hooks`).
+    pub hook: Option<crate::hooks::Hook>,
 }
 
 /// Names of the built-in processors, for messages.
@@ -25,6 +27,13 @@ pub(crate) const PROCESSORS: &[&str] = &["map_values", "p5_sequential", "select_
 
 impl Processor {
     pub fn parse(v: &Value) -> Result<Processor, String> {
+        if let Some(hook) = crate::hooks::Hook::from_value(v) {
+            return Ok(Processor {
+                name: hook.to_string(),
+                args: Map::new(),
+                hook: Some(hook),
+            });
+        }
         let (name, args) = match v {
             Value::String(s) => (s.clone(), Map::new()),
             Value::Object(m) => {
@@ -46,7 +55,11 @@ impl Processor {
                 PROCESSORS.join(", ")
             ));
         }
-        let p = Processor { name, args };
+        let p = Processor {
+            name,
+            args,
+            hook: None,
+        };
         p.check()?;
         Ok(p)
     }
@@ -84,6 +97,20 @@ impl Processor {
 
     /// Apply the processor to a split whose files are in `base`.
     pub fn apply(&self, docs: &[Doc], base: Option<&std::path::Path>) -> Result<Vec<Doc>, String> {
+        if let Some(hook) = &self.hook {
+            let out = hook.process_docs(docs).map_err(|e| e.to_string())?;
+            return out
+                .into_iter()
+                .enumerate()
+                .map(|(i, d)| match crate::hooks::plain(&d) {
+                    Value::Object(m) => Ok(m),
+                    other => Err(format!(
+                        "`{hook}` returned {} as doc {i}, expected a mapping",
+                        crate::py::repr(&other)
+                    )),
+                })
+                .collect();
+        }
         match self.name.as_str() {
             "map_values" => {
                 let column = self.arg_str("column")?;

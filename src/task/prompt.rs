@@ -106,6 +106,16 @@ fn requires_delimiter(prefix: &str, suffix: &str) -> bool {
 }
 
 impl Task {
+    /// A `doc_to_*` hook's value for the doc (see `HookValues`).
+    fn hook_value(&self, hook: &crate::hooks::Hook, doc: &Doc) -> Result<Value, TemplateError> {
+        self.hook_values
+            .get(hook, doc)
+            .map_err(|e| TemplateError::Render {
+                field: hook.to_string(),
+                message: e.to_string(),
+            })
+    }
+
     fn apply_field(
         &self,
         spec: &FieldSpec,
@@ -117,6 +127,8 @@ impl Task {
             FieldSpec::Int(i) => Ok(Value::from(*i)),
             FieldSpec::List(l) => Ok(Value::Array(l.clone())),
             FieldSpec::Dict(m) => Ok(Value::Object(m.clone())),
+            // lm-eval returns a callable's value as it is
+            FieldSpec::Hook(h) => self.hook_value(h, doc),
             FieldSpec::Template { name, source } => {
                 if columns.iter().any(|c| c == source) {
                     return Ok(doc.get(source).cloned().unwrap_or(Value::Null));
@@ -197,6 +209,7 @@ impl Task {
             FieldSpec::List(l) => Value::Array(l.clone()),
             FieldSpec::Dict(m) => Value::Array(m.values().cloned().collect()),
             FieldSpec::Int(i) => Value::from(*i),
+            FieldSpec::Hook(h) => self.hook_value(h, doc)?,
         };
         match v {
             Value::Array(items) => Ok(items.iter().map(crate::py::str).collect()),
@@ -227,6 +240,7 @@ impl Task {
                 FieldSpec::Int(i) => Value::from(*i),
                 FieldSpec::List(l) => Value::Array(l.clone()),
                 FieldSpec::Dict(m) => Value::Object(m.clone()),
+                FieldSpec::Hook(h) => self.hook_value(h, doc)?,
                 FieldSpec::Template { .. } => unreachable!(),
             }))),
             None => Ok(None),
@@ -567,7 +581,7 @@ impl Task {
     /// Whether `metric_list` (or the output type's defaults) names `metric`.
     pub(crate) fn uses_metric(&self, metric: &str) -> bool {
         match &self.config.metric_list {
-            Some(list) => list.iter().any(|m| m.metric == metric),
+            Some(list) => list.iter().any(|m| m.metric.as_str() == Some(metric)),
             None => false,
         }
     }

@@ -25,6 +25,9 @@ pub enum FieldSpec {
     Int(i64),
     List(Vec<Value>),
     Dict(Map<String, Value>),
+    /// A Python function of the doc (`!function module.name`); its values are computed in
+    /// batches when the docs are loaded (`Task::load_docs`).
+    Hook(crate::hooks::Hook),
 }
 
 /// Few-shot settings after inheritance from the task.
@@ -33,6 +36,8 @@ pub struct FewshotSpec {
     pub sampler: SamplerKind,
     pub split: Option<String>,
     pub samples: Option<Vec<Doc>>,
+    /// `samples: !function ...`: a function returning the few-shot docs.
+    pub samples_hook: Option<crate::hooks::Hook>,
     pub indices: Option<Vec<usize>>,
     pub process_docs: Option<Processor>,
     pub doc_to_text: Option<FieldSpec>,
@@ -85,6 +90,94 @@ pub struct Task {
     pub metrics: Vec<crate::metric::Metric>,
     /// `filter_list`'s pipelines (or `none`).
     pub filters: Vec<crate::filter::Pipeline>,
+    /// `process_results: !function ...`: Python computes each doc's metric values, which
+    /// `result_metrics` aggregate (lm-eval then ignores `metric_list`'s metric functions).
+    pub process_results: Option<crate::hooks::Hook>,
+    pub result_metrics: Vec<ResultMetric>,
+    /// Values of the `doc_to_*` hooks by (hook, doc), computed when the docs are loaded.
+    pub(crate) hook_values: HookValues,
+    /// What lm-eval accepts but `rubric tasks validate` should point out.
+    pub warnings: Vec<String>,
+}
+
+/// A metric whose per-doc values a `process_results` hook gives.
+#[derive(Debug, Clone)]
+pub struct ResultMetric {
+    pub name: String,
+    pub aggregation: crate::metric::Aggregation,
+    pub higher_is_better: bool,
+}
+
+/// Values of the `doc_to_*` hooks by (hook, doc hash).
+#[derive(Debug, Default)]
+pub(crate) struct HookValues(
+    std::sync::Mutex<std::collections::HashMap<(crate::hooks::Hook, u64), Value>>,
+);
+
+/// A doc's identity for hook values: the hash of its JSON text.
+pub(crate) fn doc_hash(doc: &Doc) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = rustc_hash::FxHasher::default();
+    serde_json::to_string(doc).unwrap_or_default().hash(&mut h);
+    h.finish()
+}
+
+impl HookValues {
+    /// The hook's value for a doc: computed with the others when the docs were loaded, else now.
+    pub(crate) fn get(
+        &self,
+        hook: &crate::hooks::Hook,
+        doc: &Doc,
+    ) -> Result<Value, crate::hooks::HookError> {
+        let key = (hook.clone(), doc_hash(doc));
+        if let Some(v) = self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(v.clone());
+        }
+        let v = hook.map_docs(&[doc])?.pop().unwrap_or(Value::Null);
+        let v = crate::hooks::plain(&v);
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, v.clone());
+        Ok(v)
+    }
+
+    /// Compute a hook's values for many docs in batches.
+    pub(crate) fn fill(
+        &self,
+        hook: &crate::hooks::Hook,
+        docs: &[Doc],
+    ) -> Result<(), crate::hooks::HookError> {
+        let mut seen = std::collections::HashSet::new();
+        let todo: Vec<(u64, &Doc)> = {
+            let have = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            docs.iter()
+                .map(|d| (doc_hash(d), d))
+                .filter(|(h, _)| !have.contains_key(&(hook.clone(), *h)) && seen.insert(*h))
+                .collect()
+        };
+        if todo.is_empty() {
+            return Ok(());
+        }
+        let values = hook
+            .map_docs(&todo.iter().map(|(_, d)| *d).collect::<Vec<_>>())
+            .map_err(|e| match e.index() {
+                // name the doc by its place in the split
+                Some(i) => {
+                    let at = docs
+                        .iter()
+                        .position(|d| doc_hash(d) == todo[i].0)
+                        .unwrap_or(i);
+                    e.at(at, "doc")
+                }
+                None => e,
+            })?;
+        let mut have = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for ((h, _), v) in todo.iter().zip(values) {
+            have.insert((hook.clone(), *h), crate::hooks::plain(&v));
+        }
+        Ok(())
+    }
 }
 
 /// The default metrics of an output type (lm-eval's `DEFAULT_METRIC_REGISTRY`).
@@ -112,6 +205,9 @@ fn field_spec(
     name: &str,
     templates: &mut Templates,
 ) -> Result<FieldSpec, TemplateError> {
+    if let Some(hook) = crate::hooks::Hook::from_value(v) {
+        return Ok(FieldSpec::Hook(hook));
+    }
     Ok(match v {
         Value::String(s) => {
             templates.add(name, s)?;
@@ -326,10 +422,28 @@ impl Task {
             Some(v) => Some(Processor::parse(v).map_err(|m| invalid("fewshot_config", m))?),
             None => process_docs.clone(),
         };
+        let (samples, samples_hook) = match &fc.samples {
+            None => (None, None),
+            Some(v) => match crate::hooks::Hook::from_value(v) {
+                Some(h) => (None, Some(h)),
+                None => (
+                    Some(serde_json::from_value::<Vec<Doc>>(v.clone()).map_err(|e| {
+                        invalid(
+                            "fewshot_config",
+                            format!(
+                                "`samples` must be a list of docs or `!function module.name` ({e})"
+                            ),
+                        )
+                    })?),
+                    None,
+                ),
+            },
+        };
         let fewshot = FewshotSpec {
             sampler,
             split: fc.split.clone().or_else(|| config.fewshot_split.clone()),
-            samples: fc.samples.clone(),
+            samples,
+            samples_hook,
             indices: fc.fewshot_indices.clone(),
             process_docs: fs_process,
             doc_to_text: fs_doc_to_text,
@@ -362,10 +476,25 @@ impl Task {
             );
         }
 
-        let dataset_path = config
-            .dataset_path
-            .clone()
-            .ok_or_else(|| invalid("dataset_path", "a task needs `dataset_path`".into()))?;
+        let custom_dataset = config
+            .custom_dataset
+            .as_ref()
+            .map(|v| {
+                crate::hooks::Hook::from_value(v).ok_or_else(|| {
+                    invalid("custom_dataset", "must be `!function module.name`".into())
+                })
+            })
+            .transpose()?;
+        let dataset_path = match (&config.dataset_path, &custom_dataset) {
+            (Some(p), _) => p.clone(),
+            (None, Some(h)) => h.to_string(),
+            (None, None) => {
+                return Err(invalid(
+                    "dataset_path",
+                    "a task needs `dataset_path`".into(),
+                ))
+            }
+        };
         if config.test_split.is_none() && config.validation_split.is_none() {
             return Err(invalid(
                 "test_split",
@@ -378,8 +507,62 @@ impl Task {
             .as_ref()
             .and_then(|m| m.get("version").cloned())
             .unwrap_or_else(|| Value::String("Yaml".into()));
+        // every hook imported now, so a missing function is a validation error
+        let mut hooks = Vec::new();
+        crate::hooks::Hook::find_all(&Value::Object(raw.map.clone()), &mut hooks);
+        let mut warnings = raw.warnings.clone();
+        for hook in &hooks {
+            let resolved = hook.resolve().map_err(|err| {
+                let field = raw
+                    .map
+                    .iter()
+                    .find(|(_, v)| {
+                        let mut found = Vec::new();
+                        crate::hooks::Hook::find_all(v, &mut found);
+                        found.contains(hook)
+                    })
+                    .map(|(k, _)| k.clone())
+                    .unwrap_or_default();
+                let (file, line) = find_key(&raw.sources, &field);
+                TaskError::Hook {
+                    path: super::load::file_with_line(&file, line),
+                    task: name.clone(),
+                    field,
+                    err: Box::new(err),
+                }
+            })?;
+            if let Some(e) = resolved.import_error {
+                warnings.push(format!(
+                    "task `{name}`: `{hook}` is defined in {}, but its module does not import in this Python ({e}); running the task needs that fixed",
+                    hook.dir.display()
+                ));
+            }
+        }
+        let process_results = match &config.process_results {
+            None => None,
+            Some(v) => Some(crate::hooks::Hook::from_value(v).ok_or_else(|| {
+                invalid(
+                    "process_results",
+                    "must be `!function module.name` (a Python function of doc and results)".into(),
+                )
+            })?),
+        };
+        let result_metrics = match (&process_results, &config.metric_list) {
+            (None, _) => Vec::new(),
+            (Some(_), None) => {
+                return Err(invalid(
+                    "metric_list",
+                    "a task with `process_results` needs `metric_list` (the keys it returns and their aggregations)".into(),
+                ))
+            }
+            (Some(_), Some(list)) => list
+                .iter()
+                .map(|m| result_metric(m).map_err(|msg| invalid("metric_list", msg)))
+                .collect::<Result<_, _>>()?,
+        };
         // metrics and filters built once, here: a bad entry is a task error
         let metrics = match &config.metric_list {
+            _ if process_results.is_some() => Vec::new(),
             Some(list) => list
                 .iter()
                 .map(crate::metric::Metric::from_config)
@@ -440,7 +623,17 @@ impl Task {
                 kwargs: config.dataset_kwargs.clone().unwrap_or_default(),
                 data_dir_files: config.data_dir_files.clone().unwrap_or_default(),
                 base_dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+                custom: custom_dataset.map(|h| {
+                    // lm-eval: custom_dataset(**metadata, **dataset_kwargs)
+                    let mut kwargs = config.metadata.clone().unwrap_or_default();
+                    kwargs.extend(config.dataset_kwargs.clone().unwrap_or_default());
+                    (h, kwargs)
+                }),
             },
+            process_results,
+            result_metrics,
+            hook_values: HookValues::default(),
+            warnings,
             process_docs,
             extra_requests,
             unsafe_code: config.unsafe_code.unwrap_or(false),
@@ -540,6 +733,25 @@ impl Task {
             load(cache, split, &self.fewshot.process_docs)?
         } else if let Some(samples) = &self.fewshot.samples {
             samples.clone()
+        } else if let Some(hook) = &self.fewshot.samples_hook {
+            hook.samples()
+                .and_then(|docs| {
+                    docs.into_iter()
+                        .map(|d| match crate::hooks::plain(&d) {
+                            Value::Object(m) => Ok(m),
+                            other => Err(crate::hooks::HookError::wrong_type(
+                                hook,
+                                "a list of dicts",
+                                &other,
+                            )),
+                        })
+                        .collect()
+                })
+                .map_err(|e| TaskError::Invalid {
+                    path: self.source.clone(),
+                    task: self.name.clone(),
+                    message: format!("fewshot_config.samples: {e}"),
+                })?
         } else if let Some(s) = self.config.training_split.clone() {
             load(cache, &s, &self.process_docs)?
         } else if let Some(s) = self.config.validation_split.clone() {
@@ -547,12 +759,75 @@ impl Task {
         } else {
             eval.clone()
         };
+        // the doc_to_* hooks in batches: one worker round trip per 512 docs, not one per doc
+        let fields = [
+            Some(&self.doc_to_text),
+            Some(&self.doc_to_target),
+            self.doc_to_choice.as_ref(),
+            self.fewshot.doc_to_text.as_ref(),
+            self.fewshot.doc_to_target.as_ref(),
+            self.fewshot.doc_to_choice.as_ref(),
+        ];
+        for (i, spec) in fields.into_iter().enumerate() {
+            if let Some(FieldSpec::Hook(h)) = spec {
+                let docs = if i < 3 { &eval } else { &fewshot_pool };
+                let both = if i < 3 && !fewshot_pool.is_empty() {
+                    self.hook_values.fill(h, &fewshot_pool)
+                } else {
+                    Ok(())
+                };
+                both.and_then(|_| self.hook_values.fill(h, docs))
+                    .map_err(|err| TaskError::Hook {
+                        path: self.source.clone(),
+                        task: self.name.clone(),
+                        field: ["doc_to_text", "doc_to_target", "doc_to_choice"][i % 3].into(),
+                        err: Box::new(err),
+                    })?;
+            }
+        }
         Ok(TaskDocs {
             eval,
             columns,
             fewshot_pool,
         })
     }
+}
+
+/// A `metric_list` entry of a `process_results` task: a name and how its values aggregate
+/// (lm-eval's `get_aggregation`, or the registry's default for the name, else `mean`).
+fn result_metric(m: &super::config::MetricConfig) -> Result<ResultMetric, String> {
+    use crate::metric::Aggregation;
+    let name = m
+        .metric
+        .as_str()
+        .ok_or("with `process_results`, each `metric` is the name of a key it returns")?
+        .to_string();
+    let registry = crate::metric::Metric::build(&name, &Map::new()).ok();
+    let aggregation = match &m.aggregation {
+        Some(v) => match (crate::hooks::Hook::from_value(v), v.as_str()) {
+            (Some(h), _) => Aggregation::Python(h),
+            (None, Some(a)) => Aggregation::parse(a)
+                .ok_or_else(|| format!("`{name}`: unknown aggregation `{a}`"))?,
+            (None, None) => {
+                return Err(format!(
+                    "`{name}`: `aggregation` must be a name or `!function`"
+                ))
+            }
+        },
+        None => registry
+            .as_ref()
+            .map(|r| r.aggregation.clone())
+            .unwrap_or(Aggregation::Mean),
+    };
+    let higher_is_better = m
+        .higher_is_better
+        .or(registry.map(|r| r.higher_is_better))
+        .unwrap_or(true);
+    Ok(ResultMetric {
+        name,
+        aggregation,
+        higher_is_better,
+    })
 }
 
 fn float(x: f64) -> Value {

@@ -5,6 +5,7 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use super::config::GroupConfig;
+use super::config::GROUP_KEYS;
 use super::load::{parse_group_config, read_yaml_merged, EntryKind, RawConfig, TaskIndex};
 use super::{Task, TaskError};
 
@@ -39,31 +40,37 @@ impl Selected {
 /// Resolve one `--tasks` entry.
 pub fn select(index: &TaskIndex, spec: &str) -> Result<Vec<Selected>, TaskError> {
     let as_path = Path::new(spec);
+    let none = Map::new();
     if (spec.ends_with(".yaml") || spec.ends_with(".yml")) && as_path.is_file() {
         let raw = read_yaml_merged(as_path)?;
-        return Ok(vec![from_raw(index, &raw, &mut vec![])?]);
+        return Ok(vec![from_raw(index, &raw, &mut vec![], &none)?]);
     }
-    select_name(index, spec, &mut vec![])
+    select_name(index, spec, &mut vec![], &none)
 }
 
+/// `overrides`: task fields a group sets for everything under it (lm-eval 0.4.13: a group's
+/// keys that are not group fields, and an entry's own keys, the nearer one winning).
 fn select_name(
     index: &TaskIndex,
     name: &str,
     stack: &mut Vec<String>,
+    overrides: &Map<String, Value>,
 ) -> Result<Vec<Selected>, TaskError> {
     let entry = index.get(name).ok_or_else(|| index.unknown(name))?;
     match entry.kind {
         EntryKind::Tag => {
             let mut out = Vec::new();
             for member in &entry.members {
-                out.extend(select_name(index, member, stack)?);
+                let mut o = overrides.clone();
+                o.insert("task".into(), Value::String(member.clone()));
+                out.extend(select_name(index, member, stack, &o)?);
             }
             Ok(out)
         }
         EntryKind::Task | EntryKind::Group => {
             let path = entry.path.clone().expect("tasks and groups have a file");
             let raw = read_yaml_merged(&path)?;
-            Ok(vec![from_raw(index, &raw, stack)?])
+            Ok(vec![from_raw(index, &raw, stack, overrides)?])
         }
     }
 }
@@ -72,8 +79,10 @@ fn from_raw(
     index: &TaskIndex,
     raw: &RawConfig,
     stack: &mut Vec<String>,
+    overrides: &Map<String, Value>,
 ) -> Result<Selected, TaskError> {
-    if raw.map.contains_key("group") {
+    // lm-eval's `_kind_of`: a `class` makes a task even beside a legacy `group:`
+    if raw.map.contains_key("group") && !raw.map.contains_key("class") {
         let config = parse_group_config(raw)?;
         if stack.contains(&config.group) {
             return Err(TaskError::Invalid {
@@ -88,11 +97,25 @@ fn from_raw(
             });
         }
         stack.push(config.group.clone());
+        // the group's task fields apply to its members, under the caller's
+        let mut inner: Map<String, Value> = raw
+            .map
+            .iter()
+            .filter(|(k, _)| !GROUP_KEYS.contains(&k.as_str()) && *k != "tag")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (k, v) in overrides {
+            if k != "task" && k != "group" {
+                inner.insert(k.clone(), v.clone());
+            }
+        }
         let mut children = Vec::new();
         for child in &config.task {
             match child {
-                Value::String(name) => children.extend(select_name(index, name, stack)?),
-                Value::Object(inline) => children.push(inline_child(index, raw, inline, stack)?),
+                Value::String(name) => children.extend(select_name(index, name, stack, &inner)?),
+                Value::Object(inline) => {
+                    children.extend(inline_child(index, raw, inline, stack, &inner)?)
+                }
                 other => {
                     return Err(TaskError::BadField {
                         path: raw.path.clone(),
@@ -110,36 +133,91 @@ fn from_raw(
             children,
         });
     }
-    Ok(Selected::Task(Box::new(Task::resolve(raw)?)))
+    if overrides.is_empty() {
+        return Ok(Selected::Task(Box::new(Task::resolve(raw)?)));
+    }
+    let mut raw = raw.clone();
+    for (k, v) in overrides {
+        raw.map.insert(k.clone(), v.clone());
+    }
+    Ok(Selected::Task(Box::new(Task::resolve(&raw)?)))
 }
 
-/// A group's inline task mapping: overrides on an indexed task, or a whole task.
+/// A group's inline entry: an indexed task, group or tag with overrides, or a whole task
+/// (its own `include:` read relative to the group's file).
 fn inline_child(
     index: &TaskIndex,
     group: &RawConfig,
     inline: &Map<String, Value>,
     stack: &mut Vec<String>,
-) -> Result<Selected, TaskError> {
-    if inline.contains_key("group") {
+    overrides: &Map<String, Value>,
+) -> Result<Vec<Selected>, TaskError> {
+    let mut merged = overrides.clone();
+    for (k, v) in inline {
+        merged.insert(k.clone(), v.clone());
+    }
+    if let Some(name) = inline.get("group").and_then(Value::as_str) {
+        if index.get(name).is_some_and(|e| e.kind == EntryKind::Group) {
+            merged.remove("group");
+            return select_name(index, name, stack, &merged);
+        }
         let raw = RawConfig {
             path: group.path.clone(),
             map: inline.clone(),
             sources: group.sources.clone(),
+            warnings: vec![],
         };
-        return from_raw(index, &raw, stack);
+        return Ok(vec![from_raw(index, &raw, stack, overrides)?]);
     }
     let name = inline.get("task").and_then(Value::as_str).unwrap_or("");
-    let mut raw = match index.get(name).filter(|e| e.kind == EntryKind::Task) {
-        Some(entry) => read_yaml_merged(entry.path.as_ref().expect("tasks have a file"))?,
-        None => RawConfig {
-            path: group.path.clone(),
-            map: Map::new(),
-            sources: group.sources.clone(),
-        },
-    };
-    for (k, v) in inline {
-        raw.map.insert(k.clone(), v.clone());
+    match index.get(name).map(|e| e.kind.clone()) {
+        Some(EntryKind::Group | EntryKind::Tag) => {
+            merged.remove("task");
+            return select_name(index, name, stack, &merged);
+        }
+        Some(EntryKind::Task) => return select_name(index, name, stack, &merged),
+        None => {}
     }
+    let dir = group.path.parent().unwrap_or(Path::new("."));
+    let mut raw = RawConfig {
+        path: group.path.clone(),
+        map: resolve_inline_includes(dir, merged, &group.path)?,
+        sources: group.sources.clone(),
+        warnings: vec![],
+    };
     raw.sources.extend(group.sources.iter().cloned());
-    Ok(Selected::Task(Box::new(Task::resolve(&raw)?)))
+    Ok(vec![Selected::Task(Box::new(Task::resolve(&raw)?))])
+}
+
+/// An inline task's `include:` files (relative to the group's folder), its own keys winning.
+fn resolve_inline_includes(
+    dir: &Path,
+    mut map: Map<String, Value>,
+    group_file: &Path,
+) -> Result<Map<String, Value>, TaskError> {
+    let Some(include) = map.remove("include") else {
+        return Ok(map);
+    };
+    let files: Vec<String> = match include {
+        Value::String(s) => vec![s],
+        Value::Array(a) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect(),
+        _ => vec![],
+    };
+    let mut merged = Map::new();
+    for f in files {
+        let path = dir.join(&f);
+        if !path.exists() {
+            return Err(TaskError::MissingInclude {
+                path: group_file.to_path_buf(),
+                line: 0,
+                include: path,
+            });
+        }
+        merged.extend(read_yaml_merged(&path)?.map);
+    }
+    merged.extend(map);
+    Ok(merged)
 }

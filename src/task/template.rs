@@ -72,13 +72,47 @@ impl std::fmt::Display for TemplateError {
     }
 }
 
+/// Python methods templates call: pycompat's, plus `list.index` and `list.count` (lm-eval's
+/// arc writes `{{choices.label.index(answerKey)}}`); `index` of a missing item is an error, as
+/// Python's ValueError.
+fn python_methods(
+    state: &minijinja::State,
+    value: &minijinja::Value,
+    method: &str,
+    args: &[minijinja::Value],
+) -> Result<minijinja::Value, minijinja::Error> {
+    use minijinja::value::ValueKind;
+    if value.kind() == ValueKind::Seq && matches!(method, "index" | "count") {
+        let [needle] = args else {
+            return Err(minijinja::Error::new(
+                ErrorKind::InvalidOperation,
+                format!("list.{method}() takes exactly one argument"),
+            ));
+        };
+        let items: Vec<minijinja::Value> = value.try_iter()?.collect();
+        if method == "count" {
+            return Ok(minijinja::Value::from(
+                items.iter().filter(|v| *v == needle).count(),
+            ));
+        }
+        return match items.iter().position(|v| v == needle) {
+            Some(i) => Ok(minijinja::Value::from(i)),
+            None => Err(minijinja::Error::new(
+                ErrorKind::InvalidOperation,
+                format!("{needle} is not in list"),
+            )),
+        };
+    }
+    minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
+}
+
 fn new_env() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_recursion_limit(200);
     env.set_keep_trailing_newline(true);
     env.set_auto_escape_callback(|_| AutoEscape::None);
-    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.set_unknown_method_callback(python_methods);
     env.add_filter("regex_replace", regex_replace);
     // a template that loops without end stops with an error instead of running out of memory
     env.set_fuel(Some(TEMPLATE_FUEL));

@@ -155,3 +155,40 @@ pub fn check_parity(label: &str, model: &dyn LanguageModel, g: &Value) {
         assert_eq!(got, r["text"].as_str().unwrap(), "{label}: generation {i}");
     }
 }
+
+/// A Python with lm-eval 0.4.13 for the hook tests, and its `lm_eval/tasks` folder:
+/// `RUBRIC_TEST_PYTHON`, else the venv scripts/test.sh makes (`~/.cache/rubric/hooks-venv`),
+/// else the crate's `.venv`. Under CI a missing one fails the test.
+pub fn hooks_python(what: &str) -> Option<(PathBuf, PathBuf)> {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let candidates: Vec<PathBuf> = std::env::var_os("RUBRIC_TEST_PYTHON")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([
+            home.join(".cache/rubric/hooks-venv/bin/python"),
+            crate_root().join(".venv/bin/python"),
+        ])
+        .collect();
+    for py in candidates.iter().filter(|p| p.exists()) {
+        let out = std::process::Command::new(py)
+            .args([
+                "-c",
+                "import os, lm_eval; print(lm_eval.__version__); print(os.path.join(os.path.dirname(lm_eval.__file__), 'tasks'))",
+            ])
+            .output();
+        if let Ok(out) = out {
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            let mut lines = text.lines();
+            if out.status.success() && lines.next() == Some("0.4.13") {
+                return Some((py.clone(), PathBuf::from(lines.next().unwrap_or_default())));
+            }
+        }
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("{what} needs a Python with lm-eval 0.4.13 (scripts/test.sh installs one), and CI=true; tried {candidates:?}");
+    }
+    eprintln!("skipping {what}: no Python with lm-eval 0.4.13 (run scripts/test.sh, or set RUBRIC_TEST_PYTHON)");
+    None
+}
