@@ -348,3 +348,32 @@ fn without_python_hook_tasks_fail_validation_and_others_never_start_it() {
     let (code, err) = run_errors_task(dir, "no_hooks", &nowhere);
     assert_eq!(code, 0, "{err}");
 }
+
+#[test]
+fn custom_dataset_builds_the_splits_in_python() {
+    let Some((python, _)) = common::hooks_python("the custom_dataset test") else {
+        return;
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_rubric"))
+        .args(["tasks", "render", "hooks_custom_dataset", "--include-path"])
+        .arg(common::crate_root().join("fixtures/tasks/hooks/dataset"))
+        .env("RUBRIC_PYTHON", &python)
+        .env("RUBRIC_CACHE_DIR", tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // metadata's n_docs and dataset_kwargs' prefix reached the function: 3 docs x 2 choices
+    let contexts: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["context"].clone())
+        .collect();
+    assert_eq!(
+        contexts,
+        ["item 0?", "item 0?", "item 1?", "item 1?", "item 2?", "item 2?"].map(|s| json!(s))
+    );
+}

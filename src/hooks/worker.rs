@@ -93,7 +93,8 @@ impl HookError {
 }
 
 fn at_text(at: &Option<(usize, &'static str)>) -> String {
-    at.map(|(i, what)| format!(" on {what} {i}")).unwrap_or_default()
+    at.map(|(i, what)| format!(" on {what} {i}"))
+        .unwrap_or_default()
 }
 
 static PYTHON: OnceLock<PathBuf> = OnceLock::new();
