@@ -175,6 +175,10 @@ CASES = [
         {"question": "Who threw the pass", "answer": "Brady threw it"},
         {"question": "How many touchdowns", "answer": "3"},
         {"question": "Which option", "answer": "the answer is (a)."}]}, {}, True),
+    ("registry", "fixtures/tasks/hooks/registry.yaml", {"test": [
+        {"question": "Brady", "answer": "brady"},
+        {"question": "yes", "answer": "brady"},
+        {"question": "Who", "answer": "the"}]}, {}, True),
     ("bbh_zeroshot_snarks", "bbh/zeroshot/snarks.yaml", {"test": bbh_docs()}, {}, True),
     ("code2text_python", "code_x_glue/code-text/python.yaml", {"train": code2text_docs("train"), "validation": code2text_docs("validation"), "test": code2text_docs("test")}, {}, True),
 ]

@@ -25,19 +25,27 @@ pub use worker::{set_python, HookError};
 /// The YAML tag lm-eval resolves to a Python function.
 pub const TAG: &str = "!function";
 const DIR_KEY: &str = "!dir";
+const REGISTRY_KEY: &str = "!registry";
 
 /// A Python function named by a task YAML.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Hook {
-    /// `module.function` as written after the tag.
+    /// `module.function` as written after the tag (a filter's name for a registry filter).
     pub spec: String,
     /// The folder of the YAML file that wrote it.
     pub dir: PathBuf,
+    /// A filter a task's module registers into lm-eval's filter registry
+    /// (`@register_filter("name")`), named in `filter_list` by that name.
+    pub registry: bool,
 }
 
 impl fmt::Display for Hook {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{TAG} {}", self.spec)
+        if self.registry {
+            write!(f, "filter `{}` of lm-eval's registry", self.spec)
+        } else {
+            write!(f, "{TAG} {}", self.spec)
+        }
     }
 }
 
@@ -58,7 +66,15 @@ impl Hook {
         Some(Hook {
             spec: spec.into(),
             dir: PathBuf::from(dir),
+            registry: m.get(REGISTRY_KEY).is_some_and(|r| r == true),
         })
+    }
+
+    /// The marker of a filter registered by a task module in `dir` (see `registry`).
+    pub fn registry_filter_marker(name: &str, dir: &Path) -> Value {
+        let mut v = Hook::marker(name, dir);
+        v[REGISTRY_KEY] = Value::Bool(true);
+        v
     }
 
     /// Every hook anywhere in a config value (nested lists and mappings included).
@@ -75,7 +91,7 @@ impl Hook {
     }
 
     fn to_json(&self) -> Value {
-        serde_json::json!({"spec": self.spec, "dir": self.dir.display().to_string()})
+        serde_json::json!({"spec": self.spec, "dir": self.dir.display().to_string(), "registry": self.registry})
     }
 
     /// Import the function in Python (the check `rubric tasks validate` makes): whether it

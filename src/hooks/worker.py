@@ -60,9 +60,17 @@ def _load(path):
 
 
 def resolve(fn):
-    key = (fn["dir"], fn["spec"])
+    key = (fn["dir"], fn["spec"], fn.get("registry", False))
     if key in _functions:
         return _functions[key]
+    if fn.get("registry"):
+        # a filter a task module registered (its other hooks imported that module)
+        import lm_eval.filters  # noqa: F401  (the built-in filters)
+        from lm_eval.api.registry import get_filter
+
+        f = get_filter(fn["spec"])
+        _functions[key] = f
+        return f
     mod_path, _, name = fn["spec"].rpartition(".")
     if not mod_path:
         raise ValueError(f"`{fn['spec']}` names no module (write `utils.{fn['spec']}`)")
@@ -88,6 +96,8 @@ def _defined(fn):
     running it: "class", "function", or None."""
     import ast
 
+    if fn.get("registry"):
+        return _registered(fn)
     mod_path, _, name = fn["spec"].rpartition(".")
     path = (Path(fn["dir"]) / f"{mod_path.replace('.', '/')}.py").resolve()
     if not mod_path or not path.exists():
@@ -108,6 +118,30 @@ def _defined(fn):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             if any((a.asname or a.name.split(".")[0]) == name for a in node.names):
                 return "function"
+    return None
+
+
+def _registered(fn):
+    """Whether a module beside the task registers the filter (`@register_filter("name")`),
+    read without running it: "class" or None."""
+    import ast
+
+    for path in sorted(Path(fn["dir"]).glob("*.py")):
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, OSError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+                for d in node.decorator_list:
+                    if (
+                        isinstance(d, ast.Call)
+                        and getattr(d.func, "id", getattr(d.func, "attr", None)) == "register_filter"
+                        and d.args
+                        and isinstance(d.args[0], ast.Constant)
+                        and d.args[0].value == fn["spec"]
+                    ):
+                        return "class"
     return None
 
 

@@ -574,7 +574,33 @@ impl Task {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| invalid("metric_list", e.to_string()))?,
         };
-        let filters = crate::filter::Pipeline::for_task(config.filter_list.as_ref())
+        // a filter name rubric lacks may be one the task's own module registers in lm-eval's
+        // registry (acpbench's `ACP_grammar_filter`): then Python runs it
+        let mut filter_list = config.filter_list.clone();
+        if let (Some(list), Some(first)) = (filter_list.as_mut(), hooks.first()) {
+            for step in list.iter_mut().flat_map(|p| p.filter.iter_mut()) {
+                let Some(fname) = step.function.as_str().map(String::from) else {
+                    continue;
+                };
+                if crate::filter::FILTERS.contains(&fname.as_str()) {
+                    continue;
+                }
+                let marker = crate::hooks::Hook::registry_filter_marker(&fname, &first.dir);
+                let Some(hook) = crate::hooks::Hook::from_value(&marker) else {
+                    continue;
+                };
+                if let Ok(r) = hook.resolve() {
+                    if let Some(e) = r.import_error {
+                        warnings.push(format!(
+                            "task `{name}`: {hook} is registered by a module in {}, which does not import in this Python ({e}); running the task needs that fixed",
+                            first.dir.display()
+                        ));
+                    }
+                    step.function = marker;
+                }
+            }
+        }
+        let filters = crate::filter::Pipeline::for_task(filter_list.as_ref())
             .map_err(|e| invalid("filter_list", e.to_string()))?;
         if metrics.iter().any(|m| m.spec.executes_code().is_some())
             && output_type != OutputType::GenerateUntil
