@@ -121,6 +121,12 @@ impl Metric {
             metric: name.to_string(),
             message,
         };
+        if name == "acc_all" {
+            // registered in lm-eval 0.4.13, but no scoring path of it emits a value
+            return Err(invalid(
+                "lm-eval 0.4.13 registers `acc_all` but its scoring never computes it (a task naming it reports nothing), so rubric refuses it; use `acc`, or a `process_results` hook that returns `acc_all` with an aggregation".into(),
+            ));
+        }
         let row = info(name).ok_or_else(|| {
             let names: Vec<&str> = METRICS.iter().map(|m| m.name).collect();
             let hint = crate::task::config::did_you_mean(name, names)
