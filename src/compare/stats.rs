@@ -139,39 +139,24 @@ fn ln_gamma_half_ratio(a: f64) -> f64 {
 fn beta_cf(a: f64, b: f64, x: f64) -> f64 {
     const TINY: f64 = 1e-300;
     let (qab, qap, qam) = (a + b, a + 1.0, a - 1.0);
+    // modified Lentz: a value this small stands for zero, which would divide by zero
+    let away_from_zero = |v: f64| if v.abs() < TINY { TINY } else { v };
     let mut c = 1.0;
-    let mut d = 1.0 - qab * x / qap;
-    if d.abs() < TINY {
-        d = TINY;
-    }
-    d = 1.0 / d;
+    let mut d = 1.0 / away_from_zero(1.0 - qab * x / qap);
     let mut h = d;
     for m in 1..100_000 {
         let m = m as f64;
         let m2 = 2.0 * m;
-        let aa = m * (b - m) * x / ((qam + m2) * (a + m2));
-        d = 1.0 + aa * d;
-        if d.abs() < TINY {
-            d = TINY;
+        // the even then the odd term of the continued fraction
+        let even = m * (b - m) * x / ((qam + m2) * (a + m2));
+        let odd = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
+        let mut del = 1.0;
+        for aa in [even, odd] {
+            d = 1.0 / away_from_zero(1.0 + aa * d);
+            c = away_from_zero(1.0 + aa / c);
+            del = d * c;
+            h *= del;
         }
-        c = 1.0 + aa / c;
-        if c.abs() < TINY {
-            c = TINY;
-        }
-        d = 1.0 / d;
-        h *= d * c;
-        let aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
-        d = 1.0 + aa * d;
-        if d.abs() < TINY {
-            d = TINY;
-        }
-        c = 1.0 + aa / c;
-        if c.abs() < TINY {
-            c = TINY;
-        }
-        d = 1.0 / d;
-        let del = d * c;
-        h *= del;
         if (del - 1.0).abs() < 1e-16 {
             break;
         }

@@ -32,7 +32,7 @@ impl PythonFilter {
             .iter()
             .map(|v| matches!(v, Filtered::Many(_)))
             .collect();
-        let resps: Vec<Value> = values.iter().map(to_python).collect();
+        let resps: Vec<Value> = values.iter().map(filtered_to_python).collect();
         let docs: Vec<Value> = docs.iter().map(|d| Value::Object((*d).clone())).collect();
         let out = self
             .hook
@@ -54,7 +54,8 @@ impl PythonFilter {
     }
 }
 
-fn to_python(f: &Filtered) -> Value {
+/// An instance's value as Python holds it (what filters and `process_results` receive).
+pub(crate) fn filtered_to_python(f: &Filtered) -> Value {
     match f {
         Filtered::One(a) => answer_to_python(a),
         Filtered::Many(v) => Value::Array(v.iter().map(answer_to_python).collect()),
@@ -65,21 +66,11 @@ fn answer_to_python(a: &Answer) -> Value {
     match a {
         Answer::Text(s) => Value::String(s.clone()),
         Answer::Loglikelihood { logprob, is_greedy } => {
-            crate::hooks::tuple(vec![float(*logprob), Value::Bool(*is_greedy)])
+            crate::hooks::tuple(vec![crate::hooks::float(*logprob), Value::Bool(*is_greedy)])
         }
-        Answer::Rolling(x) => float(*x),
+        Answer::Rolling(x) => crate::hooks::float(*x),
         Answer::Mapped(v) => v.clone(),
         Answer::Nothing => Value::Null,
-    }
-}
-
-/// A float as the worker reads it (non-finite ones tagged).
-pub(crate) fn float(x: f64) -> Value {
-    match serde_json::Number::from_f64(x) {
-        Some(n) => Value::Number(n),
-        None => {
-            serde_json::json!({"__py__": "float", "v": if x.is_nan() { "nan" } else if x > 0.0 { "inf" } else { "-inf" }})
-        }
     }
 }
 
@@ -105,9 +96,4 @@ fn answer_of(v: &Value) -> Answer {
         Value::Null => Answer::Nothing,
         other => Answer::Mapped(crate::hooks::plain(other)),
     }
-}
-
-/// An instance's filtered value as a `process_results` hook receives it.
-pub(crate) fn filtered_to_python(f: &Filtered) -> Value {
-    to_python(f)
 }

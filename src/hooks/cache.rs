@@ -39,7 +39,7 @@ pub(super) fn key(op: &str, hook: &Hook, input: &Value) -> Option<String> {
     Some(format!("{:x}", h.finalize()))
 }
 
-pub(super) fn get(key: &String) -> Option<Value> {
+pub(super) fn get(key: &str) -> Option<Value> {
     let bytes = std::fs::read(dir().join(format!("{key}.json"))).ok()?;
     serde_json::from_slice(&bytes).ok()
 }

@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use crate::task::Doc;
+
 pub use worker::{set_python, HookError};
 
 /// The YAML tag lm-eval resolves to a Python function.
@@ -134,43 +136,53 @@ impl Hook {
     }
 
     /// `process_docs`: a split's docs in, docs out (as a `datasets.Dataset` in Python).
-    pub fn process_docs(&self, docs: &[Map<String, Value>]) -> Result<Vec<Value>, HookError> {
+    pub fn process_docs(&self, docs: &[Map<String, Value>]) -> Result<Vec<Doc>, HookError> {
         let input = Value::Array(docs.iter().cloned().map(Value::Object).collect());
-        let key = cache::key("process_docs", self, &input);
-        if let Some(v) = key.as_ref().and_then(cache::get) {
-            return as_list(v, self);
-        }
-        let mut fields = Map::new();
-        fields.insert("docs".into(), input);
-        let out = self.call("process_docs", fields)?;
-        if let Some(k) = &key {
-            cache::put(k, &out);
-        }
-        as_list(out, self)
+        let out = self.cached("process_docs", &input, || {
+            let mut fields = Map::new();
+            fields.insert("docs".into(), input.clone());
+            self.call("process_docs", fields)
+        })?;
+        self.docs(out)
     }
 
     /// The hook applied to every doc (`doc_to_text`, `doc_to_target`, `doc_to_choice`).
     pub fn map_docs(&self, docs: &[&Map<String, Value>]) -> Result<Vec<Value>, HookError> {
-        let input = Value::Array(docs.iter().map(|d| Value::Object((*d).clone())).collect());
-        let key = cache::key("map", self, &input);
-        if let Some(v) = key.as_ref().and_then(cache::get) {
-            return as_list(v, self);
+        let items: Vec<Value> = docs.iter().map(|d| Value::Object((*d).clone())).collect();
+        let input = Value::Array(items.clone());
+        let out = self.cached("map", &input, || {
+            self.each("map", items, Map::new()).map(Value::Array)
+        })?;
+        as_list(out, self)
+    }
+
+    /// A data hook's result from the cache (`cache.rs`), else computed and stored.
+    fn cached(
+        &self,
+        op: &str,
+        input: &Value,
+        compute: impl FnOnce() -> Result<Value, HookError>,
+    ) -> Result<Value, HookError> {
+        let key = cache::key(op, self, input);
+        if let Some(v) = key.as_deref().and_then(cache::get) {
+            return Ok(v);
         }
-        let mut out = Vec::with_capacity(docs.len());
-        for chunk in docs.chunks(CHUNK) {
-            let mut fields = Map::new();
-            fields.insert(
-                "docs".into(),
-                Value::Array(chunk.iter().map(|d| Value::Object((*d).clone())).collect()),
-            );
-            let base = out.len();
-            let v = self.call("map", fields).map_err(|e| e.shift_index(base))?;
-            out.extend(as_list(v, self)?);
-        }
+        let out = compute()?;
         if let Some(k) = &key {
-            cache::put(k, &Value::Array(out.clone()));
+            cache::put(k, &out);
         }
         Ok(out)
+    }
+
+    /// Docs from Python (a list of dicts; the worker checked the kind) as rubric's docs.
+    fn docs(&self, v: Value) -> Result<Vec<Doc>, HookError> {
+        as_list(v, self)?
+            .iter()
+            .map(|d| match plain(d) {
+                Value::Object(m) => Ok(m),
+                other => Err(HookError::wrong_type(self, "a list of dicts", &other)),
+            })
+            .collect()
     }
 
     /// `process_results(doc, results)` for each pair: a mapping of metric values per doc.
@@ -213,22 +225,28 @@ impl Hook {
     }
 
     /// `custom_dataset(**metadata, **dataset_kwargs)`: every split's docs.
-    pub fn splits(&self, kwargs: &Map<String, Value>) -> Result<Map<String, Value>, HookError> {
+    pub fn splits(
+        &self,
+        kwargs: &Map<String, Value>,
+    ) -> Result<Vec<(String, Vec<Doc>)>, HookError> {
         let mut fields = Map::new();
         fields.insert("kwargs".into(), Value::Object(kwargs.clone()));
         fields.insert("want".into(), Value::String("splits".into()));
         match self.call("call", fields)? {
-            Value::Object(m) => Ok(m),
+            Value::Object(m) => m
+                .into_iter()
+                .map(|(split, docs)| Ok((split, self.docs(docs)?)))
+                .collect(),
             other => Err(HookError::wrong_type(self, "a mapping of splits", &other)),
         }
     }
 
     /// `fewshot_config.samples`: a function returning the few-shot docs.
-    pub fn samples(&self) -> Result<Vec<Value>, HookError> {
+    pub fn samples(&self) -> Result<Vec<Doc>, HookError> {
         let mut fields = Map::new();
         fields.insert("what".into(), Value::String("samples".into()));
         let v = self.call("call", fields)?;
-        as_list(v, self)
+        self.docs(v)
     }
 
     fn each(
@@ -292,6 +310,23 @@ pub fn plain(v: &Value) -> Value {
             _ => Value::Object(m.iter().map(|(k, x)| (k.clone(), plain(x))).collect()),
         },
         other => other.clone(),
+    }
+}
+
+/// A float as the worker reads it (non-finite ones tagged).
+pub fn float(x: f64) -> Value {
+    match serde_json::Number::from_f64(x) {
+        Some(n) => Value::Number(n),
+        None => {
+            let v = if x.is_nan() {
+                "nan"
+            } else if x > 0.0 {
+                "inf"
+            } else {
+                "-inf"
+            };
+            serde_json::json!({"__py__": "float", "v": v})
+        }
     }
 }
 

@@ -258,7 +258,7 @@ def handle(req):
     if op == "process_docs":
         return encode(_docs_of(f(_dataset(decode(req["docs"]))), "process_docs"))
     if op == "map":
-        return _each(decode(req["docs"]), f)
+        return _each(decode(req["items"]), f)
     if op == "process_results":
         def one(pair):
             r = f(pair[0], pair[1])

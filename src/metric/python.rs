@@ -7,7 +7,7 @@
 use serde_json::{Map, Value};
 
 use super::aggregate::Aggregation;
-use super::registry::Metric;
+use super::registry::{aggregation_option, direction_option, Metric};
 use super::spec::{not_for, DocInput, MetricSpec};
 use super::{Item, MetricError, Options};
 use crate::hooks::Hook;
@@ -22,42 +22,22 @@ struct PythonMetric {
 }
 
 /// Build the metric; imports the function to learn its name.
-pub(crate) fn build(
-    hook: Hook,
-    opts: &Options,
-    python_aggregation: bool,
-) -> Result<Metric, MetricError> {
+pub(crate) fn build(hook: Hook, opts: &Options) -> Result<Metric, MetricError> {
     let invalid = |message: String| MetricError::Invalid {
         metric: hook.to_string(),
         message,
     };
     let name = hook.resolve().map_err(|e| invalid(e.to_string()))?.name;
     let mut kwargs = opts.clone();
-    let aggregation = match kwargs.remove("aggregation") {
-        None => Aggregation::Mean,
-        Some(Value::String(a)) => {
-            Aggregation::parse(&a).ok_or_else(|| invalid(format!("unknown aggregation `{a}`")))?
-        }
-        Some(other) => {
-            return Err(invalid(format!(
-                "`aggregation` must be a name, got {other}"
-            )))
-        }
-    };
-    let higher_is_better = match kwargs.remove("higher_is_better") {
-        None => true,
-        Some(Value::Bool(b)) => b,
-        Some(other) => {
-            return Err(invalid(format!(
-                "`higher_is_better` must be true or false, got {other}"
-            )))
-        }
-    };
+    let aggregation = aggregation_option(kwargs.remove("aggregation").as_ref(), Aggregation::Mean)
+        .map_err(invalid)?;
+    let higher_is_better =
+        direction_option(kwargs.remove("higher_is_better").as_ref(), true).map_err(invalid)?;
     let spec = PythonMetric {
         hook,
         name: name.clone(),
         kwargs,
-        python_aggregation,
+        python_aggregation: matches!(aggregation, Aggregation::Python(_)),
     };
     Ok(Metric {
         name,

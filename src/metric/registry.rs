@@ -84,6 +84,37 @@ pub(crate) static METRICS: &[MetricInfo] = &[
     MetricInfo { name: "word_perplexity", build: loglikelihood::build, higher_is_better: false, output: "loglikelihood_rolling", summary: "exp(-sum(ll) / sum(words))", docs: docs!("loglikelihood.rs"), golden: "tests/golden/loglikelihood" },
 ];
 
+/// A `metric_list` entry's `aggregation`: a name of lm-eval's, or a Python function
+/// (`!function module.name`); `default` when unset.
+pub(crate) fn aggregation_option(
+    v: Option<&Value>,
+    default: Aggregation,
+) -> Result<Aggregation, String> {
+    match v {
+        None => Ok(default),
+        Some(v) => match (crate::hooks::Hook::from_value(v), v.as_str()) {
+            (Some(h), _) => Ok(Aggregation::Python(h)),
+            (None, Some(a)) => {
+                Aggregation::parse(a).ok_or_else(|| format!("unknown aggregation `{a}`"))
+            }
+            (None, None) => Err(format!(
+                "`aggregation` must be a name or `!function module.name`, got {v}"
+            )),
+        },
+    }
+}
+
+/// A `metric_list` entry's `higher_is_better`; `default` when unset.
+pub(crate) fn direction_option(v: Option<&Value>, default: bool) -> Result<bool, String> {
+    match v {
+        None => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(other) => Err(format!(
+            "`higher_is_better` must be true or false, got {other}"
+        )),
+    }
+}
+
 /// Look up a metric's row; `hit@10` finds `hit@k`.
 pub fn info(name: &str) -> Option<&'static MetricInfo> {
     let pattern = match name.split_once('@') {
@@ -141,25 +172,10 @@ impl Metric {
         let aggregation = own.remove("aggregation");
         let higher = own.remove("higher_is_better");
         let spec = (row.build)(name, &own).map_err(invalid)?;
-        let aggregation = match aggregation.as_ref().map(|a| (a, a.as_str())) {
-            Some((_, Some(a))) => Aggregation::parse(a)
-                .ok_or_else(|| invalid(format!("unknown aggregation `{a}`")))?,
-            Some((other, None)) => {
-                return Err(invalid(format!(
-                    "`aggregation` must be a name, got {other}"
-                )))
-            }
-            None => spec.default_aggregation(),
-        };
-        let higher_is_better = match higher {
-            Some(Value::Bool(b)) => b,
-            None => row.higher_is_better,
-            Some(other) => {
-                return Err(invalid(format!(
-                    "`higher_is_better` must be true or false, got {other}"
-                )))
-            }
-        };
+        let aggregation = aggregation_option(aggregation.as_ref(), spec.default_aggregation())
+            .map_err(invalid)?;
+        let higher_is_better =
+            direction_option(higher.as_ref(), row.higher_is_better).map_err(invalid)?;
         Ok(Metric {
             name: name.to_string(),
             spec: Arc::from(spec),
@@ -172,29 +188,21 @@ impl Metric {
     pub(crate) fn from_config(
         m: &crate::task::config::MetricConfig,
     ) -> Result<Metric, MetricError> {
-        use crate::hooks::Hook;
         let mut opts = m.kwargs.clone();
-        let agg_hook = m.aggregation.as_ref().and_then(Hook::from_value);
-        if let (Some(a), None) = (&m.aggregation, &agg_hook) {
+        if let Some(a) = &m.aggregation {
             opts.insert("aggregation".into(), a.clone());
         }
         if let Some(h) = m.higher_is_better {
             opts.insert("higher_is_better".into(), Value::Bool(h));
         }
-        let mut metric = match (Hook::from_value(&m.metric), m.metric.as_str()) {
-            (Some(hook), _) => super::python::build(hook, &opts, agg_hook.is_some())?,
-            (None, Some(name)) => Metric::build(name, &opts)?,
-            (None, None) => {
-                return Err(MetricError::Invalid {
-                    metric: m.metric.to_string(),
-                    message: "`metric` must be a name or `!function module.name`".into(),
-                })
-            }
-        };
-        if let Some(h) = agg_hook {
-            metric.aggregation = Aggregation::Python(h);
+        match (crate::hooks::Hook::from_value(&m.metric), m.metric.as_str()) {
+            (Some(hook), _) => super::python::build(hook, &opts),
+            (None, Some(name)) => Metric::build(name, &opts),
+            (None, None) => Err(MetricError::Invalid {
+                metric: m.metric.to_string(),
+                message: "`metric` must be a name or `!function module.name`".into(),
+            }),
         }
-        Ok(metric)
     }
 
     /// The results keys this metric produces, with the aggregation of each.

@@ -114,43 +114,30 @@ impl DataCache {
             split
         );
         if let Some((hook, kwargs)) = &ds.custom {
-            let key = format!(
-                "{hook}\u{0}{}\u{0}{}\u{0}{split}",
+            // the function builds every split at once: all are kept from one call
+            let prefix = format!(
+                "{hook}\u{0}{}\u{0}{}\u{0}",
                 hook.dir.display(),
                 Value::Object(kwargs.clone())
             );
+            let key = format!("{prefix}{split}");
             if !self.splits.contains_key(&key) {
                 let all = hook
                     .splits(kwargs)
                     .map_err(|e| DatasetError::Custom(e.to_string()))?;
-                let available: Vec<String> = all.keys().cloned().collect();
-                let docs = all.get(split).ok_or_else(|| DatasetError::NoSplit {
-                    path: hook.to_string(),
-                    split: split.into(),
-                    available,
-                })?;
-                let docs: Vec<Doc> = crate::hooks::plain(docs)
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|d| d.as_object().cloned())
-                    .collect();
-                let mut columns: Vec<String> = Vec::new();
-                for d in &docs {
-                    for k in d.keys() {
-                        if !columns.contains(k) {
-                            columns.push(k.clone());
-                        }
-                    }
+                let available: Vec<String> = all.iter().map(|(s, _)| s.clone()).collect();
+                for (name, docs) in all {
+                    let mut loaded = Split::from_rows(docs);
+                    loaded.source_dir = Some(hook.dir.clone());
+                    self.splits.insert(format!("{prefix}{name}"), loaded);
                 }
-                self.splits.insert(
-                    key.clone(),
-                    Split {
-                        docs,
-                        columns,
-                        source_dir: Some(hook.dir.clone()),
-                    },
-                );
+                if !self.splits.contains_key(&key) {
+                    return Err(DatasetError::NoSplit {
+                        path: hook.to_string(),
+                        split: split.into(),
+                        available,
+                    });
+                }
             }
             return Ok(&self.splits[&key]);
         }
@@ -473,32 +460,46 @@ pub fn read_files(
             _ => rows.extend(read_json(f)?),
         }
     }
+    Ok(Split::from_rows(rows))
+}
+
+/// The union of the docs' keys in first-seen order (a split's columns).
+pub(crate) fn columns_of(docs: &[Doc]) -> Vec<String> {
     let mut columns: Vec<String> = Vec::new();
-    for r in &rows {
-        for k in r.keys() {
+    for d in docs {
+        for k in d.keys() {
             if !columns.contains(k) {
                 columns.push(k.clone());
             }
         }
     }
-    let docs = rows
-        .into_iter()
-        .map(|mut r| {
-            if r.len() == columns.len() && r.keys().zip(&columns).all(|(a, b)| a == b) {
-                return r;
-            }
-            let mut doc = Map::new();
-            for c in &columns {
-                doc.insert(c.clone(), r.remove(c).unwrap_or(Value::Null));
-            }
-            doc
-        })
-        .collect();
-    Ok(Split {
-        docs,
-        columns,
-        source_dir: None,
-    })
+    columns
+}
+
+impl Split {
+    /// A split of these rows: columns are the union in first-seen order, and a row lacking
+    /// one holds null there (as a datasets table has it).
+    pub(crate) fn from_rows(rows: Vec<Doc>) -> Split {
+        let columns = columns_of(&rows);
+        let docs = rows
+            .into_iter()
+            .map(|mut r| {
+                if r.len() == columns.len() && r.keys().zip(&columns).all(|(a, b)| a == b) {
+                    return r;
+                }
+                let mut doc = Map::new();
+                for c in &columns {
+                    doc.insert(c.clone(), r.remove(c).unwrap_or(Value::Null));
+                }
+                doc
+            })
+            .collect();
+        Split {
+            docs,
+            columns,
+            source_dir: None,
+        }
+    }
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>, DatasetError> {

@@ -304,15 +304,21 @@ pub(crate) fn find_line(text: &str, needle: &str) -> usize {
 pub(crate) fn find_key(files: &[PathBuf], key: &str) -> (PathBuf, usize) {
     for f in files {
         if let Ok(text) = std::fs::read_to_string(f) {
-            for (i, line) in text.lines().enumerate() {
-                let t = line.trim_start().trim_start_matches("- ");
-                if t.starts_with(&format!("{key}:")) {
-                    return (f.clone(), i + 1);
-                }
+            if let Some(line) = key_lines(&text, key).next() {
+                return (f.clone(), line);
             }
         }
     }
     (files.first().cloned().unwrap_or_default(), 0)
+}
+
+/// The 1-based lines where `key:` is written (also as a list item, `- key:`).
+pub(crate) fn key_lines<'a>(text: &'a str, key: &'a str) -> impl Iterator<Item = usize> + 'a {
+    let written = format!("{key}:");
+    text.lines().enumerate().filter_map(move |(i, line)| {
+        let t = line.trim_start().trim_start_matches("- ");
+        t.starts_with(&written).then_some(i + 1)
+    })
 }
 
 /// Parsed files by path, for building the index (an include read once however many files
@@ -359,7 +365,7 @@ fn merge_includes(
     }
     seen.push(canonical.clone());
     sources.push(path.to_path_buf());
-    let mut map = match cache.0.get(&canonical) {
+    let map = match cache.0.get(&canonical) {
         Some((m, w)) => {
             warnings.extend(w.iter().cloned());
             m.clone()
@@ -372,8 +378,41 @@ fn merge_includes(
             m
         }
     };
+    let merged = apply_includes(map, path, seen, sources, warnings, cache)?;
+    seen.pop();
+    Ok(merged)
+}
+
+/// An inline mapping (a group's task entry) with its own `include:` merged, read relative to
+/// `file`, the YAML that holds it, as that file's own `include:` is. Returns the mapping, the
+/// files that contributed keys and the warnings of reading them.
+pub(crate) fn merge_inline(
+    map: Map<String, Value>,
+    file: &Path,
+) -> Result<(Map<String, Value>, Vec<PathBuf>, Vec<String>), TaskError> {
+    let (mut seen, mut sources, mut warnings) = (Vec::new(), Vec::new(), Vec::new());
+    let map = apply_includes(
+        map,
+        file,
+        &mut seen,
+        &mut sources,
+        &mut warnings,
+        &mut ParseCache::default(),
+    )?;
+    Ok((map, sources, warnings))
+}
+
+/// Merge `map`'s `include:` files (relative to `path`, the file `map` was read from) under
+/// its own keys, which win.
+fn apply_includes(
+    mut map: Map<String, Value>,
+    path: &Path,
+    seen: &mut Vec<PathBuf>,
+    sources: &mut Vec<PathBuf>,
+    warnings: &mut Vec<String>,
+    cache: &mut ParseCache,
+) -> Result<Map<String, Value>, TaskError> {
     let Some(includes) = map.remove("include") else {
-        seen.pop();
         return Ok(map);
     };
     let includes = match includes {
@@ -427,7 +466,6 @@ fn merge_includes(
     for (k, v) in map {
         merged.insert(k, v);
     }
-    seen.pop();
     Ok(merged)
 }
 

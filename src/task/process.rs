@@ -98,18 +98,7 @@ impl Processor {
     /// Apply the processor to a split whose files are in `base`.
     pub fn apply(&self, docs: &[Doc], base: Option<&std::path::Path>) -> Result<Vec<Doc>, String> {
         if let Some(hook) = &self.hook {
-            let out = hook.process_docs(docs).map_err(|e| e.to_string())?;
-            return out
-                .into_iter()
-                .enumerate()
-                .map(|(i, d)| match crate::hooks::plain(&d) {
-                    Value::Object(m) => Ok(m),
-                    other => Err(format!(
-                        "`{hook}` returned {} as doc {i}, expected a mapping",
-                        crate::py::repr(&other)
-                    )),
-                })
-                .collect();
+            return hook.process_docs(docs).map_err(|e| e.to_string());
         }
         match self.name.as_str() {
             "map_values" => {

@@ -508,34 +508,28 @@ impl Task {
             .and_then(|m| m.get("version").cloned())
             .unwrap_or_else(|| Value::String("Yaml".into()));
         // every hook imported now, so a missing function is a validation error
-        let mut hooks = Vec::new();
-        crate::hooks::Hook::find_all(&Value::Object(raw.map.clone()), &mut hooks);
+        let mut hooks: Vec<crate::hooks::Hook> = Vec::new();
         let mut warnings = raw.warnings.clone();
-        for hook in &hooks {
-            let resolved = hook.resolve().map_err(|err| {
-                let field = raw
-                    .map
-                    .iter()
-                    .find(|(_, v)| {
-                        let mut found = Vec::new();
-                        crate::hooks::Hook::find_all(v, &mut found);
-                        found.contains(hook)
-                    })
-                    .map(|(k, _)| k.clone())
-                    .unwrap_or_default();
-                let (file, line) = find_key(&raw.sources, &field);
-                TaskError::Hook {
-                    path: super::load::file_with_line(&file, line),
-                    task: name.clone(),
-                    field,
-                    err: Box::new(err),
+        for (field, v) in &raw.map {
+            let mut here = Vec::new();
+            crate::hooks::Hook::find_all(v, &mut here);
+            for hook in here {
+                let resolved = hook.resolve().map_err(|err| {
+                    let (file, line) = find_key(&raw.sources, field);
+                    TaskError::Hook {
+                        path: super::load::file_with_line(&file, line),
+                        task: name.clone(),
+                        field: field.clone(),
+                        err: Box::new(err),
+                    }
+                })?;
+                if let Some(e) = resolved.import_error {
+                    warnings.push(format!(
+                        "task `{name}`: `{hook}` is defined in {}, but its module does not import in this Python ({e}); running the task needs that fixed",
+                        hook.dir.display()
+                    ));
                 }
-            })?;
-            if let Some(e) = resolved.import_error {
-                warnings.push(format!(
-                    "task `{name}`: `{hook}` is defined in {}, but its module does not import in this Python ({e}); running the task needs that fixed",
-                    hook.dir.display()
-                ));
+                hooks.push(hook);
             }
         }
         let process_results = match &config.process_results {
@@ -745,14 +739,7 @@ impl Task {
                 message: format!("split `{}` has no documents", self.eval_split()),
             });
         }
-        let mut columns: Vec<String> = Vec::new();
-        for d in &eval {
-            for k in d.keys() {
-                if !columns.contains(k) {
-                    columns.push(k.clone());
-                }
-            }
-        }
+        let columns = super::dataset::columns_of(&eval);
         let fewshot_pool = if num_fewshot == 0 {
             Vec::new()
         } else if let Some(split) = &self.fewshot.split {
@@ -760,24 +747,11 @@ impl Task {
         } else if let Some(samples) = &self.fewshot.samples {
             samples.clone()
         } else if let Some(hook) = &self.fewshot.samples_hook {
-            hook.samples()
-                .and_then(|docs| {
-                    docs.into_iter()
-                        .map(|d| match crate::hooks::plain(&d) {
-                            Value::Object(m) => Ok(m),
-                            other => Err(crate::hooks::HookError::wrong_type(
-                                hook,
-                                "a list of dicts",
-                                &other,
-                            )),
-                        })
-                        .collect()
-                })
-                .map_err(|e| TaskError::Invalid {
-                    path: self.source.clone(),
-                    task: self.name.clone(),
-                    message: format!("fewshot_config.samples: {e}"),
-                })?
+            hook.samples().map_err(|e| TaskError::Invalid {
+                path: self.source.clone(),
+                task: self.name.clone(),
+                message: format!("fewshot_config.samples: {e}"),
+            })?
         } else if let Some(s) = self.config.training_split.clone() {
             load(cache, &s, &self.process_docs)?
         } else if let Some(s) = self.config.validation_split.clone() {
@@ -785,28 +759,39 @@ impl Task {
         } else {
             eval.clone()
         };
-        // the doc_to_* hooks in batches: one worker round trip per 512 docs, not one per doc
-        let fields = [
-            Some(&self.doc_to_text),
-            Some(&self.doc_to_target),
-            self.doc_to_choice.as_ref(),
-            self.fewshot.doc_to_text.as_ref(),
-            self.fewshot.doc_to_target.as_ref(),
-            self.fewshot.doc_to_choice.as_ref(),
+        // the doc_to_* hooks in batches: one worker round trip per 512 docs, not one per doc;
+        // the task's fields read eval and few-shot docs, the few-shot overrides few-shot docs
+        let task_fields = [
+            ("doc_to_text", Some(&self.doc_to_text)),
+            ("doc_to_target", Some(&self.doc_to_target)),
+            ("doc_to_choice", self.doc_to_choice.as_ref()),
         ];
-        for (i, spec) in fields.into_iter().enumerate() {
+        let shot_fields = [
+            (
+                "fewshot_config.doc_to_text",
+                self.fewshot.doc_to_text.as_ref(),
+            ),
+            (
+                "fewshot_config.doc_to_target",
+                self.fewshot.doc_to_target.as_ref(),
+            ),
+            (
+                "fewshot_config.doc_to_choice",
+                self.fewshot.doc_to_choice.as_ref(),
+            ),
+        ];
+        let fills = task_fields
+            .into_iter()
+            .flat_map(|f| [(f, &eval), (f, &fewshot_pool)])
+            .chain(shot_fields.into_iter().map(|f| (f, &fewshot_pool)));
+        for ((field, spec), docs) in fills {
             if let Some(FieldSpec::Hook(h)) = spec {
-                let docs = if i < 3 { &eval } else { &fewshot_pool };
-                let both = if i < 3 && !fewshot_pool.is_empty() {
-                    self.hook_values.fill(h, &fewshot_pool)
-                } else {
-                    Ok(())
-                };
-                both.and_then(|_| self.hook_values.fill(h, docs))
+                self.hook_values
+                    .fill(h, docs)
                     .map_err(|err| TaskError::Hook {
                         path: self.source.clone(),
                         task: self.name.clone(),
-                        field: ["doc_to_text", "doc_to_target", "doc_to_choice"][i % 3].into(),
+                        field: field.into(),
                         err: Box::new(err),
                     })?;
             }
@@ -829,22 +814,12 @@ fn result_metric(m: &super::config::MetricConfig) -> Result<ResultMetric, String
         .ok_or("with `process_results`, each `metric` is the name of a key it returns")?
         .to_string();
     let registry = crate::metric::Metric::build(&name, &Map::new()).ok();
-    let aggregation = match &m.aggregation {
-        Some(v) => match (crate::hooks::Hook::from_value(v), v.as_str()) {
-            (Some(h), _) => Aggregation::Python(h),
-            (None, Some(a)) => Aggregation::parse(a)
-                .ok_or_else(|| format!("`{name}`: unknown aggregation `{a}`"))?,
-            (None, None) => {
-                return Err(format!(
-                    "`{name}`: `aggregation` must be a name or `!function`"
-                ))
-            }
-        },
-        None => registry
-            .as_ref()
-            .map(|r| r.aggregation.clone())
-            .unwrap_or(Aggregation::Mean),
-    };
+    let default = registry
+        .as_ref()
+        .map(|r| r.aggregation.clone())
+        .unwrap_or(Aggregation::Mean);
+    let aggregation = crate::metric::registry::aggregation_option(m.aggregation.as_ref(), default)
+        .map_err(|e| format!("`{name}`: {e}"))?;
     let higher_is_better = m
         .higher_is_better
         .or(registry.map(|r| r.higher_is_better))

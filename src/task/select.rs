@@ -6,7 +6,9 @@ use serde_json::{Map, Value};
 
 use super::config::GroupConfig;
 use super::config::GROUP_KEYS;
-use super::load::{parse_group_config, read_yaml_merged, EntryKind, RawConfig, TaskIndex};
+use super::load::{
+    merge_inline, parse_group_config, read_yaml_merged, EntryKind, RawConfig, TaskIndex,
+};
 use super::{Task, TaskError};
 
 /// A selected task, or a group with its children (in the group's order).
@@ -178,46 +180,15 @@ fn inline_child(
         Some(EntryKind::Task) => return select_name(index, name, stack, &merged),
         None => {}
     }
-    let dir = group.path.parent().unwrap_or(Path::new("."));
-    let mut raw = RawConfig {
+    // the group's files first: an entry's own keys are written there and win
+    let (map, included, warnings) = merge_inline(merged, &group.path)?;
+    let mut sources = group.sources.clone();
+    sources.extend(included);
+    let raw = RawConfig {
         path: group.path.clone(),
-        map: resolve_inline_includes(dir, merged, &group.path)?,
-        sources: group.sources.clone(),
-        warnings: vec![],
+        map,
+        sources,
+        warnings,
     };
-    raw.sources.extend(group.sources.iter().cloned());
     Ok(vec![Selected::Task(Box::new(Task::resolve(&raw)?))])
-}
-
-/// An inline task's `include:` files (relative to the group's folder), its own keys winning.
-fn resolve_inline_includes(
-    dir: &Path,
-    mut map: Map<String, Value>,
-    group_file: &Path,
-) -> Result<Map<String, Value>, TaskError> {
-    let Some(include) = map.remove("include") else {
-        return Ok(map);
-    };
-    let files: Vec<String> = match include {
-        Value::String(s) => vec![s],
-        Value::Array(a) => a
-            .iter()
-            .filter_map(|v| v.as_str().map(String::from))
-            .collect(),
-        _ => vec![],
-    };
-    let mut merged = Map::new();
-    for f in files {
-        let path = dir.join(&f);
-        if !path.exists() {
-            return Err(TaskError::MissingInclude {
-                path: group_file.to_path_buf(),
-                line: 0,
-                include: path,
-            });
-        }
-        merged.extend(read_yaml_merged(&path)?.map);
-    }
-    merged.extend(map);
-    Ok(merged)
 }

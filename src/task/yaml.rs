@@ -176,15 +176,7 @@ fn key_string(k: Yaml) -> String {
 
 /// The line of the second `key:` in the text (where the repeat is), else the first.
 fn duplicate_line(text: &str, key: &str) -> usize {
-    let lines: Vec<usize> = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| {
-            let t = l.trim_start().trim_start_matches("- ");
-            t.starts_with(&format!("{key}:"))
-        })
-        .map(|(i, _)| i + 1)
-        .collect();
+    let lines: Vec<usize> = super::load::key_lines(text, key).take(2).collect();
     lines.get(1).or(lines.first()).copied().unwrap_or(0)
 }
 
