@@ -362,7 +362,7 @@ fn the_binary_carries_its_tasks() {
     assert!(o.status.success());
     // a run of a built-in task on fixture data the test copies next to the binary
     let data = d.path().join("data");
-    copy_dir(&common::crate_root().join("fixtures/datadir"), &data);
+    common::copy_dir(&common::crate_root().join("fixtures/datadir"), &data);
     let o = run(&[
         "run",
         "--model",
@@ -375,16 +375,4 @@ fn the_binary_carries_its_tasks() {
         "-q",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            copy_dir(&p, &to.join(e.file_name()));
-        } else {
-            std::fs::copy(&p, to.join(e.file_name())).unwrap();
-        }
-    }
 }

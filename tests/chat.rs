@@ -12,17 +12,7 @@ use serde_json::{json, Value};
 
 fn samples_hashes(dir: &std::path::Path, task: &str) -> Vec<Value> {
     let model_dir = common::model_dir(dir);
-    let file = std::fs::read_dir(&model_dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with(&format!("samples_{task}_2"))
-        })
-        .unwrap();
+    let file = common::find_file(&model_dir, &format!("samples_{task}_2"), ".jsonl").unwrap();
     let mut docs: std::collections::BTreeMap<u64, Value> = Default::default();
     for line in std::fs::read_to_string(file).unwrap().lines() {
         let s: Value = serde_json::from_str(line).unwrap();

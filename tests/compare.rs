@@ -73,12 +73,7 @@ fn lm_eval_and_rubric_on_the_same_model_do_not_differ() {
         assert!(r["note"].is_null(), "{r}");
     }
     // the base values are lm-eval's own results
-    let results = std::fs::read_dir(LM_EVAL)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().contains("results_"))
-        .unwrap();
+    let results = common::find_file(std::path::Path::new(LM_EVAL), "results_", ".json").unwrap();
     let lm = common::read_json(&results);
     assert_eq!(sst2["base"], lm["results"]["parity_sst2"]["acc,none"]);
 }

@@ -229,12 +229,10 @@ fn run_errors_task(dir: &Path, task: &str, python: &Path) -> (i32, String) {
 
 fn copy_errors_fixture() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
-    let src = common::crate_root().join("fixtures/tasks/hooks/errors");
-    for e in std::fs::read_dir(&src).unwrap().flatten() {
-        if e.path().is_file() {
-            std::fs::copy(e.path(), tmp.path().join(e.file_name())).unwrap();
-        }
-    }
+    common::copy_dir(
+        &common::crate_root().join("fixtures/tasks/hooks/errors"),
+        tmp.path(),
+    );
     tmp
 }
 
@@ -270,16 +268,13 @@ fn failing_hooks_are_clear_errors_and_nothing_wrong_is_cached() {
     std::fs::write(dir.join("bad.py"), fixed).unwrap();
     let (code, err) = run_errors_task(dir, "hook_raises", &python);
     assert_eq!(code, 0, "{err}");
-    let samples = std::fs::read_dir(common::model_dir(&dir.join("out")))
-        .unwrap()
-        .flatten()
-        .find(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with("samples_hook_raises")
-        })
-        .expect("a samples file");
-    let text = std::fs::read_to_string(samples.path()).unwrap();
+    let samples = common::find_file(
+        &common::model_dir(&dir.join("out")),
+        "samples_hook_raises",
+        ".jsonl",
+    )
+    .expect("a samples file");
+    let text = std::fs::read_to_string(samples).unwrap();
     assert!(text.contains("Q2") && text.contains("Q: three"), "{text}");
 
     // wrong types: a number for the choices, a string for the docs

@@ -8,19 +8,6 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
 /// `HF_HOME/hub/datasets--rubric-test--tiny-gsm` with a ref and a snapshot per revision.
 fn make_cache(home: &Path, with_main: bool, with_convert: bool) {
     let repo = home.join("hub/datasets--rubric-test--tiny-gsm");
@@ -32,7 +19,7 @@ fn make_cache(home: &Path, with_main: bool, with_convert: bool) {
             "1111111111111111111111111111111111111111",
         )
         .unwrap();
-        copy_dir(
+        common::copy_dir(
             &fixtures.join("main"),
             &repo.join("snapshots/1111111111111111111111111111111111111111"),
         );
@@ -44,7 +31,7 @@ fn make_cache(home: &Path, with_main: bool, with_convert: bool) {
             "2222222222222222222222222222222222222222",
         )
         .unwrap();
-        copy_dir(
+        common::copy_dir(
             &fixtures.join("convert"),
             &repo.join("snapshots/2222222222222222222222222222222222222222"),
         );

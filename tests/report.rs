@@ -124,18 +124,7 @@ fn computed(err: &str) -> usize {
 }
 
 fn results_value(dir: &Path, task: &str, key: &str) -> f64 {
-    let file = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("results_")
-                && p.extension().is_some_and(|e| e == "json")
-        })
-        .unwrap();
+    let file = common::find_file(dir, "results_", ".json").unwrap();
     common::read_json(&file)["results"][task][key]
         .as_f64()
         .unwrap()
@@ -402,13 +391,8 @@ fn a_killed_sweep_resumes_without_recomputing() {
     // kill it once the first checkpoint is written
     let first = out.join("step_1");
     let start = std::time::Instant::now();
-    while !(first.is_dir()
-        && std::fs::read_dir(&first).unwrap().flatten().any(|e| {
-            // the results JSON is the last file a run writes (its tables come before it)
-            let n = e.file_name().to_string_lossy().to_string();
-            n.starts_with("results_") && n.ends_with(".json")
-        }))
-    {
+    // the results JSON is the last file a run writes (its tables come before it)
+    while common::find_file(&first, "results_", ".json").is_none() {
         if start.elapsed().as_secs() > 120 || child.try_wait().unwrap().is_some() {
             panic!(
                 "the sweep wrote nothing: {}",
@@ -421,12 +405,7 @@ fn a_killed_sweep_resumes_without_recomputing() {
     child.wait().unwrap();
     let done: Vec<usize> = (1..=4)
         .filter(|i| {
-            std::fs::read_dir(out.join(format!("step_{i}"))).is_ok_and(|rd| {
-                rd.flatten().any(|e| {
-                    let n = e.file_name().to_string_lossy().to_string();
-                    n.starts_with("results_") && n.ends_with(".json")
-                })
-            })
+            common::find_file(&out.join(format!("step_{i}")), "results_", ".json").is_some()
         })
         .collect();
     let (code, _, err) = run_sweep(&base, &glob, &out);
@@ -477,12 +456,8 @@ fn report_reads_lm_eval_runs_and_lists_gaps() {
     // series by name; a task one series lacks is a gap, not an error
     let other = tmp.path().join("other");
     std::fs::create_dir_all(&other).unwrap();
-    let results = std::fs::read_dir("fixtures/compare/rubric")
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().contains("results_"))
-        .unwrap();
+    let results =
+        common::find_file(Path::new("fixtures/compare/rubric"), "results_", ".json").unwrap();
     let mut v: Value = common::read_json(&results);
     v["results"].as_object_mut().unwrap().remove("parity_gsm8k");
     std::fs::write(

@@ -42,22 +42,39 @@ pub fn model_dir(out: &std::path::Path) -> PathBuf {
         .expect("a model folder under the output path")
 }
 
-/// The results file of a run, parsed.
-pub fn results_json(out: &std::path::Path) -> serde_json::Value {
-    let dir = model_dir(out);
-    let file = std::fs::read_dir(&dir)
-        .unwrap()
+/// The first file (by name) in `dir` whose name starts with `prefix` and ends with `suffix`:
+/// a run's `results_*.json`, `samples_<task>_*.jsonl`.
+pub fn find_file(dir: &std::path::Path, prefix: &str, suffix: &str) -> Option<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
         .flatten()
         .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("results_")
-                && p.extension().is_some_and(|e| e == "json")
+        .filter(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with(prefix) && name.ends_with(suffix)
         })
-        .expect("a results_*.json file");
+        .collect();
+    files.sort();
+    files.into_iter().next()
+}
+
+/// The results file of a run, parsed.
+pub fn results_json(out: &std::path::Path) -> serde_json::Value {
+    let file = find_file(&model_dir(out), "results_", ".json").expect("a results_*.json file");
     serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()
+}
+
+/// Copy a folder with everything under it.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
 }
 
 /// A model's loglikelihoods (within 1e-4, same greedy flags), rolling loglikelihoods and greedy
