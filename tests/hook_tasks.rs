@@ -342,6 +342,14 @@ fn without_python_hook_tasks_fail_validation_and_others_never_start_it() {
     // a task without hooks runs with no usable Python at all
     let (code, err) = run_errors_task(dir, "no_hooks", &nowhere);
     assert_eq!(code, 0, "{err}");
+    // a group's aggregation function is averaged over, as lm-eval does, and the run says so
+    let (code, err) = run_errors_task(dir, "hook_group_agg", &nowhere);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("warning: ")
+            && err.contains("group_agg.yaml:6: group `hook_group_agg`: `!function bad.not_a_list` as the aggregation is not called; the subtasks' values are averaged"),
+        "{err}"
+    );
 }
 
 #[test]

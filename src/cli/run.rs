@@ -297,6 +297,13 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
     if selected.is_empty() {
         return Err(usage(anyhow!("--tasks names no task")));
     }
+    // a group whose YAML names what lm-eval reads differently: said before its number is
+    for w in selected
+        .iter()
+        .flat_map(crate::task::select::Selected::group_warnings)
+    {
+        eprintln!("warning: {w}");
+    }
     let samples = args
         .samples
         .as_deref()

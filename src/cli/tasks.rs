@@ -221,32 +221,9 @@ fn check_file(index: &TaskIndex, file: &std::path::Path) -> Result<String, Strin
     let selected = select(index, &file.to_string_lossy()).map_err(|e| e.to_string())?;
     let n: usize = selected.iter().map(|s| s.tasks().len()).sum();
     let mut warnings = raw.warnings.clone();
-    if raw
-        .map
-        .get("aggregate_metric_list")
-        .is_some_and(Value::is_object)
-    {
-        warnings.push(format!(
-            "{}: `aggregate_metric_list` is one mapping, read as a list of one (as lm-eval does)",
-            file.display()
-        ));
-    }
-    let mut hooks = Vec::new();
-    crate::hooks::Hook::find_all(
-        raw.map.get("aggregate_metric_list").unwrap_or(&Value::Null),
-        &mut hooks,
-    );
-    for h in hooks {
-        warnings.push(format!(
-            "{}: `{h}` in `aggregate_metric_list`: a metric function stands for its name; an aggregation function is not called, the subtasks' values are averaged (as lm-eval 0.4.13 does)",
-            file.display()
-        ));
-    }
-    for t in selected.iter().flat_map(|s| s.tasks()) {
-        for w in &t.warnings {
-            if !warnings.contains(w) {
-                warnings.push(w.clone());
-            }
+    for w in selected.iter().flat_map(Selected::warnings) {
+        if !warnings.contains(&w) {
+            warnings.push(w);
         }
     }
     for w in &warnings {

@@ -268,6 +268,10 @@ pub struct GroupConfig {
     pub aggregate_metric_list: Option<Vec<AggMetricConfig>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Map<String, Value>>,
+    /// What lm-eval accepts here but is read differently from how it is written (a function
+    /// as the aggregation), for `tasks validate` and `run` to say.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 pub(crate) const GROUP_KEYS: &[&str] = &[

@@ -534,7 +534,14 @@ pub fn parse_group_config(raw: &RawConfig) -> Result<GroupConfig, TaskError> {
     map.retain(|k, _| GROUP_KEYS.contains(&k.as_str()) || !TASK_KEYS.contains(&k.as_str()));
     map.remove("include");
     // lm-eval accepts one mapping for the list, and Python truthiness for weight_by_size
+    let mut warnings = Vec::new();
+    let (file, line) = find_key(&raw.sources, "aggregate_metric_list");
+    let at = file_with_line(&file, line);
     if let Some(Value::Object(one)) = map.get("aggregate_metric_list").cloned() {
+        warnings.push(format!(
+            "{}: group `{group}`: `aggregate_metric_list` is one mapping, read as a list of one (as lm-eval does)",
+            at.display()
+        ));
         map.insert(
             "aggregate_metric_list".into(),
             Value::Array(vec![Value::Object(one)]),
@@ -548,16 +555,23 @@ pub fn parse_group_config(raw: &RawConfig) -> Result<GroupConfig, TaskError> {
                 }
             }
             // a function as the metric names its results key; lm-eval 0.4.13 takes the mean
-            // across subtasks whatever function `aggregation` names (`tasks validate` warns)
+            // across subtasks whatever function `aggregation` names
             if let Some(h) = item.get("metric").and_then(crate::hooks::Hook::from_value) {
                 let name = h.spec.rsplit('.').next().unwrap_or(&h.spec).to_string();
+                warnings.push(format!(
+                    "{}: group `{group}`: `{h}` as an aggregated metric stands for its results key `{name}`",
+                    at.display()
+                ));
                 item["metric"] = Value::String(name);
             }
-            if item
+            if let Some(h) = item
                 .get("aggregation")
                 .and_then(crate::hooks::Hook::from_value)
-                .is_some()
             {
+                warnings.push(format!(
+                    "{}: group `{group}`: `{h}` as the aggregation is not called; the subtasks' values are averaged, as lm-eval 0.4.13 does",
+                    at.display()
+                ));
                 item["aggregation"] = Value::String("mean".into());
             }
         }
@@ -581,7 +595,7 @@ pub fn parse_group_config(raw: &RawConfig) -> Result<GroupConfig, TaskError> {
     if let Some(Value::String(s)) = map.get("task").cloned() {
         map.insert("task".into(), Value::Array(vec![Value::String(s)]));
     }
-    let config: GroupConfig =
+    let mut config: GroupConfig =
         serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
             let field = e.path().to_string();
             let (file, line) = find_key(&raw.sources, field.split(['.', '[']).next().unwrap_or(""));
@@ -607,6 +621,7 @@ pub fn parse_group_config(raw: &RawConfig) -> Result<GroupConfig, TaskError> {
             });
         }
     }
+    config.warnings = warnings;
     Ok(config)
 }
 

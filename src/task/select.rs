@@ -31,6 +31,38 @@ impl Selected {
         }
     }
 
+    /// What tasks validate and run should say about the selection: every task's and group's
+    /// warnings, each once.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out: Vec<String> = match self {
+            Selected::Task(t) => t.warnings.clone(),
+            Selected::Group {
+                config, children, ..
+            } => {
+                let mut w = config.warnings.clone();
+                w.extend(children.iter().flat_map(Selected::warnings));
+                w
+            }
+        };
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|w| seen.insert(w.clone()));
+        out
+    }
+
+    /// The groups' warnings only (how a group's number is computed).
+    pub fn group_warnings(&self) -> Vec<String> {
+        match self {
+            Selected::Task(_) => vec![],
+            Selected::Group {
+                config, children, ..
+            } => {
+                let mut w = config.warnings.clone();
+                w.extend(children.iter().flat_map(Selected::group_warnings));
+                w
+            }
+        }
+    }
+
     pub fn name(&self) -> &str {
         match self {
             Selected::Task(t) => &t.name,
