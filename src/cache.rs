@@ -175,12 +175,35 @@ impl ResponseCache {
         self.entries.get(key)
     }
 
+    /// Every cached (key, response).
+    pub fn entries(&self) -> impl Iterator<Item = (&String, &Response)> {
+        self.entries.iter()
+    }
+
     /// Append one response and flush it to disk before returning.
     pub(crate) fn put(&mut self, key: &str, response: &Response) -> Result<(), CacheError> {
-        let r = serde_json::to_value(response).expect("a response serialises");
-        let line = json!({"k": key, "r": r, "c": checksum(key, &r)});
-        let mut text = line.to_string();
-        text.push('\n');
+        self.put_all(std::iter::once((key, response)))
+    }
+
+    /// Append responses not cached yet, then flush them to disk once.
+    pub(crate) fn put_all<'r>(
+        &mut self,
+        items: impl IntoIterator<Item = (&'r str, &'r Response)>,
+    ) -> Result<(), CacheError> {
+        let mut text = String::new();
+        let mut new = Vec::new();
+        for (key, response) in items {
+            if self.entries.get(key) == Some(response) {
+                continue;
+            }
+            let r = serde_json::to_value(response).expect("a response serialises");
+            text.push_str(&json!({"k": key, "r": r, "c": checksum(key, &r)}).to_string());
+            text.push('\n');
+            new.push((key.to_string(), response.clone()));
+        }
+        if new.is_empty() {
+            return Ok(());
+        }
         self.file
             .write_all(text.as_bytes())
             .and_then(|_| self.file.sync_data())
@@ -188,7 +211,7 @@ impl ResponseCache {
                 path: self.path.clone(),
                 err,
             })?;
-        self.entries.insert(key.to_string(), response.clone());
+        self.entries.extend(new);
         Ok(())
     }
 }

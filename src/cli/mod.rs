@@ -4,6 +4,7 @@
 pub mod check_model;
 pub mod compare;
 pub mod compat;
+pub mod merge;
 pub mod metrics;
 pub mod report;
 pub mod run;
@@ -48,6 +49,8 @@ pub enum Command {
     Compare(compare::CompareArgs),
     // the about text is ReportArgs' doc comment
     Report(report::ReportArgs),
+    // the about text is MergeArgs' doc comment
+    Merge(merge::MergeArgs),
 }
 
 /// Exit codes: what the process returns.
@@ -68,5 +71,6 @@ pub fn run(cli: Cli) -> Result<(), (u8, anyhow::Error)> {
         Command::CheckModel(args) => check_model::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Report(args) => report::run(args),
+        Command::Merge(args) => merge::run(args),
     }
 }

@@ -170,6 +170,16 @@ pub struct RunArgs {
     /// No progress output.
     #[arg(long, short = 'q', help_heading = "Output")]
     pub quiet: bool,
+    /// Run one shard of the suite: `I/N` (I from 0 to N-1), or `slurm` (from a SLURM job
+    /// array's SLURM_ARRAY_TASK_ID, _MIN and _COUNT; arrays numbered from 0 or 1 both work).
+    /// Doc d of every task belongs to shard d % N. The shard computes its docs' responses into
+    /// `<output-path>/shard_I_of_N/` and scores nothing; `rubric merge` joins the N shards into
+    /// exactly the results of an unsharded run.
+    #[arg(long, value_name = "I/N", help_heading = "Scale-out")]
+    pub shard: Option<String>,
+    /// Set by `rubric merge`: answer every request from the shards' responses.
+    #[arg(skip)]
+    pub replay: Option<crate::shard::ModelFacts>,
     /// lm-eval's flags that rubric accepts but does not need (warned about when used).
     #[command(flatten)]
     pub compat: super::compat::CompatArgs,
@@ -337,6 +347,19 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
     }
     let checkpoints =
         crate::sweep::expand(&model_args).map_err(|e| usage(anyhow!("--model-args: {e}")))?;
+    if let Some(s) = &args.shard {
+        crate::evaluate::Shard::parse(s).map_err(|e| usage(anyhow!(e)))?;
+        if args.output_path.is_none() || args.no_cache {
+            return Err(usage(anyhow!(
+                "--shard keeps its responses under --output-path for `rubric merge`: give --output-path, without --no-cache"
+            )));
+        }
+        if checkpoints.len() > 1 || checkpoints[0].swept.is_some() {
+            return Err(usage(anyhow!(
+                "--shard with a checkpoint sweep: shard each checkpoint's run instead"
+            )));
+        }
+    }
     let plan = Plan {
         seeds,
         limit,
@@ -512,7 +535,19 @@ fn evaluate_checkpoint(
     } = plan;
     let (seeds, limit) = (*seeds, *limit);
     let start = std::time::SystemTime::now();
-    let model = crate::model::load(&args.model, &model_args).map_err(|e| match e {
+    let shard = args
+        .shard
+        .as_deref()
+        .map(crate::evaluate::Shard::parse)
+        .transpose()
+        .map_err(|e| usage(anyhow!(e)))?;
+    let loaded =
+        match &args.replay {
+            Some(facts) => Ok(Box::new(crate::shard::ReplayModel::new(facts))
+                as Box<dyn crate::model::LanguageModel>),
+            None => crate::model::load(&args.model, model_args),
+        };
+    let model = loaded.map_err(|e| match e {
         crate::model::ModelError::Args(_) | crate::model::ModelError::UnknownBackend(_) => {
             usage(e.into())
         }
@@ -523,14 +558,18 @@ fn evaluate_checkpoint(
     })?;
     let info = model.info().clone();
 
-    let cache_dir = std::env::var_os(crate::env::CACHE_DIR)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            args.output_path
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("results"))
-                .join(".cache")
-        });
+    let output = args
+        .output_path
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("results"));
+    // a shard's responses stay in its folder, and a merge's in the merged output
+    let cache_dir = match (shard, &args.replay) {
+        (Some(s), _) => crate::shard::folder(&output, s),
+        (None, Some(_)) => output.join(".cache"),
+        (None, None) => std::env::var_os(crate::env::CACHE_DIR)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| output.join(".cache")),
+    };
     let mut cache = if args.no_cache {
         None
     } else {
@@ -570,8 +609,38 @@ fn evaluate_checkpoint(
         data: args.data.options(),
         cache: cache.as_mut(),
         quiet: args.quiet,
+        shard,
     };
     let results = evaluate(selected, model.as_ref(), cfg).map_err(|e| usage(e.into()))?;
+    if let (Some(s), Some(c)) = (shard, &cache) {
+        let manifest = crate::shard::Manifest {
+            shard: s,
+            argv: std::env::args().collect(),
+            cwd: std::env::current_dir().unwrap_or_default(),
+            model: crate::shard::ModelFacts::of(model.as_ref()),
+            responses: c
+                .path()
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default(),
+            computed: results.computed,
+            cached: results.cached,
+        };
+        let text = serde_json::to_string_pretty(&manifest).expect("a manifest serialises");
+        crate::output::files::write_atomically(&cache_dir, crate::shard::MANIFEST, &text)
+            .map_err(|e| (exit::INTERNAL, anyhow!(e)))?;
+        eprintln!(
+            "shard {}/{}: {} requests computed, {} from the cache; responses in {} (join the {} shards with `rubric merge {} --output-path DIR`)",
+            s.index,
+            s.count,
+            results.computed,
+            results.cached,
+            cache_dir.display(),
+            s.count,
+            output.display()
+        );
+        return Ok(None);
+    }
     let end = std::time::SystemTime::now();
     let run_info = RunInfo {
         model: args.model.clone(),

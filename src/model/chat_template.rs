@@ -8,6 +8,7 @@ use crate::task::prompt::{ChatMessage, ChatTemplate};
 /// An HF chat template (`tokenizer_config.json`'s `chat_template`), rendered as
 /// `tokenizer.apply_chat_template(messages, add_generation_prompt=..,
 /// continue_final_message=not add_generation_prompt)` renders it.
+#[derive(Debug)]
 pub(crate) struct HfChatTemplate {
     pub source: String,
     pub bos: String,
@@ -17,6 +18,10 @@ pub(crate) struct HfChatTemplate {
 impl ChatTemplate for HfChatTemplate {
     fn source(&self) -> &str {
         &self.source
+    }
+
+    fn special_tokens(&self) -> (String, String) {
+        (self.bos.clone(), self.eos.clone())
     }
 
     fn render(

@@ -46,7 +46,7 @@ fn remove_orphans(dir: &Path) {
     }
 }
 
-fn write_atomically(dir: &Path, name: &str, text: &str) -> Result<(), String> {
+pub(crate) fn write_atomically(dir: &Path, name: &str, text: &str) -> Result<(), String> {
     let tmp = dir.join(format!(".rubric-{}-{name}.partial", std::process::id()));
     let path = dir.join(name);
     std::fs::write(&tmp, text)

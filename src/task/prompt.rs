@@ -55,6 +55,11 @@ pub trait ChatTemplate {
 
     /// The template's text (results files record it and its sha256, as lm-eval does).
     fn source(&self) -> &str;
+
+    /// The `bos_token` and `eos_token` the template is rendered with.
+    fn special_tokens(&self) -> (String, String) {
+        Default::default()
+    }
 }
 
 /// How prompts are built for one run.

@@ -38,7 +38,8 @@ pub fn model_dir(out: &std::path::Path) -> PathBuf {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.is_dir())
+        // (not the response cache's `.cache`)
+        .find(|p| p.is_dir() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
         .expect("a model folder under the output path")
 }
 

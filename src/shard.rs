@@ -1,0 +1,293 @@
+//! Shards of one run (`rubric run --shard I/N`) and their merge (`rubric merge`).
+//!
+//! A shard sends only its docs' requests to the model (doc `d` of every task belongs to shard
+//! `d % N`) and keeps the responses in its own folder, `<output-path>/shard_<I>_of_<N>/`: the
+//! response cache file and `shard.json` (the command line, the working folder and the model's
+//! identity). Nothing is scored there.
+//!
+//! `rubric merge` checks that the shards are the N shards of one command on one model, joins
+//! their responses into one response cache, and runs that command again unsharded with a model
+//! that only answers from those responses. The results are therefore computed by the very code
+//! an unsharded run uses (corpus metrics, bootstrap standard errors, samples in doc order).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::evaluate::Shard;
+use crate::model::chat_template::HfChatTemplate;
+use crate::model::{Generation, LanguageModel, ModelError, ModelInfo, OnDone};
+use crate::request::GenKwargs;
+use crate::task::prompt::ChatTemplate;
+
+pub const MANIFEST: &str = "shard.json";
+
+/// What a shard's folder says about how it was made.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub shard: Shard,
+    /// `rubric run ...` as typed.
+    pub argv: Vec<String>,
+    /// The folder it was typed in (relative paths of the command are relative to it).
+    pub cwd: PathBuf,
+    pub model: ModelFacts,
+    /// The response cache file of this shard (in its folder).
+    pub responses: String,
+    pub computed: usize,
+    pub cached: usize,
+}
+
+/// The model facts a merged run's results need (no weights are loaded to merge).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelFacts {
+    pub name: String,
+    pub identity: String,
+    pub max_length: usize,
+    pub device: String,
+    pub dtype: String,
+    pub extra: BTreeMap<String, Value>,
+    /// The chat template (source, bos, eos), when the model has one.
+    pub chat_template: Option<(String, String, String)>,
+}
+
+impl ModelFacts {
+    pub fn of(model: &dyn LanguageModel) -> ModelFacts {
+        let i = model.info();
+        ModelFacts {
+            name: i.name.clone(),
+            identity: i.identity.clone(),
+            max_length: i.max_length,
+            device: i.device.clone(),
+            dtype: i.dtype.clone(),
+            extra: i.extra.clone(),
+            chat_template: model.chat_template().map(|t| {
+                let (bos, eos) = t.special_tokens();
+                (t.source().to_string(), bos, eos)
+            }),
+        }
+    }
+}
+
+/// A shard's folder under the run's output path.
+pub fn folder(output: &Path, shard: Shard) -> PathBuf {
+    output.join(format!("shard_{}_of_{}", shard.index, shard.count))
+}
+
+/// The command line without what differs between the shards of one run.
+fn run_key(argv: &[String]) -> Vec<String> {
+    let varying = ["--shard", "--output-path", "--output_path", "-o"];
+    let mut out = Vec::new();
+    let mut skip = false;
+    // argv[0] (the binary's path) may differ between machines
+    for a in argv.iter().skip(1) {
+        if skip {
+            skip = false;
+            continue;
+        }
+        if varying.contains(&a.as_str()) {
+            skip = true;
+            continue;
+        }
+        if varying
+            .iter()
+            .any(|f| f.starts_with("--") && a.starts_with(&format!("{f}=")))
+        {
+            continue;
+        }
+        out.push(a.clone());
+    }
+    out
+}
+
+/// Every `shard.json` in the given folders (a shard's folder, or a folder holding them).
+fn find_manifests(dirs: &[PathBuf]) -> Result<Vec<(PathBuf, Manifest)>, String> {
+    let mut found = Vec::new();
+    for d in dirs {
+        let mut candidates = vec![d.join(MANIFEST)];
+        if let Ok(rd) = std::fs::read_dir(d) {
+            let mut sub: Vec<PathBuf> = rd
+                .filter_map(|e| e.ok().map(|e| e.path().join(MANIFEST)))
+                .collect();
+            sub.sort();
+            candidates.extend(sub);
+        } else {
+            return Err(format!("{}: not a folder", d.display()));
+        }
+        let before = found.len();
+        for c in candidates.into_iter().filter(|c| c.is_file()) {
+            let text = std::fs::read_to_string(&c).map_err(|e| format!("{}: {e}", c.display()))?;
+            let m: Manifest = serde_json::from_str(&text)
+                .map_err(|e| format!("{}: not a rubric shard manifest: {e}", c.display()))?;
+            found.push((c.parent().unwrap_or(Path::new(".")).to_path_buf(), m));
+        }
+        if found.len() == before {
+            return Err(format!(
+                "{}: no {MANIFEST} in it or in its subfolders (made by `rubric run --shard I/N`)",
+                d.display()
+            ));
+        }
+    }
+    Ok(found)
+}
+
+/// The shards of one run, checked: one command, one model, every shard 0..N once.
+pub struct Merge {
+    pub manifest: Manifest,
+    /// Each shard's folder, by index.
+    pub folders: Vec<PathBuf>,
+}
+
+pub fn collect(dirs: &[PathBuf]) -> Result<Merge, String> {
+    let found = find_manifests(dirs)?;
+    let (first_dir, first) = &found[0];
+    let n = first.shard.count;
+    let mut folders: Vec<Option<PathBuf>> = vec![None; n];
+    for (dir, m) in &found {
+        let differs = |what: &str| {
+            format!(
+                "{} and {} are not shards of one run: {what} differ",
+                first_dir.display(),
+                dir.display()
+            )
+        };
+        if m.shard.count != n {
+            return Err(differs("their shard counts"));
+        }
+        if run_key(&m.argv) != run_key(&first.argv) {
+            return Err(differs(&format!(
+                "their commands (`{}` vs `{}`)",
+                first.argv.join(" "),
+                m.argv.join(" ")
+            )));
+        }
+        if m.model.identity != first.model.identity {
+            return Err(differs("their models (weights, tokenizer or settings)"));
+        }
+        match &folders[m.shard.index] {
+            Some(other) if other != dir => {
+                return Err(format!(
+                    "shard {}/{n} is given twice: {} and {}",
+                    m.shard.index,
+                    other.display(),
+                    dir.display()
+                ))
+            }
+            _ => folders[m.shard.index] = Some(dir.clone()),
+        }
+    }
+    let missing: Vec<String> = (0..n)
+        .filter(|&i| folders[i].is_none())
+        .map(|i| format!("{i}/{n}"))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "shards {} are missing (found {} of {n}); run them with the same command and `--shard I/{n}`",
+            missing.join(", "),
+            n - missing.len()
+        ));
+    }
+    Ok(Merge {
+        manifest: first.clone(),
+        folders: folders.into_iter().flatten().collect(),
+    })
+}
+
+/// A model that answers only from the shards' responses (already in the run's cache): any
+/// request that reaches it is one no shard computed.
+#[derive(Debug)]
+pub struct ReplayModel {
+    info: ModelInfo,
+    chat: Option<HfChatTemplate>,
+}
+
+impl ReplayModel {
+    pub fn new(m: &ModelFacts) -> ReplayModel {
+        ReplayModel {
+            info: ModelInfo {
+                name: m.name.clone(),
+                identity: m.identity.clone(),
+                max_length: m.max_length,
+                device: m.device.clone(),
+                dtype: m.dtype.clone(),
+                extra: m.extra.clone(),
+            },
+            chat: m
+                .chat_template
+                .as_ref()
+                .map(|(source, bos, eos)| HfChatTemplate {
+                    source: source.clone(),
+                    bos: bos.clone(),
+                    eos: eos.clone(),
+                }),
+        }
+    }
+
+    fn missing(&self, n: usize, kind: &str) -> ModelError {
+        ModelError::Request(format!(
+            "{n} {kind} requests are in no shard's responses: the shards were not all run to the end, or not with this command"
+        ))
+    }
+}
+
+impl LanguageModel for ReplayModel {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+    fn loglikelihood(
+        &self,
+        requests: &[(String, String)],
+        _: OnDone<(f64, bool)>,
+    ) -> Result<(), ModelError> {
+        Err(self.missing(requests.len(), "loglikelihood"))
+    }
+    fn loglikelihood_rolling(&self, texts: &[String], _: OnDone<f64>) -> Result<(), ModelError> {
+        Err(self.missing(texts.len(), "loglikelihood_rolling"))
+    }
+    fn generate_until(
+        &self,
+        requests: &[(String, GenKwargs)],
+        _: OnDone<Generation>,
+    ) -> Result<(), ModelError> {
+        Err(self.missing(requests.len(), "generate_until"))
+    }
+    fn chat_template(&self) -> Option<&dyn ChatTemplate> {
+        self.chat.as_ref().map(|c| c as &dyn ChatTemplate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_specs() {
+        assert_eq!(Shard::parse("2/3").unwrap(), Shard { index: 2, count: 3 });
+        assert!(Shard::parse("3/3").unwrap_err().contains("counts from 0"));
+        assert!(Shard::parse("0/0").is_err());
+        assert!(Shard::parse("1").is_err());
+        let s = Shard { index: 1, count: 3 };
+        assert_eq!((0..9).filter(|&d| s.has(d)).collect::<Vec<_>>(), [1, 4, 7]);
+    }
+
+    #[test]
+    fn run_key_drops_what_shards_vary() {
+        let a: Vec<String> = [
+            "rubric", "run", "--shard", "0/2", "-o", "x", "--tasks", "sst2",
+        ]
+        .map(String::from)
+        .into();
+        let b: Vec<String> = [
+            "rubric",
+            "run",
+            "--shard=1/2",
+            "--output-path=y",
+            "--tasks",
+            "sst2",
+        ]
+        .map(String::from)
+        .into();
+        assert_eq!(run_key(&a), run_key(&b));
+    }
+}
