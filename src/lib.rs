@@ -20,6 +20,7 @@ pub mod report;
 pub mod request;
 pub mod results;
 pub mod sandbox;
+pub mod serve;
 pub mod shard;
 pub mod sweep;
 pub mod task;

@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod report;
 pub mod run;
 pub mod score;
+pub mod serve;
 pub mod tasks;
 
 use clap::{Parser, Subcommand};
@@ -51,6 +52,8 @@ pub enum Command {
     Report(report::ReportArgs),
     // the about text is MergeArgs' doc comment
     Merge(merge::MergeArgs),
+    // the about text is ServeArgs' doc comment
+    Serve(serve::ServeArgs),
 }
 
 /// Exit codes: what the process returns.
@@ -72,5 +75,6 @@ pub fn run(cli: Cli) -> Result<(), (u8, anyhow::Error)> {
         Command::Compare(args) => compare::run(args),
         Command::Report(args) => report::run(args),
         Command::Merge(args) => merge::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }

@@ -21,7 +21,10 @@ use crate::task::select::select;
 /// RUBRIC_CACHE_DIR), so a killed run started again with the same command resumes.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Model backend: `mistralrs` (also accepted: `hf`), or `mock` (a test double).
+    /// Model backend: `mistralrs` (also accepted: `hf`); `local-completions` or
+    /// `local-chat-completions` (an OpenAI-compatible server: vLLM, SGLang, `rubric serve`; model
+    /// args base_url, model, tokenizer, num_concurrent, max_retries, timeout, max_length,
+    /// tokenized_requests, add_bos_token, batch_size, prompt_logprobs); or `mock` (a test double).
     #[arg(long, short = 'M', default_value = "mistralrs", help_heading = "Model")]
     pub model: String,
     /// Backend arguments, `KEY=VALUE,...`: pretrained, gguf, tokenizer, adapter, dtype, device,
@@ -340,7 +343,9 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
     model_args
         .entry("batch_size".into())
         .or_insert_with(|| args.batch_size.clone());
-    if let Some(s) = seeds[0] {
+    // (lm-eval's API models keep their own `seed`, 1234, for the payload)
+    let api = args.model.starts_with("local-");
+    if let Some(s) = seeds[0].filter(|_| !api) {
         model_args
             .entry("seed".into())
             .or_insert_with(|| s.to_string());

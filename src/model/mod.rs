@@ -2,6 +2,7 @@
 //! one module per backend behind it:
 //! - `native`: rubric's own batched passes (decoder-only families and T5), f32;
 //! - `engine`: the mistralrs engine (GGUF, bf16/f16, quantization, CUDA);
+//! - `api`: OpenAI-compatible servers (lm-eval's local-completions, local-chat-completions);
 //! - `mock`: a test double.
 //!
 //! Shared pieces: `args` (model args), `hf` (model folders, normalised configs, tokenizer and
@@ -9,6 +10,7 @@
 //! stops), `sampling`, `chat_template`, `lora` (adapter merging). [`load`] is the one place that
 //! chooses which backend serves a model.
 
+pub mod api;
 pub mod args;
 pub mod chat_template;
 pub mod check;
@@ -37,7 +39,7 @@ pub enum ModelError {
     Load(String),
     #[error("{0}")]
     Request(String),
-    #[error("unknown model backend `{0}` (known: mistralrs, mock)")]
+    #[error("unknown model backend `{0}` (known: mistralrs, local-completions, local-chat-completions, mock)")]
     UnknownBackend(String),
     /// A checkpoint no path computes exactly: the message names the field.
     #[error("{0}")]
@@ -153,6 +155,9 @@ pub fn load(
     match backend {
         "mistralrs" | "hf" | "huggingface" => load_in_process(&args::ModelArgs::parse(args)?),
         "mock" => Ok(Box::new(mock::MockModel::from_args(args)?)),
+        "local-completions" | "local-chat-completions" => {
+            Ok(Box::new(api::ApiModel::load(backend, args)?))
+        }
         other => Err(ModelError::UnknownBackend(other.to_string())),
     }
 }
@@ -218,6 +223,19 @@ pub(crate) fn route(hf: &hf::HfModel, args: &args::ModelArgs) -> Result<Route, M
             Ok(spec) => Ok(Route::Native(spec)),
             Err(_) => Err(refuse()),
         },
+    }
+}
+
+/// rubric's own pass for a model (`rubric serve`), or why it cannot compute it.
+pub(crate) fn load_native(
+    args: &BTreeMap<String, String>,
+) -> Result<native::NativeModel, ModelError> {
+    let mut a = args::ModelArgs::parse(args)?;
+    a.path = args::PathChoice::Native;
+    let hf = hf::HfModel::open(&a)?;
+    match route(&hf, &a)? {
+        Route::Native(spec) => native::NativeModel::load(hf, &a, spec),
+        Route::Engine => unreachable!("scorer=native routes to rubric's pass or refuses"),
     }
 }
 

@@ -167,7 +167,7 @@ impl Prep {
     }
 
     /// `get_rolling_token_windows` + `make_disjoint_window`: (context, continuation) per window.
-    fn rolling_pairs(&self, tokens: &[u32]) -> Vec<(Vec<u32>, Vec<u32>)> {
+    pub(crate) fn rolling_pairs(&self, tokens: &[u32]) -> Vec<(Vec<u32>, Vec<u32>)> {
         let max = self.max_length;
         let mut out = Vec::new();
         if tokens.is_empty() {

@@ -51,7 +51,7 @@ pub(crate) struct HfModel {
     pub extra: BTreeMap<String, Value>,
 }
 
-fn token_str(v: Option<&Value>) -> Option<String> {
+pub(crate) fn token_str(v: Option<&Value>) -> Option<String> {
     match v {
         Some(Value::String(s)) => Some(s.clone()),
         Some(Value::Object(o)) => o.get("content").and_then(Value::as_str).map(String::from),

@@ -1,0 +1,462 @@
+//! `rubric serve`: an OpenAI-compatible server over rubric's own exact pass, as vLLM answers:
+//! `/v1/completions` (text or token prompts; `echo` + `logprobs` + `top_logprobs` for prompt
+//! scoring as lm-eval's local-completions asks; vLLM's `prompt_logprobs`), `/v1/chat/completions`
+//! (the model's chat template, generation), `/v1/models`, `/tokenize`, `/detokenize`, `/health`.
+//!
+//! Decoding is greedy (temperature 0; a positive temperature is refused), with the model's
+//! generation_config.json applied as rubric applies it in-process. Log-probabilities are natural
+//! logarithms; with `echo`, entry i of `token_logprobs` is log P(token i | tokens before it),
+//! the first is null, and the generated token (max_tokens 1) comes last.
+
+mod worker;
+
+use std::collections::BTreeMap;
+use std::sync::{mpsc, Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+use tokio::sync::oneshot;
+
+use crate::model::api::openai::{
+    error_body, Choice, CompletionRequest, CompletionResponse, Logprobs, Prompt, PromptLogprob,
+    Usage,
+};
+use crate::model::chat_template::HfChatTemplate;
+use crate::model::native::{NativeModel, RowStats};
+use crate::task::prompt::{ChatMessage, ChatTemplate};
+
+/// Most log-probabilities per position a request may ask for (vLLM's `--max-logprobs`).
+pub const MAX_LOGPROBS: usize = 20;
+
+pub(crate) struct Served {
+    name: String,
+    tokenizer: Arc<tokenizers::Tokenizer>,
+    max_positions: usize,
+    chat: Option<HfChatTemplate>,
+    jobs: Mutex<mpsc::Sender<worker::Job>>,
+}
+
+type Shared = Arc<Served>;
+
+/// An HTTP error with an OpenAI-style body.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let kind = if self.0.is_client_error() {
+            "invalid_request_error"
+        } else {
+            "server_error"
+        };
+        (self.0, Json(error_body(&self.1, kind))).into_response()
+    }
+}
+
+fn bad(m: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, m.into())
+}
+
+impl Served {
+    pub(crate) fn new(name: String, model: NativeModel) -> Result<Served, String> {
+        let max_positions = model.decoder_positions()?;
+        let hf = model.hf();
+        let tokenizer = hf.tokenizer.clone();
+        let chat = hf.chat.as_ref().map(|c| HfChatTemplate {
+            source: c.source.clone(),
+            bos: c.bos.clone(),
+            eos: c.eos.clone(),
+        });
+        Ok(Served {
+            name,
+            tokenizer,
+            max_positions,
+            chat,
+            jobs: Mutex::new(worker::spawn(model)),
+        })
+    }
+
+    fn encode(&self, text: &str, special: bool) -> Result<Vec<u32>, ApiError> {
+        self.tokenizer
+            .encode(text, special)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| bad(format!("tokenizing failed: {e}")))
+    }
+
+    fn token_text(&self, id: u32) -> String {
+        self.tokenizer.decode(&[id], false).unwrap_or_default()
+    }
+}
+
+pub(crate) fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/v1/completions", post(completions))
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/models", get(models))
+        .route("/tokenize", post(tokenize))
+        .route("/detokenize", post(detokenize))
+        .route("/health", get(|| async { "ok" }))
+        .with_state(state)
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| bad(format!("the request body: {e}")))
+}
+
+async fn models(State(s): State<Shared>) -> Json<Value> {
+    Json(json!({"object": "list", "data": [{
+        "id": s.name, "object": "model", "owned_by": "rubric", "max_model_len": s.max_positions}]}))
+}
+
+async fn tokenize(State(s): State<Shared>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let v: Value = parse(&body)?;
+    let text = v
+        .get("prompt")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("`prompt` (a string) is required"))?;
+    let special = v
+        .get("add_special_tokens")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    let ids = s.encode(text, special)?;
+    Ok(Json(
+        json!({"tokens": ids, "count": ids.len(), "max_model_len": s.max_positions}),
+    ))
+}
+
+async fn detokenize(State(s): State<Shared>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let v: Value = parse(&body)?;
+    let ids: Vec<u32> = serde_json::from_value(v.get("tokens").cloned().unwrap_or(Value::Null))
+        .map_err(|_| bad("`tokens` (a list of token ids) is required"))?;
+    let text = s
+        .tokenizer
+        .decode(&ids, false)
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(Json(json!({"prompt": text})))
+}
+
+fn created() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// What every generating request must say, checked once.
+fn check_common(
+    temperature: Option<f64>,
+    n: Option<usize>,
+    stream: Option<bool>,
+) -> Result<(), ApiError> {
+    if temperature.is_some_and(|t| t != 0.0) {
+        return Err(bad(
+            "rubric serve decodes greedily: `temperature` must be 0 (or left out)",
+        ));
+    }
+    if n.is_some_and(|n| n != 1) {
+        return Err(bad(
+            "rubric serve returns one choice per prompt: `n` must be 1",
+        ));
+    }
+    if stream == Some(true) {
+        return Err(bad("rubric serve does not stream"));
+    }
+    Ok(())
+}
+
+async fn completions(State(s): State<Shared>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let req: CompletionRequest = parse(&body)?;
+    check_common(req.temperature, req.n, req.stream)?;
+    let special = req.add_special_tokens.unwrap_or(true);
+    // (token ids, the prompt's text when it was given as text)
+    let prompts: Vec<(Vec<u32>, Option<String>)> = match req.prompt.clone() {
+        None => return Err(bad("`prompt` is required")),
+        Some(Prompt::Text(t)) => vec![(s.encode(&t, special)?, Some(t))],
+        Some(Prompt::Texts(ts)) => ts
+            .into_iter()
+            .map(|t| Ok((s.encode(&t, special)?, Some(t))))
+            .collect::<Result<_, ApiError>>()?,
+        Some(Prompt::Ids(ids)) => vec![(ids, None)],
+        Some(Prompt::IdLists(l)) => l.into_iter().map(|ids| (ids, None)).collect(),
+    };
+    let max_tokens = req.max_tokens.unwrap_or(16);
+    let k = req
+        .logprobs
+        .unwrap_or(0)
+        .max(req.prompt_logprobs.unwrap_or(0));
+    if k > MAX_LOGPROBS {
+        return Err(bad(format!(
+            "at most {MAX_LOGPROBS} log-probabilities per position (asked for {k})"
+        )));
+    }
+    if req.logprobs.is_some() && max_tokens > 1 {
+        return Err(bad(
+            "rubric serve returns log-probabilities with max_tokens 0 or 1 (prompt scoring)",
+        ));
+    }
+    let vocab = s.tokenizer.get_vocab_size(true) as u32;
+    for (ids, _) in &prompts {
+        if ids.is_empty() {
+            return Err(bad("a prompt has no tokens"));
+        }
+        if let Some(t) = ids.iter().find(|&&t| t >= vocab) {
+            return Err(bad(format!(
+                "token id {t} is not in the vocabulary ({vocab} tokens)"
+            )));
+        }
+        if ids.len() + max_tokens > s.max_positions {
+            return Err(bad(format!(
+                "a prompt of {} tokens plus max_tokens {max_tokens} exceeds the model's {} positions",
+                ids.len(),
+                s.max_positions
+            )));
+        }
+    }
+    let every = (req.echo && req.logprobs.is_some()) || req.prompt_logprobs.is_some();
+    let stop = req.stop.as_ref().map(|st| st.list()).unwrap_or_default();
+    let mut waits = Vec::new();
+    for (ids, _) in &prompts {
+        let (tx, rx) = oneshot::channel();
+        s.submit_job(worker::Job {
+            ids: ids.clone(),
+            every,
+            top: k.max(1),
+            max_tokens,
+            stop: stop.clone(),
+            reply: tx,
+        })?;
+        waits.push(rx);
+    }
+    let mut choices = Vec::new();
+    let mut usage = Usage::default();
+    for (index, (rx, (ids, text))) in waits.into_iter().zip(prompts).enumerate() {
+        let done = rx
+            .await
+            .map_err(|_| {
+                ApiError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the model thread stopped".into(),
+                )
+            })?
+            .map_err(|m| ApiError(StatusCode::INTERNAL_SERVER_ERROR, m))?;
+        usage.prompt_tokens += ids.len();
+        usage.completion_tokens += done.first.is_some() as usize;
+        choices.push(s.choice(index, &req, &ids, text, done));
+    }
+    usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+    let resp = CompletionResponse {
+        id: format!("cmpl-rubric-{}", created()),
+        object: "text_completion".into(),
+        created: created(),
+        model: s.name.clone(),
+        choices,
+        usage: Some(usage),
+    };
+    Ok(Json(
+        serde_json::to_value(resp).expect("a response serialises"),
+    ))
+}
+
+/// `{token text: logprob}` of a position's top tokens, with `also` (the token that is there)
+/// added, as vLLM lists them.
+fn top_map(s: &Served, st: &RowStats, also: Option<(u32, f64)>) -> Map<String, Value> {
+    let mut m = Map::new();
+    for &(t, lp) in &st.top {
+        m.entry(s.token_text(t)).or_insert(Value::from(lp));
+    }
+    if let Some((t, lp)) = also {
+        m.entry(s.token_text(t)).or_insert(Value::from(lp));
+    }
+    m
+}
+
+impl Served {
+    fn submit_job(&self, job: worker::Job) -> Result<(), ApiError> {
+        let gone = || {
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the model thread is gone".into(),
+            )
+        };
+        self.jobs
+            .lock()
+            .map_err(|_| gone())?
+            .send(job)
+            .map_err(|_| gone())
+    }
+
+    fn choice(
+        &self,
+        index: usize,
+        req: &CompletionRequest,
+        ids: &[u32],
+        prompt_text: Option<String>,
+        done: worker::Done,
+    ) -> Choice {
+        let n = ids.len();
+        let mut text = String::new();
+        if req.echo {
+            text = prompt_text
+                .unwrap_or_else(|| self.tokenizer.decode(ids, false).unwrap_or_default());
+        }
+        text.push_str(&done.text);
+        let every = done.stats.len() == n;
+        let logprobs = req.logprobs.map(|_| {
+            let mut lp = Logprobs::default();
+            if req.echo && every {
+                for (i, &t) in ids.iter().enumerate() {
+                    lp.tokens.push(self.token_text(t));
+                    if i == 0 {
+                        lp.token_logprobs.push(None);
+                        lp.top_logprobs.push(None);
+                    } else {
+                        let st = &done.stats[i - 1];
+                        let (v, _) = st.next.expect("a next token inside the prompt");
+                        lp.token_logprobs.push(Some(v));
+                        lp.top_logprobs.push(Some(top_map(self, st, Some((t, v)))));
+                    }
+                }
+            }
+            if let (Some(t), Some(st)) = (done.first, done.stats.last()) {
+                let v = st.top[0].1;
+                lp.tokens.push(self.token_text(t));
+                lp.token_logprobs.push(Some(v));
+                lp.top_logprobs.push(Some(top_map(self, st, None)));
+            }
+            let mut off = 0;
+            for t in &lp.tokens {
+                lp.text_offset.push(off);
+                off += t.len();
+            }
+            lp
+        });
+        let prompt_logprobs = req.prompt_logprobs.filter(|_| every).map(|k| {
+            let mut out = vec![None];
+            for (i, &t) in ids.iter().enumerate().skip(1) {
+                let st = &done.stats[i - 1];
+                let (v, rank) = st.next.expect("a next token inside the prompt");
+                let mut m = BTreeMap::new();
+                m.insert(
+                    t.to_string(),
+                    PromptLogprob {
+                        logprob: v,
+                        rank: Some(rank),
+                        decoded_token: Some(self.token_text(t)),
+                    },
+                );
+                for (r, &(id, lp)) in st.top.iter().take(k).enumerate() {
+                    m.entry(id.to_string()).or_insert(PromptLogprob {
+                        logprob: lp,
+                        rank: Some(r + 1),
+                        decoded_token: Some(self.token_text(id)),
+                    });
+                }
+                out.push(Some(m));
+            }
+            out
+        });
+        Choice {
+            index,
+            text,
+            logprobs,
+            finish_reason: Some(done.finish.into()),
+            prompt_logprobs,
+        }
+    }
+}
+
+async fn chat_completions(State(s): State<Shared>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let v: Value = parse(&body)?;
+    let num = |k: &str| v.get(k).and_then(Value::as_f64);
+    check_common(
+        num("temperature"),
+        num("n").map(|n| n as usize),
+        v.get("stream").and_then(Value::as_bool),
+    )?;
+    let chat = s
+        .chat
+        .as_ref()
+        .ok_or_else(|| bad("the model has no chat template"))?;
+    let messages: Vec<ChatMessage> =
+        serde_json::from_value(v.get("messages").cloned().unwrap_or(Value::Null))
+            .map_err(|e| bad(format!("`messages`: {e}")))?;
+    let prompt = chat.render(&messages, true).map_err(bad)?;
+    // the template writes the special tokens itself
+    let ids = s.encode(&prompt, false)?;
+    let max_tokens = v
+        .get("max_tokens")
+        .or_else(|| v.get("max_completion_tokens"))
+        .and_then(Value::as_u64)
+        .unwrap_or(16) as usize;
+    if ids.is_empty() || ids.len() + max_tokens > s.max_positions {
+        return Err(bad(format!(
+            "a prompt of {} tokens plus max_tokens {max_tokens} does not fit the model's {} positions",
+            ids.len(),
+            s.max_positions
+        )));
+    }
+    let stop = match v.get("stop") {
+        Some(Value::String(x)) => vec![x.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(String::from)
+            .collect(),
+        _ => Vec::new(),
+    };
+    let (tx, rx) = oneshot::channel();
+    let n = ids.len();
+    s.submit_job(worker::Job {
+        ids,
+        every: false,
+        top: 1,
+        max_tokens,
+        stop,
+        reply: tx,
+    })?;
+    let done = rx
+        .await
+        .map_err(|_| {
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the model thread stopped".into(),
+            )
+        })?
+        .map_err(|m| ApiError(StatusCode::INTERNAL_SERVER_ERROR, m))?;
+    Ok(Json(json!({
+        "id": format!("chatcmpl-rubric-{}", created()),
+        "object": "chat.completion",
+        "created": created(),
+        "model": s.name,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": done.text},
+                     "finish_reason": done.finish}],
+        "usage": {"prompt_tokens": n, "completion_tokens": 0, "total_tokens": n},
+    })))
+}
+
+/// Serve until the process is stopped; `ready(address)` is called once listening.
+pub(crate) fn run(
+    served: Served,
+    host: &str,
+    port: u16,
+    ready: impl FnOnce(std::net::SocketAddr),
+) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind((host, port))
+            .await
+            .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
+        ready(listener.local_addr().map_err(|e| e.to_string())?);
+        axum::serve(listener, router(Arc::new(served)))
+            .await
+            .map_err(|e| e.to_string())
+    })
+}
