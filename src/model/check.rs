@@ -172,7 +172,11 @@ impl Report {
     }
 }
 
-fn answers(name: &str, m: &dyn LanguageModel, p: &Probes) -> Result<Answers, ModelError> {
+pub(crate) fn answers(
+    name: &str,
+    m: &dyn LanguageModel,
+    p: &Probes,
+) -> Result<Answers, ModelError> {
     let mut ll = vec![(0.0, false); p.loglikelihood.len()];
     m.loglikelihood(&p.loglikelihood, &mut |i, r| {
         ll[i] = r;

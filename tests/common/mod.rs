@@ -210,3 +210,35 @@ pub fn hooks_python(what: &str) -> Option<(PathBuf, PathBuf)> {
     eprintln!("skipping {what}: no Python with lm-eval 0.4.13 (run scripts/test.sh, or set RUBRIC_TEST_PYTHON)");
     None
 }
+
+/// llama-cpp-python's server and SmolLM2 (its Q4_1 GGUF and the f32 HF folder made from it),
+/// as scripts/test.sh installs them: (a Python with llama_cpp, lm-eval 0.4.13 and transformers;
+/// the folder holding `SmolLM2-135M-Instruct.Q4_1.gguf` and `hf/`). From
+/// `RUBRIC_LLAMACPP_PYTHON` and `RUBRIC_SMOLLM2`, else their default places. Under CI a missing
+/// one fails the test.
+pub fn llamacpp(what: &str) -> Option<(PathBuf, PathBuf)> {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let py = std::env::var_os("RUBRIC_LLAMACPP_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home.join(".cache/rubric/llamacpp-venv/bin/python"));
+    let smol = std::env::var_os("RUBRIC_SMOLLM2")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home.join(".cache/rubric/models/smollm2"));
+    let usable = py.exists()
+        && smol.join("SmolLM2-135M-Instruct.Q4_1.gguf").is_file()
+        && smol.join("hf/model.safetensors").is_file()
+        && std::process::Command::new(&py)
+            .args(["-c", "import llama_cpp, lm_eval, transformers, tenacity"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if usable {
+        return Some((py, smol));
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("{what} needs llama-cpp-python and SmolLM2 (scripts/test.sh installs them), and CI=true; tried {} and {}", py.display(), smol.display());
+    }
+    eprintln!("skipping {what}: no llama-cpp-python venv or SmolLM2 (run scripts/test.sh)");
+    None
+}

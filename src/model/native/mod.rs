@@ -530,13 +530,16 @@ pub(crate) struct RowStats {
     /// log P(the sequence's next token), when there is one, and its rank (1 = most likely:
     /// one more than the tokens with a larger logit).
     pub next: Option<(f64, usize)>,
+    /// log P(the token at this position) under this position's distribution: what a server
+    /// that reads the wrong row reports (the check of `rubric check-model --server`).
+    pub here: f64,
     /// The `top` most likely tokens with their log-probabilities, most likely first (ties:
     /// lower id first); the first is the greedy choice.
     pub top: Vec<(u32, f64)>,
 }
 
 /// log-softmax of one row at the ids asked for, and the `k` best ids (k >= 1).
-fn row_stats(row: &[f32], next: Option<u32>, k: usize) -> RowStats {
+fn row_stats(row: &[f32], here: u32, next: Option<u32>, k: usize) -> RowStats {
     let best = super::sampling::argmax(row);
     let lp = |t: usize| log_softmax_at(row, t).0;
     let mut top: Vec<(u32, f64)> = vec![(best as u32, lp(best))];
@@ -554,6 +557,7 @@ fn row_stats(row: &[f32], next: Option<u32>, k: usize) -> RowStats {
             (lp(t as usize), 1 + row.iter().filter(|&&y| y > x).count())
         }),
         top,
+        here: lp(here as usize),
     }
 }
 
@@ -610,7 +614,14 @@ impl NativeModel {
                 out[i] = rows
                     .iter()
                     .enumerate()
-                    .map(|(j, r)| row_stats(r, seqs[i].get(first + j + 1).copied(), top))
+                    .map(|(j, r)| {
+                        row_stats(
+                            r,
+                            seqs[i][first + j],
+                            seqs[i].get(first + j + 1).copied(),
+                            top,
+                        )
+                    })
                     .collect();
             }
             start = end;
