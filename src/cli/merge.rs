@@ -7,10 +7,9 @@ use clap::{Args, Parser};
 
 use super::exit;
 
-/// Join the N shards of one run (`rubric run --shard I/N`) into exactly the results, tables and
-/// samples an unsharded run of the same command writes.
+/// Join the shards of one run (`rubric run --shard I/N`) into what the unsharded run writes.
 ///
-/// Each DIR is a shard's folder (`shard_I_of_N`, holding shard.json) or a folder holding them,
+/// The results, tables and samples are exactly those of the unsharded run. Each DIR is a shard's folder (`shard_I_of_N`, holding shard.json) or a folder holding them,
 /// such as the shards' common --output-path. The shards must come from one command on one model,
 /// and all N must be there. No model is loaded: every request is answered from the shards'
 /// responses (joined into `<output-path>/.cache`), and the suite is scored by the same code as an

@@ -5,9 +5,11 @@ use clap::Args;
 
 use super::exit;
 
-/// Serve a model over HTTP as vLLM does (OpenAI's /v1/completions with echo, logprobs and
-/// vLLM's prompt_logprobs; /v1/chat/completions; /v1/models; /tokenize; /detokenize; /health),
-/// computed by rubric's own exact f32 pass (decoder-only models).
+/// Serve a model as an OpenAI-compatible server (vLLM's API) computed by rubric's exact pass.
+///
+/// Endpoints as vLLM answers them: /v1/completions (echo, logprobs, top_logprobs and vLLM's
+/// prompt_logprobs), /v1/chat/completions, /v1/models, /tokenize, /detokenize, /health; rubric's
+/// own f32 pass computes them (decoder-only models).
 ///
 /// Concurrent requests are batched into shared passes; a request's numbers do not depend on
 /// which others ran with it. Decoding is greedy (temperature 0), with generation_config.json
@@ -31,9 +33,10 @@ pub struct ServeArgs {
     /// The model's name in responses and /v1/models (default: PATH as given).
     #[arg(long = "served-model-name", value_name = "NAME")]
     pub served_model_name: Option<String>,
+    /// The address to listen on (0.0.0.0: every interface).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
-    /// 0 picks a free port (printed).
+    /// The port to listen on; 0 picks a free one (printed).
     #[arg(long, default_value_t = 8000)]
     pub port: u16,
 }

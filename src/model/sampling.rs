@@ -49,12 +49,18 @@ pub(crate) fn argmax(v: &[f32]) -> usize {
 
 /// log_softmax(row)[t] (in f64) and whether t is the (first) argmax, as torch picks it.
 pub(crate) fn log_softmax_at(row: &[f32], t: usize) -> (f64, bool) {
+    let (best, lse) = argmax_lse(row);
+    let v = row.get(t).copied().unwrap_or(f32::NEG_INFINITY) as f64;
+    (v - lse, best == t)
+}
+
+/// The (first) argmax of a row and its log-sum-exp in f64: `row[t] - lse` is
+/// `log_softmax_at(row, t)` exactly, for reading many entries of one row.
+pub(crate) fn argmax_lse(row: &[f32]) -> (usize, f64) {
     let best = argmax(row);
     let m = row[best] as f64;
     let sum: f64 = row.iter().map(|&x| (x as f64 - m).exp()).sum();
-    let lse = m + sum.ln();
-    let v = row.get(t).copied().unwrap_or(f32::NEG_INFINITY) as f64;
-    (v - lse, best == t)
+    (best, m + sum.ln())
 }
 
 /// The next token from one row of logits; `seen` is the sequence so far (the prompt and the

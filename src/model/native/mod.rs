@@ -540,8 +540,8 @@ pub(crate) struct RowStats {
 
 /// log-softmax of one row at the ids asked for, and the `k` best ids (k >= 1).
 fn row_stats(row: &[f32], here: u32, next: Option<u32>, k: usize) -> RowStats {
-    let best = super::sampling::argmax(row);
-    let lp = |t: usize| log_softmax_at(row, t).0;
+    let (best, lse) = super::sampling::argmax_lse(row);
+    let lp = |t: usize| row[t] as f64 - lse;
     let mut top: Vec<(u32, f64)> = vec![(best as u32, lp(best))];
     if k > 1 {
         let mut idx: Vec<usize> = (0..row.len()).collect();
@@ -611,8 +611,10 @@ impl NativeModel {
             for (i, rows) in (start..end).zip(rows) {
                 let n = seqs[i].len();
                 let first = n - rows.len();
+                // (rows in parallel: a row's log-sum-exp is a pass over the vocabulary)
+                use rayon::prelude::*;
                 out[i] = rows
-                    .iter()
+                    .par_iter()
                     .enumerate()
                     .map(|(j, r)| {
                         row_stats(
