@@ -774,6 +774,40 @@ mod tests {
         }
     }
 
+    fn load_err(args: &[(&str, &str)]) -> String {
+        let a: BTreeMap<String, String> = args
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        match ApiModel::load("local-completions", &a) {
+            Ok(_) => panic!("{args:?} loaded"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn bad_model_args_are_named() {
+        assert!(load_err(&[]).contains("needs base_url="));
+        assert!(load_err(&[("base_url", "localhost:8000")]).contains("not an http(s) URL"));
+        assert!(load_err(&[
+            ("base_url", "http://h/v1/completions"),
+            ("temperature", "0")
+        ])
+        .contains("`temperature` is not a local-completions model arg"));
+        assert!(load_err(&[("base_url", "http://h/v1/completions")]).contains("needs tokenizer="));
+        assert!(load_err(&[
+            ("base_url", "http://h/v1/completions"),
+            ("tokenizer", "/nonexistent")
+        ])
+        .contains("no tokenizer.json there"));
+        assert!(load_err(&[
+            ("base_url", "http://h/v1/completions"),
+            ("tokenized_requests", "False"),
+            ("num_concurrent", "four")
+        ])
+        .contains("num_concurrent=four: expected a whole number"));
+    }
+
     #[test]
     fn echo_scoring_as_lm_eval() {
         // tokens: ctx ctx cont cont generated
