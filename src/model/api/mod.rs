@@ -435,7 +435,7 @@ impl ApiModel {
                 let r = if prompt_logprobs {
                     score_prompt_logprobs(c, ids, *ctxlen)
                 } else {
-                    score_echo(c, *ctxlen)
+                    score_echo(c, ids.len(), *ctxlen)
                 }
                 .map_err(ModelError::Request)?;
                 done(i, r)?;
@@ -456,8 +456,11 @@ impl ApiModel {
 }
 
 /// lm-eval's `parse_logprobs`: the sum of `token_logprobs[ctxlen:-1]` (the last entry is the
-/// generated token), greedy when each equals the largest of its `top_logprobs`.
-fn score_echo(c: &openai::Choice, ctxlen: usize) -> Result<(f64, bool), String> {
+/// generated token), greedy when each equals the largest of its `top_logprobs`. The answer must
+/// hold one entry per prompt token plus the generated one: a server that returns another count
+/// (no generated token's entry, another tokenization of a text prompt) would have lm-eval's
+/// slice drop or misplace continuation tokens in silence, so it is refused.
+fn score_echo(c: &openai::Choice, n_tokens: usize, ctxlen: usize) -> Result<(f64, bool), String> {
     if ctxlen == 0 {
         return Err("a loglikelihood input has no context token (ctxlen 0)".into());
     }
@@ -466,9 +469,10 @@ fn score_echo(c: &openai::Choice, ctxlen: usize) -> Result<(f64, bool), String> 
         .as_ref()
         .ok_or("the server returned no `logprobs` (does it support echo with logprobs?)")?;
     let n = lp.token_logprobs.len();
-    if n < ctxlen + 1 {
+    if n != n_tokens + 1 {
         return Err(format!(
-            "the server returned {n} token log-probabilities for a context of {ctxlen} tokens"
+            "the server returned {n} token log-probabilities for a prompt of {n_tokens} tokens and one generated token{}; its loglikelihoods cannot be read as lm-eval reads them (`rubric check-model PATH --server URL` tells what is wrong)",
+            if n == n_tokens { " (no entry for the generated token)" } else { " (another tokenization?)" }
         ));
     }
     let mut sum = 0.0;
@@ -821,11 +825,15 @@ mod tests {
                 Some(vec![("g", -0.1)]),
             ],
         );
-        assert_eq!(score_echo(&c, 2).unwrap(), (-2.5, false));
-        assert_eq!(score_echo(&c, 1).unwrap(), (-3.5, false));
-        assert!(score_echo(&c, 0).is_err());
-        // a server that drops the generated token's entry loses the last continuation token
-        let short = choice(vec![None, Some(-1.0)], vec![None, Some(vec![("a", -1.0)])]);
-        assert!(score_echo(&short, 2).is_err());
+        assert_eq!(score_echo(&c, 4, 2).unwrap(), (-2.5, false));
+        assert_eq!(score_echo(&c, 4, 1).unwrap(), (-3.5, false));
+        assert!(score_echo(&c, 4, 0).is_err());
+        // a server without the generated token's entry would lose the last continuation token
+        // in lm-eval's slice: refused
+        let e = score_echo(&c, 5, 2).unwrap_err();
+        assert!(e.contains("no entry for the generated token"), "{e}");
+        assert!(score_echo(&c, 3, 2)
+            .unwrap_err()
+            .contains("another tokenization"));
     }
 }
