@@ -304,7 +304,7 @@ fn one_server_killed_the_rerun_resumes_from_the_cache() {
     assert_ne!(o.status.code(), Some(0), "{err}");
     assert!(err.contains(&a.url), "the error names the server: {err}");
     let done = cache_lines(&out);
-    assert!(done >= 5 && done < 160, "{done}");
+    assert!((5..160).contains(&done), "{done}");
     // a new server (another port): the cache's identity holds no URL, so the rerun resumes
     let b = Server::start(&model);
     let (code, err) = run(

@@ -135,22 +135,21 @@ fn mean_abs(pairs: &[(f64, f64)]) -> f64 {
     pairs.iter().map(|(a, b)| (a - b).abs()).sum::<f64>() / pairs.len() as f64
 }
 
-/// Compare `server[i]` (entry i of token_logprobs, i >= 1) with rubric's `local[i]`: (log P(i |
-/// before i), log P(i) under the distribution after i).
-fn classify(
-    rows: &[(Vec<Option<f64>>, Vec<(f64, f64)>)],
-    tolerance: f64,
-) -> (Reading, Vec<(Reading, f64)>, f64) {
+/// One probe: the server's `token_logprobs` and rubric's per token (log P(i | before i),
+/// log P(i) under the distribution after i).
+type ProbeRow = (Vec<Option<f64>>, Vec<(f64, f64)>);
+
+/// Compare `server[i]` (entry i of token_logprobs, i >= 1) with rubric's `local[i]`.
+fn classify(rows: &[ProbeRow], tolerance: f64) -> (Reading, Vec<(Reading, f64)>, f64) {
     let mut same = Vec::new();
     let mut shifted = Vec::new();
     let mut b2 = Vec::new();
     let mut b10 = Vec::new();
     for (server, local) in rows {
-        for i in 1..local.len() {
+        for (i, &(right, next_row)) in local.iter().enumerate().skip(1) {
             let Some(s) = server.get(i).copied().flatten() else {
                 continue;
             };
-            let (right, next_row) = local[i];
             same.push((s, right));
             b2.push((s, right / std::f64::consts::LN_2));
             b10.push((s, right / std::f64::consts::LN_10));
@@ -286,7 +285,7 @@ pub fn check_server(
     }
     let local_by_ids: std::collections::HashMap<Vec<u32>, Vec<(f64, f64)>> =
         seqs.iter().cloned().zip(local_lp).collect();
-    let rows: Vec<(Vec<Option<f64>>, Vec<(f64, f64)>)> = rows
+    let rows: Vec<ProbeRow> = rows
         .into_iter()
         .map(|(server, ids)| (server, local_by_ids[&ids].clone()))
         .collect();

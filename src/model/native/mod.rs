@@ -524,6 +524,9 @@ fn decode_loop(
     Ok(())
 }
 
+/// A generation from tokens: (prompt, most new tokens, stop strings).
+pub(crate) type TokenPrompt = (Vec<u32>, usize, Vec<String>);
+
 /// One position of a scored token sequence: the next token's distribution, summarised.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct RowStats {
@@ -635,7 +638,7 @@ impl NativeModel {
     /// (text cut at the first stop string, whether it stopped before the budget).
     pub(crate) fn generate_tokens(
         &self,
-        prompts: Vec<(Vec<u32>, usize, Vec<String>)>,
+        prompts: Vec<TokenPrompt>,
         on_done: &mut dyn FnMut(usize, Generation) -> Result<(), ModelError>,
     ) -> Result<(), ModelError> {
         // greedy, under generation_config.json as a temperature-0 request gets it in-process
