@@ -215,6 +215,37 @@ fn client_through_serve_equals_in_process() {
         assert_eq!(code, 0, "{name}: {err}");
         assert_eq!(samples(&out), reference, "{name}");
     }
+    // bad requests get a 400 that names what is wrong
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = reqwest::Client::new();
+    for (body, says) in [
+        (
+            r#"{"prompt": "Once", "temperature": 0.7}"#,
+            "decodes greedily",
+        ),
+        (
+            r#"{"prompt": [1, 2], "max_tokens": 100000}"#,
+            "exceeds the model's",
+        ),
+        (r#"{"prompt": [99999999]}"#, "not in the vocabulary"),
+        (r#"{"prompt": "Once", "n": 2}"#, "`n` must be 1"),
+        (r#"{"max_tokens": 1}"#, "`prompt` is required"),
+        (r#"{"prompt": "Once", "logprobs": 50}"#, "at most 20"),
+        (r#"{bad"#, "the request body"),
+    ] {
+        let (status, text) = rt.block_on(async {
+            let r = client
+                .post(&server.url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        });
+        assert_eq!(status, 400, "{body}: {text}");
+        assert!(text.contains(says), "{body}: {text}");
+    }
     // the server check finds nothing wrong with rubric's own server
     let o = Command::new(env!("CARGO_BIN_EXE_rubric"))
         .args([

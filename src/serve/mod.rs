@@ -63,8 +63,9 @@ fn bad(m: impl Into<String>) -> ApiError {
 
 impl Served {
     pub(crate) fn new(name: String, model: NativeModel) -> Result<Served, String> {
-        let max_positions = model.decoder_positions()?;
         let hf = model.hf();
+        // the model's context length (config.json, or max_length=), as vLLM's max_model_len
+        let max_positions = model.decoder_positions()?.min(hf.prep.max_length);
         let tokenizer = hf.tokenizer.clone();
         let chat = hf.chat.as_ref().map(|c| HfChatTemplate {
             source: c.source.clone(),
