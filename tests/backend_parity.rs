@@ -45,14 +45,8 @@ fn tiny_model_matches_lm_eval_hf_through_the_engine() {
 
 /// stories260K (llama2.c), converted by the test; skipped without ../shared/data.
 fn stories_dir() -> Option<tempfile::TempDir> {
-    let src = common::shared_data("stories260K parity")?.join("models/stories260K");
     let dir = tempfile::tempdir().unwrap();
-    rubric::model::llama2c::convert(
-        &src.join("stories260K.bin"),
-        &src.join("tok512.bin"),
-        dir.path(),
-    )
-    .unwrap();
+    common::stories260k("stories260K parity", dir.path())?;
     Some(dir)
 }
 

@@ -12,13 +12,9 @@ fn run(model: &Path, tasks: &str, limit: Option<&str>, out: &Path) {
     let mut c = Command::new(env!("CARGO_BIN_EXE_rubric"));
     c.args(["run", "--model-args"])
         .arg(format!("pretrained={}", model.display()))
-        .args(["--tasks", tasks, "--include-path", "fixtures/tasks/shard"])
-        .args([
-            "--include-path",
-            "fixtures/tasks/sweep",
-            "--include-path",
-            "fixtures/tasks/serve",
-        ])
+        .args(["--tasks", tasks])
+        .args(&common::SHARD_SUITE[2..])
+        .args(["--include-path", "fixtures/tasks/serve"])
         .args(["--log-samples", "--no-cache", "-q"])
         .args(["--bootstrap-iters", "0", "--output-path"])
         .arg(out)
@@ -47,18 +43,13 @@ fn samples(out: &Path, task: &str) -> Vec<String> {
 
 #[test]
 fn a_requests_scores_do_not_depend_on_its_company() {
-    let Some(src) = common::shared_data("batch independence on stories260K") else {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(model) = common::stories260k(
+        "batch independence on stories260K",
+        &tmp.path().join("stories260K"),
+    ) else {
         return;
     };
-    let src = src.join("models/stories260K");
-    let tmp = tempfile::tempdir().unwrap();
-    let model = tmp.path().join("stories260K");
-    rubric::model::llama2c::convert(
-        &src.join("stories260K.bin"),
-        &src.join("tok512.bin"),
-        &model,
-    )
-    .unwrap();
     // the group `stories` (multiple choice + rolling) by itself, with a generation task, and
     // inside a larger group that adds a corpus-metric generation task
     let alone = tmp.path().join("alone");

@@ -33,11 +33,7 @@ fn s(p: &Path) -> &str {
 
 /// stories260K as an HF folder, or None without ../shared/data (a failure under CI).
 fn stories(dir: &Path) -> Option<PathBuf> {
-    let src = common::shared_data("checkpoint sweeps on stories260K")?.join("models/stories260K");
-    let out = dir.join("base");
-    rubric::model::llama2c::convert(&src.join("stories260K.bin"), &src.join("tok512.bin"), &out)
-        .unwrap();
-    Some(out)
+    common::stories260k("checkpoint sweeps on stories260K", &dir.join("base"))
 }
 
 /// A PEFT LoRA adapter for stories260K's q/v projections: a fixed random direction

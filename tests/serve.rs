@@ -57,37 +57,18 @@ impl Drop for Server {
 }
 
 fn stories(dir: &Path) -> Option<PathBuf> {
-    let src = common::shared_data("rubric serve on stories260K")?.join("models/stories260K");
-    let out = dir.join("stories260K");
-    rubric::model::llama2c::convert(&src.join("stories260K.bin"), &src.join("tok512.bin"), &out)
-        .unwrap();
-    Some(out)
+    common::stories260k("rubric serve on stories260K", &dir.join("stories260K"))
 }
 
 fn run_cmd(model: &str, model_args: &str, out: &Path, cache: bool) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_rubric"));
-    c.args([
-        "run",
-        "--model",
-        model,
-        "--model-args",
-        model_args,
-        "--tasks",
-        "shard_suite",
-        "--include-path",
-        "fixtures/tasks/shard",
-        "--include-path",
-        "fixtures/tasks/sweep",
-        "--output-path",
-        out.to_str().unwrap(),
-        "--log-samples",
-        "--bootstrap-iters",
-        "0",
-        "-q",
-    ])
-    .current_dir(common::crate_root())
-    .env_remove("RUBRIC_CACHE_DIR")
-    .env_remove("RUBRIC_DATA_DIR");
+    c.args(["run", "--model", model, "--model-args", model_args])
+        .args(common::SHARD_SUITE)
+        .args(["--output-path", out.to_str().unwrap()])
+        .args(["--log-samples", "--bootstrap-iters", "0", "-q"])
+        .current_dir(common::crate_root())
+        .env_remove("RUBRIC_CACHE_DIR")
+        .env_remove("RUBRIC_DATA_DIR");
     if !cache {
         c.arg("--no-cache");
     }
@@ -163,6 +144,18 @@ fn cache_lines(out: &Path) -> usize {
                 .count()
         })
         .sum()
+}
+
+/// A local-completions run (with the response cache) during which `server` is killed: its exit
+/// code and stderr.
+fn run_killing(model_args: &str, server: &mut Server, out: &Path) -> (Option<i32>, String) {
+    let child = run_cmd("local-completions", model_args, out, true)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    kill_mid_run(&child, server, out);
+    let o = child.wait_with_output().unwrap();
+    (o.status.code(), String::from_utf8_lossy(&o.stderr).into())
 }
 
 /// Once the run has stored a few answers: pause it, kill the server, let it go on (so the kill
@@ -293,19 +286,9 @@ fn two_servers_one_killed_mid_run_the_other_finishes() {
     let mut a = Server::start(&model);
     let b = Server::start(&model);
     let out = tmp.path().join("two");
-    let child = run_cmd(
-        "local-completions",
-        &client_args(&format!("{};{}", a.url, b.url), &model, ",num_concurrent=2"),
-        &out,
-        true,
-    )
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    kill_mid_run(&child, &mut a, &out);
-    let o = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(0), "{err}");
+    let args = client_args(&format!("{};{}", a.url, b.url), &model, ",num_concurrent=2");
+    let (code, err) = run_killing(&args, &mut a, &out);
+    assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("failed attempts retried (connection"), "{err}");
     assert_eq!(samples(&out), reference);
     drop(b);
@@ -320,19 +303,8 @@ fn one_server_killed_the_rerun_resumes_from_the_cache() {
     let reference = in_process(&model, tmp.path());
     let mut a = Server::start(&model);
     let out = tmp.path().join("one");
-    let child = run_cmd(
-        "local-completions",
-        &client_args(&a.url, &model, ",max_retries=1"),
-        &out,
-        true,
-    )
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    kill_mid_run(&child, &mut a, &out);
-    let o = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_ne!(o.status.code(), Some(0), "{err}");
+    let (code, err) = run_killing(&client_args(&a.url, &model, ",max_retries=1"), &mut a, &out);
+    assert_ne!(code, Some(0), "{err}");
     assert!(err.contains(&a.url), "the error names the server: {err}");
     let done = cache_lines(&out);
     assert!((5..160).contains(&done), "{done}");

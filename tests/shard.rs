@@ -27,23 +27,17 @@ fn rubric(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
 }
 
 fn run_args<'a>(model: &'a str, out: &'a str) -> Vec<&'a str> {
-    vec![
-        "run",
-        "--model-args",
-        model,
-        "--tasks",
-        "shard_suite",
-        "--include-path",
-        "fixtures/tasks/shard",
-        "--include-path",
-        "fixtures/tasks/sweep",
+    let mut a = vec!["run", "--model-args", model];
+    a.extend(common::SHARD_SUITE);
+    a.extend([
         "--output-path",
         out,
         "--log-samples",
         "--bootstrap-iters",
         "500",
         "-q",
-    ]
+    ]);
+    a
 }
 
 /// The results file without what differs between two runs of one suite: times, the cache's
@@ -82,14 +76,11 @@ fn samples(dir: &Path, task: &str) -> String {
 
 #[test]
 fn three_shards_merged_equal_an_unsharded_run() {
-    let Some(src) = common::shared_data("shards on stories260K") else {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(base) = common::stories260k("shards on stories260K", &tmp.path().join("stories260K"))
+    else {
         return;
     };
-    let src = src.join("models/stories260K");
-    let tmp = tempfile::tempdir().unwrap();
-    let base = tmp.path().join("stories260K");
-    rubric::model::llama2c::convert(&src.join("stories260K.bin"), &src.join("tok512.bin"), &base)
-        .unwrap();
     let model = format!("pretrained={}", base.display());
     let (full, shards, merged) = (
         tmp.path().join("full"),

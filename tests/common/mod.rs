@@ -242,3 +242,23 @@ pub fn llamacpp(what: &str) -> Option<(PathBuf, PathBuf)> {
     eprintln!("skipping {what}: no llama-cpp-python venv or SmolLM2 (run scripts/test.sh)");
     None
 }
+
+/// stories260K (../shared/data) converted to an HF folder `out`, or None without the data (a
+/// failure under CI, as `shared_data`).
+pub fn stories260k(what: &str, out: &std::path::Path) -> Option<PathBuf> {
+    let src = shared_data(what)?.join("models/stories260K");
+    rubric::model::llama2c::convert(&src.join("stories260K.bin"), &src.join("tok512.bin"), out)
+        .unwrap();
+    Some(out.to_path_buf())
+}
+
+/// `--tasks shard_suite` and the task folders it needs (fixtures/tasks/shard's group names
+/// fixtures/tasks/sweep's `stories`): the suite of the shard, server and batch-independence tests.
+pub const SHARD_SUITE: [&str; 6] = [
+    "--tasks",
+    "shard_suite",
+    "--include-path",
+    "fixtures/tasks/shard",
+    "--include-path",
+    "fixtures/tasks/sweep",
+];
