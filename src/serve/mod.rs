@@ -219,31 +219,15 @@ async fn completions(State(s): State<Shared>, body: Bytes) -> Result<Json<Value>
     }
     let every = (req.echo && req.logprobs.is_some()) || req.prompt_logprobs.is_some();
     let stop = req.stop.as_ref().map(|st| st.list()).unwrap_or_default();
-    let mut waits = Vec::new();
-    for (ids, _) in &prompts {
-        let (tx, rx) = oneshot::channel();
-        s.submit_job(worker::Job {
-            ids: ids.clone(),
-            every,
-            top: k.max(1),
-            max_tokens,
-            stop: stop.clone(),
-            reply: tx,
-        })?;
-        waits.push(rx);
-    }
+    // every prompt is sent before any is awaited, so that they share passes
+    let pending = prompts
+        .iter()
+        .map(|(ids, _)| s.submit(ids.clone(), every, k.max(1), max_tokens, stop.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut choices = Vec::new();
     let mut usage = Usage::default();
-    for (index, (rx, (ids, text))) in waits.into_iter().zip(prompts).enumerate() {
-        let done = rx
-            .await
-            .map_err(|_| {
-                ApiError(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "the model thread stopped".into(),
-                )
-            })?
-            .map_err(|m| ApiError(StatusCode::INTERNAL_SERVER_ERROR, m))?;
+    for (index, (p, (ids, text))) in pending.into_iter().zip(prompts).enumerate() {
+        let done = p.done().await?;
         usage.prompt_tokens += ids.len();
         usage.completion_tokens += done.first.is_some() as usize;
         choices.push(s.choice(index, &req, &ids, text, done));
@@ -275,19 +259,48 @@ fn top_map(s: &Served, st: &RowStats, also: Option<(u32, f64)>) -> Map<String, V
     m
 }
 
+fn internal(m: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::INTERNAL_SERVER_ERROR, m.into())
+}
+
+/// A prompt handed to the model thread, to be awaited.
+struct Pending(oneshot::Receiver<Result<worker::Done, String>>);
+
+impl Pending {
+    async fn done(self) -> Result<worker::Done, ApiError> {
+        self.0
+            .await
+            .map_err(|_| internal("the model thread stopped"))?
+            .map_err(internal)
+    }
+}
+
 impl Served {
-    fn submit_job(&self, job: worker::Job) -> Result<(), ApiError> {
-        let gone = || {
-            ApiError(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the model thread is gone".into(),
-            )
+    /// Hand one prompt to the model thread (see `worker::Job` for the fields).
+    fn submit(
+        &self,
+        ids: Vec<u32>,
+        every: bool,
+        top: usize,
+        max_tokens: usize,
+        stop: Vec<String>,
+    ) -> Result<Pending, ApiError> {
+        let (reply, rx) = oneshot::channel();
+        let job = worker::Job {
+            ids,
+            every,
+            top,
+            max_tokens,
+            stop,
+            reply,
         };
+        let gone = |_| internal("the model thread is gone");
         self.jobs
             .lock()
-            .map_err(|_| gone())?
+            .map_err(|_| internal("the model thread is gone"))?
             .send(job)
-            .map_err(|_| gone())
+            .map_err(gone)?;
+        Ok(Pending(rx))
     }
 
     fn choice(
@@ -409,25 +422,8 @@ async fn chat_completions(State(s): State<Shared>, body: Bytes) -> Result<Json<V
             .collect(),
         _ => Vec::new(),
     };
-    let (tx, rx) = oneshot::channel();
     let n = ids.len();
-    s.submit_job(worker::Job {
-        ids,
-        every: false,
-        top: 1,
-        max_tokens,
-        stop,
-        reply: tx,
-    })?;
-    let done = rx
-        .await
-        .map_err(|_| {
-            ApiError(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the model thread stopped".into(),
-            )
-        })?
-        .map_err(|m| ApiError(StatusCode::INTERNAL_SERVER_ERROR, m))?;
+    let done = s.submit(ids, false, 1, max_tokens, stop)?.done().await?;
     Ok(Json(json!({
         "id": format!("chatcmpl-rubric-{}", created()),
         "object": "chat.completion",

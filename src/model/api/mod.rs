@@ -149,16 +149,7 @@ fn open_tokenizer(path: &str, add_bos: bool, max_length: usize) -> Result<Tok, M
     let prefix_text = tokenizer
         .decode(&[prefix_token_id], false)
         .unwrap_or_default();
-    let chat = config
-        .get("chat_template")
-        .and_then(Value::as_str)
-        .map(String::from)
-        .or_else(|| std::fs::read_to_string(dir.join("chat_template.jinja")).ok())
-        .map(|source| HfChatTemplate {
-            source,
-            bos: super::hf::token_str(config.get("bos_token")).unwrap_or_default(),
-            eos: eos_text.clone().unwrap_or_default(),
-        });
+    let chat = super::hf::chat_template(&config, &dir);
     Ok(Tok {
         tokenizer: Arc::new(tokenizer),
         prep: Prep {

@@ -51,6 +51,21 @@ pub(crate) struct HfModel {
     pub extra: BTreeMap<String, Value>,
 }
 
+/// The chat template of a tokenizer folder: tokenizer_config.json's `chat_template`, else
+/// `chat_template.jinja`, rendered with the config's bos and eos tokens.
+pub(crate) fn chat_template(tok_config: &Value, tok_dir: &Path) -> Option<HfChatTemplate> {
+    tok_config
+        .get("chat_template")
+        .and_then(Value::as_str)
+        .map(String::from)
+        .or_else(|| std::fs::read_to_string(tok_dir.join("chat_template.jinja")).ok())
+        .map(|source| HfChatTemplate {
+            source,
+            bos: token_str(tok_config.get("bos_token")).unwrap_or_default(),
+            eos: token_str(tok_config.get("eos_token")).unwrap_or_default(),
+        })
+}
+
 pub(crate) fn token_str(v: Option<&Value>) -> Option<String> {
     match v {
         Some(Value::String(s)) => Some(s.clone()),
@@ -173,16 +188,7 @@ impl HfModel {
             ),
             _ => None,
         };
-        let chat = tok_config
-            .get("chat_template")
-            .and_then(Value::as_str)
-            .map(String::from)
-            .or_else(|| std::fs::read_to_string(tok_dir.join("chat_template.jinja")).ok())
-            .map(|source| HfChatTemplate {
-                source,
-                bos: token_str(tok_config.get("bos_token")).unwrap_or_default(),
-                eos: eos_text.clone().unwrap_or_default(),
-            });
+        let chat = chat_template(&tok_config, &tok_dir);
         let mut extra = BTreeMap::new();
         extra.insert(
             "tokenizer_bos_token".into(),
