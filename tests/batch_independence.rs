@@ -8,10 +8,15 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-fn run(model: &Path, tasks: &str, limit: Option<&str>, out: &Path) {
+/// A run's stderr.
+fn run(model: &Path, tasks: &str, limit: Option<&str>, out: &Path) -> String {
+    run_with(model, "", tasks, limit, out)
+}
+
+fn run_with(model: &Path, args: &str, tasks: &str, limit: Option<&str>, out: &Path) -> String {
     let mut c = Command::new(env!("CARGO_BIN_EXE_rubric"));
     c.args(["run", "--model-args"])
-        .arg(format!("pretrained={}", model.display()))
+        .arg(format!("pretrained={}{args}", model.display()))
         .args(["--tasks", tasks])
         .args(&common::SHARD_SUITE[2..])
         .args(["--include-path", "fixtures/tasks/serve"])
@@ -24,7 +29,9 @@ fn run(model: &Path, tasks: &str, limit: Option<&str>, out: &Path) {
         c.args(["--limit", l]);
     }
     let o = c.output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "{stderr}");
+    stderr
 }
 
 fn samples(out: &Path, task: &str) -> Vec<String> {
@@ -81,5 +88,42 @@ fn a_requests_scores_do_not_depend_on_its_company() {
             samples(&alone, task)[..1],
             "{task}: doc 0 alone"
         );
+    }
+}
+
+/// Few-shot prompts share their exemplars: rubric's pass computes such a prefix once for all
+/// the prompts that start with it (`src/model/native/prefix.rs`). A doc's samples are
+/// byte-identical whether its prefix was shared with the rest of its task, with another task's
+/// requests, with its own choices only (the doc alone), or not shared at all.
+#[test]
+fn shared_few_shot_prefixes_change_no_number() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(model) = common::stories260k(
+        "prefix sharing on stories260K",
+        &tmp.path().join("stories260K"),
+    ) else {
+        return;
+    };
+    let shared = tmp.path().join("shared");
+    let said = run(&model, "stories_fewshot", None, &shared);
+    for kind in ["loglikelihood", "generate_until"] {
+        assert!(
+            said.contains(&format!("rubric: {kind}: shared prefixes: computed")),
+            "{kind}: nothing was shared: {said}"
+        );
+    }
+    let off = tmp.path().join("off");
+    let said = run_with(&model, ",share_prefixes=false", "stories_fewshot", None, &off);
+    assert!(!said.contains("shared prefixes"), "{said}");
+    let mixed = tmp.path().join("mixed");
+    run(&model, "stories,stories_fewshot,stories_gen", None, &mixed);
+    let one = tmp.path().join("one");
+    run(&model, "stories_fewshot", Some("5"), &one);
+    for task in ["stories_fewshot_mc", "stories_fewshot_gen"] {
+        let reference = samples(&shared, task);
+        assert_eq!(reference.len(), 40);
+        assert_eq!(samples(&off, task), reference, "{task}: sharing off");
+        assert_eq!(samples(&mixed, task), reference, "{task}: with other tasks");
+        assert_eq!(samples(&one, task), reference[..5], "{task}: 5 docs alone");
     }
 }

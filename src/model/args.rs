@@ -73,6 +73,9 @@ pub(crate) struct ModelArgs {
     /// `batch_size=N`: at most N sequences per forward pass of rubric's own pass (None: as
     /// many as fit its token budget). Results never depend on it.
     pub batch_size: Option<usize>,
+    /// `share_prefixes=false`: rubric's own pass computes every sequence whole instead of
+    /// computing shared prompt prefixes once. Results never depend on it.
+    pub share_prefixes: bool,
 }
 
 /// Keys the in-process backends understand.
@@ -90,6 +93,7 @@ pub(crate) const KEYS: &[&str] = &[
     "max_concurrency",
     "scorer",
     "batch_size",
+    "share_prefixes",
     "seed",
     "trust_remote_code",
 ];
@@ -215,8 +219,14 @@ impl ModelArgs {
                 }
             },
         };
+        let share_prefixes = args
+            .get("share_prefixes")
+            .map(|v| parse_bool("share_prefixes", v))
+            .transpose()?
+            .unwrap_or(true);
         Ok(ModelArgs {
             batch_size,
+            share_prefixes,
             pretrained,
             gguf,
             tokenizer: args.get("tokenizer").cloned(),

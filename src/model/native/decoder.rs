@@ -418,6 +418,37 @@ impl Decoder {
         Ok(SeqCache { k, v })
     }
 
+    /// Keys and values of whole token prefixes, each extending a shorter one already computed
+    /// (`from`, holding exactly its positions) or from position 0; one packed pass.
+    pub(crate) fn prefix_caches(
+        &self,
+        jobs: &[(&[u32], Option<&SeqCache>)],
+    ) -> Result<Vec<SeqCache>> {
+        let mut caches = Vec::with_capacity(jobs.len());
+        for (tokens, from) in jobs {
+            let mut c = self.new_cache(tokens.len())?;
+            if let Some(f) = from {
+                c.copy_prefix(f, f.capacity())?;
+            }
+            caches.push(c);
+        }
+        let items: Vec<Item> = jobs
+            .iter()
+            .map(|(tokens, from)| {
+                let start = from.map_or(0, |f| f.capacity());
+                Item {
+                    tokens: &tokens[start..],
+                    start,
+                    logits: 0,
+                    prefix: None,
+                }
+            })
+            .collect();
+        let mut refs: Vec<&mut SeqCache> = caches.iter_mut().collect();
+        self.pass(&items, Some(&mut refs))?;
+        Ok(caches)
+    }
+
     /// One forward pass over packed items (each `tokens` at positions `start..`); with caches,
     /// each item's keys and values are written into its cache and attention reads the cache up
     /// to the item's last position. Returns each item's last `logits` rows.
@@ -510,8 +541,12 @@ impl Decoder {
             }
             h = (h + mlp)?;
         }
-        let h = self.norm.forward(&h)?;
         let rows_wanted = super::wanted_rows(items);
+        if rows_wanted.is_empty() {
+            // keys and values only (a shared prefix)
+            return Ok(items.iter().map(|_| Vec::new()).collect());
+        }
+        let h = self.norm.forward(&h)?;
         let mut logits = super::project(&h, &rows_wanted, &self.lm_head, dev)?;
         if let Some(cap) = self.spec.final_softcap {
             logits = ops::softcap(&logits, cap)?;

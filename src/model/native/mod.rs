@@ -19,6 +19,7 @@
 
 pub mod decoder;
 pub mod ops;
+pub(crate) mod prefix;
 pub mod rope;
 pub mod t5;
 
@@ -72,6 +73,11 @@ pub(crate) struct NativeModel {
     seed: u64,
     /// Most sequences per pass (`batch_size`).
     max_seqs: usize,
+    /// Compute prompt prefixes shared by several sequences once (`share_prefixes`).
+    share_prefixes: bool,
+    /// What sharing saved so far, and in the call last reported.
+    shared: std::sync::Mutex<prefix::ShareStats>,
+    reported: std::sync::Mutex<prefix::ShareStats>,
 }
 
 /// One sequence's part of a pass.
@@ -81,12 +87,34 @@ pub struct Item<'a> {
     pub start: usize,
     /// How many of its last positions to return logits for.
     pub logits: usize,
+    /// Without a cache: the keys and values of positions `0..start` (a shared prefix).
+    pub(crate) prefix: Option<&'a SeqCache>,
 }
 
 /// A sequence's keys and values per layer, (1, kv heads, capacity, head dim).
 pub(crate) struct SeqCache {
     pub k: Vec<Tensor>,
     pub v: Vec<Tensor>,
+}
+
+impl SeqCache {
+    /// Positions it holds.
+    pub(crate) fn capacity(&self) -> usize {
+        self.k.first().map_or(0, |t| t.dims()[2])
+    }
+
+    /// Positions `0..len` of `from` copied into positions `0..len` of this cache.
+    pub(crate) fn copy_prefix(&mut self, from: &SeqCache, len: usize) -> ops::Result<()> {
+        for (dst, src) in self
+            .k
+            .iter_mut()
+            .chain(self.v.iter_mut())
+            .zip(from.k.iter().chain(&from.v))
+        {
+            dst.slice_set(&src.narrow(2, 0, len)?.contiguous()?, 2, 0)?;
+        }
+        Ok(())
+    }
 }
 
 /// A folder's tensors by name, each taken once.
@@ -190,22 +218,30 @@ impl NativeModel {
             info,
             seed: args.seed,
             max_seqs: args.batch_size.unwrap_or(usize::MAX),
+            share_prefixes: args.share_prefixes,
+            shared: Default::default(),
+            reported: Default::default(),
         })
     }
 
-    /// Logits of each input's last `targets.len()` positions, inputs packed into one pass.
+    /// Logits of each input's last `logits[i]` positions, inputs packed into one pass; input i
+    /// starts at position `shared[i].0` on the keys and values of its shared prefix
+    /// `shared[i].1`.
     fn forward(
         &self,
         inputs: &[&ScoreInput],
         logits: &[usize],
+        shared: &[(usize, Option<&SeqCache>)],
     ) -> Result<Vec<Vec<Vec<f32>>>, ModelError> {
         let items: Vec<Item> = inputs
             .iter()
             .zip(logits)
-            .map(|(s, &k)| Item {
-                tokens: &s.input,
-                start: 0,
+            .zip(shared)
+            .map(|((s, &k), &(start, prefix))| Item {
+                tokens: &s.input[start..],
+                start,
                 logits: k,
+                prefix,
             })
             .collect();
         let out = match &self.pass {
@@ -235,22 +271,18 @@ impl NativeModel {
         out.map_err(|e| ModelError::Request(format!("scoring forward pass: {e}")))
     }
 
-    /// Score prepared inputs: equal inputs share a sequence; sequences (longest first, as
-    /// lm-eval orders them) are packed into passes of up to `BATCH_TOKENS` tokens.
+    /// Score prepared inputs: equal inputs share a sequence; sequences go in token order (those
+    /// sharing a prefix are neighbours; a decoder computes a shared prefix once, `prefix.rs`)
+    /// and are packed into passes of up to `BATCH_TOKENS` tokens of their own.
     fn score_inputs(
         &self,
         inputs: &[ScoreInput],
         done: &mut dyn FnMut(usize, (f64, bool)) -> Result<(), ModelError>,
     ) -> Result<(), ModelError> {
-        let len = |s: &ScoreInput| s.input.len() + s.encoder.len();
         let mut order: Vec<usize> = (0..inputs.len()).collect();
         order.sort_by(|&a, &b| {
-            len(&inputs[b])
-                .cmp(&len(&inputs[a]))
-                .then_with(|| {
-                    (&inputs[a].encoder, &inputs[a].input)
-                        .cmp(&(&inputs[b].encoder, &inputs[b].input))
-                })
+            (&inputs[a].encoder, &inputs[a].input)
+                .cmp(&(&inputs[b].encoder, &inputs[b].input))
                 .then(a.cmp(&b))
         });
         let mut groups: Vec<Vec<usize>> = Vec::new();
@@ -271,32 +303,66 @@ impl NativeModel {
                 _ => groups.push(vec![i]),
             }
         }
+        let want: Vec<usize> = groups
+            .iter()
+            .map(|g| {
+                g.iter()
+                    .map(|&k| inputs[k].targets.len())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut prefixes = match &self.pass {
+            Pass::Decoder(d) if self.share_prefixes => Some(prefix::PrefixCaches::new(
+                d,
+                groups
+                    .iter()
+                    .map(|g| inputs[g[0]].input.as_slice())
+                    .collect(),
+                &want,
+            )),
+            _ => None,
+        };
+        let skip = |p: &Option<prefix::PrefixCaches>, g: usize| p.as_ref().map_or(0, |p| p.skip(g));
+        let len = |g: usize, skip: usize| {
+            inputs[groups[g][0]].input.len() - skip + inputs[groups[g][0]].encoder.len()
+        };
         let mut start = 0;
         while start < groups.len() {
-            let mut end = start;
+            let mut batch: Vec<usize> = Vec::new();
             let mut tokens = 0;
-            while end < groups.len()
-                && (end == start
-                    || (tokens + len(&inputs[groups[end][0]]) <= BATCH_TOKENS
-                        && end - start < self.max_seqs))
-            {
-                tokens += len(&inputs[groups[end][0]]);
-                end += 1;
+            for g in start..groups.len() {
+                if !batch.is_empty() && batch.len() >= self.max_seqs {
+                    break;
+                }
+                if let Some(p) = prefixes.as_mut() {
+                    if !p.admit(&batch, g) {
+                        break;
+                    }
+                }
+                let n = len(g, skip(&prefixes, g));
+                if !batch.is_empty() && tokens + n > BATCH_TOKENS {
+                    break;
+                }
+                tokens += n;
+                batch.push(g);
             }
-            let batch = &groups[start..end];
-            let seqs: Vec<&ScoreInput> = batch.iter().map(|g| &inputs[g[0]]).collect();
-            let want: Vec<usize> = batch
+            if let Some(p) = prefixes.as_mut() {
+                p.prepare(&batch)
+                    .map_err(|e| ModelError::Request(format!("shared prefix pass: {e}")))?;
+            }
+            let seqs: Vec<&ScoreInput> = batch.iter().map(|&g| &inputs[groups[g][0]]).collect();
+            let logits: Vec<usize> = batch.iter().map(|&g| want[g]).collect();
+            let shared: Vec<(usize, Option<&SeqCache>)> = batch
                 .iter()
-                .map(|g| {
-                    g.iter()
-                        .map(|&k| inputs[k].targets.len())
-                        .max()
-                        .unwrap_or(0)
+                .map(|&g| match &prefixes {
+                    Some(p) => (p.skip(g), p.cache(g)),
+                    None => (0, None),
                 })
                 .collect();
-            let rows = self.forward(&seqs, &want)?;
-            for (g, rows) in batch.iter().zip(rows) {
-                for &k in g {
+            let rows = self.forward(&seqs, &logits, &shared)?;
+            for (&g, rows) in batch.iter().zip(rows) {
+                for &k in &groups[g] {
                     let targets = &inputs[k].targets;
                     let mut ll = 0.0f64;
                     let mut greedy = true;
@@ -308,7 +374,15 @@ impl NativeModel {
                     done(k, (ll, greedy))?;
                 }
             }
-            start = end;
+            if let Some(p) = prefixes.as_mut() {
+                for &g in &batch {
+                    p.done(g, len(g, p.skip(g)));
+                }
+            }
+            start += batch.len();
+        }
+        if let Some(p) = prefixes {
+            self.shared.lock().unwrap().add(p.stats);
         }
         Ok(())
     }
@@ -361,14 +435,21 @@ impl NativeModel {
                         )));
                     }
                 }
-                let caches = prompts
+                let mut caches = prompts
                     .iter()
                     .zip(&max_new)
                     .map(|(p, &m)| d.new_cache(p.len() + m))
                     .collect::<ops::Result<Vec<_>>>()
                     .map_err(|e| ModelError::Request(e.to_string()))?;
+                let skip = if self.share_prefixes {
+                    self.fill_shared_prefixes(d, &prompts, &mut caches)
+                        .map_err(|e| ModelError::Request(format!("shared prefix pass: {e}")))?
+                } else {
+                    vec![0; prompts.len()]
+                };
                 decode_loop(
                     &prompts,
+                    &skip,
                     &max_new,
                     caches,
                     &mut |_, items, caches| d.pass(items, Some(caches)),
@@ -391,6 +472,7 @@ impl NativeModel {
                     .map_err(|e| ModelError::Request(e.to_string()))?;
                 decode_loop(
                     &starts,
+                    &vec![0; batch.len()],
                     &max_new,
                     caches,
                     &mut |seqs, items, caches| {
@@ -410,6 +492,57 @@ impl NativeModel {
                 Err(ModelError::Request(format!("generation forward pass: {e}")))
             }
         }
+    }
+}
+
+impl NativeModel {
+    /// Copy the shared prefixes of `prompts` into their caches, each prefix computed once
+    /// (`prefix.rs`); returns, per prompt, the positions its cache now holds.
+    fn fill_shared_prefixes(
+        &self,
+        d: &decoder::Decoder,
+        prompts: &[Vec<u32>],
+        caches: &mut [SeqCache],
+    ) -> ops::Result<Vec<usize>> {
+        let mut p = prefix::PrefixCaches::new(
+            d,
+            prompts.iter().map(Vec::as_slice).collect(),
+            &vec![1; prompts.len()],
+        );
+        // in token order, so that a prefix's prompts come together and it is dropped after them
+        let mut order: Vec<usize> = (0..prompts.len()).collect();
+        order.sort_by(|&a, &b| prompts[a].cmp(&prompts[b]));
+        let mut skip = vec![0; prompts.len()];
+        let mut start = 0;
+        while start < order.len() {
+            let mut batch: Vec<usize> = Vec::new();
+            for &i in &order[start..] {
+                if !p.admit(&batch, i) {
+                    break;
+                }
+                batch.push(i);
+            }
+            p.prepare(&batch)?;
+            for &i in &batch {
+                if let Some(c) = p.cache(i) {
+                    skip[i] = p.skip(i);
+                    caches[i].copy_prefix(c, skip[i])?;
+                }
+                p.done(i, prompts[i].len() - skip[i]);
+            }
+            start += batch.len();
+        }
+        self.shared.lock().unwrap().add(p.stats);
+        Ok(skip)
+    }
+
+    /// Say what sharing prefixes saved since the last report.
+    fn report_sharing(&self, what: &str) {
+        let stats = std::mem::take(&mut *self.shared.lock().unwrap());
+        if let Some(line) = stats.line() {
+            eprintln!("rubric: {what}: {line}");
+        }
+        *self.reported.lock().unwrap() = stats;
     }
 }
 
@@ -436,6 +569,7 @@ type StepFn<'a> =
 /// tokens; `finished(i, generated, stopped)` gets each sequence as soon as it ends.
 fn decode_loop(
     prompts: &[Vec<u32>],
+    skip: &[usize],
     max_new: &[usize],
     mut caches: Vec<SeqCache>,
     step: &mut StepFn,
@@ -450,24 +584,26 @@ fn decode_loop(
         }
     }
     let mut active: Vec<usize> = (0..prompts.len()).filter(|&i| max_new[i] > 0).collect();
-    // prefill: whole prompts packed into passes of up to PREFILL_TOKENS, logits of the last
-    // position of each
+    // prefill: prompts (after the `skip[i]` positions their caches hold) packed into passes of
+    // up to PREFILL_TOKENS, logits of the last position of each
+    let own = |i: usize| prompts[i].len() - skip[i];
     let mut rows: Vec<Vec<Vec<f32>>> = Vec::with_capacity(active.len());
     let mut first = 0;
     while first < active.len() {
         let mut end = first + 1;
-        let mut tokens = prompts[active[first]].len();
-        while end < active.len() && tokens + prompts[active[end]].len() <= PREFILL_TOKENS {
-            tokens += prompts[active[end]].len();
+        let mut tokens = own(active[first]);
+        while end < active.len() && tokens + own(active[end]) <= PREFILL_TOKENS {
+            tokens += own(active[end]);
             end += 1;
         }
         let seqs = &active[first..end];
         let items: Vec<Item> = seqs
             .iter()
             .map(|&i| Item {
-                tokens: &prompts[i],
-                start: 0,
+                tokens: &prompts[i][skip[i]..],
+                start: skip[i],
                 logits: 1,
+                prefix: None,
             })
             .collect();
         let mut refs: Vec<&mut SeqCache> = caches
@@ -511,6 +647,7 @@ fn decode_loop(
                 tokens: std::slice::from_ref(t),
                 start: prompts[i].len() + out[i].len() - 1,
                 logits: 1,
+                prefix: None,
             })
             .collect();
         let mut refs: Vec<&mut SeqCache> = caches
@@ -606,6 +743,7 @@ impl NativeModel {
                     tokens: seqs[i],
                     start: 0,
                     logits: if every[i] { seqs[i].len() } else { 1 },
+                    prefix: None,
                 })
                 .collect();
             let rows = d
@@ -679,10 +817,13 @@ impl LanguageModel for NativeModel {
         requests: &[(String, String)],
         on_done: OnDone<(f64, bool)>,
     ) -> Result<(), ModelError> {
-        self.hf
+        let r = self
+            .hf
             .loglikelihood_with(requests, on_done, &|inputs, done| {
                 self.score_inputs(inputs, done)
-            })
+            });
+        self.report_sharing("loglikelihood");
+        r
     }
 
     fn loglikelihood_rolling(
@@ -690,9 +831,11 @@ impl LanguageModel for NativeModel {
         texts: &[String],
         on_done: OnDone<f64>,
     ) -> Result<(), ModelError> {
-        self.hf.rolling_with(texts, on_done, &|inputs, done| {
+        let r = self.hf.rolling_with(texts, on_done, &|inputs, done| {
             self.score_inputs(inputs, done)
-        })
+        });
+        self.report_sharing("loglikelihood_rolling");
+        r
     }
 
     fn generate_until(
@@ -714,13 +857,118 @@ impl LanguageModel for NativeModel {
                 bytes += b;
                 end += 1;
             }
-            self.generate_group(&plans[start..end], &mut |i, g| on_done(i, g))?;
+            if let Err(e) = self.generate_group(&plans[start..end], &mut |i, g| on_done(i, g)) {
+                self.report_sharing("generate_until");
+                return Err(e);
+            }
             start = end;
         }
+        self.report_sharing("generate_until");
         Ok(())
     }
 
     fn chat_template(&self) -> Option<&dyn ChatTemplate> {
         self.hf.chat.as_ref().map(|c| c as &dyn ChatTemplate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+
+    fn load(dir: &Path, share: bool) -> NativeModel {
+        let mut a = BTreeMap::new();
+        a.insert("pretrained".to_string(), dir.display().to_string());
+        a.insert("share_prefixes".to_string(), share.to_string());
+        crate::model::load_native(&a).unwrap()
+    }
+
+    fn scores(m: &NativeModel, reqs: &[(String, String)]) -> Vec<(f64, bool)> {
+        let mut out = vec![(0.0, false); reqs.len()];
+        m.loglikelihood(reqs, &mut |i, r| {
+            out[i] = r;
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    fn generations(m: &NativeModel, prompts: &[String]) -> Vec<String> {
+        let kw = GenKwargs::new(
+            serde_json::json!({"until": ["\n\n"], "max_gen_toks": 8})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
+        let reqs: Vec<(String, GenKwargs)> =
+            prompts.iter().map(|p| (p.clone(), kw.clone())).collect();
+        let mut out = vec![String::new(); reqs.len()];
+        m.generate_until(&reqs, &mut |i, g| {
+            out[i] = g.text;
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    /// A request on a shared prefix scores and generates bit-identically with the prefix
+    /// computed once for several requests, computed for it alone, and with sharing off; and
+    /// the prefix was computed once.
+    #[test]
+    fn shared_prefixes_change_no_number() {
+        let tiny = tempfile::tempdir().unwrap();
+        crate::model::tiny::write(tiny.path(), crate::model::tiny::TinySpec::default()).unwrap();
+        let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/models");
+        // learned positions (GPT-2) and a sliding window of 16 (Gemma 2) beside Llama
+        let models = [
+            (tiny.path().to_path_buf(), 12),
+            (fixtures.join("gpt2"), 2),
+            (fixtures.join("gemma2"), 2),
+        ];
+        for (dir, repeat) in models {
+            let name = dir.display().to_string();
+            let preamble = "Once upon a time, there was a little girl named Lily. ".repeat(repeat);
+            let doc = format!("{preamble}She loved to play outside in the park with her friends.");
+            let mut reqs: Vec<(String, String)> = ["", " happy", " and the lazy dog"]
+                .iter()
+                .map(|c| (doc.clone(), format!(" Answer:{c} yes")))
+                .collect();
+            reqs.push((format!("{preamble}Question:"), " 7".into()));
+            reqs.push(("it 's a charming journey".into(), " positive".into()));
+            let m = load(&dir, true);
+            let together = scores(&m, &reqs);
+            let stats = *m.reported.lock().unwrap();
+            assert!(
+                stats.computed < stats.tokens && stats.peak_bytes > 0,
+                "{name}: nothing shared: {stats:?}"
+            );
+            let off = scores(&load(&dir, false), &reqs);
+            assert_eq!(together, off, "{name}: sharing on and off");
+            for (i, r) in reqs.iter().enumerate() {
+                assert_eq!(
+                    scores(&m, std::slice::from_ref(r))[0],
+                    together[i],
+                    "{name}: request {i} alone"
+                );
+            }
+            let prompts: Vec<String> = reqs.iter().map(|(c, x)| format!("{c}{x}")).collect();
+            let gens = generations(&m, &prompts);
+            let stats = *m.reported.lock().unwrap();
+            assert!(
+                stats.computed < stats.tokens,
+                "{name}: generation: {stats:?}"
+            );
+            assert_eq!(gens, generations(&load(&dir, false), &prompts), "{name}");
+            for (i, p) in prompts.iter().enumerate() {
+                assert_eq!(
+                    generations(&m, std::slice::from_ref(p))[0],
+                    gens[i],
+                    "{name}: prompt {i} alone"
+                );
+            }
+        }
     }
 }

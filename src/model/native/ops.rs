@@ -231,8 +231,8 @@ pub(crate) fn pad_rows(x: Tensor, rows: usize, device: &Device) -> Result<Tensor
 
 /// Attention over packed items (each its rows of `q`, `k`, `v`, (1, heads, rows, head_dim)):
 /// with caches, each item's keys and values are written into its cache for `layer` at its
-/// positions and attention reads the cache up to its last position; without, it reads the
-/// item's own rows. Returns (rows of all items, heads * head_dim).
+/// positions and attention reads the cache up to its last position; without, it reads its
+/// prefix's keys and values (if it starts after 0) and its own rows. Returns (rows of all items, heads * head_dim).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn attend_packed(
     q: &Tensor,
@@ -260,7 +260,16 @@ pub(crate) fn attend_packed(
                     c.v[layer].narrow(2, 0, it.start + n)?,
                 )
             }
-            None => (ks, vs),
+            None => match it.prefix {
+                Some(p) => (
+                    Tensor::cat(&[&p.k[layer].narrow(2, 0, it.start)?, &ks], 2)?,
+                    Tensor::cat(&[&p.v[layer].narrow(2, 0, it.start)?, &vs], 2)?,
+                ),
+                None if it.start > 0 => {
+                    candle_core::bail!("a sequence part at position {} without its keys", it.start)
+                }
+                None => (ks, vs),
+            },
         };
         outs.push(attend(
             &q.narrow(2, off, n)?,

@@ -301,6 +301,7 @@ impl T5 {
                 tokens: s,
                 start: 0,
                 logits: 0,
+                prefix: None,
             })
             .collect();
         let (ids, rows) = ops::packed_ids(&items);

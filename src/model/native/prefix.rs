@@ -1,0 +1,343 @@
+//! Shared prompt prefixes: which token prefixes several sequences of a call have in common, so
+//! that a decoder computes each one's keys and values once (few-shot exemplars, a
+//! multiple-choice doc's context shared by its choices).
+//!
+//! Why the results do not change: a prefix is cut only at a multiple of `ops::QUERY_BLOCK`.
+//! Attention runs in query blocks of that size from position 0, and every other map works row by
+//! row, so a sequence computed as (prefix, then the rest on top of the prefix's keys and values)
+//! goes through exactly the products of the sequence computed whole. Its numbers are
+//! bit-identical whether or not another sequence shared the prefix (tests/backend.rs).
+
+use std::collections::HashMap;
+
+use super::decoder::Decoder;
+use super::ops::QUERY_BLOCK;
+use super::SeqCache;
+
+/// A prefix shared by several sequences: the first `len` tokens of sequence `seq`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Node {
+    pub seq: usize,
+    pub len: usize,
+    /// The longest shorter shared prefix it extends.
+    pub parent: Option<usize>,
+}
+
+/// The shared prefixes of a set of sequences.
+#[derive(Debug, Default)]
+pub(crate) struct Prefixes {
+    pub nodes: Vec<Node>,
+    /// Per sequence: the longest shared prefix it starts from, if any.
+    pub of_seq: Vec<Option<usize>>,
+}
+
+fn aligned(n: usize) -> usize {
+    n / QUERY_BLOCK * QUERY_BLOCK
+}
+
+fn lcp(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+impl Prefixes {
+    /// Shared prefixes of `seqs`, where sequence i must compute at least its last `keep[i]`
+    /// positions itself (the positions whose logits are read; at least one).
+    pub(crate) fn find(seqs: &[&[u32]], keep: &[usize]) -> Prefixes {
+        let cap = |i: usize| aligned(seqs[i].len().saturating_sub(keep[i].max(1)));
+        let mut order: Vec<usize> = (0..seqs.len()).collect();
+        order.sort_by(|&a, &b| seqs[a].cmp(seqs[b]));
+        // any two sequences' common prefix is the shortest adjacent one between them in sorted
+        // order, so the adjacent pairs name every prefix worth sharing
+        let mut by_tokens: HashMap<&[u32], usize> = HashMap::new();
+        let mut nodes: Vec<Node> = Vec::new();
+        for w in order.windows(2) {
+            let len = aligned(lcp(seqs[w[0]], seqs[w[1]]))
+                .min(cap(w[0]))
+                .min(cap(w[1]));
+            if len >= QUERY_BLOCK {
+                by_tokens.entry(&seqs[w[0]][..len]).or_insert_with(|| {
+                    nodes.push(Node {
+                        seq: w[0],
+                        len,
+                        parent: None,
+                    });
+                    nodes.len() - 1
+                });
+            }
+        }
+        let longest = |tokens: &[u32], from: usize| {
+            (1..=from / QUERY_BLOCK)
+                .rev()
+                .find_map(|k| by_tokens.get(&tokens[..k * QUERY_BLOCK]).copied())
+        };
+        let parents: Vec<Option<usize>> = nodes
+            .iter()
+            .map(|n| longest(&seqs[n.seq][..n.len], n.len - QUERY_BLOCK))
+            .collect();
+        for (n, p) in nodes.iter_mut().zip(parents) {
+            n.parent = p;
+        }
+        let of_seq = (0..seqs.len()).map(|i| longest(seqs[i], cap(i))).collect();
+        Prefixes { nodes, of_seq }
+    }
+
+    /// The node and its ancestors, root first.
+    pub(crate) fn chain(&self, node: usize) -> Vec<usize> {
+        let mut out = vec![node];
+        while let Some(p) = self.nodes[*out.last().unwrap()].parent {
+            out.push(p);
+        }
+        out.reverse();
+        out
+    }
+}
+
+/// What sharing saved over a call: prompt tokens in all, tokens computed, and the most bytes
+/// of prefix keys and values held at once.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct ShareStats {
+    pub tokens: usize,
+    pub computed: usize,
+    pub peak_bytes: usize,
+}
+
+impl ShareStats {
+    pub(crate) fn add(&mut self, other: ShareStats) {
+        self.tokens += other.tokens;
+        self.computed += other.computed;
+        self.peak_bytes = self.peak_bytes.max(other.peak_bytes);
+    }
+
+    /// One line for the end of a run, when sharing saved anything.
+    pub(crate) fn line(&self) -> Option<String> {
+        (self.computed < self.tokens).then(|| {
+            format!(
+                "shared prefixes: computed {} of {} prompt tokens ({:.0}%); prefix cache peak {:.1} MiB (bound {} MiB)",
+                self.computed,
+                self.tokens,
+                100.0 * self.computed as f64 / self.tokens.max(1) as f64,
+                self.peak_bytes as f64 / (1 << 20) as f64,
+                PREFIX_BYTES >> 20
+            )
+        })
+    }
+}
+
+/// Most bytes of shared-prefix keys and values held at once.
+pub(crate) const PREFIX_BYTES: usize = 1 << 30;
+
+/// The keys and values of shared prefixes, computed when a sequence first needs them and
+/// dropped after their last sequence; never more than `PREFIX_BYTES` held.
+pub(crate) struct PrefixCaches<'a> {
+    decoder: &'a Decoder,
+    seqs: Vec<&'a [u32]>,
+    prefixes: Prefixes,
+    caches: Vec<Option<SeqCache>>,
+    /// Per node: sequences still to use it (directly or through a longer prefix).
+    users: Vec<usize>,
+    /// Sequences that do not use their prefix (it did not fit the bound).
+    unshared: Vec<bool>,
+    held: usize,
+    pub stats: ShareStats,
+}
+
+impl<'a> PrefixCaches<'a> {
+    pub(crate) fn new(decoder: &'a Decoder, seqs: Vec<&'a [u32]>, keep: &[usize]) -> Self {
+        let prefixes = Prefixes::find(&seqs, keep);
+        let mut users = vec![0; prefixes.nodes.len()];
+        for n in prefixes.of_seq.iter().flatten() {
+            for a in prefixes.chain(*n) {
+                users[a] += 1;
+            }
+        }
+        PrefixCaches {
+            decoder,
+            caches: (0..prefixes.nodes.len()).map(|_| None).collect(),
+            users,
+            unshared: vec![false; seqs.len()],
+            held: 0,
+            stats: ShareStats {
+                tokens: seqs.iter().map(|s| s.len()).sum(),
+                ..Default::default()
+            },
+            seqs,
+            prefixes,
+        }
+    }
+
+    fn node_of(&self, seq: usize) -> Option<usize> {
+        self.prefixes.of_seq[seq].filter(|_| !self.unshared[seq])
+    }
+
+    /// Positions of sequence `seq` that come from its shared prefix.
+    pub(crate) fn skip(&self, seq: usize) -> usize {
+        self.node_of(seq).map_or(0, |n| self.prefixes.nodes[n].len)
+    }
+
+    /// The keys and values of sequence `seq`'s prefix (after `prepare`).
+    pub(crate) fn cache(&self, seq: usize) -> Option<&SeqCache> {
+        self.node_of(seq).and_then(|n| self.caches[n].as_ref())
+    }
+
+    fn missing(&self, seq: usize) -> Vec<usize> {
+        self.node_of(seq).map_or(Vec::new(), |n| {
+            self.prefixes
+                .chain(n)
+                .into_iter()
+                .filter(|&a| self.caches[a].is_none())
+                .collect()
+        })
+    }
+
+    /// Bytes that `seqs` (with `seq` last) would add to what is held.
+    pub(crate) fn would_add(&self, seqs: &[usize]) -> usize {
+        let mut nodes: Vec<usize> = seqs.iter().flat_map(|&s| self.missing(s)).collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        let per = self.decoder.kv_bytes_per_token();
+        nodes
+            .iter()
+            .map(|&n| self.prefixes.nodes[n].len * per)
+            .sum()
+    }
+
+    /// Whether `seq` may join `others` in a pass within the bound; a sequence whose prefix
+    /// does not fit even alone is computed without it (the same numbers, more work).
+    pub(crate) fn admit(&mut self, others: &[usize], seq: usize) -> bool {
+        let with: Vec<usize> = others.iter().copied().chain([seq]).collect();
+        if self.held + self.would_add(&with) <= PREFIX_BYTES {
+            return true;
+        }
+        if others.is_empty() {
+            self.unshared[seq] = true;
+            self.release(seq);
+            return true;
+        }
+        false
+    }
+
+    /// Compute the prefixes `seqs` need, shorter ones first.
+    pub(crate) fn prepare(&mut self, seqs: &[usize]) -> super::ops::Result<()> {
+        let mut todo: Vec<usize> = seqs.iter().flat_map(|&s| self.missing(s)).collect();
+        todo.sort_unstable();
+        todo.dedup();
+        while !todo.is_empty() {
+            // those whose parent is ready, in passes of up to BATCH_TOKENS new tokens
+            let ready: Vec<usize> = todo
+                .iter()
+                .copied()
+                .filter(|&n| {
+                    self.prefixes.nodes[n]
+                        .parent
+                        .is_none_or(|p| self.caches[p].is_some())
+                })
+                .collect();
+            let mut first = 0;
+            while first < ready.len() {
+                let new = |n: usize| {
+                    let node = &self.prefixes.nodes[n];
+                    node.len - node.parent.map_or(0, |p| self.prefixes.nodes[p].len)
+                };
+                let mut end = first + 1;
+                let mut tokens = new(ready[first]);
+                while end < ready.len() && tokens + new(ready[end]) <= super::BATCH_TOKENS {
+                    tokens += new(ready[end]);
+                    end += 1;
+                }
+                let jobs: Vec<(&[u32], Option<&SeqCache>)> = ready[first..end]
+                    .iter()
+                    .map(|&n| {
+                        let node = &self.prefixes.nodes[n];
+                        (
+                            &self.seqs[node.seq][..node.len],
+                            node.parent.and_then(|p| self.caches[p].as_ref()),
+                        )
+                    })
+                    .collect();
+                let made = self.decoder.prefix_caches(&jobs)?;
+                for (&n, c) in ready[first..end].iter().zip(made) {
+                    self.held += c.capacity() * self.decoder.kv_bytes_per_token();
+                    self.caches[n] = Some(c);
+                }
+                self.stats.computed += tokens;
+                first = end;
+            }
+            self.stats.peak_bytes = self.stats.peak_bytes.max(self.held);
+            todo.retain(|n| !ready.contains(n));
+        }
+        Ok(())
+    }
+
+    /// Sequence `seq` is done (its own part, `own` tokens, computed): drop the prefixes no
+    /// sequence still needs.
+    pub(crate) fn done(&mut self, seq: usize, own: usize) {
+        self.stats.computed += own;
+        if !self.unshared[seq] {
+            self.release(seq);
+        }
+    }
+
+    fn release(&mut self, seq: usize) {
+        let Some(n) = self.prefixes.of_seq[seq] else {
+            return;
+        };
+        for a in self.prefixes.chain(n) {
+            self.users[a] -= 1;
+            if self.users[a] == 0 {
+                if let Some(c) = self.caches[a].take() {
+                    self.held -= c.capacity() * self.decoder.kv_bytes_per_token();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seq(shared: usize, own: &[u32]) -> Vec<u32> {
+        (0..shared as u32).chain(own.iter().copied()).collect()
+    }
+
+    #[test]
+    fn prefixes_are_cut_at_query_blocks_and_nest() {
+        let b = QUERY_BLOCK;
+        // three docs after one 2.5-block preamble; doc 0 has two choices sharing a further block
+        let mut doc0: Vec<u32> = (1000..1000 + b as u32).collect();
+        doc0.push(7);
+        let a = seq(5 * b / 2, &[doc0.clone(), vec![1]].concat());
+        let c = seq(5 * b / 2, &[doc0, vec![2]].concat());
+        let d = seq(5 * b / 2, &[9, 9, 9]);
+        let e = seq(10, &[1]);
+        let seqs: Vec<&[u32]> = vec![&a, &c, &d, &e];
+        let p = Prefixes::find(&seqs, &[1, 1, 1, 1]);
+        let len = |i: usize| p.of_seq[i].map(|n| p.nodes[n].len);
+        assert_eq!(len(0), Some(3 * b), "the preamble and doc 0's first block");
+        assert_eq!(len(1), Some(3 * b));
+        assert_eq!(len(2), Some(2 * b), "the preamble, cut down to a block");
+        assert_eq!(len(3), None, "shares less than a block");
+        let n0 = p.of_seq[0].unwrap();
+        assert_eq!(
+            p.chain(n0).len(),
+            2,
+            "doc 0's prefix extends the preamble's"
+        );
+        assert_eq!(p.nodes[p.chain(n0)[0]].len, 2 * b);
+    }
+
+    #[test]
+    fn the_positions_read_stay_with_the_sequence() {
+        let b = QUERY_BLOCK;
+        let a = seq(2 * b, &[]);
+        let c = seq(2 * b + 1, &[]);
+        let seqs: Vec<&[u32]> = vec![&a, &c];
+        // a's last position is read: it keeps its whole second block
+        let p = Prefixes::find(&seqs, &[1, 1]);
+        assert_eq!(p.of_seq[0].map(|n| p.nodes[n].len), Some(b));
+        assert_eq!(p.of_seq[1].map(|n| p.nodes[n].len), Some(b));
+        let p = Prefixes::find(&seqs, &[1, 2 * b]);
+        assert_eq!(p.of_seq[1], None, "all of c's positions are read");
+        assert_eq!(p.of_seq[0], None, "nothing left to share with");
+    }
+}
