@@ -113,7 +113,13 @@ fn shared_few_shot_prefixes_change_no_number() {
         );
     }
     let off = tmp.path().join("off");
-    let said = run_with(&model, ",share_prefixes=false", "stories_fewshot", None, &off);
+    let said = run_with(
+        &model,
+        ",share_prefixes=false",
+        "stories_fewshot",
+        None,
+        &off,
+    );
     assert!(!said.contains("shared prefixes"), "{said}");
     let mixed = tmp.path().join("mixed");
     run(&model, "stories,stories_fewshot,stories_gen", None, &mixed);

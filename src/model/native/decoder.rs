@@ -441,6 +441,7 @@ impl Decoder {
                     start,
                     logits: 0,
                     prefix: None,
+                    step: false,
                 }
             })
             .collect();

@@ -21,6 +21,7 @@ pub mod decoder;
 pub mod ops;
 pub(crate) mod prefix;
 pub mod rope;
+pub(crate) mod step;
 pub mod t5;
 
 use std::collections::HashMap;
@@ -89,6 +90,8 @@ pub struct Item<'a> {
     pub logits: usize,
     /// Without a cache: the keys and values of positions `0..start` (a shared prefix).
     pub(crate) prefix: Option<&'a SeqCache>,
+    /// A decode step (one generated token on its cache): attention through `step.rs`.
+    pub(crate) step: bool,
 }
 
 /// A sequence's keys and values per layer, (1, kv heads, capacity, head dim).
@@ -242,6 +245,7 @@ impl NativeModel {
                 start,
                 logits: k,
                 prefix,
+                step: false,
             })
             .collect();
         let out = match &self.pass {
@@ -604,6 +608,7 @@ fn decode_loop(
                 start: skip[i],
                 logits: 1,
                 prefix: None,
+                step: false,
             })
             .collect();
         let mut refs: Vec<&mut SeqCache> = caches
@@ -648,6 +653,7 @@ fn decode_loop(
                 start: prompts[i].len() + out[i].len() - 1,
                 logits: 1,
                 prefix: None,
+                step: true,
             })
             .collect();
         let mut refs: Vec<&mut SeqCache> = caches
@@ -744,6 +750,7 @@ impl NativeModel {
                     start: 0,
                     logits: if every[i] { seqs[i].len() } else { 1 },
                     prefix: None,
+                    step: false,
                 })
                 .collect();
             let rows = d

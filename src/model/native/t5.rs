@@ -302,6 +302,7 @@ impl T5 {
                 start: 0,
                 logits: 0,
                 prefix: None,
+                step: false,
             })
             .collect();
         let (ids, rows) = ops::packed_ids(&items);
