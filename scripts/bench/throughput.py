@@ -36,7 +36,7 @@ for name, task, small, large, kind in WORKLOADS:
     lm, ru = samples(f"lmeval_{name}_{large}", task), samples(f"rubric_{name}_{large}", task)
     assert len(lm) == len(ru) == large, (name, len(lm), len(ru))
     if kind == "ll":
-        diffs = [abs(float(a[0]) - float(b[0])) for d in lm for a, b in zip(lm[d]["resps"], ru[d]["resps"])]
+        diffs = [abs(float(a[0]) - float(b[0])) for d in lm for a, b in zip(lm[d]["filtered_resps"], ru[d]["filtered_resps"])]
         same = sum(lm[d]["acc"] == ru[d]["acc"] for d in lm)
         agree = f"max abs ll diff {max(diffs):.2e} over {len(diffs)} requests; same prediction {same}/{large}"
     else:

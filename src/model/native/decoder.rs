@@ -419,29 +419,32 @@ impl Decoder {
     }
 
     /// Keys and values of whole token prefixes, each extending a shorter one already computed
-    /// (`from`, holding exactly its positions) or from position 0; one packed pass.
+    /// (`from`: its cache and length) or from position 0; one packed pass. A prefix that ends
+    /// inside a query block is computed with that block whole (`prefix.rs`), in a cache that
+    /// holds the block's later positions as zeros.
     pub(crate) fn prefix_caches(
         &self,
-        jobs: &[(&[u32], Option<&SeqCache>)],
+        jobs: &[(&[u32], Option<(&SeqCache, usize)>)],
     ) -> Result<Vec<SeqCache>> {
         let mut caches = Vec::with_capacity(jobs.len());
         for (tokens, from) in jobs {
-            let mut c = self.new_cache(tokens.len())?;
-            if let Some(f) = from {
-                c.copy_prefix(f, f.capacity())?;
+            let mut c = self.new_cache(tokens.len().next_multiple_of(ops::QUERY_BLOCK))?;
+            if let Some((f, len)) = from {
+                c.copy_prefix(f, *len)?;
             }
             caches.push(c);
         }
         let items: Vec<Item> = jobs
             .iter()
             .map(|(tokens, from)| {
-                let start = from.map_or(0, |f| f.capacity());
+                let start = from.map_or(0, |f| f.1);
                 Item {
                     tokens: &tokens[start..],
                     start,
                     logits: 0,
                     prefix: None,
                     step: false,
+                    whole_last_block: true,
                 }
             })
             .collect();

@@ -92,6 +92,9 @@ pub struct Item<'a> {
     pub(crate) prefix: Option<&'a SeqCache>,
     /// A decode step (one generated token on its cache): attention through `step.rs`.
     pub(crate) step: bool,
+    /// A shared prefix: its last query block is computed whole, zero queries and keys after
+    /// its end (`prefix.rs`); its cache holds the block's positions.
+    pub(crate) whole_last_block: bool,
 }
 
 /// A sequence's keys and values per layer, (1, kv heads, capacity, head dim).
@@ -246,6 +249,7 @@ impl NativeModel {
                 logits: k,
                 prefix,
                 step: false,
+                whole_last_block: false,
             })
             .collect();
         let out = match &self.pass {
@@ -609,6 +613,7 @@ fn decode_loop(
                 logits: 1,
                 prefix: None,
                 step: false,
+                whole_last_block: false,
             })
             .collect();
         let mut refs: Vec<&mut SeqCache> = caches
@@ -654,6 +659,7 @@ fn decode_loop(
                 logits: 1,
                 prefix: None,
                 step: true,
+                whole_last_block: false,
             })
             .collect();
         let mut refs: Vec<&mut SeqCache> = caches
@@ -751,6 +757,7 @@ impl NativeModel {
                     logits: if every[i] { seqs[i].len() } else { 1 },
                     prefix: None,
                     step: false,
+                    whole_last_block: false,
                 })
                 .collect();
             let rows = d

@@ -280,15 +280,33 @@ pub(crate) fn attend_packed(
                 None => (ks, vs),
             },
         };
-        outs.push(attend(
-            &q.narrow(2, off, n)?,
-            &ks,
-            &vs,
-            it.start,
-            shape,
-            bias,
-            masks,
-        )?);
+        // a prompt part computes the query blocks it touches whole, as the whole-sequence pass
+        // does (prefix.rs): zero queries before its start in its first block and, for a shared
+        // prefix, after its end in its last (whose keys are zeros in its cache)
+        let qi = q.narrow(2, off, n)?;
+        let front = if it.step { 0 } else { it.start % QUERY_BLOCK };
+        let back = if it.whole_last_block {
+            (it.start + n).next_multiple_of(QUERY_BLOCK) - (it.start + n)
+        } else {
+            0
+        };
+        if front + back == 0 {
+            outs.push(attend(&qi, &ks, &vs, it.start, shape, bias, masks)?);
+        } else {
+            let (_, nh, _, hd) = qi.dims4()?;
+            let zeros = |rows: usize| Tensor::zeros((1, nh, rows, hd), qi.dtype(), qi.device());
+            let qp = Tensor::cat(&[&zeros(front)?, &qi, &zeros(back)?], 2)?;
+            let (ks, vs) = match caches.as_mut() {
+                None if back > 0 => candle_core::bail!("a whole last block without a cache"),
+                Some(c) if back > 0 => (
+                    c[s].k[layer].narrow(2, 0, it.start + n + back)?,
+                    c[s].v[layer].narrow(2, 0, it.start + n + back)?,
+                ),
+                _ => (ks, vs),
+            };
+            let out = attend(&qp, &ks, &vs, it.start - front, shape, bias, masks)?;
+            outs.push(out.narrow(0, front, n)?);
+        }
         off += n;
     }
     Tensor::cat(&outs, 0)

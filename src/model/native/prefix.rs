@@ -2,17 +2,26 @@
 //! that a decoder computes each one's keys and values once (few-shot exemplars, a
 //! multiple-choice doc's context shared by its choices).
 //!
-//! Why the results do not change: a prefix is cut only at a multiple of `ops::QUERY_BLOCK`.
-//! Attention runs in query blocks of that size from position 0, and every other map works row by
-//! row, so a sequence computed as (prefix, then the rest on top of the prefix's keys and values)
-//! goes through exactly the products of the sequence computed whole. Its numbers are
-//! bit-identical whether or not another sequence shared the prefix (tests/backend.rs).
+//! Why the results do not change: attention runs in query blocks of `ops::QUERY_BLOCK`
+//! positions counted from position 0, and every other map works row by row. A sequence computed
+//! as (prefix, then the rest on top of the prefix's keys and values) goes through exactly the
+//! products of the sequence computed whole when each part computes the blocks it touches whole:
+//! a part that starts inside a block gets zero queries for the block's earlier positions, and a
+//! prefix that ends inside a block gets zero queries and keys after its end (hidden by the causal
+//! mask, as the continuation's keys are in the whole pass). A matrix product's entries do not
+//! depend on the other rows' values, so the real rows come out bit-identical. A sequence uses a
+//! prefix that ends inside a block only if the sequence fills that block (else the whole pass's
+//! block is shorter, another product). Its numbers are then bit-identical whether or not another
+//! sequence shared the prefix (tests in mod.rs, tests/batch_independence.rs).
 
 use std::collections::HashMap;
 
 use super::decoder::Decoder;
 use super::ops::QUERY_BLOCK;
 use super::SeqCache;
+
+/// Shorter common prefixes are computed with each sequence (not worth a pass of their own).
+pub(crate) const MIN_SHARED: usize = 16;
 
 /// A prefix shared by several sequences: the first `len` tokens of sequence `seq`.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,53 +40,84 @@ pub(crate) struct Prefixes {
     pub of_seq: Vec<Option<usize>>,
 }
 
-fn aligned(n: usize) -> usize {
-    n / QUERY_BLOCK * QUERY_BLOCK
-}
-
 fn lcp(a: &[u32], b: &[u32]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// Whether a sequence of `len` tokens may start from a prefix of `prefix` tokens: the prefix
+/// ends on a block boundary, or the sequence fills the block the prefix ends in.
+pub(crate) fn usable(prefix: usize, len: usize) -> bool {
+    prefix % QUERY_BLOCK == 0 || len >= prefix / QUERY_BLOCK * QUERY_BLOCK + QUERY_BLOCK
+}
+
+/// Hashes of every prefix of a sequence (`h[n]` of its first n tokens).
+fn prefix_hashes(s: &[u32]) -> Vec<u64> {
+    let mut h = Vec::with_capacity(s.len() + 1);
+    let mut x = 0xcbf2_9ce4_8422_2325u64;
+    h.push(x);
+    for &t in s {
+        x = (x ^ t as u64)
+            .wrapping_mul(0x0000_0100_0000_01b3)
+            .rotate_left(5);
+        h.push(x);
+    }
+    h
 }
 
 impl Prefixes {
     /// Shared prefixes of `seqs`, where sequence i must compute at least its last `keep[i]`
     /// positions itself (the positions whose logits are read; at least one).
     pub(crate) fn find(seqs: &[&[u32]], keep: &[usize]) -> Prefixes {
-        let cap = |i: usize| aligned(seqs[i].len().saturating_sub(keep[i].max(1)));
+        let cap = |i: usize| seqs[i].len().saturating_sub(keep[i].max(1));
         let mut order: Vec<usize> = (0..seqs.len()).collect();
         order.sort_by(|&a, &b| seqs[a].cmp(seqs[b]));
+        let hashes: Vec<Vec<u64>> = seqs.iter().map(|s| prefix_hashes(s)).collect();
         // any two sequences' common prefix is the shortest adjacent one between them in sorted
-        // order, so the adjacent pairs name every prefix worth sharing
-        let mut by_tokens: HashMap<&[u32], usize> = HashMap::new();
+        // order, so the adjacent pairs name the prefixes worth sharing; each also at its last
+        // block boundary, for sequences that do not fill the block it ends in
+        let mut by_key: HashMap<(usize, u64), usize> = HashMap::new();
         let mut nodes: Vec<Node> = Vec::new();
         for w in order.windows(2) {
-            let len = aligned(lcp(seqs[w[0]], seqs[w[1]]))
-                .min(cap(w[0]))
-                .min(cap(w[1]));
-            if len >= QUERY_BLOCK {
-                by_tokens.entry(&seqs[w[0]][..len]).or_insert_with(|| {
-                    nodes.push(Node {
-                        seq: w[0],
-                        len,
-                        parent: None,
+            let len = lcp(seqs[w[0]], seqs[w[1]]).min(cap(w[0])).min(cap(w[1]));
+            for len in [len, len / QUERY_BLOCK * QUERY_BLOCK] {
+                if len >= MIN_SHARED {
+                    by_key.entry((len, hashes[w[0]][len])).or_insert_with(|| {
+                        nodes.push(Node {
+                            seq: w[0],
+                            len,
+                            parent: None,
+                        });
+                        nodes.len() - 1
                     });
-                    nodes.len() - 1
-                });
+                }
             }
         }
-        let longest = |tokens: &[u32], from: usize| {
-            (1..=from / QUERY_BLOCK)
-                .rev()
-                .find_map(|k| by_tokens.get(&tokens[..k * QUERY_BLOCK]).copied())
+        let mut lengths: Vec<usize> = nodes.iter().map(|n| n.len).collect();
+        lengths.sort_unstable_by(|a, b| b.cmp(a));
+        lengths.dedup();
+        // the longest node of at most `most` tokens that `seq` starts with and may use
+        let longest = |seq: usize, most: usize, whole: usize| {
+            lengths
+                .iter()
+                .filter(|&&l| l <= most && usable(l, whole))
+                .find_map(|&l| {
+                    let n = *by_key.get(&(l, hashes[seq][l]))?;
+                    let node = &nodes[n];
+                    (seqs[node.seq][..l] == seqs[seq][..l]).then_some(n)
+                })
         };
+        // a prefix is computed in whole blocks, so any shorter one may be its parent
         let parents: Vec<Option<usize>> = nodes
             .iter()
-            .map(|n| longest(&seqs[n.seq][..n.len], n.len - QUERY_BLOCK))
+            .map(|n| longest(n.seq, n.len - 1, usize::MAX))
             .collect();
+        let of_seq = (0..seqs.len())
+            .map(|i| longest(i, cap(i), seqs[i].len()))
+            .collect();
+        let mut nodes = nodes;
         for (n, p) in nodes.iter_mut().zip(parents) {
             n.parent = p;
         }
-        let of_seq = (0..seqs.len()).map(|i| longest(seqs[i], cap(i))).collect();
         Prefixes { nodes, of_seq }
     }
 
@@ -197,7 +237,7 @@ impl<'a> PrefixCaches<'a> {
         let per = self.decoder.kv_bytes_per_token();
         nodes
             .iter()
-            .map(|&n| self.prefixes.nodes[n].len * per)
+            .map(|&n| self.prefixes.nodes[n].len.next_multiple_of(QUERY_BLOCK) * per)
             .sum()
     }
 
@@ -244,13 +284,15 @@ impl<'a> PrefixCaches<'a> {
                     tokens += new(ready[end]);
                     end += 1;
                 }
-                let jobs: Vec<(&[u32], Option<&SeqCache>)> = ready[first..end]
+                let jobs: Vec<(&[u32], Option<(&SeqCache, usize)>)> = ready[first..end]
                     .iter()
                     .map(|&n| {
                         let node = &self.prefixes.nodes[n];
                         (
                             &self.seqs[node.seq][..node.len],
-                            node.parent.and_then(|p| self.caches[p].as_ref()),
+                            node.parent.and_then(|p| {
+                                Some((self.caches[p].as_ref()?, self.prefixes.nodes[p].len))
+                            }),
                         )
                     })
                     .collect();
@@ -301,7 +343,7 @@ mod tests {
     }
 
     #[test]
-    fn prefixes_are_cut_at_query_blocks_and_nest() {
+    fn prefixes_nest_and_end_inside_blocks_only_for_sequences_that_fill_them() {
         let b = QUERY_BLOCK;
         // three docs after one 2.5-block preamble; doc 0 has two choices sharing a further block
         let mut doc0: Vec<u32> = (1000..1000 + b as u32).collect();
@@ -310,20 +352,31 @@ mod tests {
         let c = seq(5 * b / 2, &[doc0, vec![2]].concat());
         let d = seq(5 * b / 2, &[9, 9, 9]);
         let e = seq(10, &[1]);
-        let seqs: Vec<&[u32]> = vec![&a, &c, &d, &e];
-        let p = Prefixes::find(&seqs, &[1, 1, 1, 1]);
+        let f = seq(5 * b / 2, &[8; 40]);
+        let seqs: Vec<&[u32]> = vec![&a, &c, &d, &e, &f];
+        let p = Prefixes::find(&seqs, &[1, 1, 1, 1, 1]);
         let len = |i: usize| p.of_seq[i].map(|n| p.nodes[n].len);
-        assert_eq!(len(0), Some(3 * b), "the preamble and doc 0's first block");
+        // a and c share 3.5 blocks + 1, but end in the block after it: its boundary
+        assert_eq!(len(0), Some(3 * b));
         assert_eq!(len(1), Some(3 * b));
-        assert_eq!(len(2), Some(2 * b), "the preamble, cut down to a block");
-        assert_eq!(len(3), None, "shares less than a block");
-        let n0 = p.of_seq[0].unwrap();
         assert_eq!(
-            p.chain(n0).len(),
-            2,
-            "doc 0's prefix extends the preamble's"
+            len(2),
+            Some(2 * b),
+            "d ends inside the preamble's last block"
         );
-        assert_eq!(p.nodes[p.chain(n0)[0]].len, 2 * b);
+        assert_eq!(len(3), None, "e shares fewer than MIN_SHARED tokens");
+        assert_eq!(
+            len(4),
+            Some(5 * b / 2),
+            "f fills the block: the whole preamble"
+        );
+        let n0 = p.of_seq[0].unwrap();
+        let chain: Vec<usize> = p.chain(n0).iter().map(|&n| p.nodes[n].len).collect();
+        assert_eq!(
+            chain,
+            [2 * b, 5 * b / 2, 3 * b],
+            "each prefix extends a shorter one"
+        );
     }
 
     #[test]
@@ -332,12 +385,20 @@ mod tests {
         let a = seq(2 * b, &[]);
         let c = seq(2 * b + 1, &[]);
         let seqs: Vec<&[u32]> = vec![&a, &c];
-        // a's last position is read: it keeps its whole second block
+        // a's last position is read: all but it are shared
         let p = Prefixes::find(&seqs, &[1, 1]);
-        assert_eq!(p.of_seq[0].map(|n| p.nodes[n].len), Some(b));
-        assert_eq!(p.of_seq[1].map(|n| p.nodes[n].len), Some(b));
+        assert_eq!(p.of_seq[0].map(|n| p.nodes[n].len), Some(2 * b - 1));
+        assert_eq!(p.of_seq[1].map(|n| p.nodes[n].len), Some(2 * b - 1));
         let p = Prefixes::find(&seqs, &[1, 2 * b]);
         assert_eq!(p.of_seq[1], None, "all of c's positions are read");
         assert_eq!(p.of_seq[0], None, "nothing left to share with");
+    }
+
+    #[test]
+    fn a_prefix_inside_a_block_needs_the_block_filled() {
+        let b = QUERY_BLOCK;
+        assert!(usable(2 * b, 2 * b + 1));
+        assert!(!usable(2 * b + 5, 3 * b - 1));
+        assert!(usable(2 * b + 5, 3 * b));
     }
 }

@@ -233,6 +233,7 @@ mod tests {
                     logits: 1,
                     prefix: None,
                     step: true,
+                    whole_last_block: false,
                 })
                 .collect();
             let refs: Vec<&mut SeqCache> = caches.iter_mut().collect();

@@ -303,6 +303,7 @@ impl T5 {
                 logits: 0,
                 prefix: None,
                 step: false,
+                whole_last_block: false,
             })
             .collect();
         let (ids, rows) = ops::packed_ids(&items);
