@@ -159,6 +159,32 @@ pub(crate) fn attend(
     let (_, nh, n, hd) = q.dims4()?;
     let (_, nkv, len, _) = k.dims4()?;
     let rep = nh / nkv;
+    if shape.causal && bias.is_none() && q.device().is_cpu() {
+        // on the CPU: the blocks side by side on its threads (a block's products are too
+        // small for the matrix kernel to spread), each computed as it would be alone
+        use rayon::prelude::*;
+        let blocks: Vec<usize> = (0..n).step_by(QUERY_BLOCK).collect();
+        let outs = blocks
+            .par_iter()
+            .map(|&b0| {
+                let b = (n - b0).min(QUERY_BLOCK);
+                let first = q0 + b0;
+                let kstart = shape.window.map_or(0, |w| (first + 1).saturating_sub(w));
+                let klen = first + b - kstart;
+                let qs = q
+                    .narrow(2, b0, b)?
+                    .contiguous()?
+                    .reshape((1, nkv, rep * b, hd))?;
+                let scores = qs.matmul(&k.narrow(2, kstart, klen)?.t()?)?;
+                let att = causal_softmax(&scores, shape, first, b, kstart)?;
+                att.matmul(&v.narrow(2, kstart, klen)?)?
+                    .reshape((1, nh, b, hd))?
+                    .transpose(1, 2)?
+                    .reshape((b, nh * hd))
+            })
+            .collect::<Result<Vec<Tensor>>>()?;
+        return Tensor::cat(&outs, 0);
+    }
     let mut outs = Vec::with_capacity(n.div_ceil(QUERY_BLOCK));
     let mut b0 = 0;
     while b0 < n {
@@ -206,6 +232,97 @@ pub(crate) fn attend(
         b0 += b;
     }
     Tensor::cat(&outs, 0)
+}
+
+/// Attention probabilities of a causal query block on the CPU in one pass per row: scores
+/// (1, kv heads, query heads per kv head * b, keys from `kstart`) of queries at `first..first +
+/// b` scaled, soft-capped, the hidden keys (later than the query, or outside its window) given
+/// probability 0, softmax over the rest. The tensor ops took seven passes over the scores
+/// (scale, mask, three of softmax, with their temporaries). A row's numbers depend on that row
+/// alone.
+fn causal_softmax(
+    scores: &Tensor,
+    shape: AttnShape,
+    first: usize,
+    b: usize,
+    kstart: usize,
+) -> Result<Tensor> {
+    use rayon::prelude::*;
+    let dims = scores.dims().to_vec();
+    let klen = dims[3];
+    let scores = scores.contiguous()?;
+    let (guard, layout) = scores.storage_and_layout();
+    let candle_core::Storage::Cpu(candle_core::CpuStorage::F32(all)) = &*guard else {
+        candle_core::bail!("attention scores that are not f32 on the CPU");
+    };
+    let src = &all[layout.start_offset()..layout.start_offset() + scores.elem_count()];
+    let mut out = vec![0f32; src.len()];
+    let (scale, cap) = (shape.scale as f32, shape.softcap.map(|c| c as f32));
+    out.par_chunks_mut(klen)
+        .zip(src.par_chunks(klen))
+        .enumerate()
+        .for_each(|(r, (o, s))| {
+            let q = first + r % b;
+            let lo = shape
+                .window
+                .map_or(0, |w| (q + 1).saturating_sub(w))
+                .max(kstart)
+                - kstart;
+            let hi = q + 1 - kstart;
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2 (checked above)
+                unsafe { softmax_row_avx2(&mut o[lo..hi], &s[lo..hi], scale, cap) };
+                return;
+            }
+            softmax_row(&mut o[lo..hi], &s[lo..hi], scale, cap)
+        });
+    drop(guard);
+    Tensor::from_vec(out, dims, &Device::Cpu)
+}
+
+/// The same code compiled for AVX2's wider vectors; the same sums in the same order.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn softmax_row_avx2(o: &mut [f32], s: &[f32], scale: f32, cap: Option<f32>) {
+    softmax_row(o, s, scale, cap)
+}
+
+/// `o = softmax(s * scale)` (soft-capped first when `cap`), the maximum and the sum taken in 8
+/// lanes (lane i holds elements i, i + 8, ...), lanes combined pairwise: one fixed order.
+#[inline(always)]
+fn softmax_row(o: &mut [f32], s: &[f32], scale: f32, cap: Option<f32>) {
+    for (o, &x) in o.iter_mut().zip(s) {
+        let x = x * scale;
+        *o = match cap {
+            Some(c) => (x / c).tanh() * c,
+            None => x,
+        };
+    }
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    for c in o.chunks(8) {
+        for (m, &x) in lanes.iter_mut().zip(c) {
+            *m = if x > *m { x } else { *m };
+        }
+    }
+    let max = lanes
+        .into_iter()
+        .fold(f32::NEG_INFINITY, |a, b| if b > a { b } else { a });
+    for x in o.iter_mut() {
+        *x = (*x - max).exp();
+    }
+    let mut lanes = [0f32; 8];
+    for c in o.chunks(8) {
+        for (l, &x) in lanes.iter_mut().zip(c) {
+            *l += x;
+        }
+    }
+    let sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3]))
+        + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+    let inv = sum;
+    for x in o.iter_mut() {
+        *x /= inv;
+    }
 }
 
 /// (rows, n) -> (1, n / head_dim heads, rows, head_dim).
