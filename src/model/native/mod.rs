@@ -985,4 +985,59 @@ mod tests {
             }
         }
     }
+
+    /// The prefix cache never holds more than its bound: with room for one prefix at a time,
+    /// sequences are scored in more passes (or without their prefix), never over the bound.
+    #[test]
+    fn the_prefix_cache_stays_within_its_bound() {
+        let tiny = tempfile::tempdir().unwrap();
+        crate::model::tiny::write(tiny.path(), crate::model::tiny::TinySpec::default()).unwrap();
+        let m = load(tiny.path(), true);
+        let Pass::Decoder(d) = &m.pass else {
+            unreachable!("a Llama")
+        };
+        // two groups of three sequences, each group sharing its own 100 tokens (used up to the
+        // 64-token block boundary: the sequences end inside the next block)
+        let seqs: Vec<Vec<u32>> = (0..6u32)
+            .map(|i| {
+                let shared = (0..100).map(|t| (t * 7 + i / 3 * 50) % 300 + 1);
+                shared.chain([i + 1, i + 2, i + 3]).collect()
+            })
+            .collect();
+        let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+        let one = 64 * d.kv_bytes_per_token();
+        for bound in [prefix::PREFIX_BYTES, one, one - 1] {
+            let mut p = prefix::PrefixCaches::new(d, refs.clone(), &[1; 6]);
+            p.bound = bound;
+            let mut start = 0;
+            let mut passes = 0;
+            while start < seqs.len() {
+                let mut batch: Vec<usize> = Vec::new();
+                for g in start..seqs.len() {
+                    if !p.admit(&batch, g) {
+                        break;
+                    }
+                    batch.push(g);
+                }
+                p.prepare(&batch).unwrap();
+                for &g in &batch {
+                    p.done(g, seqs[g].len() - p.skip(g));
+                }
+                start += batch.len();
+                passes += 1;
+            }
+            assert!(p.stats.peak_bytes <= bound, "{bound}: {:?}", p.stats);
+            if bound == one - 1 {
+                assert_eq!(
+                    p.stats.computed, p.stats.tokens,
+                    "nothing fits: nothing shared"
+                );
+            } else {
+                assert!(p.stats.computed < p.stats.tokens, "{bound}: {:?}", p.stats);
+            }
+            if bound == one {
+                assert!(passes >= 2, "one prefix at a time");
+            }
+        }
+    }
 }

@@ -178,6 +178,8 @@ pub(crate) struct PrefixCaches<'a> {
     /// Sequences that do not use their prefix (it did not fit the bound).
     unshared: Vec<bool>,
     held: usize,
+    /// Most bytes held at once (`PREFIX_BYTES`).
+    pub bound: usize,
     pub stats: ShareStats,
 }
 
@@ -196,6 +198,7 @@ impl<'a> PrefixCaches<'a> {
             users,
             unshared: vec![false; seqs.len()],
             held: 0,
+            bound: PREFIX_BYTES,
             stats: ShareStats {
                 tokens: seqs.iter().map(|s| s.len()).sum(),
                 ..Default::default()
@@ -245,7 +248,7 @@ impl<'a> PrefixCaches<'a> {
     /// does not fit even alone is computed without it (the same numbers, more work).
     pub(crate) fn admit(&mut self, others: &[usize], seq: usize) -> bool {
         let with: Vec<usize> = others.iter().copied().chain([seq]).collect();
-        if self.held + self.would_add(&with) <= PREFIX_BYTES {
+        if self.held + self.would_add(&with) <= self.bound {
             return true;
         }
         if others.is_empty() {
