@@ -169,6 +169,9 @@ struct Layer {
     window: Option<usize>,
 }
 
+/// A prefix to compute: its tokens, and the shorter prefix it extends (cache, length).
+pub(crate) type PrefixJob<'a> = (&'a [u32], Option<(&'a SeqCache, usize)>);
+
 pub(crate) struct Decoder {
     spec: DecoderSpec,
     embed: Tensor,
@@ -422,10 +425,7 @@ impl Decoder {
     /// (`from`: its cache and length) or from position 0; one packed pass. A prefix that ends
     /// inside a query block is computed with that block whole (`prefix.rs`), in a cache that
     /// holds the block's later positions as zeros.
-    pub(crate) fn prefix_caches(
-        &self,
-        jobs: &[(&[u32], Option<(&SeqCache, usize)>)],
-    ) -> Result<Vec<SeqCache>> {
+    pub(crate) fn prefix_caches(&self, jobs: &[PrefixJob]) -> Result<Vec<SeqCache>> {
         let mut caches = Vec::with_capacity(jobs.len());
         for (tokens, from) in jobs {
             let mut c = self.new_cache(tokens.len().next_multiple_of(ops::QUERY_BLOCK))?;

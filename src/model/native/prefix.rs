@@ -47,7 +47,7 @@ fn lcp(a: &[u32], b: &[u32]) -> usize {
 /// Whether a sequence of `len` tokens may start from a prefix of `prefix` tokens: the prefix
 /// ends on a block boundary, or the sequence fills the block the prefix ends in.
 pub(crate) fn usable(prefix: usize, len: usize) -> bool {
-    prefix % QUERY_BLOCK == 0 || len >= prefix / QUERY_BLOCK * QUERY_BLOCK + QUERY_BLOCK
+    prefix.is_multiple_of(QUERY_BLOCK) || len >= prefix / QUERY_BLOCK * QUERY_BLOCK + QUERY_BLOCK
 }
 
 /// Hashes of every prefix of a sequence (`h[n]` of its first n tokens).
@@ -114,7 +114,6 @@ impl Prefixes {
         let of_seq = (0..seqs.len())
             .map(|i| longest(i, cap(i), seqs[i].len()))
             .collect();
-        let mut nodes = nodes;
         for (n, p) in nodes.iter_mut().zip(parents) {
             n.parent = p;
         }
@@ -287,7 +286,7 @@ impl<'a> PrefixCaches<'a> {
                     tokens += new(ready[end]);
                     end += 1;
                 }
-                let jobs: Vec<(&[u32], Option<(&SeqCache, usize)>)> = ready[first..end]
+                let jobs: Vec<super::decoder::PrefixJob> = ready[first..end]
                     .iter()
                     .map(|&n| {
                         let node = &self.prefixes.nodes[n];
