@@ -273,6 +273,7 @@ mod tests {
             ("scorer", "fast"),
             ("device", "tpu"),
             ("add_bos_token", "maybe"),
+            ("share_prefixes", "maybe"),
         ] {
             let e = parse(&[("pretrained", "m"), (k, v)])
                 .unwrap_err()

@@ -384,7 +384,7 @@ impl NativeModel {
             }
             if let Some(p) = prefixes.as_mut() {
                 for &g in &batch {
-                    p.done(g, len(g, p.skip(g)));
+                    p.done(g);
                 }
             }
             start += batch.len();
@@ -521,25 +521,15 @@ impl NativeModel {
         let mut order: Vec<usize> = (0..prompts.len()).collect();
         order.sort_by(|&a, &b| prompts[a].cmp(&prompts[b]));
         let mut skip = vec![0; prompts.len()];
-        let mut start = 0;
-        while start < order.len() {
-            let mut batch: Vec<usize> = Vec::new();
-            for &i in &order[start..] {
-                if !p.admit(&batch, i) {
-                    break;
-                }
-                batch.push(i);
-            }
-            p.prepare(&batch)?;
-            for &i in &batch {
+        p.in_batches(&order, |p, batch| {
+            for &i in batch {
                 if let Some(c) = p.cache(i) {
                     skip[i] = p.skip(i);
                     caches[i].copy_prefix(c, skip[i])?;
                 }
-                p.done(i, prompts[i].len() - skip[i]);
             }
-            start += batch.len();
-        }
+            Ok(())
+        })?;
         self.shared.lock().unwrap().add(p.stats);
         Ok(skip)
     }
@@ -571,10 +561,11 @@ type StepFn<'a> =
     dyn FnMut(&[usize], &[Item], &mut Vec<&mut SeqCache>) -> ops::Result<Vec<Vec<Vec<f32>>>> + 'a;
 
 /// Decode several sequences together, one token per sequence per pass. `prompts[i]` is fed first
-/// (the prompt, or the decoder's start token); `pick(i, logits, sequence so far)` chooses the
-/// next token;
+/// (the prompt, or the decoder's start token) after the `skip[i]` positions its cache already
+/// holds (a shared prefix); `pick(i, logits, sequence so far)` chooses the next token;
 /// `stop(i, generated)` says whether sequence i is finished after it; at most `max_new[i]`
 /// tokens; `finished(i, generated, stopped)` gets each sequence as soon as it ends.
+#[allow(clippy::too_many_arguments)]
 fn decode_loop(
     prompts: &[Vec<u32>],
     skip: &[usize],
@@ -1009,23 +1000,8 @@ mod tests {
         for bound in [prefix::PREFIX_BYTES, one, one - 1] {
             let mut p = prefix::PrefixCaches::new(d, refs.clone(), &[1; 6]);
             p.bound = bound;
-            let mut start = 0;
-            let mut passes = 0;
-            while start < seqs.len() {
-                let mut batch: Vec<usize> = Vec::new();
-                for g in start..seqs.len() {
-                    if !p.admit(&batch, g) {
-                        break;
-                    }
-                    batch.push(g);
-                }
-                p.prepare(&batch).unwrap();
-                for &g in &batch {
-                    p.done(g, seqs[g].len() - p.skip(g));
-                }
-                start += batch.len();
-                passes += 1;
-            }
+            let order: Vec<usize> = (0..seqs.len()).collect();
+            let passes = p.in_batches(&order, |_, _| Ok(())).unwrap();
             assert!(p.stats.peak_bytes <= bound, "{bound}: {:?}", p.stats);
             if bound == one - 1 {
                 assert_eq!(

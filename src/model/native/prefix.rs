@@ -312,13 +312,41 @@ impl<'a> PrefixCaches<'a> {
         Ok(())
     }
 
-    /// Sequence `seq` is done (its own part, `own` tokens, computed): drop the prefixes no
-    /// sequence still needs.
-    pub(crate) fn done(&mut self, seq: usize, own: usize) {
-        self.stats.computed += own;
+    /// Sequence `seq` is done (its own part computed): drop the prefixes no sequence still
+    /// needs.
+    pub(crate) fn done(&mut self, seq: usize) {
+        self.stats.computed += self.seqs[seq].len() - self.skip(seq);
         if !self.unshared[seq] {
             self.release(seq);
         }
+    }
+
+    /// The sequences `order` (neighbours sharing prefixes) in batches within the bound: each
+    /// batch's prefixes computed, `each(self, batch)` run, its sequences done. Returns the
+    /// number of batches.
+    pub(crate) fn in_batches(
+        &mut self,
+        order: &[usize],
+        mut each: impl FnMut(&Self, &[usize]) -> super::ops::Result<()>,
+    ) -> super::ops::Result<usize> {
+        let (mut start, mut batches) = (0, 0);
+        while start < order.len() {
+            let mut batch: Vec<usize> = Vec::new();
+            for &i in &order[start..] {
+                if !self.admit(&batch, i) {
+                    break;
+                }
+                batch.push(i);
+            }
+            self.prepare(&batch)?;
+            each(self, &batch)?;
+            for &i in &batch {
+                self.done(i);
+            }
+            start += batch.len();
+            batches += 1;
+        }
+        Ok(batches)
     }
 
     fn release(&mut self, seq: usize) {
