@@ -49,6 +49,18 @@ if ! "$llama_venv/bin/python" -c 'import llama_cpp, lm_eval, transformers, tenac
     && "$llama_venv/bin/pip" install -q "llama-cpp-python[server]==0.3.36" "lm-eval[api]==0.4.13" transformers \
     || echo "warning: could not install llama-cpp-python; tests/llamacpp.rs needs it" >&2
 fi
+# the GPU kit's --cpu run (tests/gpu_kit.rs) compares rubric with transformers itself: a venv
+# with torch and transformers (PyPI's torch wheel brings NVIDIA's libraries: ~5.6 GB, once per
+# machine; it runs on the CPU here)
+torch_venv="$HOME/.cache/rubric/gpu-check-venv"
+if ! "$torch_venv/bin/python" -c 'import torch, transformers, safetensors' 2>/dev/null; then
+  echo "installing torch and transformers into $torch_venv (for tests/gpu_kit.rs)" >&2
+  rm -rf "$torch_venv"
+  python3 -m venv "$torch_venv" \
+    && "$torch_venv/bin/pip" install -q torch==2.15.0 transformers==5.25.0 safetensors \
+    || echo "warning: could not install torch; tests/gpu_kit.rs needs it" >&2
+fi
+export RUBRIC_TORCH_PYTHON="${RUBRIC_TORCH_PYTHON:-$torch_venv/bin/python}"
 models="${RUBRIC_MODELS:-$HOME/.cache/rubric/models}"
 if [ ! -f "$models/smollm2/hf/model.safetensors" ] && [ -f ../shared/tools/make-smollm2-hf.sh ]; then
   echo "making SmolLM2's HF folder under $models (for tests/llamacpp.rs)" >&2

@@ -1,7 +1,8 @@
 //! Language models: the [`LanguageModel`] interface with lm-eval's three request kinds, and
 //! one module per backend behind it:
-//! - `native`: rubric's own batched passes (decoder-only families and T5), f32;
-//! - `engine`: the mistralrs engine (GGUF, bf16/f16, quantization, CUDA);
+//! - `native`: rubric's own batched passes (decoder-only families and T5), CPU and CUDA, f32 or
+//!   the checkpoint's half precision;
+//! - `engine`: the mistralrs engine (GGUF, in-situ quantization);
 //! - `api`: OpenAI-compatible servers (lm-eval's local-completions, local-chat-completions);
 //! - `mock`: a test double.
 //!
@@ -170,27 +171,21 @@ pub(crate) enum Route {
 }
 
 /// The choice between rubric's own pass and the engine. `scorer=auto`: rubric's pass when it
-/// implements the checkpoint exactly and the settings are its own (f32, no quantization; on
-/// CUDA only for GPT-2 and T5, which the engine lacks), else the engine when every config value
-/// is one rubric has checked on it; otherwise a refusal naming the fields.
+/// implements the checkpoint exactly and the settings are its own (f32 or the checkpoint's half
+/// precision, no quantization), on the CPU and on CUDA alike; else the engine when every config
+/// value is one rubric has checked on it; otherwise a refusal naming the fields.
 pub(crate) fn route(hf: &hf::HfModel, args: &args::ModelArgs) -> Result<Route, ModelError> {
-    use args::{DType, PathChoice};
+    use args::PathChoice;
     let native: Result<native::NativeSpec, String> = match (&hf.config, hf.gguf) {
         (_, true) => Err("GGUF files run on the engine".into()),
         (None, _) => Err("no config.json".into()),
-        (Some(c), _) => native::NativeSpec::for_config(c).map_err(|e| format!("config.json: {e}")),
+        (Some(c), _) => native::NativeSpec::for_config(c)
+            .map_err(|e| format!("config.json: {e}"))
+            .and_then(|spec| spec.dtype(args, c).map(|_| spec)),
     }
-    .and_then(|spec| {
-        if !matches!(args.effective_dtype(), DType::F32 | DType::Auto) {
-            Err(format!(
-                "dtype={} (it computes in f32)",
-                args.effective_dtype().name()
-            ))
-        } else if args.isq.is_some() {
-            Err("isq (it computes unquantized)".into())
-        } else {
-            Ok(spec)
-        }
+    .and_then(|spec| match args.isq {
+        Some(_) => Err("isq (it computes unquantized)".into()),
+        None => Ok(spec),
     });
     let engine: Result<(), String> = match &hf.config {
         Some(c) => engine::supports(c, hf.prep.max_length).map_err(|e| format!("config.json: {e}")),
@@ -206,10 +201,6 @@ pub(crate) fn route(hf: &hf::HfModel, args: &args::ModelArgs) -> Result<Route, M
         }
         ModelError::Unsupported(m)
     };
-    let seq2seq_or_gpt2 = matches!(
-        hf.config.as_ref().and_then(|c| c.family().ok()),
-        Some(hf::Family::T5 | hf::Family::Gpt2)
-    );
     match args.path {
         PathChoice::Native => native
             .map(Route::Native)
@@ -218,10 +209,8 @@ pub(crate) fn route(hf: &hf::HfModel, args: &args::ModelArgs) -> Result<Route, M
             .map(|_| Route::Engine)
             .map_err(|e| ModelError::Unsupported(format!("{}: scorer=engine: {e}", hf.name))),
         PathChoice::Auto => match native {
-            Ok(spec) if !args.device.is_cuda() || seq2seq_or_gpt2 => Ok(Route::Native(spec)),
-            _ if engine.is_ok() => Ok(Route::Engine),
-            // on CUDA, rubric's pass runs there too (f32) when the engine cannot
             Ok(spec) => Ok(Route::Native(spec)),
+            Err(_) if engine.is_ok() => Ok(Route::Engine),
             Err(_) => Err(refuse()),
         },
     }

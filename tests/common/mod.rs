@@ -243,6 +243,32 @@ pub fn llamacpp(what: &str) -> Option<(PathBuf, PathBuf)> {
     None
 }
 
+/// A Python with torch and transformers (the GPU kit's reference, scripts/test.sh installs it
+/// CPU-only): `RUBRIC_TORCH_PYTHON`, else `~/.cache/rubric/gpu-check-venv`. Under CI a missing
+/// one fails the test.
+pub fn torch_python(what: &str) -> Option<PathBuf> {
+    let py = std::env::var_os("RUBRIC_TORCH_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default()
+                .join(".cache/rubric/gpu-check-venv/bin/python")
+        });
+    let usable = std::process::Command::new(&py)
+        .args(["-c", "import torch, transformers"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if usable {
+        return Some(py);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("{what} needs a Python with torch and transformers (scripts/test.sh installs one), and CI=true; tried {}", py.display());
+    }
+    eprintln!("skipping {what}: no Python with torch and transformers (run scripts/test.sh, or set RUBRIC_TORCH_PYTHON)");
+    None
+}
+
 /// stories260K (../shared/data) converted to an HF folder `out`, or None without the data (a
 /// failure under CI, as `shared_data`).
 pub fn stories260k(what: &str, out: &std::path::Path) -> Option<PathBuf> {

@@ -166,12 +166,14 @@ pub(crate) fn resolve_pretrained(id: &str) -> Result<PathBuf, ModelError> {
     dir.ok_or_else(|| load_err(format!("cannot resolve `{id}`")))
 }
 
-/// Every tensor of a folder's safetensors files, as f32 on `device`. Each tensor is read from
-/// the file straight into its own buffer (no copy of the whole file in memory), so loading
-/// needs about the weights' size and no more.
+/// Every tensor of a folder's safetensors files on `device`: as f32, or with `as_stored` in the
+/// file's own dtype (f32, bf16 or f16). Each tensor is read from the file straight into its own
+/// buffer (no copy of the whole file in memory), so loading needs about the weights' size and
+/// no more.
 pub(crate) fn load_tensors(
     dir: &Path,
     device: &candle_core::Device,
+    as_stored: bool,
 ) -> Result<HashMap<String, candle_core::Tensor>, ModelError> {
     use std::io::{Read, Seek, SeekFrom};
     let mut out = HashMap::new();
@@ -226,6 +228,20 @@ pub(crate) fn load_tensors(
             }
             file.seek(SeekFrom::Start(8 + n + start))
                 .map_err(|e| bad(e.to_string()))?;
+            if as_stored && width == 2 {
+                let mut raw = vec![0u8; count * 2];
+                file.read_exact(&mut raw).map_err(|e| bad(e.to_string()))?;
+                let bits = raw.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]));
+                let t = if dtype == "BF16" {
+                    let v: Vec<half::bf16> = bits.map(half::bf16::from_bits).collect();
+                    candle_core::Tensor::from_vec(v, shape, device)
+                } else {
+                    let v: Vec<half::f16> = bits.map(half::f16::from_bits).collect();
+                    candle_core::Tensor::from_vec(v, shape, device)
+                };
+                out.insert(name.clone(), t.map_err(|e| bad(format!("{name}: {e}")))?);
+                continue;
+            }
             let values: Vec<f32> = if width == 4 {
                 let mut v = vec![0f32; count];
                 // SAFETY: f32 has no invalid bit patterns; the slice covers the vector exactly
@@ -337,7 +353,7 @@ mod tests {
             )],
         )
         .unwrap();
-        let t = load_tensors(dir.path(), &candle_core::Device::Cpu).unwrap();
+        let t = load_tensors(dir.path(), &candle_core::Device::Cpu, false).unwrap();
         assert_eq!(
             t["a"].to_vec2::<f32>().unwrap(),
             vec![vec![1.0, -2.0, 3.5], vec![0.0, 1e-8, -7.25]]

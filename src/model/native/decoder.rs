@@ -186,6 +186,8 @@ pub(crate) struct Decoder {
     /// Longest sequence the pass accepts.
     max_positions: usize,
     device: Device,
+    /// Weights, activations and caches (attention and norms compute in f32 inside).
+    dtype: DType,
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -198,18 +200,27 @@ impl Decoder {
         spec: DecoderSpec,
         max_length: usize,
         device: &Device,
+        dtype: DType,
     ) -> std::result::Result<Decoder, String> {
-        let mut w = Weights::new(dir, device)?;
+        let mut w = Weights::new(dir, device, dtype)?;
         if spec.family == Family::Gpt2 {
             return Decoder::load_gpt2(w, spec, max_length, device);
         }
         let gemma = matches!(spec.family, Family::Gemma | Family::Gemma2);
         let eps = spec.eps;
         let rms = |w: &mut Weights, name: &str| -> std::result::Result<Norm, String> {
-            let t = w.take(name)?;
-            // Gemma: x * (1 + w), added in f32 as transformers does
-            let t = if gemma { (t + 1.0).map_err(err)? } else { t };
-            Ok(Norm::Rms { w: t, eps })
+            Ok(if gemma {
+                // Gemma: x * (1 + w), added and multiplied in f32 as transformers does
+                Norm::RmsF32 {
+                    w: (w.take_f32(name)? + 1.0).map_err(err)?,
+                    eps,
+                }
+            } else {
+                Norm::Rms {
+                    w: w.take(name)?,
+                    eps,
+                }
+            })
         };
         let lin =
             |w: &mut Weights, name: &str, bias: bool| -> std::result::Result<Linear, String> {
@@ -217,7 +228,7 @@ impl Decoder {
                 let b = if bias {
                     Some(w.take(&format!("{name}.bias"))?)
                 } else {
-                    w.maybe(&format!("{name}.bias"))
+                    w.maybe(&format!("{name}.bias"))?
                 };
                 Linear::from_hf(weight, b).map_err(err)
             };
@@ -310,9 +321,9 @@ impl Decoder {
         }
         let embed = w.take("model.embed_tokens.weight")?;
         let norm = rms(&mut w, "model.norm.weight")?;
-        let lm_head = match w.maybe("lm_head.weight") {
-            Some(h) => h.t().map_err(err)?,
-            None => embed.t().map_err(err)?,
+        let lm_head = match w.maybe("lm_head.weight")? {
+            Some(h) => ops::for_matmul(h.t().map_err(err)?).map_err(err)?,
+            None => ops::for_matmul(embed.t().map_err(err)?).map_err(err)?,
         };
         let rotary = spec.rope.as_ref().map(|r| Rotary::new(r, spec.head_dim));
         let embed_scale = gemma.then(|| (spec.hidden as f64).sqrt());
@@ -326,6 +337,7 @@ impl Decoder {
             rotary,
             max_positions: max_length + 1,
             device: device.clone(),
+            dtype,
             spec,
         })
     }
@@ -352,10 +364,11 @@ impl Decoder {
         };
         // Conv1D stores (in, out) already
         let conv = |w: &mut Weights, name: &str| -> std::result::Result<Linear, String> {
-            Ok(Linear {
-                w: w.take(&format!("{prefix}{name}.weight"))?,
-                b: Some(w.take(&format!("{prefix}{name}.bias"))?),
-            })
+            Linear::new(
+                w.take(&format!("{prefix}{name}.weight"))?,
+                Some(w.take(&format!("{prefix}{name}.bias"))?),
+            )
+            .map_err(err)
         };
         let h = spec.hidden;
         let mut layers = Vec::with_capacity(spec.layers);
@@ -384,9 +397,9 @@ impl Decoder {
         let wpe = w.take(&format!("{prefix}wpe.weight"))?;
         let max_positions = wpe.dim(0).map_err(err)?.min(max_length + 1);
         let norm = ln(&mut w, "ln_f")?;
-        let lm_head = match w.maybe("lm_head.weight") {
-            Some(h) => h.t().map_err(err)?,
-            None => embed.t().map_err(err)?,
+        let lm_head = match w.maybe("lm_head.weight")? {
+            Some(h) => ops::for_matmul(h.t().map_err(err)?).map_err(err)?,
+            None => ops::for_matmul(embed.t().map_err(err)?).map_err(err)?,
         };
         Ok(Decoder {
             embed,
@@ -398,12 +411,17 @@ impl Decoder {
             rotary: None,
             max_positions,
             device: device.clone(),
+            dtype: w.dtype,
             spec,
         })
     }
 
     pub(crate) fn kv_bytes_per_token(&self) -> usize {
-        2 * self.layers.len() * self.spec.kv_heads * self.spec.head_dim * std::mem::size_of::<f32>()
+        2 * self.layers.len() * self.spec.kv_heads * self.spec.head_dim * self.dtype.size_in_bytes()
+    }
+
+    pub(crate) fn device(&self) -> &Device {
+        &self.device
     }
 
     pub(crate) fn max_positions(&self) -> usize {
@@ -415,8 +433,8 @@ impl Decoder {
         let mut k = Vec::with_capacity(self.layers.len());
         let mut v = Vec::with_capacity(self.layers.len());
         for _ in &self.layers {
-            k.push(Tensor::zeros(shape, DType::F32, &self.device)?);
-            v.push(Tensor::zeros(shape, DType::F32, &self.device)?);
+            k.push(Tensor::zeros(shape, self.dtype, &self.device)?);
+            v.push(Tensor::zeros(shape, self.dtype, &self.device)?);
         }
         Ok(SeqCache { k, v })
     }
@@ -484,13 +502,22 @@ impl Decoder {
             .index_select(&Tensor::new(ids.as_slice(), dev)?, 0)?;
         if let Some(s) = self.embed_scale {
             // transformers multiplies by sqrt(hidden) rounded to the weights' dtype
-            h = (h * (s as f32) as f64)?;
+            let s = match self.dtype {
+                DType::BF16 => half::bf16::from_f64(s).to_f64(),
+                DType::F16 => half::f16::from_f64(s).to_f64(),
+                _ => (s as f32) as f64,
+            };
+            h = (h * s)?;
         }
         if let Some(wpe) = &self.wpe {
             h = (h + wpe.index_select(&Tensor::new(pos.as_slice(), dev)?, 0)?)?;
         }
+        // cos and sin computed in f32, rounded to the weights' dtype as transformers does
         let tables = match &self.rotary {
-            Some(r) => Some(r.tables(&pos, dev)?),
+            Some(r) => {
+                let (cos, sin) = r.tables(&pos, dev)?;
+                Some((cos.to_dtype(self.dtype)?, sin.to_dtype(self.dtype)?))
+            }
             None => None,
         };
         let (nh, nkv, hd) = (self.spec.heads, self.spec.kv_heads, self.spec.head_dim);
@@ -514,17 +541,12 @@ impl Decoder {
                 causal: true,
                 window: layer.window,
             };
-            let attn = ops::attend_packed(
-                &q,
-                &k,
-                &v,
-                items,
-                li,
-                caches.as_deref_mut(),
-                shape,
-                None,
-                &mut masks,
-            )?;
+            let caches = caches.as_deref_mut();
+            let attn = if ops::exact_cpu(&q) {
+                ops::attend_packed(&q, &k, &v, items, li, caches, shape, None, &mut masks)?
+            } else {
+                super::padded::attend(&q, &k, &v, items, li, caches, shape, &mut masks)?
+            };
             let attn = ops::pad_rows(attn, rows, dev)?;
             let mut attn = layer.o.forward(&attn)?;
             if let Some(n) = &layer.post_attn {

@@ -1,6 +1,7 @@
 //! rubric's own batched passes (candle), beside the mistralrs engine: decoder-only models
 //! (`decoder.rs`: Llama, Mistral, Qwen2/2.5, Qwen3, Gemma, Gemma 2, Phi-3, GPT-2) and
-//! encoder-decoder models (`t5.rs`: T5, Flan-T5), in f32.
+//! encoder-decoder models (`t5.rs`: T5, Flan-T5), in f32 or (decoders) the checkpoint's half
+//! precision, on the CPU or CUDA.
 //!
 //! Why: on the CPU, mistralrs runs one sequence per forward pass, and a forward pass over a short
 //! prompt is dominated by reading the weights (matrix products of 40 rows ran at ~87 GFLOP/s
@@ -12,6 +13,9 @@
 //! row does not depend on the other rows once there are at least `ops::MIN_ROWS` of them (short
 //! passes get zero rows added); attention runs per sequence on exactly that sequence's rows. So
 //! a request scores bit-identically alone or in any batch, in any order (tests/backend.rs).
+//! That holds for f32 on the CPU; on CUDA and in half precision, attention goes through
+//! `padded.rs` (one product per layer for the whole pass), and cuBLAS picks kernels by shape,
+//! so there a score may move in its last bits with its pass-mates.
 //!
 //! Generation decodes a group of prompts together with a key/value cache per sequence: after a
 //! prefill pass over all prompts, every step is one pass with one row per unfinished sequence.
@@ -19,6 +23,7 @@
 
 pub mod decoder;
 pub mod ops;
+pub(crate) mod padded;
 pub(crate) mod prefix;
 pub mod rope;
 pub(crate) mod step;
@@ -27,7 +32,7 @@ pub mod t5;
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 use super::args::{DeviceArg, ModelArgs};
 use super::generation::GenPlan;
@@ -38,10 +43,16 @@ use super::{Generation, LanguageModel, ModelError, ModelInfo, OnDone};
 use crate::request::GenKwargs;
 use crate::task::prompt::ChatTemplate;
 
-/// Tokens per scoring pass (sequences are packed up to this many rows).
-const BATCH_TOKENS: usize = 2048;
-/// Most prompt tokens in one prefill pass.
-const PREFILL_TOKENS: usize = 2048;
+/// Tokens per pass on a device: scoring packs sequences up to this many rows, and prefill this
+/// many prompt tokens. The CPU's matrix products are saturated at a few thousand rows; a GPU
+/// needs many more rows per product to be busy.
+pub(crate) fn pass_tokens(dev: &Device) -> usize {
+    if dev.is_cpu() {
+        2048
+    } else {
+        16384
+    }
+}
 /// Most sequences decoded together, and most key/value cache they may hold.
 const GEN_BATCH: usize = 64;
 const GEN_KV_BYTES: usize = 4 << 30;
@@ -59,6 +70,41 @@ impl NativeSpec {
             _ => Ok(NativeSpec::Decoder(decoder::DecoderSpec::from_config(c)?)),
         }
     }
+
+    /// The dtype the pass computes in: `dtype=` as given; `auto` is f32 on the CPU and the
+    /// checkpoint's own dtype (config `dtype` / `torch_dtype`, else f32) on CUDA, as lm-eval's
+    /// `dtype=auto` loads it there. T5 is computed in f32 only.
+    pub(crate) fn dtype(&self, args: &ModelArgs, c: &HfConfig) -> Result<DType, String> {
+        use super::args::DType as Arg;
+        let d = match (args.dtype, args.device) {
+            (Arg::Auto, DeviceArg::Cpu) | (Arg::F32, _) => DType::F32,
+            (Arg::Bf16, _) => DType::BF16,
+            (Arg::F16, _) => DType::F16,
+            (Arg::Auto, DeviceArg::Cuda(_)) => match c.dtype() {
+                Some("bfloat16") => DType::BF16,
+                Some("float16") => DType::F16,
+                _ => DType::F32,
+            },
+        };
+        if matches!(self, NativeSpec::T5(_)) && d != DType::F32 {
+            return Err(format!(
+                "dtype={} for T5 (transformers keeps T5's feed-forward output projections `wo` \
+                 in float32 under half precision; rubric's pass computes T5 in float32 only: \
+                 dtype=float32)",
+                dtype_name(d)
+            ));
+        }
+        Ok(d)
+    }
+}
+
+/// lm-eval's (torch's) name of a dtype.
+pub(crate) fn dtype_name(d: DType) -> &'static str {
+    match d {
+        DType::BF16 => "bfloat16",
+        DType::F16 => "float16",
+        _ => "float32",
+    }
 }
 
 enum Pass {
@@ -74,6 +120,8 @@ pub(crate) struct NativeModel {
     seed: u64,
     /// Most sequences per pass (`batch_size`).
     max_seqs: usize,
+    /// Tokens per pass on its device (`pass_tokens`).
+    pass_tokens: usize,
     /// Compute prompt prefixes shared by several sequences once (`share_prefixes`).
     share_prefixes: bool,
     /// What sharing saved so far, and in the call last reported.
@@ -123,28 +171,46 @@ impl SeqCache {
     }
 }
 
-/// A folder's tensors by name, each taken once.
+/// A folder's tensors by name, each taken once, in the pass's dtype.
 pub(crate) struct Weights {
     map: HashMap<String, Tensor>,
     dir: String,
+    dtype: DType,
 }
 
 impl Weights {
-    fn new(dir: &Path, device: &Device) -> Result<Weights, String> {
+    fn new(dir: &Path, device: &Device, dtype: DType) -> Result<Weights, String> {
+        let as_stored = dtype != DType::F32;
         Ok(Weights {
-            map: super::hf::folder::load_tensors(dir, device).map_err(|e| e.to_string())?,
+            map: super::hf::folder::load_tensors(dir, device, as_stored)
+                .map_err(|e| e.to_string())?,
             dir: dir.display().to_string(),
+            dtype,
         })
     }
 
-    fn take(&mut self, name: &str) -> Result<Tensor, String> {
+    fn take_as(&mut self, name: &str, dtype: DType) -> Result<Tensor, String> {
         self.map
             .remove(name)
-            .ok_or_else(|| format!("{}: no tensor `{name}`", self.dir))
+            .ok_or_else(|| format!("{}: no tensor `{name}`", self.dir))?
+            .to_dtype(dtype)
+            .map_err(|e| format!("{}: `{name}`: {e}", self.dir))
     }
 
-    fn maybe(&mut self, name: &str) -> Option<Tensor> {
-        self.map.remove(name)
+    fn take(&mut self, name: &str) -> Result<Tensor, String> {
+        self.take_as(name, self.dtype)
+    }
+
+    /// A tensor transformers computes with in f32 whatever the model's dtype (Gemma's norms).
+    fn take_f32(&mut self, name: &str) -> Result<Tensor, String> {
+        self.take_as(name, DType::F32)
+    }
+
+    fn maybe(&mut self, name: &str) -> Result<Option<Tensor>, String> {
+        match self.has(name) {
+            true => self.take(name).map(Some),
+            false => Ok(None),
+        }
     }
 
     fn has(&self, name: &str) -> bool {
@@ -169,13 +235,12 @@ fn wanted_rows(items: &[Item]) -> Vec<u32> {
 fn project(h: &Tensor, wanted: &[u32], head: &Tensor, dev: &Device) -> ops::Result<Tensor> {
     let mut pick = wanted.to_vec();
     pick.resize(wanted.len().max(ops::MIN_ROWS), 0);
-    h.index_select(&Tensor::new(pick.as_slice(), dev)?, 0)?
-        .matmul(head)
+    ops::matmul(&h.index_select(&Tensor::new(pick.as_slice(), dev)?, 0)?, head)
 }
 
-/// Logit rows back to their items.
+/// Logit rows back to their items, as f32.
 fn split_logits(logits: Tensor, items: &[Item], wanted: usize) -> ops::Result<Vec<Vec<Vec<f32>>>> {
-    let mut all: Vec<Vec<f32>> = logits.to_vec2()?;
+    let mut all: Vec<Vec<f32>> = logits.to_dtype(DType::F32)?.to_vec2()?;
     all.truncate(wanted);
     let mut it = all.into_iter();
     Ok(items
@@ -204,9 +269,14 @@ impl NativeModel {
     ) -> Result<NativeModel, ModelError> {
         let dev = device(args.device)?;
         let load = |e: String| ModelError::Load(e);
+        let dtype = match &hf.config {
+            Some(c) => spec.dtype(args, c).map_err(ModelError::Unsupported)?,
+            None => DType::F32,
+        };
         let pass = match spec {
             NativeSpec::Decoder(s) => Pass::Decoder(
-                decoder::Decoder::load(&hf.dir, s, hf.prep.max_length, &dev).map_err(load)?,
+                decoder::Decoder::load(&hf.dir, s, hf.prep.max_length, &dev, dtype)
+                    .map_err(load)?,
             ),
             NativeSpec::T5(s) => Pass::T5(t5::T5::load(&hf.dir, s, &dev).map_err(load)?),
         };
@@ -215,7 +285,7 @@ impl NativeModel {
             identity: hf.identity(args, "native"),
             max_length: hf.prep.max_length,
             device: args.device.name().into(),
-            dtype: "float32".into(),
+            dtype: dtype_name(dtype).into(),
             extra: hf.extra.clone(),
         };
         Ok(NativeModel {
@@ -224,6 +294,7 @@ impl NativeModel {
             info,
             seed: args.seed,
             max_seqs: args.batch_size.unwrap_or(usize::MAX),
+            pass_tokens: pass_tokens(&dev),
             share_prefixes: args.share_prefixes,
             shared: Default::default(),
             reported: Default::default(),
@@ -281,7 +352,7 @@ impl NativeModel {
 
     /// Score prepared inputs: equal inputs share a sequence; sequences go in token order (those
     /// sharing a prefix are neighbours; a decoder computes a shared prefix once, `prefix.rs`)
-    /// and are packed into passes of up to `BATCH_TOKENS` tokens of their own.
+    /// and are packed into passes of up to `pass_tokens` tokens of their own.
     fn score_inputs(
         &self,
         inputs: &[ScoreInput],
@@ -349,7 +420,7 @@ impl NativeModel {
                     }
                 }
                 let n = len(g, skip(&prefixes, g));
-                if !batch.is_empty() && tokens + n > BATCH_TOKENS {
+                if !batch.is_empty() && tokens + n > self.pass_tokens {
                     break;
                 }
                 tokens += n;
@@ -369,18 +440,30 @@ impl NativeModel {
                 })
                 .collect();
             let rows = self.forward(&seqs, &logits, &shared)?;
-            for (&g, rows) in batch.iter().zip(rows) {
-                for &k in &groups[g] {
+            // each request's sum over its rows (rows in parallel: a row's log-sum-exp is a pass
+            // over the vocabulary; each request's sum in its own order, whatever the threads)
+            use rayon::prelude::*;
+            let jobs: Vec<(usize, &Vec<Vec<f32>>)> = batch
+                .iter()
+                .zip(&rows)
+                .flat_map(|(&g, rows)| groups[g].iter().map(move |&k| (k, rows)))
+                .collect();
+            let scores: Vec<(f64, bool)> = jobs
+                .par_iter()
+                .map(|&(k, rows)| {
                     let targets = &inputs[k].targets;
-                    let mut ll = 0.0f64;
-                    let mut greedy = true;
-                    for (r, &t) in rows[rows.len() - targets.len()..].iter().zip(targets) {
-                        let (lp, is_max) = log_softmax_at(r, t as usize);
-                        ll += lp;
-                        greedy &= is_max;
-                    }
-                    done(k, (ll, greedy))?;
-                }
+                    let stats: Vec<(f64, bool)> = rows[rows.len() - targets.len()..]
+                        .par_iter()
+                        .zip(targets)
+                        .map(|(r, &t)| log_softmax_at(r, t as usize))
+                        .collect();
+                    stats
+                        .into_iter()
+                        .fold((0.0f64, true), |(ll, g), (lp, m)| (ll + lp, g && m))
+                })
+                .collect();
+            for (&(k, _), score) in jobs.iter().zip(scores) {
+                done(k, score)?;
             }
             if let Some(p) = prefixes.as_mut() {
                 for &g in &batch {
@@ -456,6 +539,7 @@ impl NativeModel {
                     vec![0; prompts.len()]
                 };
                 decode_loop(
+                    self.pass_tokens,
                     &prompts,
                     &skip,
                     &max_new,
@@ -479,6 +563,7 @@ impl NativeModel {
                     .collect::<ops::Result<Vec<_>>>()
                     .map_err(|e| ModelError::Request(e.to_string()))?;
                 decode_loop(
+                    self.pass_tokens,
                     &starts,
                     &vec![0; batch.len()],
                     &max_new,
@@ -567,6 +652,7 @@ type StepFn<'a> =
 /// tokens; `finished(i, generated, stopped)` gets each sequence as soon as it ends.
 #[allow(clippy::too_many_arguments)]
 fn decode_loop(
+    pass_tokens: usize,
     prompts: &[Vec<u32>],
     skip: &[usize],
     max_new: &[usize],
@@ -584,14 +670,14 @@ fn decode_loop(
     }
     let mut active: Vec<usize> = (0..prompts.len()).filter(|&i| max_new[i] > 0).collect();
     // prefill: prompts (after the `skip[i]` positions their caches hold) packed into passes of
-    // up to PREFILL_TOKENS, logits of the last position of each
+    // up to `pass_tokens`, logits of the last position of each
     let own = |i: usize| prompts[i].len() - skip[i];
     let mut rows: Vec<Vec<Vec<f32>>> = Vec::with_capacity(active.len());
     let mut first = 0;
     while first < active.len() {
         let mut end = first + 1;
         let mut tokens = own(active[first]);
-        while end < active.len() && tokens + own(active[end]) <= PREFILL_TOKENS {
+        while end < active.len() && tokens + own(active[end]) <= pass_tokens {
             tokens += own(active[end]);
             end += 1;
         }
@@ -719,7 +805,7 @@ impl NativeModel {
 
     /// Score whole token sequences: per sequence, the stats of every position when
     /// `every[i]`, else of its last position only (what comes after the sequence). Sequences
-    /// are packed into passes of up to `BATCH_TOKENS` tokens; as in scoring, a sequence's
+    /// are packed into passes of up to `pass_tokens` tokens; as in scoring, a sequence's
     /// numbers do not depend on its pass-mates.
     pub(crate) fn token_stats(
         &self,
@@ -737,7 +823,7 @@ impl NativeModel {
         while start < seqs.len() {
             let mut end = start + 1;
             let mut tokens = seqs[start].len();
-            while end < seqs.len() && tokens + seqs[end].len() <= BATCH_TOKENS {
+            while end < seqs.len() && tokens + seqs[end].len() <= self.pass_tokens {
                 tokens += seqs[end].len();
                 end += 1;
             }

@@ -25,13 +25,21 @@ pub(crate) struct Linear {
 }
 
 impl Linear {
+    /// From a weight stored (in, out) (GPT-2's Conv1D).
+    pub(crate) fn new(w: Tensor, b: Option<Tensor>) -> Result<Linear> {
+        Ok(Linear {
+            w: for_matmul(w)?,
+            b,
+        })
+    }
+
     /// From an HF `nn.Linear` weight (out, in).
     pub(crate) fn from_hf(w: Tensor, b: Option<Tensor>) -> Result<Linear> {
-        Ok(Linear { w: w.t()?, b })
+        Linear::new(w.t()?, b)
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.matmul(&self.w)?;
+        let y = matmul(x, &self.w)?;
         match &self.b {
             Some(b) => y.broadcast_add(b),
             None => Ok(y),
@@ -50,18 +58,52 @@ impl Linear {
     }
 }
 
+/// A weight as the matrix product wants it: the CPU's kernels have no half-precision product,
+/// so there a half-precision weight is held in f32 (the same values) and `matmul` multiplies in
+/// f32 and rounds the product back, as cuBLAS accumulates a half-precision product in f32.
+pub(crate) fn for_matmul(w: Tensor) -> Result<Tensor> {
+    if w.device().is_cpu() && w.dtype() != DType::F32 {
+        w.to_dtype(DType::F32)
+    } else {
+        Ok(w)
+    }
+}
+
+/// `x @ w`, in `x`'s dtype (see `for_matmul`).
+pub(crate) fn matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    if x.dtype() == w.dtype() {
+        return x.matmul(w);
+    }
+    x.to_dtype(w.dtype())?.matmul(w)?.to_dtype(x.dtype())
+}
+
 /// A normalisation over the last dimension, computed in f32 as transformers does.
 pub(crate) enum Norm {
-    /// `x / sqrt(mean(x^2) + eps) * w` (Llama, T5; Gemma's `1 + w` is folded into `w`).
+    /// `w * (x / sqrt(mean(x^2) + eps))` (Llama, T5): in half precision the normalised x is
+    /// rounded to the weights' dtype before the product, as transformers' `LlamaRMSNorm` does.
     Rms { w: Tensor, eps: f32 },
-    /// `(x - mean) / sqrt(var + eps) * w + b` (GPT-2).
+    /// Gemma's `x / sqrt(mean(x^2) + eps) * (1 + w)`, the product in f32 and rounded once;
+    /// `w` holds `1 + w` in f32.
+    RmsF32 { w: Tensor, eps: f32 },
+    /// `(x - mean) / sqrt(var + eps) * w + b` (GPT-2; f32 inside, rounded once).
     Layer { w: Tensor, b: Tensor, eps: f32 },
 }
 
 impl Norm {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let f32 = x.dtype() == DType::F32;
         match self {
-            Norm::Rms { w, eps } => candle_nn::ops::rms_norm(x, w, *eps),
+            Norm::Rms { w, eps } if f32 => candle_nn::ops::rms_norm(x, w, *eps),
+            Norm::Rms { w, eps } => {
+                let ones = Tensor::ones(w.dims1()?, DType::F32, x.device())?;
+                candle_nn::ops::rms_norm(&x.to_dtype(DType::F32)?, &ones, *eps)?
+                    .to_dtype(x.dtype())?
+                    .broadcast_mul(w)
+            }
+            Norm::RmsF32 { w, eps } if f32 => candle_nn::ops::rms_norm(x, w, *eps),
+            Norm::RmsF32 { w, eps } => {
+                candle_nn::ops::rms_norm(&x.to_dtype(DType::F32)?, w, *eps)?.to_dtype(x.dtype())
+            }
             Norm::Layer { w, b, eps } => candle_nn::ops::layer_norm(x, w, b, *eps),
         }
     }
@@ -98,9 +140,13 @@ pub(crate) struct AttnShape {
 /// (1, heads, queries, keys). T5's relative positions.
 pub(crate) type BiasFn<'a> = &'a dyn Fn(usize, usize, usize, usize) -> Result<Tensor>;
 
-/// Masks by (queries, keys, first query - first key, window, query heads per key head).
+/// A pass's attention masks: by (queries, keys, first query - first key, window, query heads
+/// per key head) for a query block; by (first item, window, causal) for `padded.rs`.
 #[derive(Default)]
-pub(crate) struct Masks(HashMap<(usize, usize, usize, usize, usize), Tensor>);
+pub(crate) struct Masks {
+    blocks: HashMap<(usize, usize, usize, usize, usize), Tensor>,
+    pub(crate) padded: HashMap<(usize, usize, bool), Tensor>,
+}
 
 impl Masks {
     fn get(
@@ -120,7 +166,7 @@ impl Masks {
             window.unwrap_or(0),
             rep * 2 + causal as usize,
         );
-        if let Some(m) = self.0.get(&key) {
+        if let Some(m) = self.blocks.get(&key) {
             return Ok(m.clone());
         }
         let one: Vec<f32> = (0..b)
@@ -138,7 +184,7 @@ impl Masks {
             .collect();
         let all: Vec<f32> = (0..rep).flat_map(|_| one.iter().copied()).collect();
         let m = Tensor::from_vec(all, (rep * b, klen), device)?;
-        self.0.insert(key, m.clone());
+        self.blocks.insert(key, m.clone());
         Ok(m)
     }
 }
@@ -159,7 +205,7 @@ pub(crate) fn attend(
     let (_, nh, n, hd) = q.dims4()?;
     let (_, nkv, len, _) = k.dims4()?;
     let rep = nh / nkv;
-    if shape.causal && bias.is_none() && q.device().is_cpu() {
+    if shape.causal && bias.is_none() && exact_cpu(q) {
         // on the CPU: the blocks side by side on its threads (a block's products are too
         // small for the matrix kernel to spread), each computed as it would be alone
         use rayon::prelude::*;
@@ -325,6 +371,12 @@ fn softmax_row(o: &mut [f32], s: &[f32], scale: f32, cap: Option<f32>) {
     }
 }
 
+/// Whether a pass computes on the CPU in f32, where rubric's own attention loops (and their
+/// batch-independent summation order) apply; elsewhere attention goes through `padded.rs`.
+pub(crate) fn exact_cpu(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == DType::F32
+}
+
 /// (rows, n) -> (1, n / head_dim heads, rows, head_dim).
 pub(crate) fn split_heads(x: &Tensor, heads: usize, hd: usize) -> Result<Tensor> {
     let rows = x.dim(0)?;
@@ -341,7 +393,7 @@ pub(crate) fn pad_rows(x: Tensor, rows: usize, device: &Device) -> Result<Tensor
     }
     let cols = x.dim(1)?;
     Tensor::cat(
-        &[x, Tensor::zeros((rows - have, cols), DType::F32, device)?],
+        &[x.clone(), Tensor::zeros((rows - have, cols), x.dtype(), device)?],
         0,
     )
 }

@@ -264,7 +264,7 @@ impl<'a> PrefixCaches<'a> {
         todo.sort_unstable();
         todo.dedup();
         while !todo.is_empty() {
-            // those whose parent is ready, in passes of up to BATCH_TOKENS new tokens
+            // those whose parent is ready, in passes of up to `pass_tokens` new tokens
             let ready: Vec<usize> = todo
                 .iter()
                 .copied()
@@ -274,6 +274,7 @@ impl<'a> PrefixCaches<'a> {
                         .is_none_or(|p| self.caches[p].is_some())
                 })
                 .collect();
+            let budget = super::pass_tokens(self.decoder.device());
             let mut first = 0;
             while first < ready.len() {
                 let new = |n: usize| {
@@ -282,7 +283,7 @@ impl<'a> PrefixCaches<'a> {
                 };
                 let mut end = first + 1;
                 let mut tokens = new(ready[first]);
-                while end < ready.len() && tokens + new(ready[end]) <= super::BATCH_TOKENS {
+                while end < ready.len() && tokens + new(ready[end]) <= budget {
                     tokens += new(ready[end]);
                     end += 1;
                 }

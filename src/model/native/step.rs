@@ -21,7 +21,7 @@ use super::{Item, SeqCache};
 pub(crate) fn applies(q: &Tensor, items: &[Item], has_caches: bool, has_bias: bool) -> bool {
     has_caches
         && !has_bias
-        && q.device().is_cpu()
+        && super::ops::exact_cpu(q)
         && items.iter().all(|it| it.step && it.tokens.len() == 1)
 }
 

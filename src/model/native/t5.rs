@@ -150,7 +150,7 @@ fn err(e: impl std::fmt::Display) -> String {
 
 impl T5 {
     pub fn load(dir: &Path, spec: T5Spec, device: &Device) -> std::result::Result<T5, String> {
-        let mut w = Weights::new(dir, device)?;
+        let mut w = Weights::new(dir, device, DType::F32)?;
         let eps = spec.eps;
         let norm = |w: &mut Weights, name: &str| -> std::result::Result<Norm, String> {
             Ok(Norm::Rms {
@@ -220,7 +220,7 @@ impl T5 {
         let encoder = stacks.pop().expect("two stacks");
         let shared = w.take("shared.weight")?;
         // transformers 5 uses a head in the file whatever `tie_word_embeddings` says
-        let lm_head = match w.maybe("lm_head.weight") {
+        let lm_head = match w.maybe("lm_head.weight")? {
             Some(h) => h.t().map_err(err)?,
             None => shared.t().map_err(err)?,
         };
