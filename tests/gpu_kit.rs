@@ -38,22 +38,35 @@ fn the_gpu_kit_runs_on_the_cpu() {
             "float32" => (1e-4, 1e-5),
             _ => (0.1, 0.05),
         };
-        assert!(p["max_abs_diff_sum"].as_f64().unwrap() < per_sum, "{model} {dtype}: {p}");
+        assert!(
+            p["max_abs_diff_sum"].as_f64().unwrap() < per_sum,
+            "{model} {dtype}: {p}"
+        );
         if model != "flan-t5-base" {
-            assert!(p["max_abs_diff_token"].as_f64().unwrap() < per_token, "{model} {dtype}: {p}");
+            assert!(
+                p["max_abs_diff_token"].as_f64().unwrap() < per_token,
+                "{model} {dtype}: {p}"
+            );
         }
         if dtype == "float32" {
             assert_eq!(p["greedy_flags_differ"], 0, "{model}: {p}");
             assert_eq!(p["generations_equal"], p["generations"], "{model}: {p}");
         }
     }
-    assert!(steps.iter().any(|s| s["step"] == "refusal flan-t5-base bfloat16"));
+    assert!(steps
+        .iter()
+        .any(|s| s["step"] == "refusal flan-t5-base bfloat16"));
     // batch 1 and batch 32 give the same bits on the CPU
     for s in o["spread"].as_array().unwrap() {
         assert_eq!(s["docs_differing"], 0, "{s}");
     }
     assert_eq!(o["throughput"].as_array().unwrap().len(), 2);
-    assert!(o["engine"][0]["max_abs_diff_native_engine"].as_f64().unwrap() < 1e-4);
+    assert!(
+        o["engine"][0]["max_abs_diff_native_engine"]
+            .as_f64()
+            .unwrap()
+            < 1e-4
+    );
     let md = std::fs::read_to_string(out.path().join("gpu_check.md")).unwrap();
     assert!(md.contains("| llama-3.2-1b | bfloat16 |"), "{md}");
 }

@@ -231,7 +231,9 @@ pub(crate) fn load_tensors(
             if as_stored && width == 2 {
                 let mut raw = vec![0u8; count * 2];
                 file.read_exact(&mut raw).map_err(|e| bad(e.to_string()))?;
-                let bits = raw.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]));
+                let bits = raw
+                    .chunks_exact(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]));
                 let t = if dtype == "BF16" {
                     let v: Vec<half::bf16> = bits.map(half::bf16::from_bits).collect();
                     candle_core::Tensor::from_vec(v, shape, device)

@@ -436,7 +436,45 @@ impl Decoder {
             k.push(Tensor::zeros(shape, self.dtype, &self.device)?);
             v.push(Tensor::zeros(shape, self.dtype, &self.device)?);
         }
-        Ok(SeqCache { k, v })
+        Ok(SeqCache {
+            k,
+            v,
+            ..Default::default()
+        })
+    }
+
+    /// Caches for a generation group, one per capacity: separate on the CPU's exact path, else
+    /// views of one pool (`Pool`) as long as the longest.
+    pub(crate) fn new_caches(&self, capacities: &[usize]) -> Result<Vec<SeqCache>> {
+        if self.device.is_cpu() && self.dtype == DType::F32 {
+            return capacities.iter().map(|&c| self.new_cache(c)).collect();
+        }
+        let cap = capacities.iter().copied().max().unwrap_or(0);
+        let shape = (
+            capacities.len(),
+            self.spec.kv_heads,
+            cap,
+            self.spec.head_dim,
+        );
+        let mut pool = super::Pool {
+            k: Vec::with_capacity(self.layers.len()),
+            v: Vec::with_capacity(self.layers.len()),
+        };
+        for _ in &self.layers {
+            pool.k.push(Tensor::zeros(shape, self.dtype, &self.device)?);
+            pool.v.push(Tensor::zeros(shape, self.dtype, &self.device)?);
+        }
+        let pool = std::sync::Arc::new(pool);
+        (0..capacities.len())
+            .map(|s| {
+                let view = |t: &Tensor| t.narrow(0, s, 1);
+                Ok(SeqCache {
+                    k: pool.k.iter().map(view).collect::<Result<_>>()?,
+                    v: pool.v.iter().map(view).collect::<Result<_>>()?,
+                    pool: Some((pool.clone(), s)),
+                })
+            })
+            .collect()
     }
 
     /// Keys and values of whole token prefixes, each extending a shorter one already computed
@@ -477,8 +515,22 @@ impl Decoder {
     pub fn pass(
         &self,
         items: &[Item],
-        mut caches: Option<&mut Vec<&mut SeqCache>>,
+        caches: Option<&mut Vec<&mut SeqCache>>,
     ) -> Result<Vec<Vec<Vec<f32>>>> {
+        match self.pass_logits(items, caches)? {
+            Some(logits) => super::split_logits(logits, items),
+            // keys and values only (a shared prefix)
+            None => Ok(items.iter().map(|_| Vec::new()).collect()),
+        }
+    }
+
+    /// `pass`, its logits left on the device: (the items' last `logits` rows, item after item,
+    /// vocabulary), or None when no item asks for any.
+    pub(crate) fn pass_logits(
+        &self,
+        items: &[Item],
+        mut caches: Option<&mut Vec<&mut SeqCache>>,
+    ) -> Result<Option<Tensor>> {
         let dev = &self.device;
         let total: usize = items.iter().map(|it| it.tokens.len()).sum();
         let rows = total.max(MIN_ROWS);
@@ -569,14 +621,13 @@ impl Decoder {
         }
         let rows_wanted = super::wanted_rows(items);
         if rows_wanted.is_empty() {
-            // keys and values only (a shared prefix)
-            return Ok(items.iter().map(|_| Vec::new()).collect());
+            return Ok(None);
         }
         let h = self.norm.forward(&h)?;
         let mut logits = super::project(&h, &rows_wanted, &self.lm_head, dev)?;
         if let Some(cap) = self.spec.final_softcap {
             logits = ops::softcap(&logits, cap)?;
         }
-        super::split_logits(logits, items, rows_wanted.len())
+        Ok(Some(logits))
     }
 }

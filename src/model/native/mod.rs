@@ -26,6 +26,7 @@ pub mod ops;
 pub(crate) mod padded;
 pub(crate) mod prefix;
 pub mod rope;
+mod scores;
 pub(crate) mod step;
 pub mod t5;
 
@@ -38,7 +39,7 @@ use super::args::{DeviceArg, ModelArgs};
 use super::generation::GenPlan;
 use super::hf::{ConfigError, Family, HfConfig, HfModel};
 use super::prepare::ScoreInput;
-use super::sampling::{choose, log_softmax_at};
+use super::sampling::choose;
 use super::{Generation, LanguageModel, ModelError, ModelInfo, OnDone};
 use crate::request::GenKwargs;
 use crate::task::prompt::ChatTemplate;
@@ -146,7 +147,20 @@ pub struct Item<'a> {
 }
 
 /// A sequence's keys and values per layer, (1, kv heads, capacity, head dim).
+#[derive(Default)]
 pub(crate) struct SeqCache {
+    pub k: Vec<Tensor>,
+    pub v: Vec<Tensor>,
+    /// Its place in a generation group's pooled caches (off the CPU's exact path): `k` and `v`
+    /// are then views of the pool's slot.
+    pub(crate) pool: Option<(std::sync::Arc<Pool>, usize)>,
+}
+
+/// The key/value caches of a generation group in one tensor per layer, (sequences, kv heads,
+/// capacity, head dim): a decode step writes every sequence's new keys with one scatter and
+/// reads them all with one gather (`padded.rs`), where separate caches cost a few kernel
+/// launches per sequence and layer.
+pub(crate) struct Pool {
     pub k: Vec<Tensor>,
     pub v: Vec<Tensor>,
 }
@@ -231,17 +245,21 @@ fn wanted_rows(items: &[Item]) -> Vec<u32> {
     pick
 }
 
-/// The vocabulary projection of the wanted rows only (at least `MIN_ROWS` rows per product).
+/// The vocabulary projection of the wanted rows only (at least `MIN_ROWS` rows per product),
+/// (wanted rows, vocabulary).
 fn project(h: &Tensor, wanted: &[u32], head: &Tensor, dev: &Device) -> ops::Result<Tensor> {
     let mut pick = wanted.to_vec();
     pick.resize(wanted.len().max(ops::MIN_ROWS), 0);
-    ops::matmul(&h.index_select(&Tensor::new(pick.as_slice(), dev)?, 0)?, head)
+    ops::matmul(
+        &h.index_select(&Tensor::new(pick.as_slice(), dev)?, 0)?,
+        head,
+    )?
+    .narrow(0, 0, wanted.len())
 }
 
 /// Logit rows back to their items, as f32.
-fn split_logits(logits: Tensor, items: &[Item], wanted: usize) -> ops::Result<Vec<Vec<Vec<f32>>>> {
-    let mut all: Vec<Vec<f32>> = logits.to_dtype(DType::F32)?.to_vec2()?;
-    all.truncate(wanted);
+fn split_logits(logits: Tensor, items: &[Item]) -> ops::Result<Vec<Vec<Vec<f32>>>> {
+    let all: Vec<Vec<f32>> = logits.to_dtype(DType::F32)?.to_vec2()?;
     let mut it = all.into_iter();
     Ok(items
         .iter()
@@ -303,13 +321,13 @@ impl NativeModel {
 
     /// Logits of each input's last `logits[i]` positions, inputs packed into one pass; input i
     /// starts at position `shared[i].0` on the keys and values of its shared prefix
-    /// `shared[i].1`.
+    /// `shared[i].1`. (rows of input after input, vocabulary), on the device.
     fn forward(
         &self,
         inputs: &[&ScoreInput],
         logits: &[usize],
         shared: &[(usize, Option<&SeqCache>)],
-    ) -> Result<Vec<Vec<Vec<f32>>>, ModelError> {
+    ) -> Result<Tensor, ModelError> {
         let items: Vec<Item> = inputs
             .iter()
             .zip(logits)
@@ -324,7 +342,9 @@ impl NativeModel {
             })
             .collect();
         let out = match &self.pass {
-            Pass::Decoder(d) => d.pass(&items, None),
+            Pass::Decoder(d) => d.pass_logits(&items, None).and_then(|l| {
+                l.ok_or_else(|| candle_core::Error::Msg("a scoring pass with no targets".into()))
+            }),
             Pass::T5(t) => {
                 // a context shared by several continuations (a multiple-choice doc's choices)
                 // is encoded once; an encoding does not depend on its pass-mates
@@ -343,7 +363,7 @@ impl NativeModel {
                     .collect();
                 t.encode(&uniq).and_then(|e| {
                     let refs: Vec<&t5::Encoded> = which.iter().map(|&i| &e[i]).collect();
-                    t.decode(&items, &refs, None)
+                    t.decode_logits(&items, &refs, None)
                 })
             }
         };
@@ -440,30 +460,29 @@ impl NativeModel {
                 })
                 .collect();
             let rows = self.forward(&seqs, &logits, &shared)?;
-            // each request's sum over its rows (rows in parallel: a row's log-sum-exp is a pass
-            // over the vocabulary; each request's sum in its own order, whatever the threads)
-            use rayon::prelude::*;
-            let jobs: Vec<(usize, &Vec<Vec<f32>>)> = batch
-                .iter()
-                .zip(&rows)
-                .flat_map(|(&g, rows)| groups[g].iter().map(move |&k| (k, rows)))
-                .collect();
-            let scores: Vec<(f64, bool)> = jobs
-                .par_iter()
-                .map(|&(k, rows)| {
+            // each request's targets against its rows (an item's rows end at its last position);
+            // its sum in target order
+            let mut pairs: Vec<(usize, u32)> = Vec::new();
+            let mut row_end = 0;
+            for ((&g, s), &(start, _)) in batch.iter().zip(&seqs).zip(&shared) {
+                row_end += want[g].min(s.input.len() - start);
+                for &k in &groups[g] {
                     let targets = &inputs[k].targets;
-                    let stats: Vec<(f64, bool)> = rows[rows.len() - targets.len()..]
-                        .par_iter()
-                        .zip(targets)
-                        .map(|(r, &t)| log_softmax_at(r, t as usize))
-                        .collect();
-                    stats
-                        .into_iter()
-                        .fold((0.0f64, true), |(ll, g), (lp, m)| (ll + lp, g && m))
-                })
-                .collect();
-            for (&(k, _), score) in jobs.iter().zip(scores) {
-                done(k, score)?;
+                    let first = row_end - targets.len();
+                    pairs.extend(targets.iter().enumerate().map(|(j, &t)| (first + j, t)));
+                }
+            }
+            let stats = scores::of_targets(&rows, &pairs)
+                .map_err(|e| ModelError::Request(format!("scoring forward pass: {e}")))?;
+            let mut stats = stats.into_iter();
+            for &g in &batch {
+                for &k in &groups[g] {
+                    let score = stats
+                        .by_ref()
+                        .take(inputs[k].targets.len())
+                        .fold((0.0f64, true), |(ll, g), (lp, m)| (ll + lp, g && m));
+                    done(k, score)?;
+                }
             }
             if let Some(p) = prefixes.as_mut() {
                 for &g in &batch {
@@ -526,11 +545,13 @@ impl NativeModel {
                         )));
                     }
                 }
-                let mut caches = prompts
+                let capacities: Vec<usize> = prompts
                     .iter()
                     .zip(&max_new)
-                    .map(|(p, &m)| d.new_cache(p.len() + m))
-                    .collect::<ops::Result<Vec<_>>>()
+                    .map(|(p, &m)| p.len() + m)
+                    .collect();
+                let mut caches = d
+                    .new_caches(&capacities)
                     .map_err(|e| ModelError::Request(e.to_string()))?;
                 let skip = if self.share_prefixes {
                     self.fill_shared_prefixes(d, &prompts, &mut caches)
@@ -717,10 +738,7 @@ fn decode_loop(
             } else {
                 finished(i, std::mem::take(&mut out[i]), stopped).map_err(DecodeError::Caller)?;
                 // its cache is no longer needed
-                caches[i] = SeqCache {
-                    k: Vec::new(),
-                    v: Vec::new(),
-                };
+                caches[i] = SeqCache::default();
             }
         }
         if next_active.is_empty() {

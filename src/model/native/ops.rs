@@ -140,12 +140,15 @@ pub(crate) struct AttnShape {
 /// (1, heads, queries, keys). T5's relative positions.
 pub(crate) type BiasFn<'a> = &'a dyn Fn(usize, usize, usize, usize) -> Result<Tensor>;
 
-/// A pass's attention masks: by (queries, keys, first query - first key, window, query heads
-/// per key head) for a query block; by (first item, window, causal) for `padded.rs`.
+/// A pass's attention masks and indices: by (queries, keys, first query - first key, window,
+/// query heads per key head) for a query block; by (first item, window, causal) for
+/// `padded.rs`.
 #[derive(Default)]
 pub(crate) struct Masks {
     blocks: HashMap<(usize, usize, usize, usize, usize), Tensor>,
     pub(crate) padded: HashMap<(usize, usize, bool), Tensor>,
+    /// Where this pass's new keys go in a generation group's pool (`padded::write_pooled`).
+    pub(crate) pool_index: Option<Tensor>,
 }
 
 impl Masks {
@@ -393,7 +396,10 @@ pub(crate) fn pad_rows(x: Tensor, rows: usize, device: &Device) -> Result<Tensor
     }
     let cols = x.dim(1)?;
     Tensor::cat(
-        &[x.clone(), Tensor::zeros((rows - have, cols), x.dtype(), device)?],
+        &[
+            x.clone(),
+            Tensor::zeros((rows - have, cols), x.dtype(), device)?,
+        ],
         0,
     )
 }

@@ -14,7 +14,7 @@ use std::iter::repeat_n;
 use candle_core::{DType, Tensor};
 
 use super::ops::{self, AttnShape, Masks, Result};
-use super::{Item, SeqCache};
+use super::{Item, Pool, SeqCache};
 
 /// Most f32 attention scores (sequences * heads * queries * keys) in one product: a pass
 /// whose sequences differ much in length is split into several products.
@@ -47,14 +47,19 @@ pub(crate) fn attend(
     shape: AttnShape,
     masks: &mut Masks,
 ) -> Result<Tensor> {
-    if let Some(c) = caches.as_deref_mut() {
-        let mut off = 0;
-        for (s, it) in items.iter().enumerate() {
-            let n = it.tokens.len();
-            c[s].k[layer].slice_set(&k.narrow(2, off, n)?.contiguous()?, 2, it.start)?;
-            c[s].v[layer].slice_set(&v.narrow(2, off, n)?.contiguous()?, 2, it.start)?;
-            off += n;
+    let pooled = caches.as_deref().and_then(|c| one_pool(c));
+    match (&pooled, caches.as_deref_mut()) {
+        (Some((pool, slots)), _) => write_pooled(k, v, items, layer, pool, slots, masks)?,
+        (None, Some(c)) => {
+            let mut off = 0;
+            for (s, it) in items.iter().enumerate() {
+                let n = it.tokens.len();
+                c[s].k[layer].slice_set(&k.narrow(2, off, n)?.contiguous()?, 2, it.start)?;
+                c[s].v[layer].slice_set(&v.narrow(2, off, n)?.contiguous()?, 2, it.start)?;
+                off += n;
+            }
         }
+        (None, None) => {}
     }
     let rows = q.dim(2)?;
     let (qr, kr, vr) = (rows_f32(q, rows)?, rows_f32(k, rows)?, rows_f32(v, rows)?);
@@ -82,12 +87,77 @@ pub(crate) fn attend(
             l_max,
             head_dim: q.dim(3)?,
         };
-        let caches = caches.as_deref().map(|c| &c[first..end]);
-        outs.push(chunk.attend(&qr, &kr, &vr, layer, caches, shape, masks)?);
+        let keys = match &pooled {
+            Some((pool, slots)) => Keys::Pooled(pool, &slots[first..end]),
+            None => Keys::Gathered(caches.as_deref().map(|c| &c[first..end])),
+        };
+        outs.push(chunk.attend(&qr, &kr, &vr, layer, keys, shape, masks)?);
         off += chunk.items.iter().map(|it| it.tokens.len()).sum::<usize>();
         first = end;
     }
     Tensor::cat(&outs, 0)?.to_dtype(q.dtype())
+}
+
+/// The caches' pool when every cache is a slot of the same one, with each item's slot.
+fn one_pool(caches: &[&mut SeqCache]) -> Option<(std::sync::Arc<Pool>, Vec<usize>)> {
+    let (first, _) = caches.first()?.pool.as_ref()?;
+    let mut slots = Vec::with_capacity(caches.len());
+    for c in caches {
+        match &c.pool {
+            Some((p, s)) if std::sync::Arc::ptr_eq(p, first) => slots.push(*s),
+            _ => return None,
+        }
+    }
+    Some((first.clone(), slots))
+}
+
+/// Every item's new keys and values into its pool slot at its positions: one scatter each
+/// (the index, the same for every layer, is made once per pass).
+#[allow(clippy::too_many_arguments)]
+fn write_pooled(
+    k: &Tensor,
+    v: &Tensor,
+    items: &[Item],
+    layer: usize,
+    pool: &Pool,
+    slots: &[usize],
+    masks: &mut Masks,
+) -> Result<()> {
+    let (n_slots, nkv, cap, hd) = pool.k[layer].dims4()?;
+    let total: usize = items.iter().map(|it| it.tokens.len()).sum();
+    if masks.pool_index.is_none() {
+        let mut idx: Vec<u32> = Vec::with_capacity(total * nkv * hd);
+        for (it, &slot) in items.iter().zip(slots) {
+            for p in it.start..it.start + it.tokens.len() {
+                for h in 0..nkv {
+                    let row = ((slot * nkv + h) * cap + p) as u32;
+                    idx.extend(repeat_n(row, hd));
+                }
+            }
+        }
+        masks.pool_index = Some(Tensor::from_vec(idx, (total * nkv, hd), k.device())?);
+    }
+    let idx = masks.pool_index.as_ref().expect("made above");
+    for (src, dst) in [(k, &pool.k[layer]), (v, &pool.v[layer])] {
+        let rows = src
+            .narrow(2, 0, total)?
+            .squeeze(0)?
+            .transpose(0, 1)?
+            .contiguous()?
+            .reshape((total * nkv, hd))?;
+        dst.reshape((n_slots * nkv * cap, hd))?
+            .scatter_set(idx, &rows, 0)?;
+    }
+    Ok(())
+}
+
+/// Where a chunk's keys and values come from.
+enum Keys<'a> {
+    /// Its slots of a pool, which holds every position already.
+    Pooled(&'a Pool, &'a [usize]),
+    /// This pass's rows, after each item's earlier positions from its own cache or its
+    /// shared prefix.
+    Gathered(Option<&'a [&'a mut SeqCache]>),
 }
 
 /// Items of a pass that go through one product.
@@ -111,21 +181,61 @@ impl Chunk<'_, '_> {
         kr: &Tensor,
         vr: &Tensor,
         layer: usize,
-        caches: Option<&[&mut SeqCache]>,
+        keys: Keys,
         shape: AttnShape,
         masks: &mut Masks,
     ) -> Result<Tensor> {
         let dev = qr.device();
         let (b, n_max, l_max) = (self.items.len(), self.n_max, self.l_max);
+        let mut qidx: Vec<u32> = Vec::with_capacity(b * n_max);
+        let mut oidx: Vec<u32> = Vec::with_capacity(b * n_max);
+        let mut row = self.row;
+        for (j, it) in self.items.iter().enumerate() {
+            let n = it.tokens.len();
+            qidx.extend((row..row + n).map(|r| r as u32));
+            qidx.extend(repeat_n(qr.dim(0)? as u32 - 1, n_max - n));
+            oidx.extend((j * n_max..j * n_max + n).map(|r| r as u32));
+            row += n;
+        }
+        let (keys, values) = match keys {
+            Keys::Pooled(pool, slots) => {
+                let slots: Vec<u32> = slots.iter().map(|&s| s as u32).collect();
+                let slots = Tensor::new(slots.as_slice(), dev)?;
+                let take = |t: &Tensor| -> Result<Tensor> {
+                    t.index_select(&slots, 0)?
+                        .narrow(2, 0, l_max)?
+                        .to_dtype(DType::F32)?
+                        .contiguous()
+                };
+                (take(&pool.k[layer])?, take(&pool.v[layer])?)
+            }
+            Keys::Gathered(caches) => self.gather(kr, vr, layer, caches)?,
+        };
+        let queries = qr
+            .index_select(&Tensor::new(qidx.as_slice(), dev)?, 0)?
+            .reshape((b, n_max, qr.dim(1)?))?;
+        let mask = self.mask(shape, masks, dev)?;
+        let out = product(&queries, &keys, &values, self.head_dim, shape, &mask)?;
+        out.index_select(&Tensor::new(oidx.as_slice(), dev)?, 0)
+    }
+
+    /// Keys and values (items, kv heads, keys, head dim) in f32: this pass's rows after each
+    /// item's earlier positions (its cache or its shared prefix), padding rows zero.
+    fn gather(
+        &self,
+        kr: &Tensor,
+        vr: &Tensor,
+        layer: usize,
+        caches: Option<&[&mut SeqCache]>,
+    ) -> Result<(Tensor, Tensor)> {
+        let dev = kr.device();
+        let (b, l_max) = (self.items.len(), self.l_max);
         let nkv_hd = kr.dim(1)?;
-        let q_pad = qr.dim(0)? as u32 - 1;
         // keys and values: this pass's rows, then each item's earlier positions (its cache or
         // its shared prefix), then a zero row for padding
         let (mut k_src, mut v_src) = (vec![kr.clone()], vec![vr.clone()]);
         let mut next = kr.dim(0)?;
         let mut kidx: Vec<u32> = Vec::with_capacity(b * l_max);
-        let mut qidx: Vec<u32> = Vec::with_capacity(b * n_max);
-        let mut oidx: Vec<u32> = Vec::new();
         let mut row = self.row;
         for (j, it) in self.items.iter().enumerate() {
             let n = it.tokens.len();
@@ -144,39 +254,31 @@ impl Chunk<'_, '_> {
                 next += it.start;
             }
             kidx.extend((row..row + n).map(|r| r as u32));
-            qidx.extend((row..row + n).map(|r| r as u32));
-            oidx.extend((j * n_max..j * n_max + n).map(|r| r as u32));
             row += n;
         }
         let k_pad = next as u32;
-        // pad each item's keys to l_max and queries to n_max
+        // each item's keys padded to l_max
         let mut kfull = Vec::with_capacity(b * l_max);
-        let mut qfull = Vec::with_capacity(b * n_max);
-        let (mut ki, mut qi) = (0, 0);
+        let mut ki = 0;
         for it in self.items {
-            let (n, len) = (it.tokens.len(), it.start + it.tokens.len());
+            let len = it.start + it.tokens.len();
             kfull.extend_from_slice(&kidx[ki..ki + len]);
             kfull.extend(repeat_n(k_pad, l_max - len));
-            qfull.extend_from_slice(&qidx[qi..qi + n]);
-            qfull.extend(repeat_n(q_pad, n_max - n));
             ki += len;
-            qi += n;
         }
         let zero = Tensor::zeros((1, nkv_hd), DType::F32, dev)?;
         k_src.push(zero.clone());
         v_src.push(zero);
         let kidx = Tensor::new(kfull.as_slice(), dev)?;
-        let gather = |src: &[Tensor], idx: &Tensor, len: usize| -> Result<Tensor> {
-            Tensor::cat(src, 0)?.index_select(idx, 0)?.reshape((b, len, nkv_hd))
+        let hd = self.head_dim;
+        let gather = |src: &[Tensor]| -> Result<Tensor> {
+            Tensor::cat(src, 0)?
+                .index_select(&kidx, 0)?
+                .reshape((b, l_max, nkv_hd / hd, hd))?
+                .transpose(1, 2)?
+                .contiguous()
         };
-        let keys = gather(&k_src, &kidx, l_max)?;
-        let values = gather(&v_src, &kidx, l_max)?;
-        let queries = qr
-            .index_select(&Tensor::new(qfull.as_slice(), dev)?, 0)?
-            .reshape((b, n_max, qr.dim(1)?))?;
-        let mask = self.mask(shape, masks, dev)?;
-        let out = product(&queries, &keys, &values, self.head_dim, shape, &mask)?;
-        out.index_select(&Tensor::new(oidx.as_slice(), dev)?, 0)
+        Ok((gather(&k_src)?, gather(&v_src)?))
     }
 
     /// The additive mask (items, 1, 1, queries, keys): 0 where a query sees a key (an earlier
@@ -214,7 +316,7 @@ impl Chunk<'_, '_> {
     }
 }
 
-/// Attention of (items, queries, query heads * head dim) over (items, keys, kv heads * head
+/// Attention of (items, queries, query heads * head dim) over (items, kv heads, keys, head
 /// dim), grouped query heads sharing a key/value head; returns (items * queries, query heads *
 /// head dim).
 fn product(
@@ -226,8 +328,8 @@ fn product(
     mask: &Tensor,
 ) -> Result<Tensor> {
     let (b, n, qw) = q.dims3()?;
-    let (_, l, kw) = k.dims3()?;
-    let (nh, nkv) = (qw / hd, kw / hd);
+    let (_, nkv, l, _) = k.dims4()?;
+    let nh = qw / hd;
     let rep = nh / nkv;
     // (items, kv heads, query heads per kv head * queries, head dim)
     let q = q
@@ -235,8 +337,6 @@ fn product(
         .permute((0, 2, 3, 1, 4))?
         .contiguous()?
         .reshape((b, nkv, rep * n, hd))?;
-    let k = k.reshape((b, l, nkv, hd))?.transpose(1, 2)?.contiguous()?;
-    let v = v.reshape((b, l, nkv, hd))?.transpose(1, 2)?.contiguous()?;
     let mut s = (q.matmul(&k.t()?)? * shape.scale)?;
     if let Some(cap) = shape.softcap {
         s = ops::softcap(&s, cap)?;
@@ -246,7 +346,7 @@ fn product(
         .broadcast_add(mask)?
         .reshape((b, nkv, rep * n, l))?;
     let p = candle_nn::ops::softmax_last_dim(&s)?;
-    p.matmul(&v)?
+    p.matmul(v)?
         .reshape((b, nkv, rep, n, hd))?
         .permute((0, 3, 1, 2, 4))?
         .contiguous()?
@@ -258,7 +358,7 @@ mod tests {
     use candle_core::{Device, Tensor};
 
     use super::super::ops::{self, AttnShape, Masks};
-    use super::super::{Item, SeqCache};
+    use super::super::{Item, Pool, SeqCache};
 
     fn random(shape: (usize, usize, usize, usize), seed: u64) -> Tensor {
         use rand::{Rng, SeedableRng};
@@ -298,10 +398,21 @@ mod tests {
         let prefix = SeqCache {
             k: vec![random((1, nkv, 128, hd), 4)],
             v: vec![random((1, nkv, 128, hd), 5)],
+            ..Default::default()
         };
         let shapes = [
-            AttnShape { scale: 0.3, softcap: None, causal: true, window: None },
-            AttnShape { scale: 0.3, softcap: Some(5.0), causal: true, window: Some(8) },
+            AttnShape {
+                scale: 0.3,
+                softcap: None,
+                causal: true,
+                window: None,
+            },
+            AttnShape {
+                scale: 0.3,
+                softcap: Some(5.0),
+                causal: true,
+                window: Some(8),
+            },
         ];
         for shape in shapes {
             // the third item starts at 30 on a shared prefix
@@ -317,12 +428,25 @@ mod tests {
                     whole_last_block: false,
                 })
                 .collect();
-            let exact =
-                ops::attend_packed(&q, &k, &v, &items, 0, None, shape, None, &mut Masks::default())
-                    .unwrap();
+            let exact = ops::attend_packed(
+                &q,
+                &k,
+                &v,
+                &items,
+                0,
+                None,
+                shape,
+                None,
+                &mut Masks::default(),
+            )
+            .unwrap();
             let padded =
                 super::attend(&q, &k, &v, &items, 0, None, shape, &mut Masks::default()).unwrap();
-            assert!(max_diff(&exact, &padded) < 1e-5, "{}", max_diff(&exact, &padded));
+            assert!(
+                max_diff(&exact, &padded) < 1e-5,
+                "{}",
+                max_diff(&exact, &padded)
+            );
 
             // with caches: every item after 40 positions already in its cache
             let caches = |seed| -> Vec<SeqCache> {
@@ -330,6 +454,7 @@ mod tests {
                     .map(|i| SeqCache {
                         k: vec![random((1, nkv, 128, hd), seed + i as u64)],
                         v: vec![random((1, nkv, 128, hd), seed + 10 + i as u64)],
+                        ..Default::default()
                     })
                     .collect()
             };
@@ -348,15 +473,83 @@ mod tests {
             let mut ra: Vec<&mut SeqCache> = a.iter_mut().collect();
             let mut rb: Vec<&mut SeqCache> = b.iter_mut().collect();
             let exact = ops::attend_packed(
-                &q, &k, &v, &items, 0, Some(&mut ra), shape, None, &mut Masks::default(),
+                &q,
+                &k,
+                &v,
+                &items,
+                0,
+                Some(&mut ra),
+                shape,
+                None,
+                &mut Masks::default(),
             )
             .unwrap();
-            let padded =
-                super::attend(&q, &k, &v, &items, 0, Some(&mut rb), shape, &mut Masks::default())
-                    .unwrap();
-            assert!(max_diff(&exact, &padded) < 1e-5, "{}", max_diff(&exact, &padded));
+            let padded = super::attend(
+                &q,
+                &k,
+                &v,
+                &items,
+                0,
+                Some(&mut rb),
+                shape,
+                &mut Masks::default(),
+            )
+            .unwrap();
+            assert!(
+                max_diff(&exact, &padded) < 1e-5,
+                "{}",
+                max_diff(&exact, &padded)
+            );
             for (x, y) in a.iter().zip(&b) {
                 assert_eq!(max_diff(&x.k[0], &y.k[0]), 0.0, "the caches written alike");
+            }
+
+            // the same caches as slots of one pool: the same outputs, the same keys written
+            let pool = std::sync::Arc::new(Pool {
+                k: vec![Tensor::cat(
+                    &caches(20)
+                        .iter()
+                        .map(|c| c.k[0].clone())
+                        .collect::<Vec<_>>(),
+                    0,
+                )
+                .unwrap()],
+                v: vec![Tensor::cat(
+                    &caches(20)
+                        .iter()
+                        .map(|c| c.v[0].clone())
+                        .collect::<Vec<_>>(),
+                    0,
+                )
+                .unwrap()],
+            });
+            let mut c: Vec<SeqCache> = (0..lens.len())
+                .map(|s| SeqCache {
+                    k: vec![pool.k[0].narrow(0, s, 1).unwrap()],
+                    v: vec![pool.v[0].narrow(0, s, 1).unwrap()],
+                    pool: Some((pool.clone(), s)),
+                })
+                .collect();
+            let mut rc: Vec<&mut SeqCache> = c.iter_mut().collect();
+            let pooled = super::attend(
+                &q,
+                &k,
+                &v,
+                &items,
+                0,
+                Some(&mut rc),
+                shape,
+                &mut Masks::default(),
+            )
+            .unwrap();
+            assert!(
+                max_diff(&exact, &pooled) < 1e-5,
+                "{}",
+                max_diff(&exact, &pooled)
+            );
+            for (s, x) in a.iter().enumerate() {
+                assert_eq!(max_diff(&x.k[0], &pool.k[0].narrow(0, s, 1).unwrap()), 0.0);
+                assert_eq!(max_diff(&x.v[0], &pool.v[0].narrow(0, s, 1).unwrap()), 0.0);
             }
         }
     }

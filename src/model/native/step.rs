@@ -220,6 +220,7 @@ mod tests {
                     v: vec![
                         Tensor::from_vec(rnd(nkv * cap * hd), (1, nkv, cap, hd), &dev).unwrap(),
                     ],
+                    ..Default::default()
                 })
                 .collect();
             let starts = [0usize, 9, 39];

@@ -247,7 +247,11 @@ impl T5 {
             k.push(Tensor::zeros(shape, DType::F32, &self.device)?);
             v.push(Tensor::zeros(shape, DType::F32, &self.device)?);
         }
-        Ok(SeqCache { k, v })
+        Ok(SeqCache {
+            k,
+            v,
+            ..Default::default()
+        })
     }
 
     /// Relative position bias (1, heads, b, klen) for queries at `q0..q0 + b` and keys at
@@ -370,8 +374,19 @@ impl T5 {
         &self,
         items: &[Item],
         encoded: &[&Encoded],
-        mut caches: Option<&mut Vec<&mut SeqCache>>,
+        caches: Option<&mut Vec<&mut SeqCache>>,
     ) -> Result<Vec<Vec<Vec<f32>>>> {
+        super::split_logits(self.decode_logits(items, encoded, caches)?, items)
+    }
+
+    /// `decode`, its logits left on the device: (the items' last `logits` rows, item after
+    /// item, vocabulary).
+    pub(crate) fn decode_logits(
+        &self,
+        items: &[Item],
+        encoded: &[&Encoded],
+        mut caches: Option<&mut Vec<&mut SeqCache>>,
+    ) -> Result<Tensor> {
         let dev = &self.device;
         let (ids, rows) = ops::packed_ids(items);
         let mut h = self
@@ -442,8 +457,7 @@ impl T5 {
             h = (h * (self.spec.d_model as f64).powf(-0.5))?;
         }
         let wanted = super::wanted_rows(items);
-        let logits = super::project(&h, &wanted, &self.lm_head, dev)?;
-        super::split_logits(logits, items, wanted.len())
+        super::project(&h, &wanted, &self.lm_head, dev)
     }
 }
 
