@@ -217,7 +217,9 @@ pub(crate) fn merged_model(base: &Path, adapter: &Path) -> Result<PathBuf, Model
         "special_tokens_map.json",
     ] {
         if base.join(f).is_file() {
-            std::fs::copy(base.join(f), out.join(f))
+            let tmp = out.join(format!("{f}.{}.partial", unique()));
+            std::fs::copy(base.join(f), &tmp)
+                .and_then(|_| std::fs::rename(&tmp, out.join(f)))
                 .map_err(|e| err(format!("{}: {e}", out.display())))?;
         }
     }
@@ -230,12 +232,21 @@ pub(crate) fn merged_model(base: &Path, adapter: &Path) -> Result<PathBuf, Model
             )
         })
         .collect();
-    let tmp = out.join("model.safetensors.partial");
+    // a file of its own per process: two runs merging the same adapter at once each rename a
+    // whole file into place (the same bytes), never one half-written by the other
+    let tmp = out.join(format!("model.safetensors.{}.partial", unique()));
     safetensors::serialize_to_file(views, &None, &tmp)
         .map_err(|e| err(format!("{}: {e}", tmp.display())))?;
     std::fs::rename(&tmp, out.join("model.safetensors"))
         .map_err(|e| err(format!("{}: {e}", out.display())))?;
     Ok(out)
+}
+
+/// A name part no other writer uses at the same time: the process and a counter.
+fn unique() -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
 fn fingerprint(path: &Path) -> String {
