@@ -46,7 +46,8 @@ pub struct CheckModelArgs {
     /// local-completions reads them) against rubric's own pass, naming the kind of
     /// disagreement (shifted by one, missing entries, base of the logarithm), and the probes
     /// through rubric's local-completions client. Give the served name with
-    /// `--model-args model=NAME` when the server needs it.
+    /// `--model-args model=NAME` when the server needs it; `tokenized_requests=False` sends
+    /// text prompts only (servers that take no token ids, such as llama-cpp-python).
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
 }

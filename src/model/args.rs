@@ -98,7 +98,7 @@ pub(crate) const KEYS: &[&str] = &[
     "trust_remote_code",
 ];
 
-fn parse_bool(key: &str, v: &str) -> Result<bool, ModelError> {
+pub(crate) fn parse_bool(key: &str, v: &str) -> Result<bool, ModelError> {
     match v.to_lowercase().as_str() {
         "true" | "1" | "yes" => Ok(true),
         "false" | "0" | "no" => Ok(false),

@@ -182,6 +182,13 @@ pub fn check_server(
 ) -> Result<ServerReport, ModelError> {
     let mut local_args = args.clone();
     local_args.remove("model");
+    // `tokenized_requests=False`: text prompts from the start, as lm-eval's client sends them
+    // to servers that take no token ids (llama-cpp-python, which stops answering after
+    // refusing one)
+    let text_only = match local_args.remove("tokenized_requests") {
+        Some(v) => !super::args::parse_bool("tokenized_requests", &v)?,
+        None => false,
+    };
     let local = super::load_native(&local_args)?;
     let hf = local.hf();
     let probes = Probes::builtin();
@@ -226,7 +233,7 @@ pub fn check_server(
     let mut missing = 0;
     // token-id prompts, as lm-eval sends them; text when the server takes only text
     // (llama-cpp-python), then checked to tokenize to as many tokens
-    let mut as_text = false;
+    let mut as_text = text_only;
     let mut mistokenized = 0;
     for ids in &seqs {
         let send = |prompt: Prompt| {
@@ -240,11 +247,19 @@ pub fn check_server(
                 seed: Some(1234),
                 ..Default::default()
             };
-            rt.block_on(async {
-                let r = client.post(url).json(&body).send().await?;
-                let r = r.error_for_status()?;
-                r.json::<CompletionResponse>().await
-            })
+            // once more when the connection broke without an answer (a server may close a
+            // kept-alive connection after an error response)
+            let once = || {
+                rt.block_on(async {
+                    let r = client.post(url).json(&body).send().await?;
+                    let r = r.error_for_status()?;
+                    r.json::<CompletionResponse>().await
+                })
+            };
+            match once() {
+                Err(e) if e.status().is_none() && e.is_request() => once(),
+                r => r,
+            }
         };
         let text = || {
             hf.tokenizer
@@ -255,11 +270,20 @@ pub fn check_server(
         let resp = if as_text {
             send(text()?)
         } else {
+            // a server that refuses token ids may answer with an error status or drop the
+            // connection (llama-cpp-python under FastAPI 0.165): try text once either way
             match send(Prompt::Ids(ids.clone())) {
-                Err(e) if e.status().is_some() => {
-                    as_text = true;
-                    send(text()?)
-                }
+                Err(ids_err) => match send(text()?) {
+                    Ok(r) => {
+                        as_text = true;
+                        Ok(r)
+                    }
+                    Err(text_err) => {
+                        return Err(ModelError::Request(format!(
+                            "{url}: token-id prompt: {ids_err}; as text: {text_err}"
+                        )))
+                    }
+                },
                 r => r,
             }
         }
