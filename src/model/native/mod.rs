@@ -1081,6 +1081,43 @@ mod tests {
         }
     }
 
+    /// In half precision (the GPU's path, run here on the CPU in bf16: padded attention, pooled
+    /// generation caches, scores on the device path) sharing prefixes changes no score beyond
+    /// bf16 rounding and no greedy generation, and f32 and bf16 agree to bf16's precision.
+    #[test]
+    fn half_precision_shares_prefixes_too() {
+        let tiny = tempfile::tempdir().unwrap();
+        crate::model::tiny::write(tiny.path(), crate::model::tiny::TinySpec::default()).unwrap();
+        let load_as = |dtype: &str, share: bool| {
+            let mut a = BTreeMap::new();
+            a.insert("pretrained".to_string(), tiny.path().display().to_string());
+            a.insert("dtype".to_string(), dtype.to_string());
+            a.insert("share_prefixes".to_string(), share.to_string());
+            crate::model::load_native(&a).unwrap()
+        };
+        let preamble = "Once upon a time, there was a little girl named Lily. ".repeat(12);
+        let reqs: Vec<(String, String)> = [" happy", " sad", " and the lazy dog"]
+            .iter()
+            .map(|c| (format!("{preamble}She was"), c.to_string()))
+            .collect();
+        let shared = load_as("bfloat16", true);
+        assert_eq!(shared.info.dtype, "bfloat16");
+        let on = scores(&shared, &reqs);
+        let stats = *shared.reported.lock().unwrap();
+        assert!(stats.computed < stats.tokens, "{stats:?}");
+        let off = scores(&load_as("bfloat16", false), &reqs);
+        let f32s = scores(&load_as("float32", true), &reqs);
+        for ((a, b), c) in on.iter().zip(&off).zip(&f32s) {
+            assert!((a.0 - b.0).abs() < 0.05, "{a:?} {b:?}");
+            assert!((a.0 - c.0).abs() < 0.1, "{a:?} {c:?}");
+        }
+        let prompts: Vec<String> = reqs.iter().map(|(c, x)| format!("{c}{x}")).collect();
+        assert_eq!(
+            generations(&shared, &prompts),
+            generations(&load_as("bfloat16", false), &prompts)
+        );
+    }
+
     /// The prefix cache never holds more than its bound: with room for one prefix at a time,
     /// sequences are scored in more passes (or without their prefix), never over the bound.
     #[test]
