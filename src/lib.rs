@@ -11,6 +11,7 @@ pub mod env;
 pub mod evaluate;
 pub mod filter;
 pub mod hooks;
+pub mod hub;
 pub mod metric;
 pub mod model;
 pub mod output;

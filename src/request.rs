@@ -1,7 +1,36 @@
-//! The three request kinds a task sends to a model, and the model's responses
-//! (lm-eval's `Instance.arguments` and `resps`).
+//! The contract between tasks and models: the three request kinds a task sends to a model and
+//! the model's responses (lm-eval's `Instance.arguments` and `resps`), the documents requests
+//! are made from, and the chat messages and templates that render them.
 
 use serde_json::{Map, Value};
+
+/// One document of a dataset.
+pub type Doc = Map<String, Value>;
+
+/// A chat message handed to a chat template.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+}
+
+/// Renders chat messages with a model's chat template.
+pub trait ChatTemplate {
+    /// `add_generation_prompt` is false when the last message is an assistant prefix to continue.
+    fn render(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+    ) -> Result<String, String>;
+
+    /// The template's text (results files record it and its sha256, as lm-eval does).
+    fn source(&self) -> &str;
+
+    /// The `bos_token` and `eos_token` the template is rendered with.
+    fn special_tokens(&self) -> (String, String) {
+        Default::default()
+    }
+}
 
 /// lm-eval's request types.
 #[derive(
@@ -126,7 +155,7 @@ const GEN_KEYS: &[(&str, &str)] = &[
 pub(crate) fn check_gen_kwargs(raw: &Map<String, Value>) -> Result<(), String> {
     for (k, v) in raw {
         let Some((_, want)) = GEN_KEYS.iter().find(|(name, _)| name == k) else {
-            let hint = crate::task::config::did_you_mean(k, GEN_KEYS.iter().map(|(n, _)| *n))
+            let hint = crate::text::did_you_mean(k, GEN_KEYS.iter().map(|(n, _)| *n))
                 .map(|h| format!(" (did you mean `{h}`?)"))
                 .unwrap_or_default();
             return Err(if k.is_empty() {

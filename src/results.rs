@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use crate::filter::Filtered;
 use crate::metric::Item;
+use crate::request::Doc;
 use crate::request::{Request, Response};
-use crate::task::dataset::Doc;
 
 /// One aggregated metric of a task or group: `"metric,filter"` with value and stderr.
 #[derive(Debug, Clone, PartialEq)]

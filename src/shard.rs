@@ -19,8 +19,8 @@ use serde_json::Value;
 use crate::evaluate::Shard;
 use crate::model::chat_template::HfChatTemplate;
 use crate::model::{Generation, LanguageModel, ModelError, ModelInfo, OnDone};
+use crate::request::ChatTemplate;
 use crate::request::GenKwargs;
-use crate::task::prompt::ChatTemplate;
 
 pub const MANIFEST: &str = "shard.json";
 

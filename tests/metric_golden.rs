@@ -8,8 +8,8 @@ use rubric::metric::aggregate::{self, Aggregation};
 use rubric::metric::classification::{self, Average};
 use rubric::metric::ranking::Ranking;
 use rubric::metric::{
-    bleu, chrf, codexglue, exact_match, llamafactory, loglikelihood, pass_at_k, regression, rouge,
-    squad, ter, Item,
+    bleu, choices, chrf, codexglue, exact_match, llamafactory, pass_at_k, regression, rouge, squad,
+    ter, Item,
 };
 use serde_json::Value;
 
@@ -334,8 +334,8 @@ fn lm_eval_multiple_choice_and_aggregations() {
             .iter()
             .map(|x| x.as_bool().unwrap())
             .collect();
-        let gold = loglikelihood::Gold::resolve(&c["gold"], &choices);
-        let s = loglikelihood::multiple_choice(&lls, &greedy, &choices, &gold, None);
+        let gold = choices::Gold::resolve(&c["gold"], &choices);
+        let s = choices::multiple_choice(&lls, &greedy, &choices, &gold, None);
         let what = format!("case {i}: {c}");
         assert_eq!(s.acc, c["acc"].as_f64().unwrap(), "{what}");
         assert_eq!(s.acc_norm, c["acc_norm"].as_f64().unwrap(), "{what}");
@@ -343,11 +343,7 @@ fn lm_eval_multiple_choice_and_aggregations() {
         assert_eq!(s.exact_match, c["exact_match"].as_f64().unwrap(), "{what}");
         assert_eq!(s.pred as u64, c["pred"].as_u64().unwrap(), "{what}");
         if let Some(b) = c["brier"].as_f64() {
-            close(
-                loglikelihood::brier(gold.first() as usize, &s.probs),
-                b,
-                &what,
-            );
+            close(choices::brier(gold.first() as usize, &s.probs), b, &what);
         }
     }
     for (i, c) in all["aggregations"].as_array().unwrap().iter().enumerate() {

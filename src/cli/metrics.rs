@@ -41,7 +41,7 @@ pub fn run(cmd: MetricsCommand) -> Result<(), (u8, anyhow::Error)> {
             }
             None => {
                 let names: Vec<&str> = METRICS.iter().map(|m| m.name).collect();
-                let hint = crate::task::config::did_you_mean(&a.name, names)
+                let hint = crate::text::did_you_mean(&a.name, names)
                     .map(|h| format!(" (did you mean `{h}`?)"))
                     .unwrap_or_default();
                 Err((

@@ -306,7 +306,7 @@ fn scores(items: &[Item]) -> Vec<f64> {
         .iter()
         .map(|i| match i {
             Item::Score(x) => *x,
-            Item::Brier(g, p) => crate::metric::loglikelihood::brier(*g, p),
+            Item::Brier(g, p) => crate::metric::choices::brier(*g, p),
             _ => f64::NAN,
         })
         .collect()

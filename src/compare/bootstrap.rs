@@ -131,7 +131,7 @@ fn doc_stats(stat: &Statistic, item: &Item, out: &mut Vec<f64>) -> Result<(), St
     match (stat, item) {
         (Statistic::Mean | Statistic::Perplexity, Item::Score(x)) => out.extend([*x, 1.0]),
         (Statistic::Mean, Item::Brier(g, p)) => {
-            out.extend([crate::metric::loglikelihood::brier(*g, p), 1.0])
+            out.extend([crate::metric::choices::brier(*g, p), 1.0])
         }
         (Statistic::Nanmean, Item::Score(x)) => {
             if x.is_nan() {

@@ -12,12 +12,12 @@
 use serde_json::Value;
 
 use crate::filter::{Answer, Filtered, Pipeline};
-use crate::metric::loglikelihood::{self, Gold};
+use crate::metric::choices::{self, Gold};
 use crate::metric::spec::{Choices, DocInput, Prediction};
 use crate::metric::Metric;
+use crate::request::Doc;
 use crate::request::{Instance, Response, Role};
 use crate::results::DocRecord;
-use crate::task::dataset::Doc;
 use crate::task::{OutputType, Task};
 
 /// A doc's requests (in request order) and their responses.
@@ -137,8 +137,7 @@ pub(crate) fn score_doc(
             }
             let unc: Option<Vec<f64>> = (!unconditional.is_empty())
                 .then(|| unconditional.iter().map(|(_, ll)| *ll).collect());
-            let scores =
-                loglikelihood::multiple_choice(&lls, &greedy, &choices, &gold, unc.as_deref());
+            let scores = choices::multiple_choice(&lls, &greedy, &choices, &gold, unc.as_deref());
             score_all(&DocInput::MultipleChoice(&Choices {
                 lls,
                 choices,

@@ -347,7 +347,7 @@ impl Filter {
                 Filter::Python(python::PythonFilter::new(hook, Map::new()))
             }
             other => {
-                let hint = crate::task::config::did_you_mean(other, FILTERS.iter().copied())
+                let hint = crate::text::did_you_mean(other, FILTERS.iter().copied())
                     .map(|h| format!(" (did you mean `{h}`?)"))
                     .unwrap_or_default();
                 return Err(FilterError::Unknown {

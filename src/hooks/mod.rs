@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::task::Doc;
+use crate::request::Doc;
 
 pub use worker::{set_python, HookError};
 

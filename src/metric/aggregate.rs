@@ -296,7 +296,7 @@ impl Prepared {
                     .iter()
                     .map(|i| {
                         if let Item::Brier(g, p) = i {
-                            Ok(super::loglikelihood::brier(*g, p))
+                            Ok(super::choices::brier(*g, p))
                         } else {
                             Err(wrong(i))
                         }

@@ -10,6 +10,7 @@
 
 pub mod aggregate;
 pub mod bleu;
+pub mod choices;
 pub mod chrf;
 pub mod classification;
 pub mod codexglue;
@@ -32,7 +33,8 @@ pub mod translation;
 use serde_json::{Map, Value};
 
 pub use aggregate::Aggregation;
-pub use registry::{check_pair_cells, Metric};
+pub use registry::check_pair_cells;
+pub use spec::Metric;
 
 /// A metric's value for one doc, before aggregation over docs.
 #[derive(Debug, Clone, PartialEq)]

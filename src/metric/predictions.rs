@@ -149,8 +149,9 @@ fn score_record(
         .iter()
         .enumerate()
         .filter_map(|(i, m)| {
-            m.spec
-                .as_rouge()
+            // ROUGE metrics, so that several are computed from one tokenization
+            (&*m.spec as &dyn std::any::Any)
+                .downcast_ref::<rouge::RougeMetric>()
                 .filter(|r| r.stem && !r.collapse_whitespace)
                 .map(|r| (i, *r))
         })

@@ -7,8 +7,7 @@
 use serde_json::{Map, Value};
 
 use super::aggregate::Aggregation;
-use super::registry::{aggregation_option, direction_option, Metric};
-use super::spec::{not_for, DocInput, MetricSpec};
+use super::spec::{aggregation_option, direction_option, not_for, DocInput, Metric, MetricSpec};
 use super::{Item, MetricError, Options};
 use crate::hooks::Hook;
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::aggregate::Aggregation;
-use super::spec::{DocInput, MetricSpec, Prediction};
+use super::spec::{aggregation_option, direction_option, DocInput, Metric, MetricSpec, Prediction};
 use super::{
     classification, codexglue, exact_match, llamafactory, loglikelihood, math_equiv, pass_at_k,
     ranking, regression, rouge, spec, squad, translation, Item, MetricError, Options,
@@ -84,37 +84,6 @@ pub(crate) static METRICS: &[MetricInfo] = &[
     MetricInfo { name: "word_perplexity", build: loglikelihood::build, higher_is_better: false, output: "loglikelihood_rolling", summary: "exp(-sum(ll) / sum(words))", docs: docs!("loglikelihood.rs"), golden: "tests/golden/loglikelihood" },
 ];
 
-/// A `metric_list` entry's `aggregation`: a name of lm-eval's, or a Python function
-/// (`!function module.name`); `default` when unset.
-pub(crate) fn aggregation_option(
-    v: Option<&Value>,
-    default: Aggregation,
-) -> Result<Aggregation, String> {
-    match v {
-        None => Ok(default),
-        Some(v) => match (crate::hooks::Hook::from_value(v), v.as_str()) {
-            (Some(h), _) => Ok(Aggregation::Python(h)),
-            (None, Some(a)) => {
-                Aggregation::parse(a).ok_or_else(|| format!("unknown aggregation `{a}`"))
-            }
-            (None, None) => Err(format!(
-                "`aggregation` must be a name or `!function module.name`, got {v}"
-            )),
-        },
-    }
-}
-
-/// A `metric_list` entry's `higher_is_better`; `default` when unset.
-pub(crate) fn direction_option(v: Option<&Value>, default: bool) -> Result<bool, String> {
-    match v {
-        None => Ok(default),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(other) => Err(format!(
-            "`higher_is_better` must be true or false, got {other}"
-        )),
-    }
-}
-
 /// Look up a metric's row; `hit@10` finds `hit@k`.
 pub fn info(name: &str) -> Option<&'static MetricInfo> {
     let pattern = match name.split_once('@') {
@@ -135,15 +104,6 @@ pub fn info(name: &str) -> Option<&'static MetricInfo> {
 /// well under a second and at most 1.6 GB (TER's table); CNN/DailyMail pairs need about 50,000.
 pub(crate) const MAX_PAIR_CELLS: u64 = 100_000_000;
 
-/// A metric ready to score: its name, what it computes, its aggregation and direction.
-#[derive(Debug, Clone)]
-pub struct Metric {
-    pub name: String,
-    pub spec: Arc<dyn MetricSpec>,
-    pub aggregation: Aggregation,
-    pub higher_is_better: bool,
-}
-
 impl Metric {
     /// Build a metric from its name and options (a `metric_list` entry's extra keys; the
     /// entry's `aggregation` and `higher_is_better` may be among them).
@@ -160,7 +120,7 @@ impl Metric {
         }
         let row = info(name).ok_or_else(|| {
             let names: Vec<&str> = METRICS.iter().map(|m| m.name).collect();
-            let hint = crate::task::config::did_you_mean(name, names)
+            let hint = crate::text::did_you_mean(name, names)
                 .map(|h| format!(" (did you mean `{h}`?)"))
                 .unwrap_or_default();
             MetricError::Unknown {

@@ -408,10 +408,6 @@ impl MetricSpec for RougeMetric {
             RougeType::N(_) => Ok(()),
         }
     }
-
-    fn as_rouge(&self) -> Option<&RougeMetric> {
-        Some(self)
-    }
 }
 
 #[cfg(test)]

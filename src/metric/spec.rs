@@ -9,7 +9,9 @@
 
 use serde_json::Value;
 
-use super::loglikelihood::{ChoiceScores, Gold};
+use std::sync::Arc;
+
+use super::choices::{ChoiceScores, Gold};
 use super::{Aggregation, Item};
 
 /// A doc's responses as its metrics see them (after one filter pipeline), by output type.
@@ -60,7 +62,7 @@ pub enum PredictionKind {
 }
 
 /// One metric, its options parsed.
-pub trait MetricSpec: std::fmt::Debug + Send + Sync {
+pub trait MetricSpec: std::any::Any + std::fmt::Debug + Send + Sync {
     /// The results keys and their aggregations; most metrics have one key, their name.
     fn keys(&self, name: &str, aggregation: &Aggregation) -> Vec<(String, Aggregation)> {
         vec![(name.to_string(), aggregation.clone())]
@@ -92,10 +94,45 @@ pub trait MetricSpec: std::fmt::Debug + Send + Sync {
     fn extra_request(&self) -> Option<&str> {
         None
     }
+}
 
-    /// ROUGE metrics, so that `rubric score` can compute several from one tokenization.
-    fn as_rouge(&self) -> Option<&super::rouge::RougeMetric> {
-        None
+/// A metric ready to score: its name, what it computes, its aggregation and direction.
+#[derive(Debug, Clone)]
+pub struct Metric {
+    pub name: String,
+    pub spec: Arc<dyn MetricSpec>,
+    pub aggregation: Aggregation,
+    pub higher_is_better: bool,
+}
+
+/// A `metric_list` entry's `aggregation`: a name of lm-eval's, or a Python function
+/// (`!function module.name`); `default` when unset.
+pub(crate) fn aggregation_option(
+    v: Option<&Value>,
+    default: Aggregation,
+) -> Result<Aggregation, String> {
+    match v {
+        None => Ok(default),
+        Some(v) => match (crate::hooks::Hook::from_value(v), v.as_str()) {
+            (Some(h), _) => Ok(Aggregation::Python(h)),
+            (None, Some(a)) => {
+                Aggregation::parse(a).ok_or_else(|| format!("unknown aggregation `{a}`"))
+            }
+            (None, None) => Err(format!(
+                "`aggregation` must be a name or `!function module.name`, got {v}"
+            )),
+        },
+    }
+}
+
+/// A `metric_list` entry's `higher_is_better`; `default` when unset.
+pub(crate) fn direction_option(v: Option<&Value>, default: bool) -> Result<bool, String> {
+    match v {
+        None => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(other) => Err(format!(
+            "`higher_is_better` must be true or false, got {other}"
+        )),
     }
 }
 

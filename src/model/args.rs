@@ -112,7 +112,7 @@ impl ModelArgs {
     pub fn parse(args: &BTreeMap<String, String>) -> Result<ModelArgs, ModelError> {
         for k in args.keys() {
             if !KEYS.contains(&k.as_str()) {
-                let hint = crate::task::config::did_you_mean(k, KEYS.iter().copied())
+                let hint = crate::text::did_you_mean(k, KEYS.iter().copied())
                     .map(|h| format!(" (did you mean `{h}`?)"))
                     .unwrap_or_default();
                 return Err(ModelError::Args(format!(

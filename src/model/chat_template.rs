@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::task::prompt::{ChatMessage, ChatTemplate};
+use crate::request::{ChatMessage, ChatTemplate};
 
 /// An HF chat template (`tokenizer_config.json`'s `chat_template`), rendered as
 /// `tokenizer.apply_chat_template(messages, add_generation_prompt=..,

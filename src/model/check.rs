@@ -225,7 +225,7 @@ fn probe_file(
                 .map(|w| Value::from(w.iter().map(score_json).collect::<Vec<_>>()))
         })
         .collect::<Result<_, _>>()?;
-    let mut plans = hf.plans(seed, &p.generate)?;
+    let mut plans = super::generation::plans(&hf, seed, &p.generate)?;
     plans.sort_by_key(|(i, _)| *i);
     let generate: Vec<Value> = plans
         .iter()

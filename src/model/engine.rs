@@ -30,8 +30,8 @@ use super::hf::{Activation, ConfigError, Family, HfConfig, HfModel, RopeScaling}
 use super::prepare::ScoreInput;
 use super::sampling::{self, log_softmax_at, Sampling};
 use super::{Generation, LanguageModel, ModelError, ModelInfo, OnDone};
+use crate::request::ChatTemplate;
 use crate::request::GenKwargs;
-use crate::task::prompt::ChatTemplate;
 
 /// A model loaded in mistralrs.
 pub(crate) struct EngineModel {
@@ -703,7 +703,7 @@ impl LanguageModel for EngineModel {
         requests: &[(String, GenKwargs)],
         on_done: OnDone<Generation>,
     ) -> Result<(), ModelError> {
-        for (i, plan) in self.hf.plans(self.seed, requests)? {
+        for (i, plan) in super::generation::plans(&self.hf, self.seed, requests)? {
             let g = self.generate_one(plan)?;
             on_done(i, g)?;
         }

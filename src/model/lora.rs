@@ -246,7 +246,11 @@ pub(crate) fn merged_model(base: &Path, adapter: &Path) -> Result<PathBuf, Model
 fn unique() -> String {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static N: AtomicUsize = AtomicUsize::new(0);
-    format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn fingerprint(path: &Path) -> String {

@@ -18,6 +18,7 @@ pub mod check;
 pub mod check_server;
 pub mod engine;
 pub mod generation;
+pub mod generation_config;
 pub mod hf;
 pub mod llama2c;
 pub mod lora;
@@ -29,8 +30,8 @@ pub mod tiny;
 
 use std::collections::BTreeMap;
 
+use crate::request::ChatTemplate;
 use crate::request::GenKwargs;
-use crate::task::prompt::ChatTemplate;
 
 /// A model-side failure (loading, a request, the engine).
 #[derive(Debug, thiserror::Error)]

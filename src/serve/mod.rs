@@ -28,7 +28,7 @@ use crate::model::api::openai::{
 };
 use crate::model::chat_template::HfChatTemplate;
 use crate::model::native::{NativeModel, RowStats};
-use crate::task::prompt::{ChatMessage, ChatTemplate};
+use crate::request::{ChatMessage, ChatTemplate};
 
 /// Most log-probabilities per position a request may ask for (vLLM's `--max-logprobs`).
 pub const MAX_LOGPROBS: usize = 20;

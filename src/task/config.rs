@@ -302,16 +302,3 @@ fn default_mean() -> String {
 fn default_true() -> bool {
     true
 }
-
-/// The closest known name to `key`, if one is close enough to suggest.
-pub(crate) fn did_you_mean<'a>(
-    key: &str,
-    known: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
-    known
-        .into_iter()
-        .map(|k| (strsim::jaro_winkler(key, k), k))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, k)| k)
-}

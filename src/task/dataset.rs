@@ -1,6 +1,6 @@
 //! Loading a task's documents: local `json`/jsonl, `csv`, `tsv` and `parquet` files through
 //! `dataset_path` + `dataset_kwargs.data_files`, local copies of hub datasets under
-//! `--data-dir`, and hub datasets through hf-hub (`task::hub`).
+//! `--data-dir`, and hub datasets through hf-hub (`crate::hub`).
 //!
 //! A document is a JSON object whose keys are the dataset's columns in file order (as
 //! `datasets` gives them); rows missing a column get `null`. CSV/TSV columns are typed as
@@ -12,10 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::hub;
-
-/// One document of a dataset.
-pub type Doc = Map<String, Value>;
+use crate::hub;
+use crate::request::Doc;
 
 /// The rows of one split and its column names (lm-eval's `features`).
 #[derive(Debug, Clone, Default)]

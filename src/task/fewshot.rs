@@ -6,8 +6,8 @@
 //! `n`, the pool without the eval doc is sampled again. `first_n`: the first `n` of the pool
 //! (without the eval doc when one is passed). `fewshot_indices` narrows the pool first.
 
-use super::dataset::Doc;
 use crate::py::random::PyRandom;
+use crate::request::Doc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SamplerKind {

@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use super::config::{
-    did_you_mean, GroupConfig, TaskConfig, GROUP_KEYS, STRUCTURAL_KEYS, TASK_KEYS, UNSUPPORTED_KEYS,
+    GroupConfig, TaskConfig, GROUP_KEYS, STRUCTURAL_KEYS, TASK_KEYS, UNSUPPORTED_KEYS,
 };
 use super::TaskError;
+use crate::text::did_you_mean;
 
 /// A YAML file's merged mapping and where it came from.
 #[derive(Debug, Clone)]
@@ -293,32 +294,16 @@ fn kind_name(v: &Value) -> &'static str {
     }
 }
 
-/// The 1-based line of the first occurrence of `needle` (0 when absent).
-pub(crate) fn find_line(text: &str, needle: &str) -> usize {
-    text.find(needle)
-        .map(|pos| text[..pos].matches('\n').count() + 1)
-        .unwrap_or(0)
-}
-
 /// The 1-based line where `key:` is written in any of `files` (file and line), for error messages.
 pub(crate) fn find_key(files: &[PathBuf], key: &str) -> (PathBuf, usize) {
     for f in files {
         if let Ok(text) = std::fs::read_to_string(f) {
-            if let Some(line) = key_lines(&text, key).next() {
+            if let Some(line) = super::yaml::key_lines(&text, key).next() {
                 return (f.clone(), line);
             }
         }
     }
     (files.first().cloned().unwrap_or_default(), 0)
-}
-
-/// The 1-based lines where `key:` is written (also as a list item, `- key:`).
-pub(crate) fn key_lines<'a>(text: &'a str, key: &'a str) -> impl Iterator<Item = usize> + 'a {
-    let written = format!("{key}:");
-    text.lines().enumerate().filter_map(move |(i, line)| {
-        let t = line.trim_start().trim_start_matches("- ");
-        t.starts_with(&written).then_some(i + 1)
-    })
 }
 
 /// Parsed files by path, for building the index (an include read once however many files

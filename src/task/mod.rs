@@ -6,7 +6,6 @@ pub mod builtin;
 pub mod config;
 pub mod dataset;
 pub mod fewshot;
-pub mod hub;
 pub mod load;
 pub mod p5;
 pub mod process;
@@ -19,7 +18,7 @@ pub mod yaml;
 use std::path::PathBuf;
 
 pub use config::{OutputType, TaskConfig};
-pub use dataset::{DataCache, DataOptions, Doc};
+pub use dataset::{DataCache, DataOptions};
 pub use resolve::{FieldSpec, Task};
 
 /// Everything that can go wrong between a task name and its requests. Each message names the

@@ -20,8 +20,8 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use super::dataset::Doc;
 use crate::py::random::PyRandom;
+use crate::request::Doc;
 
 /// Options of the `p5_sequential` processor.
 pub(crate) struct P5Options {

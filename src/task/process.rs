@@ -12,7 +12,7 @@
 
 use serde_json::{Map, Value};
 
-use super::dataset::Doc;
+use crate::request::Doc;
 
 #[derive(Debug, Clone)]
 pub struct Processor {
@@ -47,7 +47,7 @@ impl Processor {
             _ => return Err("expected a processor name or {name: .., args}".into()),
         };
         if !PROCESSORS.contains(&name.as_str()) {
-            let hint = super::config::did_you_mean(&name, PROCESSORS.iter().copied())
+            let hint = crate::text::did_you_mean(&name, PROCESSORS.iter().copied())
                 .map(|h| format!(" (did you mean `{h}`?)"))
                 .unwrap_or_default();
             return Err(format!(

@@ -11,12 +11,11 @@
 
 use serde_json::Value;
 
-use super::dataset::Doc;
 use super::fewshot::Sampler;
 use super::resolve::{FieldSpec, Task, TaskDocs};
 use super::template::TemplateError;
 use super::{OutputType, TaskError};
-use crate::request::{GenKwargs, Instance, Request, Role};
+use crate::request::{ChatMessage, ChatTemplate, Doc, GenKwargs, Instance, Request, Role};
 
 /// One prompt message (lm-eval's `Message`): role, content, and the delimiter that follows it
 /// in plain-text mode.
@@ -34,31 +33,6 @@ impl Message {
             content: content.into(),
             delimiter: delimiter.into(),
         }
-    }
-}
-
-/// A chat message handed to a chat template.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ChatMessage {
-    pub role: String,
-    pub content: String,
-}
-
-/// Renders chat messages with a model's chat template.
-pub trait ChatTemplate {
-    /// `add_generation_prompt` is false when the last message is an assistant prefix to continue.
-    fn render(
-        &self,
-        messages: &[ChatMessage],
-        add_generation_prompt: bool,
-    ) -> Result<String, String>;
-
-    /// The template's text (results files record it and its sha256, as lm-eval does).
-    fn source(&self) -> &str;
-
-    /// The `bos_token` and `eos_token` the template is rendered with.
-    fn special_tokens(&self) -> (String, String) {
-        Default::default()
     }
 }
 

@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use super::config::{ExtraRequestConfig, OutputType, TaskConfig};
-use super::dataset::{DataCache, DataOptions, DatasetRef, Doc};
+use super::dataset::{DataCache, DataOptions, DatasetRef};
 use super::fewshot::SamplerKind;
 use super::load::{find_key, RawConfig};
 use super::process::Processor;
 use super::template::{TemplateError, Templates};
 use super::TaskError;
+use crate::request::Doc;
 
 /// How a `doc_to_*` field is given.
 #[derive(Debug, Clone)]
@@ -818,7 +819,7 @@ fn result_metric(m: &super::config::MetricConfig) -> Result<ResultMetric, String
         .as_ref()
         .map(|r| r.aggregation.clone())
         .unwrap_or(Aggregation::Mean);
-    let aggregation = crate::metric::registry::aggregation_option(m.aggregation.as_ref(), default)
+    let aggregation = crate::metric::spec::aggregation_option(m.aggregation.as_ref(), default)
         .map_err(|e| format!("`{name}`: {e}"))?;
     let higher_is_better = m
         .higher_is_better

@@ -151,7 +151,7 @@ impl Context<'_> {
                         path: self.path.to_path_buf(),
                         message: format!(
                             "line {}: unknown tag `{tag}` (lm-eval knows only `!function`)",
-                            super::load::find_line(self.text, &spec)
+                            find_line(self.text, &spec)
                         ),
                     });
                 }
@@ -176,8 +176,24 @@ fn key_string(k: Yaml) -> String {
 
 /// The line of the second `key:` in the text (where the repeat is), else the first.
 fn duplicate_line(text: &str, key: &str) -> usize {
-    let lines: Vec<usize> = super::load::key_lines(text, key).take(2).collect();
+    let lines: Vec<usize> = key_lines(text, key).take(2).collect();
     lines.get(1).or(lines.first()).copied().unwrap_or(0)
+}
+
+/// The 1-based line of the first occurrence of `needle` (0 when absent).
+pub(crate) fn find_line(text: &str, needle: &str) -> usize {
+    text.find(needle)
+        .map(|pos| text[..pos].matches('\n').count() + 1)
+        .unwrap_or(0)
+}
+
+/// The 1-based lines where `key:` is written (also as a list item, `- key:`).
+pub(crate) fn key_lines<'a>(text: &'a str, key: &'a str) -> impl Iterator<Item = usize> + 'a {
+    let written = format!("{key}:");
+    text.lines().enumerate().filter_map(move |(i, line)| {
+        let t = line.trim_start().trim_start_matches("- ");
+        t.starts_with(&written).then_some(i + 1)
+    })
 }
 
 #[cfg(test)]

@@ -30,6 +30,19 @@ pub(crate) fn py_lower(s: &str) -> String {
     s.to_lowercase()
 }
 
+/// The closest known name to `key`, if one is close enough to suggest.
+pub(crate) fn did_you_mean<'a>(
+    key: &str,
+    known: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    known
+        .into_iter()
+        .map(|k| (strsim::jaro_winkler(key, k), k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

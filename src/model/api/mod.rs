@@ -28,7 +28,7 @@ use super::chat_template::HfChatTemplate;
 use super::prepare::Prep;
 use super::{Generation, LanguageModel, ModelError, ModelInfo, OnDone};
 use crate::request::GenKwargs;
-use crate::task::prompt::{ChatMessage, ChatTemplate};
+use crate::request::{ChatMessage, ChatTemplate};
 use openai::{CompletionRequest, CompletionResponse, Prompt, Stop};
 
 const KEYS: &[&str] = &[

@@ -127,21 +127,21 @@ pub(crate) fn resolve_pretrained(id: &str) -> Result<PathBuf, ModelError> {
     if p.exists() {
         return Ok(p);
     }
-    let folder = crate::task::hub::cache_dir().join(format!("models--{}", id.replace('/', "--")));
+    let folder = crate::hub::cache_dir().join(format!("models--{}", id.replace('/', "--")));
     if let Ok(commit) = std::fs::read_to_string(folder.join("refs/main")) {
         let snap = folder.join("snapshots").join(commit.trim());
         if snap.is_dir() {
             return Ok(snap);
         }
     }
-    if crate::task::hub::offline() {
+    if crate::hub::offline() {
         return Err(load_err(format!(
             "`{id}` is neither a folder nor in the Hugging Face cache at {} (HF_HUB_OFFLINE is set)",
-            crate::task::hub::cache_dir().display()
+            crate::hub::cache_dir().display()
         )));
     }
     let api = hf_hub::api::sync::ApiBuilder::new()
-        .with_cache_dir(crate::task::hub::cache_dir())
+        .with_cache_dir(crate::hub::cache_dir())
         .build()
         .map_err(load_err)?;
     let repo = api.model(id.to_string());

@@ -15,10 +15,8 @@ use folder::{load_err, read_json};
 
 use super::args::ModelArgs;
 use super::chat_template::HfChatTemplate;
-use super::generation::GenPlan;
 use super::prepare::{Prep, ScoreInput};
 use super::ModelError;
-use crate::request::GenKwargs;
 
 /// A backend's scoring of prepared inputs: `done(i, (loglikelihood, is_greedy))` per input.
 pub(crate) type InputScorer<'a> = dyn Fn(
@@ -46,7 +44,7 @@ pub(crate) struct HfModel {
     pub eos_ids: Vec<u32>,
     pub chat: Option<HfChatTemplate>,
     /// generation_config.json's settings that `generate` applies.
-    pub generation: super::generation::GenerationConfig,
+    pub generation: super::generation_config::GenerationConfig,
     /// Facts for `config` in results (tokenizer tokens).
     pub extra: BTreeMap<String, Value>,
 }
@@ -220,7 +218,7 @@ impl HfModel {
             eos_text,
             eos_ids,
             chat,
-            generation: super::generation::GenerationConfig::read(&generation_config),
+            generation: super::generation_config::GenerationConfig::read(&generation_config),
             extra,
         })
     }
@@ -278,22 +276,6 @@ impl HfModel {
     pub(crate) fn rolling_inputs(&self, text: &str) -> Result<Vec<ScoreInput>, ModelError> {
         let tokens = self.prep.tok_encode(&*self.tokenizer, text, None)?;
         Ok(self.prep.rolling_windows(&tokens))
-    }
-
-    /// Generation requests planned, in lm-eval's order (longest context first), with their
-    /// request index.
-    pub(crate) fn plans(
-        &self,
-        run_seed: u64,
-        requests: &[(String, GenKwargs)],
-    ) -> Result<Vec<(usize, GenPlan)>, ModelError> {
-        let mut plans: Vec<(usize, GenPlan)> = requests
-            .iter()
-            .enumerate()
-            .map(|(i, (c, k))| Ok((i, GenPlan::new(self, run_seed, c, k)?)))
-            .collect::<Result<_, ModelError>>()?;
-        plans.sort_by(|(a, pa), (b, pb)| pb.ctx.len().cmp(&pa.ctx.len()).then(a.cmp(b)));
-        Ok(plans)
     }
 
     /// The response-cache identity of this model under `path` (everything that changes

@@ -594,10 +594,14 @@ impl Decoder {
                 window: layer.window,
             };
             let caches = caches.as_deref_mut();
-            let attn = if ops::exact_cpu(&q) {
-                ops::attend_packed(&q, &k, &v, items, li, caches, shape, None, &mut masks)?
-            } else {
-                super::padded::attend(&q, &k, &v, items, li, caches, shape, &mut masks)?
+            let attn = match caches {
+                _ if !ops::exact_cpu(&q) => {
+                    super::padded::attend(&q, &k, &v, items, li, caches, shape, &mut masks)?
+                }
+                Some(c) if super::step::applies(&q, items) => {
+                    super::step::write_and_attend((&q, &k, &v), items, li, c, shape)?
+                }
+                c => ops::attend_packed(&q, &k, &v, items, li, c, shape, None, &mut masks)?,
             };
             let attn = ops::pad_rows(attn, rows, dev)?;
             let mut attn = layer.o.forward(&attn)?;

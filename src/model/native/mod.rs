@@ -41,8 +41,8 @@ use super::hf::{ConfigError, Family, HfConfig, HfModel};
 use super::prepare::ScoreInput;
 use super::sampling::choose;
 use super::{Generation, LanguageModel, ModelError, ModelInfo, OnDone};
+use crate::request::ChatTemplate;
 use crate::request::GenKwargs;
-use crate::task::prompt::ChatTemplate;
 
 /// Tokens per pass on a device: scoring packs sequences up to this many rows, and prefill this
 /// many prompt tokens. The CPU's matrix products are saturated at a few thousand rows; a GPU
@@ -952,7 +952,7 @@ impl LanguageModel for NativeModel {
         requests: &[(String, GenKwargs)],
         on_done: OnDone<Generation>,
     ) -> Result<(), ModelError> {
-        let plans = self.hf.plans(self.seed, requests)?;
+        let plans = super::generation::plans(&self.hf, self.seed, requests)?;
         let kv = self.kv_bytes_per_token();
         let mut start = 0;
         while start < plans.len() {

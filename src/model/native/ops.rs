@@ -420,15 +420,6 @@ pub(crate) fn attend_packed(
     bias: Option<BiasFn>,
     masks: &mut Masks,
 ) -> Result<Tensor> {
-    if let Some(c) = caches.as_deref_mut() {
-        if super::step::applies(q, items, true, bias.is_some()) {
-            for (s, it) in items.iter().enumerate() {
-                c[s].k[layer].slice_set(&k.narrow(2, s, 1)?.contiguous()?, 2, it.start)?;
-                c[s].v[layer].slice_set(&v.narrow(2, s, 1)?.contiguous()?, 2, it.start)?;
-            }
-            return super::step::attend(q, items, layer, c, shape);
-        }
-    }
     let mut outs = Vec::with_capacity(items.len());
     let mut off = 0;
     for (s, it) in items.iter().enumerate() {

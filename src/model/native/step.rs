@@ -15,14 +15,27 @@ use super::ops::{AttnShape, Result};
 use super::{Item, SeqCache};
 
 /// Whether a pass's attention goes through `attend`: decode steps (one token per sequence,
-/// keys in caches) on the CPU, without an additive bias (T5's relative positions). A prompt's
-/// own tokens never do, even one alone: a prompt is computed as the whole-sequence pass
-/// computes it.
-pub(crate) fn applies(q: &Tensor, items: &[Item], has_caches: bool, has_bias: bool) -> bool {
-    has_caches
-        && !has_bias
-        && super::ops::exact_cpu(q)
-        && items.iter().all(|it| it.step && it.tokens.len() == 1)
+/// keys in caches) on the CPU in f32 (T5, with its additive position bias, never asks). A
+/// prompt's own tokens never do, even one alone: a prompt is computed as the whole-sequence
+/// pass computes it.
+pub(crate) fn applies(q: &Tensor, items: &[Item]) -> bool {
+    super::ops::exact_cpu(q) && items.iter().all(|it| it.step && it.tokens.len() == 1)
+}
+
+/// A decode step's attention: each item's new key and value written into its cache at its
+/// position, then `attend`.
+pub(crate) fn write_and_attend(
+    (q, k, v): (&Tensor, &Tensor, &Tensor),
+    items: &[Item],
+    layer: usize,
+    caches: &mut [&mut SeqCache],
+    shape: AttnShape,
+) -> Result<Tensor> {
+    for (s, it) in items.iter().enumerate() {
+        caches[s].k[layer].slice_set(&k.narrow(2, s, 1)?.contiguous()?, 2, it.start)?;
+        caches[s].v[layer].slice_set(&v.narrow(2, s, 1)?.contiguous()?, 2, it.start)?;
+    }
+    attend(q, items, layer, caches, shape)
 }
 
 /// The cache tensor's f32 values (contiguous, from its start).

@@ -1,3 +1,5 @@
+//! The Hugging Face hub's cache, shared by models (`pretrained=owner/name`) and datasets.
+//!
 //! Hub datasets (`dataset_path: openai/gsm8k`, `dataset_name: main`) through hf-hub's cache.
 //!
 //! Which files hold a split: the dataset card's YAML header (`configs: - config_name: main,
