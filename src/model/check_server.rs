@@ -183,8 +183,7 @@ pub fn check_server(
     let mut local_args = args.clone();
     local_args.remove("model");
     // `tokenized_requests=False`: text prompts from the start, as lm-eval's client sends them
-    // to servers that take no token ids (llama-cpp-python, which stops answering after
-    // refusing one)
+    // to servers that take no token ids (llama-cpp-python)
     let text_only = match local_args.remove("tokenized_requests") {
         Some(v) => !super::args::parse_bool("tokenized_requests", &v)?,
         None => false,
@@ -271,7 +270,7 @@ pub fn check_server(
             send(text()?)
         } else {
             // a server that refuses token ids may answer with an error status or drop the
-            // connection (llama-cpp-python under FastAPI 0.165): try text once either way
+            // connection: try text once either way
             match send(Prompt::Ids(ids.clone())) {
                 Err(ids_err) => match send(text()?) {
                     Ok(r) => {
