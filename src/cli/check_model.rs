@@ -23,14 +23,8 @@ pub struct CheckModelArgs {
     /// The model: an HF folder or a hub id in the HF cache (as `pretrained=`).
     #[arg(value_name = "PATH")]
     pub path: String,
-    /// More model args (`adapter=DIR`, `dtype=...`, `max_length=...`), as for `rubric run`.
-    #[arg(
-        long = "model-args",
-        short = 'a',
-        alias = "model_args",
-        default_value = ""
-    )]
-    pub model_args: String,
+    #[command(flatten)]
+    pub model_args: super::model_args::ModelArgsFlag,
     /// A Python with torch and transformers, to compare with transformers itself
     /// (`RUBRIC_PYTHON` also sets it). Without it, rubric's paths are compared with each other.
     #[arg(long, value_name = "PYTHON")]
@@ -54,8 +48,7 @@ pub struct CheckModelArgs {
 
 pub fn run(args: CheckModelArgs) -> Result<(), (u8, anyhow::Error)> {
     let usage = |e: anyhow::Error| (exit::USAGE, e);
-    let mut model_args =
-        crate::model::parse_model_args(&args.model_args).map_err(|e| usage(e.into()))?;
+    let mut model_args = args.model_args.pairs().map_err(|e| usage(e.into()))?;
     model_args.insert("pretrained".into(), args.path.clone());
     if let Some(url) = &args.server {
         let report = crate::model::check_server::check_server(&model_args, url, args.tolerance)

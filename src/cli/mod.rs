@@ -6,6 +6,7 @@ pub mod compare;
 pub mod compat;
 pub mod merge;
 pub mod metrics;
+pub mod model_args;
 pub mod report;
 pub mod run;
 pub mod score;

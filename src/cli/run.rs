@@ -27,17 +27,8 @@ pub struct RunArgs {
     /// tokenized_requests, add_bos_token, batch_size, prompt_logprobs); or `mock` (a test double).
     #[arg(long, short = 'M', default_value = "mistralrs", help_heading = "Model")]
     pub model: String,
-    /// Backend arguments, `KEY=VALUE,...`: pretrained, gguf, tokenizer, adapter, dtype, device,
-    /// max_length, add_bos_token, isq, max_concurrency, seed.
-    #[arg(
-        long = "model-args",
-        alias = "model_args",
-        short = 'a',
-        default_value = "",
-        value_name = "ARGS",
-        help_heading = "Model"
-    )]
-    pub model_args: String,
+    #[command(flatten)]
+    pub model_args: super::model_args::ModelArgsFlag,
     /// Device (cpu, cuda, cuda:N); the same as `device=` in --model-args.
     #[arg(long, help_heading = "Model")]
     pub device: Option<String>,
@@ -324,8 +315,7 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
         .transpose()
         .map_err(|e| usage(anyhow!(e)))?;
 
-    let mut model_args =
-        crate::model::parse_model_args(&args.model_args).map_err(|e| usage(e.into()))?;
+    let mut model_args = args.model_args.pairs().map_err(|e| usage(e.into()))?;
     if let Some(d) = &args.device {
         match model_args.get("device") {
             Some(m) if m != d => {
@@ -373,7 +363,8 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
         samples,
     };
     if checkpoints.len() == 1 && checkpoints[0].swept.is_none() {
-        return evaluate_checkpoint(&args, &plan, &model_args, &args.model_args, None).map(|_| ());
+        return evaluate_checkpoint(&args, &plan, &model_args, &args.model_args.text, None)
+            .map(|_| ());
     }
     sweep(&args, &plan, &checkpoints)
 }
@@ -453,10 +444,11 @@ fn sweep(
         let Some((key, value)) = &cp.swept else {
             continue;
         };
-        let spec = &args_value(&args.model_args, key);
-        let text = args
-            .model_args
-            .replacen(&format!("{key}={spec}"), &format!("{key}={value}"), 1);
+        let spec = &args_value(&args.model_args.text, key);
+        let text =
+            args.model_args
+                .text
+                .replacen(&format!("{key}={spec}"), &format!("{key}={value}"), 1);
         let dir = out.join(&cp.label);
         if let Some(done) = finished(&dir, &text, plan) {
             eprintln!(
@@ -795,17 +787,9 @@ mod tests {
     }
 }
 
-/// `--batch-size` as lm-eval takes it: N, `auto` or `auto:N`.
+/// `--batch-size` as lm-eval takes it: N, `auto` or `auto:N` (the model args' rule).
 fn check_batch_size(s: &str) -> Result<(), String> {
-    let n = s
-        .strip_prefix("auto")
-        .map(|r| r.strip_prefix(':').unwrap_or(r))
-        .unwrap_or(s);
-    if n.is_empty() || n.parse::<usize>().is_ok_and(|n| n > 0) {
-        Ok(())
-    } else {
-        Err(format!(
-            "--batch-size must be a positive integer, `auto` or `auto:N`, got `{s}`"
-        ))
-    }
+    crate::model::args::BatchSize::parse("batch_size", s)
+        .map(|_| ())
+        .map_err(|e| format!("--batch-size: {e}"))
 }

@@ -22,14 +22,8 @@ pub struct ServeArgs {
     /// The model: an HF folder or a hub id in the HF cache (as `pretrained=`).
     #[arg(value_name = "PATH")]
     pub path: String,
-    /// More model args (`adapter=DIR`, `max_length=...`, `batch_size=N`), as for `rubric run`.
-    #[arg(
-        long = "model-args",
-        short = 'a',
-        alias = "model_args",
-        default_value = ""
-    )]
-    pub model_args: String,
+    #[command(flatten)]
+    pub model_args: super::model_args::ModelArgsFlag,
     /// The model's name in responses and /v1/models (default: PATH as given).
     #[arg(long = "served-model-name", value_name = "NAME")]
     pub served_model_name: Option<String>,
@@ -43,8 +37,7 @@ pub struct ServeArgs {
 
 pub fn run(args: ServeArgs) -> Result<(), (u8, anyhow::Error)> {
     let usage = |e: anyhow::Error| (exit::USAGE, e);
-    let mut model_args =
-        crate::model::parse_model_args(&args.model_args).map_err(|e| usage(e.into()))?;
+    let mut model_args = args.model_args.pairs().map_err(|e| usage(e.into()))?;
     model_args.insert("pretrained".into(), args.path.clone());
     let model = crate::model::load_native(&model_args)
         .map_err(|e| usage(anyhow::Error::from(e).context(format!("serving {}", args.path))))?;

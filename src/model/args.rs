@@ -98,40 +98,118 @@ pub(crate) const KEYS: &[&str] = &[
     "trust_remote_code",
 ];
 
+// One rule per kind of value, for every backend's model args (and the flags that set them):
+// each error names the key and the value.
+
+fn bad(key: &str, v: &str, expected: &str) -> ModelError {
+    ModelError::Args(format!(
+        "{key}={v}: expected {expected} (model arg `{key}`)"
+    ))
+}
+
+/// True or false, as lm-eval's args spell them (`True`, `false`, `1`, `no`, ...).
 pub(crate) fn parse_bool(key: &str, v: &str) -> Result<bool, ModelError> {
-    match v.to_lowercase().as_str() {
+    match v.trim().to_lowercase().as_str() {
         "true" | "1" | "yes" => Ok(true),
         "false" | "0" | "no" => Ok(false),
-        _ => Err(ModelError::Args(format!(
-            "`{key}` must be true or false, got `{v}`"
-        ))),
+        _ => Err(bad(key, v, "true or false")),
+    }
+}
+
+/// A whole number (0 allowed).
+pub(crate) fn parse_number(key: &str, v: &str) -> Result<usize, ModelError> {
+    v.trim().parse().map_err(|_| bad(key, v, "a whole number"))
+}
+
+/// A whole number above 0.
+pub(crate) fn parse_positive(key: &str, v: &str) -> Result<usize, ModelError> {
+    match v.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(bad(key, v, "a whole number above 0")),
+    }
+}
+
+/// `key` by `rule`, or `default` when unset.
+pub(crate) fn get<T>(
+    args: &BTreeMap<String, String>,
+    key: &str,
+    rule: fn(&str, &str) -> Result<T, ModelError>,
+    default: T,
+) -> Result<T, ModelError> {
+    args.get(key).map_or(Ok(default), |v| rule(key, v))
+}
+
+/// lm-eval's batch size: `N`, `auto` or `auto:N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BatchSize {
+    /// `auto` / `auto:N`: the backend chooses.
+    Auto,
+    Fixed(usize),
+}
+
+impl BatchSize {
+    pub(crate) fn parse(key: &str, v: &str) -> Result<BatchSize, ModelError> {
+        let bad = || bad(key, v, "a whole number above 0, `auto` or `auto:N`");
+        match v.trim().strip_prefix("auto") {
+            Some("") => Ok(BatchSize::Auto),
+            Some(rest) => match rest.strip_prefix(':').map(|n| parse_positive(key, n)) {
+                Some(Ok(_)) => Ok(BatchSize::Auto),
+                _ => Err(bad()),
+            },
+            None => parse_positive(key, v)
+                .map(BatchSize::Fixed)
+                .map_err(|_| bad()),
+        }
+    }
+
+    /// The fixed size, if one was given.
+    pub(crate) fn fixed(self) -> Option<usize> {
+        match self {
+            BatchSize::Fixed(n) => Some(n),
+            BatchSize::Auto => None,
+        }
+    }
+}
+
+/// One of `names` (the value as written), else an error listing them.
+fn choice<'a>(key: &str, v: &str, names: &[&'a str]) -> Result<&'a str, ModelError> {
+    names
+        .iter()
+        .find(|n| **n == v)
+        .copied()
+        .ok_or_else(|| bad(key, v, &format!("one of {}", names.join(", "))))
+}
+
+/// Refuse a key no backend rule reads, naming the closest known one.
+pub(crate) fn refuse_unknown(
+    args: &BTreeMap<String, String>,
+    known: &[&str],
+    what: &str,
+) -> Result<(), ModelError> {
+    match args.keys().find(|k| !known.contains(&k.as_str())) {
+        None => Ok(()),
+        Some(k) => {
+            let hint = crate::text::did_you_mean(k, known.iter().copied())
+                .map(|h| format!(" (did you mean `{h}`?)"))
+                .unwrap_or_default();
+            Err(ModelError::Args(format!(
+                "`{k}` is not a {what} model arg{hint}; known: {}",
+                known.join(", ")
+            )))
+        }
     }
 }
 
 impl ModelArgs {
     pub fn parse(args: &BTreeMap<String, String>) -> Result<ModelArgs, ModelError> {
-        for k in args.keys() {
-            if !KEYS.contains(&k.as_str()) {
-                let hint = crate::text::did_you_mean(k, KEYS.iter().copied())
-                    .map(|h| format!(" (did you mean `{h}`?)"))
-                    .unwrap_or_default();
-                return Err(ModelError::Args(format!(
-                    "unknown key `{k}`{hint}; known: {}",
-                    KEYS.join(", ")
-                )));
-            }
-        }
+        refuse_unknown(args, KEYS, "in-process")?;
         let device = match args.get("device").map(String::as_str) {
             None if cfg!(feature = "cuda") => DeviceArg::Cuda(0),
             None | Some("cpu") => DeviceArg::Cpu,
             Some("cuda") => DeviceArg::Cuda(0),
             Some(d) => match d.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
                 Some(n) => DeviceArg::Cuda(n),
-                None => {
-                    return Err(ModelError::Args(format!(
-                        "`device` must be cpu, cuda or cuda:N, got `{d}`"
-                    )))
-                }
+                None => return Err(bad("device", d, "cpu, cuda or cuda:N")),
             },
         };
         if device.is_cuda() && !cfg!(feature = "cuda") {
@@ -139,58 +217,24 @@ impl ModelArgs {
                 "device=cuda needs a build with `--features cuda`".into(),
             ));
         }
-        let dtype = match args.get("dtype").map(String::as_str).unwrap_or("auto") {
+        let dtypes = [
+            "auto", "f32", "float32", "bf16", "bfloat16", "f16", "float16", "half",
+        ];
+        let dtype = match args
+            .get("dtype")
+            .map_or(Ok("auto"), |v| choice("dtype", v, &dtypes))?
+        {
             "auto" => DType::Auto,
             "f32" | "float32" => DType::F32,
             "bf16" | "bfloat16" => DType::Bf16,
-            "f16" | "float16" | "half" => DType::F16,
-            other => {
-                return Err(ModelError::Args(format!(
-                    "`dtype` must be auto, f32, bf16 or f16, got `{other}`"
-                )))
-            }
+            _ => DType::F16,
         };
-        let seed = match args.get("seed") {
-            Some(s) => s
-                .parse()
-                .map_err(|_| ModelError::Args(format!("`seed` must be an integer, got `{s}`")))?,
-            None => 1234,
-        };
-        let max_concurrency = match args.get("max_concurrency") {
-            Some(s) => match s.parse::<usize>() {
-                Ok(n) if n > 0 => n,
-                _ => {
-                    return Err(ModelError::Args(format!(
-                        "`max_concurrency` must be a positive integer, got `{s}`"
-                    )))
-                }
-            },
-            None => 1,
-        };
-        let max_length = match args.get("max_length") {
-            Some(m) => match m.parse::<usize>() {
-                Ok(n) if n > 0 => Some(n),
-                _ => {
-                    return Err(ModelError::Args(format!(
-                        "`max_length` must be a positive integer, got `{m}`"
-                    )))
-                }
-            },
-            None => None,
-        };
-        let add_bos_token = args
-            .get("add_bos_token")
-            .map(|v| parse_bool("add_bos_token", v))
-            .transpose()?;
-        let path = match args.get("scorer").map(String::as_str) {
-            None | Some("auto") => PathChoice::Auto,
-            Some("engine") => PathChoice::Engine,
-            Some("native") | Some("rubric") => PathChoice::Native,
-            Some(other) => {
-                return Err(ModelError::Args(format!(
-                    "`scorer` must be auto, native or engine, got `{other}`"
-                )))
-            }
+        let path = match args.get("scorer").map_or(Ok("auto"), |v| {
+            choice("scorer", v, &["auto", "engine", "native", "rubric"])
+        })? {
+            "auto" => PathChoice::Auto,
+            "engine" => PathChoice::Engine,
+            _ => PathChoice::Native,
         };
         let (pretrained, gguf) = (args.get("pretrained").cloned(), args.get("gguf").cloned());
         match (&pretrained, &gguf) {
@@ -206,39 +250,31 @@ impl ModelArgs {
             }
             _ => {}
         }
-        // lm-eval's spellings: N, auto, auto:N (auto lets rubric choose)
-        let batch_size = match args.get("batch_size").map(String::as_str) {
-            None => None,
-            Some(b) if b.starts_with("auto") => None,
-            Some(b) => match b.parse::<usize>() {
-                Ok(n) if n > 0 => Some(n),
-                _ => {
-                    return Err(ModelError::Args(format!(
-                        "`batch_size` must be a positive integer or auto, got `{b}`"
-                    )))
-                }
-            },
-        };
-        let share_prefixes = args
-            .get("share_prefixes")
-            .map(|v| parse_bool("share_prefixes", v))
-            .transpose()?
-            .unwrap_or(true);
+        let batch_size = args
+            .get("batch_size")
+            .map(|v| BatchSize::parse("batch_size", v))
+            .transpose()?;
         Ok(ModelArgs {
-            batch_size,
-            share_prefixes,
+            batch_size: batch_size.and_then(BatchSize::fixed),
+            share_prefixes: get(args, "share_prefixes", parse_bool, true)?,
             pretrained,
             gguf,
             tokenizer: args.get("tokenizer").cloned(),
             adapter: args.get("adapter").or_else(|| args.get("peft")).cloned(),
             dtype,
             device,
-            max_length,
-            add_bos_token,
+            max_length: args
+                .get("max_length")
+                .map(|v| parse_positive("max_length", v))
+                .transpose()?,
+            add_bos_token: args
+                .get("add_bos_token")
+                .map(|v| parse_bool("add_bos_token", v))
+                .transpose()?,
             isq: args.get("isq").cloned(),
-            max_concurrency,
+            max_concurrency: get(args, "max_concurrency", parse_positive, 1)?,
             path,
-            seed,
+            seed: get(args, "seed", parse_number, 1234)? as u64,
         })
     }
 

@@ -20,6 +20,12 @@ pub(crate) struct MockModel {
 
 impl MockModel {
     pub(crate) fn from_args(args: &BTreeMap<String, String>) -> Result<MockModel, ModelError> {
+        // (`rubric run` sets batch_size, seed and device for every backend)
+        super::args::refuse_unknown(
+            args,
+            &["response", "answers", "batch_size", "seed", "device"],
+            "mock",
+        )?;
         let response = args
             .get("response")
             .cloned()

@@ -100,22 +100,11 @@ fn args_err(m: impl Into<String>) -> ModelError {
 }
 
 fn flag(args: &BTreeMap<String, String>, k: &str, default: bool) -> Result<bool, ModelError> {
-    match args.get(k).map(|v| v.to_lowercase()) {
-        None => Ok(default),
-        Some(v) if ["true", "1", "yes"].contains(&v.as_str()) => Ok(true),
-        Some(v) if ["false", "0", "no"].contains(&v.as_str()) => Ok(false),
-        Some(v) => Err(args_err(format!("{k}={v}: expected True or False"))),
-    }
+    super::args::get(args, k, super::args::parse_bool, default)
 }
 
 fn number(args: &BTreeMap<String, String>, k: &str, default: usize) -> Result<usize, ModelError> {
-    match args.get(k) {
-        None => Ok(default),
-        Some(v) => v
-            .trim()
-            .parse()
-            .map_err(|_| args_err(format!("{k}={v}: expected a whole number"))),
-    }
+    super::args::get(args, k, super::args::parse_number, default)
 }
 
 /// The tokenizer of `tokenizer=` (an HF folder or a tokenizer.json), with its special tokens.
@@ -173,12 +162,7 @@ impl ApiModel {
             "local-completions" => Kind::Completions,
             _ => Kind::Chat,
         };
-        if let Some(k) = args.keys().find(|k| !KEYS.contains(&k.as_str())) {
-            return Err(args_err(format!(
-                "`{k}` is not a {backend} model arg (known: {})",
-                KEYS.join(", ")
-            )));
-        }
+        super::args::refuse_unknown(args, KEYS, backend)?;
         let urls: Vec<String> = args
             .get("base_url")
             .ok_or_else(|| args_err(format!("{backend} needs base_url= (the full /v1/completions URL; several separated by `;`)")))?
@@ -227,13 +211,12 @@ impl ApiModel {
                 "{backend} with tokenized_requests (the default) needs tokenizer= (an HF folder or tokenizer.json of the served model)"
             )));
         }
-        let batch_size = match args.get("batch_size").map(String::as_str) {
+        // lm-eval's API models send one request per batch of `batch_size` prompts; `auto`: 1
+        let batch_size = match args.get("batch_size") {
+            Some(b) => super::args::BatchSize::parse("batch_size", b)?
+                .fixed()
+                .unwrap_or(1),
             None => 1,
-            Some(b) if b.starts_with("auto") => 1,
-            Some(b) => b
-                .parse::<usize>()
-                .map_err(|_| args_err(format!("batch_size={b}: expected a number")))?
-                .max(1),
         };
         let batch_size = if kind == Kind::Chat { 1 } else { batch_size };
         let timeout = number(args, "timeout", 300)?;
@@ -272,7 +255,7 @@ impl ApiModel {
             tokenized,
             prompt_logprobs: flag(args, "prompt_logprobs", false)?,
             batch_size,
-            concurrent: number(args, "num_concurrent", 1)?.max(1),
+            concurrent: super::args::get(args, "num_concurrent", super::args::parse_positive, 1)?,
             max_gen_toks: number(args, "max_gen_toks", 256)?,
             seed: number(args, "seed", 1234)? as u64,
             info: ModelInfo {

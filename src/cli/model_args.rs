@@ -1,0 +1,33 @@
+//! `--model-args`: one flag for every command that loads a model (`run`, `serve`,
+//! `check-model`), read into key/value pairs in one place; each backend then checks its keys by
+//! the rules of `model::args` (one rule per kind of value, unknown keys refused by name).
+
+use std::collections::BTreeMap;
+
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct ModelArgsFlag {
+    /// Model args, `KEY=VALUE,...` as lm-eval takes them (values may hold `=`; commas separate).
+    /// In-process models: pretrained, gguf, tokenizer, adapter, dtype, device, max_length,
+    /// add_bos_token, isq, max_concurrency, scorer, batch_size, share_prefixes, seed. Servers
+    /// (`--model local-completions`): base_url, model, tokenizer, tokenized_requests,
+    /// num_concurrent, max_retries, timeout, max_length, add_bos_token, batch_size, seed,
+    /// prompt_logprobs. A key the backend does not read is refused by name.
+    #[arg(
+        long = "model-args",
+        alias = "model_args",
+        short = 'a',
+        default_value = "",
+        value_name = "ARGS",
+        help_heading = "Model"
+    )]
+    pub text: String,
+}
+
+impl ModelArgsFlag {
+    /// The pairs, or why the text is not `KEY=VALUE,...`.
+    pub fn pairs(&self) -> Result<BTreeMap<String, String>, crate::model::ModelError> {
+        crate::model::parse_model_args(&self.text)
+    }
+}
