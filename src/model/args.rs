@@ -193,7 +193,7 @@ pub(crate) fn refuse_unknown(
                 .map(|h| format!(" (did you mean `{h}`?)"))
                 .unwrap_or_default();
             Err(ModelError::Args(format!(
-                "`{k}` is not a {what} model arg{hint}; known: {}",
+                "unknown key `{k}`{hint}: `{k}` is not {what} model arg; known: {}",
                 known.join(", ")
             )))
         }
@@ -202,7 +202,7 @@ pub(crate) fn refuse_unknown(
 
 impl ModelArgs {
     pub fn parse(args: &BTreeMap<String, String>) -> Result<ModelArgs, ModelError> {
-        refuse_unknown(args, KEYS, "in-process")?;
+        refuse_unknown(args, KEYS, "an in-process")?;
         let device = match args.get("device").map(String::as_str) {
             None if cfg!(feature = "cuda") => DeviceArg::Cuda(0),
             None | Some("cpu") => DeviceArg::Cpu,

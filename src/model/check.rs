@@ -212,11 +212,11 @@ fn probe_file(
     seed: u64,
     strings: &[String],
 ) -> Result<Value, ModelError> {
-    let ll: Vec<Value> = hf
-        .score_inputs(&p.loglikelihood)?
+    let ll: Vec<Value> = p
+        .loglikelihood
         .iter()
-        .map(score_json)
-        .collect();
+        .map(|(c, x)| hf.pair_input(c, x).map(|s| score_json(&s)))
+        .collect::<Result<_, _>>()?;
     let rolling: Vec<Value> = p
         .rolling
         .iter()

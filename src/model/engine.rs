@@ -258,7 +258,7 @@ impl EngineModel {
     /// prompts of equal length in one forward pass, and a logits processor keeps the logits it
     /// is shown. Longer continuations need every position's logits: they go one at a time
     /// through the raw-logits path, after the others (the engine cannot mix the two).
-    fn score_inputs(
+    fn score_all(
         &self,
         inputs: &[ScoreInput],
         done: &mut dyn FnMut(usize, (f64, bool)) -> Result<(), ModelError>,
@@ -672,6 +672,20 @@ impl EngineModel {
     }
 }
 
+impl super::token_scoring::HfScoring for EngineModel {
+    fn hf(&self) -> &super::hf::HfModel {
+        &self.hf
+    }
+
+    fn score_inputs(
+        &self,
+        inputs: &[ScoreInput],
+        done: &mut dyn FnMut(usize, (f64, bool)) -> Result<(), ModelError>,
+    ) -> Result<(), ModelError> {
+        self.score_all(inputs, done)
+    }
+}
+
 impl LanguageModel for EngineModel {
     fn info(&self) -> &ModelInfo {
         &self.info
@@ -682,10 +696,7 @@ impl LanguageModel for EngineModel {
         requests: &[(String, String)],
         on_done: OnDone<(f64, bool)>,
     ) -> Result<(), ModelError> {
-        self.hf
-            .loglikelihood_with(requests, on_done, &|inputs, done| {
-                self.score_inputs(inputs, done)
-            })
+        super::token_scoring::loglikelihood(self, requests, on_done)
     }
 
     fn loglikelihood_rolling(
@@ -693,9 +704,7 @@ impl LanguageModel for EngineModel {
         texts: &[String],
         on_done: OnDone<f64>,
     ) -> Result<(), ModelError> {
-        self.hf.rolling_with(texts, on_done, &|inputs, done| {
-            self.score_inputs(inputs, done)
-        })
+        super::token_scoring::loglikelihood_rolling(self, texts, on_done)
     }
 
     fn generate_until(

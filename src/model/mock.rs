@@ -24,7 +24,7 @@ impl MockModel {
         super::args::refuse_unknown(
             args,
             &["response", "answers", "batch_size", "seed", "device"],
-            "mock",
+            "a mock",
         )?;
         let response = args
             .get("response")

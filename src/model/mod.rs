@@ -27,6 +27,7 @@ pub mod native;
 pub mod prepare;
 pub mod sampling;
 pub mod tiny;
+pub(crate) mod token_scoring;
 
 use std::collections::BTreeMap;
 

@@ -162,7 +162,7 @@ impl ApiModel {
             "local-completions" => Kind::Completions,
             _ => Kind::Chat,
         };
-        super::args::refuse_unknown(args, KEYS, backend)?;
+        super::args::refuse_unknown(args, KEYS, &format!("a {backend}"))?;
         let urls: Vec<String> = args
             .get("base_url")
             .ok_or_else(|| args_err(format!("{backend} needs base_url= (the full /v1/completions URL; several separated by `;`)")))?
@@ -496,6 +496,41 @@ fn score_prompt_logprobs(
     Ok((sum, greedy))
 }
 
+/// lm-eval's API preparation: inputs of (tokens, context length), the last `max_length - 1`
+/// tokens kept.
+impl super::token_scoring::TokenScorer for ApiModel {
+    type Input = (Vec<u32>, usize);
+
+    fn pair_input(&self, c: &str, x: &str) -> Result<(Vec<u32>, usize), ModelError> {
+        let tok = self.tok()?;
+        let (ctx, cont) = tok.prep.encode_pair(&*tok.tokenizer, c, x)?;
+        Ok(self.api_input(&ctx, &cont))
+    }
+
+    fn window_inputs(&self, text: &str) -> Result<Vec<(Vec<u32>, usize)>, ModelError> {
+        let tok = self.tok()?;
+        // lm-eval's API windows: max_seq_len = self.max_length - 1
+        let prep = Prep {
+            max_length: tok.prep.max_length - 1,
+            ..tok.prep.clone()
+        };
+        let tokens = prep.tok_encode(&*tok.tokenizer, text, None)?;
+        Ok(prep
+            .rolling_pairs(&tokens)
+            .into_iter()
+            .map(|(ctx, cont)| self.api_input(&ctx, &cont))
+            .collect())
+    }
+
+    fn score(
+        &self,
+        inputs: Vec<(Vec<u32>, usize)>,
+        done: &mut dyn FnMut(usize, (f64, bool)) -> Result<(), ModelError>,
+    ) -> Result<(), ModelError> {
+        self.score_tokens(inputs, done)
+    }
+}
+
 impl LanguageModel for ApiModel {
     fn info(&self) -> &ModelInfo {
         &self.info
@@ -507,15 +542,7 @@ impl LanguageModel for ApiModel {
         on_done: OnDone<(f64, bool)>,
     ) -> Result<(), ModelError> {
         self.refuse_chat("loglikelihood")?;
-        let tok = self.tok()?;
-        let inputs = requests
-            .iter()
-            .map(|(c, x)| {
-                let (ctx, cont) = tok.prep.encode_pair(&*tok.tokenizer, c, x)?;
-                Ok(self.api_input(&ctx, &cont))
-            })
-            .collect::<Result<Vec<_>, ModelError>>()?;
-        self.score_tokens(inputs, &mut |i, r| on_done(i, r))
+        super::token_scoring::loglikelihood(self, requests, on_done)
     }
 
     fn loglikelihood_rolling(
@@ -524,45 +551,7 @@ impl LanguageModel for ApiModel {
         on_done: OnDone<f64>,
     ) -> Result<(), ModelError> {
         self.refuse_chat("loglikelihood_rolling")?;
-        let tok = self.tok()?;
-        // lm-eval's API windows: max_seq_len = self.max_length - 1
-        let prep = Prep {
-            max_length: tok.prep.max_length - 1,
-            ..tok.prep.clone()
-        };
-        let mut inputs = Vec::new();
-        // text t's windows are inputs[ranges[t]]
-        let mut ranges = Vec::with_capacity(texts.len());
-        for text in texts {
-            let tokens = prep.tok_encode(&*tok.tokenizer, text, None)?;
-            let start = inputs.len();
-            for (ctx, cont) in prep.rolling_pairs(&tokens) {
-                inputs.push(self.api_input(&ctx, &cont));
-            }
-            ranges.push(start..inputs.len());
-        }
-        let owner: Vec<usize> = ranges
-            .iter()
-            .enumerate()
-            .flat_map(|(t, r)| r.clone().map(move |_| t))
-            .collect();
-        let mut left: Vec<usize> = ranges.iter().map(|r| r.len()).collect();
-        for (t, &n) in left.iter().enumerate() {
-            if n == 0 {
-                on_done(t, 0.0)?;
-            }
-        }
-        let mut parts: Vec<f64> = vec![0.0; inputs.len()];
-        self.score_tokens(inputs, &mut |i, (ll, _)| {
-            let t = owner[i];
-            parts[i] = ll;
-            left[t] -= 1;
-            if left[t] == 0 {
-                // summed in window order, as lm-eval sums them
-                on_done(t, parts[ranges[t].clone()].iter().sum())?;
-            }
-            Ok(())
-        })
+        super::token_scoring::loglikelihood_rolling(self, texts, on_done)
     }
 
     fn generate_until(

@@ -18,13 +18,6 @@ use super::chat_template::HfChatTemplate;
 use super::prepare::{Prep, ScoreInput};
 use super::ModelError;
 
-/// A backend's scoring of prepared inputs: `done(i, (loglikelihood, is_greedy))` per input.
-pub(crate) type InputScorer<'a> = dyn Fn(
-        &[ScoreInput],
-        &mut dyn FnMut(usize, (f64, bool)) -> Result<(), ModelError>,
-    ) -> Result<(), ModelError>
-    + 'a;
-
 /// A model's files, read.
 pub(crate) struct HfModel {
     /// `model_name` in results (the `pretrained` / `gguf` argument).
@@ -223,53 +216,15 @@ impl HfModel {
         })
     }
 
-    /// Loglikelihood requests as forward inputs (lm-eval's `loglikelihood` preparation).
-    pub(crate) fn score_inputs(
-        &self,
-        requests: &[(String, String)],
-    ) -> Result<Vec<ScoreInput>, ModelError> {
-        requests
-            .iter()
-            .map(|(c, x)| {
-                let (ctx, cont) = self.prep.encode_pair(&*self.tokenizer, c, x)?;
-                if cont.is_empty() {
-                    return Err(ModelError::Request(format!(
-                        "the continuation {x:?} has no tokens after the context"
-                    )));
-                }
-                Ok(self.prep.score_input(&ctx, &cont))
-            })
-            .collect()
-    }
-
-    /// `loglikelihood` through a backend's scorer of prepared inputs.
-    pub(crate) fn loglikelihood_with(
-        &self,
-        requests: &[(String, String)],
-        on_done: super::OnDone<(f64, bool)>,
-        score: &InputScorer,
-    ) -> Result<(), ModelError> {
-        let inputs = self.score_inputs(requests)?;
-        score(&inputs, &mut |i, r| on_done(i, r))
-    }
-
-    /// `loglikelihood_rolling` through a backend's scorer: each text's windows, summed.
-    pub(crate) fn rolling_with(
-        &self,
-        texts: &[String],
-        on_done: super::OnDone<f64>,
-        score: &InputScorer,
-    ) -> Result<(), ModelError> {
-        for (i, text) in texts.iter().enumerate() {
-            let windows = self.rolling_inputs(text)?;
-            let mut total = 0.0;
-            score(&windows, &mut |_, (ll, _)| {
-                total += ll;
-                Ok(())
-            })?;
-            on_done(i, total)?;
+    /// A loglikelihood request as a forward input (lm-eval's `loglikelihood` preparation).
+    pub(crate) fn pair_input(&self, c: &str, x: &str) -> Result<ScoreInput, ModelError> {
+        let (ctx, cont) = self.prep.encode_pair(&*self.tokenizer, c, x)?;
+        if cont.is_empty() {
+            return Err(ModelError::Request(format!(
+                "the continuation {x:?} has no tokens after the context"
+            )));
         }
-        Ok(())
+        Ok(self.prep.score_input(&ctx, &cont))
     }
 
     /// A rolling loglikelihood's windows as forward inputs.

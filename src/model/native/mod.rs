@@ -339,11 +339,7 @@ impl LanguageModel for NativeModel {
         requests: &[(String, String)],
         on_done: OnDone<(f64, bool)>,
     ) -> Result<(), ModelError> {
-        let r = self
-            .hf
-            .loglikelihood_with(requests, on_done, &|inputs, done| {
-                self.score_inputs(inputs, done)
-            });
+        let r = super::token_scoring::loglikelihood(self, requests, on_done);
         self.report_sharing("loglikelihood");
         r
     }
@@ -353,9 +349,7 @@ impl LanguageModel for NativeModel {
         texts: &[String],
         on_done: OnDone<f64>,
     ) -> Result<(), ModelError> {
-        let r = self.hf.rolling_with(texts, on_done, &|inputs, done| {
-            self.score_inputs(inputs, done)
-        });
+        let r = super::token_scoring::loglikelihood_rolling(self, texts, on_done);
         self.report_sharing("loglikelihood_rolling");
         r
     }

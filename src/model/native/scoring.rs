@@ -11,6 +11,20 @@ use super::{Item, NativeModel, Pass, SeqCache};
 use crate::model::prepare::ScoreInput;
 use crate::model::ModelError;
 
+impl crate::model::token_scoring::HfScoring for NativeModel {
+    fn hf(&self) -> &crate::model::hf::HfModel {
+        &self.hf
+    }
+
+    fn score_inputs(
+        &self,
+        inputs: &[ScoreInput],
+        done: &mut dyn FnMut(usize, (f64, bool)) -> Result<(), ModelError>,
+    ) -> Result<(), ModelError> {
+        self.score_all(inputs, done)
+    }
+}
+
 impl NativeModel {
     /// Logits of each input's last `logits[i]` positions, inputs packed into one pass; input i
     /// starts at position `shared[i].0` on the keys and values of its shared prefix
@@ -66,7 +80,7 @@ impl NativeModel {
     /// Score prepared inputs: equal inputs share a sequence; sequences go in token order (those
     /// sharing a prefix are neighbours; a decoder computes a shared prefix once, `prefix.rs`)
     /// and are packed into passes of up to `pass_tokens` tokens of their own.
-    pub(super) fn score_inputs(
+    fn score_all(
         &self,
         inputs: &[ScoreInput],
         done: &mut dyn FnMut(usize, (f64, bool)) -> Result<(), ModelError>,
