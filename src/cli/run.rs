@@ -8,9 +8,8 @@ use serde_json::{Map, Value};
 
 use super::exit;
 use super::tasks::{DataArgs, TaskSourceArgs};
-use crate::evaluate::{evaluate, EvalConfig, Limit};
-use crate::output::results::{results_json, RunInfo};
-use crate::output::{file_timestamp, sanitize_model_name, tables};
+use crate::evaluate::driver::{Failure, Plan, RunSpec};
+use crate::evaluate::Limit;
 use crate::task::select::select;
 
 /// Evaluate a model on tasks, groups or tags, and write lm-eval's results (and samples).
@@ -173,7 +172,7 @@ pub struct RunArgs {
     pub shard: Option<String>,
     /// Set by `rubric merge`: answer every request from the shards' responses.
     #[arg(skip)]
-    pub replay: Option<crate::shard::ModelFacts>,
+    pub replay: Option<crate::model::replay::ModelFacts>,
     /// lm-eval's flags that rubric accepts but does not need (warned about when used).
     #[command(flatten)]
     pub compat: super::compat::CompatArgs,
@@ -342,8 +341,13 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
     }
     let checkpoints =
         crate::sweep::expand(&model_args).map_err(|e| usage(anyhow!("--model-args: {e}")))?;
-    if let Some(s) = &args.shard {
-        crate::evaluate::Shard::parse(s).map_err(|e| usage(anyhow!(e)))?;
+    let shard = args
+        .shard
+        .as_deref()
+        .map(crate::evaluate::Shard::parse)
+        .transpose()
+        .map_err(|e| usage(anyhow!(e)))?;
+    if shard.is_some() {
         if args.output_path.is_none() || args.no_cache {
             return Err(usage(anyhow!(
                 "--shard keeps its responses under --output-path for `rubric merge`: give --output-path, without --no-cache"
@@ -355,404 +359,39 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
             )));
         }
     }
-    let plan = Plan {
-        seeds,
-        limit,
-        gen_kwargs,
-        selected,
-        samples,
-    };
-    if checkpoints.len() == 1 && checkpoints[0].swept.is_none() {
-        return evaluate_checkpoint(&args, &plan, &model_args, &args.model_args.text, None)
-            .map(|_| ());
-    }
-    sweep(&args, &plan, &checkpoints)
-}
-
-/// What every checkpoint of a run is evaluated with.
-struct Plan {
-    seeds: [Option<i64>; 4],
-    limit: Option<Limit>,
-    gen_kwargs: Option<Map<String, Value>>,
-    selected: Vec<crate::task::select::Selected>,
-    samples: Option<std::collections::BTreeMap<String, Vec<usize>>>,
-}
-
-/// The results file of a checkpoint evaluated earlier with the same model args, tasks and
-/// limit (a sweep skips it).
-fn finished(dir: &std::path::Path, model_args: &str, plan: &Plan) -> Option<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("results_") && n.ends_with(".json"))
-        })
-        .collect();
-    files.sort();
-    let tasks: Vec<String> = plan
-        .selected
-        .iter()
-        .flat_map(|s| s.tasks().into_iter().map(|t| t.name.clone()))
-        .collect();
-    let limit = plan.limit.map(|l| l.to_json()).unwrap_or(Value::Null);
-    files.into_iter().rev().find(|f| {
-        let Some(v) = std::fs::read_to_string(f)
-            .ok()
-            .and_then(|t| crate::py::json_loads(&t).ok())
-        else {
-            return false;
-        };
-        v["config"]["model_args"] == Value::String(model_args.to_string())
-            && v["config"]["limit"] == limit
-            && tasks.iter().all(|t| v["results"].get(t).is_some())
-    })
-}
-
-fn duration_text(d: std::time::Duration) -> String {
-    let s = d.as_secs();
-    if s >= 3600 {
-        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
-    } else if s >= 60 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{s}s")
-    }
-}
-
-/// Evaluate every checkpoint of a sweep into `<output-path>/<checkpoint>/`; finished ones are
-/// skipped, a failing one is reported and the rest still run (the exit code says it failed).
-fn sweep(
-    args: &RunArgs,
-    plan: &Plan,
-    checkpoints: &[crate::sweep::Checkpoint],
-) -> Result<(), (u8, anyhow::Error)> {
-    let usage = |m: String| (exit::USAGE, anyhow!(m));
-    let out = args.output_path.as_ref().ok_or_else(|| {
-        usage("a sweep writes one results folder per checkpoint: give --output-path".into())
-    })?;
-    if out.extension().is_some_and(|e| e == "json") {
-        return Err(usage(
-            "a sweep writes one results folder per checkpoint: give --output-path a folder, not a .json file".into(),
-        ));
-    }
-    let n = checkpoints.len();
-    let mut spent: Vec<std::time::Duration> = Vec::new();
-    let mut failed: Vec<(String, u8, anyhow::Error)> = Vec::new();
-    for (i, cp) in checkpoints.iter().enumerate() {
-        let Some((key, value)) = &cp.swept else {
-            continue;
-        };
-        let spec = &args_value(&args.model_args.text, key);
-        let text =
-            args.model_args
-                .text
-                .replacen(&format!("{key}={spec}"), &format!("{key}={value}"), 1);
-        let dir = out.join(&cp.label);
-        if let Some(done) = finished(&dir, &text, plan) {
-            eprintln!(
-                "sweep {}/{n}: {} finished earlier ({}), skipped",
-                i + 1,
-                cp.label,
-                done.display()
-            );
-            continue;
-        }
-        let eta = if spent.is_empty() {
-            String::new()
-        } else {
-            let mean = spent.iter().sum::<std::time::Duration>() / spent.len() as u32;
-            format!(
-                ", ETA of the sweep {}",
-                duration_text(mean * (n - i) as u32)
-            )
-        };
-        eprintln!("sweep {}/{n}: {} ({key}={value}){eta}", i + 1, cp.label);
-        let t = std::time::Instant::now();
-        match evaluate_checkpoint(args, plan, &cp.args, &text, Some(dir)) {
-            Ok(_) => spent.push(t.elapsed()),
-            Err((code, e)) => {
-                eprintln!(
-                    "error: sweep {}/{n}: {}: {e:#}; continuing with the rest",
-                    i + 1,
-                    cp.label
-                );
-                failed.push((cp.label.clone(), code, e));
-            }
-        }
-    }
-    if failed.is_empty() {
-        eprintln!(
-            "sweep: {n} checkpoints evaluated or found finished under {}",
-            out.display()
-        );
-        return Ok(());
-    }
-    let code = failed[0].1;
-    Err((
-        code,
-        anyhow!(
-            "{} of {n} checkpoints failed: {}",
-            failed.len(),
-            failed
-                .iter()
-                .map(|(l, _, e)| format!("{l}: {e:#}"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        ),
-    ))
-}
-
-/// The value `key=` has in a raw `--model-args` string.
-fn args_value(text: &str, key: &str) -> String {
-    text.split(',')
-        .filter_map(|p| p.split_once('='))
-        .find(|(k, _)| k.trim() == key)
-        .map(|(_, v)| v.trim().to_string())
-        .unwrap_or_default()
-}
-
-/// Load one model and evaluate the plan on it; `dir` overrides where the files go (a sweep's
-/// checkpoint folder). Returns the results file written, if any.
-fn evaluate_checkpoint(
-    args: &RunArgs,
-    plan: &Plan,
-    model_args: &std::collections::BTreeMap<String, String>,
-    model_args_text: &str,
-    dir: Option<PathBuf>,
-) -> Result<Option<PathBuf>, (u8, anyhow::Error)> {
-    let usage = |e: anyhow::Error| (exit::USAGE, e);
-    let Plan {
-        seeds,
-        limit,
-        gen_kwargs,
-        selected,
-        samples,
-    } = plan;
-    let (seeds, limit) = (*seeds, *limit);
-    let start = std::time::SystemTime::now();
-    let shard = args
-        .shard
-        .as_deref()
-        .map(crate::evaluate::Shard::parse)
-        .transpose()
-        .map_err(|e| usage(anyhow!(e)))?;
-    let loaded =
-        match &args.replay {
-            Some(facts) => Ok(Box::new(crate::shard::ReplayModel::new(facts))
-                as Box<dyn crate::model::LanguageModel>),
-            None => crate::model::load(&args.model, model_args),
-        };
-    let model = loaded.map_err(|e| match e {
-        crate::model::ModelError::Args(_) | crate::model::ModelError::UnknownBackend(_) => {
-            usage(e.into())
-        }
-        other => (
-            exit::USAGE,
-            anyhow::Error::from(other).context("loading the model"),
-        ),
-    })?;
-    let info = model.info().clone();
-
-    let output = args
-        .output_path
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("results"));
-    // a shard's responses stay in its folder, and a merge's in the merged output
-    let cache_dir = match (shard, &args.replay) {
-        (Some(s), _) => crate::shard::folder(&output, s),
-        (None, Some(_)) => output.join(".cache"),
-        (None, None) => std::env::var_os(crate::env::CACHE_DIR)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| output.join(".cache")),
-    };
-    let mut cache = if args.no_cache {
-        None
-    } else {
-        let c = crate::cache::ResponseCache::open(&cache_dir, &info.identity)
-            .map_err(|e| usage(e.into()))?;
-        if c.recovered_partial_line {
-            eprintln!("warning: {}: the last response was cut off by an interrupted run and is recomputed", c.path().display());
-        }
-        if !c.is_empty() && !args.quiet {
-            eprintln!(
-                "response cache {}: {} responses from earlier runs",
-                c.path().display(),
-                c.len()
-            );
-        }
-        Some(c)
-    };
-    let fewshot_as_multiturn = if args.apply_chat_template {
-        Some(args.fewshot_as_multiturn.unwrap_or(true))
-    } else {
-        None
-    };
-    let cfg = EvalConfig {
-        num_fewshot: args.num_fewshot,
-        limit,
-        samples: samples.clone(),
-        fewshot_seed: seeds[3].unwrap_or(1234),
-        sample_seed: seeds[0].unwrap_or(0) as u64,
-        gen_kwargs: gen_kwargs.clone(),
-        apply_chat_template: args.apply_chat_template,
-        system_instruction: args.system_instruction.clone(),
-        fewshot_as_multiturn: fewshot_as_multiturn.unwrap_or(false),
-        bootstrap_iters: args.bootstrap_iters,
-        predict_only: args.predict_only,
-        log_samples: args.log_samples || args.predict_only,
-        confirm_run_unsafe_code: args.confirm_run_unsafe_code,
-        data: args.data.options(),
-        cache: cache.as_mut(),
-        quiet: args.quiet,
-        shard,
-    };
-    let results = evaluate(selected, model.as_ref(), cfg).map_err(|e| usage(e.into()))?;
-    if let (Some(s), Some(c)) = (shard, &cache) {
-        let manifest = crate::shard::Manifest {
-            shard: s,
-            argv: std::env::args().collect(),
-            cwd: std::env::current_dir().unwrap_or_default(),
-            model: crate::shard::ModelFacts::of(model.as_ref()),
-            responses: c
-                .path()
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default(),
-            computed: results.computed,
-            cached: results.cached,
-        };
-        let text = serde_json::to_string_pretty(&manifest).expect("a manifest serialises");
-        crate::output::files::write_atomically(&cache_dir, crate::shard::MANIFEST, &text)
-            .map_err(|e| (exit::INTERNAL, anyhow!(e)))?;
-        eprintln!(
-            "shard {}/{}: {} requests computed, {} from the cache; responses in {} (join the {} shards with `rubric merge {} --output-path DIR`)",
-            s.index,
-            s.count,
-            results.computed,
-            results.cached,
-            cache_dir.display(),
-            s.count,
-            output.display()
-        );
-        return Ok(None);
-    }
-    let end = std::time::SystemTime::now();
-    let run_info = RunInfo {
-        model: args.model.clone(),
-        model_args: model_args_text.to_string(),
-        model_name: info.name.clone(),
+    let spec = RunSpec {
+        backend: args.model.clone(),
+        model_args,
+        model_args_text: args.model_args.text.clone(),
         batch_size: args.batch_size.clone(),
-        device: info.device.clone(),
-        limit: limit.map(|l| l.to_json()).unwrap_or(Value::Null),
-        bootstrap_iters: args.bootstrap_iters,
-        gen_kwargs: gen_kwargs.clone().map(Value::Object).unwrap_or(Value::Null),
-        seeds,
-        system_instruction: args.system_instruction.clone(),
-        fewshot_as_multiturn,
-        chat_template: if args.apply_chat_template {
-            model.chat_template().map(|t| t.source().to_string())
-        } else {
-            None
+        checkpoints,
+        replay: args.replay.clone(),
+        shard,
+        output_path: args.output_path.clone(),
+        no_cache: args.no_cache,
+        plan: Plan {
+            seeds,
+            limit,
+            gen_kwargs,
+            gen_kwargs_text: args.gen_kwargs.clone(),
+            selected,
+            samples,
+            num_fewshot: args.num_fewshot,
+            apply_chat_template: args.apply_chat_template,
+            system_instruction: args.system_instruction.clone(),
+            fewshot_as_multiturn: args.fewshot_as_multiturn,
+            bootstrap_iters: args.bootstrap_iters,
+            predict_only: args.predict_only,
+            log_samples: args.log_samples,
+            confirm_run_unsafe_code: args.confirm_run_unsafe_code,
+            data: args.data.options(),
+            quiet: args.quiet,
         },
-        start,
-        end,
-        model_dtype: info.dtype.clone(),
-        use_cache: cache.as_ref().map(|c| c.path().display().to_string()),
     };
-    let doc = results_json(&results, &run_info);
-
-    // the table, as lm-eval prints it
-    let header = format!(
-        "{} ({}), gen_kwargs: ({}), limit: {}, num_fewshot: {}, batch_size: {}",
-        args.model,
-        model_args_text,
-        args.gen_kwargs.as_deref().unwrap_or("None"),
-        limit
-            .map(|l| crate::py::str(&l.to_json()))
-            .unwrap_or_else(|| "None".into()),
-        args.num_fewshot
-            .map(|k| k.to_string())
-            .unwrap_or_else(|| "None".into()),
-        args.batch_size
-    );
-    let task_rows = tables::rows(&doc, "results");
-    let group_rows = tables::rows(&doc, "groups");
-    let mut md = format!("{header}\n{}", tables::markdown(&task_rows, "Tasks"));
-    if !group_rows.is_empty() {
-        md.push('\n');
-        md.push_str(&tables::markdown(&group_rows, "Groups"));
-    }
-    println!("{md}");
-    for t in &results.tasks {
-        if t.truncated > 0 {
-            eprintln!("note: {}: {} of {} generations stopped at max_gen_toks (raise it with --gen-kwargs max_gen_toks=N)", t.name, t.truncated, t.generations);
-        }
-    }
-    if !args.quiet {
-        eprintln!(
-            "requests: {} from the cache, {} computed",
-            results.cached, results.computed
-        );
-    }
-
-    let Some(out) = &args.output_path else {
-        return Ok(None);
-    };
-    {
-        let ts = file_timestamp(start);
-        let (dir, results_name) = if let Some(d) = dir {
-            (d, format!("results_{ts}.json"))
-        } else if out.extension().is_some_and(|e| e == "json") {
-            let stem = out
-                .file_stem()
-                .map(|s| s.to_string_lossy().to_string())
-                .unwrap_or_else(|| "results".into());
-            (
-                out.parent().map(|p| p.to_path_buf()).unwrap_or_default(),
-                format!("{stem}_{ts}.json"),
-            )
-        } else {
-            (
-                out.join(sanitize_model_name(&info.name)),
-                format!("results_{ts}.json"),
-            )
-        };
-        let csv = tables::csv(&task_rows);
-        let latex = tables::latex(&task_rows, "Tasks");
-        let sample_lines: Vec<(String, Vec<Value>)> = results
-            .tasks
-            .iter()
-            .filter(|t| !t.samples.is_empty())
-            .map(|t| {
-                (
-                    format!("samples_{}_{ts}.jsonl", t.name),
-                    t.samples
-                        .iter()
-                        .map(crate::output::samples::sample_line)
-                        .collect(),
-                )
-            })
-            .collect();
-        let files = crate::output::files::RunFiles {
-            results_name,
-            results: &doc,
-            markdown: &md,
-            csv: &csv,
-            latex: &latex,
-            samples: sample_lines
-                .iter()
-                .map(|(n, lines)| (n.clone(), lines.as_slice()))
-                .collect(),
-        };
-        let path = crate::output::files::write_run(&dir, &files)
-            .map_err(|e| (exit::INTERNAL, anyhow!(e)))?;
-        if !args.quiet {
-            eprintln!("wrote {}", path.display());
-        }
-        Ok(Some(path))
-    }
+    crate::evaluate::driver::run(&spec).map_err(|f| match f {
+        Failure::Usage(e) => (exit::USAGE, e),
+        Failure::Internal(e) => (exit::INTERNAL, e),
+    })
 }
 
 #[cfg(test)]

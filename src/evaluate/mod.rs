@@ -8,6 +8,7 @@
 //! K requests with seeds derived from (seed, task, doc, request, repeat), so samples do not
 //! depend on batching or order.
 
+pub mod driver;
 mod groups;
 mod model_stage;
 mod per_doc;

@@ -25,6 +25,7 @@ pub mod lora;
 pub mod mock;
 pub mod native;
 pub mod prepare;
+pub mod replay;
 pub mod sampling;
 pub mod tiny;
 pub(crate) mod token_scoring;
