@@ -5,6 +5,7 @@
 //! -> `metric` (per-doc values -> aggregates) -> `output` (files); `evaluate` joins the chain.
 
 pub mod cache;
+pub mod check;
 pub mod cli;
 pub mod compare;
 pub mod env;

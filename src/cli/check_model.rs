@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::exit;
-use crate::model::check::{check, python_from, Report};
+use crate::check::{check, python_from, Report};
 
 /// Check a checkpoint before trusting rubric's numbers on it.
 ///
@@ -51,10 +51,10 @@ pub fn run(args: CheckModelArgs) -> Result<(), (u8, anyhow::Error)> {
     let mut model_args = args.model_args.pairs().map_err(|e| usage(e.into()))?;
     model_args.insert("pretrained".into(), args.path.clone());
     if let Some(url) = &args.server {
-        let report = crate::model::check_server::check_server(&model_args, url, args.tolerance)
+        let report = crate::check::server::check_server(&model_args, url, args.tolerance)
             .map_err(|e| usage(anyhow::Error::from(e).context(format!("checking {url}"))))?;
         if args.json {
-            println!("{}", crate::model::check_server::to_json(&report));
+            println!("{}", crate::check::server::to_json(&report));
         } else {
             print!("{}", report.render());
         }

@@ -14,8 +14,6 @@
 pub mod api;
 pub mod args;
 pub mod chat_template;
-pub mod check;
-pub mod check_server;
 pub mod engine;
 pub mod generation;
 pub mod generation_config;

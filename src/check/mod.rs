@@ -10,9 +10,11 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use super::args::{ModelArgs, PathChoice};
-use super::hf::HfModel;
-use super::{route, LanguageModel, ModelError, Route};
+pub mod server;
+
+use crate::model::args::{ModelArgs, PathChoice};
+use crate::model::hf::HfModel;
+use crate::model::{route, LanguageModel, ModelError, Route};
 use crate::request::GenKwargs;
 
 const PY_SCRIPT: &str = include_str!("check_model.py");
@@ -201,7 +203,7 @@ pub(crate) fn answers(
     })
 }
 
-fn score_json(s: &super::prepare::ScoreInput) -> Value {
+fn score_json(s: &crate::model::prepare::ScoreInput) -> Value {
     json!({"encoder": s.encoder, "input": s.input, "targets": s.targets})
 }
 
@@ -225,7 +227,7 @@ fn probe_file(
                 .map(|w| Value::from(w.iter().map(score_json).collect::<Vec<_>>()))
         })
         .collect::<Result<_, _>>()?;
-    let mut plans = super::generation::plans(&hf, seed, &p.generate)?;
+    let mut plans = crate::model::generation::plans(&hf, seed, &p.generate)?;
     plans.sort_by_key(|(i, _)| *i);
     let generate: Vec<Value> = plans
         .iter()
@@ -357,7 +359,7 @@ pub fn check(
         };
         let mut a = args.clone();
         a.insert("scorer".into(), scorer.into());
-        let m = super::load("mistralrs", &a)?;
+        let m = crate::model::load("mistralrs", &a)?;
         paths.push(answers(name, &m, &probes)?);
     }
     let strings: Vec<String> = probes

@@ -17,9 +17,9 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::api::openai::{CompletionRequest, CompletionResponse, Prompt};
-use super::check::{Diff, Probes};
-use super::{LanguageModel, ModelError};
+use super::{Diff, Probes};
+use crate::model::api::openai::{CompletionRequest, CompletionResponse, Prompt};
+use crate::model::{LanguageModel, ModelError};
 
 /// How the server's per-token log-probabilities relate to rubric's.
 #[derive(Debug, Clone, PartialEq)]
@@ -185,10 +185,10 @@ pub fn check_server(
     // `tokenized_requests=False`: text prompts from the start, as lm-eval's client sends them
     // to servers that take no token ids (llama-cpp-python)
     let text_only = match local_args.remove("tokenized_requests") {
-        Some(v) => !super::args::parse_bool("tokenized_requests", &v)?,
+        Some(v) => !crate::model::args::parse_bool("tokenized_requests", &v)?,
         None => false,
     };
-    let local = super::load_native(&local_args)?;
+    let local = crate::model::load_native(&local_args)?;
     let hf = local.hf();
     let probes = Probes::builtin();
     // the probe prompts: each context + continuation, as token ids (no empty context)
@@ -332,10 +332,9 @@ pub fn check_server(
     if as_text {
         api_args.insert("tokenized_requests".into(), "False".into());
     }
-    let through_client = super::api::ApiModel::load("local-completions", &api_args)
-        .and_then(|m| super::check::answers("local-completions", &m, &probes));
-    let reference =
-        super::check::answers("rubric in-process", &local as &dyn LanguageModel, &probes)?;
+    let through_client = crate::model::api::ApiModel::load("local-completions", &api_args)
+        .and_then(|m| super::answers("local-completions", &m, &probes));
+    let reference = super::answers("rubric in-process", &local as &dyn LanguageModel, &probes)?;
     let (client, client_error) = match through_client {
         Ok(a) => (Some(Diff::of(&a, &reference)), None),
         Err(e) => (None, Some(e.to_string())),
