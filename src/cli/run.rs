@@ -344,7 +344,7 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
     let shard = args
         .shard
         .as_deref()
-        .map(crate::evaluate::Shard::parse)
+        .map(crate::shard::Shard::parse)
         .transpose()
         .map_err(|e| usage(anyhow!(e)))?;
     if shard.is_some() {

@@ -10,11 +10,12 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::anyhow;
 use serde_json::{Map, Value};
 
-use super::{evaluate, EvalConfig, EvalResults, Limit, Shard};
+use super::{evaluate, EvalConfig, EvalResults, Limit};
 use crate::cache::ResponseCache;
 use crate::model::{LanguageModel, ModelError, ModelInfo};
 use crate::output::results::{results_json, RunInfo};
 use crate::output::{file_timestamp, sanitize_model_name, tables};
+use crate::shard::Shard;
 use crate::task::select::Selected;
 use crate::task::DataOptions;
 

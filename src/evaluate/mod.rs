@@ -24,6 +24,7 @@ use crate::metric::{Aggregation, Item, Metric, MetricError};
 use crate::model::{LanguageModel, ModelError};
 use crate::request::{Instance, Request, Response, Role};
 use crate::results::{EvalResults, MetricValue, TaskResult};
+use crate::shard::Shard;
 use crate::task::prompt::PromptOptions;
 use crate::task::resolve::TaskDocs;
 use crate::task::select::Selected;
@@ -114,60 +115,6 @@ pub struct EvalConfig<'a> {
     /// `--shard`: only this shard's docs go to the model, and nothing is scored (`rubric
     /// merge` scores the whole suite from every shard's responses).
     pub shard: Option<Shard>,
-}
-
-/// `--shard I/N`: shard `index` (from 0) of `count`; a task's doc `d` belongs to shard
-/// `d % count`, so shards are fixed by the suite alone (same on every machine) and even.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Shard {
-    pub index: usize,
-    pub count: usize,
-}
-
-impl Shard {
-    /// `I/N` with I from 0 to N-1, or `slurm` (SLURM_ARRAY_TASK_ID minus SLURM_ARRAY_TASK_MIN,
-    /// of SLURM_ARRAY_TASK_COUNT: arrays numbered from 0 or from 1 both work).
-    pub fn parse(s: &str) -> Result<Shard, String> {
-        let (index, count) = if s.trim() == "slurm" {
-            let var = |k: &str| -> Result<usize, String> {
-                std::env::var(k)
-                    .map_err(|_| {
-                        format!("--shard slurm: {k} is not set (not in a SLURM job array?)")
-                    })?
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("--shard slurm: {k} is not a number"))
-            };
-            let id = var("SLURM_ARRAY_TASK_ID")?;
-            let min = var("SLURM_ARRAY_TASK_MIN").unwrap_or(0);
-            (
-                id.checked_sub(min)
-                    .ok_or("--shard slurm: SLURM_ARRAY_TASK_ID is below SLURM_ARRAY_TASK_MIN")?,
-                var("SLURM_ARRAY_TASK_COUNT")?,
-            )
-        } else {
-            let (i, n) = s.split_once('/').ok_or_else(|| {
-                format!("--shard takes I/N (I from 0 to N-1) or `slurm`, got `{s}`")
-            })?;
-            let num = |x: &str| {
-                x.trim()
-                    .parse::<usize>()
-                    .map_err(|_| format!("--shard takes I/N with whole numbers, got `{s}`"))
-            };
-            (num(i)?, num(n)?)
-        };
-        if count == 0 || index >= count {
-            return Err(format!(
-                "--shard {index}/{count}: I counts from 0 and must be below N (shards 0/{count} to {}/{count})",
-                count.saturating_sub(1)
-            ));
-        }
-        Ok(Shard { index, count })
-    }
-
-    pub fn has(&self, doc_id: usize) -> bool {
-        doc_id % self.count == self.index
-    }
 }
 
 /// One task prepared for the model.
