@@ -300,6 +300,8 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
     if selected.is_empty() {
         return Err(usage(anyhow!("--tasks names no task")));
     }
+    // every task's metrics and filters built now: a bad entry is reported before a model loads
+    crate::evaluate::scoring::check(&selected).map_err(|e| usage(e.into()))?;
     // a group whose YAML names what lm-eval reads differently: said before its number is
     for w in selected
         .iter()

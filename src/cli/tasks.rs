@@ -217,11 +217,12 @@ fn check_file(index: &TaskIndex, file: &std::path::Path) -> Result<String, Strin
     if !raw.map.contains_key("task") && !raw.map.contains_key("group") {
         return Ok("no task or group: include base".into());
     }
-    // selecting resolves every task: templates, metrics and filters are built, or an error
+    // selecting resolves every task (templates), then its metrics and filters are built
     let selected = select(index, &file.to_string_lossy()).map_err(|e| e.to_string())?;
+    let scoring = crate::evaluate::scoring::check(&selected).map_err(|e| e.to_string())?;
     let n: usize = selected.iter().map(|s| s.tasks().len()).sum();
     let mut warnings = raw.warnings.clone();
-    for w in selected.iter().flat_map(Selected::warnings) {
+    for w in selected.iter().flat_map(Selected::warnings).chain(scoring) {
         if !warnings.contains(&w) {
             warnings.push(w);
         }

@@ -13,6 +13,7 @@ mod groups;
 mod model_stage;
 mod per_doc;
 mod python_results;
+pub mod scoring;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -125,7 +126,8 @@ pub(crate) struct Prepared<'t> {
     original_len: usize,
     num_fewshot: usize,
     instances: Vec<Instance>,
-    metrics: Vec<Metric>,
+    /// The task's scoring; its metrics are `bypass` with `--predict-only`.
+    scoring: scoring::Scoring,
 }
 
 fn prepare<'t>(
@@ -188,23 +190,21 @@ fn prepare<'t>(
             }
         }
     }
-    let metrics = if cfg.predict_only {
-        vec![
-            Metric::build("bypass", &Map::new()).map_err(|err| EvalError::Metric {
-                task: task.name.clone(),
-                err,
-            })?,
-        ]
-    } else {
-        task.metrics.clone()
-    };
+    let mut scoring = scoring::Scoring::of(task)?;
+    if cfg.predict_only {
+        let bypass = Metric::build("bypass", &Map::new()).map_err(|err| EvalError::Metric {
+            task: task.name.clone(),
+            err,
+        })?;
+        scoring.metrics = vec![bypass];
+    }
     Ok(Prepared {
         task,
         docs,
         original_len,
         num_fewshot,
         instances,
-        metrics,
+        scoring,
     })
 }
 
@@ -264,8 +264,9 @@ fn score_task(
     // per (results key, filter): the items of every doc
     let mut items: Vec<(String, String, Vec<Item>)> = Vec::new();
     let mut samples = Vec::new();
-    let python_scored = task.process_results.is_some() && p.metrics.is_empty();
-    for pipeline in &task.filters {
+    let scoring = &p.scoring;
+    let python_scored = scoring.process_results.is_some() && scoring.metrics.is_empty();
+    for pipeline in &scoring.filters {
         // a pipeline with Python steps runs over every main instance at once
         let mut prefiltered: Vec<Option<Filtered>> = vec![None; p.instances.len()];
         if pipeline.has_python() {
@@ -312,7 +313,7 @@ fn score_task(
                     .count(),
             );
             records.push(
-                per_doc::score_doc(task, &p.metrics, pipeline, &d, cfg.confirm_run_unsafe_code)
+                per_doc::score_doc(task, scoring, pipeline, &d, cfg.confirm_run_unsafe_code)
                     .map_err(|message| EvalError::Scoring {
                         task: task.name.clone(),
                         doc_id,
@@ -321,7 +322,7 @@ fn score_task(
             );
         }
         if python_scored {
-            python_results::score(task, &mut records, &mains).map_err(|(doc_id, message)| {
+            python_results::score(scoring, &mut records, &mains).map_err(|(doc_id, message)| {
                 EvalError::Scoring {
                     task: task.name.clone(),
                     doc_id,
@@ -344,7 +345,7 @@ fn score_task(
             }
         }
     }
-    let mut aggregations: HashMap<String, (Aggregation, bool)> = p
+    let mut aggregations: HashMap<String, (Aggregation, bool)> = scoring
         .metrics
         .iter()
         .flat_map(|m| {
@@ -354,7 +355,7 @@ fn score_task(
         })
         .collect();
     if python_scored {
-        for m in &task.result_metrics {
+        for m in &scoring.result_metrics {
             aggregations.insert(m.name.clone(), (m.aggregation.clone(), m.higher_is_better));
         }
     }

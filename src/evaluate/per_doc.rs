@@ -45,7 +45,7 @@ fn loglikelihood_of(a: &Answer) -> Result<(f64, bool), String> {
 /// Score one doc with one pipeline.
 pub(crate) fn score_doc(
     task: &Task,
-    metrics: &[Metric],
+    scoring: &super::scoring::Scoring,
     pipeline: &Pipeline,
     d: &DocRequests,
     confirmed_unsafe_code: bool,
@@ -82,7 +82,8 @@ pub(crate) fn score_doc(
     unconditional.sort_by_key(|(i, _)| *i);
     let filtered: Vec<Filtered> = main.into_iter().map(|(_, f)| f).collect();
     // (with --predict-only the metrics are `bypass`, and nothing calls Python)
-    let python_scored = task.process_results.is_some() && metrics.is_empty();
+    let metrics: &[Metric] = &scoring.metrics;
+    let python_scored = scoring.process_results.is_some() && metrics.is_empty();
     if python_scored {
         // Python scores the doc (`evaluate::python_results`); lm-eval reads no gold here
         let target = task

@@ -9,15 +9,14 @@ use serde_json::Value;
 use crate::filter::python::filtered_to_python;
 use crate::metric::Item;
 use crate::results::DocRecord;
-use crate::task::Task;
 
 /// Fill each record's items from the hook; an error names the doc.
 pub(crate) fn score(
-    task: &Task,
+    scoring: &super::scoring::Scoring,
     records: &mut [DocRecord],
     mains: &[usize],
 ) -> Result<(), (usize, String)> {
-    let Some(hook) = &task.process_results else {
+    let Some(hook) = &scoring.process_results else {
         return Ok(());
     };
     let input: Vec<Value> = records
@@ -56,7 +55,7 @@ pub(crate) fn score(
             ));
         };
         for (key, v) in values {
-            let metric = task.result_metrics.iter().find(|m| m.name == key).ok_or_else(|| {
+            let metric = scoring.result_metrics.iter().find(|m| m.name == key).ok_or_else(|| {
                 (
                     r.doc_id,
                     format!(

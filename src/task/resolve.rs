@@ -87,26 +87,15 @@ pub struct Task {
     pub process_docs: Option<Processor>,
     pub extra_requests: Vec<ExtraRequest>,
     pub unsafe_code: bool,
-    /// `metric_list`, built (or the output type's defaults).
-    pub metrics: Vec<crate::metric::Metric>,
-    /// `filter_list`'s pipelines (or `none`).
-    pub filters: Vec<crate::filter::Pipeline>,
-    /// `process_results: !function ...`: Python computes each doc's metric values, which
-    /// `result_metrics` aggregate (lm-eval then ignores `metric_list`'s metric functions).
-    pub process_results: Option<crate::hooks::Hook>,
-    pub result_metrics: Vec<ResultMetric>,
+    /// The files the task's keys were written in (its YAML, then its includes), for errors
+    /// that name a field's line.
+    pub(crate) sources: Vec<PathBuf>,
+    /// The folder of the task's Python hooks (where a filter registered by its module is).
+    pub(crate) hook_dir: Option<PathBuf>,
     /// Values of the `doc_to_*` hooks by (hook, doc), computed when the docs are loaded.
     pub(crate) hook_values: HookValues,
     /// What lm-eval accepts but `rubric tasks validate` should point out.
     pub warnings: Vec<String>,
-}
-
-/// A metric whose per-doc values a `process_results` hook gives.
-#[derive(Debug, Clone)]
-pub struct ResultMetric {
-    pub name: String,
-    pub aggregation: crate::metric::Aggregation,
-    pub higher_is_better: bool,
 }
 
 /// Values of the `doc_to_*` hooks by (hook, doc hash).
@@ -178,18 +167,6 @@ impl HookValues {
             have.insert((hook.clone(), *h), crate::hooks::plain(&v));
         }
         Ok(())
-    }
-}
-
-/// The default metrics of an output type (lm-eval's `DEFAULT_METRIC_REGISTRY`).
-fn default_metrics(t: OutputType) -> &'static [&'static str] {
-    match t {
-        OutputType::GenerateUntil => &["exact_match"],
-        OutputType::MultipleChoice => &["acc", "acc_norm"],
-        OutputType::Loglikelihood => &["perplexity", "acc"],
-        OutputType::LoglikelihoodRolling => {
-            &["word_perplexity", "byte_perplexity", "bits_per_byte"]
-        }
     }
 }
 
@@ -533,95 +510,9 @@ impl Task {
                 hooks.push(hook);
             }
         }
-        let process_results = match &config.process_results {
-            None => None,
-            Some(v) => Some(crate::hooks::Hook::from_value(v).ok_or_else(|| {
-                invalid(
-                    "process_results",
-                    "must be `!function module.name` (a Python function of doc and results)".into(),
-                )
-            })?),
-        };
-        let result_metrics = match (&process_results, &config.metric_list) {
-            (None, _) => Vec::new(),
-            (Some(_), None) => {
-                return Err(invalid(
-                    "metric_list",
-                    "a task with `process_results` needs `metric_list` (the keys it returns and their aggregations)".into(),
-                ))
-            }
-            (Some(_), Some(list)) => list
-                .iter()
-                .map(|m| result_metric(m).map_err(|msg| invalid("metric_list", msg)))
-                .collect::<Result<_, _>>()?,
-        };
-        // metrics and filters built once, here: a bad entry is a task error
-        let metrics = match &config.metric_list {
-            _ if process_results.is_some() => Vec::new(),
-            Some(list) => list
-                .iter()
-                .map(crate::metric::Metric::from_config)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| invalid("metric_list", e.to_string()))?,
-            None => default_metrics(output_type)
-                .iter()
-                .map(|n| crate::metric::Metric::build(n, &Map::new()))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| invalid("metric_list", e.to_string()))?,
-        };
-        // a filter name rubric lacks may be one the task's own module registers in lm-eval's
-        // registry (acpbench's `ACP_grammar_filter`): then Python runs it
-        let mut filter_list = config.filter_list.clone();
-        if let (Some(list), Some(first)) = (filter_list.as_mut(), hooks.first()) {
-            for step in list.iter_mut().flat_map(|p| p.filter.iter_mut()) {
-                let Some(fname) = step.function.as_str().map(String::from) else {
-                    continue;
-                };
-                if crate::filter::FILTERS.contains(&fname.as_str()) {
-                    continue;
-                }
-                let marker = crate::hooks::Hook::registry_filter_marker(&fname, &first.dir);
-                let Some(hook) = crate::hooks::Hook::from_value(&marker) else {
-                    continue;
-                };
-                if let Ok(r) = hook.resolve() {
-                    if let Some(e) = r.import_error {
-                        warnings.push(format!(
-                            "task `{name}`: {hook} is registered by a module in {}, which does not import in this Python ({e}); running the task needs that fixed",
-                            first.dir.display()
-                        ));
-                    }
-                    step.function = marker;
-                }
-            }
-        }
-        let filters = crate::filter::Pipeline::for_task(filter_list.as_ref())
-            .map_err(|e| invalid("filter_list", e.to_string()))?;
-        if metrics.iter().any(|m| m.spec.executes_code().is_some())
-            && output_type != OutputType::GenerateUntil
-        {
-            return Err(invalid(
-                "metric_list",
-                "pass@k needs a generate_until task".into(),
-            ));
-        }
-        for m in &metrics {
-            if let Some(req) = m.spec.extra_request() {
-                if !extra_requests.iter().any(|e| e.name == req) {
-                    return Err(invalid(
-                        "metric_list",
-                        format!(
-                            "`{}` reads the extra request `{req}`, which `extra_requests` does not define",
-                            m.name
-                        ),
-                    ));
-                }
-            }
-        }
-
         Ok(Task {
-            metrics,
-            filters,
+            sources: raw.sources.clone(),
+            hook_dir: hooks.first().map(|h| h.dir.clone()),
             alias: config.task_alias.clone(),
             source: path.clone(),
             output_type,
@@ -651,8 +542,6 @@ impl Task {
                     (h, kwargs)
                 }),
             },
-            process_results,
-            result_metrics,
             hook_values: HookValues::default(),
             warnings,
             process_docs,
@@ -661,6 +550,17 @@ impl Task {
             config,
             name,
         })
+    }
+
+    /// An error about one of the task's fields, naming the file and line it is written on.
+    pub(crate) fn field_error(&self, field: &str, message: String) -> TaskError {
+        let (file, line) = find_key(&self.sources, field);
+        TaskError::BadField {
+            path: super::load::file_with_line(&file, line),
+            task: self.name.clone(),
+            field: field.into(),
+            message,
+        }
     }
 
     /// The config as results files print it under `configs`: lm-eval's fields with defaults,
@@ -803,33 +703,6 @@ impl Task {
             fewshot_pool,
         })
     }
-}
-
-/// A `metric_list` entry of a `process_results` task: a name and how its values aggregate
-/// (lm-eval's `get_aggregation`, or the registry's default for the name, else `mean`).
-fn result_metric(m: &super::config::MetricConfig) -> Result<ResultMetric, String> {
-    use crate::metric::Aggregation;
-    let name = m
-        .metric
-        .as_str()
-        .ok_or("with `process_results`, each `metric` is the name of a key it returns")?
-        .to_string();
-    let registry = crate::metric::Metric::build(&name, &Map::new()).ok();
-    let default = registry
-        .as_ref()
-        .map(|r| r.aggregation.clone())
-        .unwrap_or(Aggregation::Mean);
-    let aggregation = crate::metric::spec::aggregation_option(m.aggregation.as_ref(), default)
-        .map_err(|e| format!("`{name}`: {e}"))?;
-    let higher_is_better = m
-        .higher_is_better
-        .or(registry.map(|r| r.higher_is_better))
-        .unwrap_or(true);
-    Ok(ResultMetric {
-        name,
-        aggregation,
-        higher_is_better,
-    })
 }
 
 fn float(x: f64) -> Value {
