@@ -1,5 +1,6 @@
-//! From docs to requests, as lm-eval assembles them (`ConfigurableTask.fewshot_context`,
-//! `build_qa_turn`, `construct_requests`).
+//! What a resolved task does (its one `impl Task`): load its docs, and make requests of them as
+//! lm-eval assembles them (`ConfigurableTask.fewshot_context`, `build_qa_turn`,
+//! `construct_requests`).
 //!
 //! A prompt is a list of messages: the system message (`system_instruction` and the rendered
 //! `description`, joined by the few-shot delimiter), then per shot a user turn
@@ -9,9 +10,12 @@
 //! `--fewshot-as-multiturn`, folded into one user turn otherwise). Multiple-choice
 //! continuations are `target_delimiter + choice`.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
+use super::dataset::{DataCache, DataOptions};
 use super::fewshot::Sampler;
+use super::load::find_key;
+use super::process::Processor;
 use super::resolve::{FieldSpec, Task, TaskDocs};
 use super::template::TemplateError;
 use super::{OutputType, TaskError};
@@ -85,6 +89,158 @@ fn requires_delimiter(prefix: &str, suffix: &str) -> bool {
 }
 
 impl Task {
+    /// An error about one of the task's fields, naming the file and line it is written on.
+    pub(crate) fn field_error(&self, field: &str, message: String) -> TaskError {
+        let (file, line) = find_key(&self.sources, field);
+        TaskError::BadField {
+            path: super::load::file_with_line(&file, line),
+            task: self.name.clone(),
+            field: field.into(),
+            message,
+        }
+    }
+
+    /// The config as results files print it under `configs`: lm-eval's fields with defaults,
+    /// the effective `num_fewshot`, and `metadata.config_source`.
+    pub(crate) fn config_json(&self, num_fewshot: usize) -> Value {
+        let mut v = serde_json::to_value(&self.config).unwrap_or(Value::Null);
+        if let Value::Object(m) = &mut v {
+            m.insert("num_fewshot".into(), Value::from(num_fewshot));
+            let meta = m
+                .entry("metadata")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(meta) = meta {
+                meta.insert(
+                    "config_source".into(),
+                    Value::String(self.source.display().to_string()),
+                );
+            }
+        }
+        v
+    }
+
+    /// Shots per prompt: a CLI `--num-fewshot` overrides the YAML unless the YAML says 0
+    /// (lm-eval's rule).
+    pub fn effective_num_fewshot(&self, cli: Option<usize>) -> usize {
+        match (self.num_fewshot, cli) {
+            (Some(0), _) => 0,
+            (_, Some(k)) => k,
+            (Some(k), None) => k,
+            (None, None) => 0,
+        }
+    }
+
+    /// The split the task is evaluated on: `test_split`, else `validation_split`.
+    pub(crate) fn eval_split(&self) -> &str {
+        self.config
+            .test_split
+            .as_deref()
+            .or(self.config.validation_split.as_deref())
+            .unwrap_or("test")
+    }
+
+    /// Load the eval docs and, when `num_fewshot > 0`, the few-shot pool (lm-eval's
+    /// `eval_docs` and `fewshot_docs`).
+    pub fn load_docs(
+        &self,
+        cache: &mut DataCache,
+        opts: &DataOptions,
+        num_fewshot: usize,
+    ) -> Result<TaskDocs, TaskError> {
+        let ds_err = |err| TaskError::Dataset {
+            path: self.source.clone(),
+            task: self.name.clone(),
+            err,
+        };
+        let load = |cache: &mut DataCache,
+                    split: &str,
+                    process: &Option<Processor>|
+         -> Result<Vec<Doc>, TaskError> {
+            let s = cache.split(&self.dataset, split, opts).map_err(ds_err)?;
+            match process {
+                Some(p) => {
+                    p.apply(&s.docs, s.source_dir.as_deref())
+                        .map_err(|m| TaskError::Invalid {
+                            path: self.source.clone(),
+                            task: self.name.clone(),
+                            message: format!("process_docs on split `{split}`: {m}"),
+                        })
+                }
+                None => Ok(s.docs.clone()),
+            }
+        };
+        let eval = load(cache, self.eval_split(), &self.process_docs)?;
+        if eval.is_empty() {
+            return Err(TaskError::Invalid {
+                path: self.source.clone(),
+                task: self.name.clone(),
+                message: format!("split `{}` has no documents", self.eval_split()),
+            });
+        }
+        let columns = super::dataset::columns_of(&eval);
+        let fewshot_pool = if num_fewshot == 0 {
+            Vec::new()
+        } else if let Some(split) = &self.fewshot.split {
+            load(cache, split, &self.fewshot.process_docs)?
+        } else if let Some(samples) = &self.fewshot.samples {
+            samples.clone()
+        } else if let Some(hook) = &self.fewshot.samples_hook {
+            hook.samples().map_err(|e| TaskError::Invalid {
+                path: self.source.clone(),
+                task: self.name.clone(),
+                message: format!("fewshot_config.samples: {e}"),
+            })?
+        } else if let Some(s) = self.config.training_split.clone() {
+            load(cache, &s, &self.process_docs)?
+        } else if let Some(s) = self.config.validation_split.clone() {
+            load(cache, &s, &self.process_docs)?
+        } else {
+            eval.clone()
+        };
+        // the doc_to_* hooks in batches: one worker round trip per 512 docs, not one per doc;
+        // the task's fields read eval and few-shot docs, the few-shot overrides few-shot docs
+        let task_fields = [
+            ("doc_to_text", Some(&self.doc_to_text)),
+            ("doc_to_target", Some(&self.doc_to_target)),
+            ("doc_to_choice", self.doc_to_choice.as_ref()),
+        ];
+        let shot_fields = [
+            (
+                "fewshot_config.doc_to_text",
+                self.fewshot.doc_to_text.as_ref(),
+            ),
+            (
+                "fewshot_config.doc_to_target",
+                self.fewshot.doc_to_target.as_ref(),
+            ),
+            (
+                "fewshot_config.doc_to_choice",
+                self.fewshot.doc_to_choice.as_ref(),
+            ),
+        ];
+        let fills = task_fields
+            .into_iter()
+            .flat_map(|f| [(f, &eval), (f, &fewshot_pool)])
+            .chain(shot_fields.into_iter().map(|f| (f, &fewshot_pool)));
+        for ((field, spec), docs) in fills {
+            if let Some(FieldSpec::Hook(h)) = spec {
+                self.hook_values
+                    .fill(h, docs)
+                    .map_err(|err| TaskError::Hook {
+                        path: self.source.clone(),
+                        task: self.name.clone(),
+                        field: field.into(),
+                        err: Box::new(err),
+                    })?;
+            }
+        }
+        Ok(TaskDocs {
+            eval,
+            columns,
+            fewshot_pool,
+        })
+    }
+
     /// A `doc_to_*` hook's value for the doc (see `HookValues`).
     fn hook_value(&self, hook: &crate::hooks::Hook, doc: &Doc) -> Result<Value, TemplateError> {
         self.hook_values

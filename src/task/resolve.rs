@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use super::config::{ExtraRequestConfig, OutputType, TaskConfig};
-use super::dataset::{DataCache, DataOptions, DatasetRef};
+use super::dataset::DatasetRef;
 use super::fewshot::SamplerKind;
 use super::load::{find_key, RawConfig};
 use super::process::Processor;
@@ -207,69 +207,78 @@ fn field_spec(
     })
 }
 
-impl Task {
-    /// Resolve a merged YAML (`RawConfig`) into a task.
-    pub fn resolve(raw: &RawConfig) -> Result<Task, TaskError> {
-        let mut config = super::load::parse_task_config(raw)?;
-        let path = raw.path.clone();
-        let name = config.task.clone().ok_or_else(|| TaskError::Invalid {
-            path: path.clone(),
-            task: "?".into(),
-            message: "a task needs a `task:` name".into(),
-        })?;
-        let invalid = |field: &str, message: String| {
-            let (file, line) = find_key(&raw.sources, field);
-            TaskError::BadField {
-                path: super::load::file_with_line(&file, line),
-                task: name.clone(),
-                field: field.into(),
-                message,
-            }
-        };
-        let template_err = |e: TemplateError| {
-            let field = match &e {
-                TemplateError::Syntax { field, .. }
-                | TemplateError::Undefined { field, .. }
-                | TemplateError::Render { field, .. } => field.clone(),
-            };
-            let top = field.rsplit('.').next().unwrap_or(&field).to_string();
-            let (file, line) = find_key(&raw.sources, &top);
-            TaskError::Template {
-                path: super::load::file_with_line(&file, line),
-                task: name.clone(),
-                message: e.to_string(),
-            }
-        };
+/// Resolving one task: its merged YAML, its name, its config (lm-eval's defaults filled in as
+/// the steps go) and the templates compiled so far.
+struct Resolver<'a> {
+    raw: &'a RawConfig,
+    name: String,
+    config: TaskConfig,
+    templates: Templates,
+}
 
-        let output_type = config.output_type.unwrap_or(OutputType::GenerateUntil);
-        config.output_type = Some(output_type);
-        let target_delimiter = config
-            .target_delimiter
-            .clone()
-            .unwrap_or_else(|| " ".into());
+/// A task's prompt fields, compiled.
+struct Fields {
+    doc_to_text: FieldSpec,
+    doc_to_target: FieldSpec,
+    doc_to_choice: Option<FieldSpec>,
+    description: Option<FieldSpec>,
+    gen_prefix: Option<FieldSpec>,
+}
+
+impl Resolver<'_> {
+    /// An error about a field, naming the file and line it is written on.
+    fn invalid(&self, field: &str, message: String) -> TaskError {
+        let (file, line) = find_key(&self.raw.sources, field);
+        TaskError::BadField {
+            path: super::load::file_with_line(&file, line),
+            task: self.name.clone(),
+            field: field.into(),
+            message,
+        }
+    }
+
+    fn template_err(&self, e: TemplateError) -> TaskError {
+        let field = match &e {
+            TemplateError::Syntax { field, .. }
+            | TemplateError::Undefined { field, .. }
+            | TemplateError::Render { field, .. } => field.clone(),
+        };
+        let top = field.rsplit('.').next().unwrap_or(&field).to_string();
+        let (file, line) = find_key(&self.raw.sources, &top);
+        TaskError::Template {
+            path: super::load::file_with_line(&file, line),
+            task: self.name.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    /// A `doc_to_*`-like value compiled under `name`.
+    fn field(&mut self, v: &Value, name: &str) -> Result<FieldSpec, TaskError> {
+        field_spec(v, name, &mut self.templates).map_err(|e| self.template_err(e))
+    }
+
+    /// lm-eval's `TaskConfig.__post_init__`: the output type, delimiters and other defaults
+    /// written into the config, and the generation settings (a generation task gets greedy
+    /// ones, every set gets `until` = the few-shot delimiter).
+    fn defaults(&mut self) -> Result<Option<Map<String, Value>>, TaskError> {
+        let config = &mut self.config;
+        let output_type = *config.output_type.get_or_insert(OutputType::GenerateUntil);
+        config.target_delimiter.get_or_insert_with(|| " ".into());
         let fewshot_delimiter = config
             .fewshot_delimiter
-            .clone()
-            .unwrap_or_else(|| "\n\n".into());
-        config.target_delimiter = Some(target_delimiter.clone());
-        config.fewshot_delimiter = Some(fewshot_delimiter.clone());
+            .get_or_insert_with(|| "\n\n".into())
+            .clone();
         config.description.get_or_insert_with(String::new);
         config.repeats.get_or_insert(1);
         config.should_decontaminate.get_or_insert(false);
         config.unsafe_code.get_or_insert(false);
-
-        // TaskConfig.__post_init__: generation defaults
+        let until = || Value::Array(vec![Value::String(fewshot_delimiter.clone())]);
         let gen_kwargs = match config.generation_kwargs.take() {
             Some(mut g) => {
                 if let Some(t) = g.get("temperature").and_then(Value::as_f64) {
                     g.insert("temperature".into(), float(t));
                 }
-                if !g.contains_key("until") {
-                    g.insert(
-                        "until".into(),
-                        Value::Array(vec![Value::String(fewshot_delimiter.clone())]),
-                    );
-                }
+                g.entry("until").or_insert_with(until);
                 Some(g)
             }
             None if output_type == OutputType::GenerateUntil => {
@@ -280,124 +289,96 @@ impl Task {
                     "max_gen_toks".into(),
                     Value::from(crate::request::DEFAULT_MAX_GEN_TOKS),
                 );
-                g.insert(
-                    "until".into(),
-                    Value::Array(vec![Value::String(fewshot_delimiter.clone())]),
-                );
+                g.insert("until".into(), until());
                 Some(g)
             }
             None => None,
         };
         config.generation_kwargs = gen_kwargs.clone();
         if let Some(g) = &gen_kwargs {
-            crate::request::check_gen_kwargs(g).map_err(|m| invalid("generation_kwargs", m))?;
+            crate::request::check_gen_kwargs(g)
+                .map_err(|m| self.invalid("generation_kwargs", m))?;
         }
+        Ok(gen_kwargs)
+    }
 
-        let mut templates = Templates::new();
-        // lm-eval raises on a task without doc_to_text; every prompt would be empty
-        let doc_to_text = field_spec(
-            config
-                .doc_to_text
-                .as_ref()
-                .ok_or_else(|| invalid("doc_to_text", "missing: the task has no prompt".into()))?,
-            "doc_to_text",
-            &mut templates,
-        )
-        .map_err(template_err)?;
-        let doc_to_target = field_spec(
-            config
-                .doc_to_target
-                .as_ref()
-                .unwrap_or(&Value::String(String::new())),
-            "doc_to_target",
-            &mut templates,
-        )
-        .map_err(template_err)?;
-        let doc_to_choice = config
-            .doc_to_choice
-            .as_ref()
-            .map(|v| field_spec(v, "doc_to_choice", &mut templates))
-            .transpose()
-            .map_err(template_err)?;
+    /// The prompt fields (lm-eval raises on a task without `doc_to_text`: every prompt would be
+    /// empty).
+    fn fields(&mut self, output_type: OutputType) -> Result<Fields, TaskError> {
+        let c = self.config.clone();
+        let text = (c.doc_to_text.as_ref())
+            .ok_or_else(|| self.invalid("doc_to_text", "missing: the task has no prompt".into()))?;
+        let doc_to_text = self.field(text, "doc_to_text")?;
+        let empty = Value::String(String::new());
+        let doc_to_target =
+            self.field(c.doc_to_target.as_ref().unwrap_or(&empty), "doc_to_target")?;
+        let doc_to_choice = match &c.doc_to_choice {
+            Some(v) => Some(self.field(v, "doc_to_choice")?),
+            None => None,
+        };
         if output_type == OutputType::MultipleChoice && doc_to_choice.is_none() {
-            return Err(invalid(
+            return Err(self.invalid(
                 "output_type",
                 "`multiple_choice` needs `doc_to_choice`".into(),
             ));
         }
-        let description = match config.description.as_deref() {
-            Some(d) if !d.is_empty() => Some(
-                field_spec(&Value::String(d.into()), "description", &mut templates)
-                    .map_err(template_err)?,
-            ),
+        let description = match c.description.as_deref() {
+            Some(d) if !d.is_empty() => Some(self.field(&Value::String(d.into()), "description")?),
             _ => None,
         };
-        let gen_prefix = config
-            .gen_prefix
-            .as_ref()
-            .map(|g| field_spec(&Value::String(g.clone()), "gen_prefix", &mut templates))
+        let gen_prefix = match &c.gen_prefix {
+            Some(g) => Some(self.field(&Value::String(g.clone()), "gen_prefix")?),
+            None => None,
+        };
+        Ok(Fields {
+            doc_to_text,
+            doc_to_target,
+            doc_to_choice,
+            description,
+            gen_prefix,
+        })
+    }
+
+    fn process_docs(&self, v: Option<&Value>, field: &str) -> Result<Option<Processor>, TaskError> {
+        v.map(|v| Processor::parse(v).map_err(|m| self.invalid(field, m)))
             .transpose()
-            .map_err(template_err)?;
+    }
 
-        let process_docs = config
-            .process_docs
-            .as_ref()
-            .map(|v| Processor::parse(v).map_err(|m| invalid("process_docs", m)))
-            .transpose()?;
-
-        // FewshotConfig.from_dict: explicit fewshot_config keys win over the task's
-        let fc = config.fewshot_config.clone().unwrap_or_default();
-        let explicit = config.fewshot_config.is_some();
-        let sampler_name = if explicit {
-            fc.sampler.clone().unwrap_or_else(|| "default".into())
-        } else {
-            "default".into()
+    /// lm-eval's `FewshotConfig.from_dict`: explicit `fewshot_config` keys win over the task's.
+    fn fewshot(
+        &mut self,
+        f: &Fields,
+        process_docs: &Option<Processor>,
+    ) -> Result<FewshotSpec, TaskError> {
+        let fc = self.config.fewshot_config.clone().unwrap_or_default();
+        let sampler_name = match &self.config.fewshot_config {
+            Some(_) => fc.sampler.clone().unwrap_or_else(|| "default".into()),
+            None => "default".into(),
         };
         let sampler = SamplerKind::parse(&sampler_name).ok_or_else(|| {
-            invalid(
+            self.invalid(
                 "fewshot_config",
                 format!("unknown sampler `{sampler_name}` (known: default, first_n)"),
             )
         })?;
-        let fs_field = |own: &Option<Value>,
-                        task_v: &Option<FieldSpec>,
-                        name: &str,
-                        templates: &mut Templates|
-         -> Result<Option<FieldSpec>, TaskError> {
-            match own {
-                Some(v) => Ok(Some(
-                    field_spec(v, &format!("fewshot_config.{name}"), templates)
-                        .map_err(template_err)?,
-                )),
-                None => Ok(task_v.clone()),
-            }
+        let mut own = |v: &Option<Value>, task_v: &Option<FieldSpec>, name: &str| match v {
+            Some(v) => self.field(v, &format!("fewshot_config.{name}")).map(Some),
+            None => Ok(task_v.clone()),
         };
-        let fs_doc_to_text = fs_field(
-            &fc.doc_to_text,
-            &Some(doc_to_text.clone()),
-            "doc_to_text",
-            &mut templates,
-        )?;
-        let fs_doc_to_target = fs_field(
+        let doc_to_text = own(&fc.doc_to_text, &Some(f.doc_to_text.clone()), "doc_to_text")?;
+        let doc_to_target = own(
             &fc.doc_to_target,
-            &Some(doc_to_target.clone()),
+            &Some(f.doc_to_target.clone()),
             "doc_to_target",
-            &mut templates,
         )?;
-        let fs_doc_to_choice = fs_field(
-            &fc.doc_to_choice,
-            &doc_to_choice,
-            "doc_to_choice",
-            &mut templates,
-        )?;
-        let fs_gen_prefix = fs_field(
+        let doc_to_choice = own(&fc.doc_to_choice, &f.doc_to_choice, "doc_to_choice")?;
+        let gen_prefix = own(
             &fc.gen_prefix.clone().map(Value::String),
-            &gen_prefix,
+            &f.gen_prefix,
             "gen_prefix",
-            &mut templates,
         )?;
-        let fs_process = match &fc.process_docs {
-            Some(v) => Some(Processor::parse(v).map_err(|m| invalid("fewshot_config", m))?),
+        let process = match &fc.process_docs {
+            Some(v) => self.process_docs(Some(v), "fewshot_config")?,
             None => process_docs.clone(),
         };
         let (samples, samples_hook) = match &fc.samples {
@@ -406,7 +387,7 @@ impl Task {
                 Some(h) => (None, Some(h)),
                 None => (
                     Some(serde_json::from_value::<Vec<Doc>>(v.clone()).map_err(|e| {
-                        invalid(
+                        self.invalid(
                             "fewshot_config",
                             format!(
                                 "`samples` must be a list of docs or `!function module.name` ({e})"
@@ -417,292 +398,183 @@ impl Task {
                 ),
             },
         };
-        let fewshot = FewshotSpec {
+        let delimiters = (
+            self.config.target_delimiter.clone(),
+            self.config.fewshot_delimiter.clone(),
+        );
+        Ok(FewshotSpec {
             sampler,
-            split: fc.split.clone().or_else(|| config.fewshot_split.clone()),
+            split: fc
+                .split
+                .clone()
+                .or_else(|| self.config.fewshot_split.clone()),
             samples,
             samples_hook,
             indices: fc.fewshot_indices.clone(),
-            process_docs: fs_process,
-            doc_to_text: fs_doc_to_text,
-            doc_to_target: fs_doc_to_target,
-            doc_to_choice: fs_doc_to_choice,
-            gen_prefix: fs_gen_prefix,
+            process_docs: process,
+            doc_to_text,
+            doc_to_target,
+            doc_to_choice,
+            gen_prefix,
             target_delimiter: fc
                 .target_delimiter
                 .clone()
-                .unwrap_or_else(|| target_delimiter.clone()),
+                .or(delimiters.0)
+                .unwrap_or_default(),
             fewshot_delimiter: fc
                 .fewshot_delimiter
                 .clone()
-                .unwrap_or_else(|| fewshot_delimiter.clone()),
-        };
+                .or(delimiters.1)
+                .unwrap_or_default(),
+        })
+    }
 
-        let mut extra_requests = Vec::new();
-        for (i, e) in config
-            .extra_requests
-            .clone()
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
-            extra_requests.push(
-                resolve_extra(e, i, &fewshot_delimiter, &mut templates).map_err(|m| match m {
-                    Ok(msg) => invalid("extra_requests", msg),
-                    Err(te) => template_err(te),
-                })?,
-            );
+    fn extra_requests(&mut self) -> Result<Vec<ExtraRequest>, TaskError> {
+        let fewshot_delimiter = self.config.fewshot_delimiter.clone().unwrap_or_default();
+        let list = self.config.extra_requests.clone().unwrap_or_default();
+        let mut out = Vec::with_capacity(list.len());
+        for (i, e) in list.iter().enumerate() {
+            let r = resolve_extra(e, i, &fewshot_delimiter, &mut self.templates);
+            out.push(r.map_err(|m| match m {
+                Ok(msg) => self.invalid("extra_requests", msg),
+                Err(te) => self.template_err(te),
+            })?);
         }
+        Ok(out)
+    }
 
-        let custom_dataset = config
-            .custom_dataset
-            .as_ref()
+    /// Where the docs come from (a `custom_dataset` hook gets `**metadata, **dataset_kwargs`,
+    /// as lm-eval calls it), and that a split to evaluate is named.
+    fn dataset(&self) -> Result<DatasetRef, TaskError> {
+        let c = &self.config;
+        let custom = (c.custom_dataset.as_ref())
             .map(|v| {
                 crate::hooks::Hook::from_value(v).ok_or_else(|| {
-                    invalid("custom_dataset", "must be `!function module.name`".into())
+                    self.invalid("custom_dataset", "must be `!function module.name`".into())
                 })
             })
             .transpose()?;
-        let dataset_path = match (&config.dataset_path, &custom_dataset) {
+        let path = match (&c.dataset_path, &custom) {
             (Some(p), _) => p.clone(),
             (None, Some(h)) => h.to_string(),
             (None, None) => {
-                return Err(invalid(
-                    "dataset_path",
-                    "a task needs `dataset_path`".into(),
-                ))
+                return Err(self.invalid("dataset_path", "a task needs `dataset_path`".into()))
             }
         };
-        if config.test_split.is_none() && config.validation_split.is_none() {
-            return Err(invalid(
+        if c.test_split.is_none() && c.validation_split.is_none() {
+            return Err(self.invalid(
                 "test_split",
                 "a task needs `test_split` or `validation_split` (the split it is evaluated on)"
                     .into(),
             ));
         }
-        let version = config
-            .metadata
-            .as_ref()
-            .and_then(|m| m.get("version").cloned())
-            .unwrap_or_else(|| Value::String("Yaml".into()));
-        // every hook imported now, so a missing function is a validation error
-        let mut hooks: Vec<crate::hooks::Hook> = Vec::new();
-        let mut warnings = raw.warnings.clone();
-        for (field, v) in &raw.map {
+        Ok(DatasetRef {
+            path,
+            name: c.dataset_name.clone(),
+            kwargs: c.dataset_kwargs.clone().unwrap_or_default(),
+            data_dir_files: c.data_dir_files.clone().unwrap_or_default(),
+            base_dir: (self.raw.path.parent())
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+            custom: custom.map(|h| {
+                let mut kwargs = c.metadata.clone().unwrap_or_default();
+                kwargs.extend(c.dataset_kwargs.clone().unwrap_or_default());
+                (h, kwargs)
+            }),
+        })
+    }
+
+    /// Every hook of the YAML imported now, so that a missing function is a validation error;
+    /// a module that does not import in this Python is a warning.
+    fn hooks(&self) -> Result<(Vec<crate::hooks::Hook>, Vec<String>), TaskError> {
+        let mut hooks = Vec::new();
+        let mut warnings = self.raw.warnings.clone();
+        for (field, v) in &self.raw.map {
             let mut here = Vec::new();
             crate::hooks::Hook::find_all(v, &mut here);
             for hook in here {
                 let resolved = hook.resolve().map_err(|err| {
-                    let (file, line) = find_key(&raw.sources, field);
+                    let (file, line) = find_key(&self.raw.sources, field);
                     TaskError::Hook {
                         path: super::load::file_with_line(&file, line),
-                        task: name.clone(),
+                        task: self.name.clone(),
                         field: field.clone(),
                         err: Box::new(err),
                     }
                 })?;
                 if let Some(e) = resolved.import_error {
                     warnings.push(format!(
-                        "task `{name}`: `{hook}` is defined in {}, but its module does not import in this Python ({e}); running the task needs that fixed",
+                        "task `{}`: `{hook}` is defined in {}, but its module does not import in this Python ({e}); running the task needs that fixed",
+                        self.name,
                         hook.dir.display()
                     ));
                 }
                 hooks.push(hook);
             }
         }
-        Ok(Task {
-            sources: raw.sources.clone(),
-            hook_dir: hooks.first().map(|h| h.dir.clone()),
-            alias: config.task_alias.clone(),
-            source: path.clone(),
-            output_type,
-            version,
-            templates,
-            doc_to_text,
-            doc_to_target,
-            doc_to_choice,
-            description,
-            gen_prefix,
-            target_delimiter,
-            fewshot_delimiter,
-            fewshot,
-            num_fewshot: config.num_fewshot,
-            gen_kwargs,
-            repeats: config.repeats.unwrap_or(1).max(1),
-            dataset: DatasetRef {
-                path: dataset_path,
-                name: config.dataset_name.clone(),
-                kwargs: config.dataset_kwargs.clone().unwrap_or_default(),
-                data_dir_files: config.data_dir_files.clone().unwrap_or_default(),
-                base_dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
-                custom: custom_dataset.map(|h| {
-                    // lm-eval: custom_dataset(**metadata, **dataset_kwargs)
-                    let mut kwargs = config.metadata.clone().unwrap_or_default();
-                    kwargs.extend(config.dataset_kwargs.clone().unwrap_or_default());
-                    (h, kwargs)
-                }),
-            },
-            hook_values: HookValues::default(),
-            warnings,
-            process_docs,
-            extra_requests,
-            unsafe_code: config.unsafe_code.unwrap_or(false),
-            config,
-            name,
-        })
+        Ok((hooks, warnings))
     }
+}
 
-    /// An error about one of the task's fields, naming the file and line it is written on.
-    pub(crate) fn field_error(&self, field: &str, message: String) -> TaskError {
-        let (file, line) = find_key(&self.sources, field);
-        TaskError::BadField {
-            path: super::load::file_with_line(&file, line),
-            task: self.name.clone(),
-            field: field.into(),
-            message,
-        }
-    }
-
-    /// The config as results files print it under `configs`: lm-eval's fields with defaults,
-    /// the effective `num_fewshot`, and `metadata.config_source`.
-    pub(crate) fn config_json(&self, num_fewshot: usize) -> Value {
-        let mut v = serde_json::to_value(&self.config).unwrap_or(Value::Null);
-        if let Value::Object(m) = &mut v {
-            m.insert("num_fewshot".into(), Value::from(num_fewshot));
-            let meta = m
-                .entry("metadata")
-                .or_insert_with(|| Value::Object(Map::new()));
-            if let Value::Object(meta) = meta {
-                meta.insert(
-                    "config_source".into(),
-                    Value::String(self.source.display().to_string()),
-                );
-            }
-        }
-        v
-    }
-
-    /// Shots per prompt: a CLI `--num-fewshot` overrides the YAML unless the YAML says 0
-    /// (lm-eval's rule).
-    pub fn effective_num_fewshot(&self, cli: Option<usize>) -> usize {
-        match (self.num_fewshot, cli) {
-            (Some(0), _) => 0,
-            (_, Some(k)) => k,
-            (Some(k), None) => k,
-            (None, None) => 0,
-        }
-    }
-
-    /// The split the task is evaluated on: `test_split`, else `validation_split`.
-    pub(crate) fn eval_split(&self) -> &str {
-        self.config
-            .test_split
-            .as_deref()
-            .or(self.config.validation_split.as_deref())
-            .unwrap_or("test")
-    }
-
-    /// Load the eval docs and, when `num_fewshot > 0`, the few-shot pool (lm-eval's
-    /// `eval_docs` and `fewshot_docs`).
-    pub fn load_docs(
-        &self,
-        cache: &mut DataCache,
-        opts: &DataOptions,
-        num_fewshot: usize,
-    ) -> Result<TaskDocs, TaskError> {
-        let ds_err = |err| TaskError::Dataset {
-            path: self.source.clone(),
-            task: self.name.clone(),
-            err,
-        };
-        let load = |cache: &mut DataCache,
-                    split: &str,
-                    process: &Option<Processor>|
-         -> Result<Vec<Doc>, TaskError> {
-            let s = cache.split(&self.dataset, split, opts).map_err(ds_err)?;
-            match process {
-                Some(p) => {
-                    p.apply(&s.docs, s.source_dir.as_deref())
-                        .map_err(|m| TaskError::Invalid {
-                            path: self.source.clone(),
-                            task: self.name.clone(),
-                            message: format!("process_docs on split `{split}`: {m}"),
-                        })
-                }
-                None => Ok(s.docs.clone()),
-            }
-        };
-        let eval = load(cache, self.eval_split(), &self.process_docs)?;
-        if eval.is_empty() {
-            return Err(TaskError::Invalid {
-                path: self.source.clone(),
-                task: self.name.clone(),
-                message: format!("split `{}` has no documents", self.eval_split()),
-            });
-        }
-        let columns = super::dataset::columns_of(&eval);
-        let fewshot_pool = if num_fewshot == 0 {
-            Vec::new()
-        } else if let Some(split) = &self.fewshot.split {
-            load(cache, split, &self.fewshot.process_docs)?
-        } else if let Some(samples) = &self.fewshot.samples {
-            samples.clone()
-        } else if let Some(hook) = &self.fewshot.samples_hook {
-            hook.samples().map_err(|e| TaskError::Invalid {
-                path: self.source.clone(),
-                task: self.name.clone(),
-                message: format!("fewshot_config.samples: {e}"),
-            })?
-        } else if let Some(s) = self.config.training_split.clone() {
-            load(cache, &s, &self.process_docs)?
-        } else if let Some(s) = self.config.validation_split.clone() {
-            load(cache, &s, &self.process_docs)?
-        } else {
-            eval.clone()
-        };
-        // the doc_to_* hooks in batches: one worker round trip per 512 docs, not one per doc;
-        // the task's fields read eval and few-shot docs, the few-shot overrides few-shot docs
-        let task_fields = [
-            ("doc_to_text", Some(&self.doc_to_text)),
-            ("doc_to_target", Some(&self.doc_to_target)),
-            ("doc_to_choice", self.doc_to_choice.as_ref()),
-        ];
-        let shot_fields = [
-            (
-                "fewshot_config.doc_to_text",
-                self.fewshot.doc_to_text.as_ref(),
-            ),
-            (
-                "fewshot_config.doc_to_target",
-                self.fewshot.doc_to_target.as_ref(),
-            ),
-            (
-                "fewshot_config.doc_to_choice",
-                self.fewshot.doc_to_choice.as_ref(),
-            ),
-        ];
-        let fills = task_fields
-            .into_iter()
-            .flat_map(|f| [(f, &eval), (f, &fewshot_pool)])
-            .chain(shot_fields.into_iter().map(|f| (f, &fewshot_pool)));
-        for ((field, spec), docs) in fills {
-            if let Some(FieldSpec::Hook(h)) = spec {
-                self.hook_values
-                    .fill(h, docs)
-                    .map_err(|err| TaskError::Hook {
-                        path: self.source.clone(),
-                        task: self.name.clone(),
-                        field: field.into(),
-                        err: Box::new(err),
-                    })?;
-            }
-        }
-        Ok(TaskDocs {
-            eval,
-            columns,
-            fewshot_pool,
-        })
-    }
+/// Resolve a merged YAML (`RawConfig`) into a task, in lm-eval's order of checks.
+pub fn resolve(raw: &RawConfig) -> Result<Task, TaskError> {
+    let config = super::load::parse_task_config(raw)?;
+    let name = config.task.clone().ok_or_else(|| TaskError::Invalid {
+        path: raw.path.clone(),
+        task: "?".into(),
+        message: "a task needs a `task:` name".into(),
+    })?;
+    let mut r = Resolver {
+        raw,
+        name,
+        config,
+        templates: Templates::new(),
+    };
+    let gen_kwargs = r.defaults()?;
+    let output_type = r.config.output_type.unwrap_or(OutputType::GenerateUntil);
+    let fields = r.fields(output_type)?;
+    let process_docs = r.process_docs(r.config.process_docs.clone().as_ref(), "process_docs")?;
+    let fewshot = r.fewshot(&fields, &process_docs)?;
+    let extra_requests = r.extra_requests()?;
+    let dataset = r.dataset()?;
+    let version = (r.config.metadata.as_ref())
+        .and_then(|m| m.get("version").cloned())
+        .unwrap_or_else(|| Value::String("Yaml".into()));
+    let (hooks, warnings) = r.hooks()?;
+    let Resolver {
+        config,
+        templates,
+        name,
+        ..
+    } = r;
+    Ok(Task {
+        sources: raw.sources.clone(),
+        hook_dir: hooks.first().map(|h| h.dir.clone()),
+        alias: config.task_alias.clone(),
+        source: raw.path.clone(),
+        output_type,
+        version,
+        templates,
+        doc_to_text: fields.doc_to_text,
+        doc_to_target: fields.doc_to_target,
+        doc_to_choice: fields.doc_to_choice,
+        description: fields.description,
+        gen_prefix: fields.gen_prefix,
+        target_delimiter: config.target_delimiter.clone().unwrap_or_default(),
+        fewshot_delimiter: config.fewshot_delimiter.clone().unwrap_or_default(),
+        fewshot,
+        num_fewshot: config.num_fewshot,
+        gen_kwargs,
+        repeats: config.repeats.unwrap_or(1).max(1),
+        dataset,
+        hook_values: HookValues::default(),
+        warnings,
+        process_docs,
+        extra_requests,
+        unsafe_code: config.unsafe_code.unwrap_or(false),
+        config,
+        name,
+    })
 }
 
 fn float(x: f64) -> Value {

@@ -168,13 +168,13 @@ fn from_raw(
         });
     }
     if overrides.is_empty() {
-        return Ok(Selected::Task(Box::new(Task::resolve(raw)?)));
+        return Ok(Selected::Task(Box::new(super::resolve::resolve(raw)?)));
     }
     let mut raw = raw.clone();
     for (k, v) in overrides {
         raw.map.insert(k.clone(), v.clone());
     }
-    Ok(Selected::Task(Box::new(Task::resolve(&raw)?)))
+    Ok(Selected::Task(Box::new(super::resolve::resolve(&raw)?)))
 }
 
 /// A group's inline entry: an indexed task, group or tag with overrides, or a whole task
@@ -222,5 +222,7 @@ fn inline_child(
         sources,
         warnings,
     };
-    Ok(vec![Selected::Task(Box::new(Task::resolve(&raw)?))])
+    Ok(vec![Selected::Task(Box::new(super::resolve::resolve(
+        &raw,
+    )?))])
 }
