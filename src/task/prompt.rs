@@ -502,66 +502,14 @@ impl Task {
         opts: &PromptOptions,
     ) -> Result<Vec<Instance>, String> {
         let te = |e: TemplateError| e.to_string();
-        let mut messages = Vec::new();
-        let description = self
-            .render_opt(self.description.as_ref(), doc)
-            .map_err(te)?;
-        let system = maybe_delimit(
-            opts.system_instruction,
-            description.as_deref(),
-            &self.fewshot_delimiter,
-        );
-        if !system.is_empty() {
-            messages.push(Message::new("system", system, ""));
-        }
-        if opts.num_fewshot > 0 {
-            let eval_doc = (self.fewshot.split == self.config.test_split).then_some(doc);
-            let shots = sampler.sample(opts.num_fewshot, eval_doc)?;
-            for shot in &shots {
-                let fs = &self.fewshot;
-                let q = self
-                    .text_of(fs.doc_to_text.as_ref(), shot, columns)
-                    .map_err(te)?;
-                let c = match &fs.doc_to_choice {
-                    Some(spec) => Some(self.choices_of(Some(spec), shot, columns).map_err(te)?),
-                    None => None,
-                };
-                let a = self
-                    .target_of(fs.doc_to_target.as_ref(), shot, columns)
-                    .map_err(te)?;
-                let prefix = self.render_opt(fs.gen_prefix.as_ref(), shot).map_err(te)?;
-                let (q, c) = match (&q, &c) {
-                    (Value::Number(i), Some(choices)) => {
-                        let i = i.as_u64().unwrap_or(0) as usize;
-                        (
-                            choices.get(i).cloned().ok_or_else(|| {
-                                format!("few-shot doc_to_text index {i} is out of range")
-                            })?,
-                            None,
-                        )
-                    }
-                    (Value::String(s), _) => (s.clone(), c.clone()),
-                    (other, _) => (crate::py::str(other), c.clone()),
-                };
-                messages.extend(Self::qa_turn(
-                    &q,
-                    c.as_deref(),
-                    Some(&a),
-                    prefix.as_deref(),
-                    &fs.target_delimiter,
-                    &fs.fewshot_delimiter,
-                )?);
-            }
-        }
+        let messages = self.shot_messages(doc, columns, sampler, opts)?;
         let q = self.text_of(None, doc, columns).map_err(te)?;
-        let choices = if self.doc_to_choice.is_some() {
-            Some(self.choices_of(None, doc, columns).map_err(te)?)
-        } else {
-            None
+        let choices = match self.doc_to_choice {
+            Some(_) => Some(self.choices_of(None, doc, columns).map_err(te)?),
+            None => None,
         };
         let gen_prefix = self.render_opt(self.gen_prefix.as_ref(), doc).map_err(te)?;
         let add_gen_prompt = gen_prefix.as_deref().map_or(true, str::is_empty);
-
         // multiple input (Winogrande style): doc_to_text is the gold index, each choice a context
         let contexts: Vec<String> = match (&q, &choices) {
             (Value::Number(_), Some(ch)) => ch
@@ -577,7 +525,8 @@ impl Task {
                     Value::String(s) => s.clone(),
                     other => crate::py::str(other),
                 };
-                messages.extend(Self::qa_turn(
+                let mut m = messages;
+                m.extend(Self::qa_turn(
                     &q,
                     choices.as_deref(),
                     None,
@@ -585,132 +534,180 @@ impl Task {
                     &self.target_delimiter,
                     "",
                 )?);
-                vec![Self::render_messages(messages, opts, add_gen_prompt)?]
+                vec![Self::render_messages(m, opts, add_gen_prompt)?]
             }
         };
         let multiple_input = contexts.len() > 1 || matches!(q, Value::Number(_));
-        let ctx = contexts[0].clone();
-
-        let mk = |idx: usize, request: Request, role: Role| Instance {
-            task: self.name.clone(),
-            doc_id,
-            idx,
-            role,
-            request,
-            repeats: self.repeats,
-        };
-        let mut out = Vec::new();
-        match self.output_type {
-            OutputType::Loglikelihood => {
-                let target = self.target_of(None, doc, columns).map_err(te)?;
-                out.push(mk(
-                    0,
-                    Request::Loglikelihood {
-                        context: ctx.clone(),
-                        continuation: crate::py::str(&target),
-                    },
-                    Role::Main(0),
-                ));
-            }
-            OutputType::LoglikelihoodRolling => {
-                let target = self.target_of(None, doc, columns).map_err(te)?;
-                out.push(mk(
-                    0,
-                    Request::LoglikelihoodRolling {
-                        text: crate::py::str(&target),
-                    },
-                    Role::Main(0),
-                ));
-            }
-            OutputType::MultipleChoice => {
-                let delim = if opts.chat_template.is_some() {
-                    match self.config.gen_prefix.as_deref() {
-                        Some(g)
-                            if !g.is_empty()
-                                && !g.chars().last().is_some_and(char::is_whitespace) =>
-                        {
-                            self.target_delimiter.clone()
-                        }
-                        _ => String::new(),
-                    }
-                } else {
-                    self.target_delimiter.clone()
-                };
-                let choices = choices.clone().unwrap_or_default();
-                if choices.is_empty() {
-                    return Err("doc_to_choice gives no choices".into());
-                }
-                if multiple_input {
-                    let cont = crate::py::str(&self.target_of(None, doc, columns).map_err(te)?);
-                    for (i, c) in contexts.iter().enumerate() {
-                        out.push(mk(
-                            i,
-                            Request::Loglikelihood {
-                                context: c.clone(),
-                                continuation: format!("{delim}{cont}"),
-                            },
-                            Role::Main(i),
-                        ));
-                    }
-                } else {
-                    for (i, c) in choices.iter().enumerate() {
-                        out.push(mk(
-                            i,
-                            Request::Loglikelihood {
-                                context: ctx.clone(),
-                                continuation: format!("{delim}{c}"),
-                            },
-                            Role::Main(i),
-                        ));
-                    }
-                }
-                if self.uses_metric("acc_mutual_info") {
-                    let base = out.len();
-                    for (i, c) in choices.iter().enumerate() {
-                        out.push(mk(
-                            base + i,
-                            Request::Loglikelihood {
-                                context: String::new(),
-                                continuation: format!("{delim}{c}"),
-                            },
-                            Role::Unconditional(i),
-                        ));
-                    }
-                }
-            }
-            OutputType::GenerateUntil => {
-                let g = self.gen_kwargs.clone().unwrap_or_default();
-                out.push(mk(
-                    0,
-                    Request::GenerateUntil {
-                        context: ctx.clone(),
-                        gen_kwargs: GenKwargs::new(g),
-                    },
-                    Role::Main(0),
-                ));
-            }
-        }
+        let mut requests =
+            self.main_requests(doc, columns, opts, &contexts, choices, multiple_input)?;
         for extra in &self.extra_requests {
-            let idx = out.len();
             let request = match extra.output_type {
-                OutputType::Loglikelihood => {
-                    let cont = self
+                OutputType::Loglikelihood => Request::Loglikelihood {
+                    context: contexts[0].clone(),
+                    continuation: self
                         .render_opt(extra.continuation.as_ref(), doc)
                         .map_err(te)?
-                        .unwrap_or_default();
-                    Request::Loglikelihood {
-                        context: ctx.clone(),
-                        continuation: cont,
-                    }
-                }
+                        .unwrap_or_default(),
+                },
                 _ => Request::GenerateUntil {
-                    context: ctx.clone(),
+                    context: contexts[0].clone(),
                     gen_kwargs: GenKwargs::new(extra.gen_kwargs.clone()),
                 },
             };
-            out.push(mk(idx, request, Role::Extra(extra.name.clone())));
+            requests.push((request, Role::Extra(extra.name.clone())));
         }
-        Ok(out)
+        Ok(requests
+            .into_iter()
+            .enumerate()
+            .map(|(idx, (request, role))| Instance {
+                task: self.name.clone(),
+                doc_id,
+                idx,
+                role,
+                request,
+                repeats: self.repeats,
+            })
+            .collect())
+    }
+
+    /// The messages before the doc's question: the system message (system instruction and
+    /// description), then a question and answer turn per few-shot example.
+    fn shot_messages(
+        &self,
+        doc: &Doc,
+        columns: &[String],
+        sampler: &mut Sampler,
+        opts: &PromptOptions,
+    ) -> Result<Vec<Message>, String> {
+        let te = |e: TemplateError| e.to_string();
+        let mut messages = Vec::new();
+        let description = self
+            .render_opt(self.description.as_ref(), doc)
+            .map_err(te)?;
+        let system = maybe_delimit(
+            opts.system_instruction,
+            description.as_deref(),
+            &self.fewshot_delimiter,
+        );
+        if !system.is_empty() {
+            messages.push(Message::new("system", system, ""));
+        }
+        if opts.num_fewshot == 0 {
+            return Ok(messages);
+        }
+        let eval_doc = (self.fewshot.split == self.config.test_split).then_some(doc);
+        let fs = &self.fewshot;
+        for shot in &sampler.sample(opts.num_fewshot, eval_doc)? {
+            let q = self
+                .text_of(fs.doc_to_text.as_ref(), shot, columns)
+                .map_err(te)?;
+            let c = match &fs.doc_to_choice {
+                Some(spec) => Some(self.choices_of(Some(spec), shot, columns).map_err(te)?),
+                None => None,
+            };
+            let a = self
+                .target_of(fs.doc_to_target.as_ref(), shot, columns)
+                .map_err(te)?;
+            let prefix = self.render_opt(fs.gen_prefix.as_ref(), shot).map_err(te)?;
+            let (q, c) = match (&q, &c) {
+                (Value::Number(i), Some(choices)) => {
+                    let i = i.as_u64().unwrap_or(0) as usize;
+                    let q = choices
+                        .get(i)
+                        .cloned()
+                        .ok_or_else(|| format!("few-shot doc_to_text index {i} is out of range"))?;
+                    (q, None)
+                }
+                (Value::String(s), _) => (s.clone(), c.clone()),
+                (other, _) => (crate::py::str(other), c.clone()),
+            };
+            messages.extend(Self::qa_turn(
+                &q,
+                c.as_deref(),
+                Some(&a),
+                prefix.as_deref(),
+                &fs.target_delimiter,
+                &fs.fewshot_delimiter,
+            )?);
+        }
+        Ok(messages)
+    }
+
+    /// The doc's requests by output type (lm-eval's `construct_requests`), with their roles.
+    fn main_requests(
+        &self,
+        doc: &Doc,
+        columns: &[String],
+        opts: &PromptOptions,
+        contexts: &[String],
+        choices: Option<Vec<String>>,
+        multiple_input: bool,
+    ) -> Result<Vec<(Request, Role)>, String> {
+        let te = |e: TemplateError| e.to_string();
+        let ctx = &contexts[0];
+        let target = || {
+            (self.target_of(None, doc, columns))
+                .map(|t| crate::py::str(&t))
+                .map_err(te)
+        };
+        let ll = |context: &str, continuation: String| Request::Loglikelihood {
+            context: context.to_string(),
+            continuation,
+        };
+        Ok(match self.output_type {
+            OutputType::Loglikelihood => vec![(ll(ctx, target()?), Role::Main(0))],
+            OutputType::LoglikelihoodRolling => {
+                let text = target()?;
+                vec![(Request::LoglikelihoodRolling { text }, Role::Main(0))]
+            }
+            OutputType::GenerateUntil => {
+                let g = self.gen_kwargs.clone().unwrap_or_default();
+                let context = ctx.clone();
+                let request = Request::GenerateUntil {
+                    context,
+                    gen_kwargs: GenKwargs::new(g),
+                };
+                vec![(request, Role::Main(0))]
+            }
+            OutputType::MultipleChoice => {
+                let delim = self.choice_delimiter(opts);
+                let choices = choices.unwrap_or_default();
+                if choices.is_empty() {
+                    return Err("doc_to_choice gives no choices".into());
+                }
+                let mut out: Vec<(Request, Role)> = if multiple_input {
+                    let cont = target()?;
+                    (contexts.iter().enumerate())
+                        .map(|(i, c)| (ll(c, format!("{delim}{cont}")), Role::Main(i)))
+                        .collect()
+                } else {
+                    (choices.iter().enumerate())
+                        .map(|(i, c)| (ll(ctx, format!("{delim}{c}")), Role::Main(i)))
+                        .collect()
+                };
+                if self.uses_metric("acc_mutual_info") {
+                    out.extend(
+                        (choices.iter().enumerate())
+                            .map(|(i, c)| (ll("", format!("{delim}{c}")), Role::Unconditional(i))),
+                    );
+                }
+                out
+            }
+        })
+    }
+
+    /// What goes between a multiple-choice context and each choice: the target delimiter, or
+    /// with a chat template nothing unless a `gen_prefix` ends without whitespace (lm-eval).
+    fn choice_delimiter(&self, opts: &PromptOptions) -> String {
+        if opts.chat_template.is_none() {
+            return self.target_delimiter.clone();
+        }
+        match self.config.gen_prefix.as_deref() {
+            Some(g) if !g.is_empty() && !g.chars().last().is_some_and(char::is_whitespace) => {
+                self.target_delimiter.clone()
+            }
+            _ => String::new(),
+        }
     }
 
     /// Whether `metric_list` (or the output type's defaults) names `metric`.
