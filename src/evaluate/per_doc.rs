@@ -51,54 +51,21 @@ pub(crate) fn score_doc(
     confirmed_unsafe_code: bool,
 ) -> Result<DocRecord, String> {
     let te = |e: crate::task::template::TemplateError| e.to_string();
-    // main requests through the pipeline; unconditional and extra ones as they came
-    let mut main: Vec<(usize, Filtered)> = Vec::new();
-    let mut unconditional: Vec<(usize, f64)> = Vec::new();
-    let mut extras: Vec<(String, f64)> = Vec::new();
-    let mut extra_logged: Vec<Filtered> = Vec::new();
-    for ((inst, resps), pre) in d.instances.iter().zip(&d.responses).zip(&d.prefiltered) {
-        match &inst.role {
-            Role::Main(i) => main.push((
-                *i,
-                match pre {
-                    Some(f) => f.clone(),
-                    None => pipeline.apply(resps, d.doc)?,
-                },
-            )),
-            Role::Unconditional(i) => {
-                let first = resps.first().ok_or("no response")?;
-                unconditional.push((*i, loglikelihood_of(&Answer::from_response(first))?.0));
-            }
-            Role::Extra(name) => {
-                let first = Answer::from_response(resps.first().ok_or("no response")?);
-                if let Answer::Loglikelihood { logprob, .. } = first {
-                    extras.push((name.clone(), logprob));
-                }
-                extra_logged.push(Filtered::One(first));
-            }
-        }
-    }
-    main.sort_by_key(|(i, _)| *i);
-    unconditional.sort_by_key(|(i, _)| *i);
-    let filtered: Vec<Filtered> = main.into_iter().map(|(_, f)| f).collect();
+    let r = Responses::of(d, pipeline)?;
     // (with --predict-only the metrics are `bypass`, and nothing calls Python)
     let metrics: &[Metric] = &scoring.metrics;
-    let python_scored = scoring.process_results.is_some() && metrics.is_empty();
-    if python_scored {
+    if scoring.process_results.is_some() && metrics.is_empty() {
         // Python scores the doc (`evaluate::python_results`); lm-eval reads no gold here
         let target = task
             .target_of(None, d.doc, d.columns)
             .map(|t| crate::py::str(&t))
             .unwrap_or_default();
-        let mut logged = filtered;
-        logged.extend(extra_logged);
-        return Ok(record(d, pipeline, target, logged, Vec::new()));
+        return Ok(record(d, pipeline, target, r.logged(), Vec::new()));
     }
     let target = task.target_of(None, d.doc, d.columns).map_err(te)?;
     if target.is_null() {
         return Err("doc_to_target gives null (does the doc lack its answer field?)".into());
     }
-
     let mut items = Vec::new();
     let mut score_all = |input: &DocInput| -> Result<(), String> {
         for m in metrics {
@@ -106,52 +73,17 @@ pub(crate) fn score_doc(
         }
         Ok(())
     };
+    let first = || r.filtered.first().ok_or("no response").map(Filtered::first);
     match task.output_type {
-        OutputType::MultipleChoice => {
-            let choices = task.choices_of(None, d.doc, d.columns).map_err(te)?;
-            let n = choices.len();
-            if n == 0 {
-                return Err("doc_to_choice gives no choices".into());
-            }
-            let lls_greedy: Vec<(f64, bool)> = filtered
-                .iter()
-                .map(|f| loglikelihood_of(f.first()))
-                .collect::<Result<_, _>>()?;
-            let lls: Vec<f64> = lls_greedy.iter().map(|x| x.0).collect();
-            let greedy: Vec<bool> = lls_greedy.iter().map(|x| x.1).collect();
-            let text = task.text_of(None, d.doc, d.columns).map_err(te)?;
-            // a multiple-input task's gold is doc_to_text's index
-            let gold_value = if matches!(text, Value::Number(_)) {
-                text
-            } else {
-                target.clone()
-            };
-            let gold = Gold::resolve(&gold_value, &choices);
-            if !gold.is_valid() {
-                // lm-eval warns and scores the doc as wrong; a label that is not a choice is a
-                // data or template error, so rubric stops instead of reporting a lower score
-                return Err(format!(
-                    "the gold answer {} is not one of the {n} choices (an index 0..{} or a choice's text)",
-                    crate::py::repr(&gold_value),
-                    n - 1
-                ));
-            }
-            let unc: Option<Vec<f64>> = (!unconditional.is_empty())
-                .then(|| unconditional.iter().map(|(_, ll)| *ll).collect());
-            let scores = choices::multiple_choice(&lls, &greedy, &choices, &gold, unc.as_deref());
-            score_all(&DocInput::MultipleChoice(&Choices {
-                lls,
-                choices,
-                gold,
-                scores,
-            }))?;
-        }
+        OutputType::MultipleChoice => score_all(&DocInput::MultipleChoice(&choices_input(
+            task, d, &r, &target,
+        )?))?,
         OutputType::Loglikelihood => {
-            let (ll, greedy) = loglikelihood_of(filtered.first().ok_or("no response")?.first())?;
+            let (ll, greedy) = loglikelihood_of(first()?)?;
             score_all(&DocInput::Loglikelihood { ll, greedy })?;
         }
         OutputType::LoglikelihoodRolling => {
-            let ll = match filtered.first().ok_or("no response")?.first() {
+            let ll = match first()? {
                 Answer::Rolling(x) => *x,
                 other => loglikelihood_of(other)?.0,
             };
@@ -159,25 +91,8 @@ pub(crate) fn score_doc(
             score_all(&DocInput::Rolling { ll, text: &text })?;
         }
         OutputType::GenerateUntil => {
-            let pred = filtered.first().ok_or("no response")?.first().to_text();
-            let refs: Vec<String> = if task.doc_to_choice.is_some() {
-                // a generation task with choices: an index target names a choice
-                let choices = task.choices_of(None, d.doc, d.columns).map_err(te)?;
-                let idx = |v: &Value| {
-                    v.as_i64()
-                        .and_then(|i| choices.get(i as usize).cloned())
-                        .unwrap_or_else(|| crate::py::str(v))
-                };
-                match &target {
-                    Value::Array(a) => a.iter().map(idx).collect(),
-                    other => vec![idx(other)],
-                }
-            } else {
-                match &target {
-                    Value::Array(a) => a.iter().map(crate::py::str).collect(),
-                    other => vec![crate::py::str(other)],
-                }
-            };
+            let pred = first()?.to_text();
+            let refs = references(task, d, &target)?;
             let code = match metrics.iter().find_map(|m| m.spec.executes_code()) {
                 None => None,
                 Some(_) if !confirmed_unsafe_code => {
@@ -186,13 +101,13 @@ pub(crate) fn score_doc(
                     )
                 }
                 Some(limits) => {
-                    let candidates: Vec<String> = filtered
-                        .iter()
+                    let candidates: Vec<String> = (r.filtered.iter())
                         .flat_map(|f| f.answers().into_iter().map(Answer::to_text))
                         .collect();
+                    let tests = crate::py::str(&target);
                     Some(crate::metric::pass_at_k::run_candidates(
                         &candidates,
-                        &crate::py::str(&target),
+                        &tests,
                         limits,
                     )?)
                 }
@@ -205,15 +120,137 @@ pub(crate) fn score_doc(
                 ranked: None,
                 refs: &refs,
                 target: &target,
-                extras: &extras,
+                extras: &r.extras,
                 no_answer_probability: None,
                 code,
             }))?;
         }
     }
-    let mut logged = filtered;
-    logged.extend(extra_logged);
-    Ok(record(d, pipeline, crate::py::str(&target), logged, items))
+    let target = crate::py::str(&target);
+    Ok(record(d, pipeline, target, r.logged(), items))
+}
+
+/// A doc's responses sorted by role: the main ones through the pipeline (in choice order),
+/// the unconditional and extra ones as they came.
+struct Responses {
+    filtered: Vec<Filtered>,
+    unconditional: Vec<f64>,
+    /// Extra requests' loglikelihoods by name.
+    extras: Vec<(String, f64)>,
+    extra_logged: Vec<Filtered>,
+}
+
+impl Responses {
+    fn of(d: &DocRequests, pipeline: &Pipeline) -> Result<Responses, String> {
+        let mut main: Vec<(usize, Filtered)> = Vec::new();
+        let mut unconditional: Vec<(usize, f64)> = Vec::new();
+        let mut extras: Vec<(String, f64)> = Vec::new();
+        let mut extra_logged: Vec<Filtered> = Vec::new();
+        for ((inst, resps), pre) in d.instances.iter().zip(&d.responses).zip(&d.prefiltered) {
+            match &inst.role {
+                Role::Main(i) => main.push((
+                    *i,
+                    match pre {
+                        Some(f) => f.clone(),
+                        None => pipeline.apply(resps, d.doc)?,
+                    },
+                )),
+                Role::Unconditional(i) => {
+                    let first = resps.first().ok_or("no response")?;
+                    unconditional.push((*i, loglikelihood_of(&Answer::from_response(first))?.0));
+                }
+                Role::Extra(name) => {
+                    let first = Answer::from_response(resps.first().ok_or("no response")?);
+                    if let Answer::Loglikelihood { logprob, .. } = first {
+                        extras.push((name.clone(), logprob));
+                    }
+                    extra_logged.push(Filtered::One(first));
+                }
+            }
+        }
+        main.sort_by_key(|(i, _)| *i);
+        unconditional.sort_by_key(|(i, _)| *i);
+        Ok(Responses {
+            filtered: main.into_iter().map(|(_, f)| f).collect(),
+            unconditional: unconditional.into_iter().map(|(_, ll)| ll).collect(),
+            extras,
+            extra_logged,
+        })
+    }
+
+    /// What the sample line logs: the filtered main responses, then the extra ones.
+    fn logged(&self) -> Vec<Filtered> {
+        let mut logged = self.filtered.clone();
+        logged.extend(self.extra_logged.iter().cloned());
+        logged
+    }
+}
+
+/// A multiple-choice doc as its metrics read it: the choices' loglikelihoods and the gold
+/// answer (a multiple-input task's gold is doc_to_text's index).
+fn choices_input(
+    task: &Task,
+    d: &DocRequests,
+    r: &Responses,
+    target: &Value,
+) -> Result<Choices, String> {
+    let te = |e: crate::task::template::TemplateError| e.to_string();
+    let choices = task.choices_of(None, d.doc, d.columns).map_err(te)?;
+    let n = choices.len();
+    if n == 0 {
+        return Err("doc_to_choice gives no choices".into());
+    }
+    let lls_greedy: Vec<(f64, bool)> = (r.filtered.iter())
+        .map(|f| loglikelihood_of(f.first()))
+        .collect::<Result<_, _>>()?;
+    let lls: Vec<f64> = lls_greedy.iter().map(|x| x.0).collect();
+    let greedy: Vec<bool> = lls_greedy.iter().map(|x| x.1).collect();
+    let text = task.text_of(None, d.doc, d.columns).map_err(te)?;
+    let gold_value = if matches!(text, Value::Number(_)) {
+        text
+    } else {
+        target.clone()
+    };
+    let gold = Gold::resolve(&gold_value, &choices);
+    if !gold.is_valid() {
+        // lm-eval warns and scores the doc as wrong; a label that is not a choice is a data or
+        // template error, so rubric stops instead of reporting a lower score
+        return Err(format!(
+            "the gold answer {} is not one of the {n} choices (an index 0..{} or a choice's text)",
+            crate::py::repr(&gold_value),
+            n - 1
+        ));
+    }
+    let unc = (!r.unconditional.is_empty()).then_some(r.unconditional.as_slice());
+    let scores = choices::multiple_choice(&lls, &greedy, &choices, &gold, unc);
+    Ok(Choices {
+        lls,
+        choices,
+        gold,
+        scores,
+    })
+}
+
+/// A generation's references: the target (each of a list), an index naming a choice when the
+/// task has choices.
+fn references(task: &Task, d: &DocRequests, target: &Value) -> Result<Vec<String>, String> {
+    let te = |e: crate::task::template::TemplateError| e.to_string();
+    if task.doc_to_choice.is_none() {
+        return Ok(match target {
+            Value::Array(a) => a.iter().map(crate::py::str).collect(),
+            other => vec![crate::py::str(other)],
+        });
+    }
+    let choices = task.choices_of(None, d.doc, d.columns).map_err(te)?;
+    let idx = |v: &Value| {
+        v.as_i64()
+            .and_then(|i| choices.get(i as usize).cloned())
+            .unwrap_or_else(|| crate::py::str(v))
+    };
+    Ok(match target {
+        Value::Array(a) => a.iter().map(idx).collect(),
+        other => vec![idx(other)],
+    })
 }
 
 fn record(
