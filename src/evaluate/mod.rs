@@ -257,80 +257,11 @@ fn score_task(
     cfg: &EvalConfig,
 ) -> Result<TaskResult, EvalError> {
     let task = p.task;
-    let mut by_doc: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for (i, inst) in p.instances.iter().enumerate() {
-        by_doc.entry(inst.doc_id).or_default().push(i);
-    }
     // per (results key, filter): the items of every doc
     let mut items: Vec<(String, String, Vec<Item>)> = Vec::new();
     let mut samples = Vec::new();
-    let scoring = &p.scoring;
-    let python_scored = scoring.process_results.is_some() && scoring.metrics.is_empty();
-    for pipeline in &scoring.filters {
-        // a pipeline with Python steps runs over every main instance at once
-        let mut prefiltered: Vec<Option<Filtered>> = vec![None; p.instances.len()];
-        if pipeline.has_python() {
-            let main: Vec<usize> = (0..p.instances.len())
-                .filter(|&i| matches!(p.instances[i].role, Role::Main(_)))
-                .collect();
-            let input = main
-                .iter()
-                .map(|&i| {
-                    (
-                        resps[i].iter().map(Answer::from_response).collect(),
-                        &p.docs.eval[p.instances[i].doc_id],
-                    )
-                })
-                .collect();
-            let out = pipeline
-                .apply_all(input)
-                .map_err(|message| EvalError::Scoring {
-                    task: task.name.clone(),
-                    doc_id: 0,
-                    message: format!("filter pipeline `{}`: {message}", pipeline.name),
-                })?;
-            for (i, f) in main.into_iter().zip(out) {
-                prefiltered[i] = Some(f);
-            }
-        }
-        let mut records = Vec::with_capacity(by_doc.len());
-        let mut mains = Vec::with_capacity(by_doc.len());
-        for (&doc_id, idxs) in &by_doc {
-            let mut order = idxs.clone();
-            order.sort_by_key(|&i| p.instances[i].idx);
-            let d = per_doc::DocRequests {
-                doc_id,
-                doc: &p.docs.eval[doc_id],
-                columns: &p.docs.columns,
-                instances: order.iter().map(|&i| &p.instances[i]).collect(),
-                responses: order.iter().map(|&i| resps[i].as_slice()).collect(),
-                prefiltered: order.iter().map(|&i| prefiltered[i].take()).collect(),
-            };
-            mains.push(
-                order
-                    .iter()
-                    .filter(|&&i| matches!(p.instances[i].role, Role::Main(_)))
-                    .count(),
-            );
-            records.push(
-                per_doc::score_doc(task, scoring, pipeline, &d, cfg.confirm_run_unsafe_code)
-                    .map_err(|message| EvalError::Scoring {
-                        task: task.name.clone(),
-                        doc_id,
-                        message,
-                    })?,
-            );
-        }
-        if python_scored {
-            python_results::score(scoring, &mut records, &mains).map_err(|(doc_id, message)| {
-                EvalError::Scoring {
-                    task: task.name.clone(),
-                    doc_id,
-                    message,
-                }
-            })?;
-        }
-        for record in records {
+    for pipeline in &p.scoring.filters {
+        for record in score_pipeline(p, pipeline, resps, cfg)? {
             for (key, item) in &record.items {
                 match items
                     .iter_mut()
@@ -345,55 +276,13 @@ fn score_task(
             }
         }
     }
-    let mut aggregations: HashMap<String, (Aggregation, bool)> = scoring
-        .metrics
-        .iter()
-        .flat_map(|m| {
-            m.keys()
-                .into_iter()
-                .map(move |(k, a)| (k, (a, m.higher_is_better)))
-        })
-        .collect();
-    if python_scored {
-        for m in &scoring.result_metrics {
-            aggregations.insert(m.name.clone(), (m.aggregation.clone(), m.higher_is_better));
-        }
-    }
-    let mut metrics = Vec::new();
-    let mut sample_len = 0;
-    let mut higher_is_better = BTreeMap::new();
-    for (key, filter, its) in &items {
-        let (agg, hib) = aggregations
-            .get(key)
-            .cloned()
-            .unwrap_or((Aggregation::Mean, true));
-        higher_is_better.insert(key.clone(), hib);
-        sample_len = sample_len.max(its.len());
-        let scoring = |message: String| EvalError::Scoring {
-            task: task.name.clone(),
-            doc_id: 0,
-            message,
-        };
-        let value = agg
-            .compute(its)
-            .map_err(|m| scoring(format!("aggregating `{key}`: {m}")))?;
-        let stderr = agg
-            .stderr(its, cfg.bootstrap_iters, 1234)
-            .map_err(scoring)?;
-        metrics.push(MetricValue {
-            metric: key.clone(),
-            filter: filter.clone(),
-            value,
-            stderr,
-        });
-    }
+    let (metrics, higher_is_better) = aggregate(p, &items, cfg)?;
     let generations: Vec<&Response> = resps
         .iter()
         .flatten()
         .filter(|r| matches!(r, Response::Generation { .. }))
         .collect();
-    let truncated = generations
-        .iter()
+    let truncated = (generations.iter())
         .filter(|r| {
             matches!(
                 r,
@@ -412,10 +301,125 @@ fn score_task(
         config: task.config_json(p.num_fewshot),
         higher_is_better,
         metrics,
-        sample_len,
+        sample_len: items.iter().map(|(_, _, its)| its.len()).max().unwrap_or(0),
         original_len: p.original_len,
         samples,
         truncated,
         generations: generations.len(),
     })
+}
+
+/// Every doc of a task scored under one filter pipeline, in doc order (a `process_results`
+/// hook fills in the values).
+fn score_pipeline(
+    p: &Prepared,
+    pipeline: &crate::filter::Pipeline,
+    resps: &[Vec<Response>],
+    cfg: &EvalConfig,
+) -> Result<Vec<crate::results::DocRecord>, EvalError> {
+    let (task, scoring) = (p.task, &p.scoring);
+    let err = |doc_id: usize, message: String| EvalError::Scoring {
+        task: task.name.clone(),
+        doc_id,
+        message,
+    };
+    let mut by_doc: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, inst) in p.instances.iter().enumerate() {
+        by_doc.entry(inst.doc_id).or_default().push(i);
+    }
+    let mut prefiltered = prefilter(p, pipeline, resps).map_err(|m| err(0, m))?;
+    let mut records = Vec::with_capacity(by_doc.len());
+    let mut mains = Vec::with_capacity(by_doc.len());
+    for (&doc_id, idxs) in &by_doc {
+        let mut order = idxs.clone();
+        order.sort_by_key(|&i| p.instances[i].idx);
+        let d = per_doc::DocRequests {
+            doc_id,
+            doc: &p.docs.eval[doc_id],
+            columns: &p.docs.columns,
+            instances: order.iter().map(|&i| &p.instances[i]).collect(),
+            responses: order.iter().map(|&i| resps[i].as_slice()).collect(),
+            prefiltered: order.iter().map(|&i| prefiltered[i].take()).collect(),
+        };
+        let main = |i: &&usize| matches!(p.instances[**i].role, Role::Main(_));
+        mains.push(order.iter().filter(main).count());
+        let record = per_doc::score_doc(task, scoring, pipeline, &d, cfg.confirm_run_unsafe_code)
+            .map_err(|m| err(doc_id, m))?;
+        records.push(record);
+    }
+    if scoring.process_results.is_some() && scoring.metrics.is_empty() {
+        python_results::score(scoring, &mut records, &mains).map_err(|(d, m)| err(d, m))?;
+    }
+    Ok(records)
+}
+
+/// A pipeline with Python steps runs over every main instance at once: their filtered
+/// answers by instance (None for the rest, and for a pipeline without Python).
+fn prefilter(
+    p: &Prepared,
+    pipeline: &crate::filter::Pipeline,
+    resps: &[Vec<Response>],
+) -> Result<Vec<Option<Filtered>>, String> {
+    let mut prefiltered: Vec<Option<Filtered>> = vec![None; p.instances.len()];
+    if !pipeline.has_python() {
+        return Ok(prefiltered);
+    }
+    let main: Vec<usize> = (0..p.instances.len())
+        .filter(|&i| matches!(p.instances[i].role, Role::Main(_)))
+        .collect();
+    let input = (main.iter())
+        .map(|&i| {
+            let answers = resps[i].iter().map(Answer::from_response).collect();
+            (answers, &p.docs.eval[p.instances[i].doc_id])
+        })
+        .collect();
+    let out = pipeline
+        .apply_all(input)
+        .map_err(|message| format!("filter pipeline `{}`: {message}", pipeline.name))?;
+    for (i, f) in main.into_iter().zip(out) {
+        prefiltered[i] = Some(f);
+    }
+    Ok(prefiltered)
+}
+
+/// Each (results key, filter)'s items aggregated, with its stderr, and each key's direction.
+#[allow(clippy::type_complexity)]
+fn aggregate(
+    p: &Prepared,
+    items: &[(String, String, Vec<Item>)],
+    cfg: &EvalConfig,
+) -> Result<(Vec<MetricValue>, BTreeMap<String, bool>), EvalError> {
+    let scoring = &p.scoring;
+    let mut aggregations: HashMap<String, (Aggregation, bool)> = (scoring.metrics.iter())
+        .flat_map(|m| {
+            m.keys()
+                .into_iter()
+                .map(move |(k, a)| (k, (a, m.higher_is_better)))
+        })
+        .collect();
+    if scoring.process_results.is_some() && scoring.metrics.is_empty() {
+        for m in &scoring.result_metrics {
+            aggregations.insert(m.name.clone(), (m.aggregation.clone(), m.higher_is_better));
+        }
+    }
+    let mut metrics = Vec::new();
+    let mut higher_is_better = BTreeMap::new();
+    for (key, filter, its) in items {
+        let (agg, hib) = (aggregations.get(key).cloned()).unwrap_or((Aggregation::Mean, true));
+        higher_is_better.insert(key.clone(), hib);
+        let err = |message: String| EvalError::Scoring {
+            task: p.task.name.clone(),
+            doc_id: 0,
+            message,
+        };
+        let value = (agg.compute(its)).map_err(|m| err(format!("aggregating `{key}`: {m}")))?;
+        let stderr = agg.stderr(its, cfg.bootstrap_iters, 1234).map_err(err)?;
+        metrics.push(MetricValue {
+            metric: key.clone(),
+            filter: filter.clone(),
+            value,
+            stderr,
+        });
+    }
+    Ok((metrics, higher_is_better))
 }
