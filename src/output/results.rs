@@ -14,10 +14,12 @@
 //! - `rubric`: rubric's own facts (version, cached / computed requests, generations that hit
 //!   `max_gen_toks` per task).
 
+use std::collections::BTreeMap;
+
 use serde_json::{json, Map, Value};
 
 use crate::py::sha256_hex;
-use crate::results::{EvalResults, MetricValue};
+use crate::results::{EvalResults, GroupResult, MetricValue, TaskResult};
 
 /// What results files record about the run beside the results.
 #[derive(Debug, Clone)]
@@ -76,63 +78,97 @@ fn git_hash() -> Value {
 
 /// The whole results document.
 pub fn results_json(r: &EvalResults, info: &RunInfo) -> Value {
-    let mut results = Map::new();
-    let mut groups = Map::new();
-    let mut group_subtasks = Map::new();
-    let mut configs = Map::new();
-    let mut versions = Map::new();
-    let mut n_shot = Map::new();
-    let mut hib = Map::new();
-    let mut n_samples = Map::new();
-    let mut task_hashes = Map::new();
-    let mut truncated = Map::new();
-    for t in &r.tasks {
+    let mut t = Sections::default();
+    for task in &r.tasks {
+        t.add_task(task);
+    }
+    for g in &r.groups {
+        t.add_group(g);
+    }
+    let sort = |m: Map<String, Value>| -> Value {
+        let mut e: Vec<(String, Value)> = m.into_iter().collect();
+        e.sort_by(|a, b| a.0.cmp(&b.0));
+        Value::Object(e.into_iter().collect())
+    };
+    let mut doc = Map::new();
+    doc.insert("results".into(), Value::Object(t.results));
+    if !t.groups.is_empty() {
+        doc.insert("groups".into(), Value::Object(t.groups));
+    }
+    doc.insert("group_subtasks".into(), Value::Object(t.group_subtasks));
+    doc.insert("configs".into(), sort(t.configs));
+    doc.insert("versions".into(), sort(t.versions));
+    doc.insert("n-shot".into(), sort(t.n_shot));
+    doc.insert("higher_is_better".into(), sort(t.hib));
+    doc.insert("n-samples".into(), Value::Object(t.n_samples));
+    run_entries(&mut doc, info, t.task_hashes);
+    doc.insert(
+        "rubric".into(),
+        json!({"version": env!("CARGO_PKG_VERSION"), "requests_cached": r.cached, "requests_computed": r.computed, "generations": Value::Object(t.truncated)}),
+    );
+    Value::Object(doc)
+}
+
+/// The per-task and per-group sections of a results file, filled task by task.
+#[derive(Default)]
+struct Sections {
+    results: Map<String, Value>,
+    groups: Map<String, Value>,
+    group_subtasks: Map<String, Value>,
+    configs: Map<String, Value>,
+    versions: Map<String, Value>,
+    n_shot: Map<String, Value>,
+    hib: Map<String, Value>,
+    n_samples: Map<String, Value>,
+    task_hashes: Map<String, Value>,
+    truncated: Map<String, Value>,
+}
+
+fn directions(hib: &BTreeMap<String, bool>) -> Value {
+    Value::Object(
+        hib.iter()
+            .map(|(k, v)| (k.clone(), Value::Bool(*v)))
+            .collect(),
+    )
+}
+
+impl Sections {
+    fn add_task(&mut self, t: &TaskResult) {
         let mut m = Map::new();
         m.insert("name".into(), Value::String(t.name.clone()));
         m.insert("alias".into(), Value::String(t.alias.clone()));
         m.insert("sample_len".into(), Value::from(t.sample_len));
         metric_entries(&mut m, &t.metrics);
-        results.insert(t.name.clone(), Value::Object(m));
-        configs.insert(t.name.clone(), t.config.clone());
-        versions.insert(t.name.clone(), t.version.clone());
-        n_shot.insert(t.name.clone(), Value::from(t.num_fewshot));
-        hib.insert(
-            t.name.clone(),
-            Value::Object(
-                t.higher_is_better
-                    .iter()
-                    .map(|(k, v)| (k.clone(), Value::Bool(*v)))
-                    .collect(),
-            ),
-        );
-        n_samples.insert(
+        self.results.insert(t.name.clone(), Value::Object(m));
+        self.configs.insert(t.name.clone(), t.config.clone());
+        self.versions.insert(t.name.clone(), t.version.clone());
+        self.n_shot
+            .insert(t.name.clone(), Value::from(t.num_fewshot));
+        self.hib
+            .insert(t.name.clone(), directions(&t.higher_is_better));
+        self.n_samples.insert(
             t.name.clone(),
             json!({"original": t.original_len, "effective": t.sample_len}),
         );
         if !t.samples.is_empty() {
-            let joined: String = t
-                .samples
-                .iter()
+            let joined: String = (t.samples.iter())
                 .map(|r| {
                     let s = super::samples::sample_line(r);
-                    format!(
-                        "{}{}{}",
-                        s["doc_hash"].as_str().unwrap_or(""),
-                        s["prompt_hash"].as_str().unwrap_or(""),
-                        s["target_hash"].as_str().unwrap_or("")
-                    )
+                    let h = |k: &str| s[k].as_str().unwrap_or("").to_string();
+                    format!("{}{}{}", h("doc_hash"), h("prompt_hash"), h("target_hash"))
                 })
                 .collect();
-            task_hashes.insert(t.name.clone(), Value::String(sha256_hex(&joined)));
+            (self.task_hashes).insert(t.name.clone(), Value::String(sha256_hex(&joined)));
         }
         if t.generations > 0 {
-            truncated.insert(
+            self.truncated.insert(
                 t.name.clone(),
                 json!({"generations": t.generations, "hit_max_gen_toks": t.truncated}),
             );
         }
     }
-    for g in &r.groups {
+
+    fn add_group(&mut self, g: &GroupResult) {
         let mut m = Map::new();
         m.insert("name".into(), Value::String(g.name.clone()));
         m.insert("alias".into(), Value::String(g.alias.clone()));
@@ -140,48 +176,31 @@ pub fn results_json(r: &EvalResults, info: &RunInfo) -> Value {
             m.insert("sample_len".into(), Value::from(g.sample_len));
         }
         metric_entries(&mut m, &g.metrics);
-        results.insert(g.name.clone(), Value::Object(m.clone()));
+        self.results
+            .insert(g.name.clone(), Value::Object(m.clone()));
         if g.aggregates {
-            groups.insert(g.name.clone(), Value::Object(m));
+            self.groups.insert(g.name.clone(), Value::Object(m));
         }
-        group_subtasks.insert(g.name.clone(), Value::from(g.subtasks.clone()));
-        versions.insert(g.name.clone(), g.version.clone());
+        (self.group_subtasks).insert(g.name.clone(), Value::from(g.subtasks.clone()));
+        self.versions.insert(g.name.clone(), g.version.clone());
         if let Some(k) = g.num_fewshot {
-            n_shot.insert(g.name.clone(), Value::from(k));
+            self.n_shot.insert(g.name.clone(), Value::from(k));
         }
         if g.aggregates {
-            hib.insert(
-                g.name.clone(),
-                Value::Object(
-                    g.higher_is_better
-                        .iter()
-                        .map(|(k, v)| (k.clone(), Value::Bool(*v)))
-                        .collect(),
-                ),
-            );
+            self.hib
+                .insert(g.name.clone(), directions(&g.higher_is_better));
         }
     }
-    let sort = |m: Map<String, Value>| -> Value {
-        let mut e: Vec<(String, Value)> = m.into_iter().collect();
-        e.sort_by(|a, b| a.0.cmp(&b.0));
-        Value::Object(e.into_iter().collect())
-    };
+}
+
+/// The run's keys: its config, seeds, times, hashes, model and chat settings.
+fn run_entries(doc: &mut Map<String, Value>, info: &RunInfo, task_hashes: Map<String, Value>) {
     let sha = |s: &Option<String>| {
         s.as_ref()
             .map(|x| Value::String(sha256_hex(x)))
             .unwrap_or(Value::Null)
     };
-    let mut doc = Map::new();
-    doc.insert("results".into(), Value::Object(results));
-    if !groups.is_empty() {
-        doc.insert("groups".into(), Value::Object(groups));
-    }
-    doc.insert("group_subtasks".into(), Value::Object(group_subtasks));
-    doc.insert("configs".into(), sort(configs));
-    doc.insert("versions".into(), sort(versions));
-    doc.insert("n-shot".into(), sort(n_shot));
-    doc.insert("higher_is_better".into(), sort(hib));
-    doc.insert("n-samples".into(), Value::Object(n_samples));
+    let text = |s: &Option<String>| s.clone().map(Value::String).unwrap_or(Value::Null);
     let seed = |s: Option<i64>| s.map(Value::from).unwrap_or(Value::Null);
     doc.insert(
         "config".into(),
@@ -201,14 +220,8 @@ pub fn results_json(r: &EvalResults, info: &RunInfo) -> Value {
         "model_name_sanitized".into(),
         Value::String(super::sanitize_model_name(&info.model_name)),
     );
-    doc.insert(
-        "system_instruction".into(),
-        info.system_instruction
-            .clone()
-            .map(Value::String)
-            .unwrap_or(Value::Null),
-    );
-    doc.insert(
+    doc.insert("system_instruction".into(), text(&info.system_instruction));
+    (doc).insert(
         "system_instruction_sha".into(),
         sha(&info.system_instruction),
     );
@@ -218,13 +231,7 @@ pub fn results_json(r: &EvalResults, info: &RunInfo) -> Value {
             .map(Value::Bool)
             .unwrap_or(Value::Null),
     );
-    doc.insert(
-        "chat_template".into(),
-        info.chat_template
-            .clone()
-            .map(Value::String)
-            .unwrap_or(Value::Null),
-    );
+    doc.insert("chat_template".into(), text(&info.chat_template));
     doc.insert("chat_template_sha".into(), sha(&info.chat_template));
     doc.insert("start_time".into(), num(seconds(info.start)));
     doc.insert("end_time".into(), num(seconds(info.end)));
@@ -232,9 +239,4 @@ pub fn results_json(r: &EvalResults, info: &RunInfo) -> Value {
         "total_evaluation_time_seconds".into(),
         Value::String(format!("{}", seconds(info.end) - seconds(info.start))),
     );
-    doc.insert(
-        "rubric".into(),
-        json!({"version": env!("CARGO_PKG_VERSION"), "requests_cached": r.cached, "requests_computed": r.computed, "generations": Value::Object(truncated)}),
-    );
-    Value::Object(doc)
 }
