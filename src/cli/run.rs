@@ -284,31 +284,7 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
             "--fewshot-as-multiturn needs --apply-chat-template"
         )));
     }
-    let index = args
-        .source
-        .index(&args.source.include_path)
-        .map_err(|e| usage(e.into()))?;
-    let mut selected = Vec::new();
-    for name in args
-        .tasks
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        selected.extend(select(&index, name).map_err(|e| usage(e.into()))?);
-    }
-    if selected.is_empty() {
-        return Err(usage(anyhow!("--tasks names no task")));
-    }
-    // every task's metrics and filters built now: a bad entry is reported before a model loads
-    crate::evaluate::scoring::check(&selected).map_err(|e| usage(e.into()))?;
-    // a group whose YAML names what lm-eval reads differently: said before its number is
-    for w in selected
-        .iter()
-        .flat_map(crate::task::select::Selected::group_warnings)
-    {
-        eprintln!("warning: {w}");
-    }
+    let selected = selected_tasks(&args).map_err(usage)?;
     let samples = args
         .samples
         .as_deref()
@@ -316,31 +292,7 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
         .transpose()
         .map_err(|e| usage(anyhow!(e)))?;
 
-    let mut model_args = args.model_args.pairs().map_err(|e| usage(e.into()))?;
-    if let Some(d) = &args.device {
-        match model_args.get("device") {
-            Some(m) if m != d => {
-                return Err(usage(anyhow!(
-                    "--device {d} and --model-args device={m} disagree; give one"
-                )))
-            }
-            _ => {
-                model_args.insert("device".into(), d.clone());
-            }
-        }
-    }
-    check_batch_size(&args.batch_size).map_err(|e| usage(anyhow!(e)))?;
-    // the pass's sequences per forward pass; results do not depend on it
-    model_args
-        .entry("batch_size".into())
-        .or_insert_with(|| args.batch_size.clone());
-    // (lm-eval's API models keep their own `seed`, 1234, for the payload)
-    let api = args.model.starts_with("local-");
-    if let Some(s) = seeds[0].filter(|_| !api) {
-        model_args
-            .entry("seed".into())
-            .or_insert_with(|| s.to_string());
-    }
+    let model_args = model_args(&args, seeds[0]).map_err(usage)?;
     let checkpoints =
         crate::sweep::expand(&model_args).map_err(|e| usage(anyhow!("--model-args: {e}")))?;
     let shard = args
@@ -426,6 +378,60 @@ mod tests {
         assert!(Limit::parse("nan").is_err());
         assert!(Limit::parse("inf").is_err());
     }
+}
+
+/// `--tasks` resolved: every task, group or tag named, each task's metrics and filters built
+/// (a bad entry is reported before a model loads); a group's leniency warned about.
+fn selected_tasks(args: &RunArgs) -> anyhow::Result<Vec<crate::task::select::Selected>> {
+    let index = args.source.index(&args.source.include_path)?;
+    let mut selected = Vec::new();
+    for name in (args.tasks.split(',').map(str::trim)).filter(|s| !s.is_empty()) {
+        selected.extend(select(&index, name)?);
+    }
+    if selected.is_empty() {
+        return Err(anyhow!("--tasks names no task"));
+    }
+    crate::evaluate::scoring::check(&selected)?;
+    // a group whose YAML names what lm-eval reads differently: said before its number is
+    for w in selected
+        .iter()
+        .flat_map(crate::task::select::Selected::group_warnings)
+    {
+        eprintln!("warning: {w}");
+    }
+    Ok(selected)
+}
+
+/// `--model-args` with `--device`, `--batch-size` and the seed filled in (lm-eval's API models
+/// keep their own `seed`, 1234, for the payload).
+fn model_args(
+    args: &RunArgs,
+    seed: Option<i64>,
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let mut model_args = args.model_args.pairs()?;
+    if let Some(d) = &args.device {
+        match model_args.get("device") {
+            Some(m) if m != d => {
+                return Err(anyhow!(
+                    "--device {d} and --model-args device={m} disagree; give one"
+                ))
+            }
+            _ => {
+                model_args.insert("device".into(), d.clone());
+            }
+        }
+    }
+    check_batch_size(&args.batch_size).map_err(|e| anyhow!(e))?;
+    // the pass's sequences per forward pass; results do not depend on it
+    model_args
+        .entry("batch_size".into())
+        .or_insert_with(|| args.batch_size.clone());
+    if let Some(s) = seed.filter(|_| !args.model.starts_with("local-")) {
+        model_args
+            .entry("seed".into())
+            .or_insert_with(|| s.to_string());
+    }
+    Ok(model_args)
 }
 
 /// `--batch-size` as lm-eval takes it: N, `auto` or `auto:N` (the model args' rule).
