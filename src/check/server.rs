@@ -202,118 +202,182 @@ pub fn check_server(
         }
     }
     seqs.truncate(12);
+    let local_by_ids: std::collections::HashMap<Vec<u32>, Vec<(f64, f64)>> = seqs
+        .iter()
+        .cloned()
+        .zip(local_logprobs(&local, &seqs)?)
+        .collect();
+    let server = Served::fetch(url, args.get("model"), &local, &seqs, text_only)?;
+    let rows: Vec<ProbeRow> = (server.rows.into_iter())
+        .map(|(lps, ids)| (lps, local_by_ids[&ids].clone()))
+        .collect();
+    let (reading, fits, max_abs_diff) = classify(&rows, tolerance);
+    let through = through_client(url, args, &local, &probes, server.as_text);
+    let reference = super::answers("rubric in-process", &local as &dyn LanguageModel, &probes)?;
+    let (client, client_error) = match through {
+        Ok(a) => (Some(Diff::of(&a, &reference)), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    Ok(ServerReport {
+        url: url.into(),
+        text_prompts: server.as_text,
+        mistokenized: server.mistokenized,
+        prompts: rows.len(),
+        tokens: seqs.iter().map(Vec::len).sum(),
+        missing_entries: server.missing,
+        fits,
+        max_abs_diff,
+        reading,
+        client,
+        client_error,
+        tolerance,
+    })
+}
+
+/// Per probe sequence and token i: (log P(i | before i), log P(i) under position i's own
+/// distribution), from rubric's own pass.
+fn local_logprobs(
+    local: &crate::model::native::NativeModel,
+    seqs: &[Vec<u32>],
+) -> Result<Vec<Vec<(f64, f64)>>, ModelError> {
     let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
     let stats = local.token_stats(&refs, &vec![true; seqs.len()], 1)?;
-    // per token i: (log P(i | before i), log P(i) under position i's own distribution)
-    let local_lp: Vec<Vec<(f64, f64)>> = stats
+    Ok(stats
         .iter()
         .map(|st| {
             (0..st.len())
                 .map(|i| {
-                    let right = if i == 0 {
-                        0.0
-                    } else {
-                        st[i - 1].next.map(|(v, _)| v).unwrap_or(0.0)
+                    let right = match i {
+                        0 => 0.0,
+                        _ => st[i - 1].next.map(|(v, _)| v).unwrap_or(0.0),
                     };
                     (right, st[i].here)
                 })
                 .collect()
         })
-        .collect();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| ModelError::Load(e.to_string()))?;
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(120))
-        .build()
-        .map_err(|e| ModelError::Load(e.to_string()))?;
-    let mut rows = Vec::new();
-    let mut missing = 0;
-    // token-id prompts, as lm-eval sends them; text when the server takes only text
-    // (llama-cpp-python), then checked to tokenize to as many tokens
-    let mut as_text = text_only;
-    let mut mistokenized = 0;
-    for ids in &seqs {
-        let send = |prompt: Prompt| {
-            let body = CompletionRequest {
-                model: args.get("model").cloned(),
-                prompt: Some(prompt),
-                max_tokens: Some(1),
-                temperature: Some(0.0),
-                logprobs: Some(1),
-                echo: true,
-                seed: Some(1234),
-                ..Default::default()
-            };
-            // once more when the connection broke without an answer (a server may close a
-            // kept-alive connection after an error response)
-            let once = || {
-                rt.block_on(async {
-                    let r = client.post(url).json(&body).send().await?;
-                    let r = r.error_for_status()?;
-                    r.json::<CompletionResponse>().await
-                })
-            };
-            match once() {
-                Err(e) if e.status().is_none() && e.is_request() => once(),
-                r => r,
-            }
+        .collect())
+}
+
+/// What the server answered for the probe sequences.
+struct Served {
+    /// Per answered prompt: the server's `token_logprobs` and the prompt's tokens.
+    rows: Vec<(Vec<Option<f64>>, Vec<u32>)>,
+    /// Prompts whose answer lacked entries (fewer than tokens + 1).
+    missing: usize,
+    /// Text prompts the server split into another number of tokens (left out).
+    mistokenized: usize,
+    /// Whether the prompts went as text.
+    as_text: bool,
+}
+
+impl Served {
+    /// Token-id prompts, as lm-eval sends them; text when the server takes only text (or
+    /// `text_only`), then checked to tokenize to as many tokens.
+    fn fetch(
+        url: &str,
+        model: Option<&String>,
+        local: &crate::model::native::NativeModel,
+        seqs: &[Vec<u32>],
+        text_only: bool,
+    ) -> Result<Served, ModelError> {
+        let hf = local.hf();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| ModelError::Load(e.to_string()))?;
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(120))
+            .build()
+            .map_err(|e| ModelError::Load(e.to_string()))?;
+        let mut out = Served {
+            rows: Vec::new(),
+            missing: 0,
+            mistokenized: 0,
+            as_text: text_only,
         };
-        let text = || {
-            hf.tokenizer
-                .decode(ids, false)
-                .map(Prompt::Text)
-                .map_err(|e| ModelError::Request(e.to_string()))
-        };
-        let resp = if as_text {
-            send(text()?)
-        } else {
-            // a server that refuses token ids may answer with an error status or drop the
-            // connection: try text once either way
-            match send(Prompt::Ids(ids.clone())) {
-                Err(ids_err) => match send(text()?) {
-                    Ok(r) => {
-                        as_text = true;
-                        Ok(r)
-                    }
-                    Err(text_err) => {
-                        return Err(ModelError::Request(format!(
-                            "{url}: token-id prompt: {ids_err}; as text: {text_err}"
-                        )))
-                    }
-                },
-                r => r,
+        for ids in seqs {
+            let send = |prompt: Prompt| {
+                let body = CompletionRequest {
+                    model: model.cloned(),
+                    prompt: Some(prompt),
+                    max_tokens: Some(1),
+                    temperature: Some(0.0),
+                    logprobs: Some(1),
+                    echo: true,
+                    seed: Some(1234),
+                    ..Default::default()
+                };
+                // once more when the connection broke without an answer (a server may close a
+                // kept-alive connection after an error response)
+                let once = || {
+                    rt.block_on(async {
+                        let r = client.post(url).json(&body).send().await?;
+                        let r = r.error_for_status()?;
+                        r.json::<CompletionResponse>().await
+                    })
+                };
+                match once() {
+                    Err(e) if e.status().is_none() && e.is_request() => once(),
+                    r => r,
+                }
+            };
+            let text = || {
+                hf.tokenizer
+                    .decode(ids, false)
+                    .map(Prompt::Text)
+                    .map_err(|e| ModelError::Request(e.to_string()))
+            };
+            let resp = if out.as_text {
+                send(text()?)
+            } else {
+                // a server that refuses token ids may answer with an error status or drop the
+                // connection: try text once either way
+                match send(Prompt::Ids(ids.clone())) {
+                    Err(ids_err) => match send(text()?) {
+                        Ok(r) => {
+                            out.as_text = true;
+                            Ok(r)
+                        }
+                        Err(text_err) => {
+                            return Err(ModelError::Request(format!(
+                                "{url}: token-id prompt: {ids_err}; as text: {text_err}"
+                            )))
+                        }
+                    },
+                    r => r,
+                }
             }
+            .map_err(|e| ModelError::Request(format!("{url}: {e}")))?;
+            let lp = (resp.choices.into_iter().next())
+                .and_then(|c| c.logprobs)
+                .ok_or_else(|| {
+                    ModelError::Request(format!(
+                        "{url}: no logprobs in the answer (echo with logprobs unsupported?)"
+                    ))
+                })?;
+            if out.as_text && lp.tokens.len() != ids.len() && lp.tokens.len() != ids.len() + 1 {
+                out.mistokenized += 1;
+                continue;
+            }
+            if lp.token_logprobs.len() < ids.len() + 1 {
+                out.missing += 1;
+            }
+            out.rows.push((lp.token_logprobs, ids.clone()));
         }
-        .map_err(|e| ModelError::Request(format!("{url}: {e}")))?;
-        let lp = resp
-            .choices
-            .into_iter()
-            .next()
-            .and_then(|c| c.logprobs)
-            .ok_or_else(|| {
-                ModelError::Request(format!(
-                    "{url}: no logprobs in the answer (echo with logprobs unsupported?)"
-                ))
-            })?;
-        if as_text && lp.tokens.len() != ids.len() && lp.tokens.len() != ids.len() + 1 {
-            mistokenized += 1;
-            continue;
-        }
-        if lp.token_logprobs.len() < ids.len() + 1 {
-            missing += 1;
-        }
-        rows.push((lp.token_logprobs, ids.clone()));
+        Ok(out)
     }
-    let local_by_ids: std::collections::HashMap<Vec<u32>, Vec<(f64, f64)>> =
-        seqs.iter().cloned().zip(local_lp).collect();
-    let rows: Vec<ProbeRow> = rows
-        .into_iter()
-        .map(|(server, ids)| (server, local_by_ids[&ids].clone()))
-        .collect();
-    let (reading, fits, max_abs_diff) = classify(&rows, tolerance);
-    // the probes' sums and generations through rubric's own client
+}
+
+/// The probes' sums and generations through rubric's own local-completions client against
+/// the server.
+fn through_client(
+    url: &str,
+    args: &BTreeMap<String, String>,
+    local: &crate::model::native::NativeModel,
+    probes: &Probes,
+    as_text: bool,
+) -> Result<super::Answers, ModelError> {
+    let hf = local.hf();
     let mut api_args: BTreeMap<String, String> = BTreeMap::new();
     api_args.insert("base_url".into(), url.into());
     api_args.insert("tokenizer".into(), hf.tok_dir.display().to_string());
@@ -332,27 +396,8 @@ pub fn check_server(
     if as_text {
         api_args.insert("tokenized_requests".into(), "False".into());
     }
-    let through_client = crate::model::api::ApiModel::load("local-completions", &api_args)
-        .and_then(|m| super::answers("local-completions", &m, &probes));
-    let reference = super::answers("rubric in-process", &local as &dyn LanguageModel, &probes)?;
-    let (client, client_error) = match through_client {
-        Ok(a) => (Some(Diff::of(&a, &reference)), None),
-        Err(e) => (None, Some(e.to_string())),
-    };
-    Ok(ServerReport {
-        url: url.into(),
-        text_prompts: as_text,
-        mistokenized,
-        prompts: rows.len(),
-        tokens: seqs.iter().map(Vec::len).sum(),
-        missing_entries: missing,
-        fits,
-        max_abs_diff,
-        reading,
-        client,
-        client_error,
-        tolerance,
-    })
+    let m = crate::model::api::ApiModel::load("local-completions", &api_args)?;
+    super::answers("local-completions", &m, probes)
 }
 
 /// The report as JSON.
