@@ -206,126 +206,18 @@ impl Decoder {
         if spec.family == Family::Gpt2 {
             return Decoder::load_gpt2(w, spec, max_length, device);
         }
-        let gemma = matches!(spec.family, Family::Gemma | Family::Gemma2);
-        let eps = spec.eps;
-        let rms = |w: &mut Weights, name: &str| -> std::result::Result<Norm, String> {
-            Ok(if gemma {
-                // Gemma: x * (1 + w), added and multiplied in f32 as transformers does
-                Norm::RmsF32 {
-                    w: (w.take_f32(name)? + 1.0).map_err(err)?,
-                    eps,
-                }
-            } else {
-                Norm::Rms {
-                    w: w.take(name)?,
-                    eps,
-                }
-            })
-        };
-        let lin =
-            |w: &mut Weights, name: &str, bias: bool| -> std::result::Result<Linear, String> {
-                let weight = w.take(&format!("{name}.weight"))?;
-                let b = if bias {
-                    Some(w.take(&format!("{name}.bias"))?)
-                } else {
-                    w.maybe(&format!("{name}.bias"))?
-                };
-                Linear::from_hf(weight, b).map_err(err)
-            };
-        let (nh, nkv, hd) = (spec.heads, spec.kv_heads, spec.head_dim);
-        let qkv_bias = spec.attention_bias || spec.family == Family::Qwen2;
         let mut layers = Vec::with_capacity(spec.layers);
         for i in 0..spec.layers {
-            let p = format!("model.layers.{i}");
-            let (q, k, v) = if spec.family == Family::Phi3 {
-                let fused = lin(&mut w, &format!("{p}.self_attn.qkv_proj"), qkv_bias)?;
-                (
-                    fused.columns(0, nh * hd).map_err(err)?,
-                    fused.columns(nh * hd, nkv * hd).map_err(err)?,
-                    fused.columns((nh + nkv) * hd, nkv * hd).map_err(err)?,
-                )
-            } else {
-                (
-                    lin(&mut w, &format!("{p}.self_attn.q_proj"), qkv_bias)?,
-                    lin(&mut w, &format!("{p}.self_attn.k_proj"), qkv_bias)?,
-                    lin(&mut w, &format!("{p}.self_attn.v_proj"), qkv_bias)?,
-                )
-            };
-            let o = lin(
-                &mut w,
-                &format!("{p}.self_attn.o_proj"),
-                spec.attention_bias,
-            )?;
-            let (q_norm, k_norm) = if spec.family == Family::Qwen3 {
-                (
-                    Some(rms(&mut w, &format!("{p}.self_attn.q_norm.weight"))?),
-                    Some(rms(&mut w, &format!("{p}.self_attn.k_norm.weight"))?),
-                )
-            } else {
-                (None, None)
-            };
-            let mlp = if spec.family == Family::Phi3 {
-                let fused = lin(&mut w, &format!("{p}.mlp.gate_up_proj"), spec.mlp_bias)?;
-                let inter = fused.w.dim(1).map_err(err)? / 2;
-                Mlp::Gated {
-                    gate: fused.columns(0, inter).map_err(err)?,
-                    up: fused.columns(inter, inter).map_err(err)?,
-                    down: lin(&mut w, &format!("{p}.mlp.down_proj"), spec.mlp_bias)?,
-                }
-            } else {
-                Mlp::Gated {
-                    gate: lin(&mut w, &format!("{p}.mlp.gate_proj"), spec.mlp_bias)?,
-                    up: lin(&mut w, &format!("{p}.mlp.up_proj"), spec.mlp_bias)?,
-                    down: lin(&mut w, &format!("{p}.mlp.down_proj"), spec.mlp_bias)?,
-                }
-            };
-            let sandwich = spec.family == Family::Gemma2;
-            layers.push(Layer {
-                ln_attn: rms(&mut w, &format!("{p}.input_layernorm.weight"))?,
-                ln_mlp: rms(
-                    &mut w,
-                    &format!(
-                        "{p}.{}.weight",
-                        if sandwich {
-                            "pre_feedforward_layernorm"
-                        } else {
-                            "post_attention_layernorm"
-                        }
-                    ),
-                )?,
-                post_attn: if sandwich {
-                    Some(rms(
-                        &mut w,
-                        &format!("{p}.post_attention_layernorm.weight"),
-                    )?)
-                } else {
-                    None
-                },
-                post_mlp: if sandwich {
-                    Some(rms(
-                        &mut w,
-                        &format!("{p}.post_feedforward_layernorm.weight"),
-                    )?)
-                } else {
-                    None
-                },
-                q,
-                k,
-                v,
-                o,
-                q_norm,
-                k_norm,
-                mlp,
-                window: spec.windows[i],
-            });
+            layers.push(load_layer(&mut w, &spec, i)?);
         }
         let embed = w.take("model.embed_tokens.weight")?;
-        let norm = rms(&mut w, "model.norm.weight")?;
+        let norm = rms(&mut w, &spec, "model.norm.weight")?;
         let lm_head = match w.maybe("lm_head.weight")? {
             Some(h) => ops::for_matmul(h.t().map_err(err)?).map_err(err)?,
             None => ops::for_matmul(embed.t().map_err(err)?).map_err(err)?,
         };
         let rotary = spec.rope.as_ref().map(|r| Rotary::new(r, spec.head_dim));
+        let gemma = matches!(spec.family, Family::Gemma | Family::Gemma2);
         let embed_scale = gemma.then(|| (spec.hidden as f64).sqrt());
         Ok(Decoder {
             embed,
@@ -634,4 +526,118 @@ impl Decoder {
         }
         Ok(Some(logits))
     }
+}
+
+/// An RMSNorm weight (Gemma: `x * (1 + w)`, added and multiplied in f32 as transformers does).
+fn rms(w: &mut Weights, spec: &DecoderSpec, name: &str) -> std::result::Result<Norm, String> {
+    let eps = spec.eps;
+    Ok(match spec.family {
+        Family::Gemma | Family::Gemma2 => Norm::RmsF32 {
+            w: (w.take_f32(name)? + 1.0).map_err(err)?,
+            eps,
+        },
+        _ => Norm::Rms {
+            w: w.take(name)?,
+            eps,
+        },
+    })
+}
+
+/// An `nn.Linear` (its bias when `bias`, else when the file has one).
+fn lin(w: &mut Weights, name: &str, bias: bool) -> std::result::Result<Linear, String> {
+    let weight = w.take(&format!("{name}.weight"))?;
+    let b = if bias {
+        Some(w.take(&format!("{name}.bias"))?)
+    } else {
+        w.maybe(&format!("{name}.bias"))?
+    };
+    Linear::from_hf(weight, b).map_err(err)
+}
+
+/// Decoder layer `i` of a Llama-family checkpoint (fused projections for Phi-3, q/k norms
+/// for Qwen3, sandwich norms for Gemma 2).
+fn load_layer(w: &mut Weights, spec: &DecoderSpec, i: usize) -> std::result::Result<Layer, String> {
+    let (nh, nkv, hd) = (spec.heads, spec.kv_heads, spec.head_dim);
+    let qkv_bias = spec.attention_bias || spec.family == Family::Qwen2;
+    let p = format!("model.layers.{i}");
+    let (q, k, v) = if spec.family == Family::Phi3 {
+        let fused = lin(w, &format!("{p}.self_attn.qkv_proj"), qkv_bias)?;
+        (
+            fused.columns(0, nh * hd).map_err(err)?,
+            fused.columns(nh * hd, nkv * hd).map_err(err)?,
+            fused.columns((nh + nkv) * hd, nkv * hd).map_err(err)?,
+        )
+    } else {
+        (
+            lin(w, &format!("{p}.self_attn.q_proj"), qkv_bias)?,
+            lin(w, &format!("{p}.self_attn.k_proj"), qkv_bias)?,
+            lin(w, &format!("{p}.self_attn.v_proj"), qkv_bias)?,
+        )
+    };
+    let o = lin(w, &format!("{p}.self_attn.o_proj"), spec.attention_bias)?;
+    let (q_norm, k_norm) = if spec.family == Family::Qwen3 {
+        (
+            Some(rms(w, spec, &format!("{p}.self_attn.q_norm.weight"))?),
+            Some(rms(w, spec, &format!("{p}.self_attn.k_norm.weight"))?),
+        )
+    } else {
+        (None, None)
+    };
+    let mlp = if spec.family == Family::Phi3 {
+        let fused = lin(w, &format!("{p}.mlp.gate_up_proj"), spec.mlp_bias)?;
+        let inter = fused.w.dim(1).map_err(err)? / 2;
+        Mlp::Gated {
+            gate: fused.columns(0, inter).map_err(err)?,
+            up: fused.columns(inter, inter).map_err(err)?,
+            down: lin(w, &format!("{p}.mlp.down_proj"), spec.mlp_bias)?,
+        }
+    } else {
+        Mlp::Gated {
+            gate: lin(w, &format!("{p}.mlp.gate_proj"), spec.mlp_bias)?,
+            up: lin(w, &format!("{p}.mlp.up_proj"), spec.mlp_bias)?,
+            down: lin(w, &format!("{p}.mlp.down_proj"), spec.mlp_bias)?,
+        }
+    };
+    let sandwich = spec.family == Family::Gemma2;
+    Ok(Layer {
+        ln_attn: rms(w, spec, &format!("{p}.input_layernorm.weight"))?,
+        ln_mlp: rms(
+            w,
+            spec,
+            &format!(
+                "{p}.{}.weight",
+                if sandwich {
+                    "pre_feedforward_layernorm"
+                } else {
+                    "post_attention_layernorm"
+                }
+            ),
+        )?,
+        post_attn: if sandwich {
+            Some(rms(
+                w,
+                spec,
+                &format!("{p}.post_attention_layernorm.weight"),
+            )?)
+        } else {
+            None
+        },
+        post_mlp: if sandwich {
+            Some(rms(
+                w,
+                spec,
+                &format!("{p}.post_feedforward_layernorm.weight"),
+            )?)
+        } else {
+            None
+        },
+        q,
+        k,
+        v,
+        o,
+        q_norm,
+        k_norm,
+        mlp,
+        window: spec.windows[i],
+    })
 }
