@@ -16,7 +16,12 @@ import sys
 
 MAX_LINES = 120
 # functions that stay longer than MAX_LINES, and why (path:name)
-ALLOWED = {}
+ALLOWED = {
+    "src/text/sacre.rs:tokenize_13a": "sacrebleu's 13a tokenizer: its regex passes in the "
+    "reference's order, each a byte loop, read against the reference pass by pass",
+    "src/metric/codexglue.rs:normalize": "CodeXGLUE's bleu.py `normalize`: its substitution "
+    "list transcribed in order, read against the script line by line",
+}
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 
@@ -104,10 +109,9 @@ def circles(e):
 
 def without_literals(src):
     """The source with string and character literals emptied (their braces do not count),
-    lines kept."""
-    src = re.sub(r'\br(#*)"[\s\S]*?"\1', lambda m: '""' + "\n" * m.group(0).count("\n"), src)
-    src = re.sub(r'"(?:\\[\s\S]|[^"\\])*"', lambda m: '""' + "\n" * m.group(0).count("\n"), src)
-    return re.sub(r"'(?:\\.|[^'\\])'", "' '", src)
+    lines kept. One left-to-right pass, so a `'"'` is a character and a `"'"` a string."""
+    lit = re.compile(r'\br(#*)"[\s\S]*?"\1|"(?:\\[\s\S]|[^"\\])*"|\'(?:\\.|[^\'\\])\'')
+    return lit.sub(lambda m: ('" "' if m.group(0).startswith(("r", '"')) else "' '") + "\n" * m.group(0).count("\n"), src)
 
 
 def long_functions(mods):

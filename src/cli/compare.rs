@@ -1,7 +1,7 @@
 //! `rubric compare`: which differences between runs are real, and a regression gate.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use serde_json::json;
@@ -90,8 +90,7 @@ pub struct CompareArgs {
     pub alpha: f64,
 }
 
-pub fn run(args: CompareArgs) -> Result<(), (u8, anyhow::Error)> {
-    let usage = |m: String| (exit::USAGE, anyhow::anyhow!(m));
+pub fn run(args: CompareArgs) -> Result<(), Failure> {
     if !(args.alpha > 0.0 && args.alpha < 1.0) {
         return Err(usage(format!(
             "--alpha must be in (0, 1), got {}",
@@ -107,57 +106,9 @@ pub fn run(args: CompareArgs) -> Result<(), (u8, anyhow::Error)> {
     let color = args.output.is_none()
         && std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none();
-    let emit = |text: &str| -> Result<(), (u8, anyhow::Error)> {
-        print!("{text}");
-        if let Some(path) = &args.output {
-            std::fs::write(path, text)
-                .map_err(|e| usage(format!("cannot write {}: {e}", path.display())))?;
-        }
-        Ok(())
-    };
+    let emit = |text: &str| emit(args.output.as_deref(), text);
     if let Some(baseline) = &args.baseline {
-        let [run] = args.runs.as_slice() else {
-            return Err(usage(format!(
-                "with --baseline give one run to check, got {}",
-                args.runs.len()
-            )));
-        };
-        let run = load(run).map_err(usage)?;
-        let checks = check_baseline(baseline, &run).map_err(usage)?;
-        let table = baseline_table(&checks);
-        let text = match args.format {
-            Format::Table => table.text(color),
-            Format::Markdown => table.markdown(),
-            Format::Csv => table.csv(),
-            Format::Latex => table.latex(),
-            Format::Json => format!(
-                "{}\n",
-                serde_json::to_string_pretty(&json!({
-                    "run": run.path.display().to_string(),
-                    "baseline": baseline.display().to_string(),
-                    "checks": checks.iter().map(|c| json!({
-                        "task": c.task, "metric": c.metric, "expected": c.expected,
-                        "bar": c.bar, "measured": c.measured, "wilson_bound": c.wilson,
-                        "n": c.n, "higher_is_better": c.higher_is_better, "pass": c.pass,
-                    })).collect::<Vec<_>>(),
-                }))
-                .unwrap_or_default()
-            ),
-        };
-        emit(&text)?;
-        let failed = checks.iter().filter(|c| !c.pass).count();
-        return if failed == 0 {
-            Ok(())
-        } else {
-            Err((
-                1,
-                anyhow::anyhow!(
-                    "{failed} of {} baseline checks failed ({})",
-                    checks.len(),
-                    baseline.display()
-                ),
-            ))
-        };
+        return against_baseline(&args, baseline, color);
     }
     if args.runs.len() < 2 {
         return Err(usage(
@@ -234,4 +185,67 @@ pub fn run(args: CompareArgs) -> Result<(), (u8, anyhow::Error)> {
         ));
     }
     Ok(())
+}
+
+type Failure = (u8, anyhow::Error);
+
+fn usage(m: String) -> Failure {
+    (exit::USAGE, anyhow::anyhow!(m))
+}
+
+/// The report on stdout, and in --output's file when given.
+fn emit(output: Option<&Path>, text: &str) -> Result<(), Failure> {
+    print!("{text}");
+    if let Some(path) = output {
+        std::fs::write(path, text)
+            .map_err(|e| usage(format!("cannot write {}: {e}", path.display())))?;
+    }
+    Ok(())
+}
+
+/// `--baseline FILE.yaml RUN`: the run's scores checked against the published ones; exit 1 when
+/// a check fails.
+fn against_baseline(args: &CompareArgs, baseline: &Path, color: bool) -> Result<(), Failure> {
+    let [run] = args.runs.as_slice() else {
+        return Err(usage(format!(
+            "with --baseline give one run to check, got {}",
+            args.runs.len()
+        )));
+    };
+    let run = load(run).map_err(usage)?;
+    let checks = check_baseline(baseline, &run).map_err(usage)?;
+    let table = baseline_table(&checks);
+    let text = match args.format {
+        Format::Table => table.text(color),
+        Format::Markdown => table.markdown(),
+        Format::Csv => table.csv(),
+        Format::Latex => table.latex(),
+        Format::Json => format!(
+            "{}\n",
+            serde_json::to_string_pretty(&json!({
+                "run": run.path.display().to_string(),
+                "baseline": baseline.display().to_string(),
+                "checks": checks.iter().map(|c| json!({
+                    "task": c.task, "metric": c.metric, "expected": c.expected,
+                    "bar": c.bar, "measured": c.measured, "wilson_bound": c.wilson,
+                    "n": c.n, "higher_is_better": c.higher_is_better, "pass": c.pass,
+                })).collect::<Vec<_>>(),
+            }))
+            .unwrap_or_default()
+        ),
+    };
+    emit(args.output.as_deref(), &text)?;
+    let failed = checks.iter().filter(|c| !c.pass).count();
+    if failed == 0 {
+        Ok(())
+    } else {
+        Err((
+            1,
+            anyhow::anyhow!(
+                "{failed} of {} baseline checks failed ({})",
+                checks.len(),
+                baseline.display()
+            ),
+        ))
+    }
 }

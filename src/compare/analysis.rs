@@ -403,50 +403,18 @@ fn paired_row(
 }
 
 /// Compare one task; rows, flips, notes, or the reasons it is not comparable.
+/// Each filter's docs paired where both runs have samples, or why the samples cannot pair.
+type PairedDocs<'a> = Result<BTreeMap<String, Vec<(&'a SampleDoc, &'a SampleDoc)>>, String>;
+
 fn compare_task(name: &str, ta: &TaskRun, tb: &TaskRun, opts: &Options, out: &mut Comparison) {
-    let mut soft: Vec<String> = Vec::new();
-    if ta.version != tb.version {
-        soft.push(format!(
-            "versions differ ({} vs {})",
-            ta.version, tb.version
-        ));
-    }
-    if ta.n_shot != tb.n_shot {
-        let show =
-            |v: &Option<serde_json::Value>| v.as_ref().map_or("?".to_string(), |v| v.to_string());
-        soft.push(format!(
-            "n-shot differs ({} vs {})",
-            show(&ta.n_shot),
-            show(&tb.n_shot)
-        ));
-    }
-    // pair each filter's docs where both runs have samples
-    let mut paired: BTreeMap<String, Vec<(&SampleDoc, &SampleDoc)>> = BTreeMap::new();
-    let mut unpaired_why: Option<String> = None;
-    match (&ta.samples, &tb.samples) {
-        (Ok(sa), Ok(sb)) => {
-            for (filter, docs_a) in &sa.by_filter {
-                let Some(docs_b) = sb.by_filter.get(filter) else {
-                    continue;
-                };
-                match pair_docs(docs_a, docs_b) {
-                    Ok((pairs, reasons)) => {
-                        for r in reasons {
-                            if !soft.contains(&r) {
-                                soft.push(r);
-                            }
-                        }
-                        paired.insert(filter.clone(), pairs);
-                    }
-                    Err(hard) => {
-                        out.not_comparable.push((name.to_string(), hard));
-                        return;
-                    }
-                }
-            }
+    let mut soft = setting_differences(ta, tb);
+    let paired = match pair_samples(ta, tb, &mut soft) {
+        Ok(paired) => paired,
+        Err(hard) => {
+            out.not_comparable.push((name.to_string(), hard));
+            return;
         }
-        (Err(e), _) | (_, Err(e)) => unpaired_why = Some(e.clone()),
-    }
+    };
     if !soft.is_empty() {
         if opts.allow_prompt_change {
             out.notes.push(format!(
@@ -458,47 +426,16 @@ fn compare_task(name: &str, ta: &TaskRun, tb: &TaskRun, opts: &Options, out: &mu
             return;
         }
     }
-    let base_file = ta
-        .samples
-        .as_ref()
-        .map(|s| s.path.display().to_string())
-        .unwrap_or_default();
-    let cand_file = tb
-        .samples
-        .as_ref()
-        .map(|s| s.path.display().to_string())
-        .unwrap_or_default();
-    // the metrics in both runs, with their direction
-    let mut both: Vec<(&Reported, &Reported, bool)> = Vec::new();
-    for a in &ta.metrics {
-        let Some(b) = tb
-            .metrics
-            .iter()
-            .find(|m| m.metric == a.metric && m.filter == a.filter)
-        else {
-            out.notes.push(format!(
-                "{name}: {},{} is only in the base run",
-                a.metric, a.filter
-            ));
-            continue;
-        };
-        let hib = ta.higher_is_better.get(&a.metric).copied().unwrap_or(true);
-        if tb
-            .higher_is_better
-            .get(&a.metric)
-            .is_some_and(|h| *h != hib)
-        {
-            out.notes.push(format!(
-                "{name}: the runs disagree whether higher {} is better; the base run's direction is used",
-                a.metric
-            ));
-        }
-        both.push((a, b, hib));
-    }
+    let file = |t: &TaskRun| {
+        t.samples
+            .as_ref()
+            .map(|s| s.path.display().to_string())
+            .unwrap_or_default()
+    };
+    let (base_file, cand_file) = (file(ta), file(tb));
+    let both = shared_metrics(name, ta, tb, out);
     let attempt = |a: &Reported, b: &Reported, hib: bool| -> Result<Row, String> {
-        if let Some(why) = &unpaired_why {
-            return Err(why.clone());
-        }
+        let paired = paired.as_ref().map_err(String::clone)?;
         let pairs = paired
             .get(&a.filter)
             .ok_or_else(|| format!("no samples under filter `{}` in both runs", a.filter))?;
@@ -527,13 +464,9 @@ fn compare_task(name: &str, ta: &TaskRun, tb: &TaskRun, opts: &Options, out: &mu
                     && matches!(row.test, Test::McNemar { .. })
                     && flips_done.insert(a.filter.clone())
                 {
-                    out.flips.push(flips(
-                        name,
-                        &a.metric,
-                        &a.filter,
-                        &paired[&a.filter],
-                        opts.flips,
-                    ));
+                    let pairs = &paired.as_ref().expect("a paired row had pairs")[&a.filter];
+                    out.flips
+                        .push(flips(name, &a.metric, &a.filter, pairs, opts.flips));
                 }
                 out.rows.push(row);
             }
@@ -547,6 +480,91 @@ fn compare_task(name: &str, ta: &TaskRun, tb: &TaskRun, opts: &Options, out: &mu
             )),
         }
     }
+}
+
+/// What differs in the runs' settings of a task (version, n-shot): allowed only with
+/// --allow-prompt-change.
+fn setting_differences(ta: &TaskRun, tb: &TaskRun) -> Vec<String> {
+    let mut soft: Vec<String> = Vec::new();
+    if ta.version != tb.version {
+        soft.push(format!(
+            "versions differ ({} vs {})",
+            ta.version, tb.version
+        ));
+    }
+    if ta.n_shot != tb.n_shot {
+        let show =
+            |v: &Option<serde_json::Value>| v.as_ref().map_or("?".to_string(), |v| v.to_string());
+        soft.push(format!(
+            "n-shot differs ({} vs {})",
+            show(&ta.n_shot),
+            show(&tb.n_shot)
+        ));
+    }
+    soft
+}
+
+/// Each filter's docs paired where both runs have samples; the pairing's soft differences
+/// added to `soft`; Err(hard reasons) when the task cannot be compared at all.
+fn pair_samples<'a>(
+    ta: &'a TaskRun,
+    tb: &'a TaskRun,
+    soft: &mut Vec<String>,
+) -> Result<PairedDocs<'a>, Vec<String>> {
+    let (sa, sb) = match (&ta.samples, &tb.samples) {
+        (Ok(sa), Ok(sb)) => (sa, sb),
+        (Err(e), _) | (_, Err(e)) => return Ok(Err(e.clone())),
+    };
+    let mut paired = BTreeMap::new();
+    for (filter, docs_a) in &sa.by_filter {
+        let Some(docs_b) = sb.by_filter.get(filter) else {
+            continue;
+        };
+        let (pairs, reasons) = pair_docs(docs_a, docs_b)?;
+        for r in reasons {
+            if !soft.contains(&r) {
+                soft.push(r);
+            }
+        }
+        paired.insert(filter.clone(), pairs);
+    }
+    Ok(Ok(paired))
+}
+
+/// The metrics in both runs with the base run's direction; a note for each metric only one run
+/// has, and for directions the runs disagree on.
+fn shared_metrics<'a>(
+    name: &str,
+    ta: &'a TaskRun,
+    tb: &'a TaskRun,
+    out: &mut Comparison,
+) -> Vec<(&'a Reported, &'a Reported, bool)> {
+    let mut both = Vec::new();
+    for a in &ta.metrics {
+        let Some(b) = tb
+            .metrics
+            .iter()
+            .find(|m| m.metric == a.metric && m.filter == a.filter)
+        else {
+            out.notes.push(format!(
+                "{name}: {},{} is only in the base run",
+                a.metric, a.filter
+            ));
+            continue;
+        };
+        let hib = ta.higher_is_better.get(&a.metric).copied().unwrap_or(true);
+        if tb
+            .higher_is_better
+            .get(&a.metric)
+            .is_some_and(|h| *h != hib)
+        {
+            out.notes.push(format!(
+                "{name}: the runs disagree whether higher {} is better; the base run's direction is used",
+                a.metric
+            ));
+        }
+        both.push((a, b, hib));
+    }
     for b in &tb.metrics {
         if !ta
             .metrics
@@ -559,6 +577,7 @@ fn compare_task(name: &str, ta: &TaskRun, tb: &TaskRun, opts: &Options, out: &mu
             ));
         }
     }
+    both
 }
 
 fn flips(

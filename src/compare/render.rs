@@ -407,113 +407,121 @@ pub fn render(
             v["gate"] = json!({"failed": !gate.is_empty(), "failures": gate});
             format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
         }
-        Format::Csv => {
-            let mut t = Table::new(&[
-                "candidate",
-                "task",
-                "group",
-                "metric",
-                "filter",
-                "higher_is_better",
-                "n",
-                "base",
-                "candidate_value",
-                "base_stderr",
-                "candidate_stderr",
-                "difference",
-                "ci_low",
-                "ci_high",
-                "p",
-                "p_holm",
-                "verdict",
-                "test",
-                "resamples",
-                "note",
-            ]);
-            let opt = |x: Option<f64>| x.map_or(String::new(), |x| x.to_string());
-            for c in cs {
-                for r in &c.rows {
-                    t.push(
-                        vec![
-                            c.candidate.model.clone(),
-                            r.task.clone(),
-                            r.group.to_string(),
-                            r.metric.clone(),
-                            r.filter.clone(),
-                            r.higher_is_better.to_string(),
-                            r.n.map_or(String::new(), |n| n.to_string()),
-                            r.base.to_string(),
-                            r.candidate.to_string(),
-                            opt(r.base_stderr),
-                            opt(r.candidate_stderr),
-                            r.diff.to_string(),
-                            opt(r.ci.map(|c| c.0)),
-                            opt(r.ci.map(|c| c.1)),
-                            opt(r.p),
-                            opt(r.p_holm),
-                            r.verdict.name().to_string(),
-                            r.test.name().to_string(),
-                            r.resamples.to_string(),
-                            r.note.clone().unwrap_or_default(),
-                        ],
-                        None,
-                    );
-                }
-            }
-            t.csv()
-        }
+        Format::Csv => csv(cs),
         Format::Latex => wide_table(cs).latex(),
-        Format::Table | Format::Markdown => {
-            let md = format == Format::Markdown;
-            let mut out = String::new();
-            if md {
-                out.push_str("### rubric compare\n\n");
-            }
-            let bullet = if md { "- " } else { "" };
-            if let Some(first) = cs.first() {
-                out.push_str(&format!("{bullet}{}\n", run_line("base", &first.base)));
-            }
-            for c in cs {
-                out.push_str(&format!(
-                    "{bullet}{}\n",
-                    run_line("candidate", &c.candidate)
-                ));
-            }
-            out.push('\n');
-            if cs.len() > 1 {
-                let t = wide_table(cs);
-                out.push_str(&if md { t.markdown() } else { t.text(false) });
-                out.push('\n');
-            }
-            for c in cs {
-                if cs.len() > 1 {
-                    out.push_str(&format!(
-                        "{}vs {}\n\n",
-                        if md { "#### " } else { "" },
-                        c.candidate.model
-                    ));
-                }
-                let t = detail_table(c);
-                out.push_str(&if md { t.markdown() } else { t.text(color) });
-                let ns = notes(c);
-                if !ns.is_empty() {
-                    out.push('\n');
-                    for n in ns {
-                        out.push_str(&format!("{bullet}{n}\n"));
-                    }
-                }
-                for f in &c.flips {
-                    out.push('\n');
-                    out.push_str(&flips_text(f, md));
-                }
-                out.push('\n');
-            }
-            for g in gate {
-                out.push_str(&format!("{bullet}REGRESSION {g}\n"));
-            }
-            out
+        Format::Table => text(cs, false, color, gate),
+        Format::Markdown => text(cs, true, color, gate),
+    }
+}
+
+/// One CSV line per compared metric of every candidate.
+fn csv(cs: &[Comparison]) -> String {
+    let mut t = Table::new(&[
+        "candidate",
+        "task",
+        "group",
+        "metric",
+        "filter",
+        "higher_is_better",
+        "n",
+        "base",
+        "candidate_value",
+        "base_stderr",
+        "candidate_stderr",
+        "difference",
+        "ci_low",
+        "ci_high",
+        "p",
+        "p_holm",
+        "verdict",
+        "test",
+        "resamples",
+        "note",
+    ]);
+    let opt = |x: Option<f64>| x.map_or(String::new(), |x| x.to_string());
+    for c in cs {
+        for r in &c.rows {
+            t.push(
+                vec![
+                    c.candidate.model.clone(),
+                    r.task.clone(),
+                    r.group.to_string(),
+                    r.metric.clone(),
+                    r.filter.clone(),
+                    r.higher_is_better.to_string(),
+                    r.n.map_or(String::new(), |n| n.to_string()),
+                    r.base.to_string(),
+                    r.candidate.to_string(),
+                    opt(r.base_stderr),
+                    opt(r.candidate_stderr),
+                    r.diff.to_string(),
+                    opt(r.ci.map(|c| c.0)),
+                    opt(r.ci.map(|c| c.1)),
+                    opt(r.p),
+                    opt(r.p_holm),
+                    r.verdict.name().to_string(),
+                    r.test.name().to_string(),
+                    r.resamples.to_string(),
+                    r.note.clone().unwrap_or_default(),
+                ],
+                None,
+            );
         }
     }
+    t.csv()
+}
+
+/// The report a person reads (terminal text, or Markdown for a PR comment): the runs, the wide
+/// table when there are several candidates, each candidate's detail with its notes and flips,
+/// then the gate's regressions.
+fn text(cs: &[Comparison], md: bool, color: bool, gate: &[String]) -> String {
+    let mut out = String::new();
+    if md {
+        out.push_str("### rubric compare\n\n");
+    }
+    let bullet = if md { "- " } else { "" };
+    if let Some(first) = cs.first() {
+        out.push_str(&format!("{bullet}{}\n", run_line("base", &first.base)));
+    }
+    for c in cs {
+        out.push_str(&format!(
+            "{bullet}{}\n",
+            run_line("candidate", &c.candidate)
+        ));
+    }
+    out.push('\n');
+    if cs.len() > 1 {
+        let t = wide_table(cs);
+        out.push_str(&if md { t.markdown() } else { t.text(false) });
+        out.push('\n');
+    }
+    for c in cs {
+        if cs.len() > 1 {
+            out.push_str(&format!(
+                "{}vs {}\n\n",
+                if md { "#### " } else { "" },
+                c.candidate.model
+            ));
+        }
+        let t = detail_table(c);
+        out.push_str(&if md { t.markdown() } else { t.text(color) });
+        let ns = notes(c);
+        if !ns.is_empty() {
+            out.push('\n');
+            for n in ns {
+                out.push_str(&format!("{bullet}{n}\n"));
+            }
+        }
+        for f in &c.flips {
+            out.push('\n');
+            out.push_str(&flips_text(f, md));
+        }
+        out.push('\n');
+    }
+    for g in gate {
+        out.push_str(&format!("{bullet}REGRESSION {g}\n"));
+    }
+    out
 }
 
 fn row_json(r: &Row) -> Value {

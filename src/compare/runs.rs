@@ -277,45 +277,13 @@ fn aggregations(config: Option<&Value>) -> BTreeMap<String, Aggregation> {
 
 /// Read a run: its results file and every samples file of its tasks.
 pub fn load(arg: &Path) -> Result<Run, String> {
-    let path = results_file(arg)?;
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let v = json_loads(&text).map_err(|e| {
-        format!(
-            "{}: not JSON ({e}); is it a results file of rubric or lm-eval?",
-            path.display()
-        )
-    })?;
-    let Some(results) = v.get("results").and_then(Value::as_object) else {
-        return Err(not_results(&path, &v));
-    };
-    if v.get("config_general").is_some()
-        || results.values().any(|t| !t.is_object())
-        || (v.get("versions").is_none() && v.get("configs").is_none())
-    {
-        return Err(not_results(&path, &v));
-    }
-    let tool = match (v.get("rubric"), v.get("lm_eval_version")) {
-        (Some(r), _) => format!(
-            "rubric {}",
-            r.get("version").and_then(Value::as_str).unwrap_or("?")
-        ),
-        (None, Some(l)) => format!("lm-eval {}", l.as_str().unwrap_or("?")),
-        (None, None) => "lm-eval".to_string(),
-    };
-    let config = v.get("config");
-    let model = v
-        .get("model_name")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .or_else(|| {
-            config
-                .and_then(|c| c.get("model_args"))
-                .map(|a| a.as_str().map(str::to_string).unwrap_or(a.to_string()))
-        })
-        .unwrap_or_else(|| path.display().to_string());
-    let limit = config.and_then(|c| c.get("limit")).and_then(number);
+    let (path, v) = read_results(arg)?;
+    let results = v["results"].as_object().expect("checked by read_results");
+    let (tool, model) = tool_and_model(&v, &path);
+    let limit = v
+        .get("config")
+        .and_then(|c| c.get("limit"))
+        .and_then(number);
     let stamp = path
         .file_stem()
         .and_then(|s| s.to_str())
@@ -336,7 +304,7 @@ pub fn load(arg: &Path) -> Result<Run, String> {
     let mut tasks = BTreeMap::new();
     let mut groups = BTreeMap::new();
     for (name, entry) in results {
-        let entry = entry.as_object().expect("checked above");
+        let entry = entry.as_object().expect("checked by read_results");
         let higher_is_better = bools(hib.and_then(|h| h.get(name)));
         if is_group(name) {
             let subtasks = group_subtasks
@@ -358,38 +326,13 @@ pub fn load(arg: &Path) -> Result<Run, String> {
             );
             continue;
         }
-        let samples_path = dir.join(format!("samples_{name}_{stamp}.jsonl"));
-        let samples = if samples_path.is_file() {
-            Some(read_samples(&samples_path)?)
-        } else {
-            None
-        };
         let n = obj("n-samples")
             .and_then(|m| m.get(name))
             .and_then(|m| m.get("effective"))
             .and_then(Value::as_u64)
             .map(|n| n as usize);
-        let samples = match samples {
-            Some(s) => {
-                if let Some(n) = n {
-                    for (filter, docs) in &s.by_filter {
-                        if docs.len() != n {
-                            return Err(format!(
-                                "{}: {} docs under filter `{filter}`, but {} says the task had {n} (the samples file is incomplete or from another run)",
-                                s.path.display(),
-                                docs.len(),
-                                path.display()
-                            ));
-                        }
-                    }
-                }
-                Ok(s)
-            }
-            None => Err(format!(
-                "no samples file {} (run with --log-samples for paired tests)",
-                samples_path.display()
-            )),
-        };
+        let samples_path = dir.join(format!("samples_{name}_{stamp}.jsonl"));
+        let samples = task_samples(&samples_path, n, &path)?;
         tasks.insert(
             name.clone(),
             TaskRun {
@@ -417,6 +360,83 @@ pub fn load(arg: &Path) -> Result<Run, String> {
         tasks,
         groups,
     })
+}
+
+/// The results file of a run argument, parsed, refused unless it is a results file of rubric
+/// or lm-eval (an object per task under `results`).
+fn read_results(arg: &Path) -> Result<(PathBuf, Value), String> {
+    let path = results_file(arg)?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let v = json_loads(&text).map_err(|e| {
+        format!(
+            "{}: not JSON ({e}); is it a results file of rubric or lm-eval?",
+            path.display()
+        )
+    })?;
+    let Some(results) = v.get("results").and_then(Value::as_object) else {
+        return Err(not_results(&path, &v));
+    };
+    if v.get("config_general").is_some()
+        || results.values().any(|t| !t.is_object())
+        || (v.get("versions").is_none() && v.get("configs").is_none())
+    {
+        return Err(not_results(&path, &v));
+    }
+    Ok((path, v))
+}
+
+/// Which tool wrote the results, and the model as the results name it.
+fn tool_and_model(v: &Value, path: &Path) -> (String, String) {
+    let tool = match (v.get("rubric"), v.get("lm_eval_version")) {
+        (Some(r), _) => format!(
+            "rubric {}",
+            r.get("version").and_then(Value::as_str).unwrap_or("?")
+        ),
+        (None, Some(l)) => format!("lm-eval {}", l.as_str().unwrap_or("?")),
+        (None, None) => "lm-eval".to_string(),
+    };
+    let model = v
+        .get("model_name")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .or_else(|| {
+            v.get("config")
+                .and_then(|c| c.get("model_args"))
+                .map(|a| a.as_str().map(str::to_string).unwrap_or(a.to_string()))
+        })
+        .unwrap_or_else(|| path.display().to_string());
+    (tool, model)
+}
+
+/// A task's samples file, checked against the doc count the results report: Err when it is
+/// incomplete, Ok(Err(why)) when there is none (the task compares unpaired).
+fn task_samples(
+    samples_path: &Path,
+    n: Option<usize>,
+    results_path: &Path,
+) -> Result<Result<Samples, String>, String> {
+    if !samples_path.is_file() {
+        return Ok(Err(format!(
+            "no samples file {} (run with --log-samples for paired tests)",
+            samples_path.display()
+        )));
+    }
+    let s = read_samples(samples_path)?;
+    if let Some(n) = n {
+        for (filter, docs) in &s.by_filter {
+            if docs.len() != n {
+                return Err(format!(
+                    "{}: {} docs under filter `{filter}`, but {} says the task had {n} (the samples file is incomplete or from another run)",
+                    s.path.display(),
+                    docs.len(),
+                    results_path.display()
+                ));
+            }
+        }
+    }
+    Ok(Ok(s))
 }
 
 /// The text of a response as a person reads it: a generation, or for loglikelihood

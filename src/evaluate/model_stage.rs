@@ -27,46 +27,77 @@ fn derive_seed(seed: u64, inst: &Instance, repeat: usize) -> u64 {
     u64::from_str_radix(&h[..16], 16).unwrap_or(seed)
 }
 
+/// Every unique send of the run, in first-seen order, and who consumes each.
+struct Sends {
+    /// (cache key, request) per unique send
+    unique: Vec<(String, Request)>,
+    /// [task][instance][repeat] -> index into `unique`
+    consumers: Vec<Vec<Vec<usize>>>,
+}
+
+impl Sends {
+    fn of(prepared: &[Prepared], sample_seed: u64) -> Sends {
+        let mut unique: Vec<(String, Request)> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut consumers = Vec::with_capacity(prepared.len());
+        for p in prepared {
+            let mut per_task = Vec::with_capacity(p.instances.len());
+            for inst in &p.instances {
+                let sampling = matches!(&inst.request, Request::GenerateUntil { gen_kwargs, .. } if gen_kwargs.do_sample());
+                let sends = if sampling { inst.repeats } else { 1 };
+                let mut ids = Vec::with_capacity(inst.repeats);
+                for r in 0..sends {
+                    let mut req = inst.request.clone();
+                    let seed = sampling.then(|| derive_seed(sample_seed, inst, r));
+                    if let (Request::GenerateUntil { gen_kwargs, .. }, Some(s)) = (&mut req, seed) {
+                        gen_kwargs.sample_seed = Some(s);
+                    }
+                    let key = request_key(&req, seed);
+                    let id = *index.entry(key.clone()).or_insert_with(|| {
+                        unique.push((key, req));
+                        unique.len() - 1
+                    });
+                    ids.push(id);
+                }
+                // greedy repeats share the one send
+                while ids.len() < inst.repeats {
+                    ids.push(ids[0]);
+                }
+                per_task.push(ids);
+            }
+            consumers.push(per_task);
+        }
+        Sends { unique, consumers }
+    }
+
+    /// Each consumer's answer, in the shape of `consumers`.
+    fn gather(self, answers: Vec<Option<Response>>) -> Vec<Vec<Vec<Response>>> {
+        self.consumers
+            .into_iter()
+            .map(|task| {
+                task.into_iter()
+                    .map(|ids| {
+                        ids.into_iter()
+                            .map(|u| answers[u].clone().expect("every request answered"))
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
 /// Run the model on every unique request of every task; responses per (task, instance, repeat).
 pub(super) fn run_model(
     prepared: &[Prepared],
     model: &dyn LanguageModel,
     cfg: &mut EvalConfig,
 ) -> Result<(Vec<Vec<Vec<Response>>>, usize, usize), EvalError> {
-    // unique sends, in first-seen order, and who consumes each
-    let mut unique: Vec<(String, Request)> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut consumers: Vec<Vec<Vec<usize>>> = Vec::new(); // [task][instance][repeat] -> unique id
-    for p in prepared {
-        let mut per_task = Vec::with_capacity(p.instances.len());
-        for inst in &p.instances {
-            let sampling = matches!(&inst.request, Request::GenerateUntil { gen_kwargs, .. } if gen_kwargs.do_sample());
-            let sends = if sampling { inst.repeats } else { 1 };
-            let mut ids = Vec::with_capacity(inst.repeats);
-            for r in 0..sends {
-                let mut req = inst.request.clone();
-                let seed = sampling.then(|| derive_seed(cfg.sample_seed, inst, r));
-                if let (Request::GenerateUntil { gen_kwargs, .. }, Some(s)) = (&mut req, seed) {
-                    gen_kwargs.sample_seed = Some(s);
-                }
-                let key = request_key(&req, seed);
-                let id = *index.entry(key.clone()).or_insert_with(|| {
-                    unique.push((key, req));
-                    unique.len() - 1
-                });
-                ids.push(id);
-            }
-            while ids.len() < inst.repeats {
-                ids.push(ids[0]);
-            }
-            per_task.push(ids);
-        }
-        consumers.push(per_task);
-    }
-    let mut answers: Vec<Option<Response>> = vec![None; unique.len()];
+    let sends = Sends::of(prepared, cfg.sample_seed);
+    let mut answers: Vec<Option<Response>> = vec![None; sends.unique.len()];
     let (mut cached, mut computed) = (0, 0);
     if let Some(cache) = cfg.cache.as_deref() {
-        for (i, (key, _)) in unique.iter().enumerate() {
+        for (i, (key, _)) in sends.unique.iter().enumerate() {
             if let Some(r) = cache.get(key) {
                 answers[i] = Some(r.clone());
                 cached += 1;
@@ -78,89 +109,81 @@ pub(super) fn run_model(
         RequestKind::LoglikelihoodRolling,
         RequestKind::GenerateUntil,
     ] {
-        let todo: Vec<usize> = (0..unique.len())
-            .filter(|&i| answers[i].is_none() && unique[i].1.kind() == kind)
+        let todo: Vec<usize> = (0..sends.unique.len())
+            .filter(|&i| answers[i].is_none() && sends.unique[i].1.kind() == kind)
             .collect();
-        if todo.is_empty() {
-            continue;
+        if !todo.is_empty() {
+            send_kind(model, cfg, kind, &sends.unique, &todo, &mut answers)?;
+            computed += todo.len();
         }
-        let mut progress = Progress::new(kind.as_str(), todo.len(), cfg.quiet);
-        let mut cache = cfg.cache.as_deref_mut();
-        let mut store = |slot: usize,
-                         r: Response,
-                         answers: &mut Vec<Option<Response>>|
-         -> Result<(), ModelError> {
-            let u = todo[slot];
-            if let Some(c) = cache.as_deref_mut() {
-                c.put(&unique[u].0, &r)
-                    .map_err(|e| ModelError::Request(e.to_string()))?;
-            }
-            answers[u] = Some(r);
-            progress.inc();
-            Ok(())
-        };
-        match kind {
-            RequestKind::Loglikelihood => {
-                let reqs: Vec<(String, String)> = todo
-                    .iter()
-                    .map(|&u| match &unique[u].1 {
-                        Request::Loglikelihood {
-                            context,
-                            continuation,
-                        } => (context.clone(), continuation.clone()),
-                        _ => unreachable!("grouped by kind"),
-                    })
-                    .collect();
-                model.loglikelihood(&reqs, &mut |i, (logprob, is_greedy)| {
-                    store(
-                        i,
-                        Response::Loglikelihood { logprob, is_greedy },
-                        &mut answers,
-                    )
-                })?;
-            }
-            RequestKind::LoglikelihoodRolling => {
-                let texts: Vec<String> = todo
-                    .iter()
-                    .map(|&u| match &unique[u].1 {
-                        Request::LoglikelihoodRolling { text } => text.clone(),
-                        _ => unreachable!("grouped by kind"),
-                    })
-                    .collect();
-                model.loglikelihood_rolling(&texts, &mut |i, logprob| {
-                    store(i, Response::LoglikelihoodRolling { logprob }, &mut answers)
-                })?;
-            }
-            RequestKind::GenerateUntil => {
-                let reqs: Vec<(String, crate::request::GenKwargs)> = todo
-                    .iter()
-                    .map(|&u| match &unique[u].1 {
-                        Request::GenerateUntil {
-                            context,
-                            gen_kwargs,
-                        } => (context.clone(), gen_kwargs.clone()),
-                        _ => unreachable!("grouped by kind"),
-                    })
-                    .collect();
-                model.generate_until(&reqs, &mut |i, Generation { text, truncated }| {
-                    store(i, Response::Generation { text, truncated }, &mut answers)
-                })?;
-            }
-        }
-        progress.finish();
-        computed += todo.len();
     }
-    let responses = consumers
-        .into_iter()
-        .map(|task| {
-            task.into_iter()
-                .map(|ids| {
-                    ids.into_iter()
-                        .map(|u| answers[u].clone().expect("every request answered"))
-                        .collect()
+    Ok((sends.gather(answers), cached, computed))
+}
+
+/// The `todo` sends (all of one kind) given to the model in one call, each answer cached and
+/// stored as it arrives.
+fn send_kind(
+    model: &dyn LanguageModel,
+    cfg: &mut EvalConfig,
+    kind: RequestKind,
+    unique: &[(String, Request)],
+    todo: &[usize],
+    answers: &mut [Option<Response>],
+) -> Result<(), ModelError> {
+    let mut progress = Progress::new(kind.as_str(), todo.len(), cfg.quiet);
+    let mut cache = cfg.cache.as_deref_mut();
+    let mut store = |slot: usize, r: Response| -> Result<(), ModelError> {
+        let u = todo[slot];
+        if let Some(c) = cache.as_deref_mut() {
+            c.put(&unique[u].0, &r)
+                .map_err(|e| ModelError::Request(e.to_string()))?;
+        }
+        answers[u] = Some(r);
+        progress.inc();
+        Ok(())
+    };
+    let requests = todo.iter().map(|&u| &unique[u].1);
+    match kind {
+        RequestKind::Loglikelihood => {
+            let reqs: Vec<(String, String)> = requests
+                .map(|r| match r {
+                    Request::Loglikelihood {
+                        context,
+                        continuation,
+                    } => (context.clone(), continuation.clone()),
+                    _ => unreachable!("grouped by kind"),
                 })
-                .collect()
-        })
-        .collect();
-    Ok((responses, cached, computed))
+                .collect();
+            model.loglikelihood(&reqs, &mut |i, (logprob, is_greedy)| {
+                store(i, Response::Loglikelihood { logprob, is_greedy })
+            })?;
+        }
+        RequestKind::LoglikelihoodRolling => {
+            let texts: Vec<String> = requests
+                .map(|r| match r {
+                    Request::LoglikelihoodRolling { text } => text.clone(),
+                    _ => unreachable!("grouped by kind"),
+                })
+                .collect();
+            model.loglikelihood_rolling(&texts, &mut |i, logprob| {
+                store(i, Response::LoglikelihoodRolling { logprob })
+            })?;
+        }
+        RequestKind::GenerateUntil => {
+            let reqs: Vec<(String, crate::request::GenKwargs)> = requests
+                .map(|r| match r {
+                    Request::GenerateUntil {
+                        context,
+                        gen_kwargs,
+                    } => (context.clone(), gen_kwargs.clone()),
+                    _ => unreachable!("grouped by kind"),
+                })
+                .collect();
+            model.generate_until(&reqs, &mut |i, Generation { text, truncated }| {
+                store(i, Response::Generation { text, truncated })
+            })?;
+        }
+    }
+    progress.finish();
+    Ok(())
 }

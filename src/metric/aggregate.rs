@@ -214,7 +214,21 @@ enum Prepared {
 
 impl Prepared {
     fn new(agg: &Aggregation, items: &[Item]) -> Result<Prepared, String> {
-        let wrong = |i: &Item| format!("aggregation `{}` cannot use the value {i:?}", agg.name());
+        // each item as the aggregation needs it, or the first that does not fit named
+        fn each<'a, T>(
+            agg: &Aggregation,
+            items: &'a [Item],
+            pick: impl Fn(&'a Item) -> Option<T>,
+        ) -> Result<Vec<T>, String> {
+            items
+                .iter()
+                .map(|i| {
+                    pick(i).ok_or_else(|| {
+                        format!("aggregation `{}` cannot use the value {i:?}", agg.name())
+                    })
+                })
+                .collect()
+        }
         Ok(match agg {
             Aggregation::Mean
             | Aggregation::Median
@@ -225,44 +239,26 @@ impl Prepared {
             },
             Aggregation::WeightedPerplexity | Aggregation::BitsPerByte => Prepared::Weighted {
                 agg: agg.clone(),
-                pairs: items
-                    .iter()
-                    .map(|i| {
-                        if let Item::Weighted(a, b) = i {
-                            Ok((*a, *b))
-                        } else {
-                            Err(wrong(i))
-                        }
-                    })
-                    .collect::<Result<_, _>>()?,
+                pairs: each(agg, items, |i| match i {
+                    Item::Weighted(a, b) => Some((*a, *b)),
+                    _ => None,
+                })?,
             },
             Aggregation::F1(_) | Aggregation::Mcc => Prepared::Labels {
                 agg: agg.clone(),
-                pairs: items
-                    .iter()
-                    .map(|i| {
-                        if let Item::Labels(g, p) = i {
-                            Ok((g.clone(), p.clone()))
-                        } else {
-                            Err(wrong(i))
-                        }
-                    })
-                    .collect::<Result<_, _>>()?,
+                pairs: each(agg, items, |i| match i {
+                    Item::Labels(g, p) => Some((g.clone(), p.clone())),
+                    _ => None,
+                })?,
             },
             Aggregation::Bleu
             | Aggregation::Chrf
             | Aggregation::ChrfPlusPlus
             | Aggregation::Ter => {
-                let texts: Vec<(&Vec<String>, &String)> = items
-                    .iter()
-                    .map(|i| {
-                        if let Item::Translation { refs, hyp } = i {
-                            Ok((refs, hyp))
-                        } else {
-                            Err(wrong(i))
-                        }
-                    })
-                    .collect::<Result<_, _>>()?;
+                let texts = each(agg, items, |i| match i {
+                    Item::Translation { refs, hyp } => Some((refs, hyp)),
+                    _ => None,
+                })?;
                 match agg {
                     Aggregation::Bleu => Prepared::Bleu(
                         texts
@@ -291,44 +287,24 @@ impl Prepared {
                     ),
                 }
             }
-            Aggregation::Brier => Prepared::Brier(
-                items
-                    .iter()
-                    .map(|i| {
-                        if let Item::Brier(g, p) = i {
-                            Ok(super::choices::brier(*g, p))
-                        } else {
-                            Err(wrong(i))
-                        }
-                    })
-                    .collect::<Result<_, _>>()?,
-            ),
+            Aggregation::Brier => Prepared::Brier(each(agg, items, |i| match i {
+                Item::Brier(g, p) => Some(super::choices::brier(*g, p)),
+                _ => None,
+            })?),
             Aggregation::SquadV2(key) => Prepared::Squad {
                 key,
-                questions: items
-                    .iter()
-                    .map(|i| {
-                        if let Item::Squad(q) = i {
-                            Ok(q.clone())
-                        } else {
-                            Err(wrong(i))
-                        }
-                    })
-                    .collect::<Result<_, _>>()?,
+                questions: each(agg, items, |i| match i {
+                    Item::Squad(q) => Some(q.clone()),
+                    _ => None,
+                })?,
             },
             Aggregation::Rmse { .. } | Aggregation::Mae { .. } | Aggregation::InvalidRate => {
                 Prepared::Rating {
                     agg: agg.clone(),
-                    pairs: items
-                        .iter()
-                        .map(|i| {
-                            if let Item::Rating(p, t) = i {
-                                Ok((*p, *t))
-                            } else {
-                                Err(wrong(i))
-                            }
-                        })
-                        .collect::<Result<_, _>>()?,
+                    pairs: each(agg, items, |i| match i {
+                        Item::Rating(p, t) => Some((*p, *t)),
+                        _ => None,
+                    })?,
                 }
             }
             Aggregation::Bypass => Prepared::Bypass,

@@ -83,75 +83,35 @@ pub fn convert(model_bin: &Path, tokenizer_bin: &Path, out: &Path) -> Result<(),
         take(vocab * dim)?
     };
 
-    // interleaved -> half rotation: rows (h, i, 2) -> (h, 2, i)
-    let permute = |w: &[f32], n_heads: usize, rows: usize, cols: usize| -> Vec<f32> {
-        let half = rows / n_heads / 2;
-        let mut out = vec![0f32; w.len()];
-        for h in 0..n_heads {
-            for i in 0..half {
-                for t in 0..2 {
-                    let src = h * half * 2 + i * 2 + t;
-                    let dst = h * half * 2 + t * half + i;
-                    out[dst * cols..(dst + 1) * cols]
-                        .copy_from_slice(&w[src * cols..(src + 1) * cols]);
-                }
-            }
-        }
-        out
-    };
     let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = vec![
         ("model.embed_tokens.weight".into(), vec![vocab, dim], emb),
         ("model.norm.weight".into(), vec![dim], final_norm),
         ("lm_head.weight".into(), vec![vocab, dim], cls),
     ];
     for l in 0..layers {
-        let p = format!("model.layers.{l}");
         let sl = |v: &[f32], n: usize| v[l * n..(l + 1) * n].to_vec();
-        tensors.push((
-            format!("{p}.input_layernorm.weight"),
-            vec![dim],
-            sl(&att_norm, dim),
-        ));
-        tensors.push((
-            format!("{p}.post_attention_layernorm.weight"),
-            vec![dim],
-            sl(&ffn_norm, dim),
-        ));
-        tensors.push((
-            format!("{p}.self_attn.q_proj.weight"),
-            vec![dim, dim],
-            permute(&sl(&wq, dim * dim), heads, dim, dim),
-        ));
-        tensors.push((
-            format!("{p}.self_attn.k_proj.weight"),
-            vec![kv_dim, dim],
-            permute(&sl(&wk, kv_dim * dim), kv_heads, kv_dim, dim),
-        ));
-        tensors.push((
-            format!("{p}.self_attn.v_proj.weight"),
-            vec![kv_dim, dim],
-            sl(&wv, kv_dim * dim),
-        ));
-        tensors.push((
-            format!("{p}.self_attn.o_proj.weight"),
-            vec![dim, dim],
-            sl(&wo, dim * dim),
-        ));
-        tensors.push((
-            format!("{p}.mlp.gate_proj.weight"),
-            vec![hidden, dim],
-            sl(&w1, hidden * dim),
-        ));
-        tensors.push((
-            format!("{p}.mlp.down_proj.weight"),
-            vec![dim, hidden],
-            sl(&w2, dim * hidden),
-        ));
-        tensors.push((
-            format!("{p}.mlp.up_proj.weight"),
-            vec![hidden, dim],
-            sl(&w3, hidden * dim),
-        ));
+        let layer = [
+            ("input_layernorm", vec![dim], sl(&att_norm, dim)),
+            ("post_attention_layernorm", vec![dim], sl(&ffn_norm, dim)),
+            (
+                "self_attn.q_proj",
+                vec![dim, dim],
+                half_rotation(&sl(&wq, dim * dim), heads, dim, dim),
+            ),
+            (
+                "self_attn.k_proj",
+                vec![kv_dim, dim],
+                half_rotation(&sl(&wk, kv_dim * dim), kv_heads, kv_dim, dim),
+            ),
+            ("self_attn.v_proj", vec![kv_dim, dim], sl(&wv, kv_dim * dim)),
+            ("self_attn.o_proj", vec![dim, dim], sl(&wo, dim * dim)),
+            ("mlp.gate_proj", vec![hidden, dim], sl(&w1, hidden * dim)),
+            ("mlp.down_proj", vec![dim, hidden], sl(&w2, dim * hidden)),
+            ("mlp.up_proj", vec![hidden, dim], sl(&w3, hidden * dim)),
+        ];
+        for (name, shape, w) in layer {
+            tensors.push((format!("model.layers.{l}.{name}.weight"), shape, w));
+        }
     }
     std::fs::create_dir_all(out).map_err(|e| err(format!("{}: {e}", out.display())))?;
     super::tiny::write_safetensors(&out.join("model.safetensors"), &tensors)?;
@@ -168,6 +128,23 @@ pub fn convert(model_bin: &Path, tokenizer_bin: &Path, out: &Path) -> Result<(),
     )
     .map_err(err)?;
     write_tokenizer(tokenizer_bin, vocab, out)
+}
+
+/// llama2.c's interleaved rotary rows to transformers' half rotation: rows (h, i, 2) ->
+/// (h, 2, i) for each of `n_heads` heads of a [rows, cols] weight.
+fn half_rotation(w: &[f32], n_heads: usize, rows: usize, cols: usize) -> Vec<f32> {
+    let half = rows / n_heads / 2;
+    let mut out = vec![0f32; w.len()];
+    for h in 0..n_heads {
+        for i in 0..half {
+            for t in 0..2 {
+                let src = h * half * 2 + i * 2 + t;
+                let dst = h * half * 2 + t * half + i;
+                out[dst * cols..(dst + 1) * cols].copy_from_slice(&w[src * cols..(src + 1) * cols]);
+            }
+        }
+    }
+    out
 }
 
 fn write_tokenizer(path: &Path, vocab_size: usize, out: &Path) -> Result<(), String> {

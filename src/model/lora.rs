@@ -168,26 +168,8 @@ pub(crate) fn merged_model(base: &Path, adapter: &Path) -> Result<PathBuf, Model
                         t.shape()
                     )));
                 }
-                let (a, b) = (to_f32(a)?, to_f32(b)?);
                 let mut w = to_f32(&t)?;
-                for o in 0..out_dim {
-                    for k in 0..r {
-                        let s = cfg.scaling * b[o * r + k];
-                        if s == 0.0 {
-                            continue;
-                        }
-                        let row = &a[k * in_dim..(k + 1) * in_dim];
-                        if cfg.fan_in_fan_out {
-                            for (i, y) in row.iter().enumerate() {
-                                w[i * out_dim + o] += s * y;
-                            }
-                        } else {
-                            for (x, y) in w[o * in_dim..(o + 1) * in_dim].iter_mut().zip(row) {
-                                *x += s * y;
-                            }
-                        }
-                    }
-                }
+                add_delta(&mut w, &to_f32(a)?, &to_f32(b)?, &cfg, out_dim, in_dim);
                 used += 1;
                 merged.push((
                     name,
@@ -207,7 +189,48 @@ pub(crate) fn merged_model(base: &Path, adapter: &Path) -> Result<PathBuf, Model
             cfg.targets.join(", ")
         )));
     }
-    std::fs::create_dir_all(&out).map_err(|e| err(format!("{}: {e}", out.display())))?;
+    write_merged(base, &out, &merged)?;
+    Ok(out)
+}
+
+/// W += scaling · B·A, in place (W stored transposed when the adapter says fan_in_fan_out).
+fn add_delta(
+    w: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    cfg: &AdapterConfig,
+    out_dim: usize,
+    in_dim: usize,
+) {
+    let r = a.len() / in_dim;
+    for o in 0..out_dim {
+        for k in 0..r {
+            let s = cfg.scaling * b[o * r + k];
+            if s == 0.0 {
+                continue;
+            }
+            let row = &a[k * in_dim..(k + 1) * in_dim];
+            if cfg.fan_in_fan_out {
+                for (i, y) in row.iter().enumerate() {
+                    w[i * out_dim + o] += s * y;
+                }
+            } else {
+                for (x, y) in w[o * in_dim..(o + 1) * in_dim].iter_mut().zip(row) {
+                    *x += s * y;
+                }
+            }
+        }
+    }
+}
+
+/// The merged folder: the base's config and tokenizer files beside the merged weights, each
+/// renamed into place whole.
+fn write_merged(
+    base: &Path,
+    out: &Path,
+    merged: &[(String, Vec<usize>, Vec<u8>, Dtype)],
+) -> Result<(), ModelError> {
+    std::fs::create_dir_all(out).map_err(|e| err(format!("{}: {e}", out.display())))?;
     for f in [
         "config.json",
         "tokenizer.json",
@@ -239,7 +262,7 @@ pub(crate) fn merged_model(base: &Path, adapter: &Path) -> Result<PathBuf, Model
         .map_err(|e| err(format!("{}: {e}", tmp.display())))?;
     std::fs::rename(&tmp, out.join("model.safetensors"))
         .map_err(|e| err(format!("{}: {e}", out.display())))?;
-    Ok(out)
+    Ok(())
 }
 
 /// A name part no other writer uses at the same time: the process and a counter.

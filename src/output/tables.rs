@@ -36,21 +36,31 @@ pub fn rows(doc: &Value, section: &str) -> Vec<Row> {
     let Some(entries) = doc.get(section).and_then(Value::as_object) else {
         return vec![];
     };
+    let mut out = Vec::new();
+    for (name, depth) in order(doc, entries) {
+        task_rows(doc, &name, depth, &entries[&name], &mut out);
+    }
+    out
+}
+
+fn names(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x.as_str().map(String::from))
+        .collect()
+}
+
+/// The entries in table order with their depth: each group's tree (roots sorted, children
+/// sorted), then every other entry sorted.
+fn order(doc: &Value, entries: &serde_json::Map<String, Value>) -> Vec<(String, usize)> {
     let subtasks = doc
         .get("group_subtasks")
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
-    let mut order: Vec<(String, usize)> = Vec::new();
-    let children: std::collections::HashSet<String> = subtasks
-        .values()
-        .flat_map(|v| {
-            v.as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|x| x.as_str().map(String::from))
-        })
-        .collect();
+    let children: std::collections::HashSet<String> =
+        subtasks.values().flat_map(|v| names(Some(v))).collect();
     fn visit(
         name: &str,
         depth: usize,
@@ -61,18 +71,13 @@ pub fn rows(doc: &Value, section: &str) -> Vec<Row> {
         if entries.contains_key(name) && !order.iter().any(|(n, _)| n == name) {
             order.push((name.to_string(), depth));
         }
-        let mut kids: Vec<String> = subtasks
-            .get(name)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|x| x.as_str().map(String::from))
-            .collect();
+        let mut kids = names(subtasks.get(name));
         kids.sort();
         for k in kids {
             visit(&k, depth + 1, subtasks, entries, order);
         }
     }
+    let mut order = Vec::new();
     let mut roots: Vec<&String> = subtasks.keys().filter(|k| !children.contains(*k)).collect();
     roots.sort();
     for r in roots {
@@ -86,87 +91,68 @@ pub fn rows(doc: &Value, section: &str) -> Vec<Row> {
     for k in rest {
         order.push((k.clone(), 0));
     }
-    let mut out = Vec::new();
-    for (name, depth) in order {
-        let e = &entries[&name];
-        let alias = e
-            .get("alias")
-            .and_then(Value::as_str)
-            .unwrap_or(&name)
-            .to_string();
-        let display = if depth > 0 {
-            format!("{}- {alias}", " ".repeat(depth))
-        } else {
-            alias
+    order
+}
+
+/// One row per metric of one entry; the task name and version on its first row only.
+fn task_rows(doc: &Value, name: &str, depth: usize, e: &Value, out: &mut Vec<Row>) {
+    let alias = e
+        .get("alias")
+        .and_then(Value::as_str)
+        .unwrap_or(name)
+        .to_string();
+    let display = if depth > 0 {
+        format!("{}- {alias}", " ".repeat(depth))
+    } else {
+        alias
+    };
+    let of = |key: &str| doc.get(key).and_then(|v| v.get(name));
+    let version = version_text(of("versions").unwrap_or(&Value::Null));
+    let n_shot = of("n-shot")
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| " ".into());
+    let hib = of("higher_is_better").cloned().unwrap_or(Value::Null);
+    let mut metrics: Vec<(&String, &Value)> = e
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| k.contains(',') && !k.split(',').next().unwrap_or("").ends_with("_stderr"))
+        .collect();
+    metrics.sort_by(|a, b| a.0.cmp(b.0));
+    let mut first = true;
+    for (key, v) in metrics {
+        let (m, f) = key.split_once(',').unwrap_or((key, ""));
+        let arrow = match hib.get(m).and_then(Value::as_bool) {
+            Some(true) => "↑",
+            Some(false) => "↓",
+            None => "",
         };
-        let version = version_text(
-            doc.get("versions")
-                .and_then(|v| v.get(&name))
-                .unwrap_or(&Value::Null),
-        );
-        let n_shot = doc
-            .get("n-shot")
-            .and_then(|v| v.get(&name))
-            .map(|v| v.to_string())
-            .unwrap_or_else(|| " ".into());
-        let hib = doc
-            .get("higher_is_better")
-            .and_then(|v| v.get(&name))
-            .cloned()
-            .unwrap_or(Value::Null);
-        let mut metrics: Vec<(&String, &Value)> = e
-            .as_object()
-            .into_iter()
-            .flatten()
-            .filter(|(k, _)| {
-                k.contains(',') && !k.split(',').next().unwrap_or("").ends_with("_stderr")
-            })
-            .collect();
-        metrics.sort_by(|a, b| a.0.cmp(b.0));
-        let mut first = true;
-        for (key, v) in metrics {
-            let (m, f) = key.split_once(',').unwrap_or((key, ""));
-            let arrow = match hib.get(m).and_then(Value::as_bool) {
-                Some(true) => "↑",
-                Some(false) => "↓",
-                None => "",
-            };
-            let value = v
-                .as_f64()
-                .map(|x| format!("{x:.4}"))
-                .unwrap_or_else(|| crate::py::str(v));
-            let se = e.get(format!("{m}_stderr,{f}"));
-            let (pm, stderr) = match se {
-                Some(Value::String(s)) if s == "N/A" => ("±".to_string(), "   N/A".to_string()),
-                Some(s) => (
-                    "±".to_string(),
-                    s.as_f64().map(|x| format!("{x:.4}")).unwrap_or_default(),
-                ),
-                None => (String::new(), String::new()),
-            };
-            out.push(Row {
-                task: if first {
-                    display.clone()
-                } else {
-                    String::new()
-                },
-                version: if first {
-                    version.clone()
-                } else {
-                    String::new()
-                },
-                filter: f.to_string(),
-                n_shot: n_shot.clone(),
-                metric: m.to_string(),
-                arrow: arrow.to_string(),
-                value,
-                pm,
-                stderr,
-            });
-            first = false;
-        }
+        let value = v
+            .as_f64()
+            .map(|x| format!("{x:.4}"))
+            .unwrap_or_else(|| crate::py::str(v));
+        let (pm, stderr) = match e.get(format!("{m}_stderr,{f}")) {
+            Some(Value::String(s)) if s == "N/A" => ("±".to_string(), "   N/A".to_string()),
+            Some(s) => (
+                "±".to_string(),
+                s.as_f64().map(|x| format!("{x:.4}")).unwrap_or_default(),
+            ),
+            None => (String::new(), String::new()),
+        };
+        let on_first = |s: &String| if first { s.clone() } else { String::new() };
+        out.push(Row {
+            task: on_first(&display),
+            version: on_first(&version),
+            filter: f.to_string(),
+            n_shot: n_shot.clone(),
+            metric: m.to_string(),
+            arrow: arrow.to_string(),
+            value,
+            pm,
+            stderr,
+        });
+        first = false;
     }
-    out
 }
 
 fn width(s: &str) -> usize {

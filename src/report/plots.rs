@@ -106,26 +106,7 @@ fn curve<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
 ) -> Result<()> {
     root.fill(&WHITE).map_err(err)?;
-    let mut xs = Vec::new();
-    let mut ys = Vec::new();
-    for s in &r.series {
-        for p in &s.points {
-            if let Some(v) = p.value(key) {
-                xs.push(p.x);
-                let se = v.stderr.unwrap_or(0.0);
-                ys.push(v.value - se);
-                ys.push(v.value + se);
-            }
-        }
-    }
-    let (x0, x1) = padded(
-        xs.iter().copied().fold(f64::INFINITY, f64::min),
-        xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-    );
-    let (y0, y1) = padded(
-        ys.iter().copied().fold(f64::INFINITY, f64::min),
-        ys.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-    );
+    let (xs, (x0, x1), (y0, y1)) = extent(r, key);
     let steps = r.series.iter().all(|s| s.steps);
     let integer_steps = xs.iter().all(|x| x.fract() == 0.0);
     let hib = r
@@ -222,6 +203,31 @@ fn curve<DB: DrawingBackend>(
             .map_err(err)?;
     }
     root.present().map_err(err)
+}
+
+/// The x positions of every point, and the padded ranges of x and of the values with their
+/// stderr bands.
+fn extent(r: &Report, key: &MetricKey) -> (Vec<f64>, (f64, f64), (f64, f64)) {
+    let mut xs = Vec::new();
+    let mut ys = Vec::new();
+    for s in &r.series {
+        for p in &s.points {
+            if let Some(v) = p.value(key) {
+                xs.push(p.x);
+                let se = v.stderr.unwrap_or(0.0);
+                ys.push(v.value - se);
+                ys.push(v.value + se);
+            }
+        }
+    }
+    let range = |v: &[f64]| {
+        padded(
+            v.iter().copied().fold(f64::INFINITY, f64::min),
+            v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        )
+    };
+    let (x, y) = (range(&xs), range(&ys));
+    (xs, x, y)
 }
 
 /// The runs drawn as bars: every run when there are at most 12, else each series' last.

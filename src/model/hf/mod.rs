@@ -65,69 +65,77 @@ pub(crate) fn token_str(v: Option<&Value>) -> Option<String> {
     }
 }
 
-impl HfModel {
-    pub fn open(args: &ModelArgs) -> Result<HfModel, ModelError> {
-        let (dir, name, gguf) = match (&args.pretrained, &args.gguf) {
-            (Some(p), _) => {
-                let mut dir = folder::resolve_pretrained(p)?;
-                folder::check_model_dir(&dir)?;
-                if let Some(adapter) = &args.adapter {
-                    dir = super::lora::merged_model(&dir, Path::new(adapter))?;
-                }
-                (dir, p.clone(), false)
+/// The model's files: its folder (an adapter merged in) or its GGUF file, the name it is
+/// reported under, and whether it is a GGUF.
+fn model_source(args: &ModelArgs) -> Result<(PathBuf, String, bool), ModelError> {
+    match (&args.pretrained, &args.gguf) {
+        (Some(p), _) => {
+            let mut dir = folder::resolve_pretrained(p)?;
+            folder::check_model_dir(&dir)?;
+            if let Some(adapter) = &args.adapter {
+                dir = super::lora::merged_model(&dir, Path::new(adapter))?;
             }
-            (None, Some(g)) => {
-                let path = PathBuf::from(g);
-                if !path.is_file() {
-                    return Err(load_err(format!("{g}: GGUF file not found")));
-                }
-                (path, g.clone(), true)
+            Ok((dir, p.clone(), false))
+        }
+        (None, Some(g)) => {
+            let path = PathBuf::from(g);
+            if !path.is_file() {
+                return Err(load_err(format!("{g}: GGUF file not found")));
             }
-            (None, None) => unreachable!("ModelArgs::parse requires one"),
-        };
-        // tokenizer: explicit, else the model folder's (a GGUF needs `tokenizer=`)
-        let tok_path = match &args.tokenizer {
-            Some(t) => {
-                let p = PathBuf::from(t);
-                if p.is_dir() {
-                    p.join("tokenizer.json")
-                } else {
-                    p
-                }
+            Ok((path, g.clone(), true))
+        }
+        (None, None) => unreachable!("ModelArgs::parse requires one"),
+    }
+}
+
+/// The tokenizer.json: `tokenizer=` (a file or a folder), else the model folder's; a GGUF needs
+/// `tokenizer=` unless one lies beside it.
+fn tokenizer_path(args: &ModelArgs, dir: &Path, gguf: bool) -> Result<PathBuf, ModelError> {
+    Ok(match &args.tokenizer {
+        Some(t) => {
+            let p = PathBuf::from(t);
+            if p.is_dir() {
+                p.join("tokenizer.json")
+            } else {
+                p
             }
-            None if gguf => {
-                let sibling = dir.with_file_name("tokenizer.json");
-                if sibling.is_file() {
-                    sibling
-                } else {
-                    return Err(ModelError::Args(format!(
-                        "a GGUF model needs `tokenizer=` (a tokenizer.json or an HF folder); none beside {}",
-                        dir.display()
-                    )));
-                }
+        }
+        None if gguf => {
+            let sibling = dir.with_file_name("tokenizer.json");
+            if !sibling.is_file() {
+                return Err(ModelError::Args(format!(
+                    "a GGUF model needs `tokenizer=` (a tokenizer.json or an HF folder); none beside {}",
+                    dir.display()
+                )));
             }
-            None => dir.join("tokenizer.json"),
-        };
-        let tokenizer = tokenizers::Tokenizer::from_file(&tok_path)
-            .map_err(|e| load_err(format!("{}: {e}", tok_path.display())))?;
-        let tok_dir = tok_path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let tok_config = read_json(&tok_dir.join("tokenizer_config.json")).unwrap_or(Value::Null);
-        let config = if gguf {
-            None
-        } else {
-            Some(HfConfig::read(&dir.join("config.json")).map_err(load_err)?)
-        };
-        let generation_config = if gguf {
-            Value::Null
-        } else {
-            read_json(&dir.join("generation_config.json")).unwrap_or(Value::Null)
-        };
+            sibling
+        }
+        None => dir.join("tokenizer.json"),
+    })
+}
+
+/// The special tokens rubric needs: the prefix token (bos, else eos) that rolling windows and
+/// empty contexts start from, and every id that ends a generation.
+struct Special {
+    prefix_token_id: u32,
+    prefix_text: String,
+    eos_text: Option<String>,
+    eos: Option<u32>,
+    /// the tokenizer's eos, then config.json's and generation_config.json's, each once
+    eos_ids: Vec<u32>,
+}
+
+impl Special {
+    fn of(
+        tokenizer: &tokenizers::Tokenizer,
+        tok_config: &Value,
+        tok_dir: &Path,
+        config: Option<&HfConfig>,
+        generation_config: &Value,
+    ) -> Result<Special, ModelError> {
         let bos = token_str(tok_config.get("bos_token")).and_then(|t| tokenizer.token_to_id(&t));
         let eos_text = token_str(tok_config.get("eos_token"));
-        let config_eos = config
-            .as_ref()
-            .map(HfConfig::eos_token_ids)
-            .unwrap_or_default();
+        let config_eos = config.map(HfConfig::eos_token_ids).unwrap_or_default();
         let eos = eos_text
             .as_deref()
             .and_then(|t| tokenizer.token_to_id(t))
@@ -148,6 +156,58 @@ impl HfModel {
         let prefix_text = tokenizer
             .decode(&[prefix_token_id], false)
             .unwrap_or_default();
+        Ok(Special {
+            prefix_token_id,
+            prefix_text,
+            eos_text,
+            eos,
+            eos_ids,
+        })
+    }
+}
+
+/// Where an encoder-decoder's decoder starts: `decoder_start_token_id` of the generation
+/// config, else of config.json, else its pad token.
+fn decoder_start(c: &HfConfig, generation_config: &Value) -> Result<u32, ModelError> {
+    generation_config
+        .get("decoder_start_token_id")
+        .and_then(Value::as_u64)
+        .or_else(|| c.raw.get("decoder_start_token_id").and_then(Value::as_u64))
+        .or_else(|| c.raw.get("pad_token_id").and_then(Value::as_u64))
+        .map(|id| id as u32)
+        .ok_or_else(|| {
+            load_err(format!(
+                "{}: an encoder-decoder config needs `decoder_start_token_id`",
+                c.path.display()
+            ))
+        })
+}
+
+impl HfModel {
+    pub fn open(args: &ModelArgs) -> Result<HfModel, ModelError> {
+        let (dir, name, gguf) = model_source(args)?;
+        let tok_path = tokenizer_path(args, &dir, gguf)?;
+        let tokenizer = tokenizers::Tokenizer::from_file(&tok_path)
+            .map_err(|e| load_err(format!("{}: {e}", tok_path.display())))?;
+        let tok_dir = tok_path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let tok_config = read_json(&tok_dir.join("tokenizer_config.json")).unwrap_or(Value::Null);
+        let config = if gguf {
+            None
+        } else {
+            Some(HfConfig::read(&dir.join("config.json")).map_err(load_err)?)
+        };
+        let generation_config = if gguf {
+            Value::Null
+        } else {
+            read_json(&dir.join("generation_config.json")).unwrap_or(Value::Null)
+        };
+        let special = Special::of(
+            &tokenizer,
+            &tok_config,
+            &tok_dir,
+            config.as_ref(),
+            &generation_config,
+        )?;
         let max_length = match args.max_length {
             Some(m) => m,
             None => config
@@ -162,21 +222,8 @@ impl HfModel {
                 })
                 .unwrap_or(2048),
         };
-        // encoder-decoder models: the decoder starts from `decoder_start_token_id`
         let decoder_start = match &config {
-            Some(c) if c.is_encoder_decoder() => Some(
-                generation_config
-                    .get("decoder_start_token_id")
-                    .and_then(Value::as_u64)
-                    .or_else(|| c.raw.get("decoder_start_token_id").and_then(Value::as_u64))
-                    .or_else(|| c.raw.get("pad_token_id").and_then(Value::as_u64))
-                    .ok_or_else(|| {
-                        load_err(format!(
-                            "{}: an encoder-decoder config needs `decoder_start_token_id`",
-                            c.path.display()
-                        ))
-                    })? as u32,
-            ),
+            Some(c) if c.is_encoder_decoder() => Some(decoder_start(c, &generation_config)?),
             _ => None,
         };
         let chat = chat_template(&tok_config, &tok_dir);
@@ -184,11 +231,11 @@ impl HfModel {
         extra.insert(
             "tokenizer_bos_token".into(),
             Value::from(vec![
-                Value::from(prefix_text.clone()),
-                Value::from(prefix_token_id),
+                Value::from(special.prefix_text.clone()),
+                Value::from(special.prefix_token_id),
             ]),
         );
-        if let (Some(t), Some(id)) = (&eos_text, eos) {
+        if let (Some(t), Some(id)) = (&special.eos_text, special.eos) {
             extra.insert(
                 "tokenizer_eos_token".into(),
                 Value::from(vec![Value::from(t.clone()), Value::from(id)]),
@@ -202,14 +249,14 @@ impl HfModel {
             tokenizer: std::sync::Arc::new(tokenizer),
             tok_dir,
             prep: Prep {
-                prefix_token_id,
-                prefix_text,
+                prefix_token_id: special.prefix_token_id,
+                prefix_text: special.prefix_text,
                 add_bos_token: args.add_bos_token,
                 max_length,
                 decoder_start,
             },
-            eos_text,
-            eos_ids,
+            eos_text: special.eos_text,
+            eos_ids: special.eos_ids,
             chat,
             generation: super::generation_config::GenerationConfig::read(&generation_config),
             extra,
