@@ -249,6 +249,12 @@ impl EngineModel {
             other => Err(unexpected(other)),
         }
     }
+}
+
+impl super::token_scoring::HfScoring for EngineModel {
+    fn hf(&self) -> &super::hf::HfModel {
+        &self.hf
+    }
 
     /// Score prepared inputs, sharing one forward pass between equal inputs; calls `done(i,
     /// (logprob, is_greedy))` as results arrive.
@@ -258,10 +264,10 @@ impl EngineModel {
     /// prompts of equal length in one forward pass, and a logits processor keeps the logits it
     /// is shown. Longer continuations need every position's logits: they go one at a time
     /// through the raw-logits path, after the others (the engine cannot mix the two).
-    fn score_all(
+    fn score_inputs(
         &self,
         inputs: &[ScoreInput],
-        done: &mut dyn FnMut(usize, (f64, bool)) -> Result<(), ModelError>,
+        done: OnDone<(f64, bool)>,
     ) -> Result<(), ModelError> {
         // lm-eval's order: longest input first, then by tokens
         let mut order: Vec<usize> = (0..inputs.len()).collect();
@@ -306,13 +312,15 @@ impl EngineModel {
         }
         Ok(())
     }
+}
 
+impl EngineModel {
     /// One-token continuations: a one-token completion per distinct input, `slots` in flight.
     fn score_last_position(
         &self,
         inputs: &[ScoreInput],
         groups: &[Vec<usize>],
-        done: &mut dyn FnMut(usize, (f64, bool)) -> Result<(), ModelError>,
+        done: OnDone<(f64, bool)>,
     ) -> Result<(), ModelError> {
         if groups.is_empty() {
             return Ok(());
@@ -669,20 +677,6 @@ impl EngineModel {
         tokens.truncate(n);
         let stopped = stop.ends(&tokens);
         plan.finish(&self.hf.tokenizer, &tokens, stopped)
-    }
-}
-
-impl super::token_scoring::HfScoring for EngineModel {
-    fn hf(&self) -> &super::hf::HfModel {
-        &self.hf
-    }
-
-    fn score_inputs(
-        &self,
-        inputs: &[ScoreInput],
-        done: &mut dyn FnMut(usize, (f64, bool)) -> Result<(), ModelError>,
-    ) -> Result<(), ModelError> {
-        self.score_all(inputs, done)
     }
 }
 

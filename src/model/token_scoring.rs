@@ -19,11 +19,7 @@ pub(crate) trait TokenScorer {
     fn window_inputs(&self, text: &str) -> Result<Vec<Self::Input>, ModelError>;
 
     /// Score inputs: `done(i, (log-probability, greedy))` once per input, in any order.
-    fn score(
-        &self,
-        inputs: Vec<Self::Input>,
-        done: &mut dyn FnMut(usize, (f64, bool)) -> Result<(), ModelError>,
-    ) -> Result<(), ModelError>;
+    fn score(&self, inputs: Vec<Self::Input>, done: OnDone<(f64, bool)>) -> Result<(), ModelError>;
 }
 
 /// `loglikelihood` of every (context, continuation) pair.
@@ -86,7 +82,7 @@ pub(crate) trait HfScoring {
     fn score_inputs(
         &self,
         inputs: &[ScoreInput],
-        done: &mut dyn FnMut(usize, (f64, bool)) -> Result<(), ModelError>,
+        done: OnDone<(f64, bool)>,
     ) -> Result<(), ModelError>;
 }
 
@@ -101,11 +97,7 @@ impl<T: HfScoring> TokenScorer for T {
         self.hf().rolling_inputs(text)
     }
 
-    fn score(
-        &self,
-        inputs: Vec<ScoreInput>,
-        done: &mut dyn FnMut(usize, (f64, bool)) -> Result<(), ModelError>,
-    ) -> Result<(), ModelError> {
+    fn score(&self, inputs: Vec<ScoreInput>, done: OnDone<(f64, bool)>) -> Result<(), ModelError> {
         self.score_inputs(&inputs, done)
     }
 }

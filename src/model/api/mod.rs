@@ -339,7 +339,7 @@ impl ApiModel {
     fn score_tokens(
         &self,
         inputs: Vec<(Vec<u32>, usize)>,
-        done: &mut dyn FnMut(usize, (f64, bool)) -> Result<(), ModelError>,
+        done: OnDone<(f64, bool)>,
     ) -> Result<(), ModelError> {
         // lm-eval sends the longest first
         let mut order: Vec<usize> = (0..inputs.len()).collect();
@@ -525,7 +525,7 @@ impl super::token_scoring::TokenScorer for ApiModel {
     fn score(
         &self,
         inputs: Vec<(Vec<u32>, usize)>,
-        done: &mut dyn FnMut(usize, (f64, bool)) -> Result<(), ModelError>,
+        done: OnDone<(f64, bool)>,
     ) -> Result<(), ModelError> {
         self.score_tokens(inputs, done)
     }

@@ -484,44 +484,34 @@ mod tests {
                 &mut Masks::default(),
             )
             .unwrap();
-            let padded = super::attend(
-                &q,
-                &k,
-                &v,
-                &items,
-                0,
-                Some(&mut rb),
-                shape,
-                &mut Masks::default(),
-            )
-            .unwrap();
-            assert!(
-                max_diff(&exact, &padded) < 1e-5,
-                "{}",
-                max_diff(&exact, &padded)
-            );
+            // the padded path on the given caches agrees with the packed one
+            let padded_on = |caches: &mut Vec<&mut SeqCache>| {
+                let out = super::attend(
+                    &q,
+                    &k,
+                    &v,
+                    &items,
+                    0,
+                    Some(caches),
+                    shape,
+                    &mut Masks::default(),
+                )
+                .unwrap();
+                assert!(max_diff(&exact, &out) < 1e-5, "{}", max_diff(&exact, &out));
+            };
+            padded_on(&mut rb);
             for (x, y) in a.iter().zip(&b) {
                 assert_eq!(max_diff(&x.k[0], &y.k[0]), 0.0, "the caches written alike");
             }
 
             // the same caches as slots of one pool: the same outputs, the same keys written
+            let stacked = |part: fn(&SeqCache) -> &Tensor| {
+                let parts: Vec<Tensor> = caches(20).iter().map(|c| part(c).clone()).collect();
+                vec![Tensor::cat(&parts, 0).unwrap()]
+            };
             let pool = std::sync::Arc::new(Pool {
-                k: vec![Tensor::cat(
-                    &caches(20)
-                        .iter()
-                        .map(|c| c.k[0].clone())
-                        .collect::<Vec<_>>(),
-                    0,
-                )
-                .unwrap()],
-                v: vec![Tensor::cat(
-                    &caches(20)
-                        .iter()
-                        .map(|c| c.v[0].clone())
-                        .collect::<Vec<_>>(),
-                    0,
-                )
-                .unwrap()],
+                k: stacked(|c| &c.k[0]),
+                v: stacked(|c| &c.v[0]),
             });
             let mut c: Vec<SeqCache> = (0..lens.len())
                 .map(|s| SeqCache {
@@ -531,22 +521,7 @@ mod tests {
                 })
                 .collect();
             let mut rc: Vec<&mut SeqCache> = c.iter_mut().collect();
-            let pooled = super::attend(
-                &q,
-                &k,
-                &v,
-                &items,
-                0,
-                Some(&mut rc),
-                shape,
-                &mut Masks::default(),
-            )
-            .unwrap();
-            assert!(
-                max_diff(&exact, &pooled) < 1e-5,
-                "{}",
-                max_diff(&exact, &pooled)
-            );
+            padded_on(&mut rc);
             for (s, x) in a.iter().enumerate() {
                 assert_eq!(max_diff(&x.k[0], &pool.k[0].narrow(0, s, 1).unwrap()), 0.0);
                 assert_eq!(max_diff(&x.v[0], &pool.v[0].narrow(0, s, 1).unwrap()), 0.0);

@@ -9,21 +9,7 @@ use super::scores;
 use super::t5;
 use super::{Item, NativeModel, Pass, SeqCache};
 use crate::model::prepare::ScoreInput;
-use crate::model::ModelError;
-
-impl crate::model::token_scoring::HfScoring for NativeModel {
-    fn hf(&self) -> &crate::model::hf::HfModel {
-        &self.hf
-    }
-
-    fn score_inputs(
-        &self,
-        inputs: &[ScoreInput],
-        done: &mut dyn FnMut(usize, (f64, bool)) -> Result<(), ModelError>,
-    ) -> Result<(), ModelError> {
-        self.score_all(inputs, done)
-    }
-}
+use crate::model::{ModelError, OnDone};
 
 impl NativeModel {
     /// Logits of each input's last `logits[i]` positions, inputs packed into one pass; input i
@@ -76,14 +62,20 @@ impl NativeModel {
         };
         out.map_err(|e| ModelError::Request(format!("scoring forward pass: {e}")))
     }
+}
+
+impl crate::model::token_scoring::HfScoring for NativeModel {
+    fn hf(&self) -> &crate::model::hf::HfModel {
+        &self.hf
+    }
 
     /// Score prepared inputs: equal inputs share a sequence; sequences go in token order (those
     /// sharing a prefix are neighbours; a decoder computes a shared prefix once, `prefix.rs`)
     /// and are packed into passes of up to `pass_tokens` tokens of their own.
-    fn score_all(
+    fn score_inputs(
         &self,
         inputs: &[ScoreInput],
-        done: &mut dyn FnMut(usize, (f64, bool)) -> Result<(), ModelError>,
+        done: OnDone<(f64, bool)>,
     ) -> Result<(), ModelError> {
         let groups = Groups::of(inputs)?;
         let mut prefixes = match &self.pass {
@@ -151,7 +143,9 @@ impl NativeModel {
         }
         Ok(())
     }
+}
 
+impl NativeModel {
     /// The sequences of the next pass from `start`: up to `max_seqs`, `pass_tokens` tokens of
     /// their own, and what the prefix cache admits.
     fn next_batch(
