@@ -45,8 +45,9 @@ pub struct ResponseCache {
     pub recovered_partial_line: bool,
 }
 
-/// An exclusive lock on the cache file, waiting (with a message) while another run holds it.
-fn lock(file: &File, path: &Path) -> std::io::Result<()> {
+/// An exclusive lock on a file (released when it closes), calling `waiting` first when another
+/// process holds it and it has to wait.
+pub(crate) fn lock_exclusive(file: &File, waiting: impl FnOnce()) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::io::AsRawFd;
@@ -59,17 +60,14 @@ fn lock(file: &File, path: &Path) -> std::io::Result<()> {
         if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
             return Err(err);
         }
-        eprintln!(
-            "waiting for another rubric run that is using the response cache {}",
-            path.display()
-        );
+        waiting();
         // SAFETY: as above
         if unsafe { libc::flock(fd, libc::LOCK_EX) } != 0 {
             return Err(std::io::Error::last_os_error());
         }
     }
     #[cfg(not(unix))]
-    let _ = (file, path);
+    let _ = (file, waiting);
     Ok(())
 }
 
@@ -93,7 +91,13 @@ impl ResponseCache {
             .append(true)
             .open(&path)
             .map_err(|e| io(&path, e))?;
-        lock(&file, &path).map_err(|e| io(&path, e))?;
+        lock_exclusive(&file, || {
+            eprintln!(
+                "waiting for another rubric run that is using the response cache {}",
+                path.display()
+            )
+        })
+        .map_err(|e| io(&path, e))?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(|e| io(&path, e))?;
         let mut entries = HashMap::new();

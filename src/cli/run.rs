@@ -260,6 +260,7 @@ fn parse_samples(
 
 pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
     let usage = |e: anyhow::Error| (exit::USAGE, e);
+    crate::progress::set_quiet(args.quiet);
     args.compat.check().map_err(usage)?;
     let seeds = parse_seeds(&args.seed).map_err(|e| usage(anyhow!(e)))?;
     let limit = args

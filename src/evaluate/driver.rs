@@ -275,6 +275,13 @@ fn evaluate_checkpoint(
         end: SystemTime::now(),
         model_dtype: info.dtype.clone(),
         use_cache: cache.as_ref().map(|c| c.path().display().to_string()),
+        model_provenance: info
+            .extra
+            .iter()
+            .filter(|(k, _)| ["model_revision", "model_sha", "peft_sha"].contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        hub_repos: crate::hub::opened(),
     };
     let doc = results_json(&results, &run_info);
     let table = print_table(spec, model_args_text, &doc, &results);

@@ -61,6 +61,10 @@ pub(crate) struct ModelArgs {
     pub gguf: Option<String>,
     pub tokenizer: Option<String>,
     pub adapter: Option<String>,
+    /// `revision=`: the model's (and tokenizer's) branch, tag or commit on the hub.
+    pub revision: Option<String>,
+    /// `adapter_revision=`: the adapter's, when it is a hub id.
+    pub adapter_revision: Option<String>,
     pub dtype: DType,
     pub device: DeviceArg,
     pub max_length: Option<usize>,
@@ -85,6 +89,8 @@ pub(crate) const KEYS: &[&str] = &[
     "tokenizer",
     "adapter",
     "peft",
+    "revision",
+    "adapter_revision",
     "dtype",
     "device",
     "max_length",
@@ -261,6 +267,8 @@ impl ModelArgs {
             gguf,
             tokenizer: args.get("tokenizer").cloned(),
             adapter: args.get("adapter").or_else(|| args.get("peft")).cloned(),
+            revision: args.get("revision").cloned(),
+            adapter_revision: args.get("adapter_revision").cloned(),
             dtype,
             device,
             max_length: args

@@ -40,6 +40,11 @@ pub struct RunInfo {
     pub end: std::time::SystemTime,
     pub model_dtype: String,
     pub use_cache: Option<String>,
+    /// lm-eval's `model_revision`, `model_sha`, `peft_sha` (for `config`), when the model or
+    /// adapter came from the hub.
+    pub model_provenance: Map<String, Value>,
+    /// Every hub repo the run read, with the commit its revision resolved to.
+    pub hub_repos: Vec<Value>,
 }
 
 fn num(x: f64) -> Value {
@@ -106,6 +111,10 @@ pub fn results_json(r: &EvalResults, info: &RunInfo) -> Value {
         "rubric".into(),
         json!({"version": env!("CARGO_PKG_VERSION"), "requests_cached": r.cached, "requests_computed": r.computed, "generations": Value::Object(t.truncated)}),
     );
+    if let (false, Some(Value::Object(rubric))) = (info.hub_repos.is_empty(), doc.get_mut("rubric"))
+    {
+        rubric.insert("hub".into(), Value::Array(info.hub_repos.clone()));
+    }
     Value::Object(doc)
 }
 
@@ -211,6 +220,9 @@ fn run_entries(doc: &mut Map<String, Value>, info: &RunInfo, task_hashes: Map<St
             "random_seed": seed(info.seeds[0]), "numpy_seed": seed(info.seeds[1]), "torch_seed": seed(info.seeds[2]), "fewshot_seed": seed(info.seeds[3])
         }),
     );
+    if let Some(Value::Object(config)) = doc.get_mut("config") {
+        config.extend(info.model_provenance.clone());
+    }
     doc.insert("git_hash".into(), git_hash());
     doc.insert("date".into(), num(seconds(info.start)));
     doc.insert("task_hashes".into(), Value::Object(task_hashes));

@@ -234,7 +234,10 @@ fn split_files(
         }
         return data_dir_files(dir, &ds.path, ds.name.as_deref(), split);
     }
-    hub::split_files(&ds.path, ds.name.as_deref(), split).map_err(DatasetError::Hub)
+    let revision = ds.kwargs.get("revision").and_then(Value::as_str);
+    hub::split_files(&ds.path, ds.name.as_deref(), split, revision)
+        .map(|(files, _commit)| files)
+        .map_err(DatasetError::Hub)
 }
 
 /// `data_files` as lm-eval/`datasets` accept it: a path, a list (both meaning `train`), or a

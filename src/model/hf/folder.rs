@@ -121,49 +121,117 @@ pub(crate) fn check_model_dir(dir: &Path) -> Result<(), ModelError> {
     Ok(())
 }
 
-/// A hub id resolved through the Hugging Face cache (`models--owner--name/snapshots/...`).
-pub(crate) fn resolve_pretrained(id: &str) -> Result<PathBuf, ModelError> {
+/// A model or adapter folder, and the hub commit it came from when it was named by hub id.
+pub(crate) struct Source {
+    pub dir: PathBuf,
+    pub commit: Option<String>,
+}
+
+/// Files a model folder may hold besides its weights (all that are in the repo are fetched).
+const MODEL_FILES: &[&str] = &[
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "chat_template.json",
+];
+
+/// A path as given, else a hub id at `revision`: every file the model needs fetched into the
+/// hub cache (or found there), the snapshot's folder returned. `adapter` fetches a PEFT
+/// adapter's files instead of a model's.
+pub(crate) fn resolve_pretrained(
+    id: &str,
+    revision: Option<&str>,
+    adapter: bool,
+) -> Result<Source, ModelError> {
     let p = PathBuf::from(id);
-    if p.exists() {
-        return Ok(p);
+    if p.exists() || !crate::hub::Repo::is_id(id) {
+        return Ok(Source {
+            dir: p,
+            commit: None,
+        });
     }
-    let folder = crate::hub::cache_dir().join(format!("models--{}", id.replace('/', "--")));
-    if let Ok(commit) = std::fs::read_to_string(folder.join("refs/main")) {
-        let snap = folder.join("snapshots").join(commit.trim());
-        if snap.is_dir() {
-            return Ok(snap);
+    let hub = |e: crate::hub::HubError| load_err(e.message);
+    let snap = crate::hub::Snapshot::open(&crate::hub::Repo::new(
+        crate::hub::Kind::Model,
+        id,
+        revision,
+    ))
+    .map_err(hub)?;
+    let (kind, config, weights, index, torch) = if adapter {
+        (
+            "adapter",
+            "adapter_config.json",
+            "adapter_model.safetensors",
+            None,
+            "adapter_model.bin",
+        )
+    } else {
+        (
+            "model",
+            "config.json",
+            "model.safetensors",
+            Some("model.safetensors.index.json"),
+            "pytorch_model.bin",
+        )
+    };
+    let mut wanted: Vec<String> = Vec::new();
+    wanted.push(config.to_string());
+    if !adapter {
+        wanted.extend(MODEL_FILES.iter().map(|f| f.to_string()));
+    }
+    if snap.has(weights) {
+        wanted.push(weights.to_string());
+    } else if let Some(index) = index.filter(|i| snap.has(i)) {
+        // a sharded checkpoint: the index names the shards
+        let index_path = snap.get(index).map_err(hub)?;
+        let v = read_json(&index_path)?;
+        let mut shards: Vec<String> = v
+            .get("weight_map")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.values()
+                    .filter_map(|f| f.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        shards.sort();
+        shards.dedup();
+        if shards.is_empty() {
+            return Err(load_err(format!(
+                "{}: `weight_map` names no shard",
+                index_path.display()
+            )));
         }
-    }
-    if crate::hub::offline() {
+        wanted.push(index.to_string());
+        wanted.extend(shards);
+    } else if snap
+        .files
+        .iter()
+        .any(|f| f == torch || (f.starts_with("pytorch_model-") && f.ends_with(".bin")))
+    {
         return Err(load_err(format!(
-            "`{id}` is neither a folder nor in the Hugging Face cache at {} (HF_HUB_OFFLINE is set)",
-            crate::hub::cache_dir().display()
+            "{kind} `{id}` at {} has PyTorch `.bin` weights only; rubric reads safetensors. Convert them once (transformers: `AutoModelForCausalLM.from_pretrained(\"{id}\").save_pretrained(DIR)`; peft: `PeftModel.save_pretrained(DIR)`) and pass the folder, or use a revision with safetensors",
+            snap.commit
+        )));
+    } else {
+        return Err(load_err(format!(
+            "{kind} `{id}` at {} has no `{weights}`{}",
+            snap.commit,
+            index.map(|i| format!(" and no `{i}`")).unwrap_or_default()
         )));
     }
-    let api = hf_hub::api::sync::ApiBuilder::new()
-        .with_cache_dir(crate::hub::cache_dir())
-        .build()
-        .map_err(load_err)?;
-    let repo = api.model(id.to_string());
-    let mut dir = None;
-    for f in [
-        "config.json",
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "generation_config.json",
-        "model.safetensors",
-    ] {
-        match repo.get(f) {
-            Ok(p) => dir = p.parent().map(Path::to_path_buf),
-            Err(e) if f == "config.json" || f == "model.safetensors" => {
-                return Err(load_err(format!(
-                    "cannot fetch `{f}` of `{id}` from the hub: {e}"
-                )))
-            }
-            Err(_) => {}
+    for f in &wanted {
+        if f == config || snap.has(f) {
+            snap.get(f).map_err(hub)?;
         }
     }
-    dir.ok_or_else(|| load_err(format!("cannot resolve `{id}`")))
+    Ok(Source {
+        dir: snap.dir().to_path_buf(),
+        commit: Some(snap.commit.clone()),
+    })
 }
 
 /// Every tensor of a folder's safetensors files on `device`: as f32, or with `as_stored` in the

@@ -66,23 +66,40 @@ pub(crate) fn token_str(v: Option<&Value>) -> Option<String> {
 }
 
 /// The model's files: its folder (an adapter merged in) or its GGUF file, the name it is
-/// reported under, and whether it is a GGUF.
-fn model_source(args: &ModelArgs) -> Result<(PathBuf, String, bool), ModelError> {
+/// reported under, whether it is a GGUF, and the hub commits it came from (lm-eval's
+/// `model_sha` and `peft_sha`).
+fn model_source(
+    args: &ModelArgs,
+) -> Result<(PathBuf, String, bool, BTreeMap<String, Value>), ModelError> {
+    let mut provenance = BTreeMap::new();
     match (&args.pretrained, &args.gguf) {
         (Some(p), _) => {
-            let mut dir = folder::resolve_pretrained(p)?;
-            folder::check_model_dir(&dir)?;
-            if let Some(adapter) = &args.adapter {
-                dir = super::lora::merged_model(&dir, Path::new(adapter))?;
+            let model = folder::resolve_pretrained(p, args.revision.as_deref(), false)?;
+            folder::check_model_dir(&model.dir)?;
+            if let Some(sha) = model.commit {
+                provenance.insert(
+                    "model_revision".into(),
+                    Value::from(args.revision.as_deref().unwrap_or("main")),
+                );
+                provenance.insert("model_sha".into(), Value::from(sha));
             }
-            Ok((dir, p.clone(), false))
+            let mut dir = model.dir;
+            if let Some(adapter) = &args.adapter {
+                let a =
+                    folder::resolve_pretrained(adapter, args.adapter_revision.as_deref(), true)?;
+                if let Some(sha) = a.commit {
+                    provenance.insert("peft_sha".into(), Value::from(sha));
+                }
+                dir = super::lora::merged_model(&dir, &a.dir)?;
+            }
+            Ok((dir, p.clone(), false, provenance))
         }
         (None, Some(g)) => {
             let path = PathBuf::from(g);
             if !path.is_file() {
                 return Err(load_err(format!("{g}: GGUF file not found")));
             }
-            Ok((path, g.clone(), true))
+            Ok((path, g.clone(), true, provenance))
         }
         (None, None) => unreachable!("ModelArgs::parse requires one"),
     }
@@ -185,7 +202,7 @@ fn decoder_start(c: &HfConfig, generation_config: &Value) -> Result<u32, ModelEr
 
 impl HfModel {
     pub fn open(args: &ModelArgs) -> Result<HfModel, ModelError> {
-        let (dir, name, gguf) = model_source(args)?;
+        let (dir, name, gguf, provenance) = model_source(args)?;
         let tok_path = tokenizer_path(args, &dir, gguf)?;
         let tokenizer = tokenizers::Tokenizer::from_file(&tok_path)
             .map_err(|e| load_err(format!("{}: {e}", tok_path.display())))?;
@@ -227,7 +244,7 @@ impl HfModel {
             _ => None,
         };
         let chat = chat_template(&tok_config, &tok_dir);
-        let mut extra = BTreeMap::new();
+        let mut extra = provenance;
         extra.insert(
             "tokenizer_bos_token".into(),
             Value::from(vec![
