@@ -48,7 +48,16 @@ impl Double {
         panic!("the hub double did not start");
     }
 
-    /// The requests it answered, as `METHOD PATH range=...` lines.
+    /// The `Range` header of each request for a path holding `part` (`-` for none).
+    fn ranges(&self, part: &str) -> Vec<String> {
+        self.log()
+            .iter()
+            .filter(|r| r["path"].as_str().unwrap_or("").contains(part))
+            .map(|r| r["range"].as_str().unwrap_or("-").to_string())
+            .collect()
+    }
+
+    /// The requests it answered (method, path, status, range, auth), in order.
     fn log(&self) -> Vec<Value> {
         let text = ureq::get(&format!("{}/_double/log", self.url))
             .call()
@@ -416,12 +425,7 @@ fn a_cut_or_killed_download_resumes() {
     let cut = run("pretrained=rubric-test/llama", &home, &env, &data);
     assert_eq!(ok(&cut)["responses"], local["responses"]);
     assert!(cut.1.contains("resuming"), "{}", cut.1);
-    let ranges: Vec<String> = hub
-        .log()
-        .iter()
-        .filter(|r| r["path"].as_str().unwrap_or("").contains(&etag))
-        .map(|r| r["range"].as_str().unwrap_or("-").to_string())
-        .collect();
+    let ranges = hub.ranges(&etag);
     assert!(ranges.iter().any(|r| r == "bytes=1000-"), "{ranges:?}");
     drop(hub);
 
@@ -435,12 +439,7 @@ fn a_cut_or_killed_download_resumes() {
     let env = [("HF_ENDPOINT", hub.url.as_str())];
     let resumed = run("pretrained=rubric-test/llama", &home, &env, &data);
     assert_eq!(ok(&resumed)["responses"], local["responses"]);
-    let ranges: Vec<String> = hub
-        .log()
-        .iter()
-        .filter(|r| r["path"].as_str().unwrap_or("").contains(&etag))
-        .map(|r| r["range"].as_str().unwrap_or("-").to_string())
-        .collect();
+    let ranges = hub.ranges(&etag);
     assert_eq!(ranges, vec![format!("bytes={half}-")]);
     assert_eq!(std::fs::read(blobs.join(&etag)).unwrap(), weights);
 }
