@@ -27,6 +27,17 @@ const MODELS: &[&str] = &[
     "gpt2",
     "t5",
     "flan_t5",
+    "gpt2_inner",
+    "llama_linear",
+    "llama_dynamic",
+    "qwen2_yarn",
+    "phi3_longrope",
+    "gemma3",
+    "smollm3",
+    "olmo2",
+    "ministral3",
+    "qwen3_moe",
+    "mixtral",
 ];
 
 /// A model folder with the chosen layout as its config.json.
@@ -163,6 +174,86 @@ fn flan_t5() {
 }
 
 #[test]
+fn gpt2_n_inner() {
+    check("gpt2_inner");
+}
+
+#[test]
+fn llama_rope_linear() {
+    check("llama_linear");
+}
+
+#[test]
+fn llama_rope_dynamic() {
+    check("llama_dynamic");
+}
+
+#[test]
+fn qwen2_rope_yarn() {
+    check("qwen2_yarn");
+}
+
+/// Short and long factors both: requests and generations pass 64 tokens, and generation
+/// computes the cache again where transformers' Phi-3 does.
+#[test]
+fn phi3_rope_longrope() {
+    check("phi3_longrope");
+}
+
+#[test]
+fn gemma3_text() {
+    check("gemma3");
+}
+
+#[test]
+fn smollm3() {
+    check("smollm3");
+}
+
+#[test]
+fn olmo2() {
+    check("olmo2");
+}
+
+#[test]
+fn ministral3() {
+    check("ministral3");
+}
+
+#[test]
+fn qwen3_moe() {
+    check("qwen3_moe");
+}
+
+#[test]
+fn mixtral() {
+    check("mixtral");
+}
+
+/// Past `max_position_embeddings` transformers' dynamic NTK depends on the sequences it has
+/// seen before: refused, with the reason.
+#[test]
+fn dynamic_rope_refuses_past_its_length() {
+    let dir = folder("llama_dynamic", "v5");
+    let model = load(dir.path(), &[("max_length", "400")]).unwrap();
+    let long = "the cat sat on the mat ".repeat(60);
+    let mut got = Vec::new();
+    let err = model
+        .loglikelihood(&[(long, " yes".into())], &mut |_, r| {
+            got.push(r);
+            Ok(())
+        })
+        .err()
+        .expect("refused");
+    assert!(got.is_empty());
+    let msg = err.to_string();
+    assert!(
+        msg.contains("160 positions") && msg.contains("rope_type dynamic"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn every_fixture_is_tested() {
     let dir = common::crate_root().join("fixtures/models");
     let mut found: Vec<String> = std::fs::read_dir(&dir)
@@ -192,8 +283,8 @@ fn unimplemented_configs_are_refused_by_field() {
     let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
         (
             "llama",
-            Box::new(|v| v["rope_parameters"]["rope_type"] = "yarn".into()),
-            "`rope_type`: `yarn` is not implemented",
+            Box::new(|v| v["rope_parameters"]["rope_type"] = "proportional".into()),
+            "`rope_type`: `proportional` is not implemented",
         ),
         (
             "llama",

@@ -5,9 +5,10 @@ lm-eval 0.4.13's HF-backend numbers on them (transformers + torch, float32, CPU,
 For each architecture this writes
 - fixtures/models/<name>/: model.safetensors, tokenizer.json, tokenizer_config.json,
   generation_config.json and two configs of the same model: `config.json` as transformers 5
-  saves it (nested `rope_parameters`, `dtype`) and `config.v4.json` as transformers 4.57 saves
-  it (top-level `rope_theta` / `rope_scaling`, `torch_dtype`; written by a transformers 4
-  venv, `.venv-tf4`, from the same constructor arguments);
+  saves it (nested `rope_parameters`, `dtype`) and `config.v4.json` as transformers 4 saves
+  it (top-level `rope_theta` / `rope_scaling`; written by a transformers 4 venv, `.venv-tf4`,
+  from the same constructor arguments: 4.51.3 wrote the first twelve, with `torch_dtype`,
+  4.57.6 those from gpt2_inner on, with `dtype` as 4.56+ saves it);
 - tests/golden/architectures/<name>.json: loglikelihoods (with is_greedy), rolling
   loglikelihoods and greedy generations from lm-eval's HFLM on the transformers 5 folder. The
   script checks that the transformers 4 layout gives transformers 5 the same numbers.
@@ -17,9 +18,23 @@ qwen2 (q/k/v biases, a sliding window that is switched off), qwen3 (q/k norms, h
 from hidden/heads), mistral (sliding window), gemma (head_dim apart, both activation fields as
 Google's configs have them), gemma2 (soft-capping, alternating sliding windows, sandwich norms,
 query_pre_attn_scalar), phi3 (fused projections, partial rotary, sliding window), gpt2, t5
-(v1.0: relu, tied and scaled) and flan-t5 style (gated-gelu, untied). Weights are random at a
-scale where logits are far from uniform; norm weights and biases are random too, so a wrong
-norm or a dropped bias changes the numbers.
+(v1.0: relu, tied and scaled) and flan-t5 style (gated-gelu, untied); then gpt2_inner (n_inner
+apart from 4 * n_embd), llama_linear and llama_dynamic (linear and dynamic-NTK rope scaling; the
+latter never rescales within max_position_embeddings, so it gives plain RoPE's numbers),
+qwen2_yarn (Qwen2.5's YaRN, legacy "type" key), phi3_longrope (Phi-3.5 / Phi-4-mini LongRoPE:
+short and long factors, switching past original_max_position_embeddings 64, partial rotary
+0.75), gemma3 (gemma3_text: sliding and full layers with their own RoPE, local theta 1e4 and
+global theta 1e6 with linear factor 8, q/k norms, sandwich norms), smollm3 (a NoPE layer),
+olmo2 (post-norms only, q/k norms over the whole projection), ministral3 (YaRN and Llama 4's
+position-dependent query scale; transformers 4 lacks the type, so its config.v4.json is written
+as a MistralConfig with model_type put back), qwen3_moe (a dense and a sparse layer, 4 experts,
+top 2 renormalized) and mixtral (4 experts, top 2, sliding window 16). transformers 5 holds
+experts fused (experts.gate_up_proj / experts.down_proj) but saves them per expert as hub
+checkpoints have them (Mixtral's block_sparse_moe.experts.N.w1/w2/w3, Qwen-MoE's
+mlp.experts.N.gate_proj/up_proj/down_proj): the script checks that, and that the routers pick
+different experts for different tokens. Weights are random at a scale where logits are far
+from uniform; norm weights and biases are random too, so a wrong norm or a dropped bias changes
+the numbers.
 
 Run from the crate root:  .venv/bin/python scripts/golden/architectures.py [name ...]
 Needs: .venv with lm-eval==0.4.13 torch transformers (5.x); .venv-tf4 with transformers<5.
@@ -100,6 +115,57 @@ ARCHS = [
     ("flan_t5", "t5", "t5", dict(d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4,
         relative_attention_num_buckets=8, relative_attention_max_distance=20, feed_forward_proj="gated-gelu",
         tie_word_embeddings=False, n_positions=160, vocab_size=MODEL_VOCAB, decoder_start_token_id=0)),
+    # GPT-2 with an MLP width other than 4 * n_embd
+    ("gpt2_inner", "gpt2", "gpt2", dict(n_embd=32, n_layer=2, n_head=4, n_inner=48, n_positions=160,
+        vocab_size=MODEL_VOCAB, activation_function="gelu_new")),
+    # RoPE scaling types on Llama: linear (position interpolation) and dynamic NTK (lm-eval truncates to
+    # max_position_embeddings, so dynamic never rescales: the same numbers as no scaling)
+    ("llama_linear", "llama", "bos", dict(SMALL, rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False,
+        rope_scaling={"rope_type": "linear", "factor": 2.0})),
+    ("llama_dynamic", "llama", "bos", dict(SMALL, rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False,
+        rope_scaling={"rope_type": "dynamic", "factor": 2.0})),
+    # Qwen2.5's long-context YaRN, in its config's legacy spelling ("type"); head_dim 16 and theta 1e4 put a
+    # dimension inside the ramp (extrapolated, mixed half-half, interpolated) and mscale 0.1 ln 4 + 1 on cos/sin
+    ("qwen2_yarn", "qwen2", "qwen", dict(SMALL, hidden_size=64, rope_theta=10000.0, rms_norm_eps=1e-6,
+        tie_word_embeddings=True, use_sliding_window=False, sliding_window=None, max_window_layers=2,
+        rope_scaling={"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32})),
+    # Phi-3.5-mini / Phi-4-mini's LongRoPE: short factors up to 64 tokens, long ones beyond (LONG), the
+    # attention factor sqrt(1 + ln(160 / 64) / ln 64) on cos/sin, partial rotary 0.75 of head_dim 16
+    ("phi3_longrope", "phi3", "bos", dict(SMALL, hidden_size=64, rms_norm_eps=1e-5, rope_theta=10000.0,
+        partial_rotary_factor=0.75, original_max_position_embeddings=64, sliding_window=None,
+        tie_word_embeddings=True,
+        rope_scaling={"type": "longrope", "short_factor": [1.0, 1.05, 1.1, 1.15, 1.2, 1.3],
+                      "long_factor": [1.5, 2.0, 3.0, 4.5, 6.0, 8.0]})),
+    # Gemma 3 text (gemma-3-1b / 270m's Gemma3ForCausalLM): sliding and global layers with their own RoPE
+    # (local theta 1e4 unscaled; global theta 1e6 with gemma-3-4b's linear factor 8), q/k norms,
+    # sandwich norms, query_pre_attn_scalar apart from head_dim, head_dim apart from hidden / heads
+    ("gemma3", "gemma3_text", "bos", dict(SMALL, num_hidden_layers=3, head_dim=16, query_pre_attn_scalar=24,
+        sliding_window=16, layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+        hidden_activation="gelu_pytorch_tanh", rms_norm_eps=1e-6, rope_theta=1000000.0,
+        rope_local_base_freq=10000.0, rope_scaling={"rope_type": "linear", "factor": 8.0},
+        tie_word_embeddings=True)),
+    # SmolLM3: no_rope_layers[i] == 1 means layer i uses RoPE; layer 1 is NoPE
+    ("smollm3", "smollm3", "gpt2", dict(SMALL, num_hidden_layers=3, no_rope_layers=[1, 0, 1], rope_theta=5000000.0,
+        rms_norm_eps=1e-6, use_sliding_window=False, sliding_window=None, tie_word_embeddings=True)),
+    # OLMo 2: no pre-norms, norms after attention and MLP, q/k norms over the whole projection
+    ("olmo2", "olmo2", "gpt2", dict(SMALL, rope_theta=500000.0, rms_norm_eps=1e-6, tie_word_embeddings=False)),
+    # Ministral 3 (transformers 5 only): YaRN with mscale == mscale_all_dim (attention factor 1) and
+    # Llama 4's query scale 1 + beta ln(1 + floor(pos / original_max_position_embeddings)). transformers 4
+    # has no ministral3: config.v4.json is the 4.x layout of the same model (top-level rope_theta, the
+    # rest in rope_scaling) written by transformers 4 as a MistralConfig, with model_type ministral3
+    ("ministral3", "ministral3", "bos", dict(SMALL, head_dim=32, rms_norm_eps=1e-5, rope_theta=1000000.0,
+        sliding_window=None, tie_word_embeddings=False,
+        rope_scaling={"type": "yarn", "rope_type": "yarn", "factor": 5.0, "original_max_position_embeddings": 32,
+                      "max_position_embeddings": 160, "beta_fast": 32.0, "beta_slow": 1.0, "mscale": 1.0,
+                      "mscale_all_dim": 1.0, "llama_4_scaling_beta": 0.1})),
+    # Qwen3-MoE: layer 0 dense (mlp_only_layers), layer 1 sparse: 4 experts, top 2, renormalized
+    ("qwen3_moe", "qwen3_moe", "qwen", dict(SMALL, head_dim=16, moe_intermediate_size=16, num_experts=4,
+        num_experts_per_tok=2, norm_topk_prob=True, mlp_only_layers=[0], decoder_sparse_step=1,
+        rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=False, use_sliding_window=False,
+        sliding_window=None, max_window_layers=2)),
+    # Mixtral: every layer sparse, 4 experts, top 2; a sliding window of 16
+    ("mixtral", "mixtral", "bos", dict(SMALL, intermediate_size=48, num_local_experts=4, num_experts_per_tok=2,
+        rope_theta=1000000.0, rms_norm_eps=1e-5, sliding_window=16, tie_word_embeddings=False)),
 ]
 
 LONG = " ".join(["the quick brown fox jumps over the lazy dog and the cat sat on the mat"] * 12)
@@ -190,8 +256,8 @@ def randomize(model, gemma_norms, n_tokens):
                 p.copy_(0.2 * torch.randn(p.shape, generator=g))
             elif "relative_attention_bias" in name:
                 p.copy_(1.0 * torch.randn(p.shape, generator=g))
-            else:
-                p.copy_(1.5 / min(p.shape) ** 0.5 * torch.randn(p.shape, generator=g))
+            else:  # a matrix, or a stack of experts' matrices (scaled as one expert's)
+                p.copy_(1.5 / min(p.shape[-2:]) ** 0.5 * torch.randn(p.shape, generator=g))
             if p.dim() == 2 and p.shape[0] == MODEL_VOCAB and ("embed" in name or "lm_head" in name or "wte" in name or "shared" in name):
                 p[n_tokens:] *= 0.1  # rows no token maps to stay unlikely, as in trained models
 
@@ -204,7 +270,7 @@ def build(name, model_type, tok_kind, kwargs, out):
         kwargs.update(pad_token_id=ids["pad_token"], eos_token_id=ids["eos_token"])
     else:
         kwargs.update(eos_token_id=ids["eos_token"], bos_token_id=ids.get("bos_token", ids["eos_token"]))
-        if "pad_token" in ids or model_type == "phi3":  # Phi-3's default pad id lies outside this vocabulary
+        if "pad_token" in ids or model_type in ("phi3", "smollm3"):  # their default pad ids lie outside this vocabulary
             kwargs["pad_token_id"] = ids.get("pad_token", ids["eos_token"])
     torch.manual_seed(0)
     # transformers 5 rewrites a rope_scaling dict in place: give it a copy
@@ -219,7 +285,9 @@ def build(name, model_type, tok_kind, kwargs, out):
         head = 1.5 / 32 ** 0.5 * torch.randn(model.lm_head.weight.shape, generator=torch.Generator().manual_seed(7))
         head[n_tokens:] *= 0.1
         model.lm_head.weight = torch.nn.Parameter(head)
+    check_routing(model, n_tokens)
     model.save_pretrained(out)
+    check_experts_layout(model, out)
     # generation_config.json as instruct checkpoints ship it: generate applies these under
     # lm-eval's greedy requests (a repetition penalty, as Qwen2.5-Instruct's 1.05, made larger
     # to show; sampling defaults that greedy requests must ignore, as Llama-3.2-Instruct's)
@@ -232,10 +300,50 @@ def build(name, model_type, tok_kind, kwargs, out):
         json.dump(gc, open(path, "w"), indent=2)
     # the same model's config as transformers 4 writes it
     archs = json.dumps(json.load(open(os.path.join(out, "config.json")))["architectures"])
-    v4 = subprocess.run([".venv-tf4/bin/python", "-c", TF4_WRITER, model_type, json.dumps(kwargs), archs],
-                        check=True, capture_output=True, text=True).stdout
+    v4 = subprocess.run([".venv-tf4/bin/python", "-c", TF4_WRITER, V4_MODEL_TYPE.get(model_type, model_type),
+                         json.dumps(kwargs), archs], check=True, capture_output=True, text=True).stdout
+    if model_type in V4_MODEL_TYPE:
+        v4 = v4.replace(f'"model_type": "{V4_MODEL_TYPE[model_type]}"', f'"model_type": "{model_type}"')
+        assert json.loads(v4)["model_type"] == model_type
     with open(os.path.join(out, "config.v4.json"), "w") as f:
         f.write(v4)
+
+
+# model types transformers 4 lacks: their config.v4.json is written by transformers 4 as this model type's
+# config (same constructor arguments, so the 4.x layout: top-level rope_theta, the rest of the RoPE
+# parameters in rope_scaling), with model_type set back; main() checks transformers 5 reads it the same
+V4_MODEL_TYPE = {"ministral3": "mistral"}
+
+
+def check_routing(model, n_tokens):
+    """An MoE model's routers pick different experts for different tokens (else a reimplementation that
+    routes every token to the same experts would pass)."""
+    routers = [m for m in model.modules() if type(m).__name__.endswith("TopKRouter")]
+    if not routers:
+        return
+    picked = {id(r): set() for r in routers}
+    hooks = [r.register_forward_hook(lambda m, i, o: picked[id(m)].update(tuple(sorted(t)) for t in o[2].tolist()))
+             for r in routers]
+    with torch.no_grad():
+        model(torch.arange(3, min(n_tokens, 120)).unsqueeze(0))
+    for h in hooks:
+        h.remove()
+    assert all(len(p) > 2 for p in picked.values()), picked
+
+
+def check_experts_layout(model, out):
+    """transformers 5 keeps experts fused (experts.gate_up_proj [E, 2I, H], experts.down_proj [E, H, I]) but
+    save_pretrained writes them per expert, as hub checkpoints have them (Mixtral's
+    block_sparse_moe.experts.N.w1/w2/w3, Qwen-MoE's mlp.experts.N.gate_proj/up_proj/down_proj); check
+    that, and that transformers 5 loads that file back to the same tensors."""
+    if not any(n.endswith("experts.gate_up_proj") for n, _ in model.named_parameters()):
+        return
+    saved = load_file(os.path.join(out, "model.safetensors"))
+    assert not any("gate_up_proj" in k or k.endswith("experts.down_proj") for k in saved), sorted(saved)
+    assert any(".experts.0." in k for k in saved), sorted(saved)
+    back = transformers.AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
+    mine, theirs = model.state_dict(), back.state_dict()
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
 
 
 TF4_WRITER = """

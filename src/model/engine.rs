@@ -53,12 +53,32 @@ fn refuse(field: &str, why: impl Into<String>) -> ConfigError {
 
 /// Whether the engine computes this config as transformers does: the values rubric's tests
 /// check on the engine (tests/architectures.rs), and nothing else.
+/// The families tests/architectures.rs checks on the engine against transformers.
+const CHECKED: &[Family] = &[
+    Family::Llama,
+    Family::Mistral,
+    Family::Qwen2,
+    Family::Qwen3,
+    Family::Gemma,
+    Family::Gemma2,
+    Family::Phi3,
+];
+
 pub fn supports(c: &HfConfig, max_length: usize) -> Result<(), ConfigError> {
     let family = c.family()?;
     if matches!(family, Family::Gpt2 | Family::T5) {
         return Err(refuse(
             "model_type",
             format!("mistralrs 0.8.1 has no {} model", family.name()),
+        ));
+    }
+    if !CHECKED.contains(&family) {
+        return Err(refuse(
+            "model_type",
+            format!(
+                "mistralrs 0.8.1's {} is not checked against transformers (rubric's own pass computes it)",
+                family.name()
+            ),
         ));
     }
     for k in [

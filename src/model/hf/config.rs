@@ -49,7 +49,8 @@ pub struct Rope {
     pub partial_rotary_factor: f64,
 }
 
-/// `rope_type` and its parameters.
+/// `rope_type` and its parameters, resolved as transformers 5 resolves them (defaults from the
+/// config's `max_position_embeddings` and `original_max_position_embeddings` filled in).
 #[derive(Debug, Clone, PartialEq)]
 pub enum RopeScaling {
     Default,
@@ -64,8 +65,32 @@ pub enum RopeScaling {
         high_freq_factor: f64,
         original_max_position_embeddings: f64,
     },
-    /// Any other `rope_type` (dynamic, yarn, longrope, ...), kept with its name so that a pass
-    /// can refuse it by name.
+    /// Dynamic NTK: the default frequencies up to `max_position_embeddings`; past it
+    /// transformers rescales by the longest sequence seen so far (state across calls), which no
+    /// per-request pass can reproduce, so longer sequences are refused.
+    Dynamic {
+        max_position_embeddings: usize,
+    },
+    /// YaRN (Qwen2.5 long context, Ministral 3, DeepSeek): interpolated frequencies by
+    /// dimension, cos and sin scaled by `attention_factor`.
+    Yarn {
+        factor: f64,
+        original_max_position_embeddings: f64,
+        attention_factor: f64,
+        beta_fast: f64,
+        beta_slow: f64,
+        truncate: bool,
+    },
+    /// LongRoPE (Phi-3.5, Phi-4-mini): per-frequency `short_factor` for a forward call whose
+    /// sequence ends within `original_max_position_embeddings`, `long_factor` past it; cos and
+    /// sin scaled by `attention_factor`.
+    LongRope {
+        short_factor: Vec<f64>,
+        long_factor: Vec<f64>,
+        original_max_position_embeddings: f64,
+        attention_factor: f64,
+    },
+    /// Any other `rope_type`, kept with its name so that a pass can refuse it by name.
     Other(String),
 }
 
@@ -75,6 +100,9 @@ impl RopeScaling {
             RopeScaling::Default => "default",
             RopeScaling::Linear { .. } => "linear",
             RopeScaling::Llama3 { .. } => "llama3",
+            RopeScaling::Dynamic { .. } => "dynamic",
+            RopeScaling::Yarn { .. } => "yarn",
+            RopeScaling::LongRope { .. } => "longrope",
             RopeScaling::Other(n) => n,
         }
     }
@@ -120,6 +148,14 @@ pub enum Family {
     Phi3,
     Gpt2,
     T5,
+    /// Gemma 3's text model (`Gemma3ForCausalLM`: gemma-3-1b, 270m).
+    Gemma3,
+    SmolLM3,
+    Olmo2,
+    /// Ministral 3 (`Ministral3ForCausalLM`).
+    Ministral3,
+    Qwen3Moe,
+    Mixtral,
 }
 
 impl Family {
@@ -133,6 +169,12 @@ impl Family {
         ("phi3", Family::Phi3),
         ("gpt2", Family::Gpt2),
         ("t5", Family::T5),
+        ("gemma3_text", Family::Gemma3),
+        ("smollm3", Family::SmolLM3),
+        ("olmo2", Family::Olmo2),
+        ("ministral3", Family::Ministral3),
+        ("qwen3_moe", Family::Qwen3Moe),
+        ("mixtral", Family::Mixtral),
     ];
 
     pub fn name(self) -> &'static str {
@@ -285,39 +327,144 @@ impl HfConfig {
                     "per-layer-type rope parameters are not supported",
                 ));
             }
-            let theta = num_in(obj, "rope_parameters.rope_theta", "rope_theta")?
-                .ok_or_else(|| cfg_err("rope_parameters.rope_theta", "missing"))?;
-            let partial = num_in(
-                obj,
-                "rope_parameters.partial_rotary_factor",
-                "partial_rotary_factor",
-            )?
-            .or(self.opt_f64("partial_rotary_factor")?)
-            .unwrap_or(1.0);
-            let scaling = scaling_of(obj, "rope_parameters")?;
-            return Ok(Rope {
-                theta,
-                scaling,
-                partial_rotary_factor: partial,
-            });
+            return self.rope_block(obj, "rope_parameters", None);
         }
         let theta = self.f64_or("rope_theta", 10000.0)?;
+        self.rope_4x("rope_scaling", theta)
+    }
+
+    /// The transformers 4 layout: `rope_scaling` (an object or null) with `theta`.
+    fn rope_4x(&self, block: &str, theta: f64) -> Result<Rope, ConfigError> {
         let partial = self.f64_or("partial_rotary_factor", 1.0)?;
-        let scaling = match self.get("rope_scaling") {
-            None => RopeScaling::Default,
-            Some(Value::Object(o)) => scaling_of(o, "rope_scaling")?,
-            Some(v) => {
-                return Err(cfg_err(
-                    "rope_scaling",
-                    format!("expected an object, got {v}"),
-                ))
-            }
+        let empty = Map::new();
+        let obj = match self.get(block) {
+            None => &empty,
+            Some(Value::Object(o)) => o,
+            Some(v) => return Err(cfg_err(block, format!("expected an object, got {v}"))),
         };
         Ok(Rope {
             theta,
-            scaling,
+            scaling: scaling_of(obj, block, &self.rope_limits()?)?,
             partial_rotary_factor: partial,
         })
+    }
+
+    /// One transformers 5 rope block (`rope_theta` inside it, else `theta`).
+    fn rope_block(
+        &self,
+        obj: &Map<String, Value>,
+        block: &str,
+        theta: Option<f64>,
+    ) -> Result<Rope, ConfigError> {
+        let theta = num_in(obj, &format!("{block}.rope_theta"), "rope_theta")?
+            .or(theta)
+            .ok_or_else(|| cfg_err(&format!("{block}.rope_theta"), "missing"))?;
+        let partial = num_in(
+            obj,
+            &format!("{block}.partial_rotary_factor"),
+            "partial_rotary_factor",
+        )?
+        .or(self.opt_f64("partial_rotary_factor")?)
+        .unwrap_or(1.0);
+        Ok(Rope {
+            theta,
+            scaling: scaling_of(obj, block, &self.rope_limits()?)?,
+            partial_rotary_factor: partial,
+        })
+    }
+
+    /// The lengths rope parameters default to, as transformers 5's `standardize_rope_params`
+    /// takes them: a top-level `original_max_position_embeddings` (Phi-3's class default 4096)
+    /// overrides the block's.
+    fn rope_limits(&self) -> Result<RopeLimits, ConfigError> {
+        let top = match self.opt_f64("original_max_position_embeddings")? {
+            None if self.model_type() == "phi3" => Some(4096.0),
+            o => o,
+        };
+        Ok(RopeLimits {
+            max_position_embeddings: self.opt_usize("max_position_embeddings")?,
+            top_original: top,
+        })
+    }
+
+    /// Per layer, its rotary settings, or None for a layer without positions (SmolLM3's
+    /// `no_rope_layers`): one rope for most models, one per layer type for Gemma 3.
+    pub fn layer_ropes(&self, layers: usize) -> Result<Vec<Option<Rope>>, ConfigError> {
+        match self.model_type() {
+            "gemma3_text" => {
+                let (sliding, full) = self.gemma3_ropes()?;
+                let windows = self.layer_windows(layers)?;
+                Ok(windows
+                    .iter()
+                    .map(|w| Some(if w.is_some() { &sliding } else { &full }.clone()))
+                    .collect())
+            }
+            "smollm3" => {
+                let rope = self.rope()?;
+                let uses = self.smollm3_rope_layers(layers)?;
+                Ok(uses.into_iter().map(|u| u.then(|| rope.clone())).collect())
+            }
+            _ => Ok(vec![Some(self.rope()?); layers]),
+        }
+    }
+
+    /// SmolLM3: per layer, whether it rotates (`no_rope_layers`: 1 rotates, 0 does not; by
+    /// default every `no_rope_layer_interval`-th layer does not).
+    fn smollm3_rope_layers(&self, layers: usize) -> Result<Vec<bool>, ConfigError> {
+        match self.get("no_rope_layers") {
+            Some(Value::Array(a)) if a.len() == layers => a
+                .iter()
+                .map(|x| match x.as_u64() {
+                    Some(n) => Ok(n != 0),
+                    None => Err(cfg_err(
+                        "no_rope_layers",
+                        format!("expected 0 or 1, got {x}"),
+                    )),
+                })
+                .collect(),
+            Some(v) => Err(cfg_err(
+                "no_rope_layers",
+                format!("expected a list of {layers} integers, got {v}"),
+            )),
+            None => {
+                let every = self
+                    .opt_usize("no_rope_layer_interval")?
+                    .unwrap_or(4)
+                    .max(1);
+                Ok((0..layers).map(|i| (i + 1) % every != 0).collect())
+            }
+        }
+    }
+
+    /// Gemma 3's two ropes, (sliding layers, full layers): transformers 5's nested
+    /// `rope_parameters`, or 4.x's `rope_local_base_freq` for sliding layers and `rope_theta`
+    /// + `rope_scaling` for full ones.
+    fn gemma3_ropes(&self) -> Result<(Rope, Rope), ConfigError> {
+        if let Some(p) = self.get("rope_parameters") {
+            let obj = p
+                .as_object()
+                .ok_or_else(|| cfg_err("rope_parameters", "expected an object"))?;
+            let part = |kind: &str, theta: f64| -> Result<Rope, ConfigError> {
+                let block = format!("rope_parameters.{kind}");
+                match obj.get(kind) {
+                    Some(Value::Object(o)) => self.rope_block(o, &block, Some(theta)),
+                    None | Some(Value::Null) => self.rope_block(&Map::new(), &block, Some(theta)),
+                    Some(v) => Err(cfg_err(&block, format!("expected an object, got {v}"))),
+                }
+            };
+            return Ok((
+                part("sliding_attention", 10_000.0)?,
+                part("full_attention", 1_000_000.0)?,
+            ));
+        }
+        let local = self.f64_or("rope_local_base_freq", 10_000.0)?;
+        let sliding = Rope {
+            theta: local,
+            scaling: RopeScaling::Default,
+            partial_rotary_factor: self.f64_or("partial_rotary_factor", 1.0)?,
+        };
+        let full = self.rope_4x("rope_scaling", self.f64_or("rope_theta", 1_000_000.0)?)?;
+        Ok((sliding, full))
     }
 
     /// The MLP activation transformers 5 uses for this architecture.
@@ -341,7 +488,7 @@ impl HfConfig {
                 };
                 Activation::parse(field, name)
             }
-            "gemma2" => match self.str_field("hidden_activation") {
+            "gemma2" | "gemma3_text" => match self.str_field("hidden_activation") {
                 Some(a) => Activation::parse("hidden_activation", a),
                 None => Activation::parse(
                     "hidden_act",
@@ -428,6 +575,34 @@ impl HfConfig {
             "mistral" | "phi3" => (0..layers)
                 .map(|i| window.filter(|_| sliding(i).unwrap_or(true)))
                 .collect(),
+            // transformers applies `sliding_window` to every layer (no `layer_types`)
+            "ministral3" | "mixtral" => vec![window; layers],
+            "qwen3_moe" => {
+                let on = self.flag("use_sliding_window").unwrap_or(false);
+                vec![window.filter(|_| on); layers]
+            }
+            "gemma3_text" => {
+                let every = self
+                    .opt_usize("sliding_window_pattern")?
+                    .unwrap_or(6)
+                    .max(1);
+                (0..layers)
+                    .map(|i| {
+                        let s = sliding(i).unwrap_or((i + 1) % every != 0);
+                        s.then_some(window.unwrap_or(4096))
+                    })
+                    .collect()
+            }
+            "smollm3" => {
+                let on = self.flag("use_sliding_window").unwrap_or(false);
+                let ropes = self.smollm3_rope_layers(layers)?;
+                (0..layers)
+                    .map(|i| {
+                        let s = sliding(i).unwrap_or(window.is_some() && !ropes[i]);
+                        window.filter(|_| on && s)
+                    })
+                    .collect()
+            }
             // transformers' Llama, Gemma and GPT-2 have no sliding window
             _ => vec![None; layers],
         };
@@ -472,8 +647,11 @@ impl HfConfig {
                 "high_freq_factor": high_freq_factor,
                 "original_max_position_embeddings": *original_max_position_embeddings as u64
             }),
-            RopeScaling::Other(n) => {
-                return Err(cfg_err("rope_type", format!("`{n}` is not supported")))
+            other => {
+                return Err(cfg_err(
+                    "rope_type",
+                    format!("`{}` is not supported", other.name()),
+                ))
             }
         };
         o.insert("rope_scaling".into(), scaling);
@@ -521,21 +699,70 @@ fn num_in(obj: &Map<String, Value>, field: &str, key: &str) -> Result<Option<f64
     }
 }
 
-/// `rope_type` (or 4.x's `type`) and its parameters from a rope block.
-fn scaling_of(obj: &Map<String, Value>, block: &str) -> Result<RopeScaling, ConfigError> {
+/// LongRoPE's `short_factor` / `long_factor`: a list of numbers.
+fn factor_list(
+    obj: &Map<String, Value>,
+    field: &str,
+    key: &str,
+    kind: &str,
+) -> Result<Vec<f64>, ConfigError> {
+    match obj.get(key) {
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|x| {
+                x.as_f64()
+                    .ok_or_else(|| cfg_err(field, format!("expected numbers, got {x}")))
+            })
+            .collect(),
+        _ => Err(cfg_err(field, format!("missing (rope_type {kind})"))),
+    }
+}
+
+/// The config lengths rope parameters default to (`HfConfig::rope_limits`).
+struct RopeLimits {
+    max_position_embeddings: Option<usize>,
+    top_original: Option<f64>,
+}
+
+/// `rope_type` (or 4.x's `type`) and its parameters from a rope block, with transformers 5's
+/// defaults (`modeling_rope_utils.py`).
+fn scaling_of(
+    obj: &Map<String, Value>,
+    block: &str,
+    limits: &RopeLimits,
+) -> Result<RopeScaling, ConfigError> {
     let kind = obj
         .get("rope_type")
         .or_else(|| obj.get("type"))
         .and_then(Value::as_str)
         .unwrap_or("default");
+    let field = |k: &str| format!("{block}.{k}");
+    let opt = |k: &str| num_in(obj, &field(k), k);
     let need = |k: &str| -> Result<f64, ConfigError> {
-        num_in(obj, &format!("{block}.{k}"), k)?.ok_or_else(|| {
-            cfg_err(
-                &format!("{block}.{k}"),
-                format!("missing (rope_type {kind})"),
-            )
-        })
+        opt(k)?.ok_or_else(|| cfg_err(&field(k), format!("missing (rope_type {kind})")))
     };
+    let mpe = || -> Result<f64, ConfigError> {
+        limits
+            .max_position_embeddings
+            .map(|n| n as f64)
+            .ok_or_else(|| {
+                cfg_err(
+                    "max_position_embeddings",
+                    format!("missing (rope_type {kind})"),
+                )
+            })
+    };
+    // llama3, yarn and longrope: the top-level value first, then the block's, then the length
+    let original = || -> Result<f64, ConfigError> {
+        match limits.top_original {
+            Some(o) => Ok(o),
+            None => match opt("original_max_position_embeddings")? {
+                Some(o) => Ok(o),
+                None => mpe(),
+            },
+        }
+    };
+    let factors = |k: &str| factor_list(obj, &field(k), k, kind);
     Ok(match kind {
         "default" => RopeScaling::Default,
         "linear" => RopeScaling::Linear {
@@ -545,8 +772,67 @@ fn scaling_of(obj: &Map<String, Value>, block: &str) -> Result<RopeScaling, Conf
             factor: need("factor")?,
             low_freq_factor: need("low_freq_factor")?,
             high_freq_factor: need("high_freq_factor")?,
-            original_max_position_embeddings: need("original_max_position_embeddings")?,
+            original_max_position_embeddings: match limits.top_original {
+                Some(o) => o,
+                None => need("original_max_position_embeddings")?,
+            },
         },
+        "dynamic" => {
+            need("factor")?;
+            RopeScaling::Dynamic {
+                max_position_embeddings: mpe()? as usize,
+            }
+        }
+        "yarn" => {
+            let original = original()?;
+            let factor = match opt("factor")? {
+                Some(f) => f,
+                None => mpe()? / original,
+            };
+            let mscale = |scale: f64, m: f64| {
+                if scale <= 1.0 {
+                    1.0
+                } else {
+                    0.1 * m * scale.ln() + 1.0
+                }
+            };
+            let attention_factor = match opt("attention_factor")? {
+                Some(a) => a,
+                None => match (opt("mscale")?, opt("mscale_all_dim")?) {
+                    (Some(m), Some(all)) if m != 0.0 && all != 0.0 => {
+                        mscale(factor, m) / mscale(factor, all)
+                    }
+                    _ => mscale(factor, 1.0),
+                },
+            };
+            let or = |v: Option<f64>, d: f64| v.filter(|x| *x != 0.0).unwrap_or(d);
+            RopeScaling::Yarn {
+                factor,
+                original_max_position_embeddings: original,
+                attention_factor,
+                beta_fast: or(opt("beta_fast")?, 32.0),
+                beta_slow: or(opt("beta_slow")?, 1.0),
+                truncate: obj.get("truncate").and_then(Value::as_bool).unwrap_or(true),
+            }
+        }
+        "longrope" => {
+            let original = original()?;
+            let factor = match opt("factor")? {
+                Some(f) => f,
+                None => mpe()? / original,
+            };
+            let attention_factor = match opt("attention_factor")? {
+                Some(a) => a,
+                None if factor <= 1.0 => 1.0,
+                None => (1.0 + factor.ln() / original.ln()).sqrt(),
+            };
+            RopeScaling::LongRope {
+                short_factor: factors("short_factor")?,
+                long_factor: factors("long_factor")?,
+                original_max_position_embeddings: original,
+                attention_factor,
+            }
+        }
         other => RopeScaling::Other(other.to_string()),
     })
 }
@@ -581,16 +867,129 @@ mod tests {
         let plain = cfg(json!({"model_type": "llama", "rope_scaling": null}));
         assert_eq!(plain.rope().unwrap().theta, 10000.0);
         let odd = cfg(
-            json!({"model_type": "llama", "rope_parameters": {"rope_theta": 1e4, "rope_type": "yarn", "factor": 4.0}}),
+            json!({"model_type": "llama", "rope_parameters": {"rope_theta": 1e4, "rope_type": "proportional", "factor": 4.0}}),
         );
         assert_eq!(
             odd.rope().unwrap().scaling,
-            RopeScaling::Other("yarn".into())
+            RopeScaling::Other("proportional".into())
         );
+        // yarn's defaults need the model's length
+        let yarn = cfg(
+            json!({"model_type": "llama", "rope_parameters": {"rope_theta": 1e4, "rope_type": "yarn", "factor": 4.0}}),
+        );
+        assert_eq!(yarn.rope().unwrap_err().field, "max_position_embeddings");
         let bad = cfg(
             json!({"model_type": "llama", "rope_parameters": {"rope_type": "llama3", "rope_theta": 1e4, "factor": 8.0}}),
         );
         assert!(bad.rope().unwrap_err().field.contains("low_freq_factor"));
+    }
+
+    /// yarn, longrope and dynamic with transformers 5's defaults (values from
+    /// `modeling_rope_utils.py` on the fixtures' configs).
+    #[test]
+    fn scaled_ropes_take_transformers_defaults() {
+        let yarn = cfg(
+            json!({"model_type": "qwen2", "max_position_embeddings": 160,
+            "rope_scaling": {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32}}),
+        );
+        match yarn.rope().unwrap().scaling {
+            RopeScaling::Yarn {
+                factor,
+                attention_factor,
+                beta_fast,
+                beta_slow,
+                truncate,
+                original_max_position_embeddings,
+            } => {
+                assert_eq!(
+                    (factor, beta_fast, beta_slow, truncate),
+                    (4.0, 32.0, 1.0, true)
+                );
+                assert_eq!(original_max_position_embeddings, 32.0);
+                assert!((attention_factor - 1.1386294).abs() < 1e-7);
+            }
+            s => panic!("{s:?}"),
+        }
+        // Ministral 3: mscale over mscale_all_dim
+        let m3 = cfg(
+            json!({"model_type": "ministral3", "max_position_embeddings": 160,
+            "rope_parameters": {"rope_type": "yarn", "rope_theta": 1e6, "factor": 5.0, "mscale": 1.0,
+            "mscale_all_dim": 1.0, "original_max_position_embeddings": 32}}),
+        );
+        assert!(
+            matches!(m3.rope().unwrap().scaling, RopeScaling::Yarn { attention_factor, .. } if attention_factor == 1.0)
+        );
+        // Phi-3: the top-level original length (class default 4096) wins; factor from lengths
+        let phi = |top: Option<u64>| {
+            let mut v = json!({"model_type": "phi3", "max_position_embeddings": 160,
+                "rope_scaling": {"type": "longrope", "short_factor": [1.0], "long_factor": [2.0],
+                "original_max_position_embeddings": 100}});
+            if let Some(t) = top {
+                v["original_max_position_embeddings"] = json!(t);
+            }
+            cfg(v).rope().unwrap().scaling
+        };
+        match phi(Some(64)) {
+            RopeScaling::LongRope {
+                original_max_position_embeddings,
+                attention_factor,
+                ..
+            } => {
+                assert_eq!(original_max_position_embeddings, 64.0);
+                assert!((attention_factor - 1.1046816).abs() < 1e-7);
+            }
+            s => panic!("{s:?}"),
+        }
+        assert!(
+            matches!(phi(None), RopeScaling::LongRope { original_max_position_embeddings, attention_factor, .. }
+            if original_max_position_embeddings == 4096.0 && attention_factor == 1.0)
+        );
+        let dynamic = cfg(
+            json!({"model_type": "llama", "max_position_embeddings": 160,
+            "rope_parameters": {"rope_type": "dynamic", "rope_theta": 1e4, "factor": 2.0}}),
+        );
+        assert_eq!(
+            dynamic.rope().unwrap().scaling,
+            RopeScaling::Dynamic {
+                max_position_embeddings: 160
+            }
+        );
+        let bad = cfg(
+            json!({"model_type": "phi3", "max_position_embeddings": 160, "rope_scaling": {"type": "longrope", "short_factor": [1.0]}}),
+        );
+        assert!(bad.rope().unwrap_err().field.contains("long_factor"));
+    }
+
+    /// Gemma 3's two ropes and SmolLM3's layers without one, in both layouts.
+    #[test]
+    fn per_layer_ropes() {
+        let v5 = cfg(json!({"model_type": "gemma3_text", "sliding_window": 16,
+            "layer_types": ["sliding_attention", "full_attention", "sliding_attention"],
+            "rope_parameters": {"full_attention": {"factor": 8.0, "rope_theta": 1e6, "rope_type": "linear"},
+            "sliding_attention": {"rope_theta": 1e4, "rope_type": "default"}}}));
+        let v4 = cfg(
+            json!({"model_type": "gemma3_text", "sliding_window": 16, "sliding_window_pattern": 2,
+            "rope_theta": 1e6, "rope_local_base_freq": 1e4, "rope_scaling": {"rope_type": "linear", "factor": 8.0}}),
+        );
+        let a = v5.layer_ropes(3).unwrap();
+        assert_eq!(a, v4.layer_ropes(3).unwrap());
+        assert_eq!(a[0].as_ref().unwrap().theta, 1e4);
+        assert_eq!(
+            a[1].as_ref().unwrap().scaling,
+            RopeScaling::Linear { factor: 8.0 }
+        );
+        assert_eq!(v4.layer_windows(3).unwrap(), vec![Some(16), None, Some(16)]);
+        let s =
+            cfg(json!({"model_type": "smollm3", "rope_theta": 5e6, "no_rope_layers": [1, 0, 1]}));
+        let r = s.layer_ropes(3).unwrap();
+        assert!(r[0].is_some() && r[1].is_none() && r[2].is_some());
+        let d = cfg(json!({"model_type": "smollm3", "rope_theta": 5e6}));
+        let r = d.layer_ropes(8).unwrap();
+        assert_eq!(
+            r.iter().filter(|x| x.is_none()).count(),
+            2,
+            "every 4th layer"
+        );
     }
 
     #[test]

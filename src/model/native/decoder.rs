@@ -1,15 +1,19 @@
 //! rubric's own decoder-only pass: Llama (1, 2, 3.x with its rope scaling), Mistral, Qwen2 /
-//! Qwen2.5, Qwen3, Gemma, Gemma 2, Phi-3 and GPT-2, as transformers 5 computes them in f32.
+//! Qwen2.5, Qwen3, Gemma, Gemma 2, Gemma 3 (text), Phi-3, GPT-2, SmolLM3, OLMo 2, Ministral 3,
+//! Qwen3-MoE and Mixtral, as transformers 5 computes them in f32.
 //!
 //! What it implements, and nothing else (`DecoderSpec::from_config` refuses any other value by
 //! field): RMSNorm (Gemma's `1 + w`) and LayerNorm with bias (GPT-2); rotary positions with
-//! rope_type default / linear / llama3 and partial rotation (Phi-3), or learned positions
-//! (GPT-2); q/k/v/o biases (Qwen2, GPT-2, `attention_bias`), per-head q/k RMSNorm (Qwen3); MLP
-//! biases (`mlp_bias`, GPT-2); fused projections (Phi-3's qkv_proj / gate_up_proj, GPT-2's
-//! transposed c_attn); gated (silu, gelu tanh/erf) and plain (GPT-2) MLPs; sliding windows per
-//! layer (Mistral, Phi-3, Qwen with `use_sliding_window`, Gemma 2's alternating layers);
+//! rope_type default / linear / llama3 / dynamic / yarn / longrope and partial rotation
+//! (`rope.rs`), one rope per layer type (Gemma 3), layers without positions (SmolLM3), or
+//! learned positions (GPT-2); q/k/v/o biases (Qwen2, GPT-2, `attention_bias`), per-head q/k
+//! RMSNorm (Qwen3, Gemma 3) or over the whole projection (OLMo 2); queries scaled by position
+//! (Ministral 3's `llama_4_scaling_beta`); MLP biases (`mlp_bias`, GPT-2); fused projections
+//! (Phi-3's qkv_proj / gate_up_proj, GPT-2's transposed c_attn); gated (silu, gelu tanh/erf)
+//! and plain (GPT-2, any `n_inner`) MLPs; routed experts (`moe.rs`); sliding windows per layer;
 //! attention and final-logit soft-capping, `query_pre_attn_scalar`, embedding scaling and
-//! sandwich norms (Gemma 2); grouped key/value heads; tied or untied heads.
+//! sandwich norms (Gemma 2 and 3); norms after the sublayers only (OLMo 2); grouped key/value
+//! heads; tied or untied heads.
 
 use std::path::Path;
 
@@ -38,13 +42,18 @@ pub(crate) struct DecoderSpec {
     layers: usize,
     act: Activation,
     eps: f32,
-    rope: Option<crate::model::hf::Rope>,
+    /// Per layer, its rope (None: no positions in that layer, or GPT-2's learned ones).
+    ropes: Vec<Option<crate::model::hf::Rope>>,
     windows: Vec<Option<usize>>,
     attn_scale: f64,
     attn_softcap: Option<f64>,
     final_softcap: Option<f64>,
     attention_bias: bool,
     mlp_bias: bool,
+    /// Ministral 3: queries times `1 + beta * ln(1 + floor(position / original))`.
+    query_scale: Option<(f64, f64)>,
+    /// Qwen3-MoE and Mixtral: the routed layers and their routing.
+    moe: Option<super::moe::MoeSpec>,
 }
 
 impl DecoderSpec {
@@ -82,44 +91,29 @@ impl DecoderSpec {
             Some(d) if !gpt2 => d,
             _ => hidden / heads,
         };
-        let act = c.activation()?;
         let eps = if gpt2 {
             c.f64_or("layer_norm_epsilon", 1e-5)?
         } else {
             c.f64_or("rms_norm_eps", 1e-6)?
         } as f32;
-        let rope = if gpt2 {
-            None
+        let ropes = if gpt2 {
+            refuse_gpt2_options(c)?;
+            vec![None; layers]
         } else {
-            let r = c.rope()?;
-            Rotary::supports(&r)?;
-            Some(r)
+            let ropes = c.layer_ropes(layers)?;
+            for r in ropes.iter().flatten() {
+                Rotary::new(r, head_dim)?;
+            }
+            ropes
         };
-        let windows = c.layer_windows(layers)?;
-        let flag = |k: &str| c.flag(k).unwrap_or(false);
-        if gpt2 {
-            if flag("scale_attn_by_inverse_layer_idx") {
-                return Err(unsupported(
-                    "scale_attn_by_inverse_layer_idx",
-                    "not implemented by rubric's own pass",
-                ));
-            }
-            if flag("add_cross_attention") {
-                return Err(unsupported("add_cross_attention", "not implemented"));
-            }
-            if c.opt_usize("n_inner")?.is_some_and(|n| n != 4 * hidden) {
-                return Err(unsupported("n_inner", "only 4 * n_embd is implemented"));
-            }
+        if family == Family::Gemma3 && c.flag("use_bidirectional_attention") == Some(true) {
+            return Err(unsupported(
+                "use_bidirectional_attention",
+                "bidirectional (embedding) Gemma 3 models are not language models",
+            ));
         }
-        let (attn_scale, attn_softcap, final_softcap) = match family {
-            Family::Gemma2 => (
-                c.f64_or("query_pre_attn_scalar", 256.0)?.powf(-0.5),
-                c.opt_f64("attn_logit_softcapping")?,
-                c.opt_f64("final_logit_softcapping")?,
-            ),
-            Family::Gpt2 if c.flag("scale_attn_weights") == Some(false) => (1.0, None, None),
-            _ => ((head_dim as f64).powf(-0.5), None, None),
-        };
+        let (attn_scale, attn_softcap, final_softcap) = attention_scales(c, family, head_dim)?;
+        let flag = |k: &str| c.flag(k).unwrap_or(false);
         Ok(DecoderSpec {
             family,
             hidden,
@@ -127,17 +121,84 @@ impl DecoderSpec {
             kv_heads,
             head_dim,
             layers,
-            act,
+            act: c.activation()?,
             eps,
-            rope,
-            windows,
+            ropes,
+            windows: c.layer_windows(layers)?,
             attn_scale,
             attn_softcap,
             final_softcap,
             attention_bias: flag("attention_bias"),
             mlp_bias: flag("mlp_bias"),
+            query_scale: query_scale(c, family)?,
+            moe: super::moe::MoeSpec::from_config(c, family, layers)?,
         })
     }
+
+    fn gemma_norms(&self) -> bool {
+        matches!(self.family, Family::Gemma | Family::Gemma2 | Family::Gemma3)
+    }
+
+    /// Gemma 2 and 3: norms before and after each sublayer.
+    fn sandwich(&self) -> bool {
+        matches!(self.family, Family::Gemma2 | Family::Gemma3)
+    }
+}
+
+/// GPT-2 options transformers has and this pass does not compute.
+fn refuse_gpt2_options(c: &HfConfig) -> std::result::Result<(), ConfigError> {
+    for k in ["scale_attn_by_inverse_layer_idx", "add_cross_attention"] {
+        if c.flag(k).unwrap_or(false) {
+            return Err(unsupported(k, "not implemented by rubric's own pass"));
+        }
+    }
+    Ok(())
+}
+
+/// (attention scale, attention soft-cap, final-logit soft-cap).
+fn attention_scales(
+    c: &HfConfig,
+    family: Family,
+    head_dim: usize,
+) -> std::result::Result<(f64, Option<f64>, Option<f64>), ConfigError> {
+    Ok(match family {
+        // Gemma 3: soft-capping only where the config sets it (null by default)
+        Family::Gemma2 | Family::Gemma3 => (
+            c.f64_or("query_pre_attn_scalar", 256.0)?.powf(-0.5),
+            c.opt_f64("attn_logit_softcapping")?,
+            c.opt_f64("final_logit_softcapping")?,
+        ),
+        Family::Gpt2 if c.flag("scale_attn_weights") == Some(false) => (1.0, None, None),
+        _ => ((head_dim as f64).powf(-0.5), None, None),
+    })
+}
+
+/// Ministral 3's query scaling by position: (`llama_4_scaling_beta`, the rope's
+/// `original_max_position_embeddings`), from the rope block as transformers reads it.
+fn query_scale(
+    c: &HfConfig,
+    family: Family,
+) -> std::result::Result<Option<(f64, f64)>, ConfigError> {
+    if family != Family::Ministral3 {
+        return Ok(None);
+    }
+    let block = ["rope_parameters", "rope_scaling"]
+        .into_iter()
+        .find_map(|k| c.raw.get(k).and_then(|v| v.as_object()).map(|o| (k, o)));
+    let missing = |f: &str| unsupported(f, "missing (Ministral 3 scales its queries by it)");
+    let (name, o) = block.ok_or_else(|| missing("rope_parameters.llama_4_scaling_beta"))?;
+    let num = |k: &str| o.get(k).and_then(serde_json::Value::as_f64);
+    let beta = num("llama_4_scaling_beta")
+        .ok_or_else(|| missing(&format!("{name}.llama_4_scaling_beta")))?;
+    // as standardize_rope_params fills it: top-level, the block's, max_position_embeddings
+    let original = match c.opt_f64("original_max_position_embeddings")? {
+        Some(o) => o,
+        None => match num("original_max_position_embeddings") {
+            Some(o) => o,
+            None => c.usize("max_position_embeddings")? as f64,
+        },
+    };
+    Ok(Some((beta, original)))
 }
 
 enum Mlp {
@@ -150,23 +211,35 @@ enum Mlp {
         fc: Linear,
         proj: Linear,
     },
+    Routed(super::moe::Experts),
+}
+
+/// Norms of the queries and keys.
+enum QkNorm {
+    None,
+    /// Per head, after the heads are split (Qwen3, Gemma 3).
+    PerHead(Norm, Norm),
+    /// Over the whole projection, before the split (OLMo 2).
+    Whole(Norm, Norm),
 }
 
 struct Layer {
-    ln_attn: Norm,
-    /// Before the MLP (Gemma 2: `pre_feedforward_layernorm`).
-    ln_mlp: Norm,
-    /// Gemma 2's norms on the attention and MLP outputs.
+    /// Before attention (None: OLMo 2 normalises after it only).
+    ln_attn: Option<Norm>,
+    /// Before the MLP (Gemma 2 and 3: `pre_feedforward_layernorm`).
+    ln_mlp: Option<Norm>,
+    /// On the attention and MLP outputs (Gemma 2 and 3, OLMo 2).
     post_attn: Option<Norm>,
     post_mlp: Option<Norm>,
     q: Linear,
     k: Linear,
     v: Linear,
     o: Linear,
-    q_norm: Option<Norm>,
-    k_norm: Option<Norm>,
+    qk_norm: QkNorm,
     mlp: Mlp,
     window: Option<usize>,
+    /// Index of its rotation in `Decoder::rotaries` (None: no rotation).
+    rotary: Option<usize>,
 }
 
 /// A prefix to compute: its tokens, and the shorter prefix it extends (cache, length).
@@ -182,9 +255,11 @@ pub(crate) struct Decoder {
     norm: Norm,
     /// (hidden, vocab)
     lm_head: Tensor,
-    rotary: Option<Rotary>,
-    /// Longest sequence the pass accepts.
+    /// The distinct rotations of its layers.
+    rotaries: Vec<Rotary>,
+    /// Longest sequence the pass accepts, and why when it is the rope's limit.
     max_positions: usize,
+    limit_why: &'static str,
     device: Device,
     /// Weights, activations and caches (attention and norms compute in f32 inside).
     dtype: DType,
@@ -206,9 +281,26 @@ impl Decoder {
         if spec.family == Family::Gpt2 {
             return Decoder::load_gpt2(w, spec, max_length, device);
         }
+        // one rotation per distinct rope, shared by the layers that use it
+        let mut ropes: Vec<&crate::model::hf::Rope> = Vec::new();
+        let mut rotaries = Vec::new();
+        let mut which = Vec::with_capacity(spec.layers);
+        for r in &spec.ropes {
+            which.push(match r {
+                None => None,
+                Some(r) => Some(match ropes.iter().position(|x| *x == r) {
+                    Some(i) => i,
+                    None => {
+                        ropes.push(r);
+                        rotaries.push(Rotary::new(r, spec.head_dim).map_err(|e| e.to_string())?);
+                        rotaries.len() - 1
+                    }
+                }),
+            });
+        }
         let mut layers = Vec::with_capacity(spec.layers);
-        for i in 0..spec.layers {
-            layers.push(load_layer(&mut w, &spec, i)?);
+        for (i, rotary) in which.into_iter().enumerate() {
+            layers.push(load_layer(&mut w, &spec, i, rotary)?);
         }
         let embed = w.take("model.embed_tokens.weight")?;
         let norm = rms(&mut w, &spec, "model.norm.weight")?;
@@ -216,9 +308,22 @@ impl Decoder {
             Some(h) => ops::for_matmul(h.t().map_err(err)?).map_err(err)?,
             None => ops::for_matmul(embed.t().map_err(err)?).map_err(err)?,
         };
-        let rotary = spec.rope.as_ref().map(|r| Rotary::new(r, spec.head_dim));
-        let gemma = matches!(spec.family, Family::Gemma | Family::Gemma2);
-        let embed_scale = gemma.then(|| (spec.hidden as f64).sqrt());
+        let embed_scale = spec.gemma_norms().then(|| (spec.hidden as f64).sqrt());
+        // dynamic NTK: transformers rescales past max_position_embeddings by call history
+        let dynamic = ropes.iter().find_map(|r| match r.scaling {
+            crate::model::hf::RopeScaling::Dynamic {
+                max_position_embeddings,
+            } => Some(max_position_embeddings),
+            _ => None,
+        });
+        let (max_positions, limit_why) = match dynamic {
+            Some(m) if m < max_length + 1 => (
+                m,
+                " (rope_type dynamic: past max_position_embeddings transformers rescales the \
+                 positions by the longest sequence it has seen, which rubric does not reproduce)",
+            ),
+            _ => (max_length + 1, ""),
+        };
         Ok(Decoder {
             embed,
             wpe: None,
@@ -226,8 +331,9 @@ impl Decoder {
             layers,
             norm,
             lm_head,
-            rotary,
-            max_positions: max_length + 1,
+            rotaries,
+            max_positions,
+            limit_why,
             device: device.clone(),
             dtype,
             spec,
@@ -268,21 +374,21 @@ impl Decoder {
             let p = format!("h.{i}");
             let fused = conv(&mut w, &format!("{p}.attn.c_attn"))?;
             layers.push(Layer {
-                ln_attn: ln(&mut w, &format!("{p}.ln_1"))?,
-                ln_mlp: ln(&mut w, &format!("{p}.ln_2"))?,
+                ln_attn: Some(ln(&mut w, &format!("{p}.ln_1"))?),
+                ln_mlp: Some(ln(&mut w, &format!("{p}.ln_2"))?),
                 post_attn: None,
                 post_mlp: None,
                 q: fused.columns(0, h).map_err(err)?,
                 k: fused.columns(h, h).map_err(err)?,
                 v: fused.columns(2 * h, h).map_err(err)?,
                 o: conv(&mut w, &format!("{p}.attn.c_proj"))?,
-                q_norm: None,
-                k_norm: None,
+                qk_norm: QkNorm::None,
                 mlp: Mlp::Plain {
                     fc: conv(&mut w, &format!("{p}.mlp.c_fc"))?,
                     proj: conv(&mut w, &format!("{p}.mlp.c_proj"))?,
                 },
                 window: None,
+                rotary: None,
             });
         }
         let embed = w.take(&format!("{prefix}wte.weight"))?;
@@ -300,8 +406,9 @@ impl Decoder {
             layers,
             norm,
             lm_head,
-            rotary: None,
+            rotaries: Vec::new(),
             max_positions,
+            limit_why: "",
             device: device.clone(),
             dtype: w.dtype,
             spec,
@@ -318,6 +425,26 @@ impl Decoder {
 
     pub(crate) fn max_positions(&self) -> usize {
         self.max_positions
+    }
+
+    /// Why `max_positions` is what it is, when the rope sets it ("" otherwise).
+    pub(crate) fn limit_why(&self) -> &'static str {
+        self.limit_why
+    }
+
+    /// Phi-3 with LongRoPE: the cache length at which transformers' generation computes a
+    /// sequence's whole cache again (`Phi3ForCausalLM.prepare_inputs_for_generation`).
+    pub(crate) fn recompute_cache_at(&self) -> Option<usize> {
+        if self.spec.family != Family::Phi3 {
+            return None;
+        }
+        self.rotaries.iter().find_map(Rotary::long_after)
+    }
+
+    /// Whether a sequence's keys depend on where the forward call computing them ends
+    /// (LongRoPE), so that a shared prefix cannot be computed apart from its requests.
+    pub(crate) fn needs_whole_sequences(&self) -> bool {
+        self.rotaries.iter().any(Rotary::depends_on_call)
     }
 
     pub(crate) fn new_cache(&self, capacity: usize) -> Result<SeqCache> {
@@ -424,23 +551,69 @@ impl Decoder {
         mut caches: Option<&mut Vec<&mut SeqCache>>,
     ) -> Result<Option<Tensor>> {
         let dev = &self.device;
+        let (mut h, pos, ends) = self.embed_rows(items)?;
+        // per rotation, cos and sin computed in f32, rounded to the weights' dtype as
+        // transformers does
+        let tables = self
+            .rotaries
+            .iter()
+            .map(|r| {
+                let (cos, sin) = r.tables(&pos, &ends, dev)?;
+                Ok((cos.to_dtype(self.dtype)?, sin.to_dtype(self.dtype)?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let query_scale = match self.spec.query_scale {
+            Some((beta, original)) => Some(position_scale(&pos, beta, original, dev)?),
+            None => None,
+        };
+        let mut masks = Masks::default();
+        for (li, layer) in self.layers.iter().enumerate() {
+            let rope = layer.rotary.map(|i| (&self.rotaries[i], &tables[i]));
+            let at = LayerAt {
+                li,
+                items,
+                rope,
+                query_scale: query_scale.as_ref(),
+            };
+            h = self.layer(layer, h, &at, caches.as_deref_mut(), &mut masks)?;
+        }
+        let rows_wanted = super::wanted_rows(items);
+        if rows_wanted.is_empty() {
+            return Ok(None);
+        }
+        let h = self.norm.forward(&h)?;
+        let mut logits = super::project(&h, &rows_wanted, &self.lm_head, dev)?;
+        if let Some(cap) = self.spec.final_softcap {
+            logits = ops::softcap(&logits, cap)?;
+        }
+        Ok(Some(logits))
+    }
+
+    /// The pass's input rows (at least `MIN_ROWS`): embeddings (scaled, plus learned
+    /// positions), each row's position, and where its sequence ends in this call.
+    fn embed_rows(&self, items: &[Item]) -> Result<(Tensor, Vec<u32>, Vec<u32>)> {
+        let dev = &self.device;
         let total: usize = items.iter().map(|it| it.tokens.len()).sum();
         let rows = total.max(MIN_ROWS);
         let mut ids: Vec<u32> = Vec::with_capacity(rows);
         let mut pos: Vec<u32> = Vec::with_capacity(rows);
+        let mut ends: Vec<u32> = Vec::with_capacity(rows);
         for it in items {
-            if it.start + it.tokens.len() > self.max_positions {
+            let end = it.start + it.tokens.len();
+            if end > self.max_positions {
                 candle_core::bail!(
-                    "a sequence of {} tokens is longer than the {} positions this model takes",
-                    it.start + it.tokens.len(),
-                    self.max_positions
+                    "a sequence of {end} tokens is longer than the {} positions this model takes{}",
+                    self.max_positions,
+                    self.limit_why
                 );
             }
             ids.extend_from_slice(it.tokens);
-            pos.extend((it.start..it.start + it.tokens.len()).map(|p| p as u32));
+            pos.extend((it.start..end).map(|p| p as u32));
+            ends.extend(std::iter::repeat_n(end as u32, it.tokens.len()));
         }
         ids.resize(rows, 0);
         pos.resize(rows, 0);
+        ends.resize(rows, 0);
         let mut h = self
             .embed
             .index_select(&Tensor::new(ids.as_slice(), dev)?, 0)?;
@@ -456,90 +629,118 @@ impl Decoder {
         if let Some(wpe) = &self.wpe {
             h = (h + wpe.index_select(&Tensor::new(pos.as_slice(), dev)?, 0)?)?;
         }
-        // cos and sin computed in f32, rounded to the weights' dtype as transformers does
-        let tables = match &self.rotary {
-            Some(r) => {
-                let (cos, sin) = r.tables(&pos, dev)?;
-                Some((cos.to_dtype(self.dtype)?, sin.to_dtype(self.dtype)?))
-            }
-            None => None,
-        };
+        Ok((h, pos, ends))
+    }
+
+    /// One decoder layer over the pass's rows.
+    fn layer(
+        &self,
+        layer: &Layer,
+        h: Tensor,
+        at: &LayerAt,
+        caches: Option<&mut Vec<&mut SeqCache>>,
+        masks: &mut Masks,
+    ) -> Result<Tensor> {
         let (nh, nkv, hd) = (self.spec.heads, self.spec.kv_heads, self.spec.head_dim);
-        let mut masks = Masks::default();
-        for (li, layer) in self.layers.iter().enumerate() {
-            let x = layer.ln_attn.forward(&h)?;
-            let mut q = ops::split_heads(&layer.q.forward(&x)?, nh, hd)?;
-            let mut k = ops::split_heads(&layer.k.forward(&x)?, nkv, hd)?;
-            let v = ops::split_heads(&layer.v.forward(&x)?, nkv, hd)?;
-            if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
-                q = qn.forward(&q)?;
-                k = kn.forward(&k)?;
-            }
-            if let (Some(r), Some((cos, sin))) = (&self.rotary, &tables) {
-                q = r.apply(&q, cos, sin)?;
-                k = r.apply(&k, cos, sin)?;
-            }
-            let shape = AttnShape {
-                scale: self.spec.attn_scale,
-                softcap: self.spec.attn_softcap,
-                causal: true,
-                window: layer.window,
-            };
-            let caches = caches.as_deref_mut();
-            let attn = match caches {
-                _ if !ops::exact_cpu(&q) => {
-                    super::padded::attend(&q, &k, &v, items, li, caches, shape, &mut masks)?
-                }
-                Some(c) if super::step::applies(&q, items) => {
-                    super::step::write_and_attend((&q, &k, &v), items, li, c, shape)?
-                }
-                c => ops::attend_packed(&q, &k, &v, items, li, c, shape, None, &mut masks)?,
-            };
-            let attn = ops::pad_rows(attn, rows, dev)?;
-            let mut attn = layer.o.forward(&attn)?;
-            if let Some(n) = &layer.post_attn {
-                attn = n.forward(&attn)?;
-            }
-            h = (h + attn)?;
-            let x = layer.ln_mlp.forward(&h)?;
-            let mut mlp = match &layer.mlp {
-                Mlp::Gated { gate, up, down } => down.forward(
-                    &(ops::activate(self.spec.act, &gate.forward(&x)?)? * up.forward(&x)?)?,
-                )?,
-                Mlp::Plain { fc, proj } => {
-                    proj.forward(&ops::activate(self.spec.act, &fc.forward(&x)?)?)?
-                }
-            };
-            if let Some(n) = &layer.post_mlp {
-                mlp = n.forward(&mlp)?;
-            }
-            h = (h + mlp)?;
+        let rows = h.dim(0)?;
+        let x = norm_or_same(&layer.ln_attn, &h)?;
+        let (mut q, mut k) = (layer.q.forward(&x)?, layer.k.forward(&x)?);
+        if let QkNorm::Whole(qn, kn) = &layer.qk_norm {
+            q = qn.forward(&q)?;
+            k = kn.forward(&k)?;
         }
-        let rows_wanted = super::wanted_rows(items);
-        if rows_wanted.is_empty() {
-            return Ok(None);
+        let mut q = ops::split_heads(&q, nh, hd)?;
+        let mut k = ops::split_heads(&k, nkv, hd)?;
+        let v = ops::split_heads(&layer.v.forward(&x)?, nkv, hd)?;
+        if let QkNorm::PerHead(qn, kn) = &layer.qk_norm {
+            q = qn.forward(&q)?;
+            k = kn.forward(&k)?;
         }
-        let h = self.norm.forward(&h)?;
-        let mut logits = super::project(&h, &rows_wanted, &self.lm_head, dev)?;
-        if let Some(cap) = self.spec.final_softcap {
-            logits = ops::softcap(&logits, cap)?;
+        if let Some((r, (cos, sin))) = at.rope {
+            q = r.apply(&q, cos, sin)?;
+            k = r.apply(&k, cos, sin)?;
         }
-        Ok(Some(logits))
+        if let Some(s) = at.query_scale {
+            q = q.broadcast_mul(&s.to_dtype(q.dtype())?)?;
+        }
+        let shape = AttnShape {
+            scale: self.spec.attn_scale,
+            softcap: self.spec.attn_softcap,
+            causal: true,
+            window: layer.window,
+        };
+        let (items, li) = (at.items, at.li);
+        let attn = match caches {
+            _ if !ops::exact_cpu(&q) => {
+                super::padded::attend(&q, &k, &v, items, li, caches, shape, masks)?
+            }
+            Some(c) if super::step::applies(&q, items) => {
+                super::step::write_and_attend((&q, &k, &v), items, li, c, shape)?
+            }
+            c => ops::attend_packed(&q, &k, &v, items, li, c, shape, None, masks)?,
+        };
+        let attn = ops::pad_rows(attn, rows, &self.device)?;
+        let attn = norm_or_same(&layer.post_attn, &layer.o.forward(&attn)?)?;
+        let h = (h + attn)?;
+        let x = norm_or_same(&layer.ln_mlp, &h)?;
+        let act = self.spec.act;
+        let mlp = match &layer.mlp {
+            Mlp::Gated { gate, up, down } => {
+                down.forward(&(ops::activate(act, &gate.forward(&x)?)? * up.forward(&x)?)?)?
+            }
+            Mlp::Plain { fc, proj } => proj.forward(&ops::activate(act, &fc.forward(&x)?)?)?,
+            Mlp::Routed(experts) => experts.forward(&x, act)?,
+        };
+        h + norm_or_same(&layer.post_mlp, &mlp)?
     }
 }
 
-/// An RMSNorm weight (Gemma: `x * (1 + w)`, added and multiplied in f32 as transformers does).
+/// Where a layer runs: its index, the pass's items, its rotation with its tables, and the
+/// rows' query scale (Ministral 3).
+struct LayerAt<'a> {
+    li: usize,
+    items: &'a [Item<'a>],
+    rope: Option<(&'a Rotary, &'a (Tensor, Tensor))>,
+    query_scale: Option<&'a Tensor>,
+}
+
+fn norm_or_same(norm: &Option<Norm>, x: &Tensor) -> Result<Tensor> {
+    match norm {
+        Some(n) => n.forward(x),
+        None => Ok(x.clone()),
+    }
+}
+
+/// Ministral 3's `get_llama_4_attn_scale`, (1, 1, rows, 1) in f32:
+/// `1 + beta * ln(1 + floor(position / original))`.
+fn position_scale(pos: &[u32], beta: f64, original: f64, dev: &Device) -> Result<Tensor> {
+    let (beta, original) = (beta as f32, original as f32);
+    let s: Vec<f32> = pos
+        .iter()
+        .map(|&p| 1.0 + beta * (1.0 + (p as f32 / original).floor()).ln())
+        .collect();
+    Tensor::from_vec(s, (1, 1, pos.len(), 1), dev)
+}
+
+/// An RMSNorm weight (Gemma: `x * (1 + w)`, added and multiplied in f32 as transformers does;
+/// OLMo 2: `w * x` multiplied in f32 and rounded once).
 fn rms(w: &mut Weights, spec: &DecoderSpec, name: &str) -> std::result::Result<Norm, String> {
     let eps = spec.eps;
-    Ok(match spec.family {
-        Family::Gemma | Family::Gemma2 => Norm::RmsF32 {
+    Ok(if spec.gemma_norms() {
+        Norm::RmsF32 {
             w: (w.take_f32(name)? + 1.0).map_err(err)?,
             eps,
-        },
-        _ => Norm::Rms {
+        }
+    } else if spec.family == Family::Olmo2 {
+        Norm::RmsF32 {
+            w: w.take_f32(name)?,
+            eps,
+        }
+    } else {
+        Norm::Rms {
             w: w.take(name)?,
             eps,
-        },
+        }
     })
 }
 
@@ -554,12 +755,14 @@ fn lin(w: &mut Weights, name: &str, bias: bool) -> std::result::Result<Linear, S
     Linear::from_hf(weight, b).map_err(err)
 }
 
-/// Decoder layer `i` of a Llama-family checkpoint (fused projections for Phi-3, q/k norms
-/// for Qwen3, sandwich norms for Gemma 2).
-fn load_layer(w: &mut Weights, spec: &DecoderSpec, i: usize) -> std::result::Result<Layer, String> {
+/// The attention projections of layer `p` (Phi-3's fused qkv_proj split).
+fn attention(
+    w: &mut Weights,
+    spec: &DecoderSpec,
+    p: &str,
+) -> std::result::Result<[Linear; 4], String> {
     let (nh, nkv, hd) = (spec.heads, spec.kv_heads, spec.head_dim);
     let qkv_bias = spec.attention_bias || spec.family == Family::Qwen2;
-    let p = format!("model.layers.{i}");
     let (q, k, v) = if spec.family == Family::Phi3 {
         let fused = lin(w, &format!("{p}.self_attn.qkv_proj"), qkv_bias)?;
         (
@@ -575,15 +778,16 @@ fn load_layer(w: &mut Weights, spec: &DecoderSpec, i: usize) -> std::result::Res
         )
     };
     let o = lin(w, &format!("{p}.self_attn.o_proj"), spec.attention_bias)?;
-    let (q_norm, k_norm) = if spec.family == Family::Qwen3 {
-        (
-            Some(rms(w, spec, &format!("{p}.self_attn.q_norm.weight"))?),
-            Some(rms(w, spec, &format!("{p}.self_attn.k_norm.weight"))?),
-        )
-    } else {
-        (None, None)
-    };
-    let mlp = if spec.family == Family::Phi3 {
+    Ok([q, k, v, o])
+}
+
+/// The MLP of layer `i`: gated (Phi-3's fused gate_up_proj split), or routed experts.
+fn mlp(w: &mut Weights, spec: &DecoderSpec, i: usize) -> std::result::Result<Mlp, String> {
+    let p = format!("model.layers.{i}");
+    if let Some(moe) = spec.moe.as_ref().filter(|m| m.routed(i)) {
+        return Ok(Mlp::Routed(super::moe::Experts::load(w, moe, &p)?));
+    }
+    Ok(if spec.family == Family::Phi3 {
         let fused = lin(w, &format!("{p}.mlp.gate_up_proj"), spec.mlp_bias)?;
         let inter = fused.w.dim(1).map_err(err)? / 2;
         Mlp::Gated {
@@ -597,47 +801,61 @@ fn load_layer(w: &mut Weights, spec: &DecoderSpec, i: usize) -> std::result::Res
             up: lin(w, &format!("{p}.mlp.up_proj"), spec.mlp_bias)?,
             down: lin(w, &format!("{p}.mlp.down_proj"), spec.mlp_bias)?,
         }
+    })
+}
+
+/// Decoder layer `i` of a Llama-family checkpoint: pre-norms (Llama), sandwich norms (Gemma 2
+/// and 3) or post-norms only (OLMo 2); q/k norms per head (Qwen3, Gemma 3) or whole (OLMo 2).
+fn load_layer(
+    w: &mut Weights,
+    spec: &DecoderSpec,
+    i: usize,
+    rotary: Option<usize>,
+) -> std::result::Result<Layer, String> {
+    let p = format!("model.layers.{i}");
+    let [q, k, v, o] = attention(w, spec, &p)?;
+    let mut norm = |name: &str| rms(w, spec, &format!("{p}.{name}.weight"));
+    let qk_norm = match spec.family {
+        Family::Qwen3 | Family::Qwen3Moe | Family::Gemma3 => {
+            QkNorm::PerHead(norm("self_attn.q_norm")?, norm("self_attn.k_norm")?)
+        }
+        Family::Olmo2 => QkNorm::Whole(norm("self_attn.q_norm")?, norm("self_attn.k_norm")?),
+        _ => QkNorm::None,
     };
-    let sandwich = spec.family == Family::Gemma2;
+    let (ln_attn, ln_mlp, post_attn, post_mlp) = if spec.sandwich() {
+        (
+            Some(norm("input_layernorm")?),
+            Some(norm("pre_feedforward_layernorm")?),
+            Some(norm("post_attention_layernorm")?),
+            Some(norm("post_feedforward_layernorm")?),
+        )
+    } else if spec.family == Family::Olmo2 {
+        (
+            None,
+            None,
+            Some(norm("post_attention_layernorm")?),
+            Some(norm("post_feedforward_layernorm")?),
+        )
+    } else {
+        (
+            Some(norm("input_layernorm")?),
+            Some(norm("post_attention_layernorm")?),
+            None,
+            None,
+        )
+    };
     Ok(Layer {
-        ln_attn: rms(w, spec, &format!("{p}.input_layernorm.weight"))?,
-        ln_mlp: rms(
-            w,
-            spec,
-            &format!(
-                "{p}.{}.weight",
-                if sandwich {
-                    "pre_feedforward_layernorm"
-                } else {
-                    "post_attention_layernorm"
-                }
-            ),
-        )?,
-        post_attn: if sandwich {
-            Some(rms(
-                w,
-                spec,
-                &format!("{p}.post_attention_layernorm.weight"),
-            )?)
-        } else {
-            None
-        },
-        post_mlp: if sandwich {
-            Some(rms(
-                w,
-                spec,
-                &format!("{p}.post_feedforward_layernorm.weight"),
-            )?)
-        } else {
-            None
-        },
+        ln_attn,
+        ln_mlp,
+        post_attn,
+        post_mlp,
         q,
         k,
         v,
         o,
-        q_norm,
-        k_norm,
-        mlp,
+        qk_norm,
+        mlp: mlp(w, spec, i)?,
         window: spec.windows[i],
+        rotary,
     })
 }

@@ -86,9 +86,10 @@ impl NativeModel {
                 for (p, &m) in prompts.iter().zip(&max_new) {
                     if p.len() + m > d.max_positions() {
                         return Err(ModelError::Request(format!(
-                            "a prompt of {} tokens plus {m} new ones does not fit the model's {} positions",
+                            "a prompt of {} tokens plus {m} new ones does not fit the model's {} positions{}",
                             p.len(),
-                            d.max_positions()
+                            d.max_positions(),
+                            d.limit_why()
                         )));
                     }
                 }
@@ -106,8 +107,12 @@ impl NativeModel {
                 } else {
                     vec![0; prompts.len()]
                 };
+                let feed = Feed {
+                    pass_tokens: self.pass_tokens,
+                    recompute_at: d.recompute_cache_at(),
+                };
                 decode_loop(
-                    self.pass_tokens,
+                    feed,
                     &prompts,
                     &skip,
                     &max_new,
@@ -130,8 +135,12 @@ impl NativeModel {
                     .map(|&m| t.new_cache(m + 1))
                     .collect::<ops::Result<Vec<_>>>()
                     .map_err(|e| ModelError::Request(e.to_string()))?;
+                let feed = Feed {
+                    pass_tokens: self.pass_tokens,
+                    recompute_at: None,
+                };
                 decode_loop(
-                    self.pass_tokens,
+                    feed,
                     &starts,
                     &vec![0; batch.len()],
                     &max_new,
@@ -202,6 +211,15 @@ impl From<candle_core::Error> for DecodeError {
 type StepFn<'a> =
     dyn FnMut(&[usize], &[Item], &mut Vec<&mut SeqCache>) -> ops::Result<Vec<Vec<Vec<f32>>>> + 'a;
 
+/// How decoding feeds its passes: prompt tokens per prefill pass, and the cache length at
+/// which a sequence's whole cache is computed again (transformers' Phi-3 with LongRoPE drops
+/// its cache when a sequence first passes `original_max_position_embeddings`, so that every
+/// key takes the long factors).
+struct Feed {
+    pass_tokens: usize,
+    recompute_at: Option<usize>,
+}
+
 /// Decode several sequences together, one token per sequence per pass. `prompts[i]` is fed first
 /// (the prompt, or the decoder's start token) after the `skip[i]` positions its cache already
 /// holds (a shared prefix); `pick(i, logits, sequence so far)` chooses the next token;
@@ -209,7 +227,7 @@ type StepFn<'a> =
 /// tokens; `finished(i, generated, stopped)` gets each sequence as soon as it ends.
 #[allow(clippy::too_many_arguments)]
 fn decode_loop(
-    pass_tokens: usize,
+    feed: Feed,
     prompts: &[Vec<u32>],
     skip: &[usize],
     max_new: &[usize],
@@ -234,7 +252,7 @@ fn decode_loop(
     while first < active.len() {
         let mut end = first + 1;
         let mut tokens = own(active[first]);
-        while end < active.len() && tokens + own(active[end]) <= pass_tokens {
+        while end < active.len() && tokens + own(active[end]) <= feed.pass_tokens {
             tokens += own(active[end]);
             end += 1;
         }
@@ -281,25 +299,75 @@ fn decode_loop(
             break;
         }
         active = next_active;
-        let items: Vec<Item> = active
-            .iter()
-            .zip(&last)
-            .map(|(&i, t)| Item {
-                tokens: std::slice::from_ref(t),
-                start: prompts[i].len() + out[i].len() - 1,
-                logits: 1,
-                prefix: None,
-                step: true,
-                whole_last_block: false,
-            })
-            .collect();
+        rows = decode_step(&feed, prompts, &out, &active, &last, &mut caches, step)?;
+    }
+    Ok(())
+}
+
+/// One decode step of the active sequences (each fed its last token), the logits of each in
+/// `active`'s order.
+fn decode_step(
+    feed: &Feed,
+    prompts: &[Vec<u32>],
+    out: &[Vec<u32>],
+    active: &[usize],
+    last: &[u32],
+    caches: &mut [SeqCache],
+    step: &mut StepFn,
+) -> Result<Vec<Vec<Vec<f32>>>, DecodeError> {
+    // a sequence whose cache is to be computed again is fed whole, in a pass of its own
+    // (a decode step's numbers never depend on its pass-mates)
+    let whole: Vec<Option<Vec<u32>>> = active
+        .iter()
+        .map(|&i| {
+            let held = prompts[i].len() + out[i].len() - 1;
+            (feed.recompute_at == Some(held))
+                .then(|| prompts[i].iter().chain(&out[i]).copied().collect())
+        })
+        .collect();
+    let mut by_seq: Vec<Option<Vec<Vec<f32>>>> = vec![None; prompts.len()];
+    for recompute in [true, false] {
+        let mut seqs = Vec::new();
+        let mut items = Vec::new();
+        for ((&i, t), all) in active.iter().zip(last).zip(&whole) {
+            if all.is_some() != recompute {
+                continue;
+            }
+            seqs.push(i);
+            items.push(match all {
+                Some(all) => Item {
+                    tokens: all,
+                    start: 0,
+                    logits: 1,
+                    prefix: None,
+                    step: false,
+                    whole_last_block: false,
+                },
+                None => Item {
+                    tokens: std::slice::from_ref(t),
+                    start: prompts[i].len() + out[i].len() - 1,
+                    logits: 1,
+                    prefix: None,
+                    step: true,
+                    whole_last_block: false,
+                },
+            });
+        }
+        if seqs.is_empty() {
+            continue;
+        }
         let mut refs: Vec<&mut SeqCache> = caches
             .iter_mut()
             .enumerate()
-            .filter(|(i, _)| active.contains(i))
+            .filter(|(i, _)| seqs.contains(i))
             .map(|(_, c)| c)
             .collect();
-        rows = step(&active, &items, &mut refs)?;
+        for (&i, r) in seqs.iter().zip(step(&seqs, &items, &mut refs)?) {
+            by_seq[i] = Some(r);
+        }
     }
-    Ok(())
+    Ok(active
+        .iter()
+        .map(|&i| by_seq[i].take().expect("every active sequence was passed"))
+        .collect())
 }

@@ -1,5 +1,6 @@
 //! rubric's own batched passes (candle), beside the mistralrs engine: decoder-only models
-//! (`decoder.rs`: Llama, Mistral, Qwen2/2.5, Qwen3, Gemma, Gemma 2, Phi-3, GPT-2) and
+//! (`decoder.rs`: Llama, Mistral, Qwen2/2.5, Qwen3, Gemma 1-3, Phi-3, GPT-2, SmolLM3, OLMo 2,
+//! Ministral 3, and the mixtures of experts Qwen3-MoE and Mixtral, `moe.rs`) and
 //! encoder-decoder models (`t5.rs`: T5, Flan-T5), in f32 or (decoders) the checkpoint's half
 //! precision, on the CPU or CUDA.
 //!
@@ -23,6 +24,7 @@
 
 pub mod decoder;
 mod decoding;
+pub(crate) mod moe;
 pub mod ops;
 pub(crate) mod padded;
 pub(crate) mod prefix;
@@ -296,6 +298,11 @@ impl NativeModel {
             ),
             NativeSpec::T5(s) => Pass::T5(t5::T5::load(&hf.dir, s, &dev).map_err(load)?),
         };
+        // LongRoPE's keys depend on where the call computing them ends: no shared prefixes
+        let share_prefixes = match &pass {
+            Pass::Decoder(d) => args.share_prefixes && !d.needs_whole_sequences(),
+            Pass::T5(_) => args.share_prefixes,
+        };
         let info = ModelInfo {
             name: hf.name.clone(),
             identity: hf.identity(args, "native"),
@@ -311,7 +318,7 @@ impl NativeModel {
             seed: args.seed,
             max_seqs: args.batch_size.unwrap_or(usize::MAX),
             pass_tokens: pass_tokens(&dev),
-            share_prefixes: args.share_prefixes,
+            share_prefixes,
             shared: Default::default(),
             reported: Default::default(),
         })
