@@ -297,7 +297,7 @@ fn gated_missing_and_bin_only_repos_are_refused_by_name() {
     };
     let shared = common::shared_data("gated repos").unwrap();
     let data = ["--data-dir", shared.to_str().unwrap()];
-    let hub = Double::start(&root, &[]);
+    let hub = Double::start(&root, &["--page-size", "2"]);
     let home = tmp.path().join("hf");
     let env = [("HF_ENDPOINT", hub.url.as_str())];
 
@@ -339,7 +339,43 @@ fn gated_missing_and_bin_only_repos_are_refused_by_name() {
 
     let (code, err, _) = run("pretrained=rubric-test/lama", &home, &env, &data);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("model `rubric-test/lama` is not on"), "{err}");
+    assert!(
+        err.contains("model `rubric-test/lama` is not on")
+            && err.contains("(did you mean `rubric-test/llama`?)"),
+        "{err}"
+    );
+    // the owner's models, listed as list_models(author=) lists them: pages of 2
+    let models = std::fs::read_dir(root.join("models/rubric-test"))
+        .unwrap()
+        .count();
+    let pages: Vec<String> = hub
+        .log()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .filter(|p| p.starts_with("/api/models?"))
+        .collect();
+    assert!(models > 4);
+    assert_eq!(pages.len(), models.div_ceil(2), "{pages:?}");
+    assert!(pages[0].contains("author=rubric-test") && pages[1].contains("cursor="));
+    // with a token (the hub answers 404), and a name nothing is close to
+    let (code, err, _) = run(
+        "pretrained=rubric-test/llama-shardd",
+        &home,
+        &with_token,
+        &data,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("or the token given cannot see it")
+            && err.contains("(did you mean `rubric-test/llama-sharded`?)"),
+        "{err}"
+    );
+    let (code, err, _) = run("pretrained=rubric-test/zzzzzz", &home, &env, &data);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("is not on") && !err.contains("did you mean"),
+        "{err}"
+    );
     let (code, err, _) = run(
         "pretrained=rubric-test/llama,revision=v9",
         &home,

@@ -3,7 +3,9 @@
 //! file's checksum (`X-Linked-Etag` for large files stored in LFS, else `ETag`) and size, and
 //! may redirect to a CDN; `GET` fetches it, from where an interrupted download stopped
 //! (`Range`). Errors carry `X-Error-Code` (`GatedRepo`, `RepoNotFound`, `RevisionNotFound`,
-//! `EntryNotFound`), which the messages follow.
+//! `EntryNotFound`), which the messages follow; a missing repo's message names the closest of
+//! its owner's repos, listed as `list_models(author=...)` / `list_datasets(author=...)` list
+//! them (`GET /api/<kind>s?author=<owner>`, pages followed by their `Link: <...>; rel="next"`).
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -84,6 +86,12 @@ fn call(req: ureq::Request, repo: &Repo, file: Option<&str>) -> Result<ureq::Res
 
 fn refusal(code: u16, r: &ureq::Response, repo: &Repo, file: Option<&str>) -> String {
     let what = repo.what();
+    // (asked only when the repo is missing: one listing request)
+    let near = || {
+        closest_repo(repo)
+            .map(|id| format!(" (did you mean `{id}`?)"))
+            .unwrap_or_default()
+    };
     let page = match repo.kind {
         Kind::Model => format!("{}/{}", endpoint(), repo.id),
         Kind::Dataset => format!("{}/datasets/{}", endpoint(), repo.id),
@@ -95,12 +103,14 @@ fn refusal(code: u16, r: &ureq::Response, repo: &Repo, file: Option<&str>) -> St
             if token().is_some() { " (the token given has no access)" } else { "" }
         ),
         (401, Some("RepoNotFound")) | (401, None) if token().is_none() => format!(
-            "{what} is not on {}, or it is gated or private: check the name, or {login} and accept the licence on {page}",
-            endpoint()
+            "{what} is not on {}{}, or it is gated or private: check the name, or {login} and accept the licence on {page}",
+            endpoint(),
+            near()
         ),
         (_, Some("RepoNotFound")) => format!(
-            "{what} is not on {}, or the token given cannot see it",
-            endpoint()
+            "{what} is not on {}{}, or the token given cannot see it",
+            endpoint(),
+            near()
         ),
         (_, Some("RevisionNotFound")) => {
             format!("{what} has no revision `{}` (a branch, tag or commit)", repo.revision)
@@ -119,6 +129,67 @@ fn refusal(code: u16, r: &ureq::Response, repo: &Repo, file: Option<&str>) -> St
             r.header("X-Error-Message").unwrap_or(r.status_text())
         ),
     }
+}
+
+/// The owner's repo closest in name to a missing one, from the owner's listing; None when the
+/// id has no owner, the listing fails (offline, refused) or nothing is close.
+fn closest_repo(repo: &Repo) -> Option<String> {
+    let (owner, name) = repo.id.split_once('/')?;
+    let ids = list_ids(repo.kind, owner)?;
+    let names = ids
+        .iter()
+        .filter_map(|id| id.strip_prefix(owner)?.strip_prefix('/'))
+        .filter(|n| *n != name);
+    crate::text::did_you_mean(name, names).map(|n| format!("{owner}/{n}"))
+}
+
+/// Pages of a listing followed at most this far (the hub's pages hold up to 1,000 repos).
+const MAX_PAGES: usize = 20;
+
+/// Every repo id of an owner, as `HfApi().list_models(author=owner)` (or `list_datasets`)
+/// lists them: `GET /api/<kind>s?author=<owner>`, then each page's `Link` to the next.
+fn list_ids(kind: Kind, owner: &str) -> Option<Vec<String>> {
+    let kind = match kind {
+        Kind::Model => "models",
+        Kind::Dataset => "datasets",
+    };
+    let mut url = format!("{}/api/{kind}?author={}", endpoint(), quote(owner, false));
+    let mut ids = Vec::new();
+    for _ in 0..MAX_PAGES {
+        let resp = request("GET", &url).call().ok()?;
+        let next = resp.header("Link").and_then(next_link);
+        let page: serde_json::Value = resp.into_json().ok()?;
+        ids.extend(
+            page.as_array()?
+                .iter()
+                .filter_map(|m| m.get("id").and_then(|i| i.as_str()))
+                .map(String::from),
+        );
+        match next {
+            Some(n) => url = n,
+            None => return Some(ids),
+        }
+    }
+    Some(ids)
+}
+
+/// The `rel="next"` address of a `Link` header (`<url>; rel="next", <url>; rel="prev"`).
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        let is_next = params.split(';').any(|p| {
+            p.trim()
+                .strip_prefix("rel=")
+                .is_some_and(|r| r.trim_matches('"') == "next")
+        });
+        let url = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        // (a path on the hub itself, should one come)
+        let url = match url.starts_with('/') {
+            true => format!("{}{url}", endpoint()),
+            false => url.to_string(),
+        };
+        is_next.then_some(url)
+    })
 }
 
 /// The revision's commit and every file of it.
@@ -355,5 +426,18 @@ mod tests {
             "refs%2Fconvert%2Fparquet"
         );
         assert_eq!(quote("main/test 1.parquet", true), "main/test%201.parquet");
+    }
+
+    #[test]
+    fn link_headers_give_the_next_page() {
+        assert_eq!(
+            next_link(r#"<https://h/api/models?author=a&cursor=x>; rel="next""#).as_deref(),
+            Some("https://h/api/models?author=a&cursor=x")
+        );
+        assert_eq!(
+            next_link(r#"<https://h/p1>; rel="prev", <https://h/p3>; rel="next""#).as_deref(),
+            Some("https://h/p3")
+        );
+        assert_eq!(next_link(r#"<https://h/p1>; rel="prev""#), None);
     }
 }

@@ -122,7 +122,7 @@ def main():
         return url
 
     try:
-        url = start(CUT, "double.log", "--port-file", str(tmp / "port"))
+        url = start(CUT, "double.log", "--port-file", str(tmp / "port"), "--page-size", "2")
         url2 = start(SMALL_CUT, "double2.log")
         check((tmp / "port").read_text().strip() == url, "--port-file holds the URL")
         # huggingface_hub reads these at import time, so set them before importing it.
@@ -217,6 +217,21 @@ def run_checks(url, url2, tmp, hf_home, tiny, gated, ds_main, ds_parquet, big):
     ds_sha = commit_of("refs/convert/parquet", ds_parquet)
     check(api.dataset_info("rubric-test/tiny-ds", revision="refs/convert/parquet").sha == ds_sha,
           "dataset_info(refs/convert/parquet).sha")
+
+    # --- listings by owner, two repos a page (--page-size 2): pages followed by their Link header ----------
+    models = [m.id for m in api.list_models(author="rubric-test")]
+    check(models == ["rubric-test/big", "rubric-test/gated", "rubric-test/tiny"], f"list_models(author=): {models}")
+    pages = [r for r in request_log(url) if r["path"].startswith("/api/models?")]
+    check([(r["method"], r["status"]) for r in pages] == [("GET", 200)] * 2
+          and "cursor=" not in pages[0]["path"] and "cursor=" in pages[1]["path"],
+          f"list_models follows the Link header to a second page: {pages}")
+    check([m.id for m in api.list_models(author="rubric-test", limit=1)] == ["rubric-test/big"],
+          "list_models(limit=1)")
+    check([m.id for m in api.list_models(author="rubric-test", search="tin")] == ["rubric-test/tiny"],
+          "list_models(search=)")
+    check(list(api.list_models(author="nobody")) == [], "list_models of an unknown author is empty")
+    datasets = [d.id for d in api.list_datasets(author="rubric-test")]
+    check(datasets == ["rubric-test/tiny-ds"], f"list_datasets(author=): {datasets}")
 
     # --- datasets, including refs/convert/parquet ----------------------------------------------------------
     ds_dir = cache / "datasets--rubric-test--tiny-ds"

@@ -4,7 +4,7 @@
 It serves repos from a folder so that download clients (huggingface_hub, or our Rust one) can be tested
 offline, against the same requests, status codes and headers the real hub uses for downloads. Stdlib only.
 
-    hub_double.py ROOT [--port 0] [--token SECRET] [--cut-after BYTES] [--port-file FILE]
+    hub_double.py ROOT [--port 0] [--token SECRET] [--cut-after BYTES] [--page-size N] [--port-file FILE]
 
 ROOT layout:  ROOT/<models|datasets>/<owner>/<name>/<branch folder>/<files...>
   * branch folder = urllib.parse.quote(branch, safe="")   ("refs/convert/parquet" -> "refs%2Fconvert%2Fparquet")
@@ -13,6 +13,9 @@ ROOT layout:  ROOT/<models|datasets>/<owner>/<name>/<branch folder>/<files...>
   The tree is rescanned on every request (hashes cached by size+mtime), so tests may change it while it runs.
 
 What it implements (GET and HEAD):
+  /api/{models|datasets}?author={owner}[&search=S][&limit=N][&cursor=C]   repo listing (list_models/list_datasets):
+                         a JSON array of {"id", ...} sorted by id, --page-size (default 1000) per page, the next page
+                         in a `Link: <url>; rel="next"` header as the hub sends it (the cursor is the double's own)
   /api/{models|datasets}/{owner}/{name}[/revision/{rev}][?blobs=true]   repo info (model_info/dataset_info)
   /api/{models|datasets}/{owner}/{name}/tree/{rev}[/{path}][?recursive=true]   tree listing, no pagination
   /{owner}/{name}/resolve/{rev}/{path}, /datasets/{owner}/{name}/resolve/{rev}/{path}   file download
@@ -235,6 +238,8 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- routing ----------------------------------------------------------------------------------------
     def route(self, segs):
+        if len(segs) == 2 and segs[0] == "api" and segs[1] in KINDS:
+            return self.list_repos(segs[1])
         if len(segs) >= 4 and segs[0] == "api" and segs[1] in KINDS:
             repo = self.repo(segs[1], segs[2], segs[3])
             rest = segs[4:]
@@ -305,6 +310,43 @@ class Handler(BaseHTTPRequestHandler):
         if repo.kind == "models":
             info.update(modelId=repo.repo_id, library_name=None, pipeline_tag=None, config={}, spaces=[])
         self.reply_json(info)
+
+    def list_repos(self, kind):
+        base = os.path.join(self.server.root, kind)
+        author, search = self.query.get("author"), self.query.get("search", "").lower()
+        ids = []
+        for owner in sorted(os.listdir(base)) if os.path.isdir(base) else []:
+            if (author is not None and owner != author) or not os.path.isdir(os.path.join(base, owner)):
+                continue
+            for name in sorted(os.listdir(os.path.join(base, owner))):
+                repo_id = f"{owner}/{name}"
+                if os.path.isdir(os.path.join(base, owner, name)) and search in repo_id.lower():
+                    ids.append(repo_id)
+        start = int(self.query.get("cursor", "0") or 0)
+        size = self.server.page_size
+        if "limit" in self.query:
+            size = min(size, int(self.query["limit"]))
+        page = ids[start : start + size]
+        items = []
+        for repo_id in page:
+            gated = os.path.isfile(os.path.join(base, repo_id, "gated"))
+            item = {"_id": hashlib.sha1(repo_id.encode()).hexdigest()[:24], "id": repo_id, "likes": 0,
+                    "downloads": 0, "trendingScore": 0, "private": False, "tags": [],
+                    "createdAt": "2024-01-01T00:00:00.000Z"}
+            if kind == "models":
+                item.update(modelId=repo_id, library_name=None, pipeline_tag=None)
+            else:
+                item.update(author=repo_id.split("/")[0], gated="auto" if gated else False, disabled=False,
+                            description="", key="")
+            items.append(item)
+        headers = {}
+        if start + size < len(ids):
+            params = {k: v for k, v in self.query.items() if k != "cursor"}
+            params["cursor"] = str(start + size)
+            query = "&".join(f"{quote(k)}={quote(v)}" for k, v in params.items())
+            host = self.headers.get("Host") or f"127.0.0.1:{self.server.server_address[1]}"
+            headers["Link"] = f'<http://{host}/api/{kind}?{query}>; rel="next"'
+        self.reply(200, json.dumps(items).encode(), "application/json; charset=utf-8", headers)
 
     def tree(self, repo, revision, prefix):
         branch = self.branch(repo, revision)
@@ -426,12 +468,13 @@ def main(argv=None):
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--token", default=None, help="token that opens gated repos")
     ap.add_argument("--cut-after", type=int, default=None, metavar="BYTES")
+    ap.add_argument("--page-size", type=int, default=1000, help="repos per page of a listing")
     ap.add_argument("--port-file", default=None)
     args = ap.parse_args(argv)
 
     server = Server(("127.0.0.1", args.port), Handler)
     server.root = os.path.abspath(args.root)
-    server.token, server.cut_after = args.token, args.cut_after
+    server.token, server.cut_after, server.page_size = args.token, args.cut_after, args.page_size
     server.cut_done, server.request_log = set(), []
     url = f"http://127.0.0.1:{server.server_address[1]}"
     if args.port_file:  # write then rename, so a poller never reads half a line
