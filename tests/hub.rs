@@ -79,6 +79,11 @@ impl Drop for Double {
 
 /// The repos, built once per test in `dir` from ../shared/data and the llama fixture.
 fn repos(what: &str, dir: &Path) -> Option<(PathBuf, PathBuf)> {
+    repos_with(what, dir, None)
+}
+
+/// The repos, with a GGUF repo made from the folder `gguf` holds SmolLM2 in.
+fn repos_with(what: &str, dir: &Path, gguf: Option<&Path>) -> Option<(PathBuf, PathBuf)> {
     let shared = common::shared_data(what)?;
     let (python, _) = common::hooks_python(what)?;
     let root = dir.join("hub");
@@ -87,6 +92,7 @@ fn repos(what: &str, dir: &Path) -> Option<(PathBuf, PathBuf)> {
         .arg(&root)
         .arg(&shared)
         .arg(common::crate_root().join("fixtures/models/llama"))
+        .args(gguf)
         .status()
         .unwrap()
         .success();
@@ -102,9 +108,20 @@ fn run(
     env: &[(&str, &str)],
     extra: &[&str],
 ) -> (i32, String, Value) {
+    run_tasks("gsm8k,sst2", model_args, home, env, extra)
+}
+
+/// `rubric run` of `tasks` (3 docs each), as `run`.
+fn run_tasks(
+    tasks: &str,
+    model_args: &str,
+    home: &Path,
+    env: &[(&str, &str)],
+    extra: &[&str],
+) -> (i32, String, Value) {
     let out = home.join(format!("out-{}", rubric_runs()));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rubric"));
-    cmd.args(["run", "--model-args", model_args, "--tasks", "gsm8k,sst2"])
+    cmd.args(["run", "--model-args", model_args, "--tasks", tasks])
         .args([
             "--limit",
             "3",
@@ -269,6 +286,61 @@ fn hub_ids_give_the_numbers_of_local_folders_and_run_offline_after() {
     let lora = ok(&lora);
     assert_eq!(lora["responses"], local_lora["responses"]);
     assert!(lora["config"]["peft_sha"].is_string());
+    // ... and merged into the sharded copy of the same weights, shard by shard
+    let sharded_lora = run(
+        "pretrained=rubric-test/llama-sharded,adapter=rubric-test/llama-lora",
+        &home,
+        &env,
+        &[],
+    );
+    assert_eq!(ok(&sharded_lora)["responses"], local_lora["responses"]);
+
+    // a tokenizer by hub id, for a model repo without one
+    let tok = run(
+        "pretrained=rubric-test/llama-notok,tokenizer=rubric-test/llama-tokenizer",
+        &home,
+        &env,
+        &[],
+    );
+    let tok = ok(&tok);
+    assert_eq!(tok["responses"], local["responses"]);
+    let opened: Vec<&str> = tok["rubric"]["hub"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["repo"].as_str().unwrap())
+        .collect();
+    assert!(
+        opened.contains(&"rubric-test/llama-tokenizer"),
+        "{opened:?}"
+    );
+    // ... through the engine too (its view of the folder links the tokenizer's files)
+    let data = ["--data-dir", shared.to_str().unwrap()];
+    let engine_local = run(
+        "pretrained=fixtures/models/llama,scorer=engine",
+        &tmp.path().join("local-engine"),
+        &[],
+        &data,
+    );
+    let engine_tok = run(
+        "pretrained=rubric-test/llama-notok,tokenizer=rubric-test/llama-tokenizer,scorer=engine",
+        &home,
+        &env,
+        &[],
+    );
+    assert_eq!(ok(&engine_tok)["responses"], ok(&engine_local)["responses"]);
+    let (code, err, _) = run(
+        "pretrained=rubric-test/llama,tokenizer=rubric-test/llama-lora",
+        &home,
+        &env,
+        &[],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("tokenizer `rubric-test/llama-lora` at ")
+            && err.contains("no `tokenizer.json`"),
+        "{err}"
+    );
 
     // the server gone: HF_HUB_OFFLINE runs from the cache without a request
     drop(hub);
@@ -478,4 +550,53 @@ fn a_cut_or_killed_download_resumes() {
     let ranges = hub.ranges(&etag);
     assert_eq!(ranges, vec![format!("bytes={half}-")]);
     assert_eq!(std::fs::read(blobs.join(&etag)).unwrap(), weights);
+}
+
+#[test]
+fn a_gguf_file_by_its_path_on_the_hub() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some((_, smol)) = common::llamacpp("a GGUF file from the hub") else {
+        return;
+    };
+    let Some((root, _)) = repos_with("a GGUF file from the hub", tmp.path(), Some(&smol)) else {
+        return;
+    };
+    let shared = common::shared_data("a GGUF file from the hub").unwrap();
+    let data = ["--data-dir", shared.to_str().unwrap()];
+    let file = "SmolLM2-135M-Instruct.Q4_1.gguf";
+    // (sst2 only: the engine's GGUF path is the slow one)
+    let local = run_tasks(
+        "sst2",
+        &format!(
+            "gguf={},tokenizer={}",
+            smol.join(file).display(),
+            smol.join("hf").display()
+        ),
+        &tmp.path().join("local"),
+        &[],
+        &data,
+    );
+    let hub = Double::start(&root, &[]);
+    let env = [("HF_ENDPOINT", hub.url.as_str())];
+    // the tokenizer beside the file in the repo is fetched with it
+    let from_hub = run_tasks(
+        "sst2",
+        &format!("gguf=rubric-test/smollm2-gguf/{file}"),
+        &tmp.path().join("hf"),
+        &env,
+        &data,
+    );
+    let from_hub = ok(&from_hub);
+    assert_eq!(from_hub["responses"]["sst2"].as_array().unwrap().len(), 3);
+    assert_eq!(from_hub["responses"], ok(&local)["responses"]);
+    assert!(from_hub["config"]["model_sha"].is_string());
+    let (code, err, _) = run_tasks(
+        "sst2",
+        "gguf=rubric-test/smollm2-gguf/SmolLM2-135M-Instruct.Q4_0.gguf",
+        &tmp.path().join("hf"),
+        &env,
+        &data,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("(did you mean `{file}`?)")), "{err}");
 }

@@ -307,16 +307,7 @@ impl Snapshot {
         if path.is_file() {
             return Ok(path);
         }
-        if !self.has(file) {
-            let near = crate::text::did_you_mean(file, self.files.iter().map(String::as_str))
-                .map(|n| format!(" (did you mean `{n}`?)"))
-                .unwrap_or_default();
-            return Err(HubError::new(format!(
-                "{} at {} has no file `{file}`{near}",
-                self.repo.what(),
-                self.commit
-            )));
-        }
+        // (offline, the file list is the cache's: a file missing from it may be on the hub)
         if !self.online {
             return Err(HubError::new(format!(
                 "`{file}` of {} is not in the Hugging Face cache at {}{}",
@@ -327,6 +318,16 @@ impl Snapshot {
                 } else {
                     ""
                 }
+            )));
+        }
+        if !self.has(file) {
+            let near = crate::text::did_you_mean(file, self.files.iter().map(String::as_str))
+                .map(|n| format!(" (did you mean `{n}`?)"))
+                .unwrap_or_default();
+            return Err(HubError::new(format!(
+                "{} at {} has no file `{file}`{near}",
+                self.repo.what(),
+                self.commit
             )));
         }
         let blob = client::download(&self.repo, &self.commit, file)

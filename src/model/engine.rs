@@ -448,8 +448,14 @@ impl mistralrs::CustomLogitsProcessor for LastLogits {
 /// tokens (lm-eval's longest input) plus the one token the engine always samples would fail:
 /// where rope scaling does not read it, the view's `max_position_embeddings` allows
 /// `max_length` rounded up to the next 512 plus 512 (this changes nothing but the size of the
-/// rotary tables).
-fn engine_view(dir: &Path, config: &HfConfig, max_length: usize) -> Result<PathBuf, ModelError> {
+/// rotary tables). A model folder without tokenizer.json (`tokenizer=` names one elsewhere)
+/// gets links to the tokenizer's files in its view, since mistralrs reads them from the folder.
+fn engine_view(
+    dir: &Path,
+    tok_dir: &Path,
+    config: &HfConfig,
+    max_length: usize,
+) -> Result<PathBuf, ModelError> {
     let mut patched = config
         .engine_view()
         .map_err(|e| load_err(format!("{}: {e}", config.path.display())))?;
@@ -462,7 +468,9 @@ fn engine_view(dir: &Path, config: &HfConfig, max_length: usize) -> Result<PathB
     if have < need && !scaled {
         patched["max_position_embeddings"] = Value::from(need);
     }
-    if patched == config.raw {
+    let tok_elsewhere =
+        !dir.join("tokenizer.json").is_file() && tok_dir.join("tokenizer.json").is_file();
+    if patched == config.raw && !tok_elsewhere {
         return Ok(dir.to_path_buf());
     }
     let text = serde_json::to_string_pretty(&patched).expect("json");
@@ -470,12 +478,27 @@ fn engine_view(dir: &Path, config: &HfConfig, max_length: usize) -> Result<PathB
     let abs = dir
         .canonicalize()
         .map_err(|e| load_err(format!("{}: {e}", dir.display())))?;
+    // (the tokenizer's place is part of the key when the view links to it)
+    let tok_abs = match tok_elsewhere {
+        true => Some(
+            // (a tokenizer.json named without a folder is in the working directory)
+            Path::new(".")
+                .join(tok_dir)
+                .canonicalize()
+                .map_err(|e| load_err(format!("{}: {e}", tok_dir.display())))?,
+        ),
+        false => None,
+    };
+    let place = match &tok_abs {
+        Some(t) => format!("{}\u{0}{}", abs.to_string_lossy(), t.to_string_lossy()),
+        None => abs.to_string_lossy().to_string(),
+    };
     // the folder's place is part of the key: a view links to its files, and two folders with
     // equal contents (copies made in the same second) must not share one
     let view = cache.join("engine").join(format!(
         "{}-{}-{}",
         fingerprint(dir),
-        &crate::py::sha256_hex(&abs.to_string_lossy())[..8],
+        &crate::py::sha256_hex(&place)[..8],
         &crate::py::sha256_hex(&text)[..8]
     ));
     if view.join("config.json").is_file() {
@@ -506,6 +529,23 @@ fn engine_view(dir: &Path, config: &HfConfig, max_length: usize) -> Result<PathB
         #[cfg(not(unix))]
         std::fs::copy(entry.path(), &target)
             .map_err(|e| load_err(format!("{}: {e}", target.display())))?;
+    }
+    if let Some(tok) = &tok_abs {
+        for f in [
+            "tokenizer.json",
+            "tokenizer_config.json",
+            "special_tokens_map.json",
+        ] {
+            let (from, to) = (tok.join(f), tmp.path().join(f));
+            if from.is_file() && !to.exists() {
+                #[cfg(unix)]
+                std::os::unix::fs::symlink(&from, &to)
+                    .map_err(|e| load_err(format!("{}: {e}", to.display())))?;
+                #[cfg(not(unix))]
+                std::fs::copy(&from, &to)
+                    .map_err(|e| load_err(format!("{}: {e}", to.display())))?;
+            }
+        }
     }
     std::fs::write(tmp.path().join("config.json"), &text)
         .map_err(|e| load_err(format!("{}: {e}", tmp.path().display())))?;
@@ -572,7 +612,7 @@ fn load_engine(
         DType::F16 => ModelDType::F16,
     };
     let engine_dir = match &hf.config {
-        Some(c) if !is_gguf => engine_view(dir, c, hf.prep.max_length)?,
+        Some(c) if !is_gguf => engine_view(dir, tok_dir, c, hf.prep.max_length)?,
         _ => dir.to_path_buf(),
     };
     let model = rt.block_on(async {

@@ -101,7 +101,12 @@ fn base_name(key: &str) -> Option<(String, bool)> {
         .map(|m| (format!("{m}.weight"), false))
 }
 
-/// Merge `adapter` into the model in `base` and return the merged folder.
+/// A tensor as the merged file holds it: name, shape, bytes, dtype.
+type Merged = (String, Vec<usize>, Vec<u8>, Dtype);
+
+/// Merge `adapter` into the model in `base` and return the merged folder. A sharded base
+/// (`model-*-of-*.safetensors`) is merged shard by shard into shards of the same names, so no
+/// more than one shard is in memory at a time.
 pub(crate) fn merged_model(base: &Path, adapter: &Path) -> Result<PathBuf, ModelError> {
     let cfg = adapter_config(adapter)?;
     let adapter_file = adapter.join("adapter_model.safetensors");
@@ -112,10 +117,18 @@ pub(crate) fn merged_model(base: &Path, adapter: &Path) -> Result<PathBuf, Model
         )));
     }
     super::hf::folder::check_safetensors(&adapter_file)?;
+    let shards = super::hf::folder::weight_files(base)?;
+    if shards.is_empty() {
+        return Err(err(format!(
+            "{}: no model.safetensors (or model-*-of-*.safetensors) to merge the adapter into",
+            base.display()
+        )));
+    }
     let key = format!("{}-{}", fingerprint(base), fingerprint(adapter));
     let cache = crate::env::cache_root();
     let out = cache.join("merged").join(key);
-    if out.join("model.safetensors").is_file() {
+    let name = |f: &PathBuf| f.file_name().expect("a weight file has a name").to_owned();
+    if shards.iter().all(|f| out.join(name(f)).is_file()) {
         return Ok(out);
     }
     let adapter_bytes = std::fs::read(&adapter_file)
@@ -134,18 +147,52 @@ pub(crate) fn merged_model(base: &Path, adapter: &Path) -> Result<PathBuf, Model
             }
         }
     }
-    let base_file = base.join("model.safetensors");
-    if !base_file.is_file() {
+    // each merged shard is written under a temporary name before the next one is read; all are
+    // renamed into place once the adapter is known to have matched
+    write_side_files(base, &out)?;
+    let mut written = Vec::new();
+    let mut used = 0;
+    for shard in &shards {
+        let base_bytes =
+            std::fs::read(shard).map_err(|e| err(format!("{}: {e}", shard.display())))?;
+        let weights = SafeTensors::deserialize(&base_bytes)
+            .map_err(|e| err(format!("{}: {e}", shard.display())))?;
+        let (merged, n) = merge_file(&weights, &pairs, &cfg, &adapter_file)?;
+        used += n;
+        let tmp = out.join(format!(
+            "{}.{}.partial",
+            name(shard).to_string_lossy(),
+            unique()
+        ));
+        write_tensors(&tmp, &merged)?;
+        written.push((tmp, out.join(name(shard))));
+    }
+    if used == 0 {
+        for (tmp, _) in &written {
+            let _ = std::fs::remove_file(tmp);
+        }
         return Err(err(format!(
-            "{}: merging an adapter needs a single model.safetensors",
-            base.display()
+            "{}: none of the adapter's weights match a target module of {} (targets: {})",
+            adapter.display(),
+            base.display(),
+            cfg.targets.join(", ")
         )));
     }
-    let base_bytes =
-        std::fs::read(&base_file).map_err(|e| err(format!("{}: {e}", base_file.display())))?;
-    let weights = SafeTensors::deserialize(&base_bytes)
-        .map_err(|e| err(format!("{}: {e}", base_file.display())))?;
-    let mut merged: Vec<(String, Vec<usize>, Vec<u8>, Dtype)> = Vec::new();
+    for (tmp, to) in &written {
+        std::fs::rename(tmp, to).map_err(|e| err(format!("{}: {e}", to.display())))?;
+    }
+    Ok(out)
+}
+
+/// One weight file's tensors with the adapter's updates added to its target modules, and how
+/// many it updated.
+fn merge_file(
+    weights: &SafeTensors,
+    pairs: &HashMap<String, (Option<TensorView>, Option<TensorView>)>,
+    cfg: &AdapterConfig,
+    adapter_file: &Path,
+) -> Result<(Vec<Merged>, usize), ModelError> {
+    let mut merged: Vec<Merged> = Vec::new();
     let mut used = 0;
     for (name, t) in weights.tensors() {
         let target = pairs
@@ -169,7 +216,7 @@ pub(crate) fn merged_model(base: &Path, adapter: &Path) -> Result<PathBuf, Model
                     )));
                 }
                 let mut w = to_f32(&t)?;
-                add_delta(&mut w, &to_f32(a)?, &to_f32(b)?, &cfg, out_dim, in_dim);
+                add_delta(&mut w, &to_f32(a)?, &to_f32(b)?, cfg, out_dim, in_dim);
                 used += 1;
                 merged.push((
                     name,
@@ -181,16 +228,7 @@ pub(crate) fn merged_model(base: &Path, adapter: &Path) -> Result<PathBuf, Model
             _ => merged.push((name, t.shape().to_vec(), t.data().to_vec(), t.dtype())),
         }
     }
-    if used == 0 {
-        return Err(err(format!(
-            "{}: none of the adapter's weights match a target module of {} (targets: {})",
-            adapter.display(),
-            base.display(),
-            cfg.targets.join(", ")
-        )));
-    }
-    write_merged(base, &out, &merged)?;
-    Ok(out)
+    Ok((merged, used))
 }
 
 /// W += scaling · B·A, in place (W stored transposed when the adapter says fan_in_fan_out).
@@ -223,13 +261,9 @@ fn add_delta(
     }
 }
 
-/// The merged folder: the base's config and tokenizer files beside the merged weights, each
-/// renamed into place whole.
-fn write_merged(
-    base: &Path,
-    out: &Path,
-    merged: &[(String, Vec<usize>, Vec<u8>, Dtype)],
-) -> Result<(), ModelError> {
+/// The merged folder's files besides the weights: the base's config, tokenizer files and
+/// shard index (the merged shards keep the base's names), each renamed into place whole.
+fn write_side_files(base: &Path, out: &Path) -> Result<(), ModelError> {
     std::fs::create_dir_all(out).map_err(|e| err(format!("{}: {e}", out.display())))?;
     for f in [
         "config.json",
@@ -238,6 +272,7 @@ fn write_merged(
         "generation_config.json",
         "chat_template.jinja",
         "special_tokens_map.json",
+        "model.safetensors.index.json",
     ] {
         if base.join(f).is_file() {
             let tmp = out.join(format!("{f}.{}.partial", unique()));
@@ -246,6 +281,13 @@ fn write_merged(
                 .map_err(|e| err(format!("{}: {e}", out.display())))?;
         }
     }
+    Ok(())
+}
+
+/// Tensors into a safetensors file at `path` (a name of this process's own: two runs merging
+/// the same adapter at once each rename whole files into place, never one half-written by the
+/// other).
+fn write_tensors(path: &Path, merged: &[Merged]) -> Result<(), ModelError> {
     let views: Vec<(String, TensorView)> = merged
         .iter()
         .map(|(n, s, d, t)| {
@@ -255,14 +297,8 @@ fn write_merged(
             )
         })
         .collect();
-    // a file of its own per process: two runs merging the same adapter at once each rename a
-    // whole file into place (the same bytes), never one half-written by the other
-    let tmp = out.join(format!("model.safetensors.{}.partial", unique()));
-    safetensors::serialize_to_file(views, &None, &tmp)
-        .map_err(|e| err(format!("{}: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, out.join("model.safetensors"))
-        .map_err(|e| err(format!("{}: {e}", out.display())))?;
-    Ok(())
+    safetensors::serialize_to_file(views, &None, path)
+        .map_err(|e| err(format!("{}: {e}", path.display())))
 }
 
 /// A name part no other writer uses at the same time: the process and a counter.

@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
 """Builds the repos tests/hub.rs serves through hub_double.py, laid out as on the hub:
 
-    make_repos.py ROOT SHARED_DATA MODEL_DIR
+    make_repos.py ROOT SHARED_DATA MODEL_DIR [GGUF_DIR]
 
 - models/rubric-test/llama          MODEL_DIR as published: one model.safetensors
 - models/rubric-test/llama-sharded  the same weights in two shards + model.safetensors.index.json
 - models/rubric-test/llama-gated    MODEL_DIR behind a gate (needs a token)
 - models/rubric-test/llama-lora     a PEFT LoRA adapter (q_proj, v_proj) for MODEL_DIR
 - models/rubric-test/llama-bin      PyTorch .bin weights only (to be refused)
-- datasets/openai/gsm8k             main/{train,test}-00000-of-00001.parquet, card with `configs`
+- models/rubric-test/llama-notok    MODEL_DIR without its tokenizer files (for `tokenizer=` by hub id)
+- models/rubric-test/llama-tokenizer  MODEL_DIR's tokenizer files only
+- models/rubric-test/smollm2-gguf   with GGUF_DIR: its SmolLM2-135M-Instruct.Q4_1.gguf (linked, not copied)
+                                    and hf/'s tokenizer files beside it
+- datasets/openai/gsm8k             main/{train,test}-00000-of-00001.parquet, card with `configs`, tag v1
 - datasets/nyu-mll/glue             sst2/validation-00000-of-00001.parquet, card with `configs`
 
 The parquet files hold SHARED_DATA's rows (gsm8k/*.jsonl, glue/sst2/dev.tsv) with the hub's
@@ -95,6 +99,24 @@ def lora(root, model_dir):
                "base_model_name_or_path": "rubric-test/llama"}, open(os.path.join(out, "adapter_config.json"), "w"))
 
 
+def tokenizer_repos(root, model_dir):
+    notok = model_repo(root, "llama-notok", model_dir)
+    tok = os.path.join(root, "models", "rubric-test", "llama-tokenizer", "main")
+    os.makedirs(tok, exist_ok=True)
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        os.remove(os.path.join(notok, f))
+        shutil.copy(os.path.join(model_dir, f), tok)
+
+
+def gguf_repo(root, gguf_dir):
+    out = os.path.join(root, "models", "rubric-test", "smollm2-gguf", "main")
+    os.makedirs(out, exist_ok=True)
+    name = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    os.symlink(os.path.abspath(os.path.join(gguf_dir, name)), os.path.join(out, name))
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(os.path.join(gguf_dir, "hf", f), out)
+
+
 def card(configs):
     lines = ["---", "configs:"]
     for name, splits in configs:
@@ -113,6 +135,7 @@ def datasets(root, shared):
         pq.write_table(table, os.path.join(gsm, "main", f"{split}-00000-of-00001.parquet"))
     open(os.path.join(gsm, "README.md"), "w").write(
         card([("main", [("train", "main/train-*"), ("test", "main/test-*")])]))
+    open(os.path.join(root, "datasets", "openai", "gsm8k", "tags.json"), "w").write('{"v1": "main"}')
 
     glue = os.path.join(root, "datasets", "nyu-mll", "glue", "main")
     os.makedirs(os.path.join(glue, "sst2"), exist_ok=True)
@@ -138,6 +161,9 @@ def main():
     lora(root, model_dir)
     binary = model_repo(root, "llama-bin", model_dir, weights=False)
     shutil.copy(os.path.join(model_dir, "model.safetensors"), os.path.join(binary, "pytorch_model.bin"))
+    tokenizer_repos(root, model_dir)
+    if len(sys.argv) > 4:
+        gguf_repo(root, sys.argv[4])
     datasets(root, shared)
 
 

@@ -38,6 +38,7 @@ const KEYS: &[&str] = &[
     "tokenizer",
     "tokenizer_backend",
     "tokenized_requests",
+    "revision",
     "num_concurrent",
     "max_retries",
     "timeout",
@@ -107,6 +108,27 @@ fn number(args: &BTreeMap<String, String>, k: &str, default: usize) -> Result<us
     super::args::get(args, k, super::args::parse_number, default)
 }
 
+/// Where the tokenizer is: `tokenizer=`, else the `model=` folder when it is one. A hub id (at
+/// `revision=`, as lm-eval's API models load theirs) is fetched into the hub cache first and
+/// read from there.
+fn tokenizer_path(
+    args: &BTreeMap<String, String>,
+    model: &str,
+) -> Result<Option<String>, ModelError> {
+    args.get("tokenizer")
+        .cloned()
+        .or_else(|| PathBuf::from(model).is_dir().then(|| model.to_string()))
+        .map(|t| {
+            super::hf::folder::resolve_pretrained(
+                &t,
+                args.get("revision").map(String::as_str),
+                super::hf::folder::Wanted::Tokenizer,
+            )
+            .map(|s| s.dir.to_string_lossy().to_string())
+        })
+        .transpose()
+}
+
 /// The tokenizer of `tokenizer=` (an HF folder or a tokenizer.json), with its special tokens.
 fn open_tokenizer(path: &str, add_bos: bool, max_length: usize) -> Result<Tok, ModelError> {
     let p = PathBuf::from(path);
@@ -117,7 +139,7 @@ fn open_tokenizer(path: &str, add_bos: bool, max_length: usize) -> Result<Tok, M
     };
     if !file.is_file() {
         return Err(args_err(format!(
-            "tokenizer={path}: no tokenizer.json there (local-completions needs an HF tokenizer folder or file; hub names must be in the local HF cache as a folder path)"
+            "tokenizer={path}: no tokenizer.json there (local-completions needs an HF tokenizer folder or file, or a hub id)"
         )));
     }
     let tokenizer = tokenizers::Tokenizer::from_file(&file)
@@ -197,10 +219,7 @@ impl ApiModel {
             return Err(args_err("max_length must be at least 3"));
         }
         let add_bos = flag(args, "add_bos_token", false)?;
-        let tokenizer_path = args
-            .get("tokenizer")
-            .cloned()
-            .or_else(|| PathBuf::from(&model).is_dir().then(|| model.clone()));
+        let tokenizer_path = tokenizer_path(args, &model)?;
         let tok = tokenizer_path
             .as_deref()
             .map(|p| open_tokenizer(p, add_bos, max_length - 1))

@@ -84,8 +84,9 @@ pub(crate) fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, ModelError> {
     Ok(weights)
 }
 
-/// Check an HF model folder before anything loads it, naming the missing or bad file.
-pub(crate) fn check_model_dir(dir: &Path) -> Result<(), ModelError> {
+/// Check an HF model folder before anything loads it, naming the missing or bad file (its
+/// tokenizer.json too, unless `tokenizer=` names one elsewhere).
+pub(crate) fn check_model_dir(dir: &Path, own_tokenizer: bool) -> Result<(), ModelError> {
     if !dir.is_dir() {
         return Err(load_err(format!("{}: not a directory", dir.display())));
     }
@@ -96,7 +97,7 @@ pub(crate) fn check_model_dir(dir: &Path) -> Result<(), ModelError> {
         )));
     }
     read_json(&dir.join("config.json"))?;
-    if !dir.join("tokenizer.json").is_file() {
+    if own_tokenizer && !dir.join("tokenizer.json").is_file() {
         return Err(load_err(format!(
             "{}: tokenizer.json is missing (pass tokenizer=PATH if it lives elsewhere)",
             dir.display()
@@ -121,10 +122,34 @@ pub(crate) fn check_model_dir(dir: &Path) -> Result<(), ModelError> {
     Ok(())
 }
 
-/// A model or adapter folder, and the hub commit it came from when it was named by hub id.
+/// A model, adapter or tokenizer folder (or a GGUF file), and the hub commit it came from when
+/// it was named by hub id.
 pub(crate) struct Source {
     pub dir: PathBuf,
     pub commit: Option<String>,
+}
+
+/// What a hub id names, and so which of its repo's files are fetched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wanted {
+    /// A model: its config, weights (one file or the shards its index names), tokenizer and
+    /// generation files.
+    Model,
+    /// A PEFT adapter: `adapter_config.json` and `adapter_model.safetensors`.
+    Adapter,
+    /// A tokenizer (`tokenizer=`): `tokenizer.json` and the files beside it that say its
+    /// special tokens and chat template.
+    Tokenizer,
+}
+
+impl Wanted {
+    fn noun(self) -> &'static str {
+        match self {
+            Wanted::Model => "model",
+            Wanted::Adapter => "adapter",
+            Wanted::Tokenizer => "tokenizer",
+        }
+    }
 }
 
 /// Files a model folder may hold besides its weights (all that are in the repo are fetched).
@@ -138,31 +163,88 @@ const MODEL_FILES: &[&str] = &[
     "chat_template.json",
 ];
 
-/// A path as given, else a hub id at `revision`: every file the model needs fetched into the
-/// hub cache (or found there), the snapshot's folder returned. `adapter` fetches a PEFT
-/// adapter's files instead of a model's.
+/// A tokenizer's files (`tokenizer.json` required, the others fetched when the repo has them).
+const TOKENIZER_FILES: &[&str] = &[
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "chat_template.json",
+];
+
+/// A path as given, else a hub id at `revision`: every file `wanted` needs fetched into the hub
+/// cache (or found there), the snapshot's folder returned.
 pub(crate) fn resolve_pretrained(
     id: &str,
     revision: Option<&str>,
-    adapter: bool,
+    wanted: Wanted,
 ) -> Result<Source, ModelError> {
     let p = PathBuf::from(id);
-    if p.exists() || !crate::hub::Repo::is_id(id) {
+    // (a tokenizer named by its file is a path, even when it is not there)
+    let file_like = wanted == Wanted::Tokenizer && id.ends_with(".json");
+    if p.exists() || file_like || !crate::hub::Repo::is_id(id) {
         return Ok(Source {
             dir: p,
             commit: None,
         });
     }
-    let hub = |e: crate::hub::HubError| load_err(e.message);
-    let snap = crate::hub::Snapshot::open(&crate::hub::Repo::new(
+    let snap = open_model_repo(id, revision)?;
+    let files = match wanted {
+        Wanted::Tokenizer => {
+            if !snap.has("tokenizer.json") {
+                return Err(load_err(format!(
+                    "tokenizer `{id}` at {} has no `tokenizer.json` (rubric reads tokenizers saved by `tokenizers` / transformers' fast tokenizers){}",
+                    snap.commit,
+                    crate::text::did_you_mean("tokenizer.json", snap.files.iter().map(String::as_str))
+                        .map(|n| format!("; the repo has `{n}`"))
+                        .unwrap_or_default()
+                )));
+            }
+            TOKENIZER_FILES.iter().map(|f| f.to_string()).collect()
+        }
+        Wanted::Model | Wanted::Adapter => weights_wanted(&snap, id, wanted)?,
+    };
+    fetch_present(&snap, &files)?;
+    Ok(Source {
+        dir: snap.dir().to_path_buf(),
+        commit: Some(snap.commit.clone()),
+    })
+}
+
+fn hub_err(e: crate::hub::HubError) -> ModelError {
+    load_err(e.message)
+}
+
+fn open_model_repo(id: &str, revision: Option<&str>) -> Result<crate::hub::Snapshot, ModelError> {
+    crate::hub::Snapshot::open(&crate::hub::Repo::new(
         crate::hub::Kind::Model,
         id,
         revision,
     ))
-    .map_err(hub)?;
-    let (kind, config, weights, index, torch) = if adapter {
+    .map_err(hub_err)
+}
+
+/// Each of `files` the snapshot has, in the cache (fetched when not there yet).
+fn fetch_present(snap: &crate::hub::Snapshot, files: &[String]) -> Result<(), ModelError> {
+    for f in files {
+        if snap.has(f) {
+            snap.get(f).map_err(hub_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// The files of a model or adapter repo to fetch: its config, its weights (one file, or the
+/// shards an index names) and, for a model, the files beside them. A repo with PyTorch `.bin`
+/// weights only is refused with how to convert it.
+fn weights_wanted(
+    snap: &crate::hub::Snapshot,
+    id: &str,
+    wanted: Wanted,
+) -> Result<Vec<String>, ModelError> {
+    let adapter = wanted == Wanted::Adapter;
+    let (config, weights, index, torch) = if adapter {
         (
-            "adapter",
             "adapter_config.json",
             "adapter_model.safetensors",
             None,
@@ -170,43 +252,22 @@ pub(crate) fn resolve_pretrained(
         )
     } else {
         (
-            "model",
             "config.json",
             "model.safetensors",
             Some("model.safetensors.index.json"),
             "pytorch_model.bin",
         )
     };
-    let mut wanted: Vec<String> = Vec::new();
-    wanted.push(config.to_string());
+    let kind = wanted.noun();
+    let mut files: Vec<String> = Vec::new();
     if !adapter {
-        wanted.extend(MODEL_FILES.iter().map(|f| f.to_string()));
+        files.extend(MODEL_FILES.iter().map(|f| f.to_string()));
     }
     if snap.has(weights) {
-        wanted.push(weights.to_string());
+        files.push(weights.to_string());
     } else if let Some(index) = index.filter(|i| snap.has(i)) {
-        // a sharded checkpoint: the index names the shards
-        let index_path = snap.get(index).map_err(hub)?;
-        let v = read_json(&index_path)?;
-        let mut shards: Vec<String> = v
-            .get("weight_map")
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.values()
-                    .filter_map(|f| f.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
-        shards.sort();
-        shards.dedup();
-        if shards.is_empty() {
-            return Err(load_err(format!(
-                "{}: `weight_map` names no shard",
-                index_path.display()
-            )));
-        }
-        wanted.push(index.to_string());
-        wanted.extend(shards);
+        files.push(index.to_string());
+        files.extend(index_shards(snap, index)?);
     } else if snap
         .files
         .iter()
@@ -223,13 +284,65 @@ pub(crate) fn resolve_pretrained(
             index.map(|i| format!(" and no `{i}`")).unwrap_or_default()
         )));
     }
-    for f in &wanted {
-        if f == config || snap.has(f) {
-            snap.get(f).map_err(hub)?;
-        }
+    // the config is fetched even when the listing lacks it, so that its absence is named
+    snap.get(config).map_err(hub_err)?;
+    Ok(files)
+}
+
+/// The shards a sharded checkpoint's index names (its `weight_map`'s files, each once).
+fn index_shards(snap: &crate::hub::Snapshot, index: &str) -> Result<Vec<String>, ModelError> {
+    let index_path = snap.get(index).map_err(hub_err)?;
+    let v = read_json(&index_path)?;
+    let mut shards: Vec<String> = v
+        .get("weight_map")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.values()
+                .filter_map(|f| f.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    shards.sort();
+    shards.dedup();
+    if shards.is_empty() {
+        return Err(load_err(format!(
+            "{}: `weight_map` names no shard",
+            index_path.display()
+        )));
     }
+    Ok(shards)
+}
+
+/// A GGUF file as given, else `owner/name/path/in/repo.gguf` on the hub at `revision`: the
+/// file fetched into the hub cache with the tokenizer files beside it in the repo (which
+/// `tokenizer=` may then leave out).
+pub(crate) fn resolve_gguf(spec: &str, revision: Option<&str>) -> Result<Source, ModelError> {
+    let path = PathBuf::from(spec);
+    let parts: Vec<&str> = spec.splitn(3, '/').collect();
+    let local = Ok(Source {
+        dir: path.clone(),
+        commit: None,
+    });
+    let [owner, name, file] = parts[..] else {
+        return local;
+    };
+    let id = format!("{owner}/{name}");
+    if path.exists() || file.is_empty() || !crate::hub::Repo::is_id(&id) {
+        return local;
+    }
+    let snap = open_model_repo(&id, revision)?;
+    let gguf = snap.get(file).map_err(hub_err)?;
+    let folder = file
+        .rsplit_once('/')
+        .map(|(d, _)| format!("{d}/"))
+        .unwrap_or_default();
+    let beside: Vec<String> = TOKENIZER_FILES
+        .iter()
+        .map(|f| format!("{folder}{f}"))
+        .collect();
+    fetch_present(&snap, &beside)?;
     Ok(Source {
-        dir: snap.dir().to_path_buf(),
+        dir: gguf,
         commit: Some(snap.commit.clone()),
     })
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 pub use config::{Activation, ConfigError, Family, HfConfig, Rope, RopeScaling};
-use folder::{load_err, read_json};
+use folder::{load_err, read_json, Wanted};
 
 use super::args::ModelArgs;
 use super::chat_template::HfChatTemplate;
@@ -72,21 +72,27 @@ fn model_source(
     args: &ModelArgs,
 ) -> Result<(PathBuf, String, bool, BTreeMap<String, Value>), ModelError> {
     let mut provenance = BTreeMap::new();
+    let mut record = |sha: Option<String>| {
+        if let Some(sha) = sha {
+            provenance.insert(
+                "model_revision".into(),
+                Value::from(args.revision.as_deref().unwrap_or("main")),
+            );
+            provenance.insert("model_sha".into(), Value::from(sha));
+        }
+    };
     match (&args.pretrained, &args.gguf) {
         (Some(p), _) => {
-            let model = folder::resolve_pretrained(p, args.revision.as_deref(), false)?;
-            folder::check_model_dir(&model.dir)?;
-            if let Some(sha) = model.commit {
-                provenance.insert(
-                    "model_revision".into(),
-                    Value::from(args.revision.as_deref().unwrap_or("main")),
-                );
-                provenance.insert("model_sha".into(), Value::from(sha));
-            }
+            let model = folder::resolve_pretrained(p, args.revision.as_deref(), Wanted::Model)?;
+            folder::check_model_dir(&model.dir, args.tokenizer.is_none())?;
+            record(model.commit);
             let mut dir = model.dir;
             if let Some(adapter) = &args.adapter {
-                let a =
-                    folder::resolve_pretrained(adapter, args.adapter_revision.as_deref(), true)?;
+                let a = folder::resolve_pretrained(
+                    adapter,
+                    args.adapter_revision.as_deref(),
+                    Wanted::Adapter,
+                )?;
                 if let Some(sha) = a.commit {
                     provenance.insert("peft_sha".into(), Value::from(sha));
                 }
@@ -95,22 +101,27 @@ fn model_source(
             Ok((dir, p.clone(), false, provenance))
         }
         (None, Some(g)) => {
-            let path = PathBuf::from(g);
-            if !path.is_file() {
+            let gguf = folder::resolve_gguf(g, args.revision.as_deref()).map_err(|e| {
+                load_err(format!(
+                    "gguf={g} is not a file here, nor a file on the hub (`owner/name/path.gguf`): {e}"
+                ))
+            })?;
+            if !gguf.dir.is_file() {
                 return Err(load_err(format!("{g}: GGUF file not found")));
             }
-            Ok((path, g.clone(), true, provenance))
+            record(gguf.commit);
+            Ok((gguf.dir, g.clone(), true, provenance))
         }
         (None, None) => unreachable!("ModelArgs::parse requires one"),
     }
 }
 
-/// The tokenizer.json: `tokenizer=` (a file or a folder), else the model folder's; a GGUF needs
-/// `tokenizer=` unless one lies beside it.
+/// The tokenizer.json: `tokenizer=` (a file, a folder or a hub id at `revision=`), else the
+/// model folder's; a GGUF needs `tokenizer=` unless one lies beside it.
 fn tokenizer_path(args: &ModelArgs, dir: &Path, gguf: bool) -> Result<PathBuf, ModelError> {
     Ok(match &args.tokenizer {
         Some(t) => {
-            let p = PathBuf::from(t);
+            let p = folder::resolve_pretrained(t, args.revision.as_deref(), Wanted::Tokenizer)?.dir;
             if p.is_dir() {
                 p.join("tokenizer.json")
             } else {
@@ -121,7 +132,7 @@ fn tokenizer_path(args: &ModelArgs, dir: &Path, gguf: bool) -> Result<PathBuf, M
             let sibling = dir.with_file_name("tokenizer.json");
             if !sibling.is_file() {
                 return Err(ModelError::Args(format!(
-                    "a GGUF model needs `tokenizer=` (a tokenizer.json or an HF folder); none beside {}",
+                    "a GGUF model needs `tokenizer=` (a tokenizer.json, an HF folder or a hub id); none beside {}",
                     dir.display()
                 )));
             }
