@@ -600,3 +600,113 @@ fn a_gguf_file_by_its_path_on_the_hub() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains(&format!("(did you mean `{file}`?)")), "{err}");
 }
+
+/// A task folder whose YAMLs read the hub copies of sst2 and gsm8k through `data_files`.
+fn data_files_tasks(dir: &Path) {
+    let builtin = common::crate_root().join("tasks");
+    let task = |name: &str, include: &str, body: &str| {
+        let text = format!(
+            "include: {}\ntask: {name}\n{body}",
+            builtin.join(include).display()
+        );
+        std::fs::write(dir.join(format!("{name}.yaml")), text).unwrap();
+    };
+    std::fs::create_dir_all(dir).unwrap();
+    // an hf:// glob
+    task(
+        "hubsst2",
+        "glue/sst2.yaml",
+        "dataset_path: parquet\ndataset_name: null\ndataset_kwargs:\n  data_files:\n    validation: hf://datasets/nyu-mll/glue/sst2/validation-*.parquet\n",
+    );
+    // hf:// files at a tag
+    task(
+        "urigsm8k",
+        "gsm8k/gsm8k.yaml",
+        "dataset_path: parquet\ndataset_name: null\ndataset_kwargs:\n  data_files:\n    test: hf://datasets/openai/gsm8k@v1/main/test-00000-of-00001.parquet\n    train: [\"hf://datasets/openai/gsm8k@v1/main/train-*\"]\n",
+    );
+    // paths in the repo of a hub `dataset_path`, at `dataset_kwargs.revision`
+    task(
+        "repogsm8k",
+        "gsm8k/gsm8k.yaml",
+        "dataset_kwargs:\n  revision: v1\n  data_files:\n    test: main/test-*.parquet\n    train: main/train-00000-of-00001.parquet\n",
+    );
+    task(
+        "missingds",
+        "glue/sst2.yaml",
+        "dataset_path: parquet\ndataset_name: null\ndataset_kwargs:\n  data_files:\n    validation: hf://datasets/nyu-mll/glu/sst2/validation-*.parquet\n",
+    );
+    task(
+        "nomatch",
+        "glue/sst2.yaml",
+        "dataset_path: parquet\ndataset_name: null\ndataset_kwargs:\n  data_files:\n    validation: hf://datasets/nyu-mll/glue/sst2/test-*.parquet\n",
+    );
+}
+
+#[test]
+fn data_files_on_the_hub_by_hf_paths() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some((root, _)) = repos("data_files on the hub", tmp.path()) else {
+        return;
+    };
+    let shared = common::shared_data("data_files on the hub").unwrap();
+    let local = local_results(&tmp.path().join("local"), &shared, None);
+    let tasks = tmp.path().join("tasks");
+    data_files_tasks(&tasks);
+    let hub = Double::start(&root, &[]);
+    let env = [("HF_ENDPOINT", hub.url.as_str())];
+    let home = tmp.path().join("hf");
+    let include = ["--include-path", tasks.to_str().unwrap()];
+    let model = "pretrained=fixtures/models/llama";
+
+    let r = run_tasks("hubsst2,urigsm8k,repogsm8k", model, &home, &env, &include);
+    let r = ok(&r);
+    assert_eq!(r["responses"]["hubsst2"], local["responses"]["sst2"]);
+    assert_eq!(r["responses"]["urigsm8k"], local["responses"]["gsm8k"]);
+    assert_eq!(r["responses"]["repogsm8k"], local["responses"]["gsm8k"]);
+    let opened: Vec<(String, String)> = r["rubric"]["hub"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["repo"].as_str().unwrap().to_string(),
+                o["revision"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (repo, revision) in [("nyu-mll/glue", "main"), ("openai/gsm8k", "v1")] {
+        assert!(
+            opened.contains(&(repo.to_string(), revision.to_string())),
+            "{opened:?}"
+        );
+    }
+
+    let (code, err, _) = run_tasks("missingds", model, &home, &env, &include);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("dataset `nyu-mll/glu` is not on")
+            && err.contains("(did you mean `nyu-mll/glue`?)"),
+        "{err}"
+    );
+    let (code, err, _) = run_tasks("nomatch", model, &home, &env, &include);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("no file of dataset `nyu-mll/glue` at ")
+            && err.contains("matches `sst2/test-*.parquet`"),
+        "{err}"
+    );
+
+    // offline, from the cache
+    drop(hub);
+    let offline = run_tasks(
+        "hubsst2,urigsm8k",
+        model,
+        &home,
+        &[("HF_HUB_OFFLINE", "1")],
+        &include,
+    );
+    assert_eq!(
+        ok(&offline)["responses"]["hubsst2"],
+        local["responses"]["sst2"]
+    );
+}

@@ -1,15 +1,3 @@
-//! Hub datasets (`dataset_path: openai/gsm8k`, `dataset_name: main`) through hf-hub's cache.
-//!
-//! Which files hold a split: the dataset card's YAML header (`configs: - config_name: main,
-//! data_files: - split: test, path: main/test-*`); failing that, the usual layouts
-//! (`<config>/<split>-*.parquet`, `data/<split>-*`); failing that, the auto-converted copy at
-//! revision `refs/convert/parquet` (`<config>/<split>/0000.parquet`, ...).
-//!
-//! The cache is read first (hf-hub's layout: `datasets--<owner>--<name>/refs/<revision>` holds
-//! a commit, `snapshots/<commit>/<path>` the files), so a cached dataset needs no network.
-//! `HF_HUB_OFFLINE=1` (or `HF_DATASETS_OFFLINE=1`) forbids any download. The cache folder is
-//! `HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`.
-
 //! Hub datasets (`dataset_path: openai/gsm8k`, `dataset_name: main`) by the hub's layouts.
 //!
 //! Which files hold a split: the dataset card's YAML header (`configs: - config_name: main,
@@ -17,6 +5,9 @@
 //! (`<config>/<split>-*.parquet`, `data/<split>-*`); failing that, the hub's parquet conversion
 //! at revision `refs/convert/parquet` (`<config>/<split>/0000.parquet`, ...), which is how
 //! script-based datasets are read.
+//!
+//! `data_files` may also name files on the hub as `datasets` does, by `hf://` paths
+//! (`hf://datasets/owner/name[@revision]/path`, the path a glob or not): `uri_files`.
 
 use std::path::PathBuf;
 
@@ -157,9 +148,189 @@ pub(crate) fn split_files(
     }
 }
 
+/// What an `hf://` path names: the repo at its revision and the path (or glob) in it.
+#[derive(Debug)]
+struct HfUri {
+    repo: Repo,
+    path: String,
+}
+
+/// An `hf://[<type>s/]<owner>/<name>[@<revision>]/<path>` path, parsed as huggingface_hub's
+/// `parse_hf_uri` parses it: no type prefix is a model; the revision may be URL-encoded
+/// (`@refs%2Fconvert%2Fparquet`), and `refs/convert/...` and `refs/pr/N` may be written plain.
+fn parse_hf_uri(uri: &str) -> Result<HfUri, String> {
+    let bad = |why: &str| {
+        format!("`{uri}`: {why} (expected hf://datasets/<owner>/<name>[@<revision>]/<path>)")
+    };
+    let body = uri
+        .strip_prefix("hf://")
+        .ok_or_else(|| bad("not an hf:// path"))?;
+    let (kind, location) = match body.split_once('/') {
+        Some(("datasets", rest)) => (Kind::Dataset, rest),
+        Some(("models", rest)) => (Kind::Model, rest),
+        Some((t @ ("spaces" | "buckets" | "kernels"), _)) => {
+            return Err(bad(&format!("{t} are not read by rubric")))
+        }
+        _ => (Kind::Model, body),
+    };
+    let location = location.trim_matches('/');
+    let at = location
+        .find('@')
+        .filter(|&i| location[..i].matches('/').count() <= 1);
+    let (id, revision, path) = match at {
+        None => {
+            let mut parts = location.splitn(3, '/');
+            let (owner, name) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            (format!("{owner}/{name}"), None, parts.next().unwrap_or(""))
+        }
+        Some(i) => {
+            let rest = &location[i + 1..];
+            let special = regex::Regex::new(r"^refs/(?:convert/[\w.-]+|pr/\d+)")
+                .expect("a valid regex")
+                .find(rest)
+                .map(|m| m.end());
+            let cut = special.or_else(|| rest.find('/')).unwrap_or(rest.len());
+            let revision = percent_decode(&rest[..cut]);
+            if revision.is_empty() {
+                return Err(bad("empty revision after `@`"));
+            }
+            let path = rest[cut..].strip_prefix('/').unwrap_or(&rest[cut..]);
+            (location[..i].to_string(), Some(revision), path)
+        }
+    };
+    if id.matches('/').count() != 1 || !Repo::is_id(&id) {
+        return Err(bad(&format!("`{id}` is not a repo id `owner/name`")));
+    }
+    if path.is_empty() {
+        return Err(bad("no file path in the repo"));
+    }
+    Ok(HfUri {
+        repo: Repo::new(kind, &id, revision.as_deref()),
+        path: path.to_string(),
+    })
+}
+
+/// `%XX` sequences decoded (huggingface_hub's `unquote` of a revision).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = (bytes[i] == b'%')
+            .then(|| s.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The files an `hf://` path of `data_files` names, in the hub cache (fetched when not there):
+/// one file, or every file of the repo a glob matches (`*` and `?` within a folder, `**`
+/// across folders, as fsspec globs them), in path order.
+pub(crate) fn uri_files(uri: &str) -> Result<Vec<PathBuf>, String> {
+    let HfUri { repo, path } = parse_hf_uri(uri)?;
+    let snap = Snapshot::open(&repo).map_err(|e| format!("`{uri}`: {}", e.message))?;
+    let files: Vec<String> = if path.contains(['*', '?']) {
+        let re = glob_regex(&path);
+        let mut found: Vec<String> = snap
+            .files
+            .iter()
+            .filter(|f| re.is_match(f))
+            .cloned()
+            .collect();
+        found.sort();
+        if found.is_empty() {
+            return Err(format!(
+                "`{uri}`: no file of {} `{}` at {} matches `{path}`{}",
+                repo.kind.noun(),
+                repo.id,
+                snap.commit,
+                if offline() {
+                    " among the files in the cache (HF_HUB_OFFLINE is set)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        found
+    } else {
+        vec![path]
+    };
+    files
+        .iter()
+        .map(|f| snap.get(f).map_err(|e| format!("`{uri}`: {}", e.message)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hf_uris_as_huggingface_hub_parses_them() {
+        let p = |u: &str| {
+            let h = parse_hf_uri(u).unwrap();
+            (h.repo.kind, h.repo.id, h.repo.revision, h.path)
+        };
+        let d = Kind::Dataset;
+        assert_eq!(
+            p("hf://datasets/o/n/data/test-*.parquet"),
+            (d, "o/n".into(), "main".into(), "data/test-*.parquet".into())
+        );
+        assert_eq!(
+            p("hf://datasets/o/n@v1.0/a/b.json"),
+            (d, "o/n".into(), "v1.0".into(), "a/b.json".into())
+        );
+        assert_eq!(
+            p("hf://datasets/o/n@refs/convert/parquet/default/test/0000.parquet"),
+            (
+                d,
+                "o/n".into(),
+                "refs/convert/parquet".into(),
+                "default/test/0000.parquet".into()
+            )
+        );
+        assert_eq!(
+            p("hf://datasets/o/n@refs%2Fconvert%2Fparquet/x.parquet"),
+            (
+                d,
+                "o/n".into(),
+                "refs/convert/parquet".into(),
+                "x.parquet".into()
+            )
+        );
+        assert_eq!(
+            p("hf://datasets/o/n@refs/pr/3/train.json"),
+            (d, "o/n".into(), "refs/pr/3".into(), "train.json".into())
+        );
+        assert_eq!(
+            p("hf://o/m/file@1.txt"),
+            (
+                Kind::Model,
+                "o/m".into(),
+                "main".into(),
+                "file@1.txt".into()
+            )
+        );
+        for bad in [
+            "hf://datasets/o",
+            "hf://datasets/o/n",
+            "hf://spaces/o/n/app.py",
+            "hf://datasets/o/n@/x",
+        ] {
+            assert!(parse_hf_uri(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn globs() {

@@ -20,7 +20,7 @@ mod datasets;
 
 use std::path::{Path, PathBuf};
 
-pub(crate) use datasets::split_files;
+pub(crate) use datasets::{split_files, uri_files};
 
 /// The hub's address: `HF_ENDPOINT` without a trailing `/`, else huggingface.co.
 pub(crate) fn endpoint() -> String {

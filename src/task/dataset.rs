@@ -202,7 +202,7 @@ fn split_files(
         })?;
         let mut files = Vec::new();
         for p in patterns {
-            files.extend(resolve_local(p, &ds.base_dir)?);
+            files.extend(data_file(ds, p)?);
         }
         return Ok(files);
     }
@@ -238,6 +238,34 @@ fn split_files(
     hub::split_files(&ds.path, ds.name.as_deref(), split, revision)
         .map(|(files, _commit)| files)
         .map_err(DatasetError::Hub)
+}
+
+/// The files one `data_files` entry names: an `hf://` path on the hub; else a local path or
+/// glob; else, when `dataset_path` is a hub id, the path in that repo at
+/// `dataset_kwargs.revision` (as `datasets` reads `data_files` of a hub dataset).
+fn data_file(ds: &DatasetRef, pattern: &str) -> Result<Vec<PathBuf>, DatasetError> {
+    if pattern.starts_with("hf://") {
+        return hub::uri_files(pattern).map_err(DatasetError::Hub);
+    }
+    let local = resolve_local(pattern, &ds.base_dir);
+    let hub_path = !BUILDERS.contains(&ds.path.as_str())
+        && hub::Repo::is_id(&ds.path)
+        && ds.path.contains('/')
+        && !Path::new(&ds.path).exists()
+        && !Path::new(pattern).is_absolute();
+    match local {
+        Err(DatasetError::NotFound { .. }) if hub_path => {
+            let revision = ds.kwargs.get("revision").and_then(Value::as_str);
+            let uri = format!(
+                "hf://datasets/{}@{}/{}",
+                ds.path,
+                revision.unwrap_or("main").replace('/', "%2F"),
+                pattern.trim_start_matches("./")
+            );
+            hub::uri_files(&uri).map_err(DatasetError::Hub)
+        }
+        other => other,
+    }
 }
 
 /// `data_files` as lm-eval/`datasets` accept it: a path, a list (both meaning `train`), or a
