@@ -38,6 +38,8 @@ const MODELS: &[&str] = &[
     "ministral3",
     "qwen3_moe",
     "mixtral",
+    "gemma3_mm",
+    "mistral3",
 ];
 
 /// A model folder with the chosen layout as its config.json.
@@ -228,6 +230,18 @@ fn qwen3_moe() {
 #[test]
 fn mixtral() {
     check("mixtral");
+}
+
+/// The text model of Gemma 3's multimodal checkpoints (4B, 12B, 27B).
+#[test]
+fn gemma3_multimodal_text() {
+    check("gemma3_mm");
+}
+
+/// The text model of Mistral 3's (Mistral Small 3.1, Ministral 3), as lm-eval's hf-mistral3.
+#[test]
+fn mistral3_multimodal_text() {
+    check("mistral3");
 }
 
 /// Past `max_position_embeddings` transformers' dynamic NTK depends on the sequences it has

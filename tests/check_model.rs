@@ -94,8 +94,6 @@ fn every_fixture_agrees_with_transformers() {
         "phi3",
         "gpt2",
         "flan_t5",
-        "gpt2_inner",
-        "qwen2_yarn",
         "phi3_longrope",
         "gemma3",
         "smollm3",
@@ -103,6 +101,8 @@ fn every_fixture_agrees_with_transformers() {
         "ministral3",
         "qwen3_moe",
         "mixtral",
+        "gemma3_mm",
+        "mistral3",
     ] {
         let o = rubric(&[
             "check-model",

@@ -166,7 +166,29 @@ ARCHS = [
     # Mixtral: every layer sparse, 4 experts, top 2; a sliding window of 16
     ("mixtral", "mixtral", "bos", dict(SMALL, intermediate_size=48, num_local_experts=4, num_experts_per_tok=2,
         rope_theta=1000000.0, rms_norm_eps=1e-5, sliding_window=16, tie_word_embeddings=False)),
+    # the text part of multimodal checkpoints, as users evaluate them (Gemma 3 4B/12B/27B:
+    # Gemma3ForConditionalGeneration, which AutoModelForCausalLM loads; Mistral Small 3.1 / Ministral 3:
+    # Mistral3ForConditionalGeneration, lm-eval's hf-mistral3; untied, as Mistral Small 3.1). Weights are
+    # saved under language_model.model.* by both transformers 4 and 5
+    ("gemma3_mm", "gemma3", "bos", dict(
+        text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
+                         num_key_value_heads=2, head_dim=16, query_pre_attn_scalar=24, sliding_window=16,
+                         sliding_window_pattern=2, max_position_embeddings=160, vocab_size=MODEL_VOCAB,
+                         rope_scaling={"rope_type": "linear", "factor": 8.0}),
+        vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=28, patch_size=14),
+        mm_tokens_per_image=4)),
+    ("mistral3", "mistral3", "bos", dict(
+        text_config=dict(model_type="mistral", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=160,
+                         vocab_size=MODEL_VOCAB, rope_theta=1000000000.0, rms_norm_eps=1e-5, sliding_window=None),
+        vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=28, patch_size=14, head_dim=8),
+        tie_word_embeddings=False)),
 ]
+
+# multimodal wrappers: the checkpoint's model class, and the lm-eval model that evaluates its text
+WRAPPERS = {"gemma3": "Gemma3ForConditionalGeneration", "mistral3": "Mistral3ForConditionalGeneration"}
 
 LONG = " ".join(["the quick brown fox jumps over the lazy dog and the cat sat on the mat"] * 12)
 CONTEXTS = [
@@ -272,11 +294,18 @@ def build(name, model_type, tok_kind, kwargs, out):
         kwargs.update(eos_token_id=ids["eos_token"], bos_token_id=ids.get("bos_token", ids["eos_token"]))
         if "pad_token" in ids or model_type in ("phi3", "smollm3"):  # their default pad ids lie outside this vocabulary
             kwargs["pad_token_id"] = ids.get("pad_token", ids["eos_token"])
+        if model_type in WRAPPERS:  # the text model's ids too (and a pad id inside the vocabulary)
+            kwargs["text_config"] = dict(kwargs["text_config"], eos_token_id=ids["eos_token"],
+                                         bos_token_id=ids.get("bos_token", ids["eos_token"]),
+                                         pad_token_id=ids["eos_token"])
+            kwargs.setdefault("image_token_index", MODEL_VOCAB - 1)
     torch.manual_seed(0)
     # transformers 5 rewrites a rope_scaling dict in place: give it a copy
     config = transformers.AutoConfig.for_model(model_type, **copy.deepcopy(kwargs))
     if model_type == "t5":
         model = transformers.T5ForConditionalGeneration(config)
+    elif model_type in WRAPPERS:
+        model = getattr(transformers, WRAPPERS[model_type])(config)
     else:
         model = transformers.AutoModelForCausalLM.from_config(config, torch_dtype=torch.float32)
     randomize(model, gemma_norms=model_type.startswith("gemma"), n_tokens=n_tokens)
@@ -359,7 +388,14 @@ with tempfile.TemporaryDirectory() as d:
 
 
 def golden(model_dir):
-    lm = HFLM(pretrained=model_dir, dtype="float32", device="cpu", batch_size=1)
+    model_type = json.load(open(os.path.join(model_dir, "config.json")))["model_type"]
+    # Mistral3ForConditionalGeneration is evaluated by lm-eval's hf-mistral3 model; Gemma 3's by hf
+    # (AutoModelForCausalLM maps gemma3 to Gemma3ForConditionalGeneration)
+    if model_type == "mistral3":
+        from lm_eval.models.mistral3 import Mistral3LM as Model
+    else:
+        Model = HFLM
+    lm = Model(pretrained=model_dir, dtype="float32", device="cpu", batch_size=1)
     notes = []
     # lm-eval 0.4.13 calls model.tie_weights() after loading; transformers 5 then ties every
     # T5's head to the input embedding, discarding the untied head of Flan-T5 / T5 v1.1 that

@@ -19,6 +19,8 @@ model_dir = probe["model_dir"]
 config = transformers.AutoConfig.from_pretrained(model_dir)
 seq2seq = bool(getattr(config, "is_encoder_decoder", False))
 cls = transformers.AutoModelForSeq2SeqLM if seq2seq else transformers.AutoModelForCausalLM
+if config.model_type == "mistral3":  # no AutoModelForCausalLM entry; lm-eval's hf-mistral3 loads this
+    cls = transformers.Mistral3ForConditionalGeneration
 model = cls.from_pretrained(model_dir, dtype=torch.float32).eval()
 tok = transformers.AutoTokenizer.from_pretrained(probe["tokenizer_dir"])
 

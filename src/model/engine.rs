@@ -72,6 +72,12 @@ pub fn supports(c: &HfConfig, max_length: usize) -> Result<(), ConfigError> {
             format!("mistralrs 0.8.1 has no {} model", family.name()),
         ));
     }
+    if let Some(w) = &c.wrapper {
+        return Err(refuse(
+            "model_type",
+            format!("the text model of a multimodal `{w}` checkpoint is computed by rubric's own pass only"),
+        ));
+    }
     if !CHECKED.contains(&family) {
         return Err(refuse(
             "model_type",

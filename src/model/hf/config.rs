@@ -13,11 +13,13 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
-/// A config.json, read.
+/// A config.json, read: for a multimodal checkpoint, its text model's config
+/// (`multimodal.rs`), with the wrapper's `model_type` in `wrapper`.
 #[derive(Debug, Clone)]
 pub struct HfConfig {
     pub path: PathBuf,
     pub raw: Value,
+    pub wrapper: Option<String>,
 }
 
 /// A config value rubric cannot use exactly: the field and why.
@@ -195,16 +197,25 @@ impl HfConfig {
         if !raw.is_object() {
             return Err(format!("{}: not a JSON object", path.display()));
         }
-        Ok(HfConfig {
-            path: path.to_path_buf(),
-            raw,
-        })
+        Ok(HfConfig::at(path.to_path_buf(), raw))
     }
 
     pub fn from_value(raw: Value) -> HfConfig {
-        HfConfig {
-            path: PathBuf::from("config.json"),
-            raw,
+        HfConfig::at(PathBuf::from("config.json"), raw)
+    }
+
+    fn at(path: PathBuf, raw: Value) -> HfConfig {
+        match super::multimodal::text_part(&raw) {
+            Some((text, wrapper)) => HfConfig {
+                path,
+                raw: text,
+                wrapper: Some(wrapper),
+            },
+            None => HfConfig {
+                path,
+                raw,
+                wrapper: None,
+            },
         }
     }
 

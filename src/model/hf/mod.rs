@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod folder;
+pub(crate) mod multimodal;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -54,6 +54,8 @@ pub(crate) struct DecoderSpec {
     query_scale: Option<(f64, f64)>,
     /// Qwen3-MoE and Mixtral: the routed layers and their routing.
     moe: Option<super::moe::MoeSpec>,
+    /// The text model of a multimodal checkpoint: its weights renamed, the rest left.
+    text_of_multimodal: bool,
 }
 
 impl DecoderSpec {
@@ -132,6 +134,7 @@ impl DecoderSpec {
             mlp_bias: flag("mlp_bias"),
             query_scale: query_scale(c, family)?,
             moe: super::moe::MoeSpec::from_config(c, family, layers)?,
+            text_of_multimodal: c.wrapper.is_some(),
         })
     }
 
@@ -278,6 +281,9 @@ impl Decoder {
         dtype: DType,
     ) -> std::result::Result<Decoder, String> {
         let mut w = Weights::new(dir, device, dtype)?;
+        if spec.text_of_multimodal {
+            w.rename(crate::model::hf::multimodal::text_weight_name);
+        }
         if spec.family == Family::Gpt2 {
             return Decoder::load_gpt2(w, spec, max_length, device);
         }

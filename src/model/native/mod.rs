@@ -230,6 +230,14 @@ impl Weights {
     fn has(&self, name: &str) -> bool {
         self.map.contains_key(name)
     }
+
+    /// Every tensor under `name`'s answer; those it answers None for are dropped.
+    fn rename(&mut self, name: impl Fn(&str) -> Option<String>) {
+        self.map = std::mem::take(&mut self.map)
+            .into_iter()
+            .filter_map(|(k, t)| name(&k).map(|n| (n, t)))
+            .collect();
+    }
 }
 
 /// Rows (of a pass) whose logits the items ask for.
