@@ -125,9 +125,37 @@ impl Request {
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenKwargs {
     pub raw: Map<String, Value>,
-    /// The seed of this request's sampling (set per doc and repeat by the evaluator, so that
-    /// samples do not depend on batching or order); not part of the printed arguments.
-    pub sample_seed: Option<u64>,
+    /// Which draw of its doc a sampled request is (set per doc and repeat by the evaluator, so
+    /// that samples do not depend on batching or order); not part of the printed arguments.
+    pub draw: Option<Draw>,
+}
+
+/// One sampled repeat of a request: the seed of its doc's draws and the repeat's index.
+///
+/// The rule (the evaluator derives `seed`, see `evaluate::model_stage`): repeat `r` samples
+/// with [`repeat_seed`]`(seed, r)`. A server asked for `n` choices with `seed` draws choice `i`
+/// with `repeat_seed(seed, i)` (`rubric serve` does), so the `n` choices of one request are
+/// the repeats `0..n` of the doc, and choice 0 is what a request for one choice draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Draw {
+    pub seed: u64,
+    pub repeat: usize,
+}
+
+impl Draw {
+    /// The seed this repeat samples with.
+    pub fn sample_seed(&self) -> u64 {
+        repeat_seed(self.seed, self.repeat)
+    }
+}
+
+/// The seed of draw `i` of a request sampled with `seed`: `seed` itself for draw 0, else the
+/// first 8 bytes (big-endian) of `sha256("{seed}/{i}")`.
+pub fn repeat_seed(seed: u64, i: usize) -> u64 {
+    if i == 0 {
+        return seed;
+    }
+    crate::py::sha256_u64(&format!("{seed}/{i}"))
 }
 
 /// Generation settings rubric implements: (key, what its value must be).
@@ -200,10 +228,7 @@ pub(crate) const DEFAULT_MAX_GEN_TOKS: usize = 256;
 
 impl GenKwargs {
     pub fn new(raw: Map<String, Value>) -> Self {
-        GenKwargs {
-            raw,
-            sample_seed: None,
-        }
+        GenKwargs { raw, draw: None }
     }
 
     /// Stop strings (`until`: a string or a list).

@@ -35,6 +35,9 @@ pub struct DocRecord {
     pub filter: String,
     /// The per-doc metric values, by results key.
     pub items: Vec<(String, Item)>,
+    /// A metric reduced over repeats: its value for each repeat, by the metric's own key
+    /// (lm-eval 0.5's `scores_per_repeat`); empty otherwise.
+    pub per_repeat: Vec<(String, Vec<Item>)>,
 }
 
 #[derive(Debug, Clone)]

@@ -213,15 +213,18 @@ fn client_through_serve_equals_in_process() {
     let client = reqwest::Client::new();
     for (body, says) in [
         (
-            r#"{"prompt": "Once", "temperature": 0.7}"#,
-            "decodes greedily",
+            r#"{"prompt": "Once", "temperature": 0.7, "echo": true, "logprobs": 1, "max_tokens": 1}"#,
+            "scores prompts greedily",
         ),
         (
             r#"{"prompt": [1, 2], "max_tokens": 100000}"#,
             "exceeds the model's",
         ),
         (r#"{"prompt": [99999999]}"#, "not in the vocabulary"),
-        (r#"{"prompt": "Once", "n": 2}"#, "`n` must be 1"),
+        (
+            r#"{"prompt": "Once", "n": 0}"#,
+            "`n` must be an integer from 1",
+        ),
         (r#"{"max_tokens": 1}"#, "`prompt` is required"),
         (r#"{"prompt": "Once", "logprobs": 50}"#, "at most 20"),
         (r#"{bad"#, "the request body"),

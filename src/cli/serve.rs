@@ -12,8 +12,10 @@ use super::exit;
 /// own f32 pass computes them (decoder-only models).
 ///
 /// Concurrent requests are batched into shared passes; a request's numbers do not depend on
-/// which others ran with it. Decoding is greedy (temperature 0), with generation_config.json
-/// applied as in `rubric run`. lm-eval's `local-completions` and rubric's own work against it.
+/// which others ran with it. Decoding is greedy at temperature 0 and samples above it (top_p,
+/// top_k, repetition_penalty, seed, n: choice i draws as `rubric run` draws repeat i of a doc
+/// with that seed), with generation_config.json applied as in `rubric run`. lm-eval's
+/// `local-completions` and rubric's own work against it.
 /// Prints `listening on http://HOST:PORT/v1` once ready.
 /// Example: `rubric serve ./SmolLM2-135M --port 8000`, then
 /// `rubric run --model local-completions --model-args base_url=http://127.0.0.1:8000/v1/completions,tokenizer=./SmolLM2-135M ...`

@@ -226,6 +226,7 @@ fn aggregations(config: Option<&Value>) -> BTreeMap<String, Aggregation> {
     let Some(config) = config else {
         return out;
     };
+    let repeats = config.get("repeats").and_then(Value::as_u64).unwrap_or(1) as usize;
     match config.get("metric_list").and_then(Value::as_array) {
         Some(list) => {
             for entry in list {
@@ -234,7 +235,7 @@ fn aggregations(config: Option<&Value>) -> BTreeMap<String, Aggregation> {
                 };
                 // a Python metric is not imported here; its aggregation says enough
                 let built = match m.metric.as_str() {
-                    Some(_) => Metric::from_config(&m).ok(),
+                    Some(_) => Metric::from_config(&m, repeats).ok(),
                     None => None,
                 };
                 match built {

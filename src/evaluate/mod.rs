@@ -390,22 +390,26 @@ fn aggregate(
     cfg: &EvalConfig,
 ) -> Result<(Vec<MetricValue>, BTreeMap<String, bool>), EvalError> {
     let scoring = &p.scoring;
-    let mut aggregations: HashMap<String, (Aggregation, bool)> = (scoring.metrics.iter())
+    // (aggregation, higher is better, stderr bootstrapped over docs) per key
+    let mut aggregations: HashMap<String, (Aggregation, bool, bool)> = (scoring.metrics.iter())
         .flat_map(|m| {
-            m.keys()
-                .into_iter()
-                .map(move |(k, a)| (k, (a, m.higher_is_better)))
+            m.keys().into_iter().map(move |(k, a)| {
+                let boot = m.bootstraps(&k);
+                (k, (a, m.higher_is_better, boot))
+            })
         })
         .collect();
     if scoring.process_results.is_some() && scoring.metrics.is_empty() {
         for m in &scoring.result_metrics {
-            aggregations.insert(m.name.clone(), (m.aggregation.clone(), m.higher_is_better));
+            let v = (m.aggregation.clone(), m.higher_is_better, false);
+            aggregations.insert(m.name.clone(), v);
         }
     }
     let mut metrics = Vec::new();
     let mut higher_is_better = BTreeMap::new();
     for (key, filter, its) in items {
-        let (agg, hib) = (aggregations.get(key).cloned()).unwrap_or((Aggregation::Mean, true));
+        let (agg, hib, boot) =
+            (aggregations.get(key).cloned()).unwrap_or((Aggregation::Mean, true, false));
         higher_is_better.insert(key.clone(), hib);
         let err = |message: String| EvalError::Scoring {
             task: p.task.name.clone(),
@@ -413,7 +417,12 @@ fn aggregate(
             message,
         };
         let value = (agg.compute(its)).map_err(|m| err(format!("aggregating `{key}`: {m}")))?;
-        let stderr = agg.stderr(its, cfg.bootstrap_iters, 1234).map_err(err)?;
+        let stderr = if boot {
+            agg.bootstrap_stderr(its, cfg.bootstrap_iters, 1234)
+        } else {
+            agg.stderr(its, cfg.bootstrap_iters, 1234)
+        }
+        .map_err(err)?;
         metrics.push(MetricValue {
             metric: key.clone(),
             filter: filter.clone(),

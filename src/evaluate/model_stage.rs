@@ -2,13 +2,22 @@
 //! sends with their own seeds), answered from the response cache where it can be, the rest
 //! grouped by kind and given to the model in one call per kind, each answer stored in the cache
 //! as it arrives.
+//!
+//! Seeds of sampled repeats: a doc's request draws with the seed
+//! `doc_seed = sha256_u64("{run seed}/{task}/{doc_id}/{request idx}")` (the first 8 bytes of
+//! the sha256, big-endian; the run seed is `--seed`'s first value), and its repeat `r` with
+//! `request::repeat_seed(doc_seed, r)` (`doc_seed` itself for repeat 0). So a draw depends on
+//! nothing but the run seed, the task, the doc, the request and the repeat: not on batching,
+//! order, the backend's concurrency or the other docs of the run, and a rerun draws the same
+//! samples. Each repeat is its own cache entry (keyed by the request and its repeat's seed), so
+//! a killed run asks again only for the repeats it had not stored.
 
 use std::collections::HashMap;
 
 use super::{EvalConfig, EvalError, Prepared};
 use crate::model::{Generation, LanguageModel, ModelError};
 use crate::progress::Progress;
-use crate::request::{Instance, Request, RequestKind, Response};
+use crate::request::{Draw, Instance, Request, RequestKind, Response};
 
 /// The cache key of one request send (sampled repeats are distinct sends).
 fn request_key(req: &Request, sample_seed: Option<u64>) -> String {
@@ -19,12 +28,12 @@ fn request_key(req: &Request, sample_seed: Option<u64>) -> String {
     crate::py::sha256_hex(&k)
 }
 
-fn derive_seed(seed: u64, inst: &Instance, repeat: usize) -> u64 {
-    let h = crate::py::sha256_hex(&format!(
-        "{seed}/{}/{}/{}/{repeat}",
+/// The seed of a doc's sampled draws of one request (see the module docs).
+pub(crate) fn doc_seed(run_seed: u64, inst: &Instance) -> u64 {
+    crate::py::sha256_u64(&format!(
+        "{run_seed}/{}/{}/{}",
         inst.task, inst.doc_id, inst.idx
-    ));
-    u64::from_str_radix(&h[..16], 16).unwrap_or(seed)
+    ))
 }
 
 /// Every unique send of the run, in first-seen order, and who consumes each.
@@ -48,11 +57,14 @@ impl Sends {
                 let mut ids = Vec::with_capacity(inst.repeats);
                 for r in 0..sends {
                     let mut req = inst.request.clone();
-                    let seed = sampling.then(|| derive_seed(sample_seed, inst, r));
-                    if let (Request::GenerateUntil { gen_kwargs, .. }, Some(s)) = (&mut req, seed) {
-                        gen_kwargs.sample_seed = Some(s);
+                    let draw = sampling.then(|| Draw {
+                        seed: doc_seed(sample_seed, inst),
+                        repeat: r,
+                    });
+                    if let Request::GenerateUntil { gen_kwargs, .. } = &mut req {
+                        gen_kwargs.draw = draw;
                     }
-                    let key = request_key(&req, seed);
+                    let key = request_key(&req, draw.map(|d| d.sample_seed()));
                     let id = *index.entry(key.clone()).or_insert_with(|| {
                         unique.push((key, req));
                         unique.len() - 1

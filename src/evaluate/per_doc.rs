@@ -13,8 +13,9 @@ use serde_json::Value;
 
 use crate::filter::{Answer, Filtered, Pipeline};
 use crate::metric::choices::{self, Gold};
+use crate::metric::repeats::RepeatScores;
 use crate::metric::spec::{Choices, DocInput, Prediction};
-use crate::metric::Metric;
+use crate::metric::{Item, Metric, MetricError};
 use crate::request::Doc;
 use crate::request::{Instance, Response, Role};
 use crate::results::DocRecord;
@@ -67,6 +68,7 @@ pub(crate) fn score_doc(
         return Err("doc_to_target gives null (does the doc lack its answer field?)".into());
     }
     let mut items = Vec::new();
+    let mut per_repeat = Vec::new();
     let mut score_all = |input: &DocInput| -> Result<(), String> {
         for m in metrics {
             items.extend(m.score(input).map_err(|e| e.to_string())?);
@@ -91,7 +93,6 @@ pub(crate) fn score_doc(
             score_all(&DocInput::Rolling { ll, text: &text })?;
         }
         OutputType::GenerateUntil => {
-            let pred = first()?.to_text();
             let refs = references(task, d, &target)?;
             let code = match metrics.iter().find_map(|m| m.spec.executes_code()) {
                 None => None,
@@ -112,22 +113,92 @@ pub(crate) fn score_doc(
                     )?)
                 }
             };
-            for m in metrics {
-                m.check_size(&refs, &pred).map_err(|e| e.to_string())?;
-            }
-            score_all(&DocInput::Prediction(&Prediction {
-                text: &pred,
-                ranked: None,
+            let g = Generated {
+                answers: r.filtered.first().ok_or("no response")?,
                 refs: &refs,
                 target: &target,
                 extras: &r.extras,
-                no_answer_probability: None,
                 code,
-            }))?;
+                pipeline: &pipeline.name,
+            };
+            for m in metrics {
+                if m.reductions.is_empty() {
+                    items.extend(g.score(m, g.answers.first())?);
+                } else {
+                    let s = g.score_repeats(m)?;
+                    items.extend(s.items);
+                    per_repeat.extend(s.per_repeat);
+                }
+            }
         }
     }
     let target = crate::py::str(&target);
-    Ok(record(d, pipeline, target, r.logged(), items))
+    let mut rec = record(d, pipeline, target, r.logged(), items);
+    rec.per_repeat = per_repeat;
+    Ok(rec)
+}
+
+/// A doc's generation under one pipeline, as its metrics read it.
+struct Generated<'a> {
+    /// The main request's filtered value: one answer, or one per repeat.
+    answers: &'a Filtered,
+    refs: &'a [String],
+    target: &'a Value,
+    extras: &'a [(String, f64)],
+    /// Executed candidate programs: (samples, passing), for pass@k of code.
+    code: Option<(usize, usize)>,
+    pipeline: &'a str,
+}
+
+impl Generated<'_> {
+    /// One answer's items of a metric (its own keys).
+    fn score(&self, m: &Metric, answer: &Answer) -> Result<Vec<(String, Item)>, String> {
+        let pred = answer.to_text();
+        m.check_size(self.refs, &pred).map_err(|e| e.to_string())?;
+        m.score(&DocInput::Prediction(&Prediction {
+            text: &pred,
+            ranked: None,
+            refs: self.refs,
+            target: self.target,
+            extras: self.extras,
+            no_answer_probability: None,
+            code: self.code,
+        }))
+        .map_err(|e| e.to_string())
+    }
+
+    /// A metric over the doc's repeats: every repeat's answer scored, then reduced
+    /// (`metric::repeats`); `maj@k` scores the majority vote of the first k answers.
+    fn score_repeats(&self, m: &Metric) -> Result<RepeatScores, String> {
+        let answers = self.answers.answers();
+        if answers.len() != m.repeats {
+            return Err(format!(
+                "`{}` with `reduction` scores each of the doc's {} repeats, and filter pipeline `{}` leaves {} answer(s) (a `take_first`, `take_first_k` or `majority_vote` step?); end the pipeline before it",
+                m.name,
+                m.repeats,
+                self.pipeline,
+                answers.len()
+            ));
+        }
+        let mut score = |i: usize| {
+            self.score(m, answers[i])
+                .map_err(|message| MetricError::Invalid {
+                    metric: m.name.clone(),
+                    message,
+                })
+        };
+        let mut voted = |k: usize| {
+            let first_k = Filtered::Many(answers[..k].iter().map(|a| (*a).clone()).collect());
+            let vote = crate::filter::selection::majority_vote(first_k);
+            self.score(m, vote.first())
+                .map_err(|message| MetricError::Invalid {
+                    metric: m.name.clone(),
+                    message,
+                })
+        };
+        m.score_repeats(&mut score, &mut voted)
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// A doc's responses sorted by role: the main ones through the pipeline (in choice order),
@@ -273,5 +344,6 @@ fn record(
         filtered,
         filter: pipeline.name.clone(),
         items,
+        per_repeat: Vec::new(),
     }
 }

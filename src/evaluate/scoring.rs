@@ -65,7 +65,7 @@ impl Scoring {
             _ if process_results.is_some() => Vec::new(),
             Some(list) => list
                 .iter()
-                .map(Metric::from_config)
+                .map(|m| Metric::from_config(m, task.repeats))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| invalid("metric_list", e.to_string()))?,
             None => default_metrics(task.output_type)
@@ -75,8 +75,24 @@ impl Scoring {
                 .map_err(|e| invalid("metric_list", e.to_string()))?,
         };
         let mut warnings = Vec::new();
-        let filters = Pipeline::for_task(registry_filters(task, &mut warnings).as_ref())
+        let mut filters = Pipeline::for_task(registry_filters(task, &mut warnings).as_ref())
             .map_err(|e| invalid("filter_list", e.to_string()))?;
+        if let Some(m) = metrics.iter().find(|m| !m.reductions.is_empty()) {
+            if task.output_type != OutputType::GenerateUntil {
+                return Err(invalid(
+                    "metric_list",
+                    format!(
+                        "`{}`: `reduction` over repeats needs a generate_until task (other requests are not sampled)",
+                        m.name
+                    ),
+                ));
+            }
+            if config.filter_list.is_none() {
+                // lm-eval 0.5's default pipeline keeps every repeat (`noop`); 0.4's takes the
+                // first, which would leave nothing to reduce
+                filters = vec![Pipeline::every_repeat()];
+            }
+        }
         if metrics.iter().any(|m| m.spec.executes_code().is_some())
             && task.output_type != OutputType::GenerateUntil
         {
@@ -173,6 +189,11 @@ fn result_metric(m: &MetricConfig) -> Result<ResultMetric, String> {
         .as_str()
         .ok_or("with `process_results`, each `metric` is the name of a key it returns")?
         .to_string();
+    if m.reduction.is_some() {
+        return Err(format!(
+            "`{name}`: `reduction` over repeats applies to rubric's metrics, not to the values a `process_results` hook returns"
+        ));
+    }
     let registry = Metric::build(&name, &Map::new()).ok();
     let default = registry
         .as_ref()

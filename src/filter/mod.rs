@@ -214,6 +214,15 @@ impl Pipeline {
         }
     }
 
+    /// The default pipeline of a task whose metrics reduce over repeats: `none` = no step
+    /// (lm-eval 0.5's `noop`), every repeat's answer kept.
+    pub fn every_repeat() -> Pipeline {
+        Pipeline {
+            name: "none".into(),
+            steps: Vec::new(),
+        }
+    }
+
     pub fn build(cfg: &FilterPipelineConfig) -> Result<Pipeline, FilterError> {
         let steps = cfg
             .filter

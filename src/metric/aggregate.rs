@@ -153,6 +153,23 @@ impl Aggregation {
     }
 }
 
+impl Aggregation {
+    /// A bootstrap standard error over docs whatever the aggregation (a mean of per-doc values
+    /// reduced over repeats gets one, where lm-eval's `mean` has the closed form); None where
+    /// there is nothing to resample.
+    pub fn bootstrap_stderr(
+        &self,
+        items: &[Item],
+        iters: usize,
+        seed: u64,
+    ) -> Result<Option<f64>, String> {
+        if items.len() <= 1 || iters == 0 || matches!(self, Aggregation::Python(_)) {
+            return Ok(None);
+        }
+        Ok(Some(Prepared::new(self, items)?.bootstrap(iters, seed)))
+    }
+}
+
 fn scores(items: &[Item]) -> Result<Vec<f64>, String> {
     items
         .iter()

@@ -6,7 +6,8 @@
 //! `exact_match` (lm-eval), `bleu`/`chrf`/`ter` (sacrebleu), `rouge` (rouge_score),
 //! `squad` (official SQuAD scripts), `classification` (sklearn), `pass_at_k` (HF code_eval),
 //! `llamafactory` (LLaMA-Factory's predict metrics), `ranking`, `regression`, `math_equiv`,
-//! `loglikelihood` (lm-eval's multiple-choice and perplexity metrics).
+//! `loglikelihood` (lm-eval's multiple-choice and perplexity metrics). `repeats`: a metric's
+//! values over a doc's sampled repeats reduced (avg@k, pass@k, maj@k).
 
 pub mod aggregate;
 pub mod bleu;
@@ -24,6 +25,7 @@ pub mod python;
 pub mod ranking;
 pub mod registry;
 pub mod regression;
+pub mod repeats;
 pub mod rouge;
 pub mod spec;
 pub mod squad;

@@ -43,6 +43,8 @@ pub(crate) fn build(hook: Hook, opts: &Options) -> Result<Metric, MetricError> {
         spec: std::sync::Arc::new(spec),
         aggregation,
         higher_is_better,
+        reductions: Vec::new(),
+        repeats: 1,
     })
 }
 

@@ -141,13 +141,31 @@ impl Metric {
             spec: Arc::from(spec),
             aggregation,
             higher_is_better,
+            reductions: Vec::new(),
+            repeats: 1,
         })
     }
 
-    /// A task's `metric_list` entry; `metric` and `aggregation` may be Python hooks.
+    /// A task's `metric_list` entry; `metric` and `aggregation` may be Python hooks. Its
+    /// `reduction` over repeats is checked against `repeats` (the task's).
     pub(crate) fn from_config(
         m: &crate::task::config::MetricConfig,
+        repeats: usize,
     ) -> Result<Metric, MetricError> {
+        let mut metric = Metric::from_config_alone(m)?;
+        if let Some(r) = &m.reduction {
+            metric.reductions =
+                super::repeats::parse(r).map_err(|message| MetricError::Invalid {
+                    metric: metric.name.clone(),
+                    message,
+                })?;
+        }
+        metric.repeats = repeats.max(1);
+        metric.check_repeats()?;
+        Ok(metric)
+    }
+
+    fn from_config_alone(m: &crate::task::config::MetricConfig) -> Result<Metric, MetricError> {
         let mut opts = m.kwargs.clone();
         if let Some(a) = &m.aggregation {
             opts.insert("aggregation".into(), a.clone());
@@ -165,12 +183,18 @@ impl Metric {
         }
     }
 
-    /// The results keys this metric produces, with the aggregation of each.
+    /// The results keys this metric produces, with the aggregation of each (over repeats:
+    /// the reductions' keys, `pass@1(exact_match)`).
     pub fn keys(&self) -> Vec<(String, Aggregation)> {
-        self.spec.keys(&self.name, &self.aggregation)
+        if self.reductions.is_empty() {
+            self.spec.keys(&self.name, &self.aggregation)
+        } else {
+            self.reduced_keys()
+        }
     }
 
-    /// Per-doc items, one per key: `(key, item)`.
+    /// Per-doc items of one answer, one per key of the metric itself (before any reduction
+    /// over repeats): `(key, item)`.
     pub fn score(&self, input: &DocInput) -> Result<Vec<(String, Item)>, MetricError> {
         let items = self
             .spec
@@ -179,7 +203,8 @@ impl Metric {
                 metric: self.name.clone(),
                 message,
             })?;
-        Ok(self.keys().into_iter().map(|(k, _)| k).zip(items).collect())
+        let keys = self.spec.keys(&self.name, &self.aggregation);
+        Ok(keys.into_iter().map(|(k, _)| k).zip(items).collect())
     }
 
     /// Refuse texts too long for a quadratic metric.

@@ -103,6 +103,25 @@ pub struct Metric {
     pub spec: Arc<dyn MetricSpec>,
     pub aggregation: Aggregation,
     pub higher_is_better: bool,
+    /// `reduction`: how the values of a doc's repeats become its value (`repeats.rs`); empty:
+    /// the first repeat's (`take_first`).
+    pub reductions: Vec<Reduction>,
+    /// The task's `repeats` (the n of the reductions; 1 until a task sets it).
+    pub repeats: usize,
+}
+
+/// One reduction of a metric's per-repeat values to a doc's value (`repeats.rs` computes
+/// them and documents each).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reduction {
+    /// `mean`: under the metric's own key.
+    Mean,
+    /// `avg@k` (None: all repeats).
+    Avg(Option<usize>),
+    /// `pass@k` (None: lm-eval 0.5's default k values).
+    Pass(Option<usize>),
+    /// `maj@k` (None: all repeats).
+    Maj(Option<usize>),
 }
 
 /// A `metric_list` entry's `aggregation`: a name of lm-eval's, or a Python function

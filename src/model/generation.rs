@@ -51,12 +51,15 @@ impl GenPlan {
             Some(_) => (ctx.len() + max_gen_toks).saturating_sub(1),
             None => max_gen_toks,
         };
-        // a request's own seed, else one derived from the run seed and the context, so a draw
-        // does not depend on which other requests ran
-        let seed = kwargs.sample_seed.or(kwargs.seed()).unwrap_or_else(|| {
-            let h = crate::py::sha256_hex(context);
-            run_seed ^ u64::from_str_radix(&h[..16], 16).unwrap_or(0)
-        });
+        // the evaluator's seed of this draw (doc and repeat), else the request's own, else one
+        // derived from the run seed and the context, so a draw does not depend on which other
+        // requests ran
+        let seed = (kwargs.draw.map(|d| d.sample_seed()))
+            .or(kwargs.seed())
+            .unwrap_or_else(|| {
+                let h = crate::py::sha256_hex(context);
+                run_seed ^ u64::from_str_radix(&h[..16], 16).unwrap_or(0)
+            });
         let sample = model.generation.sampling(&model.name, kwargs)?;
         Ok(GenPlan {
             ctx,

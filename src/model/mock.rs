@@ -5,7 +5,9 @@
 //! fewer than 6 characters; rolling = -(characters) / 10; generation = `response` (a model
 //! arg; default "The answer is 42.") truncated to `max_gen_toks` characters, or, with
 //! `answers=FILE` (JSON Lines of `{"context", "answer"}`), the answer given for that context
-//! (to replay known outputs, e.g. reference solutions through a code task's sandbox).
+//! (to replay known outputs, e.g. reference solutions through a code task's sandbox); a line
+//! with `"answers": [..]` instead gives a sampled request's repeat r the r-th (fixed samples
+//! for the metrics over repeats).
 
 use std::collections::BTreeMap;
 
@@ -15,7 +17,8 @@ use crate::request::GenKwargs;
 pub(crate) struct MockModel {
     info: ModelInfo,
     response: String,
-    answers: std::collections::HashMap<String, String>,
+    /// Per context, the answer of each repeat (one for all when a single `answer`).
+    answers: std::collections::HashMap<String, Vec<String>>,
 }
 
 impl MockModel {
@@ -41,14 +44,23 @@ impl MockModel {
             {
                 let v: serde_json::Value = serde_json::from_str(line)
                     .map_err(|e| ModelError::Args(format!("{path}:{}: {e}", n + 1)))?;
+                let texts = |a: &serde_json::Value| -> Option<Vec<String>> {
+                    match a {
+                        serde_json::Value::String(s) => Some(vec![s.clone()]),
+                        serde_json::Value::Array(l) if !l.is_empty() => {
+                            l.iter().map(|x| x.as_str().map(String::from)).collect()
+                        }
+                        _ => None,
+                    }
+                };
                 match (
                     v.get("context").and_then(|c| c.as_str()),
-                    v.get("answer").and_then(|c| c.as_str()),
+                    v.get("answer").or(v.get("answers")).and_then(texts),
                 ) {
-                    (Some(c), Some(a)) => answers.insert(c.to_string(), a.to_string()),
+                    (Some(c), Some(a)) => answers.insert(c.to_string(), a),
                     _ => {
                         return Err(ModelError::Args(format!(
-                            "{path}:{}: needs string fields `context` and `answer`",
+                            "{path}:{}: needs string fields `context` and `answer` (or `answers`, a list of strings)",
                             n + 1
                         )))
                     }
@@ -108,10 +120,20 @@ impl LanguageModel for MockModel {
     ) -> Result<(), ModelError> {
         for (i, (context, k)) in requests.iter().enumerate() {
             if let Some(a) = self.answers.get(context) {
+                let r = k.draw.map(|d| d.repeat).unwrap_or(0);
+                let text = match a.as_slice() {
+                    [one] => one.clone(),
+                    many => many.get(r).cloned().ok_or_else(|| {
+                        ModelError::Request(format!(
+                            "mock: {} answers given for a context, and repeat {r} was asked",
+                            many.len()
+                        ))
+                    })?,
+                };
                 on_done(
                     i,
                     Generation {
-                        text: a.clone(),
+                        text,
                         truncated: false,
                     },
                 )?;

@@ -6,7 +6,9 @@
 //! strings: `[["-1.5", "True"]]`), `filtered_resps` (per request, after the filter),
 //! `filter`, `metrics` (the names), `doc_hash` (sha256 of `json.dumps(doc, indent=2,
 //! ensure_ascii=False)`), `prompt_hash` (sha256 of the first request's `arg_0`),
-//! `target_hash` (sha256 of `target`), then each metric's per-doc value.
+//! `target_hash` (sha256 of `target`), then each metric's per-doc value; for metrics reduced
+//! over repeats (`reduction`), `scores_per_repeat` as lm-eval 0.5 writes it: `{metric: [the
+//! value of each repeat]}`.
 
 use serde_json::{Map, Value};
 
@@ -64,6 +66,12 @@ pub(crate) fn sample_line(r: &DocRecord) -> Value {
     m.insert("target_hash".into(), Value::String(sha256_hex(&r.target)));
     for (k, item) in &r.items {
         m.insert(k.clone(), item.to_json());
+    }
+    if !r.per_repeat.is_empty() {
+        let per: Map<String, Value> = (r.per_repeat.iter())
+            .map(|(k, items)| (k.clone(), items.iter().map(|i| i.to_json()).collect()))
+            .collect();
+        m.insert("scores_per_repeat".into(), Value::Object(per));
     }
     Value::Object(m)
 }

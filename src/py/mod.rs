@@ -310,6 +310,16 @@ pub(crate) fn quote_non_finite(text: &str) -> String {
     out
 }
 
+/// The first 8 bytes of `sha256(s)` as a big-endian integer (`int(sha256(s).hexdigest()[:16],
+/// 16)` in Python).
+pub fn sha256_u64(s: &str) -> u64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(s.as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(b)
+}
+
 /// Lowercase hex sha256 of a string's UTF-8 bytes (lm-eval's `hash_string`).
 pub fn sha256_hex(s: &str) -> String {
     use sha2::{Digest, Sha256};

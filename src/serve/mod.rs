@@ -3,10 +3,16 @@
 //! scoring as lm-eval's local-completions asks; vLLM's `prompt_logprobs`), `/v1/chat/completions`
 //! (the model's chat template, generation), `/v1/models`, `/tokenize`, `/detokenize`, `/health`.
 //!
-//! Decoding is greedy (temperature 0; a positive temperature is refused), with the model's
-//! generation_config.json applied as rubric applies it in-process. Log-probabilities are natural
-//! logarithms; with `echo`, entry i of `token_logprobs` is log P(token i | tokens before it),
-//! the first is null, and the generated token (max_tokens 1) comes last.
+//! Decoding is greedy at temperature 0 and samples above it (`top_p`, `top_k`,
+//! `repetition_penalty` as vLLM takes them), with the model's generation_config.json applied as
+//! rubric applies it in-process. A request asks for `n` choices per prompt (default 1) with
+//! `seed` (default 0): choice i draws with `request::repeat_seed(seed, i)`, from a generator of
+//! its own, so it is exactly what rubric draws in-process for repeat i of a doc whose seed is
+//! `seed` (and choice 0 is what a request for one choice draws). With `n`, the choices of prompt
+//! p are `p * n .. p * n + n`. Prompt scoring (`logprobs`, `echo`, `prompt_logprobs`) is greedy
+//! and one choice. Log-probabilities are natural logarithms; with `echo`, entry i of
+//! `token_logprobs` is log P(token i | tokens before it), the first is null, and the generated
+//! token (max_tokens 1) comes last.
 
 mod worker;
 
@@ -28,7 +34,7 @@ use crate::model::api::openai::{
 };
 use crate::model::chat_template::HfChatTemplate;
 use crate::model::native::{NativeModel, RowStats};
-use crate::request::{ChatMessage, ChatTemplate};
+use crate::request::{ChatMessage, ChatTemplate, GenKwargs};
 
 /// Most log-probabilities per position a request may ask for (vLLM's `--max-logprobs`).
 pub const MAX_LOGPROBS: usize = 20;
@@ -147,31 +153,67 @@ fn created() -> u64 {
         .unwrap_or(0)
 }
 
-/// What every generating request must say, checked once.
-fn check_common(
-    temperature: Option<f64>,
-    n: Option<usize>,
-    stream: Option<bool>,
-) -> Result<(), ApiError> {
-    if temperature.is_some_and(|t| t != 0.0) {
-        return Err(bad(
-            "rubric serve decodes greedily: `temperature` must be 0 (or left out)",
-        ));
+/// Most choices one prompt may ask for (`n`).
+pub const MAX_N: usize = 1024;
+
+/// How a generating request decodes: its sampling settings as in-process generation settings
+/// (greedy unless `temperature` > 0), the seed of its first choice and its choices per prompt.
+struct Decoding {
+    kwargs: GenKwargs,
+    seed: u64,
+    n: usize,
+}
+
+impl Decoding {
+    /// Read from a completions or chat request's body.
+    fn of(v: &Value) -> Result<Decoding, ApiError> {
+        if v.get("stream").and_then(Value::as_bool) == Some(true) {
+            return Err(bad("rubric serve does not stream"));
+        }
+        let mut raw = Map::new();
+        for k in ["temperature", "top_p", "top_k", "repetition_penalty"] {
+            if let Some(x) = v.get(k).filter(|x| !x.is_null()) {
+                raw.insert(k.into(), x.clone());
+            }
+        }
+        crate::request::check_gen_kwargs(&raw).map_err(bad)?;
+        let seed = match v.get("seed").filter(|x| !x.is_null()) {
+            None => 0,
+            Some(x) => x
+                .as_u64()
+                .ok_or_else(|| bad(format!("`seed` must be a non-negative integer, got {x}")))?,
+        };
+        let n = match v.get("n").filter(|x| !x.is_null()) {
+            None => 1,
+            Some(x) => x
+                .as_u64()
+                .map(|n| n as usize)
+                .filter(|n| (1..=MAX_N).contains(n))
+                .ok_or_else(|| bad(format!("`n` must be an integer from 1 to {MAX_N}, got {x}")))?,
+        };
+        Ok(Decoding {
+            kwargs: GenKwargs::new(raw),
+            seed,
+            n,
+        })
     }
-    if n.is_some_and(|n| n != 1) {
-        return Err(bad(
-            "rubric serve returns one choice per prompt: `n` must be 1",
-        ));
+
+    /// The seed of choice `i` of a prompt.
+    fn seed_of(&self, i: usize) -> u64 {
+        crate::request::repeat_seed(self.seed, i)
     }
-    if stream == Some(true) {
-        return Err(bad("rubric serve does not stream"));
-    }
-    Ok(())
 }
 
 async fn completions(State(s): State<Shared>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    // (the sampling fields first, so that a bad one is named as such)
+    let dec = Decoding::of(&parse(&body)?)?;
     let req: CompletionRequest = parse(&body)?;
-    check_common(req.temperature, req.n, req.stream)?;
+    let scoring = req.logprobs.is_some() || req.echo || req.prompt_logprobs.is_some();
+    if scoring && (dec.kwargs.do_sample() || dec.n > 1) {
+        return Err(bad(
+            "rubric serve scores prompts greedily, one choice each: `logprobs`, `echo` and `prompt_logprobs` need temperature 0 and n 1",
+        ));
+    }
     let special = req.add_special_tokens.unwrap_or(true);
     // (token ids, the prompt's text when it was given as text)
     let prompts: Vec<(Vec<u32>, Option<String>)> = match req.prompt.clone() {
@@ -219,18 +261,29 @@ async fn completions(State(s): State<Shared>, body: Bytes) -> Result<Json<Value>
     }
     let every = (req.echo && req.logprobs.is_some()) || req.prompt_logprobs.is_some();
     let stop = req.stop.as_ref().map(|st| st.list()).unwrap_or_default();
-    // every prompt is sent before any is awaited, so that they share passes
-    let pending = prompts
-        .iter()
-        .map(|(ids, _)| s.submit(ids.clone(), every, k.max(1), max_tokens, stop.clone()))
-        .collect::<Result<Vec<_>, _>>()?;
+    // every choice of every prompt is sent before any is awaited, so that they share passes
+    let mut pending = Vec::with_capacity(prompts.len() * dec.n);
+    for (ids, _) in &prompts {
+        for i in 0..dec.n {
+            pending.push(s.submit(worker::Work {
+                ids: ids.clone(),
+                every,
+                top: k.max(1),
+                max_tokens,
+                stop: stop.clone(),
+                kwargs: dec.kwargs.clone(),
+                seed: dec.seed_of(i),
+            })?);
+        }
+    }
     let mut choices = Vec::new();
     let mut usage = Usage::default();
-    for (index, (p, (ids, text))) in pending.into_iter().zip(prompts).enumerate() {
+    for (index, p) in pending.into_iter().enumerate() {
         let done = p.done().await?;
+        let (ids, text) = &prompts[index / dec.n];
         usage.prompt_tokens += ids.len();
         usage.completion_tokens += done.first.is_some() as usize;
-        choices.push(s.choice(index, &req, &ids, text, done));
+        choices.push(s.choice(index, &req, ids, text.clone(), done));
     }
     usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
     let resp = CompletionResponse {
@@ -276,24 +329,10 @@ impl Pending {
 }
 
 impl Served {
-    /// Hand one prompt to the model thread (see `worker::Job` for the fields).
-    fn submit(
-        &self,
-        ids: Vec<u32>,
-        every: bool,
-        top: usize,
-        max_tokens: usize,
-        stop: Vec<String>,
-    ) -> Result<Pending, ApiError> {
+    /// Hand one prompt's work to the model thread (see `worker::Work` for the fields).
+    fn submit(&self, work: worker::Work) -> Result<Pending, ApiError> {
         let (reply, rx) = oneshot::channel();
-        let job = worker::Job {
-            ids,
-            every,
-            top,
-            max_tokens,
-            stop,
-            reply,
-        };
+        let job = worker::Job { work, reply };
         let gone = |_| internal("the model thread is gone");
         self.jobs
             .lock()
@@ -385,12 +424,7 @@ impl Served {
 
 async fn chat_completions(State(s): State<Shared>, body: Bytes) -> Result<Json<Value>, ApiError> {
     let v: Value = parse(&body)?;
-    let num = |k: &str| v.get(k).and_then(Value::as_f64);
-    check_common(
-        num("temperature"),
-        num("n").map(|n| n as usize),
-        v.get("stream").and_then(Value::as_bool),
-    )?;
+    let dec = Decoding::of(&v)?;
     let chat = s
         .chat
         .as_ref()
@@ -423,14 +457,33 @@ async fn chat_completions(State(s): State<Shared>, body: Bytes) -> Result<Json<V
         _ => Vec::new(),
     };
     let n = ids.len();
-    let done = s.submit(ids, false, 1, max_tokens, stop)?.done().await?;
+    let pending = (0..dec.n)
+        .map(|i| {
+            s.submit(worker::Work {
+                ids: ids.clone(),
+                every: false,
+                top: 1,
+                max_tokens,
+                stop: stop.clone(),
+                kwargs: dec.kwargs.clone(),
+                seed: dec.seed_of(i),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut choices = Vec::with_capacity(pending.len());
+    for (index, p) in pending.into_iter().enumerate() {
+        let done = p.done().await?;
+        choices.push(
+            json!({"index": index, "message": {"role": "assistant", "content": done.text},
+                            "finish_reason": done.finish}),
+        );
+    }
     Ok(Json(json!({
         "id": format!("chatcmpl-rubric-{}", created()),
         "object": "chat.completion",
         "created": created(),
         "model": s.name,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": done.text},
-                     "finish_reason": done.finish}],
+        "choices": choices,
         "usage": {"prompt_tokens": n, "completion_tokens": 0, "total_tokens": n},
     })))
 }

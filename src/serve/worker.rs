@@ -7,14 +7,21 @@ use std::sync::mpsc;
 
 use tokio::sync::oneshot;
 
-use crate::model::native::{NativeModel, RowStats};
+use crate::model::native::{NativeModel, RowStats, TokenPrompt};
 use crate::model::ModelError;
+use crate::request::GenKwargs;
 
 /// Most requests taken together.
 const MAX_JOBS: usize = 256;
 
-/// One prompt's work.
+/// One prompt's work, and where its answer goes.
 pub(crate) struct Job {
+    pub work: Work,
+    pub reply: oneshot::Sender<Result<Done, String>>,
+}
+
+/// One prompt's work: scoring its positions, and generating one choice.
+pub(crate) struct Work {
     pub ids: Vec<u32>,
     /// Stats of every prompt position (echo with logprobs, or prompt_logprobs), not only the
     /// last.
@@ -23,7 +30,17 @@ pub(crate) struct Job {
     pub top: usize,
     pub max_tokens: usize,
     pub stop: Vec<String>,
-    pub reply: oneshot::Sender<Result<Done, String>>,
+    /// The request's sampling settings (`temperature`, `top_p`, `top_k`,
+    /// `repetition_penalty`); greedy without a positive temperature.
+    pub kwargs: GenKwargs,
+    /// The seed of this choice's draw.
+    pub seed: u64,
+}
+
+impl Work {
+    fn samples(&self) -> bool {
+        self.kwargs.do_sample()
+    }
 }
 
 /// What a job produced.
@@ -55,13 +72,19 @@ pub(crate) fn spawn(model: NativeModel) -> mpsc::Sender<Job> {
 }
 
 fn run(model: &NativeModel, jobs: Vec<Job>) {
-    // a generation without prompt log-probabilities needs no scoring pass (decoding prefills)
+    // a generation without prompt log-probabilities needs no scoring pass (decoding prefills);
+    // a greedy token after the prompt is read from the scoring pass
     let scored: Vec<usize> = (0..jobs.len())
-        .filter(|&i| jobs[i].every || jobs[i].max_tokens <= 1)
+        .filter(|&i| {
+            jobs[i].work.every || (jobs[i].work.max_tokens <= 1 && !jobs[i].work.samples())
+        })
         .collect();
-    let seqs: Vec<&[u32]> = scored.iter().map(|&i| jobs[i].ids.as_slice()).collect();
-    let every: Vec<bool> = scored.iter().map(|&i| jobs[i].every).collect();
-    let top = jobs.iter().map(|j| j.top).max().unwrap_or(1).max(1);
+    let seqs: Vec<&[u32]> = scored
+        .iter()
+        .map(|&i| jobs[i].work.ids.as_slice())
+        .collect();
+    let every: Vec<bool> = scored.iter().map(|&i| jobs[i].work.every).collect();
+    let top = jobs.iter().map(|j| j.work.top).max().unwrap_or(1).max(1);
     let stats = match model.token_stats(&seqs, &every, top) {
         Ok(s) => {
             let mut all = vec![Vec::new(); jobs.len()];
@@ -82,16 +105,16 @@ fn run(model: &NativeModel, jobs: Vec<Job>) {
     let mut gen = Vec::new();
     for (i, (j, mut st)) in jobs.iter().zip(stats).enumerate() {
         for s in &mut st {
-            s.top.truncate(j.top.max(1));
+            s.top.truncate(j.work.top.max(1));
         }
-        match j.max_tokens {
+        match j.work.max_tokens {
             0 => out.push(Some(Ok(Done {
                 stats: st,
                 first: None,
                 text: String::new(),
                 finish: "length",
             }))),
-            1 => {
+            1 if !j.work.samples() => {
                 let t = st.last().expect("a non-empty prompt").top[0].0;
                 let mut text = hf.tokenizer.decode(&[t], true).unwrap_or_default();
                 let mut finish = if hf.eos_ids.contains(&t) {
@@ -100,6 +123,7 @@ fn run(model: &NativeModel, jobs: Vec<Job>) {
                     "length"
                 };
                 if let Some(at) = j
+                    .work
                     .stop
                     .iter()
                     .filter(|s| !s.is_empty())
@@ -130,12 +154,12 @@ fn run(model: &NativeModel, jobs: Vec<Job>) {
     if !gen.is_empty() {
         let prompts = gen
             .iter()
-            .map(|&i| {
-                (
-                    jobs[i].ids.clone(),
-                    jobs[i].max_tokens,
-                    jobs[i].stop.clone(),
-                )
+            .map(|&i| TokenPrompt {
+                ids: jobs[i].work.ids.clone(),
+                max_new: jobs[i].work.max_tokens,
+                stop: jobs[i].work.stop.clone(),
+                kwargs: jobs[i].work.kwargs.clone(),
+                seed: jobs[i].work.seed,
             })
             .collect();
         let r = model.generate_tokens(prompts, &mut |k, g| {

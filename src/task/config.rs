@@ -208,7 +208,7 @@ pub struct FewshotConfig {
     pub target_delimiter: Option<String>,
 }
 
-/// One `metric_list` entry: any key besides these four is a keyword argument of the metric.
+/// One `metric_list` entry: any key besides these five is a keyword argument of the metric.
 /// `metric` and `aggregation` are names, or Python hooks (`!function`, see `crate::hooks`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MetricConfig {
@@ -219,6 +219,10 @@ pub struct MetricConfig {
     pub higher_is_better: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hf_evaluate: Option<bool>,
+    /// lm-eval 0.5's: how a doc's repeats reduce (`take_first`, `mean`, `pass@k`; rubric adds
+    /// `avg@k`, `maj@k`), a name or a list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reduction: Option<Value>,
     #[serde(flatten)]
     pub kwargs: Map<String, Value>,
 }

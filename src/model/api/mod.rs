@@ -14,6 +14,7 @@
 //! holds the served model's name and the tokenizer, not the URLs, so a run resumes against a
 //! restarted server or another replica.
 
+mod generate;
 pub mod openai;
 mod pool;
 
@@ -22,14 +23,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::chat_template::HfChatTemplate;
 use super::prepare::Prep;
 use super::{Generation, LanguageModel, ModelError, ModelInfo, OnDone};
 use crate::request::GenKwargs;
 use crate::request::{ChatMessage, ChatTemplate};
-use openai::{CompletionRequest, CompletionResponse, Prompt, Stop};
+use openai::{CompletionRequest, CompletionResponse, Prompt};
 
 const KEYS: &[&str] = &[
     "base_url",
@@ -49,6 +50,7 @@ const KEYS: &[&str] = &[
     "seed",
     "eos_string",
     "prompt_logprobs",
+    "repeats_as_n",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -77,6 +79,8 @@ pub(crate) struct ApiModel {
     concurrent: usize,
     max_gen_toks: usize,
     seed: u64,
+    /// A doc's sampled repeats go to the server as one request with `n` (see `generate`).
+    repeats_as_n: bool,
     eos_string: Option<String>,
     info: ModelInfo,
     rt: tokio::runtime::Runtime,
@@ -127,6 +131,29 @@ fn tokenizer_path(
             .map(|s| s.dir.to_string_lossy().to_string())
         })
         .transpose()
+}
+
+/// The response cache's identity of a served model: the backend and model's name, the
+/// tokenizer's fingerprint and the settings that change answers (not the URLs).
+fn identity(name: &str, tokenizer: Option<&str>, settings: &str, repeats_as_n: bool) -> String {
+    let fingerprint = tokenizer
+        .map(|p| {
+            let p = PathBuf::from(p);
+            let f = if p.is_dir() {
+                p.join("tokenizer.json")
+            } else {
+                p
+            };
+            super::hf::folder::fingerprint(&f)
+        })
+        .unwrap_or_default();
+    let mut id = format!("{name}|{fingerprint}|{settings}");
+    if !repeats_as_n {
+        // a server may draw a repeat sent alone differently from choice i of `n` (rubric
+        // serve does not); the default's identity is the one from before the setting
+        id.push_str("|repeats_as_n False");
+    }
+    id
 }
 
 /// The tokenizer of `tokenizer=` (an HF folder or a tokenizer.json), with its special tokens.
@@ -248,17 +275,12 @@ impl ApiModel {
                 .filter(|k| !k.is_empty()),
         )
         .map_err(ModelError::Load)?;
-        let identity = format!(
-            "{backend}|{model}|{}|max_length {max_length}|add_bos {add_bos}|tokenized {tokenized}|prompt_logprobs {}",
-            tokenizer_path
-                .as_deref()
-                .map(|p| {
-                    let p = PathBuf::from(p);
-                    let f = if p.is_dir() { p.join("tokenizer.json") } else { p };
-                    super::hf::folder::fingerprint(&f)
-                })
-                .unwrap_or_default(),
-            flag(args, "prompt_logprobs", false)?
+        let repeats_as_n = flag(args, "repeats_as_n", true)?;
+        let identity = identity(
+            &format!("{backend}|{model}"),
+            tokenizer_path.as_deref(),
+            &format!("max_length {max_length}|add_bos {add_bos}|tokenized {tokenized}|prompt_logprobs {}", flag(args, "prompt_logprobs", false)?),
+            repeats_as_n,
         );
         let mut extra = BTreeMap::new();
         extra.insert("base_url".into(), Value::from(args["base_url"].clone()));
@@ -277,6 +299,7 @@ impl ApiModel {
             concurrent: super::args::get(args, "num_concurrent", super::args::parse_positive, 1)?,
             max_gen_toks: number(args, "max_gen_toks", 256)?,
             seed: number(args, "seed", 1234)? as u64,
+            repeats_as_n,
             info: ModelInfo {
                 name: model,
                 identity,
@@ -593,142 +616,6 @@ impl LanguageModel for ApiModel {
                 .and_then(|t| t.chat.as_ref())
                 .map(|c| c as &dyn ChatTemplate),
         }
-    }
-}
-
-/// A request's generation settings as lm-eval's API payload takes them: (max tokens,
-/// temperature, stop strings, the rest passed through).
-fn gen_settings(
-    k: &GenKwargs,
-    default_max: usize,
-    eos: Option<&String>,
-) -> (usize, f64, Vec<String>, Map<String, Value>) {
-    let mut rest = k.raw.clone();
-    for key in [
-        "until",
-        "max_gen_toks",
-        "max_tokens",
-        "do_sample",
-        "temperature",
-    ] {
-        rest.remove(key);
-    }
-    let max = k
-        .raw
-        .get("max_tokens")
-        .and_then(Value::as_u64)
-        .map(|m| m as usize)
-        .unwrap_or_else(|| {
-            k.raw
-                .get("max_gen_toks")
-                .and_then(Value::as_u64)
-                .map(|m| m as usize)
-                .unwrap_or(default_max)
-        });
-    let mut stop = k.until();
-    if let Some(e) = eos {
-        if !stop.contains(e) {
-            stop.push(e.clone());
-        }
-    }
-    (max, k.temperature().unwrap_or(0.0), stop, rest)
-}
-
-impl ApiModel {
-    fn generate_completions(
-        &self,
-        requests: &[(String, GenKwargs)],
-        on_done: OnDone<Generation>,
-    ) -> Result<(), ModelError> {
-        let mut bodies = Vec::new();
-        let mut maxes = Vec::new();
-        for (context, k) in requests {
-            let (max, temperature, stop, rest) =
-                gen_settings(k, self.max_gen_toks, self.eos_string.as_ref());
-            let prompt = if self.tokenized {
-                let tok = self.tok()?;
-                let mut ids = tok.prep.tok_encode(&*tok.tokenizer, context, None)?;
-                // lm-eval: x[-(max_length - max_gen_toks):] (the whole list when that is <= 0)
-                let keep = (self.info.max_length - 1).saturating_sub(max);
-                if keep > 0 && ids.len() > keep {
-                    ids.drain(..ids.len() - keep);
-                }
-                Prompt::Ids(ids)
-            } else {
-                Prompt::Text(context.clone())
-            };
-            let mut body = serde_json::to_value(CompletionRequest {
-                model: Some(self.model.clone()),
-                prompt: Some(prompt),
-                max_tokens: Some(max),
-                temperature: Some(temperature),
-                stop: Some(Stop::Many(stop)),
-                seed: Some(self.seed),
-                ..Default::default()
-            })
-            .expect("a request serialises");
-            body.as_object_mut().expect("an object").extend(rest);
-            bodies.push(body);
-            maxes.push(max);
-        }
-        self.send_all(bodies, &mut |i, resp: CompletionResponse| {
-            let c = resp
-                .choices
-                .into_iter()
-                .next()
-                .ok_or_else(|| ModelError::Request("the server answered no choices".into()))?;
-            on_done(
-                i,
-                Generation {
-                    text: c.text,
-                    truncated: c.finish_reason.as_deref() == Some("length") && maxes[i] > 0,
-                },
-            )
-        })
-    }
-
-    fn generate_chat(
-        &self,
-        requests: &[(String, GenKwargs)],
-        on_done: OnDone<Generation>,
-    ) -> Result<(), ModelError> {
-        let mut bodies = Vec::new();
-        for (context, k) in requests {
-            let messages: Value = serde_json::from_str(context)
-                .ok()
-                .filter(Value::is_array)
-                .ok_or_else(|| {
-                    args_err("local-chat-completions sends chat messages: run with --apply-chat-template (as lm-eval requires)")
-                })?;
-            let (max, temperature, mut stop, rest) =
-                gen_settings(k, self.max_gen_toks, self.eos_string.as_ref());
-            stop.truncate(4);
-            let mut body = serde_json::to_value(openai::ChatRequest {
-                model: self.model.clone(),
-                messages,
-                max_tokens: max,
-                temperature,
-                stop: Some(stop),
-                seed: self.seed,
-            })
-            .expect("a request serialises");
-            body.as_object_mut().expect("an object").extend(rest);
-            bodies.push(body);
-        }
-        self.send_all(bodies, &mut |i, resp: openai::ChatResponse| {
-            let c = resp
-                .choices
-                .into_iter()
-                .find(|c| c.index == 0)
-                .ok_or_else(|| ModelError::Request("the server answered no choices".into()))?;
-            on_done(
-                i,
-                Generation {
-                    text: c.message.content.unwrap_or_default(),
-                    truncated: c.finish_reason.as_deref() == Some("length"),
-                },
-            )
-        })
     }
 }
 

@@ -29,7 +29,7 @@ pub mod ops;
 pub(crate) mod padded;
 pub(crate) mod prefix;
 mod probes;
-pub(crate) use probes::RowStats;
+pub(crate) use probes::{RowStats, TokenPrompt};
 pub mod rope;
 mod scores;
 mod scoring;

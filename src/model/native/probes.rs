@@ -1,6 +1,6 @@
 //! What `rubric serve` and `rubric check-model` ask of rubric's own pass beyond lm-eval's three
-//! requests: every position's next-token distribution of token sequences, and greedy
-//! generations from token prompts.
+//! requests: every position's next-token distribution of token sequences, and generations
+//! from token prompts (greedy, or sampled with a seed as in-process).
 
 use super::decoding::GEN_BATCH;
 use super::{Item, NativeModel, Pass};
@@ -9,8 +9,19 @@ use crate::model::hf::HfModel;
 use crate::model::{Generation, ModelError};
 use crate::request::GenKwargs;
 
-/// A generation from tokens: (prompt, most new tokens, stop strings).
-pub(crate) type TokenPrompt = (Vec<u32>, usize, Vec<String>);
+/// A generation from tokens.
+pub(crate) struct TokenPrompt {
+    pub ids: Vec<u32>,
+    /// Most new tokens.
+    pub max_new: usize,
+    /// Stop strings (the output is cut at the first one).
+    pub stop: Vec<String>,
+    /// The request's generation settings (`temperature`, `top_p`, `top_k`,
+    /// `repetition_penalty`), merged with generation_config.json as in-process.
+    pub kwargs: GenKwargs,
+    /// The seed of the draw (unused when greedy).
+    pub seed: u64,
+}
 
 /// One position of a scored token sequence: the next token's distribution, summarised.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,34 +133,31 @@ impl NativeModel {
         Ok(out)
     }
 
-    /// Greedy generations from token prompts: (prompt, most new tokens, stop strings) ->
-    /// (text cut at the first stop string, whether it stopped before the budget).
+    /// Generations from token prompts -> (text cut at the first stop string, whether it
+    /// stopped before the budget). Each decodes as an in-process request with the same
+    /// settings and seed does: greedy, or drawn from its own seeded generator.
     pub(crate) fn generate_tokens(
         &self,
         prompts: Vec<TokenPrompt>,
         on_done: &mut dyn FnMut(usize, Generation) -> Result<(), ModelError>,
     ) -> Result<(), ModelError> {
-        // greedy, under generation_config.json as a temperature-0 request gets it in-process
-        let sample = self
-            .hf
-            .generation
-            .sampling(&self.hf.name, &GenKwargs::new(Default::default()))?;
         let plans: Vec<(usize, GenPlan)> = prompts
             .into_iter()
             .enumerate()
-            .map(|(i, (ctx, max_new, until))| {
-                (
+            .map(|(i, p)| {
+                let sample = self.hf.generation.sampling(&self.hf.name, &p.kwargs)?;
+                Ok((
                     i,
                     GenPlan {
-                        ctx,
-                        max_new,
-                        until,
+                        ctx: p.ids,
+                        max_new: p.max_new,
+                        until: p.stop,
                         sample,
-                        seed: 0,
+                        seed: p.seed,
                     },
-                )
+                ))
             })
-            .collect();
+            .collect::<Result<_, ModelError>>()?;
         for chunk in plans.chunks(GEN_BATCH) {
             self.generate_group(chunk, on_done)?;
         }
