@@ -25,6 +25,8 @@ pub(crate) struct GenPlan {
     pub until: Vec<String>,
     pub sample: Sampling,
     pub seed: u64,
+    /// The prompt ends with the thinking's end token (see `thinking.rs`).
+    pub prompt_closes_thinking: bool,
 }
 
 impl GenPlan {
@@ -64,31 +66,38 @@ impl GenPlan {
             until,
             sample,
             seed,
+            prompt_closes_thinking: super::thinking::Thinking::prompt_closes(
+                context,
+                model.think_end_text.as_deref(),
+            ),
         })
     }
 
-    /// The generated text from the chosen tokens: decoded without special tokens (so leading
-    /// whitespace survives), cut at the first stop string.
+    /// The generated text from the chosen tokens as lm-eval's HF backend makes it: decoded
+    /// without special tokens (so leading whitespace survives), the thinking stripped (by
+    /// token id or text, see `thinking.rs`), cut at the first stop string.
     pub fn finish(
         &self,
-        tokenizer: &tokenizers::Tokenizer,
+        model: &HfModel,
         tokens: &[u32],
         stopped: bool,
     ) -> Result<Generation, ModelError> {
-        let mut text = tokenizer
-            .decode(tokens, true)
-            .map_err(|e| ModelError::Request(e.to_string()))?;
-        for term in &self.until {
-            if !term.is_empty() {
-                if let Some(i) = text.find(term.as_str()) {
-                    text.truncate(i);
-                }
-            }
-        }
-        Ok(Generation {
-            text,
-            truncated: !stopped && tokens.len() >= self.max_new,
-        })
+        let decode = |t: &[u32]| {
+            model
+                .tokenizer
+                .decode(t, true)
+                .map_err(|e| ModelError::Request(e.to_string()))
+        };
+        let split = model.thinking.split_tokens(
+            tokens,
+            &decode,
+            &self.until,
+            self.prompt_closes_thinking,
+        )?;
+        Ok(Generation::of(
+            split,
+            !stopped && tokens.len() >= self.max_new,
+        ))
     }
 
     /// What ends this generation, as a value a decoding thread can own.

@@ -8,7 +8,8 @@
 //!
 //! Shared pieces: `args` (model args), `hf` (model folders, normalised configs, tokenizer and
 //! special tokens), `prepare` (lm-eval's request preparation), `generation` (generation plans,
-//! stops), `sampling`, `chat_template`, `lora` (adapter merging). [`load`] is the one place that
+//! stops), `sampling`, `chat_template`, `thinking` (thinking models' settings and
+//! post-processing), `lora` (adapter merging). [`load`] is the one place that
 //! chooses which backend serves a model.
 
 pub mod api;
@@ -25,6 +26,7 @@ pub mod native;
 pub mod prepare;
 pub mod replay;
 pub mod sampling;
+pub mod thinking;
 pub mod tiny;
 pub(crate) mod token_scoring;
 
@@ -49,11 +51,27 @@ pub enum ModelError {
     Unsupported(String),
 }
 
-/// One generation: the text (cut at the first stop string) and whether it hit `max_gen_toks`.
-#[derive(Debug, Clone, PartialEq)]
+/// One generation: the text (cut at the first stop string; with thinking, the answer after it)
+/// and whether it hit `max_gen_toks`; with thinking, the thinking text and whether the
+/// generation ended inside it (see `thinking.rs`).
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Generation {
     pub text: String,
     pub truncated: bool,
+    pub thinking: Option<String>,
+    pub unfinished_thinking: bool,
+}
+
+impl Generation {
+    /// A generation post-processed for thinking.
+    pub(crate) fn of(split: thinking::Split, truncated: bool) -> Generation {
+        Generation {
+            text: split.answer,
+            truncated,
+            thinking: split.thinking,
+            unfinished_thinking: split.unfinished,
+        }
+    }
 }
 
 /// Called with (request index, result) as each request finishes, so that a caller can store
@@ -105,6 +123,12 @@ pub trait LanguageModel {
     fn chat_template(&self) -> Option<&dyn ChatTemplate> {
         None
     }
+
+    /// Whether the model was loaded with `enable_thinking=true`: loglikelihood requests are
+    /// then refused, as lm-eval's HF and vLLM backends refuse them.
+    fn enable_thinking(&self) -> bool {
+        false
+    }
 }
 
 impl<T: LanguageModel + ?Sized> LanguageModel for Box<T> {
@@ -134,6 +158,9 @@ impl<T: LanguageModel + ?Sized> LanguageModel for Box<T> {
     }
     fn chat_template(&self) -> Option<&dyn ChatTemplate> {
         (**self).chat_template()
+    }
+    fn enable_thinking(&self) -> bool {
+        (**self).enable_thinking()
     }
 }
 

@@ -10,6 +10,10 @@
 //! local-chat-completions: generation only, through the chat endpoint (with
 //! --apply-chat-template, as lm-eval requires); loglikelihood is refused as lm-eval refuses it.
 //!
+//! Thinking (`think_end_token`, `enable_thinking`, `chat_template_args`,
+//! `unfinished_thinking`): see `thinking.rs` for what each backend strips and in which order;
+//! a chat message's `reasoning_content` (or `reasoning`) is kept as its thinking text.
+//!
 //! `base_url` may list several servers separated by `;`: see `pool`. The response-cache identity
 //! holds the served model's name and the tokenizer, not the URLs, so a run resumes against a
 //! restarted server or another replica.
@@ -26,6 +30,7 @@ use serde_json::{Map, Value};
 
 use super::chat_template::HfChatTemplate;
 use super::prepare::Prep;
+use super::thinking::{ThinkEnd, Thinking};
 use super::{Generation, LanguageModel, ModelError, ModelInfo, OnDone};
 use crate::request::GenKwargs;
 use crate::request::{ChatMessage, ChatTemplate};
@@ -48,6 +53,10 @@ const KEYS: &[&str] = &[
     "seed",
     "eos_string",
     "prompt_logprobs",
+    "think_end_token",
+    "enable_thinking",
+    "chat_template_args",
+    "unfinished_thinking",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -77,6 +86,7 @@ pub(crate) struct ApiModel {
     max_gen_toks: usize,
     seed: u64,
     eos_string: Option<String>,
+    thinking: Thinking,
     info: ModelInfo,
     rt: tokio::runtime::Runtime,
     /// A chat template that hands the messages on as JSON (the chat endpoint applies the
@@ -153,6 +163,26 @@ fn open_tokenizer(path: &str, add_bos: bool, max_length: usize) -> Result<Tok, M
     })
 }
 
+/// `base_url=`: one URL or several separated by `;`, each http(s).
+fn base_urls(backend: &str, args: &BTreeMap<String, String>) -> Result<Vec<String>, ModelError> {
+    let urls: Vec<String> = args
+        .get("base_url")
+        .ok_or_else(|| args_err(format!("{backend} needs base_url= (the full /v1/completions URL; several separated by `;`)")))?
+        .split(';')
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty())
+        .collect();
+    if urls.is_empty() {
+        return Err(args_err("base_url= names no URL"));
+    }
+    for u in &urls {
+        if !(u.starts_with("http://") || u.starts_with("https://")) {
+            return Err(args_err(format!("base_url: `{u}` is not an http(s) URL")));
+        }
+    }
+    Ok(urls)
+}
+
 impl ApiModel {
     pub(crate) fn load(
         backend: &str,
@@ -163,21 +193,7 @@ impl ApiModel {
             _ => Kind::Chat,
         };
         super::args::refuse_unknown(args, KEYS, &format!("a {backend}"))?;
-        let urls: Vec<String> = args
-            .get("base_url")
-            .ok_or_else(|| args_err(format!("{backend} needs base_url= (the full /v1/completions URL; several separated by `;`)")))?
-            .split(';')
-            .map(|u| u.trim().to_string())
-            .filter(|u| !u.is_empty())
-            .collect();
-        if urls.is_empty() {
-            return Err(args_err("base_url= names no URL"));
-        }
-        for u in &urls {
-            if !(u.starts_with("http://") || u.starts_with("https://")) {
-                return Err(args_err(format!("base_url: `{u}` is not an http(s) URL")));
-            }
-        }
+        let urls = base_urls(backend, args)?;
         match args.get("tokenizer_backend").map(String::as_str) {
             None | Some("auto") | Some("huggingface") => {}
             Some(other) => {
@@ -197,14 +213,23 @@ impl ApiModel {
             return Err(args_err("max_length must be at least 3"));
         }
         let add_bos = flag(args, "add_bos_token", false)?;
+        let thinking = super::args::thinking(args, kind == Kind::Chat)?;
+        if let Some(ThinkEnd::Id(id)) = thinking.end {
+            return Err(args_err(format!(
+                "think_end_token={id}: {backend} reads the end of the thinking as text, as lm-eval's API models do; give the token's text, e.g. think_end_token=</think>"
+            )));
+        }
         let tokenizer_path = args
             .get("tokenizer")
             .cloned()
             .or_else(|| PathBuf::from(&model).is_dir().then(|| model.clone()));
-        let tok = tokenizer_path
+        let mut tok = tokenizer_path
             .as_deref()
             .map(|p| open_tokenizer(p, add_bos, max_length - 1))
             .transpose()?;
+        if let Some(chat) = tok.as_mut().and_then(|t| t.chat.as_mut()) {
+            chat.vars = thinking.template_vars();
+        }
         let tokenized = kind == Kind::Completions && flag(args, "tokenized_requests", true)?;
         if tokenized && tok.is_none() {
             return Err(args_err(format!(
@@ -240,7 +265,7 @@ impl ApiModel {
                 })
                 .unwrap_or_default(),
             flag(args, "prompt_logprobs", false)?
-        );
+        ) + &thinking.identity();
         let mut extra = BTreeMap::new();
         extra.insert("base_url".into(), Value::from(args["base_url"].clone()));
         Ok(ApiModel {
@@ -258,6 +283,7 @@ impl ApiModel {
             concurrent: super::args::get(args, "num_concurrent", super::args::parse_positive, 1)?,
             max_gen_toks: number(args, "max_gen_toks", 256)?,
             seed: number(args, "seed", 1234)? as u64,
+            thinking,
             info: ModelInfo {
                 name: model,
                 identity,
@@ -542,6 +568,9 @@ impl LanguageModel for ApiModel {
         on_done: OnDone<(f64, bool)>,
     ) -> Result<(), ModelError> {
         self.refuse_chat("loglikelihood")?;
+        if self.enable_thinking() {
+            return Err(super::thinking::loglikelihood_refused(&[]));
+        }
         super::token_scoring::loglikelihood(self, requests, on_done)
     }
 
@@ -563,6 +592,10 @@ impl LanguageModel for ApiModel {
             Kind::Completions => self.generate_completions(requests, on_done),
             Kind::Chat => self.generate_chat(requests, on_done),
         }
+    }
+
+    fn enable_thinking(&self) -> bool {
+        self.thinking.enable_thinking == Some(true)
     }
 
     fn chat_template(&self) -> Option<&dyn ChatTemplate> {
@@ -623,9 +656,20 @@ impl ApiModel {
     ) -> Result<(), ModelError> {
         let mut bodies = Vec::new();
         let mut maxes = Vec::new();
+        let mut stops = Vec::new();
         for (context, k) in requests {
             let (max, temperature, stop, rest) =
                 gen_settings(k, self.max_gen_toks, self.eos_string.as_ref());
+            // with thinking, as lm-eval's vLLM backend: the server stops at EOS only (`until`
+            // would fire inside the thinking); `until` is applied after the thinking is stripped
+            let sent: Vec<String> = if self.thinking.strips() {
+                (stop.iter())
+                    .filter(|s| Some(*s) == self.eos_string.as_ref())
+                    .cloned()
+                    .collect()
+            } else {
+                stop.clone()
+            };
             let prompt = if self.tokenized {
                 let tok = self.tok()?;
                 let mut ids = tok.prep.tok_encode(&*tok.tokenizer, context, None)?;
@@ -643,7 +687,7 @@ impl ApiModel {
                 prompt: Some(prompt),
                 max_tokens: Some(max),
                 temperature: Some(temperature),
-                stop: Some(Stop::Many(stop)),
+                stop: Some(Stop::Many(sent)),
                 seed: Some(self.seed),
                 ..Default::default()
             })
@@ -651,19 +695,31 @@ impl ApiModel {
             body.as_object_mut().expect("an object").extend(rest);
             bodies.push(body);
             maxes.push(max);
+            let closed = Thinking::prompt_closes(context, self.thinking.end_text());
+            stops.push((stop, closed));
         }
+        let thinking = &self.thinking;
         self.send_all(bodies, &mut |i, resp: CompletionResponse| {
             let c = resp
                 .choices
                 .into_iter()
                 .next()
                 .ok_or_else(|| ModelError::Request("the server answered no choices".into()))?;
+            let truncated = c.finish_reason.as_deref() == Some("length") && maxes[i] > 0;
+            if !thinking.strips() {
+                return on_done(
+                    i,
+                    Generation {
+                        text: c.text,
+                        truncated,
+                        ..Default::default()
+                    },
+                );
+            }
+            let (stop, closed) = &stops[i];
             on_done(
                 i,
-                Generation {
-                    text: c.text,
-                    truncated: c.finish_reason.as_deref() == Some("length") && maxes[i] > 0,
-                },
+                Generation::of(thinking.split_text(&c.text, stop, *closed), truncated),
             )
         })
     }
@@ -691,24 +747,24 @@ impl ApiModel {
                 temperature,
                 stop: Some(stop),
                 seed: self.seed,
+                chat_template_kwargs: Some(self.thinking.template_vars()).filter(|v| !v.is_empty()),
             })
             .expect("a request serialises");
             body.as_object_mut().expect("an object").extend(rest);
             bodies.push(body);
         }
+        let thinking = &self.thinking;
         self.send_all(bodies, &mut |i, resp: openai::ChatResponse| {
             let c = resp
                 .choices
                 .into_iter()
                 .find(|c| c.index == 0)
                 .ok_or_else(|| ModelError::Request("the server answered no choices".into()))?;
-            on_done(
-                i,
-                Generation {
-                    text: c.message.content.unwrap_or_default(),
-                    truncated: c.finish_reason.as_deref() == Some("length"),
-                },
-            )
+            let length = c.finish_reason.as_deref() == Some("length");
+            let m = &c.message;
+            let reasoning = m.reasoning_content.as_deref().or(m.reasoning.as_deref());
+            let split = thinking.split_chat(m.content.as_deref(), reasoning, length);
+            on_done(i, Generation::of(split, length))
         })
     }
 }

@@ -146,6 +146,7 @@ impl NativeModel {
                         until,
                         sample,
                         seed: 0,
+                        prompt_closes_thinking: false,
                     },
                 )
             })
