@@ -241,6 +241,8 @@ mod tests {
             &Response::Generation {
                 text: " 7\n".into(),
                 truncated: false,
+                thinking: None,
+                unfinished: false,
             },
         )
         .unwrap();
@@ -257,7 +259,9 @@ mod tests {
             c.get("k2"),
             Some(&Response::Generation {
                 text: " 7\n".into(),
-                truncated: false
+                truncated: false,
+                thinking: None,
+                unfinished: false,
             })
         );
         drop(c);

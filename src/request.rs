@@ -30,6 +30,11 @@ pub trait ChatTemplate {
     fn special_tokens(&self) -> (String, String) {
         Default::default()
     }
+
+    /// The extra variables the template is rendered with (`enable_thinking`, ...).
+    fn vars(&self) -> Map<String, Value> {
+        Map::new()
+    }
 }
 
 /// lm-eval's request types.
@@ -312,7 +317,8 @@ pub struct Instance {
 }
 
 /// A model's answer to one request. Its one serde encoding (the response cache's) is
-/// `{"ll": -1.5, "greedy": true}`, `{"rolling": -20.1}` or `{"text": " 7", "truncated": false}`.
+/// `{"ll": -1.5, "greedy": true}`, `{"rolling": -20.1}` or `{"text": " 7", "truncated": false}`
+/// (with thinking, also `"thinking": "..."` and `"in_thinking": true`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(untagged, deny_unknown_fields)]
 pub enum Response {
@@ -327,8 +333,21 @@ pub enum Response {
         #[serde(rename = "rolling")]
         logprob: f64,
     },
-    /// Generated text; `truncated` when generation stopped at `max_gen_toks`.
-    Generation { text: String, truncated: bool },
+    /// Generated text (with thinking, the answer after it); `truncated` when generation
+    /// stopped at `max_gen_toks`; `thinking`, the thinking text; `unfinished`, when the
+    /// generation ended inside its thinking.
+    Generation {
+        text: String,
+        truncated: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        thinking: Option<String>,
+        #[serde(
+            default,
+            rename = "in_thinking",
+            skip_serializing_if = "std::ops::Not::not"
+        )]
+        unfinished: bool,
+    },
 }
 
 impl Response {

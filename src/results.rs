@@ -57,6 +57,9 @@ pub struct TaskResult {
     /// Generations that stopped at max_gen_toks.
     pub truncated: usize,
     pub generations: usize,
+    /// With thinking (some generation carried a thinking text or ended inside it): how many
+    /// generations ended inside their thinking.
+    pub ended_in_thinking: Option<usize>,
 }
 
 #[derive(Debug, Clone)]

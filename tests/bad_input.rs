@@ -376,3 +376,60 @@ fn the_binary_carries_its_tasks() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// A loglikelihood task under enable_thinking=true is refused before any request, naming the
+/// task, as lm-eval 0.4.13's HF and vLLM backends refuse it; enable_thinking=true without
+/// think_end_token is refused as lm-eval refuses it.
+#[test]
+fn loglikelihood_tasks_under_enable_thinking_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let run = |backend: &str, model_args: &str| {
+        Command::new(env!("CARGO_BIN_EXE_rubric"))
+            .args(["run", "--model", backend, "--model-args", model_args])
+            .args([
+                "--tasks",
+                "fixtures/tasks/thinking/think_mc.yaml,fixtures/tasks/thinking/think_nl.yaml",
+            ])
+            .args(["--apply-chat-template", "--no-cache", "-q"])
+            .current_dir(common::crate_root())
+            .env("RUBRIC_CACHE_DIR", d.path())
+            .env_remove("RUBRIC_DATA_DIR")
+            .output()
+            .unwrap()
+    };
+    let want = [
+        "enable_thinking=True is not compatible with loglikelihood tasks",
+        "triggered by task(s): think_mc;",
+    ];
+    let model = "pretrained=fixtures/thinking/qwen3_think";
+    refused(
+        &run(
+            "mistralrs",
+            &format!("{model},think_end_token=</think>,enable_thinking=true"),
+        ),
+        &want,
+    );
+    // through a server: refused before any request (nothing listens there)
+    refused(
+        &run(
+            "local-completions",
+            "base_url=http://127.0.0.1:9/v1/completions,tokenizer=fixtures/thinking/qwen3_think,think_end_token=</think>,enable_thinking=true",
+        ),
+        &want,
+    );
+    refused(
+        &run("mistralrs", &format!("{model},enable_thinking=true")),
+        &["enable_thinking=true needs think_end_token"],
+    );
+    refused(
+        &run("mistralrs", &format!("{model},think_end_token=99999")),
+        &["think_end_token=99999", "no token 99999"],
+    );
+    refused(
+        &run(
+            "local-chat-completions",
+            "base_url=http://127.0.0.1:9/v1/chat/completions,think_end_token=151668",
+        ),
+        &["reads the end of the thinking as text"],
+    );
+}

@@ -41,6 +41,14 @@ pub fn run(args: ServeArgs) -> Result<(), (u8, anyhow::Error)> {
     let usage = |e: anyhow::Error| (exit::USAGE, e);
     let mut model_args = args.model_args.pairs().map_err(|e| usage(e.into()))?;
     model_args.insert("pretrained".into(), args.path.clone());
+    // a server returns what the model generates; the client strips the thinking
+    if let Some(k) =
+        (crate::model::args::THINKING_KEYS.iter()).find(|k| model_args.contains_key(**k))
+    {
+        return Err(usage(anyhow!(
+            "--model-args {k}: rubric serve returns the generated text whole; give {k} to the client (`rubric run --model local-chat-completions --model-args ...,{k}=...`), and send enable_thinking in a request's `chat_template_kwargs`"
+        )));
+    }
     let model = crate::model::load_native(&model_args)
         .map_err(|e| usage(anyhow::Error::from(e).context(format!("serving {}", args.path))))?;
     let name = args.served_model_name.unwrap_or(args.path.clone());

@@ -412,6 +412,9 @@ fn print_table(spec: &RunSpec, model_args_text: &str, doc: &Value, results: &Eva
         if t.truncated > 0 {
             eprintln!("note: {}: {} of {} generations stopped at max_gen_toks (raise it with --gen-kwargs max_gen_toks=N)", t.name, t.truncated, t.generations);
         }
+        if let Some(n) = t.ended_in_thinking.filter(|n| *n > 0) {
+            eprintln!("note: {}: {n} of {} generations ended inside their thinking (no end of the thinking before max_gen_toks or a stop string){}", t.name, t.generations, thinking_note(spec));
+        }
     }
     if !plan.quiet {
         eprintln!(
@@ -423,6 +426,14 @@ fn print_table(spec: &RunSpec, model_args_text: &str, doc: &Value, results: &Eva
         markdown: md,
         csv: tables::csv(&task_rows),
         latex: tables::latex(&task_rows, "Tasks"),
+    }
+}
+
+/// How the generations that ended inside their thinking were scored.
+fn thinking_note(spec: &RunSpec) -> &'static str {
+    match spec.model_args.get("unfinished_thinking").map(String::as_str) {
+        Some("empty") => "; scored as empty answers (unfinished_thinking=empty)",
+        _ => "; scored as the text so far, as lm-eval scores them (unfinished_thinking=empty scores them as empty answers)",
     }
 }
 

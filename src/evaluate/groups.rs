@@ -172,6 +172,7 @@ mod tests {
             samples: vec![],
             truncated: 0,
             generations: 0,
+            ended_in_thinking: None,
         }
     }
 

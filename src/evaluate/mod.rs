@@ -208,6 +208,29 @@ fn prepare<'t>(
     })
 }
 
+/// lm-eval's HF and vLLM backends refuse loglikelihood requests under `enable_thinking=true`,
+/// naming the tasks; rubric refuses them so before any request is sent.
+fn refuse_loglikelihood_when_thinking(
+    prepared: &[Prepared],
+    model: &dyn LanguageModel,
+) -> Result<(), EvalError> {
+    if !model.enable_thinking() {
+        return Ok(());
+    }
+    let mut tasks: Vec<String> = (prepared.iter())
+        .filter(|p| {
+            (p.instances.iter())
+                .any(|i| i.request.kind() == crate::request::RequestKind::Loglikelihood)
+        })
+        .map(|p| p.task.name.clone())
+        .collect();
+    tasks.sort();
+    match tasks.is_empty() {
+        true => Ok(()),
+        false => Err(crate::model::thinking::loglikelihood_refused(&tasks).into()),
+    }
+}
+
 /// Evaluate tasks (and groups) with a model.
 pub fn evaluate(
     selected: &[Selected],
@@ -225,6 +248,7 @@ pub fn evaluate(
         .iter()
         .map(|t| prepare(t, model, &cfg, &mut data))
         .collect::<Result<_, _>>()?;
+    refuse_loglikelihood_when_thinking(&prepared, model)?;
     if let Some(shard) = cfg.shard {
         for p in &mut prepared {
             p.instances.retain(|i| shard.has(i.doc_id));
@@ -282,17 +306,34 @@ fn score_task(
         .flatten()
         .filter(|r| matches!(r, Response::Generation { .. }))
         .collect();
-    let truncated = (generations.iter())
-        .filter(|r| {
-            matches!(
-                r,
-                Response::Generation {
-                    truncated: true,
-                    ..
-                }
-            )
-        })
-        .count();
+    let count = |f: &dyn Fn(&Response) -> bool| generations.iter().filter(|r| f(r)).count();
+    let truncated = count(&|r| {
+        matches!(
+            r,
+            Response::Generation {
+                truncated: true,
+                ..
+            }
+        )
+    });
+    let unfinished = count(&|r| {
+        matches!(
+            r,
+            Response::Generation {
+                unfinished: true,
+                ..
+            }
+        )
+    });
+    let thinking = count(&|r| {
+        matches!(
+            r,
+            Response::Generation {
+                thinking: Some(_),
+                ..
+            }
+        )
+    });
     Ok(TaskResult {
         name: task.name.clone(),
         alias: task.alias.clone().unwrap_or_else(|| task.name.clone()),
@@ -306,6 +347,7 @@ fn score_task(
         samples,
         truncated,
         generations: generations.len(),
+        ended_in_thinking: (thinking + unfinished > 0).then_some(unfinished),
     })
 }
 

@@ -191,8 +191,16 @@ fn send_kind(
                     _ => unreachable!("grouped by kind"),
                 })
                 .collect();
-            model.generate_until(&reqs, &mut |i, Generation { text, truncated }| {
-                store(i, Response::Generation { text, truncated })
+            model.generate_until(&reqs, &mut |i, g: Generation| {
+                store(
+                    i,
+                    Response::Generation {
+                        text: g.text,
+                        truncated: g.truncated,
+                        thinking: g.thinking,
+                        unfinished: g.unfinished_thinking,
+                    },
+                )
             })?;
         }
     }

@@ -2,6 +2,9 @@
 
 use std::collections::BTreeMap;
 
+use serde_json::{Map, Value};
+
+use super::thinking::{ThinkEnd, Thinking, Unfinished};
 use super::ModelError;
 
 /// Weights' precision in memory.
@@ -80,6 +83,8 @@ pub(crate) struct ModelArgs {
     /// `share_prefixes=false`: rubric's own pass computes every sequence whole instead of
     /// computing shared prompt prefixes once. Results never depend on it.
     pub share_prefixes: bool,
+    /// `think_end_token`, `enable_thinking`, `chat_template_args`, `unfinished_thinking`.
+    pub thinking: Thinking,
 }
 
 /// Keys the in-process backends understand.
@@ -102,6 +107,18 @@ pub(crate) const KEYS: &[&str] = &[
     "share_prefixes",
     "seed",
     "trust_remote_code",
+    "think_end_token",
+    "enable_thinking",
+    "chat_template_args",
+    "unfinished_thinking",
+];
+
+/// The thinking keys every generating backend reads (see `thinking.rs`).
+pub(crate) const THINKING_KEYS: &[&str] = &[
+    "think_end_token",
+    "enable_thinking",
+    "chat_template_args",
+    "unfinished_thinking",
 ];
 
 // One rule per kind of value, for every backend's model args (and the flags that set them):
@@ -175,6 +192,88 @@ impl BatchSize {
             BatchSize::Auto => None,
         }
     }
+}
+
+/// `think_end_token`: digits are a token id (as lm-eval's HF backend reads
+/// `think_end_token=151668`), anything else the text that ends the thinking.
+pub(crate) fn parse_think_end(key: &str, v: &str) -> Result<ThinkEnd, ModelError> {
+    if v.is_empty() {
+        return Err(bad(
+            key,
+            v,
+            "the text that ends the thinking (`</think>`) or its token id",
+        ));
+    }
+    if v.chars().all(|c| c.is_ascii_digit()) {
+        return v
+            .parse()
+            .map(ThinkEnd::Id)
+            .map_err(|_| bad(key, v, "a token id that fits 32 bits"));
+    }
+    Ok(ThinkEnd::Text(v.to_string()))
+}
+
+/// A JSON object, e.g. `chat_template_args={"enable_thinking": false}`.
+pub(crate) fn parse_json_object(key: &str, v: &str) -> Result<Map<String, Value>, ModelError> {
+    match serde_json::from_str::<Value>(v) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(bad(
+            key,
+            v,
+            "a JSON object in double quotes, e.g. {\"enable_thinking\": false}",
+        )),
+    }
+}
+
+fn parse_unfinished(key: &str, v: &str) -> Result<Unfinished, ModelError> {
+    Ok(match choice(key, v, &["keep", "empty"])? {
+        "keep" => Unfinished::Keep,
+        _ => Unfinished::Empty,
+    })
+}
+
+/// The thinking settings of a generating backend. `separates` is true for
+/// local-chat-completions, whose server may return the thinking apart (`reasoning_content`):
+/// elsewhere `enable_thinking=true` needs `think_end_token`, as lm-eval's HF and vLLM backends
+/// require, and `unfinished_thinking` has nothing to act on without it.
+pub(crate) fn thinking(
+    args: &BTreeMap<String, String>,
+    separates: bool,
+) -> Result<Thinking, ModelError> {
+    let t = Thinking {
+        end: args
+            .get("think_end_token")
+            .map(|v| parse_think_end("think_end_token", v))
+            .transpose()?,
+        enable_thinking: args
+            .get("enable_thinking")
+            .map(|v| parse_bool("enable_thinking", v))
+            .transpose()?,
+        chat_template_args: args
+            .get("chat_template_args")
+            .map(|v| parse_json_object("chat_template_args", v))
+            .transpose()?
+            .unwrap_or_default(),
+        unfinished: get(
+            args,
+            "unfinished_thinking",
+            parse_unfinished,
+            Unfinished::Keep,
+        )?,
+    };
+    if t.end.is_none() && !separates {
+        if t.enable_thinking == Some(true) {
+            return Err(ModelError::Args(
+                "enable_thinking=true needs think_end_token (the text or token id that ends the thinking, e.g. think_end_token=</think>), as lm-eval requires".into(),
+            ));
+        }
+        if args.contains_key("unfinished_thinking") {
+            return Err(ModelError::Args(
+                "unfinished_thinking needs think_end_token (the text or token id that ends the thinking, e.g. think_end_token=</think>)".into(),
+            ));
+        }
+    }
+    Ok(t)
 }
 
 /// One of `names` (the value as written), else an error listing them.
@@ -283,6 +382,7 @@ impl ModelArgs {
             max_concurrency: get(args, "max_concurrency", parse_positive, 1)?,
             path,
             seed: get(args, "seed", parse_number, 1234)? as u64,
+            thinking: thinking(args, false)?,
         })
     }
 
@@ -318,6 +418,12 @@ mod tests {
             ("device", "tpu"),
             ("add_bos_token", "maybe"),
             ("share_prefixes", "maybe"),
+            ("enable_thinking", "maybe"),
+            ("chat_template_args", "enable_thinking"),
+            ("chat_template_args", "[1]"),
+            ("unfinished_thinking", "drop"),
+            ("think_end_token", ""),
+            ("think_end_token", "99999999999"),
         ] {
             let e = parse(&[("pretrained", "m"), (k, v)])
                 .unwrap_err()
@@ -328,5 +434,39 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("did you mean `pretrained`"));
+    }
+
+    #[test]
+    fn thinking_args() {
+        let t = parse(&[
+            ("pretrained", "m"),
+            ("think_end_token", "151668"),
+            (
+                "chat_template_args",
+                r#"{"enable_thinking": false, "x": 1}"#,
+            ),
+            ("enable_thinking", "True"),
+            ("unfinished_thinking", "empty"),
+        ])
+        .unwrap()
+        .thinking;
+        assert_eq!(t.end, Some(ThinkEnd::Id(151668)));
+        assert_eq!(t.unfinished, Unfinished::Empty);
+        // enable_thinking over chat_template_args' key, as lm-eval's HF backend merges them
+        let vars = t.template_vars();
+        assert_eq!(vars["enable_thinking"], Value::Bool(true));
+        assert_eq!(vars["x"], Value::from(1));
+        let t = parse(&[("pretrained", "m"), ("think_end_token", "</think>")]).unwrap();
+        assert_eq!(t.thinking.end, Some(ThinkEnd::Text("</think>".into())));
+        for (k, v, want) in [
+            ("enable_thinking", "true", "needs think_end_token"),
+            ("unfinished_thinking", "empty", "needs think_end_token"),
+        ] {
+            let e = parse(&[("pretrained", "m"), (k, v)])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{e}");
+        }
+        assert!(parse(&[("pretrained", "m"), ("enable_thinking", "false")]).is_ok());
     }
 }

@@ -7,12 +7,15 @@ use crate::request::{ChatMessage, ChatTemplate};
 
 /// An HF chat template (`tokenizer_config.json`'s `chat_template`), rendered as
 /// `tokenizer.apply_chat_template(messages, add_generation_prompt=..,
-/// continue_final_message=not add_generation_prompt)` renders it.
+/// continue_final_message=not add_generation_prompt, **vars)` renders it.
 #[derive(Debug)]
 pub(crate) struct HfChatTemplate {
     pub source: String,
     pub bos: String,
     pub eos: String,
+    /// Extra variables (`enable_thinking`, `chat_template_args`: see `thinking.rs`), as
+    /// transformers passes `apply_chat_template`'s keyword arguments to the template.
+    pub vars: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ChatTemplate for HfChatTemplate {
@@ -22,6 +25,10 @@ impl ChatTemplate for HfChatTemplate {
 
     fn special_tokens(&self) -> (String, String) {
         (self.bos.clone(), self.eos.clone())
+    }
+
+    fn vars(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.vars.clone()
     }
 
     fn render(
@@ -51,6 +58,11 @@ impl ChatTemplate for HfChatTemplate {
         );
         ctx.insert("bos_token", minijinja::Value::from(self.bos.clone()));
         ctx.insert("eos_token", minijinja::Value::from(self.eos.clone()));
+        for (k, v) in &self.vars {
+            if !["messages", "add_generation_prompt"].contains(&k.as_str()) {
+                ctx.insert(k.as_str(), minijinja::Value::from_serialize(v));
+            }
+        }
         let rendered = env
             .get_template("chat")
             .and_then(|t| t.render(ctx))
@@ -67,5 +79,37 @@ impl ChatTemplate for HfChatTemplate {
             Some(i) if !last.is_empty() => Ok(rendered[..i + last.len()].to_string()),
             _ => Ok(rendered),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Qwen3's generation prompt: `enable_thinking=false` closes an empty thinking block.
+    const QWEN3_TAIL: &str = "{%- for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}{%- endif %}";
+
+    #[test]
+    fn extra_variables_reach_the_template() {
+        let mut t = HfChatTemplate {
+            source: QWEN3_TAIL.into(),
+            bos: String::new(),
+            eos: String::new(),
+            vars: Default::default(),
+        };
+        let m = [ChatMessage {
+            role: "user".into(),
+            content: "hi".into(),
+        }];
+        assert_eq!(
+            t.render(&m, true).unwrap(),
+            "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+        );
+        t.vars
+            .insert("enable_thinking".into(), serde_json::Value::Bool(false));
+        assert!(t
+            .render(&m, true)
+            .unwrap()
+            .ends_with("<|im_start|>assistant\n<think>\n\n</think>\n\n"));
     }
 }

@@ -742,7 +742,7 @@ impl EngineModel {
         // the engine may ask once more after its last token
         tokens.truncate(n);
         let stopped = stop.ends(&tokens);
-        plan.finish(&self.hf.tokenizer, &tokens, stopped)
+        plan.finish(&self.hf, &tokens, stopped)
     }
 }
 
@@ -756,6 +756,9 @@ impl LanguageModel for EngineModel {
         requests: &[(String, String)],
         on_done: OnDone<(f64, bool)>,
     ) -> Result<(), ModelError> {
+        if self.enable_thinking() {
+            return Err(super::thinking::loglikelihood_refused(&[]));
+        }
         super::token_scoring::loglikelihood(self, requests, on_done)
     }
 
@@ -781,5 +784,9 @@ impl LanguageModel for EngineModel {
 
     fn chat_template(&self) -> Option<&dyn ChatTemplate> {
         self.hf.chat.as_ref().map(|c| c as &dyn ChatTemplate)
+    }
+
+    fn enable_thinking(&self) -> bool {
+        self.hf.thinking.enable_thinking == Some(true)
     }
 }

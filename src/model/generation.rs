@@ -25,6 +25,8 @@ pub(crate) struct GenPlan {
     pub until: Vec<String>,
     pub sample: Sampling,
     pub seed: u64,
+    /// The prompt ends with the thinking's end token (see `thinking.rs`).
+    pub prompt_closes_thinking: bool,
 }
 
 impl GenPlan {
@@ -67,58 +69,77 @@ impl GenPlan {
             until,
             sample,
             seed,
+            prompt_closes_thinking: super::thinking::Thinking::prompt_closes(
+                context,
+                model.think_end_text.as_deref(),
+            ),
         })
     }
 
-    /// The generated text from the chosen tokens: decoded without special tokens (so leading
-    /// whitespace survives), cut at the first stop string.
+    /// The generated text from the chosen tokens as lm-eval's HF backend makes it: decoded
+    /// without special tokens (so leading whitespace survives), the thinking stripped (by
+    /// token id or text, see `thinking.rs`), cut at the first stop string.
     pub fn finish(
         &self,
-        tokenizer: &tokenizers::Tokenizer,
+        model: &HfModel,
         tokens: &[u32],
         stopped: bool,
     ) -> Result<Generation, ModelError> {
-        let mut text = tokenizer
-            .decode(tokens, true)
-            .map_err(|e| ModelError::Request(e.to_string()))?;
-        for term in &self.until {
-            if !term.is_empty() {
-                if let Some(i) = text.find(term.as_str()) {
-                    text.truncate(i);
-                }
-            }
-        }
-        Ok(Generation {
-            text,
-            truncated: !stopped && tokens.len() >= self.max_new,
-        })
+        let decode = |t: &[u32]| {
+            model
+                .tokenizer
+                .decode(t, true)
+                .map_err(|e| ModelError::Request(e.to_string()))
+        };
+        let split = model.thinking.split_tokens(
+            tokens,
+            &decode,
+            &self.until,
+            self.prompt_closes_thinking,
+        )?;
+        Ok(Generation::of(
+            split,
+            !stopped && tokens.len() >= self.max_new,
+        ))
     }
 
     /// What ends this generation, as a value a decoding thread can own.
     pub(crate) fn stop_rule(&self, model: &HfModel) -> StopRule {
+        let tok = &model.tokenizer;
         StopRule {
-            tokenizer: model.tokenizer.clone(),
-            until: self.until.clone(),
+            tokenizer: tok.clone(),
+            until: (self.until.iter())
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    let n = tok.encode(s.as_str(), false).map_or(0, |e| e.len());
+                    (s.clone(), n + 2)
+                })
+                .collect(),
             eos_ids: model.eos_ids.clone(),
         }
     }
 }
 
-/// When a generation ends: an EOS token, or a stop string in the decoded text.
+/// When a generation ends, as lm-eval's HF backend decides it: an EOS token, or a stop string
+/// in the last generated tokens decoded with their special tokens (`MultiTokenEOSCriteria`
+/// looks back as many tokens as the stop string encodes to, plus 2). So a special token between
+/// two newlines (`</think>`, where a tokenizer marks it special) keeps them from making "\n\n",
+/// as in lm-eval, where decoding the whole text without special tokens would join them. The text
+/// is cut at the first stop string afterwards, as before.
 #[derive(Clone)]
 pub(crate) struct StopRule {
     tokenizer: Arc<tokenizers::Tokenizer>,
-    until: Vec<String>,
+    /// (stop string, tokens looked back)
+    until: Vec<(String, usize)>,
     eos_ids: Vec<u32>,
 }
 
 impl StopRule {
     pub(crate) fn ends(&self, tokens: &[u32]) -> bool {
         tokens.last().is_some_and(|t| self.eos_ids.contains(t))
-            || self.tokenizer.decode(tokens, true).is_ok_and(|t| {
-                self.until
-                    .iter()
-                    .any(|s| !s.is_empty() && t.contains(s.as_str()))
+            || self.until.iter().any(|(s, back)| {
+                let tail = &tokens[tokens.len().saturating_sub(*back)..];
+                (self.tokenizer.decode(tail, false)).is_ok_and(|t| t.contains(s.as_str()))
             })
     }
 }

@@ -134,7 +134,7 @@ impl LanguageModel for MockModel {
                     i,
                     Generation {
                         text,
-                        truncated: false,
+                        ..Default::default()
                     },
                 )?;
                 continue;
@@ -142,7 +142,14 @@ impl LanguageModel for MockModel {
             let n = k.max_gen_toks();
             let text: String = self.response.chars().take(n).collect();
             let truncated = self.response.chars().count() > n;
-            on_done(i, Generation { text, truncated })?;
+            on_done(
+                i,
+                Generation {
+                    text,
+                    truncated,
+                    ..Default::default()
+                },
+            )?;
         }
         Ok(())
     }

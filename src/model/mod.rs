@@ -8,7 +8,8 @@
 //!
 //! Shared pieces: `args` (model args), `hf` (model folders, normalised configs, tokenizer and
 //! special tokens), `prepare` (lm-eval's request preparation), `generation` (generation plans,
-//! stops), `sampling`, `chat_template`, `lora` (adapter merging). [`load`] is the one place that
+//! stops), `sampling`, `chat_template`, `thinking` (thinking models' settings and
+//! post-processing), `lora` (adapter merging). [`load`] is the one place that
 //! chooses which backend serves a model.
 
 pub mod api;
@@ -25,6 +26,7 @@ pub mod native;
 pub mod prepare;
 pub mod replay;
 pub mod sampling;
+pub mod thinking;
 pub mod tiny;
 pub(crate) mod token_scoring;
 
@@ -49,11 +51,27 @@ pub enum ModelError {
     Unsupported(String),
 }
 
-/// One generation: the text (cut at the first stop string) and whether it hit `max_gen_toks`.
-#[derive(Debug, Clone, PartialEq)]
+/// One generation: the text (cut at the first stop string; with thinking, the answer after it)
+/// and whether it hit `max_gen_toks`; with thinking, the thinking text and whether the
+/// generation ended inside it (see `thinking.rs`).
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Generation {
     pub text: String,
     pub truncated: bool,
+    pub thinking: Option<String>,
+    pub unfinished_thinking: bool,
+}
+
+impl Generation {
+    /// A generation post-processed for thinking.
+    pub(crate) fn of(split: thinking::Split, truncated: bool) -> Generation {
+        Generation {
+            text: split.answer,
+            truncated,
+            thinking: split.thinking,
+            unfinished_thinking: split.unfinished,
+        }
+    }
 }
 
 /// Called with (request index, result) as each request finishes, so that a caller can store
@@ -105,6 +123,12 @@ pub trait LanguageModel {
     fn chat_template(&self) -> Option<&dyn ChatTemplate> {
         None
     }
+
+    /// Whether the model was loaded with `enable_thinking=true`: loglikelihood requests are
+    /// then refused, as lm-eval's HF and vLLM backends refuse them.
+    fn enable_thinking(&self) -> bool {
+        false
+    }
 }
 
 impl<T: LanguageModel + ?Sized> LanguageModel for Box<T> {
@@ -135,19 +159,68 @@ impl<T: LanguageModel + ?Sized> LanguageModel for Box<T> {
     fn chat_template(&self) -> Option<&dyn ChatTemplate> {
         (**self).chat_template()
     }
+    fn enable_thinking(&self) -> bool {
+        (**self).enable_thinking()
+    }
 }
 
-/// `--model-args KEY=VALUE,KEY=VALUE`, split on commas only as lm-eval splits it (a value may
-/// hold spaces and `=`).
+/// `--model-args KEY=VALUE,KEY=VALUE` as lm-eval 0.4.13 reads it: split on the commas outside
+/// brackets, braces and their quotes (a value may hold spaces, `=` and a JSON object:
+/// `chat_template_args={"a": 1, "b": 2}`), or one JSON object of every key
+/// (`{"pretrained": "m", "chat_template_args": {"enable_thinking": false}}`; values that are not
+/// strings are kept as their JSON text).
 pub(crate) fn parse_model_args(s: &str) -> Result<BTreeMap<String, String>, ModelError> {
+    let s = s.trim();
+    if s.starts_with('{') {
+        let Ok(serde_json::Value::Object(m)) = serde_json::from_str(s) else {
+            return Err(ModelError::Args(format!(
+                "`{s}` is not a JSON object (use double quotes), nor KEY=VALUE,..."
+            )));
+        };
+        return Ok(m
+            .into_iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(t) => (k, t),
+                other => (k, other.to_string()),
+            })
+            .collect());
+    }
     let mut out = BTreeMap::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+    for part in split_top_level(s)
+        .iter()
+        .map(|p| p.trim())
+        .filter(|p| !p.is_empty())
+    {
         let (k, v) = part
             .split_once('=')
             .ok_or_else(|| ModelError::Args(format!("expected KEY=VALUE, got `{part}`")))?;
         out.insert(k.trim().to_string(), v.trim().to_string());
     }
     Ok(out)
+}
+
+/// Split on the commas outside brackets and braces (quotes count only inside them, so a path
+/// with an apostrophe still splits), as lm-eval's `split_top_level`.
+fn split_top_level(s: &str) -> Vec<String> {
+    let (mut parts, mut buf) = (Vec::new(), String::new());
+    let (mut depth, mut quote) = (0usize, None::<char>);
+    for c in s.chars() {
+        match (quote, c) {
+            (Some(q), _) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') if depth > 0 => quote = Some(c),
+            (None, '[' | '(' | '{') => depth += 1,
+            (None, ']' | ')' | '}') => depth = depth.saturating_sub(1),
+            (None, ',') if depth == 0 => {
+                parts.push(std::mem::take(&mut buf));
+                continue;
+            }
+            _ => {}
+        }
+        buf.push(c);
+    }
+    parts.push(buf);
+    parts
 }
 
 /// Build a model by backend name.
@@ -251,5 +324,19 @@ mod tests {
         assert_eq!(a["max_length"], "64");
         assert_eq!(a["x"], "a=b");
         assert!(parse_model_args("pretrained").is_err());
+        let a = parse_model_args(
+            r#"pretrained=./John's model,chat_template_args={"a": "x,y", "b": [1, 2]},think_end_token=</think>"#,
+        )
+        .unwrap();
+        assert_eq!(a["pretrained"], "./John's model");
+        assert_eq!(a["chat_template_args"], r#"{"a": "x,y", "b": [1, 2]}"#);
+        assert_eq!(a["think_end_token"], "</think>");
+        let a = parse_model_args(
+            r#"{"pretrained": "m", "enable_thinking": true, "chat_template_args": {"x": 1}}"#,
+        )
+        .unwrap();
+        assert_eq!(a["enable_thinking"], "true");
+        assert_eq!(a["chat_template_args"], r#"{"x":1}"#);
+        assert!(parse_model_args("{not json").is_err());
     }
 }

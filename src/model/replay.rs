@@ -22,6 +22,12 @@ pub struct ModelFacts {
     pub extra: BTreeMap<String, Value>,
     /// The chat template (source, bos, eos), when the model has one.
     pub chat_template: Option<(String, String, String)>,
+    /// The variables it is rendered with (`enable_thinking`, `chat_template_args`).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub chat_template_vars: serde_json::Map<String, Value>,
+    /// `enable_thinking=true`: loglikelihood requests are refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub enable_thinking: bool,
 }
 
 impl ModelFacts {
@@ -38,6 +44,8 @@ impl ModelFacts {
                 let (bos, eos) = t.special_tokens();
                 (t.source().to_string(), bos, eos)
             }),
+            chat_template_vars: model.chat_template().map(|t| t.vars()).unwrap_or_default(),
+            enable_thinking: model.enable_thinking(),
         }
     }
 }
@@ -48,6 +56,7 @@ impl ModelFacts {
 pub struct ReplayModel {
     info: ModelInfo,
     chat: Option<HfChatTemplate>,
+    enable_thinking: bool,
 }
 
 impl ReplayModel {
@@ -68,7 +77,9 @@ impl ReplayModel {
                     source: source.clone(),
                     bos: bos.clone(),
                     eos: eos.clone(),
+                    vars: m.chat_template_vars.clone(),
                 }),
+            enable_thinking: m.enable_thinking,
         }
     }
 
@@ -102,5 +113,8 @@ impl LanguageModel for ReplayModel {
     }
     fn chat_template(&self) -> Option<&dyn ChatTemplate> {
         self.chat.as_ref().map(|c| c as &dyn ChatTemplate)
+    }
+    fn enable_thinking(&self) -> bool {
+        self.enable_thinking
     }
 }

@@ -170,10 +170,11 @@ impl Sections {
             (self.task_hashes).insert(t.name.clone(), Value::String(sha256_hex(&joined)));
         }
         if t.generations > 0 {
-            self.truncated.insert(
-                t.name.clone(),
-                json!({"generations": t.generations, "hit_max_gen_toks": t.truncated}),
-            );
+            let mut g = json!({"generations": t.generations, "hit_max_gen_toks": t.truncated});
+            if let Some(n) = t.ended_in_thinking {
+                g["ended_inside_thinking"] = Value::from(n);
+            }
+            self.truncated.insert(t.name.clone(), g);
         }
     }
 

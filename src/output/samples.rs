@@ -8,13 +8,48 @@
 //! ensure_ascii=False)`), `prompt_hash` (sha256 of the first request's `arg_0`),
 //! `target_hash` (sha256 of `target`), then each metric's per-doc value; for metrics reduced
 //! over repeats (`reduction`), `scores_per_repeat` as lm-eval 0.5 writes it: `{metric: [the
-//! value of each repeat]}`.
+//! value of each repeat]}`. With thinking (a response of the line carries a thinking text or
+//! ended inside its thinking), rubric adds `thinking` (per request, per response: the thinking
+//! text, or null) and `ended_in_thinking` (per request, per response: true when the generation
+//! ended inside its thinking); `resps` holds the answers as lm-eval's backends return them.
 
 use serde_json::{Map, Value};
 
 use crate::py::{json_dumps, sha256_hex};
 use crate::request::Response;
 use crate::results::DocRecord;
+
+/// `thinking` and `ended_in_thinking` beside `resps`, when a response carries thinking.
+fn thinking_entries(m: &mut Map<String, Value>, r: &DocRecord) {
+    let of = |resp: &Response| match resp {
+        Response::Generation {
+            thinking,
+            unfinished,
+            ..
+        } => (thinking.clone(), *unfinished),
+        _ => (None, false),
+    };
+    let all = || {
+        r.requests
+            .iter()
+            .flat_map(|(_, resps)| resps.iter().map(of))
+    };
+    if !all().any(|(t, u)| t.is_some() || u) {
+        return;
+    }
+    let per = |f: &dyn Fn((Option<String>, bool)) -> Value| {
+        Value::Array(
+            (r.requests.iter())
+                .map(|(_, resps)| Value::Array(resps.iter().map(|x| f(of(x))).collect()))
+                .collect(),
+        )
+    };
+    m.insert(
+        "thinking".into(),
+        per(&|(t, _)| t.map_or(Value::Null, Value::String)),
+    );
+    m.insert("ended_in_thinking".into(), per(&|(_, u)| Value::Bool(u)));
+}
 
 /// One samples line.
 pub(crate) fn sample_line(r: &DocRecord) -> Value {
@@ -43,6 +78,7 @@ pub(crate) fn sample_line(r: &DocRecord) -> Value {
                 .collect(),
         ),
     );
+    thinking_entries(&mut m, r);
     m.insert(
         "filtered_resps".into(),
         Value::Array(r.filtered.iter().map(|f| f.to_logged_json()).collect()),

@@ -77,6 +77,7 @@ impl Served {
             source: c.source.clone(),
             bos: c.bos.clone(),
             eos: c.eos.clone(),
+            vars: Default::default(),
         });
         Ok(Served {
             name,
@@ -432,6 +433,18 @@ async fn chat_completions(State(s): State<Shared>, body: Bytes) -> Result<Json<V
     let messages: Vec<ChatMessage> =
         serde_json::from_value(v.get("messages").cloned().unwrap_or(Value::Null))
             .map_err(|e| bad(format!("`messages`: {e}")))?;
+    // vLLM's and SGLang's `chat_template_kwargs` (e.g. `{"enable_thinking": false}`)
+    let vars = match v.get("chat_template_kwargs") {
+        None | Some(Value::Null) => Default::default(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(_) => return Err(bad("`chat_template_kwargs` must be an object")),
+    };
+    let chat = HfChatTemplate {
+        source: chat.source.clone(),
+        bos: chat.bos.clone(),
+        eos: chat.eos.clone(),
+        vars,
+    };
     let prompt = chat.render(&messages, true).map_err(bad)?;
     // the template writes the special tokens itself
     let ids = s.encode(&prompt, false)?;

@@ -20,6 +20,11 @@ pub(crate) fn py_strip(s: &str) -> &str {
     s.trim_matches(py_isspace)
 }
 
+/// `str.lstrip()` with no argument.
+pub(crate) fn py_lstrip(s: &str) -> &str {
+    s.trim_start_matches(py_isspace)
+}
+
 /// `str.rstrip()` with no argument.
 pub(crate) fn py_rstrip(s: &str) -> &str {
     s.trim_end_matches(py_isspace)

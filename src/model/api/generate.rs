@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 
 use super::openai::{self, CompletionRequest, CompletionResponse, Prompt, Stop};
 use super::{args_err, ApiModel};
+use crate::model::thinking::Thinking;
 use crate::model::{Generation, ModelError, OnDone};
 use crate::request::GenKwargs;
 
@@ -118,10 +119,21 @@ impl ApiModel {
         let sends = self.sends(requests);
         let mut bodies = Vec::with_capacity(sends.len());
         let mut maxes = Vec::with_capacity(sends.len());
+        let mut stops = Vec::with_capacity(sends.len());
         for s in &sends {
             let (context, k) = &requests[s.first];
             let (max, temperature, stop, rest) =
                 gen_settings(k, self.max_gen_toks, self.eos_string.as_ref());
+            // with thinking, as lm-eval's vLLM backend: the server stops at EOS only (`until`
+            // would fire inside the thinking); `until` is applied after the thinking is stripped
+            let sent: Vec<String> = if self.thinking.strips() {
+                (stop.iter())
+                    .filter(|s| Some(*s) == self.eos_string.as_ref())
+                    .cloned()
+                    .collect()
+            } else {
+                stop.clone()
+            };
             let prompt = if self.tokenized {
                 let tok = self.tok()?;
                 let mut ids = tok.prep.tok_encode(&*tok.tokenizer, context, None)?;
@@ -139,7 +151,7 @@ impl ApiModel {
                 prompt: Some(prompt),
                 max_tokens: Some(max),
                 temperature: Some(temperature),
-                stop: Some(Stop::Many(stop)),
+                stop: Some(Stop::Many(sent)),
                 ..Default::default()
             })
             .expect("a request serialises");
@@ -148,20 +160,27 @@ impl ApiModel {
             set_draw(obj, s);
             bodies.push(body);
             maxes.push(max);
+            let closed = Thinking::prompt_closes(context, self.thinking.end_text());
+            stops.push((stop, closed));
         }
+        let thinking = &self.thinking;
         self.send_all(bodies, &mut |b, resp: CompletionResponse| {
             let mut choices: Vec<openai::Choice> = resp.choices;
             choices.sort_by_key(|c| c.index);
             for &(i, c) in &sends[b].answers {
                 let choice = pick(&choices, |x| x.index, c, sends[b].n)?;
-                on_done(
-                    i,
+                let truncated = choice.finish_reason.as_deref() == Some("length") && maxes[b] > 0;
+                let generation = if thinking.strips() {
+                    let (stop, closed) = &stops[b];
+                    Generation::of(thinking.split_text(&choice.text, stop, *closed), truncated)
+                } else {
                     Generation {
                         text: choice.text.clone(),
-                        truncated: choice.finish_reason.as_deref() == Some("length")
-                            && maxes[b] > 0,
-                    },
-                )?;
+                        truncated,
+                        ..Default::default()
+                    }
+                };
+                on_done(i, generation)?;
             }
             Ok(())
         })
@@ -193,6 +212,7 @@ impl ApiModel {
                 stop: Some(stop),
                 seed: s.seed,
                 n: None,
+                chat_template_kwargs: Some(self.thinking.template_vars()).filter(|v| !v.is_empty()),
             })
             .expect("a request serialises");
             let obj = body.as_object_mut().expect("an object");
@@ -200,16 +220,16 @@ impl ApiModel {
             set_draw(obj, s);
             bodies.push(body);
         }
+        let thinking = &self.thinking;
         self.send_all(bodies, &mut |b, resp: openai::ChatResponse| {
             for &(i, c) in &sends[b].answers {
                 let choice = pick(&resp.choices, |x| x.index, c, sends[b].n)?;
-                on_done(
-                    i,
-                    Generation {
-                        text: choice.message.content.clone().unwrap_or_default(),
-                        truncated: choice.finish_reason.as_deref() == Some("length"),
-                    },
-                )?;
+                let length = choice.finish_reason.as_deref() == Some("length");
+                // vLLM's and SGLang's separate thinking (`reasoning_content`, `reasoning`)
+                let m = &choice.message;
+                let reasoning = m.reasoning_content.as_deref().or(m.reasoning.as_deref());
+                let split = thinking.split_chat(m.content.as_deref(), reasoning, length);
+                on_done(i, Generation::of(split, length))?;
             }
             Ok(())
         })

@@ -10,6 +10,10 @@
 //! local-chat-completions: generation only, through the chat endpoint (with
 //! --apply-chat-template, as lm-eval requires); loglikelihood is refused as lm-eval refuses it.
 //!
+//! Thinking (`think_end_token`, `enable_thinking`, `chat_template_args`,
+//! `unfinished_thinking`): see `thinking.rs` for what each backend strips and in which order;
+//! a chat message's `reasoning_content` (or `reasoning`) is kept as its thinking text.
+//!
 //! `base_url` may list several servers separated by `;`: see `pool`. The response-cache identity
 //! holds the served model's name and the tokenizer, not the URLs, so a run resumes against a
 //! restarted server or another replica.
@@ -27,6 +31,7 @@ use serde_json::Value;
 
 use super::chat_template::HfChatTemplate;
 use super::prepare::Prep;
+use super::thinking::{ThinkEnd, Thinking};
 use super::{Generation, LanguageModel, ModelError, ModelInfo, OnDone};
 use crate::request::GenKwargs;
 use crate::request::{ChatMessage, ChatTemplate};
@@ -51,6 +56,10 @@ const KEYS: &[&str] = &[
     "eos_string",
     "prompt_logprobs",
     "repeats_as_n",
+    "think_end_token",
+    "enable_thinking",
+    "chat_template_args",
+    "unfinished_thinking",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -82,6 +91,7 @@ pub(crate) struct ApiModel {
     /// A doc's sampled repeats go to the server as one request with `n` (see `generate`).
     repeats_as_n: bool,
     eos_string: Option<String>,
+    thinking: Thinking,
     info: ModelInfo,
     rt: tokio::runtime::Runtime,
     /// A chat template that hands the messages on as JSON (the chat endpoint applies the
@@ -202,6 +212,26 @@ fn open_tokenizer(path: &str, add_bos: bool, max_length: usize) -> Result<Tok, M
     })
 }
 
+/// `base_url=`: one URL or several separated by `;`, each http(s).
+fn base_urls(backend: &str, args: &BTreeMap<String, String>) -> Result<Vec<String>, ModelError> {
+    let urls: Vec<String> = args
+        .get("base_url")
+        .ok_or_else(|| args_err(format!("{backend} needs base_url= (the full /v1/completions URL; several separated by `;`)")))?
+        .split(';')
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty())
+        .collect();
+    if urls.is_empty() {
+        return Err(args_err("base_url= names no URL"));
+    }
+    for u in &urls {
+        if !(u.starts_with("http://") || u.starts_with("https://")) {
+            return Err(args_err(format!("base_url: `{u}` is not an http(s) URL")));
+        }
+    }
+    Ok(urls)
+}
+
 impl ApiModel {
     pub(crate) fn load(
         backend: &str,
@@ -212,21 +242,7 @@ impl ApiModel {
             _ => Kind::Chat,
         };
         super::args::refuse_unknown(args, KEYS, &format!("a {backend}"))?;
-        let urls: Vec<String> = args
-            .get("base_url")
-            .ok_or_else(|| args_err(format!("{backend} needs base_url= (the full /v1/completions URL; several separated by `;`)")))?
-            .split(';')
-            .map(|u| u.trim().to_string())
-            .filter(|u| !u.is_empty())
-            .collect();
-        if urls.is_empty() {
-            return Err(args_err("base_url= names no URL"));
-        }
-        for u in &urls {
-            if !(u.starts_with("http://") || u.starts_with("https://")) {
-                return Err(args_err(format!("base_url: `{u}` is not an http(s) URL")));
-            }
-        }
+        let urls = base_urls(backend, args)?;
         match args.get("tokenizer_backend").map(String::as_str) {
             None | Some("auto") | Some("huggingface") => {}
             Some(other) => {
@@ -246,11 +262,20 @@ impl ApiModel {
             return Err(args_err("max_length must be at least 3"));
         }
         let add_bos = flag(args, "add_bos_token", false)?;
+        let thinking = super::args::thinking(args, kind == Kind::Chat)?;
+        if let Some(ThinkEnd::Id(id)) = thinking.end {
+            return Err(args_err(format!(
+                "think_end_token={id}: {backend} reads the end of the thinking as text, as lm-eval's API models do; give the token's text, e.g. think_end_token=</think>"
+            )));
+        }
         let tokenizer_path = tokenizer_path(args, &model)?;
-        let tok = tokenizer_path
+        let mut tok = tokenizer_path
             .as_deref()
             .map(|p| open_tokenizer(p, add_bos, max_length - 1))
             .transpose()?;
+        if let Some(chat) = tok.as_mut().and_then(|t| t.chat.as_mut()) {
+            chat.vars = thinking.template_vars();
+        }
         let tokenized = kind == Kind::Completions && flag(args, "tokenized_requests", true)?;
         if tokenized && tok.is_none() {
             return Err(args_err(format!(
@@ -281,7 +306,7 @@ impl ApiModel {
             tokenizer_path.as_deref(),
             &format!("max_length {max_length}|add_bos {add_bos}|tokenized {tokenized}|prompt_logprobs {}", flag(args, "prompt_logprobs", false)?),
             repeats_as_n,
-        );
+        ) + &thinking.identity();
         let mut extra = BTreeMap::new();
         extra.insert("base_url".into(), Value::from(args["base_url"].clone()));
         Ok(ApiModel {
@@ -300,6 +325,7 @@ impl ApiModel {
             max_gen_toks: number(args, "max_gen_toks", 256)?,
             seed: number(args, "seed", 1234)? as u64,
             repeats_as_n,
+            thinking,
             info: ModelInfo {
                 name: model,
                 identity,
@@ -584,6 +610,9 @@ impl LanguageModel for ApiModel {
         on_done: OnDone<(f64, bool)>,
     ) -> Result<(), ModelError> {
         self.refuse_chat("loglikelihood")?;
+        if self.enable_thinking() {
+            return Err(super::thinking::loglikelihood_refused(&[]));
+        }
         super::token_scoring::loglikelihood(self, requests, on_done)
     }
 
@@ -605,6 +634,10 @@ impl LanguageModel for ApiModel {
             Kind::Completions => self.generate_completions(requests, on_done),
             Kind::Chat => self.generate_chat(requests, on_done),
         }
+    }
+
+    fn enable_thinking(&self) -> bool {
+        self.thinking.enable_thinking == Some(true)
     }
 
     fn chat_template(&self) -> Option<&dyn ChatTemplate> {

@@ -146,6 +146,9 @@ pub struct ChatRequest {
     /// Choices to draw (a doc's sampled repeats in one request).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub n: Option<usize>,
+    /// vLLM's and SGLang's variables for the server's chat template (`enable_thinking`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chat_template_kwargs: Option<Map<String, Value>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -166,6 +169,12 @@ pub struct ChatChoice {
 pub struct ChatMessageOut {
     #[serde(default)]
     pub content: Option<String>,
+    /// The thinking, as vLLM's and SGLang's reasoning parsers return it apart.
+    #[serde(default)]
+    pub reasoning_content: Option<String>,
+    /// The same, as vLLM names it from 0.10 on.
+    #[serde(default)]
+    pub reasoning: Option<String>,
 }
 
 /// An error body, as OpenAI-compatible servers send it.

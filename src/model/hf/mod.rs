@@ -41,6 +41,11 @@ pub(crate) struct HfModel {
     pub generation: super::generation_config::GenerationConfig,
     /// Facts for `config` in results (tokenizer tokens).
     pub extra: BTreeMap<String, Value>,
+    /// `think_end_token` and the rest (see `thinking.rs`).
+    pub thinking: super::thinking::Thinking,
+    /// The end token's text (a token id decoded with its special tokens), to tell a prompt
+    /// that closes the thinking itself.
+    pub think_end_text: Option<String>,
 }
 
 /// The chat template of a tokenizer folder: tokenizer_config.json's `chat_template`, else
@@ -55,6 +60,7 @@ pub(crate) fn chat_template(tok_config: &Value, tok_dir: &Path) -> Option<HfChat
             source,
             bos: token_str(tok_config.get("bos_token")).unwrap_or_default(),
             eos: token_str(tok_config.get("eos_token")).unwrap_or_default(),
+            vars: Default::default(),
         })
 }
 
@@ -195,6 +201,26 @@ impl Special {
     }
 }
 
+/// The text of `think_end_token`: the text itself, or the token id decoded with its special
+/// tokens (an id the tokenizer does not have is refused).
+fn think_end_text(
+    t: &super::thinking::Thinking,
+    tokenizer: &tokenizers::Tokenizer,
+) -> Result<Option<String>, ModelError> {
+    use super::thinking::ThinkEnd;
+    match &t.end {
+        None => Ok(None),
+        Some(ThinkEnd::Text(s)) => Ok(Some(s.clone())),
+        Some(ThinkEnd::Id(id)) => match tokenizer.id_to_token(*id) {
+            Some(_) => Ok(tokenizer.decode(&[*id], false).ok()),
+            None => Err(ModelError::Args(format!(
+                "think_end_token={id}: the tokenizer has no token {id} (its vocabulary has {} tokens); give the id of the token that ends the thinking, or its text",
+                tokenizer.get_vocab_size(true)
+            ))),
+        },
+    }
+}
+
 /// Where an encoder-decoder's decoder starts: `decoder_start_token_id` of the generation
 /// config, else of config.json, else its pad token.
 fn decoder_start(c: &HfConfig, generation_config: &Value) -> Result<u32, ModelError> {
@@ -255,7 +281,11 @@ impl HfModel {
             Some(c) if c.is_encoder_decoder() => Some(decoder_start(c, &generation_config)?),
             _ => None,
         };
-        let chat = chat_template(&tok_config, &tok_dir);
+        let mut chat = chat_template(&tok_config, &tok_dir);
+        if let Some(c) = &mut chat {
+            c.vars = args.thinking.template_vars();
+        }
+        let think_end_text = think_end_text(&args.thinking, &tokenizer)?;
         let mut extra = provenance;
         extra.insert(
             "tokenizer_bos_token".into(),
@@ -289,6 +319,8 @@ impl HfModel {
             chat,
             generation: super::generation_config::GenerationConfig::read(&generation_config),
             extra,
+            thinking: args.thinking.clone(),
+            think_end_text,
         })
     }
 
@@ -331,5 +363,6 @@ impl HfModel {
             args.max_concurrency
         ) + "|"
             + args.device.name()
+            + &args.thinking.identity()
     }
 }

@@ -72,7 +72,7 @@ impl NativeModel {
         let mut stop = |i: usize, toks: &[u32]| rules[i].ends(toks);
         let mut finished = |i: usize, toks: Vec<u32>, stopped: bool| {
             let (idx, plan) = &batch[i];
-            plan.finish(&hf.tokenizer, &toks, stopped)
+            plan.finish(hf, &toks, stopped)
                 .and_then(|g| on_done(*idx, g))
                 .map_err(|e| {
                     let m = e.to_string();

@@ -354,6 +354,9 @@ impl LanguageModel for NativeModel {
         requests: &[(String, String)],
         on_done: OnDone<(f64, bool)>,
     ) -> Result<(), ModelError> {
+        if self.enable_thinking() {
+            return Err(super::thinking::loglikelihood_refused(&[]));
+        }
         let r = super::token_scoring::loglikelihood(self, requests, on_done);
         self.report_sharing("loglikelihood");
         r
@@ -381,6 +384,10 @@ impl LanguageModel for NativeModel {
 
     fn chat_template(&self) -> Option<&dyn ChatTemplate> {
         self.hf.chat.as_ref().map(|c| c as &dyn ChatTemplate)
+    }
+
+    fn enable_thinking(&self) -> bool {
+        self.hf.thinking.enable_thinking == Some(true)
     }
 }
 

@@ -154,6 +154,7 @@ impl NativeModel {
                         until: p.stop,
                         sample,
                         seed: p.seed,
+                        prompt_closes_thinking: false,
                     },
                 ))
             })
