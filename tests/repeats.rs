@@ -7,9 +7,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use rubric::metric::{Aggregation, Item};
 use serde_json::Value;
@@ -281,41 +280,7 @@ fn a_seeded_sampled_run_reproduces_byte_for_byte() {
     );
 }
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(model: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rubric"))
-            .args(["serve", model.to_str().unwrap(), "--port", "0"])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stderr.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|r| r.split("/v1").next())
-            .unwrap_or_else(|| panic!("rubric serve did not start: {line}"))
-            .to_string();
-        Server {
-            child,
-            url: format!("http://{addr}/v1/completions"),
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::Serve as Server;
 
 /// A local-completions run against `server` (named twice in `base_url`, so that the client's
 /// closing line counts the HTTP requests each answered).

@@ -9,52 +9,14 @@
 mod common;
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader};
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(model: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rubric"))
-            .args(["serve", model.to_str().unwrap(), "--port", "0"])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stderr.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|r| r.split("/v1").next())
-            .unwrap_or_else(|| panic!("rubric serve did not start: {line}"))
-            .to_string();
-        Server {
-            child,
-            url: format!("http://{addr}/v1/completions"),
-        }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+use common::Serve as Server;
 
 fn stories(dir: &Path) -> Option<PathBuf> {
     common::stories260k("rubric serve on stories260K", &dir.join("stories260K"))

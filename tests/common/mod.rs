@@ -288,3 +288,46 @@ pub const SHARD_SUITE: [&str; 6] = [
     "--include-path",
     "fixtures/tasks/sweep",
 ];
+
+/// A `rubric serve` process on `model` (a free port), killed when dropped; `url` is its
+/// `/v1/completions` endpoint.
+pub struct Serve {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl Serve {
+    pub fn start(model: &std::path::Path) -> Serve {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rubric"))
+            .args(["serve", model.to_str().unwrap(), "--port", "0"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stderr.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|r| r.split("/v1").next())
+            .unwrap_or_else(|| panic!("rubric serve did not start: {line}"))
+            .to_string();
+        Serve {
+            child,
+            url: format!("http://{addr}/v1/completions"),
+        }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
