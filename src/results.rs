@@ -35,6 +35,8 @@ pub struct DocRecord {
     pub filter: String,
     /// The per-doc metric values, by results key.
     pub items: Vec<(String, Item)>,
+    /// The judge's answer and the score read from it (`judge_verdict`), for a judged task.
+    pub judge: Option<Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -76,4 +78,6 @@ pub struct EvalResults {
     /// Requests answered from the cache, and sent to the model.
     pub cached: usize,
     pub computed: usize,
+    /// What the judge graded (`rubric.judge`), when tasks are graded by one.
+    pub judge: Option<Value>,
 }

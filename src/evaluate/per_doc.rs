@@ -30,6 +30,8 @@ pub(crate) struct DocRequests<'a> {
     /// Each instance's value already through the pipeline (pipelines with Python steps run
     /// over all instances at once); `None` to filter here.
     pub prefiltered: Vec<Option<Filtered>>,
+    /// The judge's verdict on the doc's response (tasks graded by a judge).
+    pub judged: Option<crate::metric::judge_prompt::Verdict>,
 }
 
 fn loglikelihood_of(a: &Answer) -> Result<(f64, bool), String> {
@@ -123,11 +125,25 @@ pub(crate) fn score_doc(
                 extras: &r.extras,
                 no_answer_probability: None,
                 code,
+                judged: d.judged.as_ref(),
             }))?;
         }
     }
     let target = crate::py::str(&target);
     Ok(record(d, pipeline, target, r.logged(), items))
+}
+
+/// What a judge grades of a doc: the text its metrics read (the first filtered main
+/// response), and its target.
+pub(crate) fn judged_text(
+    task: &Task,
+    pipeline: &Pipeline,
+    d: &DocRequests,
+) -> Result<(String, Value), String> {
+    let r = Responses::of(d, pipeline)?;
+    let text = (r.filtered.first().ok_or("no response")?.first()).to_text();
+    let target = (task.target_of(None, d.doc, d.columns)).map_err(|e| e.to_string())?;
+    Ok((text, target))
 }
 
 /// A doc's responses sorted by role: the main ones through the pipeline (in choice order),
@@ -273,5 +289,9 @@ fn record(
         filtered,
         filter: pipeline.name.clone(),
         items,
+        judge: d
+            .judged
+            .as_ref()
+            .map(crate::metric::judge_prompt::Verdict::to_json),
     }
 }

@@ -6,7 +6,9 @@
 //! strings: `[["-1.5", "True"]]`), `filtered_resps` (per request, after the filter),
 //! `filter`, `metrics` (the names), `doc_hash` (sha256 of `json.dumps(doc, indent=2,
 //! ensure_ascii=False)`), `prompt_hash` (sha256 of the first request's `arg_0`),
-//! `target_hash` (sha256 of `target`), then each metric's per-doc value.
+//! `target_hash` (sha256 of `target`), then each metric's per-doc value; for a task graded by a
+//! judge, `judge_verdict` (`{"answer", "score", "unparsed"}`: the judge's answer, the score read
+//! from it or null, and why not).
 
 use serde_json::{Map, Value};
 
@@ -64,6 +66,9 @@ pub(crate) fn sample_line(r: &DocRecord) -> Value {
     m.insert("target_hash".into(), Value::String(sha256_hex(&r.target)));
     for (k, item) in &r.items {
         m.insert(k.clone(), item.to_json());
+    }
+    if let Some(j) = &r.judge {
+        m.insert("judge_verdict".into(), j.clone());
     }
     Value::Object(m)
 }

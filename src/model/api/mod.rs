@@ -15,7 +15,7 @@
 //! restarted server or another replica.
 
 pub mod openai;
-mod pool;
+pub(crate) mod pool;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
