@@ -1,6 +1,6 @@
 //! The judge: an OpenAI-compatible chat server that grades responses (`--judge-args`), for the
 //! `judge` metric (`metric::judge`: prompts and verdicts) in `rubric run` and pairwise in
-//! `rubric compare`.
+//! `rubric compare` (`pairwise`).
 //!
 //! Requests go through the local-completions client's server pool (`model::api::pool`: the
 //! least loaded of the `;`-separated URLs, retries with backoff on connection errors, timeouts,
@@ -13,6 +13,7 @@
 //! A judge that does not answer after the retries stops the run with the URL and the last
 //! error.
 
+pub mod pairwise;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
