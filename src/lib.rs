@@ -13,6 +13,7 @@ pub mod evaluate;
 pub mod filter;
 pub mod hooks;
 pub mod hub;
+pub mod judge;
 pub mod metric;
 pub mod model;
 pub mod output;

@@ -38,6 +38,8 @@ pub struct DocRecord {
     /// A metric reduced over repeats: its value for each repeat, by the metric's own key
     /// (lm-eval 0.5's `scores_per_repeat`); empty otherwise.
     pub per_repeat: Vec<(String, Vec<Item>)>,
+    /// The judge's answer and the score read from it (`judge_verdict`), for a judged task.
+    pub judge: Option<Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -82,4 +84,6 @@ pub struct EvalResults {
     /// Requests answered from the cache, and sent to the model.
     pub cached: usize,
     pub computed: usize,
+    /// What the judge graded (`rubric.judge`), when tasks are graded by one.
+    pub judge: Option<Value>,
 }

@@ -88,6 +88,15 @@ pub struct CompareArgs {
     /// Significance level of the verdicts (Holm-adjusted).
     #[arg(long, default_value_t = 0.05)]
     pub alpha: f64,
+    /// Also grade each candidate against the base with a judge (pairwise, both orders asked),
+    /// on tasks whose `judge` metric has a `pairwise_prompt`; `KEY=VALUE,...` as `rubric run
+    /// --judge-args` (base_url, model, num_concurrent, ...). Needs both runs' samples files.
+    /// Answers are cached under ~/.cache/rubric/judge (RUBRIC_CACHE_DIR/judge).
+    #[arg(long = "judge-args", alias = "judge_args", value_name = "ARGS")]
+    pub judge_args: Option<String>,
+    /// With --judge-args: neither read nor write the judge's answer cache.
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
 }
 
 pub fn run(args: CompareArgs) -> Result<(), Failure> {
@@ -148,11 +157,31 @@ pub fn run(args: CompareArgs) -> Result<(), Failure> {
     } else {
         Vec::new()
     };
-    let meta = json!({
+    let mut meta = json!({
         "seed": args.seed, "resamples": args.resamples, "alpha": args.alpha,
         "allow_prompt_change": args.allow_prompt_change,
     });
-    emit(&render(&comparisons, args.format, color, &gate, &meta))?;
+    let judged = match &args.judge_args {
+        Some(text) => Some(pairwise(&args, text, &runs)?),
+        None => None,
+    };
+    let mut report = match &judged {
+        Some((value, _)) => {
+            meta["judge"] = value.clone();
+            render(&comparisons, args.format, color, &gate, &meta)
+        }
+        None => render(&comparisons, args.format, color, &gate, &meta),
+    };
+    if let Some((_, table)) = &judged {
+        match args.format {
+            Format::Table => report.push_str(&table.0),
+            Format::Markdown => report.push_str(&table.1),
+            // (a second table would break the file's format: the judge's goes to stderr)
+            Format::Csv | Format::Latex => eprint!("{}", table.0),
+            Format::Json => {}
+        }
+    }
+    emit(&report)?;
     // millions of small allocations (per-doc records) that the process exit frees at once
     std::mem::forget(runs);
     let not_comparable: Vec<String> = comparisons
@@ -191,6 +220,81 @@ type Failure = (u8, anyhow::Error);
 
 fn usage(m: String) -> Failure {
     (exit::USAGE, anyhow::anyhow!(m))
+}
+
+/// `--judge-args`: each candidate graded against the base, pairwise, on every task with a
+/// pairwise judge and samples in both runs; the JSON of it (for `--format json`) and its
+/// table (text, Markdown). A judge that fails is exit code 3.
+fn pairwise(
+    args: &CompareArgs,
+    text: &str,
+    runs: &[crate::compare::runs::Run],
+) -> Result<(serde_json::Value, (String, String)), Failure> {
+    use crate::judge::pairwise::{grade, table, to_json, TaskPair};
+    let judge_args = crate::judge::JudgeArgs::parse(text).map_err(|e| usage(e.to_string()))?;
+    let dir = crate::env::cache_root().join("judge");
+    let judge =
+        crate::judge::Judge::open(judge_args, (!args.no_cache).then_some(dir.as_path()), false)
+            .map_err(|e| (exit::INTERNAL, e.into()))?;
+    let (base, candidates) = runs.split_first().expect("at least two runs");
+    let results = crate::py::json_loads(&std::fs::read_to_string(&base.path).unwrap_or_default())
+        .unwrap_or_default();
+    let (mut rows, mut notes) = (Vec::new(), Vec::new());
+    for cand in candidates {
+        for (task, b) in &base.tasks {
+            let Some(c) = cand.tasks.get(task) else {
+                continue;
+            };
+            let config = results["configs"][task].clone();
+            if crate::judge::pairwise::spec_of(&config).is_none() {
+                continue;
+            }
+            let (Ok(bs), Ok(cs)) = (&b.samples, &c.samples) else {
+                notes.push(format!(
+                    "{task}: not graded pairwise: both runs need samples files (--log-samples)"
+                ));
+                continue;
+            };
+            let pair = TaskPair {
+                task: task.clone(),
+                config,
+                base_samples: bs.path.clone(),
+                candidate_samples: cs.path.clone(),
+            };
+            match grade(&judge, &pair).map_err(|e| (exit::INTERNAL, e.into()))? {
+                Ok(graded) => rows.extend(graded.into_iter().map(|p| (cand.model.clone(), p))),
+                Err(why) => notes.push(format!("{task}: not graded pairwise: {why}")),
+            }
+        }
+    }
+    for n in &notes {
+        eprintln!("note: {n}");
+    }
+    if rows.is_empty() {
+        return Err(usage(format!(
+            "--judge-args: no task of these runs has a `judge` metric with a `pairwise_prompt` and samples in both runs{}",
+            if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) }
+        )));
+    }
+    let report = judge.report();
+    let value = json!({
+        "judge": report["judge"], "answers_asked": report["answers_asked"],
+        "answers_cached": report["answers_cached"],
+        "pairwise": rows.iter().map(|(c, p)| to_json(c, p)).collect::<Vec<_>>(),
+        "notes": notes,
+    });
+    let t = table(&rows);
+    let head = format!(
+        "judge {} (pairwise, both orders asked; A both / B both: inconsistent docs where the judge picked the first / second position both times)",
+        judge.args.model
+    );
+    Ok((
+        value,
+        (
+            format!("\n{head}\n{}", t.text(false)),
+            format!("\n#### {head}\n\n{}", t.markdown()),
+        ),
+    ))
 }
 
 /// The report on stdout, and in --output's file when given.

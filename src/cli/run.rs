@@ -160,6 +160,22 @@ pub struct RunArgs {
         help_heading = "Tasks"
     )]
     pub confirm_run_unsafe_code: bool,
+    /// The judge that grades tasks with a `judge` metric: an OpenAI-compatible chat server,
+    /// `KEY=VALUE,...`.
+    ///
+    /// Keys: base_url (the server's `.../v1` or `.../v1/chat/completions`; several separated
+    /// by `;`), model (its name there), num_concurrent (1), max_retries (3), timeout (seconds,
+    /// 300), temperature (0), max_tokens (1024), seed (1234), api_key_env (the variable holding
+    /// the API key, OPENAI_API_KEY). Answers are cached beside the model's responses; the
+    /// judge's identity and each task's prompt hash go into the results (`rubric.judge`).
+    /// Example: `--judge-args base_url=http://127.0.0.1:8001/v1,model=Qwen/Qwen3-8B,num_concurrent=8`
+    #[arg(
+        long = "judge-args",
+        alias = "judge_args",
+        value_name = "ARGS",
+        help_heading = "Tasks"
+    )]
+    pub judge_args: Option<String>,
     /// No progress output.
     #[arg(long, short = 'q', help_heading = "Output")]
     pub quiet: bool,
@@ -293,6 +309,7 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
         .transpose()
         .map_err(|e| usage(anyhow!(e)))?;
 
+    let judge = judge_args(&args, &selected).map_err(usage)?;
     let model_args = model_args(&args, seeds[0]).map_err(usage)?;
     let checkpoints =
         crate::sweep::expand(&model_args).map_err(|e| usage(anyhow!("--model-args: {e}")))?;
@@ -340,6 +357,7 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
             log_samples: args.log_samples,
             confirm_run_unsafe_code: args.confirm_run_unsafe_code,
             data: args.data.options(),
+            judge,
             quiet: args.quiet,
         },
     };
@@ -401,6 +419,30 @@ fn selected_tasks(args: &RunArgs) -> anyhow::Result<Vec<crate::task::select::Sel
         eprintln!("warning: {w}");
     }
     Ok(selected)
+}
+
+/// `--judge-args`, checked: needed when a task is graded by a judge (unless
+/// --predict-only), noted as unused when none is.
+fn judge_args(
+    args: &RunArgs,
+    selected: &[crate::task::select::Selected],
+) -> anyhow::Result<Option<crate::judge::JudgeArgs>> {
+    let judged = crate::evaluate::scoring::judged_tasks(selected);
+    let Some(text) = &args.judge_args else {
+        if !judged.is_empty() && !args.predict_only {
+            return Err(anyhow!(
+                "{} graded by a judge: give --judge-args base_url=URL,model=NAME (an OpenAI-compatible chat server), or --predict-only",
+                judged.join(", ")
+            ));
+        }
+        return Ok(None);
+    };
+    if judged.is_empty() {
+        eprintln!(
+            "warning: --judge-args: no task run has a `judge` metric; the judge is not asked"
+        );
+    }
+    Ok(Some(crate::judge::JudgeArgs::parse(text)?))
 }
 
 /// `--model-args` with `--device`, `--batch-size` and the seed filled in (lm-eval's API models

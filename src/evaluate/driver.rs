@@ -49,6 +49,8 @@ pub struct Plan {
     pub log_samples: bool,
     pub confirm_run_unsafe_code: bool,
     pub data: DataOptions,
+    /// `--judge-args`: the judge of tasks graded by one.
+    pub judge: Option<crate::judge::JudgeArgs>,
     pub quiet: bool,
 }
 
@@ -227,6 +229,7 @@ fn evaluate_checkpoint(
     let output = (spec.output_path.clone()).unwrap_or_else(|| PathBuf::from("results"));
     let cache_dir = cache_dir(spec, &output);
     let mut cache = open_cache(spec, &cache_dir, &info)?;
+    let judge = open_judge(spec, &cache_dir)?;
     let cfg = EvalConfig {
         num_fewshot: plan.num_fewshot,
         limit: plan.limit,
@@ -243,10 +246,17 @@ fn evaluate_checkpoint(
         confirm_run_unsafe_code: plan.confirm_run_unsafe_code,
         data: plan.data.clone(),
         cache: cache.as_mut(),
+        judge: judge.as_ref(),
         quiet: plan.quiet,
         shard: spec.shard,
     };
-    let results = evaluate(&plan.selected, model.as_ref(), cfg).map_err(usage)?;
+    let results = evaluate(&plan.selected, model.as_ref(), cfg).map_err(|e| match e {
+        // a judge that does not answer (or a cache it cannot write) is the environment's
+        super::EvalError::Judge(
+            crate::judge::JudgeError::Failed(_) | crate::judge::JudgeError::Cache(_),
+        ) => Failure::Internal(e.into()),
+        e => usage(e),
+    })?;
     if let (Some(s), Some(c)) = (spec.shard, &cache) {
         write_manifest(s, c, model.as_ref(), &results, &cache_dir, &output)?;
         return Ok(None);
@@ -348,6 +358,23 @@ fn open_cache(
     Ok(Some(c))
 }
 
+/// The judge of `--judge-args`, its answers cached beside the model's (none for a shard, which
+/// scores nothing, or with --predict-only, which grades nothing).
+fn open_judge(spec: &RunSpec, dir: &Path) -> Result<Option<crate::judge::Judge>, Failure> {
+    let plan = &spec.plan;
+    let Some(args) = plan
+        .judge
+        .clone()
+        .filter(|_| spec.shard.is_none() && !plan.predict_only)
+    else {
+        return Ok(None);
+    };
+    let dir = (!spec.no_cache).then_some(dir);
+    crate::judge::Judge::open(args, dir, plan.quiet)
+        .map(Some)
+        .map_err(usage)
+}
+
 /// A shard's manifest beside its responses, for `rubric merge`.
 fn write_manifest(
     s: Shard,
@@ -422,6 +449,9 @@ fn print_table(spec: &RunSpec, model_args_text: &str, doc: &Value, results: &Eva
             results.cached, results.computed
         );
     }
+    if let Some(j) = &results.judge {
+        judge_notes(j, plan.quiet);
+    }
     Table {
         markdown: md,
         csv: tables::csv(&task_rows),
@@ -434,6 +464,28 @@ fn thinking_note(spec: &RunSpec) -> &'static str {
     match spec.model_args.get("unfinished_thinking").map(String::as_str) {
         Some("empty") => "; scored as empty answers (unfinished_thinking=empty)",
         _ => "; scored as the text so far, as lm-eval scores them (unfinished_thinking=empty scores them as empty answers)",
+    }
+}
+
+/// What the judge did, after the table: unreadable verdicts per task and filter (always), and
+/// how many answers were asked and cached.
+fn judge_notes(j: &Value, quiet: bool) {
+    for (task, filters) in j["tasks"].as_object().into_iter().flatten() {
+        for (filter, f) in filters.as_object().into_iter().flatten() {
+            let (n, bad) = (&f["verdicts"], f["unparsed"].as_u64().unwrap_or(0));
+            if bad > 0 {
+                eprintln!("note: {task} ({filter}): {bad} of {n} judge verdicts could not be read and are left out of `judge` (judge_verdict in the samples says why)");
+            }
+        }
+    }
+    if !quiet {
+        eprintln!(
+            "judge {} at {}: {} answers asked, {} from the cache",
+            j["judge"]["model"].as_str().unwrap_or(""),
+            j["judge"]["base_url"].as_str().unwrap_or(""),
+            j["answers_asked"],
+            j["answers_cached"]
+        );
     }
 }
 

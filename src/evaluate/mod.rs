@@ -10,6 +10,7 @@
 
 pub mod driver;
 mod groups;
+mod judge_stage;
 mod model_stage;
 mod per_doc;
 mod python_results;
@@ -51,6 +52,8 @@ pub enum EvalError {
     Samples(String),
     #[error("task `{0}` runs model-written code; pass --confirm-run-unsafe-code to allow it (it runs sandboxed)")]
     Unsafe(String),
+    #[error(transparent)]
+    Judge(#[from] crate::judge::JudgeError),
 }
 
 /// `--limit`: a count, or a fraction of each task's docs (`ceil(n * f)`).
@@ -112,6 +115,8 @@ pub struct EvalConfig<'a> {
     pub confirm_run_unsafe_code: bool,
     pub data: DataOptions,
     pub cache: Option<&'a mut ResponseCache>,
+    /// `--judge-args`: the judge of tasks graded by one.
+    pub judge: Option<&'a crate::judge::Judge>,
     pub quiet: bool,
     /// `--shard`: only this shard's docs go to the model, and nothing is scored (`rubric
     /// merge` scores the whole suite from every shard's responses).
@@ -272,6 +277,7 @@ pub fn evaluate(
     for s in selected {
         groups::collect_groups(s, &mut results);
     }
+    results.judge = cfg.judge.map(crate::judge::Judge::report);
     Ok(results)
 }
 
@@ -370,23 +376,28 @@ fn score_pipeline(
         by_doc.entry(inst.doc_id).or_default().push(i);
     }
     let mut prefiltered = prefilter(p, pipeline, resps).map_err(|m| err(0, m))?;
-    let mut records = Vec::with_capacity(by_doc.len());
+    let mut docs = Vec::with_capacity(by_doc.len());
     let mut mains = Vec::with_capacity(by_doc.len());
     for (&doc_id, idxs) in &by_doc {
         let mut order = idxs.clone();
         order.sort_by_key(|&i| p.instances[i].idx);
-        let d = per_doc::DocRequests {
+        docs.push(per_doc::DocRequests {
             doc_id,
             doc: &p.docs.eval[doc_id],
             columns: &p.docs.columns,
             instances: order.iter().map(|&i| &p.instances[i]).collect(),
             responses: order.iter().map(|&i| resps[i].as_slice()).collect(),
             prefiltered: order.iter().map(|&i| prefiltered[i].take()).collect(),
-        };
+            judged: None,
+        });
         let main = |i: &&usize| matches!(p.instances[**i].role, Role::Main(_));
         mains.push(order.iter().filter(main).count());
-        let record = per_doc::score_doc(task, scoring, pipeline, &d, cfg.confirm_run_unsafe_code)
-            .map_err(|m| err(doc_id, m))?;
+    }
+    judge_stage::judge(p, pipeline, &mut docs, cfg.judge)?;
+    let mut records = Vec::with_capacity(docs.len());
+    for d in &docs {
+        let record = per_doc::score_doc(task, scoring, pipeline, d, cfg.confirm_run_unsafe_code)
+            .map_err(|m| err(d.doc_id, m))?;
         records.push(record);
     }
     if scoring.process_results.is_some() && scoring.metrics.is_empty() {

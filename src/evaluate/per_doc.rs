@@ -31,6 +31,8 @@ pub(crate) struct DocRequests<'a> {
     /// Each instance's value already through the pipeline (pipelines with Python steps run
     /// over all instances at once); `None` to filter here.
     pub prefiltered: Vec<Option<Filtered>>,
+    /// The judge's verdict on the doc's response (tasks graded by a judge).
+    pub judged: Option<crate::metric::judge_prompt::Verdict>,
 }
 
 fn loglikelihood_of(a: &Answer) -> Result<(f64, bool), String> {
@@ -120,6 +122,7 @@ pub(crate) fn score_doc(
                 extras: &r.extras,
                 code,
                 pipeline: &pipeline.name,
+                judged: d.judged.as_ref(),
             };
             for m in metrics {
                 if m.reductions.is_empty() {
@@ -148,6 +151,8 @@ struct Generated<'a> {
     /// Executed candidate programs: (samples, passing), for pass@k of code.
     code: Option<(usize, usize)>,
     pipeline: &'a str,
+    /// The judge's verdict on the doc's first response, for a judged task.
+    judged: Option<&'a crate::metric::judge_prompt::Verdict>,
 }
 
 impl Generated<'_> {
@@ -163,6 +168,7 @@ impl Generated<'_> {
             extras: self.extras,
             no_answer_probability: None,
             code: self.code,
+            judged: self.judged,
         }))
         .map_err(|e| e.to_string())
     }
@@ -199,6 +205,19 @@ impl Generated<'_> {
         m.score_repeats(&mut score, &mut voted)
             .map_err(|e| e.to_string())
     }
+}
+
+/// What a judge grades of a doc: the text its metrics read (the first filtered main
+/// response), and its target.
+pub(crate) fn judged_text(
+    task: &Task,
+    pipeline: &Pipeline,
+    d: &DocRequests,
+) -> Result<(String, Value), String> {
+    let r = Responses::of(d, pipeline)?;
+    let text = (r.filtered.first().ok_or("no response")?.first()).to_text();
+    let target = (task.target_of(None, d.doc, d.columns)).map_err(|e| e.to_string())?;
+    Ok((text, target))
 }
 
 /// A doc's responses sorted by role: the main ones through the pipeline (in choice order),
@@ -345,5 +364,9 @@ fn record(
         filter: pipeline.name.clone(),
         items,
         per_repeat: Vec::new(),
+        judge: d
+            .judged
+            .as_ref()
+            .map(crate::metric::judge_prompt::Verdict::to_json),
     }
 }

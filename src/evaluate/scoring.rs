@@ -101,6 +101,19 @@ impl Scoring {
                 "pass@k needs a generate_until task".into(),
             ));
         }
+        let judges = metrics.iter().filter(|m| m.spec.judge().is_some()).count();
+        if judges > 0 && task.output_type != OutputType::GenerateUntil {
+            return Err(invalid(
+                "metric_list",
+                "`judge` grades generated text: it needs a generate_until task".into(),
+            ));
+        }
+        if judges > 1 {
+            return Err(invalid(
+                "metric_list",
+                "one `judge` metric per task (its prompt can ask for several criteria)".into(),
+            ));
+        }
         for m in &metrics {
             if let Some(req) = m.spec.extra_request() {
                 if !task.extra_requests.iter().any(|e| e.name == req) {
@@ -132,6 +145,16 @@ pub fn check(selected: &[Selected]) -> Result<Vec<String>, TaskError> {
         warnings.extend(Scoring::of(task)?.warnings);
     }
     Ok(warnings)
+}
+
+/// The selected tasks graded by a judge (a `judge` metric).
+pub fn judged_tasks(selected: &[Selected]) -> Vec<String> {
+    (selected.iter().flat_map(Selected::tasks))
+        .filter(|t| {
+            Scoring::of(t).is_ok_and(|s| s.metrics.iter().any(|m| m.spec.judge().is_some()))
+        })
+        .map(|t| t.name.clone())
+        .collect()
 }
 
 /// The default metrics of an output type (lm-eval's `DEFAULT_METRIC_REGISTRY`).

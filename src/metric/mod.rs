@@ -16,6 +16,8 @@ pub mod chrf;
 pub mod classification;
 pub mod codexglue;
 pub mod exact_match;
+pub mod judge;
+pub mod judge_prompt;
 pub mod llamafactory;
 pub mod loglikelihood;
 pub mod math_equiv;

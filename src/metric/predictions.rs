@@ -173,6 +173,7 @@ fn score_record(
         extras: &[],
         no_answer_probability: Some(r.no_answer_probability.unwrap_or(0.0)),
         code: None,
+        judged: None,
     };
     let mut out = Vec::with_capacity(metrics.len());
     for (mi, metric) in metrics.iter().enumerate() {

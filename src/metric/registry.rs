@@ -12,8 +12,8 @@ use serde_json::Value;
 use super::aggregate::Aggregation;
 use super::spec::{aggregation_option, direction_option, DocInput, Metric, MetricSpec, Prediction};
 use super::{
-    classification, codexglue, exact_match, llamafactory, loglikelihood, math_equiv, pass_at_k,
-    ranking, regression, rouge, spec, squad, translation, Item, MetricError, Options,
+    classification, codexglue, exact_match, judge, llamafactory, loglikelihood, math_equiv,
+    pass_at_k, ranking, regression, rouge, spec, squad, translation, Item, MetricError, Options,
 };
 
 /// Builds a metric from its name and options.
@@ -58,6 +58,7 @@ pub(crate) static METRICS: &[MetricInfo] = &[
     MetricInfo { name: "f1", build: classification::build, higher_is_better: true, output: "multiple_choice, generate_until", summary: "sklearn f1_score over (gold, prediction) labels; option average: binary|macro|micro", docs: docs!("classification.rs"), golden: "tests/golden/classification" },
     MetricInfo { name: "hit@k", build: ranking::build, higher_is_better: true, output: "multiple_choice (ranking), predictions", summary: "1 if a relevant item is in the top k", docs: docs!("ranking.rs"), golden: "tests/golden/ranking" },
     MetricInfo { name: "invalid_rate", build: regression::build, higher_is_better: false, output: "generate_until", summary: "fraction of rating predictions that are not numbers", docs: docs!("regression.rs"), golden: "tests/golden/regression" },
+    MetricInfo { name: "judge", build: judge::build, higher_is_better: true, output: "generate_until", summary: "a judge model's score of each response (--judge-args; MT-Bench [[rating]], regex or JSON verdicts), unreadable verdicts left out and counted", docs: docs!("judge.rs"), golden: "tests/judge.rs" },
     MetricInfo { name: "likelihood", build: loglikelihood::build, higher_is_better: true, output: "multiple_choice", summary: "mean probability of the gold choice (exp of its loglikelihood)", docs: docs!("loglikelihood.rs"), golden: "tests/golden/loglikelihood" },
     MetricInfo { name: "mae", build: regression::build, higher_is_better: false, output: "generate_until", summary: "mean absolute error of numeric predictions; option clip (LaikaLLM)", docs: docs!("regression.rs"), golden: "tests/golden/regression" },
     MetricInfo { name: "map@k", build: ranking::build, higher_is_better: true, output: "multiple_choice (ranking), predictions", summary: "mean average precision at k (standard)", docs: docs!("ranking.rs"), golden: "tests/golden/ranking" },
@@ -232,6 +233,7 @@ impl Metric {
             extras: &[],
             no_answer_probability: Some(0.0),
             code: None,
+            judged: None,
         };
         self.score(&DocInput::Prediction(&p))
     }
@@ -315,6 +317,9 @@ mod tests {
             let mut opts = Options::new();
             if name == "pass@5" {
                 opts.insert("k".into(), Value::from(5));
+            }
+            if name == "judge" {
+                opts.insert("prompt".into(), Value::from("{{response}}"));
             }
             Metric::build(&name, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
         }

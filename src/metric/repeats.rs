@@ -323,6 +323,7 @@ mod tests {
                 extras: &[],
                 no_answer_probability: None,
                 code: None,
+                judged: None,
             }))
         };
         let mut score = |i: usize| one(answers[i]);
@@ -493,6 +494,7 @@ mod tests {
                 extras: &[],
                 no_answer_probability: None,
                 code: None,
+                judged: None,
             }))
         };
         let e = f1

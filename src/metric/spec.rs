@@ -49,6 +49,8 @@ pub struct Prediction<'a> {
     pub no_answer_probability: Option<f64>,
     /// Executed candidate programs: (samples, passing), for pass@k.
     pub code: Option<(usize, usize)>,
+    /// The judge's verdict on the text, for `judge`.
+    pub judged: Option<&'a super::judge_prompt::Verdict>,
 }
 
 /// What a prediction must be in a predictions file for the metric to read it.
@@ -92,6 +94,11 @@ pub trait MetricSpec: std::any::Any + std::fmt::Debug + Send + Sync {
 
     /// The extra request whose response the metric reads (SQuAD v2's no-answer request).
     fn extra_request(&self) -> Option<&str> {
+        None
+    }
+
+    /// For `judge`: the judge's prompts and how its answers are read.
+    fn judge(&self) -> Option<&super::judge_prompt::Spec> {
         None
     }
 }

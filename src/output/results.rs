@@ -12,7 +12,8 @@
 //!   `fewshot_as_multiturn`, `chat_template`, `chat_template_sha`, `start_time`, `end_time`,
 //!   `total_evaluation_time_seconds` (a string, as lm-eval writes it);
 //! - `rubric`: rubric's own facts (version, cached / computed requests, generations that hit
-//!   `max_gen_toks` per task).
+//!   `max_gen_toks` per task; `judge`: the judge's identity, its answers asked and cached, and
+//!   per task and filter the prompt's sha256 and the verdicts read and unparsed).
 
 use std::collections::BTreeMap;
 
@@ -114,6 +115,9 @@ pub fn results_json(r: &EvalResults, info: &RunInfo) -> Value {
     if let (false, Some(Value::Object(rubric))) = (info.hub_repos.is_empty(), doc.get_mut("rubric"))
     {
         rubric.insert("hub".into(), Value::Array(info.hub_repos.clone()));
+    }
+    if let (Some(j), Some(Value::Object(rubric))) = (&r.judge, doc.get_mut("rubric")) {
+        rubric.insert("judge".into(), j.clone());
     }
     Value::Object(doc)
 }

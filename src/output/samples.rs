@@ -12,6 +12,8 @@
 //! ended inside its thinking), rubric adds `thinking` (per request, per response: the thinking
 //! text, or null) and `ended_in_thinking` (per request, per response: true when the generation
 //! ended inside its thinking); `resps` holds the answers as lm-eval's backends return them.
+//! For a task graded by a judge, `judge_verdict` (`{"answer", "score", "unparsed"}`: the
+//! judge's answer, the score read from it or null, and why not).
 
 use serde_json::{Map, Value};
 
@@ -108,6 +110,9 @@ pub(crate) fn sample_line(r: &DocRecord) -> Value {
             .map(|(k, items)| (k.clone(), items.iter().map(|i| i.to_json()).collect()))
             .collect();
         m.insert("scores_per_repeat".into(), Value::Object(per));
+    }
+    if let Some(j) = &r.judge {
+        m.insert("judge_verdict".into(), j.clone());
     }
     Value::Object(m)
 }

@@ -20,7 +20,7 @@
 
 mod generate;
 pub mod openai;
-mod pool;
+pub(crate) mod pool;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
