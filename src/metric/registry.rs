@@ -155,6 +155,13 @@ impl Metric {
     ) -> Result<Metric, MetricError> {
         let mut metric = Metric::from_config_alone(m)?;
         if let Some(r) = &m.reduction {
+            if metric.spec.judge().is_some() {
+                // the judge stage grades one response per doc (the first filtered one)
+                return Err(MetricError::Invalid {
+                    metric: metric.name.clone(),
+                    message: "`reduction` over repeats is not supported for `judge`: the judge grades each doc's first filtered response only".into(),
+                });
+            }
             metric.reductions =
                 super::repeats::parse(r).map_err(|message| MetricError::Invalid {
                     metric: metric.name.clone(),
@@ -307,6 +314,16 @@ mod tests {
                 assert!(!m.golden.is_empty(), "{} has no golden file", m.name);
             }
         }
+    }
+
+    #[test]
+    fn judge_refuses_a_reduction_over_repeats() {
+        let m: crate::task::config::MetricConfig = serde_json::from_value(serde_json::json!({
+            "metric": "judge", "prompt": "{{response}}", "reduction": "avg@4"
+        }))
+        .unwrap();
+        let e = Metric::from_config(&m, 4).unwrap_err().to_string();
+        assert!(e.contains("`reduction` over repeats is not supported for `judge`"), "{e}");
     }
 
     #[test]
