@@ -38,6 +38,10 @@ pub struct TaskConfig {
     pub task: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub task_alias: Option<String>,
+    /// lm-eval 0.5's prompt formats (see `task::formats`), as written; the templates they
+    /// give are in `doc_to_*`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub formats: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tag: Option<OneOrMany>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -91,6 +95,10 @@ pub struct TaskConfig {
     pub repeats: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub filter_list: Option<Vec<FilterPipelineConfig>>,
+    /// lm-eval 0.5's `scorer:` (see `task::formats`), as written; the filters and metrics it
+    /// gives are in `filter_list` and `metric_list`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scorer: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub should_decontaminate: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -124,12 +132,18 @@ pub(crate) const UNSUPPORTED_KEYS: &[(&str, &str)] = &[
 ];
 
 /// Structural keys allowed beside the task fields (consumed by the loader).
-pub(crate) const STRUCTURAL_KEYS: &[&str] = &["include", "group", "task_list"];
+pub(crate) const STRUCTURAL_KEYS: &[&str] = &[
+    "include",
+    "group",
+    "task_list",
+    super::formats::SELECTION_KEY,
+];
 
 /// Every field name of `TaskConfig`, for unknown-key checks and "did you mean" hints.
 pub(crate) const TASK_KEYS: &[&str] = &[
     "task",
     "task_alias",
+    "formats",
     "tag",
     "dataset_path",
     "dataset_name",
@@ -155,6 +169,7 @@ pub(crate) const TASK_KEYS: &[&str] = &[
     "generation_kwargs",
     "repeats",
     "filter_list",
+    "scorer",
     "should_decontaminate",
     "doc_to_decontamination_query",
     "gen_prefix",

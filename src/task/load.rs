@@ -124,6 +124,11 @@ impl TaskIndex {
             (false, None, Some(t)) => (t, EntryKind::Task),
             _ => return,
         };
+        // lm-eval 0.5 indexes `task: name@format` under `name`
+        let name = match kind {
+            EntryKind::Task => name.split('@').next().unwrap_or(name),
+            _ => name,
+        };
         if self
             .entries
             .get(name)
@@ -488,6 +493,17 @@ pub fn parse_task_config(raw: &RawConfig) -> Result<TaskConfig, TaskError> {
         });
     }
     let mut map = raw.map.clone();
+    // lm-eval 0.5's `formats:` / `task@format` / `scorer:` become 0.4 keys here
+    super::formats::expand(&mut map).map_err(|e| {
+        let top = e.field.split(['.', '[']).next().unwrap_or("");
+        let (file, line) = find_key(&raw.sources, top);
+        TaskError::BadField {
+            path: file_with_line(&file, line),
+            task: task.clone(),
+            field: e.field,
+            message: e.message,
+        }
+    })?;
     for k in STRUCTURAL_KEYS {
         map.remove(*k);
     }

@@ -6,6 +6,7 @@ pub mod builtin;
 pub mod config;
 pub mod dataset;
 pub mod fewshot;
+pub mod formats;
 pub mod load;
 pub mod p5;
 pub mod process;

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use super::config::GroupConfig;
 use super::config::GROUP_KEYS;
+use super::formats::SELECTION_KEY;
 use super::load::{
     merge_inline, parse_group_config, read_yaml_merged, EntryKind, RawConfig, TaskIndex,
 };
@@ -79,7 +80,67 @@ pub fn select(index: &TaskIndex, spec: &str) -> Result<Vec<Selected>, TaskError>
         let raw = read_yaml_merged(as_path)?;
         return Ok(vec![from_raw(index, &raw, &mut vec![], &none)?]);
     }
+    if index.get(spec).is_none() {
+        // lm-eval 0.5: `group::sub::task` walks a group's members
+        if let Some((root, rest)) = spec.split_once("::") {
+            return select_path(index, spec, root, rest);
+        }
+        // lm-eval 0.5: `task@format` picks one of the task's `formats:`
+        if let Some((base, format)) = spec.rsplit_once('@') {
+            if index.get(base).is_some() {
+                let mut o = Map::new();
+                o.insert(SELECTION_KEY.into(), Value::String(format.into()));
+                return select_name(index, base, &mut vec![], &o);
+            }
+        }
+    }
     select_name(index, spec, &mut vec![], &none)
+}
+
+/// `root::a::b`: the member `a` of group `root`, then its member `b`, as lm-eval 0.5's
+/// `TaskManager._resolve_path` walks them (a member named `name@format` answers to `name`).
+fn select_path(
+    index: &TaskIndex,
+    spec: &str,
+    root: &str,
+    rest: &str,
+) -> Result<Vec<Selected>, TaskError> {
+    let mut current = select_name(index, root, &mut vec![], &Map::new())?;
+    let mut path = root.to_string();
+    for part in rest.split("::") {
+        let (source, config, mut children) =
+            match current.pop() {
+                Some(Selected::Group {
+                    source,
+                    config,
+                    children,
+                }) if current.is_empty() => (source, config, children),
+                _ => return Err(TaskError::UnknownTask {
+                    name: spec.to_string(),
+                    hint: format!(
+                        ": `{path}` is a task or tag, not a group, so it has no member `{part}`"
+                    ),
+                    skipped: String::new(),
+                }),
+            };
+        let names: Vec<String> = children.iter().map(|c| c.name().to_string()).collect();
+        let found = children
+            .iter()
+            .position(|c| c.name() == part || c.name().split('@').next() == Some(part));
+        let Some(i) = found else {
+            return Err(TaskError::Invalid {
+                path: source,
+                task: config.group,
+                message: format!(
+                    "`{spec}`: `{part}` is not a member of group `{path}` (its members: {})",
+                    names.join(", ")
+                ),
+            });
+        };
+        current = vec![children.swap_remove(i)];
+        path = format!("{path}::{part}");
+    }
+    Ok(current)
 }
 
 /// `overrides`: task fields a group sets for everything under it (lm-eval 0.4.13: a group's
