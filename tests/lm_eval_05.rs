@@ -166,6 +166,11 @@ fn validate_accepts_the_new_keys_and_names_bad_values() {
             "expected `letters`, `numbers`",
         ),
         (
+            "formats:\n  type: mcqa\n  choice_labels: numbers\n",
+            "`formats.choice_labels`",
+            "`numbers` labels with a multiple_choice format",
+        ),
+        (
             "formats:\n  type: cloze\n  answer_prompt: null\n",
             "`formats.answer_prompt`",
             "expected a string",
@@ -265,4 +270,77 @@ fn scorer_gives_the_filters_and_metrics_a_task_leaves_out() {
         cfg.get("scorer").is_none() && cfg.get("formats").is_none(),
         "{cfg}"
     );
+}
+
+/// `rubric run --config run.yaml`: lm-eval 0.5's run config; the file's settings are the
+/// run's flags (lists comma-joined, `true` a bare flag), the command line's flags win.
+#[test]
+fn run_config_yaml_sets_the_flags_and_the_command_line_wins() {
+    let g = golden();
+    let tmp = tempfile::tempdir().unwrap();
+    let tasks_dir = write_files(&g, tmp.path());
+    let out = tmp.path().join("out");
+    let config = tmp.path().join("run.yaml");
+    let text = format!(
+        "model: mock\nmodel_args: {{}}\ntasks: [mc05@cloze, yesno05@mcqa]\ninclude_path: {}\n\
+         limit: 3\nnum_fewshot: 0\noutput_path: {}\nlog_samples: true\nseed: [0, 1234, 1234, 1234]\n\
+         no_cache: true\ninclude_defaults: true\ncheck_integrity: false\nwandb_args: {{}}\nrepeats: null\n",
+        tasks_dir.display(),
+        out.display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_rubric"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let o = run(&["--limit", "2", "-q"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let results = common::results_json(&out);
+    for task in ["mc05", "yesno05"] {
+        assert_eq!(
+            results["n-samples"][task]["effective"], 2,
+            "{task}: {results}"
+        );
+        assert_eq!(results["configs"][task]["num_fewshot"], 0, "{task}");
+    }
+    let samples = std::fs::read_dir(common::model_dir(&out))
+        .unwrap()
+        .flatten();
+    assert_eq!(
+        samples
+            .filter(|e| e.file_name().to_string_lossy().starts_with("samples_"))
+            .count(),
+        2
+    );
+    // a key that is no setting, and an lm-eval setting rubric has no flag for away from its
+    // default, are refused with the file and key
+    for (bad, why) in [
+        (
+            "modle: mock\n",
+            "`modle` is not a setting of `rubric run` (did you mean `model`?)",
+        ),
+        (
+            "check_integrity: true\n",
+            "`check_integrity: true` is an lm-eval setting rubric has no flag for",
+        ),
+        (
+            "log_samples: maybe\n",
+            "`log_samples`: expected true or false",
+        ),
+    ] {
+        let bad_config = tmp.path().join("bad.yaml");
+        std::fs::write(&bad_config, format!("tasks: mc05\n{bad}")).unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_rubric"))
+            .args(["run", "--config"])
+            .arg(&bad_config)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains("bad.yaml") && err.contains(why), "{err}");
+    }
 }

@@ -11,7 +11,8 @@ TaskManager loads it (as `lm-eval run --tasks SPEC` does) and every task builds 
 (few-shot seed 1234, as its evaluator does); they are stored in full.
 
 Run from the crate root:  ~/.cache/rubric/lm-eval-05-venv/bin/python scripts/golden/lm_eval_05.py
-Needs: pip install "lm-eval==0.5.0.dev1" requests (scripts/test.sh installs this venv).
+Needs a venv of its own: python3 -m venv ~/.cache/rubric/lm-eval-05-venv && .../pip install
+"lm-eval==0.5.0.dev1" requests (no torch). The test reads only the stored golden file.
 """
 import json
 import os

@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod model_args;
 pub mod report;
 pub mod run;
+pub mod run_config;
 pub mod score;
 pub mod serve;
 pub mod tasks;

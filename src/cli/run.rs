@@ -43,6 +43,12 @@ pub struct RunArgs {
         help_heading = "Model"
     )]
     pub batch_size: String,
+    /// A run config YAML as lm-eval 0.5 reads one (`lm-eval run --config`): the run's settings
+    /// by flag name (`model`, `model_args`, `tasks`, `num_fewshot`, `limit`, `output_path`,
+    /// `log_samples`, `gen_kwargs`, `seed`, ..., and rubric's own such as `data_dir`). Flags
+    /// given on the command line win over the file.
+    #[arg(long, value_name = "FILE", help_heading = "Tasks")]
+    pub config: Option<PathBuf>,
     /// Tasks, groups, tags or task YAML paths, comma-separated.
     #[arg(
         long,

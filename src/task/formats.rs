@@ -474,6 +474,14 @@ pub fn expand(map: &mut Map<String, Value>) -> Result<(), FormatError> {
 }
 
 fn apply(map: &mut Map<String, Value>, f: &Format) -> Result<(), FormatError> {
+    if f.output_type == "multiple_choice" && f.choice_labels == Labels::Numbers {
+        // its choices render as the numbers themselves, ints, which lm-eval 0.5.0.dev1's
+        // multiple_choice path refuses for every doc ("did not find any docs")
+        return Err(err(
+            "formats.choice_labels",
+            "`numbers` labels with a multiple_choice format: lm-eval 0.5.0.dev1 scores the labels as the choices and skips every doc (its labels are ints); use letters or a list of label strings",
+        ));
+    }
     let text = mapping(map, "doc_to_text", Some("question"))?.unwrap_or_default();
     let target = mapping(map, "doc_to_target", Some("answer"))?.unwrap_or_default();
     let choice = mapping(map, "doc_to_choice", None)?;

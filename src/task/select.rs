@@ -108,21 +108,22 @@ fn select_path(
     let mut current = select_name(index, root, &mut vec![], &Map::new())?;
     let mut path = root.to_string();
     for part in rest.split("::") {
-        let (source, config, mut children) =
-            match current.pop() {
-                Some(Selected::Group {
-                    source,
-                    config,
-                    children,
-                }) if current.is_empty() => (source, config, children),
-                _ => return Err(TaskError::UnknownTask {
+        let (source, config, mut children) = match current.pop() {
+            Some(Selected::Group {
+                source,
+                config,
+                children,
+            }) if current.is_empty() => (source, config, children),
+            _ => {
+                return Err(TaskError::UnknownTask {
                     name: spec.to_string(),
                     hint: format!(
                         ": `{path}` is a task or tag, not a group, so it has no member `{part}`"
                     ),
                     skipped: String::new(),
-                }),
-            };
+                })
+            }
+        };
         let names: Vec<String> = children.iter().map(|c| c.name().to_string()).collect();
         let found = children
             .iter()
