@@ -44,7 +44,8 @@ fn write_files(g: &Value, dir: &Path) -> std::path::PathBuf {
     tasks
 }
 
-fn requests_of(task: &rubric::task::Task) -> Vec<Value> {
+/// The task's requests (sorted as the golden's) and each eval doc's target.
+fn requests_of(task: &rubric::task::Task) -> (Vec<Value>, Vec<Value>) {
     let k = task.effective_num_fewshot(None);
     let docs = task
         .load_docs(&mut DataCache::default(), &DataOptions::default(), k)
@@ -57,7 +58,10 @@ fn requests_of(task: &rubric::task::Task) -> Vec<Value> {
     let mut instances =
         (task.build_requests(&docs, None, &opts)).unwrap_or_else(|e| panic!("{}: {e}", task.name));
     instances.sort_by_key(|i| (i.doc_id, i.idx));
-    instances
+    let targets = (docs.eval.iter())
+        .map(|d| task.target_of(None, d, &docs.columns).unwrap())
+        .collect();
+    let requests = instances
         .iter()
         .map(|i| {
             let (kind, context, continuation, until) = match &i.request {
@@ -81,7 +85,8 @@ fn requests_of(task: &rubric::task::Task) -> Vec<Value> {
             json!({"doc_id": i.doc_id, "idx": i.idx, "type": kind, "context": context,
                    "continuation": continuation, "until": until})
         })
-        .collect()
+        .collect();
+    (requests, targets)
 }
 
 #[test]
@@ -106,7 +111,14 @@ fn requests_equal_lm_eval_05s() {
         }
         for (task, t) in ours.iter().zip(theirs) {
             assert_eq!(task.output_type.as_str(), t["output_type"], "{spec}");
-            let ours = requests_of(task);
+            let (ours, targets) = requests_of(task);
+            if Value::Array(targets.clone()) != t["targets"] {
+                failures.push(format!(
+                    "{spec}: targets {targets:?}, lm-eval {}",
+                    t["targets"]
+                ));
+                continue;
+            }
             let theirs = t["requests"].as_array().unwrap();
             if ours.len() != theirs.len() {
                 failures.push(format!(
@@ -124,7 +136,7 @@ fn requests_equal_lm_eval_05s() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(checked >= 18, "only {checked} tasks checked");
+    assert!(checked >= 20, "only {checked} tasks checked");
 }
 
 /// `rubric tasks validate` on a folder of task YAMLs: exit code and output.

@@ -8,7 +8,7 @@ Each case is a set of YAML files (`{DATA}` stands for the data folder) and data 
 here; lm-eval 0.5's own `arc/arc_easy.yaml` is copied from its package and included, so its
 `arc_easy@mcqa` / `@cloze` / `@generate` are checked too. For every spec, lm-eval 0.5's
 TaskManager loads it (as `lm-eval run --tasks SPEC` does) and every task builds its requests
-(few-shot seed 1234, as its evaluator does); they are stored in full.
+(few-shot seed 1234, as its evaluator does); they are stored in full, with each doc's target.
 
 Run from the crate root:  ~/.cache/rubric/lm-eval-05-venv/bin/python scripts/golden/lm_eval_05.py
 Needs a venv of its own: python3 -m venv ~/.cache/rubric/lm-eval-05-venv && .../pip install
@@ -169,6 +169,22 @@ dataset_name: null
 {data_files({"train": "arc_train.jsonl", "validation": "arc_validation.jsonl", "test": "arc_test.jsonl"})}
 num_fewshot: 1
 """,
+    "arcfilt05.yaml": f"""task: arcfilt05
+{data_files({"test": "arc_test.jsonl"})}
+test_split: test
+output_type: multiple_choice
+doc_to_text: "{{{{question}}}}\\n{{{{ choices.text | letter_choices(', ', ') ') }}}}\\nAnswer:"
+doc_to_choice: "{{{{choices.text}}}}"
+doc_to_target: "{{{{ answerKey | answer_key_to_index(choices.label) }}}}"
+""",
+    "arcfilt05b.yaml": f"""task: arcfilt05b
+{data_files({"test": "arc_test.jsonl"})}
+test_split: test
+output_type: multiple_choice
+doc_to_text: "{{{{question}}}}\\n{{{{ choices.text | letter_choices }}}}\\nAnswer:"
+doc_to_choice: "{{{{choices.text}}}}"
+doc_to_target: "{{{{ answerKey | answer_key_to_index }}}}"
+""",
     "grp05.yaml": """group: grp05
 task:
   - mc05
@@ -185,7 +201,7 @@ aggregate_metric_list:
 SPECS = [
     "mc05", "mc05@generate", "mc05@cloze", "mc05@mcqa",
     "typed05", "roman05", "numbers05", "named05", "yesno05@mcqa", "yesno05@cloze", "cot05",
-    "arc05", "arc05@mcqa", "arc05@cloze",
+    "arc05", "arc05@mcqa", "arc05@cloze", "arcfilt05", "arcfilt05b",
     "grp05::mc05", "grp05::inner05", "grp05::inner05::roman05",
 ]
 
@@ -229,7 +245,9 @@ def main():
             for key, task in loaded["tasks"].items():
                 task.set_fewshot_seed(1234)
                 insts = sorted(task.build_all_requests(), key=lambda i: (i.doc_id, i.idx))
+                targets = [task.doc_to_target(doc) for _, doc in task.doc_iterator()]
                 tasks.append({"key": key, "task": task.config.task, "output_type": task.config.output_type,
+                              "targets": targets,
                               "requests": [dict(doc_id=i.doc_id, idx=i.idx, **request(i)) for i in insts]})
             golden["specs"].append({"spec": spec, "tasks": tasks})
             print(spec, [(t["key"], len(t["requests"])) for t in tasks])

@@ -114,6 +114,9 @@ fn new_env() -> Environment<'static> {
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.set_unknown_method_callback(python_methods);
     env.add_filter("regex_replace", regex_replace);
+    // lm-eval 0.5's filters (`lm_eval/config/templates.py`)
+    env.add_filter("letter_choices", letter_choices);
+    env.add_filter("answer_key_to_index", answer_key_to_index);
     // a template that loops without end stops with an error instead of running out of memory
     env.set_fuel(Some(TEMPLATE_FUEL));
     env.set_formatter(|out, _state, value| {
@@ -165,6 +168,62 @@ fn regex_replace(
     })?;
     re::sub(&re, &repl, &s, count.unwrap_or(0))
         .map_err(|e| minijinja::Error::new(ErrorKind::InvalidOperation, e.to_string()))
+}
+
+/// A value as Python's `str()` prints it.
+fn py_text(v: &JValue) -> String {
+    match v.as_str() {
+        Some(s) => s.to_string(),
+        None => crate::py::str(&serde_json::to_value(v).unwrap_or(Value::Null)),
+    }
+}
+
+/// lm-eval 0.5's `letter_choices(choices, sep="\n", style=". ")`: `A. first\nB. second`.
+fn letter_choices(
+    choices: JValue,
+    sep: Option<String>,
+    style: Option<String>,
+) -> Result<String, minijinja::Error> {
+    let (sep, style) = (
+        sep.as_deref().unwrap_or("\n"),
+        style.as_deref().unwrap_or(". "),
+    );
+    let mut parts = Vec::new();
+    for (i, c) in choices.try_iter()?.enumerate() {
+        let letter = (b'A'..=b'Z').nth(i).ok_or_else(|| {
+            minijinja::Error::new(
+                ErrorKind::InvalidOperation,
+                "letter_choices: more than 26 choices (string index out of range)",
+            )
+        })? as char;
+        parts.push(format!("{letter}{style}{}", py_text(&c)));
+    }
+    Ok(parts.join(sep))
+}
+
+/// lm-eval 0.5's `answer_key_to_index(key, labels=None)`: the key's position in `labels`, else
+/// a letter's offset from `A`, else a 1-based number minus one.
+fn answer_key_to_index(key: JValue, labels: Option<JValue>) -> Result<i64, minijinja::Error> {
+    let bad = |m: String| minijinja::Error::new(ErrorKind::InvalidOperation, m);
+    let key = py_text(&key).trim().to_string();
+    if let Some(labels) = labels.filter(|l| !l.is_none()) {
+        let items: Vec<JValue> = labels.try_iter()?.collect();
+        return (items.iter().position(|l| l.as_str() == Some(key.as_str())))
+            .map(|i| i as i64)
+            .ok_or_else(|| bad(format!("answer_key_to_index: '{key}' is not in list")));
+    }
+    let mut chars = key.chars();
+    if let (Some(c), None) = (chars.next(), chars.next()) {
+        if c.is_alphabetic() {
+            let upper = c.to_uppercase().next().unwrap_or(c);
+            return Ok(upper as i64 - 'A' as i64);
+        }
+    }
+    key.parse::<i64>().map(|n| n - 1).map_err(|_| {
+        bad(format!(
+            "answer_key_to_index: invalid literal for int() with base 10: '{key}'"
+        ))
+    })
 }
 
 impl Templates {
