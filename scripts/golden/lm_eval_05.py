@@ -185,6 +185,17 @@ doc_to_text: "{{{{question}}}}\\n{{{{ choices.text | letter_choices }}}}\\nAnswe
 doc_to_choice: "{{{{choices.text}}}}"
 doc_to_target: "{{{{ answerKey | answer_key_to_index }}}}"
 """,
+    "grp05b.yaml": """group: grp05b
+include:
+  num_fewshot: 0
+  target_delimiter: "  "
+task:
+  - mc05
+  - task: typed05
+    num_fewshot: 2
+aggregate_metric_list:
+  - metric: acc
+""",
     "grp05.yaml": """group: grp05
 task:
   - mc05
@@ -202,7 +213,7 @@ SPECS = [
     "mc05", "mc05@generate", "mc05@cloze", "mc05@mcqa",
     "typed05", "roman05", "numbers05", "named05", "yesno05@mcqa", "yesno05@cloze", "cot05",
     "arc05", "arc05@mcqa", "arc05@cloze", "arcfilt05", "arcfilt05b",
-    "grp05::mc05", "grp05::inner05", "grp05::inner05::roman05",
+    "grp05::mc05", "grp05::inner05", "grp05::inner05::roman05", "grp05b",
 ]
 
 

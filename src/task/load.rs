@@ -406,6 +406,14 @@ fn apply_includes(
         return Ok(map);
     };
     let includes = match includes {
+        // lm-eval 0.5: a group's `include:` may be a mapping of task fields for its members
+        Value::Object(defaults) if map.contains_key("group") => {
+            let mut merged = defaults;
+            for (k, v) in map {
+                merged.insert(k, v);
+            }
+            return Ok(merged);
+        }
         Value::String(s) => vec![s],
         Value::Array(items) => items
             .into_iter()
