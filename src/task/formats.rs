@@ -519,7 +519,7 @@ fn expand_scorer(map: &mut Map<String, Value>) -> Result<(), FormatError> {
         Some(Value::String(n)) => n.clone(),
         Some(Value::Object(o)) => {
             if let Some((k, _)) = o.iter().find(|(k, v)| {
-                !(k.as_str() == "type" || (k.as_str() == "kwargs" && crate::py::truthy(v) == false))
+                !(k.as_str() == "type" || (k.as_str() == "kwargs" && !crate::py::truthy(v)))
             }) {
                 return Err(err(
                     &format!("scorer.{k}"),
