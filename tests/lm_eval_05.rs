@@ -328,6 +328,15 @@ fn run_config_yaml_sets_the_flags_and_the_command_line_wins() {
             .count(),
         2
     );
+    // one task under two formats: lm-eval 0.5 names both `mc05`, results are kept by name, so
+    // the run is refused rather than one of them dropped
+    let o = run(&["--tasks", "mc05@cloze,mc05@mcqa", "-q"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("task `mc05` is selected twice with different settings"),
+        "{err}"
+    );
     // a key that is no setting, and an lm-eval setting rubric has no flag for away from its
     // default, are refused with the file and key
     for (bad, why) in [

@@ -417,6 +417,7 @@ fn selected_tasks(args: &RunArgs) -> anyhow::Result<Vec<crate::task::select::Sel
         return Err(anyhow!("--tasks names no task"));
     }
     crate::evaluate::scoring::check(&selected)?;
+    crate::task::select::check_distinct_names(&selected).map_err(|e| anyhow!(e))?;
     // a group whose YAML names what lm-eval reads differently: said before its number is
     for w in selected
         .iter()

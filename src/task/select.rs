@@ -288,3 +288,28 @@ fn inline_child(
         &raw,
     )?))])
 }
+
+/// Two selected tasks under one name must be the same task: results are kept by name, so
+/// `sst2,sst2@cloze` (lm-eval 0.5 names both `sst2`) or a task run alone and inside a group
+/// that overrides its settings would keep one of them silently.
+pub fn check_distinct_names(selected: &[Selected]) -> Result<(), String> {
+    let mut seen: std::collections::HashMap<&str, Value> = std::collections::HashMap::new();
+    for task in selected.iter().flat_map(Selected::tasks) {
+        let config = serde_json::to_value(&task.config).unwrap_or(Value::Null);
+        match seen.get(task.name.as_str()) {
+            Some(first) if *first != config => {
+                return Err(format!(
+                    "task `{}` is selected twice with different settings (a `@format` of it beside \
+                     the task, or a group that overrides its fields); results are kept by task \
+                     name, so run them in separate runs",
+                    task.name
+                ))
+            }
+            Some(_) => {}
+            None => {
+                seen.insert(&task.name, config);
+            }
+        }
+    }
+    Ok(())
+}
