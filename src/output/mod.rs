@@ -6,6 +6,7 @@ pub mod files;
 pub mod results;
 pub mod samples;
 pub mod tables;
+pub mod trackers;
 
 /// lm-eval's `sanitize_model_name`: runs of `"<>:/|\?*[]` become `__`.
 pub fn sanitize_model_name(name: &str) -> String {
