@@ -444,6 +444,27 @@ fn a_sweep_is_logged_to_wandb_tensorboard_and_trackio_step_by_step() {
         wandb["summary"]["stories_next_word/alias"],
         "stories_next_word"
     );
+
+    // started again, the sweep skips both checkpoints and logs them from their files
+    let tb2 = tmp.path().join("tb2");
+    let mut again: Vec<&str> = vec!["run", "--model-args", &model_args, "--tasks", "stories"];
+    let (out_s, py_s) = (s(&out), s(&py));
+    again.extend([
+        "--include-path",
+        "fixtures/tasks/sweep",
+        "--output-path",
+        out_s,
+        "--log-samples",
+        "--python",
+        py_s,
+        "--tensorboard",
+        s(&tb2),
+    ]);
+    let (code, _, err) = rubric(&again, tmp.path());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(err.matches("finished earlier").count(), 2, "{err}");
+    let back2 = read_back(&py, tmp.path(), &wandb_dir, &tb2, "");
+    assert_eq!(back2["tensorboard"], back["tensorboard"]);
 }
 
 /// SmolLM2's HF folder (scripts/test.sh makes it): `RUBRIC_SMOLLM2/hf`; under CI a missing one

@@ -94,22 +94,6 @@ fn track(spec: &RunSpec, runs: Vec<TrackedRun>) -> Result<(), Failure> {
     }
 }
 
-/// The step each checkpoint is logged at: the training step its label gives, when every
-/// label gives a distinct whole one in the sweep's order; else its position, 1, 2, ...
-fn tracker_steps(cps: &[crate::sweep::Checkpoint]) -> Vec<i64> {
-    let named: Option<Vec<i64>> = (cps.iter())
-        .map(|c| crate::sweep::step_of(&c.label, None).filter(|s| s.fract() == 0.0 && *s >= 0.0))
-        .map(|s| s.map(|s| s as i64))
-        .collect();
-    match named {
-        Some(v) if v.windows(2).all(|w| w[0] < w[1]) => v,
-        _ => {
-            eprintln!("note: trackers: the checkpoints' names give no increasing training steps; each is logged at its position (1, 2, ...)");
-            (1..=cps.len() as i64).collect()
-        }
-    }
-}
-
 /// Evaluate every checkpoint of a sweep into `<output-path>/<checkpoint>/`; finished ones are
 /// skipped, a failing one is reported and the rest still run (the error says which failed).
 fn sweep(spec: &RunSpec) -> Result<(), Failure> {
@@ -125,7 +109,14 @@ fn sweep(spec: &RunSpec) -> Result<(), Failure> {
     let mut spent: Vec<Duration> = Vec::new();
     let mut failed: Vec<(String, Failure)> = Vec::new();
     let steps = match spec.trackers {
-        Some(_) => tracker_steps(&spec.checkpoints),
+        Some(_) => {
+            let labels: Vec<&str> = spec.checkpoints.iter().map(|c| c.label.as_str()).collect();
+            let (steps, named) = crate::sweep::tracker_steps(&labels);
+            if !named {
+                eprintln!("note: trackers: the checkpoints' names give no increasing training steps; each is logged at its position (1, 2, ...)");
+            }
+            steps
+        }
         None => Vec::new(),
     };
     let mut tracked: Vec<TrackedRun> = Vec::new();
