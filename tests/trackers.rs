@@ -671,3 +671,62 @@ fn a_tracker_package_missing_is_an_error_before_the_model_loads() {
         "{err}"
     );
 }
+
+#[test]
+fn tracker_arguments_are_checked_before_the_model_loads() {
+    let Some(py) = trackers_python("the trackers' argument checks") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let cases: [(&str, &[&str], &str); 5] = [
+        (
+            "pretrained=/no/such/model",
+            &["--wandb_args", "project=x,bogus=1"],
+            "--wandb-args: wandb.init does not take these arguments: got an unexpected keyword argument 'bogus'",
+        ),
+        (
+            "pretrained=/no/such/model",
+            &["--wandb_args", "project=x,mode=ofline"],
+            "--wandb-args: mode=ofline: Input should be 'online', 'offline'",
+        ),
+        (
+            "pretrained=/no/such/a;/no/such/b",
+            &["--wandb_args", "project=x,mode=offline,step=3"],
+            "--wandb-args: step= with a checkpoint sweep",
+        ),
+        (
+            "pretrained=/no/such/model",
+            &["--trackio_args", "project=x,nme=y"],
+            "--trackio-args: trackio.init does not take these arguments",
+        ),
+        (
+            "pretrained=/no/such/model",
+            &["--wandb_args", "{'project': 'x'}"],
+            "--wandb-args: invalid JSON",
+        ),
+    ];
+    for (model_args, flags, want) in cases {
+        let mut args = vec![
+            "run",
+            "--model",
+            "mock",
+            "--model-args",
+            model_args,
+            "--tasks",
+            "sst2",
+            "--output-path",
+            s(&out),
+            "--python",
+            s(&py),
+        ];
+        args.extend_from_slice(flags);
+        let (code, stdout, err) = rubric(&args, tmp.path());
+        assert_eq!(code, 2, "{flags:?}: {err}");
+        assert!(err.contains(want), "{flags:?}: {err}");
+        assert!(
+            stdout.is_empty() && !out.exists(),
+            "{flags:?}: no model work"
+        );
+    }
+}

@@ -147,8 +147,30 @@ def wanted(job):
     return out
 
 
+def check_init_args(name, module, args):
+    """The arguments bind to the tracker's `init` (and W&B's `mode` is one it knows), so that a
+    typo stops the run before the model works, not after."""
+    import inspect
+
+    flag = PACKAGES[name][0]
+    kwargs = {k: v for k, v in args.items() if k != "step"}
+    if name == "trackio":
+        kwargs.setdefault("project", "lm-eval-harness")
+    try:
+        inspect.signature(module.init).bind(**kwargs)
+    except TypeError as e:
+        raise Usage(f"{flag}: {name}.init does not take these arguments: {e}") from None
+    if name == "wandb" and "mode" in kwargs:
+        try:
+            module.Settings(mode=kwargs["mode"])
+        except Exception as e:  # noqa: BLE001
+            lines = str(e).splitlines() or [type(e).__name__]
+            why = next((x.strip() for x in lines if "should be" in x), lines[-1].strip())
+            raise Usage(f"{flag}: mode={kwargs['mode']}: {why.split(' [type=')[0]}") from None
+
+
 def check(job):
-    parsed(job)
+    wandb_args, _, trackio_args = parsed(job)
     versions = {}
     for name in wanted(job):
         flag, package = PACKAGES[name]
@@ -161,6 +183,8 @@ def check(job):
         except Exception as e:  # noqa: BLE001
             return {"missing": {"package": package, "flag": flag, "why": f"{type(e).__name__}: {e}"}}
         versions[name] = getattr(module, "__version__", "")
+        if name in ("wandb", "trackio"):
+            check_init_args(name, module, wandb_args if name == "wandb" else trackio_args)
         if name == "wandb":
             from packaging.version import Version
 
@@ -172,6 +196,11 @@ def check(job):
                         "why": f"wandb {module.__version__} is older than lm-eval's minimum, 0.13.6",
                     }
                 }
+    if job.get("tensorboard"):
+        try:
+            os.makedirs(job["tensorboard"], exist_ok=True)
+        except OSError as e:
+            raise Usage(f"--tensorboard: cannot create {job['tensorboard']}: {e}") from None
     return {"ok": versions}
 
 
