@@ -374,6 +374,8 @@ class WandbLogger:
         ]
         for metric in metric_list:
             metric = metric.get("metric")
+            if data and metric not in data[0]:
+                continue  # rubric: no value to show (--predict-only), where lm-eval's fails
             if metric in ["word_perplexity", "byte_perplexity", "bits_per_byte"]:
                 metrics[f"{metric}_loglikelihood"] = [x[metric][0] for x in data]
                 if metric in ["byte_perplexity", "bits_per_byte"]:
