@@ -2,7 +2,8 @@
 //! (`wandb.sdk.internal.datastore.DataStore` over the run's `.wandb` file, records parsed with
 //! `wandb.proto`, tables from the run's files), TensorBoard's event files (its
 //! `EventAccumulator`) and Trackio's local store (`trackio.sqlite_storage.SQLiteStorage`),
-//! compared with the results JSON and samples files rubric wrote. A sweep of stories260K
+//! compared with the results JSON and samples files rubric wrote, and W&B's run with the one
+//! lm-eval 0.4.13's own `WandbLogger` logs from the same files. A sweep of stories260K
 //! checkpoints (../shared/data), SmolLM2-135M on SST-2 and GSM8K, and a missing package.
 
 mod common;
@@ -15,7 +16,7 @@ use rand_distr::Distribution;
 use serde_json::Value;
 
 /// The Python scripts/test.sh makes with wandb 0.29.0 (the last release with the Python
-/// reader of `.wandb` files), tensorboard and trackio: `RUBRIC_TRACKERS_PYTHON`, else
+/// reader of `.wandb` files), tensorboard, trackio and lm-eval 0.4.13 (its WandbLogger): `RUBRIC_TRACKERS_PYTHON`, else
 /// `~/.cache/rubric/trackers-venv`. Under CI a missing one fails the test.
 fn trackers_python(what: &str) -> Option<PathBuf> {
     let py = std::env::var_os("RUBRIC_TRACKERS_PYTHON")
@@ -29,7 +30,7 @@ fn trackers_python(what: &str) -> Option<PathBuf> {
     let usable = Command::new(&py)
         .args([
             "-c",
-            "import wandb, trackio; from wandb.sdk.internal import datastore; from tensorboard.backend.event_processing import event_accumulator",
+            "import wandb, trackio; from wandb.sdk.internal import datastore; from tensorboard.backend.event_processing import event_accumulator; from lm_eval.loggers import WandbLogger",
         ])
         .output()
         .is_ok_and(|o| o.status.success());
@@ -37,7 +38,7 @@ fn trackers_python(what: &str) -> Option<PathBuf> {
         return Some(py);
     }
     if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        panic!("{what} needs a Python with wandb 0.29.0, tensorboard and trackio (scripts/test.sh installs one), and CI=true; tried {}", py.display());
+        panic!("{what} needs a Python with wandb 0.29.0, tensorboard, trackio and lm-eval 0.4.13 (scripts/test.sh installs one), and CI=true; tried {}", py.display());
     }
     eprintln!("skipping {what}: no Python with wandb, tensorboard and trackio (run scripts/test.sh, or set RUBRIC_TRACKERS_PYTHON)");
     None
@@ -122,6 +123,104 @@ if trackio_project:
     [run] = S.get_runs(trackio_project)
     out["trackio"] = {"logs": S.get_logs(trackio_project, run), "traces": S.get_traces(trackio_project, run)}
 print(json.dumps(out))
+"#;
+
+/// lm-eval 0.4.13's own `WandbLogger` fed the run folder's results JSON and samples (turned
+/// back into the in-memory form lm-eval's logger reads, by this script's own code) into a
+/// second offline run; both runs read back with wandb's reader; prints which parts differ
+/// (history rows without their times, summary, config, artifacts' types, files and digests).
+const LM_EVAL_PARITY: &str = r#"
+import glob, json, os, sys
+from lm_eval.loggers import WandbLogger
+from wandb.sdk.internal import datastore
+from wandb.proto import wandb_internal_pb2 as pb
+
+step, run_dir, ours, ref, init_json = sys.argv[1:6]
+
+def log():
+    [results_file] = glob.glob(os.path.join(run_dir, "results_*.json"))
+    results = json.load(open(results_file))
+    time = os.path.basename(results_file)[len("results_"):-len(".json")]
+
+    def ll(pair):
+        return (float(pair[0]), pair[1] == "True")
+
+    samples = {}
+    for task, config in results["configs"].items():
+        kind, lines = config["output_type"], []
+        for line in open(os.path.join(run_dir, f"samples_{task}_{time}.jsonl"), encoding="utf-8"):
+            s = json.loads(line)
+            s["arguments"] = [tuple(a.values()) for a in s["arguments"].values()]
+            if kind in ("loglikelihood", "multiple_choice"):
+                s["resps"] = [[ll(r) for r in req] for req in s["resps"]]
+                s["filtered_resps"] = [ll(r) for r in s["filtered_resps"]]
+            elif kind == "loglikelihood_rolling":
+                s["resps"] = [[float(r) for r in req] for req in s["resps"]]
+                s["filtered_resps"] = [float(r) for r in s["filtered_resps"]]
+            lines.append(s)
+        samples[task] = lines
+
+    init = json.loads(init_json)
+    init["dir"] = ref
+    logger = WandbLogger(init, {})
+    logger.post_init(results)
+    logger.log_eval_result()
+    logger.log_eval_samples(samples)
+    logger.run.finish()
+
+def put(d, item):
+    keys = list(item.nested_key) or [item.key]
+    for k in keys[:-1]:
+        d = d.setdefault(k, {})
+    d[keys[-1]] = json.loads(item.value_json)
+
+def read(wandb_dir):
+    [run_file] = glob.glob(os.path.join(wandb_dir, "wandb", "offline-run-*", "run-*.wandb"))
+    files = os.path.join(os.path.dirname(run_file), "files")
+    ds = datastore.DataStore()
+    ds.open_for_scan(run_file)
+    history, summary, config, artifacts = [], {}, {}, []
+    while True:
+        data = ds.scan_data()
+        if data is None:
+            break
+        r = pb.Record()
+        r.ParseFromString(data)
+        kind = r.WhichOneof("record_type")
+        if kind == "history":
+            row = {}
+            for item in r.history.item:
+                put(row, item)
+            for k, v in row.items():
+                if isinstance(v, dict) and v.get("_type") == "table-file":
+                    with open(os.path.join(files, v["path"])) as f:
+                        row[k] = json.load(f)
+            history.append({k: v for k, v in row.items() if k not in ("_timestamp", "_runtime")})
+        elif kind == "summary":
+            for item in r.summary.update:
+                put(summary, item)
+        elif kind == "config":
+            for item in r.config.update:
+                put(config, item)
+        elif kind == "artifact":
+            a = r.artifact
+            artifacts.append([a.type, [c.path for c in a.manifest.contents], a.digest])
+    for k in ("_wandb", "_runtime", "_timestamp"):
+        summary.pop(k, None)
+        config.pop(k, None)
+    for v in summary.values():
+        if isinstance(v, dict):  # a table's entry: its file's name and hash, which differ
+            for k in ("path", "sha256", "artifact_path", "_latest_artifact_path"):
+                v.pop(k, None)
+    return {"history": history, "summary": summary, "config": config, "artifacts": artifacts}
+
+if step == "log":
+    log()
+    sys.exit(0)
+a, b = read(ours), read(ref)
+differ = [k for k in a if a[k] != b[k]]
+print(json.dumps({"differ": differ, "rows": len(a["history"]), "artifacts": len(a["artifacts"]),
+                  "first": {k: [str(a[k])[:400], str(b[k])[:400]] for k in differ}}))
 "#;
 
 fn read_back(py: &Path, home: &Path, wandb_dir: &Path, tb: &Path, trackio: &str) -> Value {
@@ -567,6 +666,35 @@ fn a_smollm2_run_on_sst2_and_gsm8k_is_logged_as_lm_eval_logs_it() {
         );
         check_samples_table(&all, task, lines);
     }
+    // the same run as lm-eval 0.4.13's own WandbLogger logs from the same files: history,
+    // summary, config and artifacts (the results JSON and samples, byte for byte)
+    let reference = tmp.path().join("lm-eval-wandb");
+    std::fs::create_dir_all(&reference).unwrap();
+    // (logged by one process, read by the next: the run's file is complete once its process ends)
+    let parity = |step: &str| {
+        let out = Command::new(&py)
+            .args(["-c", LM_EVAL_PARITY, step])
+            .arg(common::model_dir(&out))
+            .args([&wandb_dir, &reference])
+            .arg(r#"{"project": "rubric-tests", "job_type": "eval", "mode": "offline"}"#)
+            .env("WANDB_DATA_DIR", tmp.path().join("wandb-data"))
+            .env("WANDB_CACHE_DIR", tmp.path().join("wandb-cache"))
+            .env("WANDB_CONFIG_DIR", tmp.path().join("wandb-config"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        out.stdout
+    };
+    parity("log");
+    let parity = parity("compare");
+    let parity: Value = serde_json::from_slice(&parity).unwrap();
+    assert_eq!(parity["differ"], serde_json::json!([]), "{parity}");
+    assert!(parity["rows"].as_u64() >= Some(4), "{parity}");
+    assert_eq!(
+        parity["artifacts"], 6,
+        "results, 2 samples tables, 2 samples files, the results table: {parity}"
+    );
     // a single run is step 0 in TensorBoard
     for (tag, v) in tensorboard_expected(&results) {
         let points = back["tensorboard"][&tag].as_array().unwrap().clone();
