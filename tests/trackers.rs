@@ -721,6 +721,7 @@ fn a_tracker_package_missing_is_an_error_before_the_model_loads() {
             .is_ok_and(|o| !o.status.success())
     };
     let out = tmp.path().join("out");
+    let mut checked = 0;
     for (flag, value, package) in [
         ("--wandb_args", "project=x,mode=offline", "wandb"),
         ("--tensorboard", s(&out), "tensorboard"),
@@ -762,6 +763,15 @@ fn a_tracker_package_missing_is_an_error_before_the_model_loads() {
         assert!(err.contains(&want), "{flag}: {err}");
         assert!(err.contains(&format!("-m pip install {package}")), "{err}");
         assert!(!out.exists(), "{flag}: nothing written");
+        checked += 1;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        assert_eq!(
+            checked,
+            3,
+            "under CI, {} (the hooks' venv) lacks all three packages",
+            py.display()
+        );
     }
     // no Python at all
     let (code, _, err) = rubric(
