@@ -868,3 +868,46 @@ fn tracker_arguments_are_checked_before_the_model_loads() {
         );
     }
 }
+
+#[test]
+fn a_tracker_failing_after_the_run_exits_3_with_the_results_written() {
+    let what = "the trackers' failure test";
+    let (Some(py), Some(data)) = (trackers_python(what), common::shared_data(what)) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, wandb_dir) = (tmp.path().join("out"), tmp.path().join("wandb"));
+    // a config file wandb.init reads only when the run is logged
+    let wandb_args = format!(
+        "project=x,mode=offline,dir={},config=/no/such/config.yaml",
+        s(&wandb_dir)
+    );
+    let (code, _, err) = rubric(
+        &[
+            "run",
+            "--model",
+            "mock",
+            "--tasks",
+            "sst2",
+            "--limit",
+            "2",
+            "--data-dir",
+            s(&data),
+            "--output-path",
+            s(&out),
+            "--python",
+            s(&py),
+            "--wandb_args",
+            &wandb_args,
+        ],
+        tmp.path(),
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("logging to W&B failed (the results files are written): ConfigError"),
+        "{err}"
+    );
+    assert!(err.contains("/no/such/config.yaml"), "{err}");
+    let results = common::results_json(&out);
+    assert!(results["results"]["sst2"]["acc,none"].is_number());
+}
