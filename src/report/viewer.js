@@ -1,7 +1,8 @@
 // rubric's sample viewer (src/report/viewer.rs writes the page around it). No network, no
 // library: the samples are JSON blobs in <script type="application/json"> elements, one per
 // run and task, parsed when the task is first shown; only one page of rows is in the DOM.
-// A row: [doc_id, filter, prompt, response, filtered, target, [values by metric], extras].
+// A row: [doc_id, filter, prompt, response, filtered, target, [values by metric], extras],
+// the prompt as its index in the task's prompt list (a blob of its own, shared by the runs).
 (function () {
   'use strict';
   var root = document.getElementById('rv');
@@ -31,12 +32,17 @@
     if (!parsed[t.blob]) parsed[t.blob] = JSON.parse($(t.blob).textContent);
     return parsed[t.blob];
   }
+  function prompt(r, x) {
+    var id = taskOf(r, st.task).prompts;
+    if (!parsed[id]) parsed[id] = JSON.parse($(id).textContent);
+    return parsed[id][x[2]];
+  }
   function haystack(r, name, i) {
     var k = r + '\u0000' + name, h = hay[k];
     if (!h) h = hay[k] = [];
     if (h[i] === undefined) {
       var x = rowsOf(r, name)[i];
-      h[i] = (x[0] + '\n' + x[2] + '\n' + x[3] + '\n' + x[4] + '\n' + x[5]).toLowerCase();
+      h[i] = (x[0] + '\n' + prompt(r, x) + '\n' + x[3] + '\n' + x[4] + '\n' + x[5]).toLowerCase();
     }
     return h[i];
   }
@@ -150,13 +156,13 @@
     var h = '<article class="rv-item" data-doc="' + esc(any[0]) + '" data-filter="' + esc(any[1]) +
       '" data-flip="' + it.flip + '"><header>doc <b>' + esc(any[0]) + '</b> \u00b7 ' + esc(any[1]) + ' ' + flip;
     if (st.b < 0) {
-      h += ' ' + metricsHtml(st.a, x) + '</header>' + field('prompt', esc(x[2]), 'rv-prompt') +
+      h += ' ' + metricsHtml(st.a, x) + '</header>' + field('prompt', esc(prompt(st.a, x)), 'rv-prompt') +
         field('response', esc(x[3]), 'rv-resp') + '<div class="rv-two">' + field('filtered answer', esc(x[4])) +
         field('target', esc(x[5])) + '</div>' + extras(x);
       return h + '</article>';
     }
-    h += '</header>' + field('prompt', esc(any[2]), 'rv-prompt');
-    if (x && y && x[2] !== y[2]) h += field('prompt of ' + esc(runs[st.b].label) + ' (differs)', esc(y[2]), 'rv-prompt');
+    h += '</header>' + field('prompt', esc(prompt(x ? st.a : st.b, any)), 'rv-prompt');
+    if (x && y && x[2] !== y[2]) h += field('prompt of ' + esc(runs[st.b].label) + ' (differs)', esc(prompt(st.b, y)), 'rv-prompt');
     var d = x && y ? diff(x[3], y[3]) : [x ? esc(x[3]) : '', y ? esc(y[3]) : ''];
     h += '<div class="rv-two">' + (x ? side(st.a, x, d[0]) : '<div class="rv-side">not in ' + esc(runs[st.a].label) + '</div>') +
       (y ? side(st.b, y, d[1]) : '<div class="rv-side">not in ' + esc(runs[st.b].label) + '</div>') + '</div>' +

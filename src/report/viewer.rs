@@ -6,10 +6,13 @@
 //! word differences highlighted.
 //!
 //! The page stays responsive on large runs: each run's task is one JSON blob in a
-//! `<script type="application/json">` (rows as arrays, samples.rs), parsed when first shown,
+//! `<script type="application/json">` (rows as arrays, samples.rs, the prompt replaced by its
+//! index in the task's prompt list, one more blob shared by the runs), parsed when first shown,
 //! and only one page of rows (25 by default) is in the DOM. viewer.js does the rest; it writes
 //! `data-rv-first-page-ms` on `<html>` (performance.now() once the first page is drawn) for
 //! the browser test.
+
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{json, Value};
 
@@ -37,18 +40,49 @@ fn blob(id: &str, rows: &[Value]) -> String {
     )
 }
 
+/// Rows with each prompt replaced by its index in `table` (prompts repeat across runs and
+/// filters: one copy each in the page).
+fn with_prompt_index(
+    rows: &[Value],
+    table: &mut (HashMap<String, usize>, Vec<String>),
+) -> Vec<Value> {
+    rows.iter()
+        .map(|row| {
+            let mut row = row.clone();
+            if let Some(Value::String(p)) = row.get_mut(2).map(std::mem::take) {
+                let next = table.1.len();
+                let i = *table.0.entry(p.clone()).or_insert(next);
+                if i == next {
+                    table.1.push(p);
+                }
+                row[2] = json!(i);
+            }
+            row
+        })
+        .collect()
+}
+
 /// The viewer's section: controls, the data and the script. `pair`: the two runs shown side
 /// by side when the page opens (indices into `runs`).
 pub fn section(runs: &[RunSamples], pair: Option<(usize, usize)>) -> String {
     let mut data = String::new();
     let mut index = Vec::new();
+    // per task name, its prompts (shared by every run's rows of the task)
+    let mut prompts: BTreeMap<String, (HashMap<String, usize>, Vec<String>)> = BTreeMap::new();
+    let mut prompt_ids: BTreeMap<String, String> = BTreeMap::new();
     for (r, run) in runs.iter().enumerate() {
         let mut tasks = Vec::new();
         for (t, task) in run.tasks.iter().enumerate() {
             let id = format!("rv-{r}-{t}");
-            data.push_str(&blob(&id, &task.rows));
+            let n_ids = prompt_ids.len();
+            let pid = prompt_ids
+                .entry(task.task.clone())
+                .or_insert_with(|| format!("rv-p-{n_ids}"))
+                .clone();
+            let table = prompts.entry(task.task.clone()).or_default();
+            data.push_str(&blob(&id, &with_prompt_index(&task.rows, table)));
             tasks.push(json!({
-                "task": task.task, "blob": id, "n": task.rows.len(),
+                "task": task.task, "blob": id, "prompts": pid, "n": task.rows.len(),
                 "metrics": task.metrics, "filters": task.filters,
                 "path": task.path.display().to_string(),
             }));
@@ -57,6 +91,10 @@ pub fn section(runs: &[RunSamples], pair: Option<(usize, usize)>) -> String {
             "label": run.label, "model": run.model, "tasks": tasks,
             "missing": run.missing.iter().map(|(t, why)| format!("{t}: {why}")).collect::<Vec<_>>(),
         }));
+    }
+    for (task, (_, list)) in &prompts {
+        let list: Vec<Value> = list.iter().map(|p| Value::String(p.clone())).collect();
+        data.push_str(&blob(&prompt_ids[task], &list));
     }
     let index = json!({
         "runs": index,
