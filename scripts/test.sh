@@ -64,6 +64,19 @@ if ! "$torch_venv/bin/python" -c 'import torch, transformers, safetensors' 2>/de
     || echo "warning: could not install torch; tests/gpu_kit.rs needs it" >&2
 fi
 export RUBRIC_TORCH_PYTHON="${RUBRIC_TORCH_PYTHON:-$torch_venv/bin/python}"
+# the tracker tests (tests/trackers.rs) log runs with wandb, tensorboard and trackio, read them
+# back with their own readers and compare W&B's run with lm-eval 0.4.13's own WandbLogger's:
+# wandb 0.29.0 is the last release whose Python package reads `.wandb` files
+# (wandb.sdk.internal.datastore); a venv made once per machine from PyPI
+trackers_venv="$HOME/.cache/rubric/trackers-venv"
+if ! "$trackers_venv/bin/python" -c 'import wandb, trackio, sys; from wandb.sdk.internal import datastore; from tensorboard.backend.event_processing import event_accumulator; from lm_eval.loggers import WandbLogger; sys.exit(wandb.__version__ != "0.29.0")' 2>/dev/null; then
+  echo "installing wandb, tensorboard, trackio and lm-eval into $trackers_venv (for tests/trackers.rs)" >&2
+  rm -rf "$trackers_venv"
+  python3 -m venv "$trackers_venv" \
+    && "$trackers_venv/bin/pip" install -q "wandb==0.29.0" "tensorboard==2.21.0" "trackio==0.43.0" "lm-eval==0.4.13" \
+    || echo "warning: could not install wandb, tensorboard, trackio and lm-eval; tests/trackers.rs needs them" >&2
+fi
+export RUBRIC_TRACKERS_PYTHON="${RUBRIC_TRACKERS_PYTHON:-$trackers_venv/bin/python}"
 models="${RUBRIC_MODELS:-$HOME/.cache/rubric/models}"
 if [ ! -f "$models/smollm2/hf/model.safetensors" ] && [ -f ../shared/tools/make-smollm2-hf.sh ]; then
   echo "making SmolLM2's HF folder under $models (for tests/llamacpp.rs)" >&2

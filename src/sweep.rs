@@ -157,6 +157,20 @@ pub fn step_of(name: &str, regex: Option<&regex::Regex>) -> Option<f64> {
         .find_map(|p| last_number.captures(p).and_then(|c| c[1].parse().ok()))
 }
 
+/// The step each checkpoint of a sweep is logged at by the experiment trackers: the training
+/// step its label gives when every label gives a distinct whole one, increasing in the sweep's
+/// order (true); else its position, 1, 2, ... (false).
+pub fn tracker_steps(labels: &[&str]) -> (Vec<i64>, bool) {
+    let named: Option<Vec<i64>> = (labels.iter())
+        .map(|l| step_of(l, None).filter(|s| s.fract() == 0.0 && *s >= 0.0 && *s < 9.0e15))
+        .map(|s| s.map(|s| s as i64))
+        .collect();
+    match named {
+        Some(v) if v.windows(2).all(|w| w[0] < w[1]) => (v, true),
+        _ => ((1..=labels.len() as i64).collect(), false),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +197,23 @@ mod tests {
         assert_eq!(step_of("base", None), None);
         let re = regex::Regex::new(r"r(\d+)").unwrap();
         assert_eq!(step_of("lora_r16_v2", Some(&re)), Some(16.0));
+    }
+
+    #[test]
+    fn tracker_steps_from_names_or_positions() {
+        let l = ["checkpoint-500", "checkpoint-1000"];
+        assert_eq!(tracker_steps(&l), (vec![500, 1000], true));
+        // a name without a step, a fractional or repeated step: positions
+        assert_eq!(tracker_steps(&["base", "epoch_2"]), (vec![1, 2], false));
+        assert_eq!(
+            tracker_steps(&["epoch_1.5", "epoch_2"]),
+            (vec![1, 2], false)
+        );
+        assert_eq!(
+            tracker_steps(&["a/step_5", "b/step_5"]),
+            (vec![1, 2], false)
+        );
+        assert_eq!(tracker_steps(&["x"]), (vec![1], false));
     }
 
     #[test]

@@ -29,6 +29,12 @@ use crate::compare::runs::load;
 /// their subtasks. Without samples files, an unpaired z-test from the stderrs (said in the
 /// notes).
 ///
+/// `--html FILE` also writes one self-contained page (no network; opens from a file:// URL):
+/// the comparison's tables, then the runs' samples side by side, the base and the first
+/// candidate paired by doc_id, the flipped docs first (right to wrong, then wrong to right, of
+/// the chosen 0/1 metric) and the responses' word differences marked; searchable and
+/// filterable like `rubric report`'s sample viewer.
+///
 /// Exit codes: 0 compared (no regression with --fail-on-regression; every baseline check
 /// passed with --baseline); 1 a regression or a failed baseline check; 2 bad input or a task
 /// that is not comparable.
@@ -76,6 +82,10 @@ pub struct CompareArgs {
     /// Also write the report to this file (the format from --format).
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Also write a self-contained HTML page: the tables and the runs' samples side by side,
+    /// the flips first, the responses' differences marked (needs samples files).
+    #[arg(long, value_name = "FILE.html")]
+    pub html: Option<PathBuf>,
     /// List up to N docs per task that went right to wrong and wrong to right.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub flips: usize,
@@ -182,6 +192,9 @@ pub fn run(args: CompareArgs) -> Result<(), Failure> {
         }
     }
     emit(&report)?;
+    if let Some(path) = &args.html {
+        write_html(path, &comparisons, &runs)?;
+    }
     // millions of small allocations (per-doc records) that the process exit frees at once
     std::mem::forget(runs);
     let not_comparable: Vec<String> = comparisons
@@ -297,6 +310,44 @@ fn pairwise(
     ))
 }
 
+/// `--html FILE`: the comparisons' tables and every run's samples side by side.
+fn write_html(
+    path: &Path,
+    comparisons: &[crate::compare::analysis::Comparison],
+    runs: &[crate::compare::runs::Run],
+) -> Result<(), Failure> {
+    use crate::report::{samples, viewer};
+    use rayon::prelude::*;
+    let samples = runs
+        .par_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let label = if i == 0 {
+                "base".to_string()
+            } else {
+                format!("candidate {i}")
+            };
+            samples::of_run(&label, r)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(usage)?;
+    if samples.iter().all(|s| s.tasks.is_empty()) {
+        return Err(usage(format!(
+            "--html {}: no run has a samples file (run with --log-samples)",
+            path.display()
+        )));
+    }
+    let page = viewer::compare_page(
+        "rubric compare",
+        &viewer::compare_tables(comparisons),
+        &samples,
+    );
+    std::fs::write(path, page)
+        .map_err(|e| usage(format!("cannot write {}: {e}", path.display())))?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
 /// The report on stdout, and in --output's file when given.
 fn emit(output: Option<&Path>, text: &str) -> Result<(), Failure> {
     print!("{text}");
@@ -310,6 +361,11 @@ fn emit(output: Option<&Path>, text: &str) -> Result<(), Failure> {
 /// `--baseline FILE.yaml RUN`: the run's scores checked against the published ones; exit 1 when
 /// a check fails.
 fn against_baseline(args: &CompareArgs, baseline: &Path, color: bool) -> Result<(), Failure> {
+    if args.html.is_some() {
+        return Err(usage(
+            "--html shows two runs side by side; with --baseline there is one run".into(),
+        ));
+    }
     let [run] = args.runs.as_slice() else {
         return Err(usage(format!(
             "with --baseline give one run to check, got {}",

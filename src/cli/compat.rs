@@ -26,9 +26,6 @@ pub struct CompatArgs {
     /// Logging level (use RUST_LOG).
     #[arg(long = "verbosity", short = 'v', hide = true)]
     pub verbosity: Option<String>,
-    /// Experiment tracking is not supported.
-    #[arg(long = "wandb_args", alias = "wandb-args", hide = true)]
-    pub wandb_args: Option<String>,
     /// Pushing results to the Hugging Face hub is not supported.
     #[arg(long = "hf_hub_log_args", alias = "hf-hub-log-args", hide = true)]
     pub hf_hub_log_args: Option<String>,
@@ -74,9 +71,6 @@ impl CompatArgs {
         }
         if self.verbosity.is_some() {
             warn("--verbosity", "set RUST_LOG instead");
-        }
-        if self.wandb_args.is_some() {
-            anyhow::bail!("--wandb_args is not supported: rubric does not log to Weights & Biases; the results JSON can be uploaded instead");
         }
         if self.hf_hub_log_args.is_some() {
             anyhow::bail!(

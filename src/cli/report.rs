@@ -21,6 +21,12 @@ use crate::report::data::{build, series};
 /// band, bars of runs x tasks per metric, a heatmap of metrics x runs), runs.md / runs.csv /
 /// runs.tex (one row per run, one column per task and metric), summary.md and report.json.
 ///
+/// report.html ends with the sample viewer: every run's samples files (written with
+/// --log-samples) as per-sample pages: prompt, response, filtered answer, target and metrics,
+/// searchable and filterable by task, filter and a metric's value, 25 rows a page; pick a
+/// second run to see both side by side, the flipped docs first and the responses' word
+/// differences marked. --no-samples leaves them out (a smaller file).
+///
 /// The summary gives per series and metric the best and the last run, and flags "peaked, then
 /// declined" when the last run is significantly worse than the best by `rubric compare`'s
 /// paired test (Holm-adjusted p below --alpha). Runs that lack a metric are listed as gaps.
@@ -53,6 +59,9 @@ pub struct ReportArgs {
     /// Seed of every resample.
     #[arg(long, default_value_t = 1234)]
     pub seed: u64,
+    /// Leave the per-sample pages (the sample viewer) out of report.html.
+    #[arg(long)]
+    pub no_samples: bool,
 }
 
 pub fn run(args: ReportArgs) -> Result<(), (u8, anyhow::Error)> {
@@ -106,7 +115,12 @@ pub fn run(args: ReportArgs) -> Result<(), (u8, anyhow::Error)> {
     let report = build(all, &opts).map_err(usage)?;
     std::fs::create_dir_all(&args.output)
         .map_err(|e| usage(format!("cannot create {}: {e}", args.output.display())))?;
-    let html = crate::report::write(&report, &args.output)
+    let samples = if args.no_samples {
+        Vec::new()
+    } else {
+        run_samples(&report).map_err(usage)?
+    };
+    let html = crate::report::write(&report, &args.output, &samples)
         .map_err(|e| (exit::INTERNAL, anyhow::anyhow!(e)))?;
     print!("{}", crate::report::summary_table(&report).text(false));
     if !report.gaps.is_empty() {
@@ -117,4 +131,30 @@ pub fn run(args: ReportArgs) -> Result<(), (u8, anyhow::Error)> {
     }
     eprintln!("wrote {}", html.display());
     Ok(())
+}
+
+/// Every run's samples for the viewer, labelled by run (and series, when there are several).
+fn run_samples(
+    report: &crate::report::data::Report,
+) -> Result<Vec<crate::report::samples::RunSamples>, String> {
+    use rayon::prelude::*;
+    let many = report.series.len() > 1;
+    let points: Vec<(String, &crate::report::data::Point)> = report
+        .series
+        .iter()
+        .flat_map(|s| {
+            s.points.iter().map(move |p| {
+                let label = if many {
+                    format!("{}/{}", s.name, p.label)
+                } else {
+                    p.label.clone()
+                };
+                (label, p)
+            })
+        })
+        .collect();
+    points
+        .par_iter()
+        .map(|(label, p)| crate::report::samples::of_run(label, &p.run))
+        .collect()
 }

@@ -192,6 +192,51 @@ pub struct RunArgs {
     /// exactly the results of an unsharded run.
     #[arg(long, value_name = "I/N", help_heading = "Scale-out")]
     pub shard: Option<String>,
+    /// Log the run to Weights & Biases, as lm-eval does: `wandb.init` arguments, `KEY=VALUE,...`
+    /// (or one JSON object).
+    ///
+    /// Keys are wandb.init's: project, name, job_type, group, entity, tags, notes, mode
+    /// (`offline` writes the run under `dir` for `wandb sync`), dir, ...; `step=N` logs
+    /// everything at step N. Logged as lm-eval 0.4.13 logs it: the configs (task_configs,
+    /// cli_configs), every numeric result as `task/metric` (string ones in the summary), the
+    /// results table, the results JSON as an artifact and, with --log-samples, one table of
+    /// samples per task (per group for a group's tasks). A checkpoint sweep is one W&B run with
+    /// each checkpoint at its training step. Needs the `wandb` package in the Python of
+    /// --python (checked before the model loads). Example: `--wandb-args
+    /// project=sft-evals,name=epoch5,mode=offline`
+    #[arg(
+        long = "wandb-args",
+        alias = "wandb_args",
+        value_name = "ARGS",
+        num_args = 1..,
+        help_heading = "Trackers"
+    )]
+    pub wandb_args: Vec<String>,
+    /// More config for the W&B run, `KEY=VALUE,...` (`run.config.update`), as lm-eval's
+    /// `--wandb_config_args`; needs --wandb-args.
+    #[arg(
+        long = "wandb-config-args",
+        alias = "wandb_config_args",
+        value_name = "ARGS",
+        num_args = 1..,
+        help_heading = "Trackers"
+    )]
+    pub wandb_config_args: Vec<String>,
+    /// Log the run to Trackio (local-first; `trackio show` opens it), as lm-eval's
+    /// `--trackio_args`: `trackio.init` arguments `KEY=VALUE,...` (project, default
+    /// `lm-eval-harness`; name, group, space_id, step). Needs the `trackio` package.
+    #[arg(
+        long = "trackio-args",
+        alias = "trackio_args",
+        value_name = "ARGS",
+        num_args = 1..,
+        help_heading = "Trackers"
+    )]
+    pub trackio_args: Vec<String>,
+    /// Write TensorBoard event files into DIR: one scalar `task/metric,filter` per result per
+    /// checkpoint step of a sweep (a single run is step 0). Needs the `tensorboard` package.
+    #[arg(long, value_name = "DIR", help_heading = "Trackers")]
+    pub tensorboard: Option<PathBuf>,
     /// Set by `rubric merge`: answer every request from the shards' responses.
     #[arg(skip)]
     pub replay: Option<crate::model::replay::ModelFacts>,
@@ -337,6 +382,7 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
             )));
         }
     }
+    let trackers = trackers(&args, shard.is_some(), checkpoints[0].swept.is_some())?;
     let spec = RunSpec {
         backend: args.model.clone(),
         model_args,
@@ -347,6 +393,7 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
         shard,
         output_path: args.output_path.clone(),
         no_cache: args.no_cache,
+        trackers,
         plan: Plan {
             seeds,
             limit,
@@ -426,6 +473,32 @@ fn selected_tasks(args: &RunArgs) -> anyhow::Result<Vec<crate::task::select::Sel
         eprintln!("warning: {w}");
     }
     Ok(selected)
+}
+
+/// The experiment trackers of `--wandb-args`, `--trackio-args` and `--tensorboard`, their
+/// packages imported by the hooks' Python before any model work (a missing one: exit 2).
+fn trackers(
+    args: &RunArgs,
+    shard: bool,
+    sweep: bool,
+) -> Result<Option<crate::output::trackers::Trackers>, (u8, anyhow::Error)> {
+    let t = crate::output::trackers::TrackerArgs {
+        wandb_args: args.wandb_args.clone(),
+        wandb_config_args: args.wandb_config_args.clone(),
+        trackio_args: args.trackio_args.clone(),
+        tensorboard: args.tensorboard.clone(),
+    };
+    let given = !t.wandb_args.is_empty() || !t.trackio_args.is_empty() || t.tensorboard.is_some();
+    if shard && given {
+        return Err((
+            exit::USAGE,
+            anyhow!(
+                "--shard scores nothing: log the merged run (`rubric merge`) instead of each shard"
+            ),
+        ));
+    }
+    crate::output::trackers::Trackers::open(t, crate::hooks::interpreter(), sweep)
+        .map_err(|e| (exit::USAGE, e.into()))
 }
 
 /// `--judge-args`, checked: needed when a task is graded by a judge (unless

@@ -366,7 +366,7 @@ fn run_line(label: &str, info: &super::analysis::RunInfo) -> String {
 }
 
 /// The notes under a comparison: fallbacks, tasks in one run only, tasks not comparable.
-fn notes(c: &Comparison) -> Vec<String> {
+pub(crate) fn notes(c: &Comparison) -> Vec<String> {
     let mut out = Vec::new();
     for r in &c.rows {
         if let Some(n) = &r.note {

@@ -442,7 +442,7 @@ fn task_samples(
 
 /// The text of a response as a person reads it: a generation, or for loglikelihood
 /// responses `[ll, is_greedy]` per choice, the chosen choice's index.
-fn response_text(filtered: Option<&Value>) -> String {
+pub(crate) fn response_text(filtered: Option<&Value>) -> String {
     let Some(Value::Array(per_request)) = filtered else {
         return String::new();
     };

@@ -14,6 +14,7 @@ use super::{evaluate, EvalConfig, EvalResults, Limit};
 use crate::cache::ResponseCache;
 use crate::model::{LanguageModel, ModelError, ModelInfo};
 use crate::output::results::{results_json, RunInfo};
+use crate::output::trackers::{TrackedRun, Trackers};
 use crate::output::{file_timestamp, sanitize_model_name, tables};
 use crate::shard::Shard;
 use crate::task::select::Selected;
@@ -71,16 +72,26 @@ pub struct RunSpec {
     pub output_path: Option<PathBuf>,
     pub no_cache: bool,
     pub plan: Plan,
+    /// The experiment trackers the results go to (checked before any model work).
+    pub trackers: Option<Trackers>,
 }
 
 /// Run it: one checkpoint, or every checkpoint of a sweep.
 pub fn run(spec: &RunSpec) -> Result<(), Failure> {
     let cps = &spec.checkpoints;
     if cps.len() == 1 && cps[0].swept.is_none() {
-        return evaluate_checkpoint(spec, &spec.model_args, &spec.model_args_text, None)
-            .map(|_| ());
+        let run = evaluate_checkpoint(spec, &spec.model_args, &spec.model_args_text, None)?;
+        return track(spec, run.into_iter().collect());
     }
     sweep(spec)
+}
+
+/// Log the runs to the trackers (none: nothing to do); a failure is the environment's.
+fn track(spec: &RunSpec, runs: Vec<TrackedRun>) -> Result<(), Failure> {
+    match &spec.trackers {
+        Some(t) if !runs.is_empty() => t.log(&runs).map_err(|e| Failure::Internal(e.into())),
+        _ => Ok(()),
+    }
 }
 
 /// Evaluate every checkpoint of a sweep into `<output-path>/<checkpoint>/`; finished ones are
@@ -97,6 +108,18 @@ fn sweep(spec: &RunSpec) -> Result<(), Failure> {
     let n = spec.checkpoints.len();
     let mut spent: Vec<Duration> = Vec::new();
     let mut failed: Vec<(String, Failure)> = Vec::new();
+    let steps = match spec.trackers {
+        Some(_) => {
+            let labels: Vec<&str> = spec.checkpoints.iter().map(|c| c.label.as_str()).collect();
+            let (steps, named) = crate::sweep::tracker_steps(&labels);
+            if !named {
+                eprintln!("note: trackers: the checkpoints' names give no increasing training steps; each is logged at its position (1, 2, ...)");
+            }
+            steps
+        }
+        None => Vec::new(),
+    };
+    let mut tracked: Vec<TrackedRun> = Vec::new();
     for (i, cp) in spec.checkpoints.iter().enumerate() {
         let Some((key, value)) = &cp.swept else {
             continue;
@@ -109,6 +132,14 @@ fn sweep(spec: &RunSpec) -> Result<(), Failure> {
         );
         let dir = out.join(&cp.label);
         if let Some(done) = finished(&dir, &text, &spec.plan) {
+            if spec.trackers.is_some() {
+                let run = TrackedRun::from_results_file(&done, &cp.label)
+                    .map_err(|e| Failure::Internal(anyhow!(e)))?;
+                tracked.push(TrackedRun {
+                    step: Some(steps[i]),
+                    ..run
+                });
+            }
             let (label, done) = (&cp.label, done.display());
             eprintln!(
                 "sweep {}/{n}: {label} finished earlier ({done}), skipped",
@@ -129,7 +160,14 @@ fn sweep(spec: &RunSpec) -> Result<(), Failure> {
         eprintln!("sweep {}/{n}: {} ({key}={value}){eta}", i + 1, cp.label);
         let t = Instant::now();
         match evaluate_checkpoint(spec, &cp.args, &text, Some(dir)) {
-            Ok(_) => spent.push(t.elapsed()),
+            Ok(run) => {
+                spent.push(t.elapsed());
+                tracked.extend(run.map(|r| TrackedRun {
+                    step: steps.get(i).copied(),
+                    label: cp.label.clone(),
+                    ..r
+                }));
+            }
             Err(f) => {
                 let e = match &f {
                     Failure::Usage(e) | Failure::Internal(e) => e,
@@ -143,12 +181,17 @@ fn sweep(spec: &RunSpec) -> Result<(), Failure> {
             }
         }
     }
+    // the checkpoints that finished are logged even when others failed
+    let logged = track(spec, tracked);
     if failed.is_empty() {
         eprintln!(
             "sweep: {n} checkpoints evaluated or found finished under {}",
             out.display()
         );
-        return Ok(());
+        return logged;
+    }
+    if let Err(Failure::Usage(e) | Failure::Internal(e)) = logged {
+        eprintln!("error: {e:#}");
     }
     let list = failed
         .iter()
@@ -215,13 +258,14 @@ fn args_value(text: &str, key: &str) -> String {
 }
 
 /// Load one model and evaluate the plan on it; `dir` overrides where the files go (a sweep's
-/// checkpoint folder). Returns the results file written, if any.
+/// checkpoint folder). Returns the results and the samples files written, for the trackers
+/// (none for a shard).
 fn evaluate_checkpoint(
     spec: &RunSpec,
     model_args: &BTreeMap<String, String>,
     model_args_text: &str,
     dir: Option<PathBuf>,
-) -> Result<Option<PathBuf>, Failure> {
+) -> Result<Option<TrackedRun>, Failure> {
     let plan = &spec.plan;
     let start = SystemTime::now();
     let model = load_model(spec, model_args)?;
@@ -295,10 +339,16 @@ fn evaluate_checkpoint(
     };
     let doc = results_json(&results, &run_info);
     let table = print_table(spec, model_args_text, &doc, &results);
-    match &spec.output_path {
-        Some(out) => write_files(spec, out, dir, &info, start, &doc, &table, &results).map(Some),
-        None => Ok(None),
-    }
+    let samples = match &spec.output_path {
+        Some(out) => write_files(spec, out, dir, &info, start, &doc, &table, &results)?,
+        None => Vec::new(),
+    };
+    Ok(Some(TrackedRun {
+        step: None,
+        label: String::new(),
+        results: doc,
+        samples,
+    }))
 }
 
 /// `--fewshot-as-multiturn` as it applies: lm-eval's default is on with a chat template.
@@ -497,7 +547,7 @@ struct Table {
 }
 
 /// The results file, the table's files and the samples, under `out` (or `dir`, a sweep's
-/// checkpoint folder). Returns the results file.
+/// checkpoint folder). Returns each task's samples file.
 #[allow(clippy::too_many_arguments)]
 fn write_files(
     spec: &RunSpec,
@@ -508,7 +558,7 @@ fn write_files(
     doc: &Value,
     table: &Table,
     results: &EvalResults,
-) -> Result<PathBuf, Failure> {
+) -> Result<Vec<(String, PathBuf)>, Failure> {
     let ts = file_timestamp(start);
     let (dir, results_name) = if let Some(d) = dir {
         (d, format!("results_{ts}.json"))
@@ -544,5 +594,14 @@ fn write_files(
     if !spec.plan.quiet {
         eprintln!("wrote {}", path.display());
     }
-    Ok(path)
+    let samples = (results.tasks.iter())
+        .filter(|t| !t.samples.is_empty())
+        .map(|t| {
+            (
+                t.name.clone(),
+                dir.join(format!("samples_{}_{ts}.jsonl", t.name)),
+            )
+        })
+        .collect();
+    Ok(samples)
 }

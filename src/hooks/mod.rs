@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 
 use crate::request::Doc;
 
-pub use worker::{set_python, HookError};
+pub use worker::{interpreter, set_python, HookError};
 
 /// The YAML tag lm-eval resolves to a Python function.
 pub const TAG: &str = "!function";

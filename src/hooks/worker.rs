@@ -107,7 +107,8 @@ pub fn set_python(path: Option<PathBuf>) {
     }
 }
 
-fn interpreter() -> PathBuf {
+/// The interpreter hooks (and the experiment trackers) run in.
+pub fn interpreter() -> PathBuf {
     PYTHON
         .get()
         .cloned()

@@ -323,7 +323,10 @@ mod tests {
         }))
         .unwrap();
         let e = Metric::from_config(&m, 4).unwrap_err().to_string();
-        assert!(e.contains("`reduction` over repeats is not supported for `judge`"), "{e}");
+        assert!(
+            e.contains("`reduction` over repeats is not supported for `judge`"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! Output files, in lm-eval's formats: results JSON (`results`), per-task samples JSON Lines
 //! (`samples`), and the results table as Markdown (printed and written), CSV and LaTeX
-//! (`tables`). Every key written is documented in the module that writes it.
+//! (`tables`). Every key written is documented in the module that writes it. `trackers` sends
+//! the results and samples to W&B, Trackio and TensorBoard, through their own Python packages.
 
 pub mod files;
 pub mod results;
 pub mod samples;
 pub mod tables;
+pub mod trackers;
 
 /// lm-eval's `sanitize_model_name`: runs of `"<>:/|\?*[]` become `__`.
 pub fn sanitize_model_name(name: &str) -> String {

@@ -7,6 +7,8 @@
 
 pub mod data;
 pub mod plots;
+pub mod samples;
+pub mod viewer;
 
 use std::path::{Path, PathBuf};
 
@@ -16,7 +18,7 @@ use crate::compare::render::Table;
 use data::{Report, Summary};
 use plots::{short, Chart};
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -119,7 +121,7 @@ pub fn summary_table(r: &Report) -> Table {
     t
 }
 
-fn html_table(t: &Table, flagged: &[bool]) -> String {
+pub(crate) fn html_table(t: &Table, flagged: &[bool]) -> String {
     let mut out = String::from("<table>\n<thead><tr>");
     for h in &t.headers {
         out.push_str(&format!("<th>{}</th>", esc(h)));
@@ -141,7 +143,7 @@ fn html_table(t: &Table, flagged: &[bool]) -> String {
     out
 }
 
-const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}\
+pub(crate) const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}\
 h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd}\
 table{border-collapse:collapse;font-size:.9em;margin:1em 0;display:block;overflow-x:auto}\
 th,td{border:1px solid #ddd;padding:.3em .6em;text-align:left;white-space:nowrap}\
@@ -149,14 +151,15 @@ th{background:#f4f4f4}tr.flag td{background:#fde8e6}\
 figure{margin:1.5em 0;overflow-x:auto}figure svg{max-width:100%;height:auto;border:1px solid #eee}\
 figcaption{font-size:.85em;color:#555}.note{color:#555;font-size:.9em}";
 
-/// The self-contained HTML page.
-pub fn html(r: &Report, charts: &[Chart]) -> String {
+/// The self-contained HTML page; with samples, the sample viewer at its end.
+pub fn html(r: &Report, charts: &[Chart], samples: &[samples::RunSamples]) -> String {
     let mut out =
         String::from("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
     out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
     out.push_str("<title>rubric report</title>\n");
     out.push_str(&format!(
-        "<style>{STYLE}</style>\n</head>\n<body>\n<h1>rubric report</h1>\n"
+        "<style>{STYLE}{}</style>\n</head>\n<body>\n<h1>rubric report</h1>\n",
+        viewer::STYLE
     ));
     let runs: usize = r.series.iter().map(|s| s.points.len()).sum();
     out.push_str(&format!(
@@ -187,6 +190,9 @@ pub fn html(r: &Report, charts: &[Chart]) -> String {
             out.push_str(&format!("<li>{}: {}</li>\n", esc(run), esc(metric)));
         }
         out.push_str("</ul>\n");
+    }
+    if !samples.is_empty() {
+        out.push_str(&viewer::section(samples, None));
     }
     out.push_str("</body>\n</html>\n");
     out
@@ -220,7 +226,7 @@ pub fn to_json(r: &Report) -> Value {
 }
 
 /// Write the report's files into `dir`; returns the HTML file.
-pub fn write(r: &Report, dir: &Path) -> Result<PathBuf, String> {
+pub fn write(r: &Report, dir: &Path, samples: &[samples::RunSamples]) -> Result<PathBuf, String> {
     let charts = plots::render(r, &dir.join("plots"))?;
     let write = |name: &str, text: &str| {
         std::fs::write(dir.join(name), text)
@@ -238,6 +244,6 @@ pub fn write(r: &Report, dir: &Path) -> Result<PathBuf, String> {
             serde_json::to_string_pretty(&to_json(r)).unwrap_or_default()
         ),
     )?;
-    write("report.html", &html(r, &charts))?;
+    write("report.html", &html(r, &charts, samples))?;
     Ok(dir.join("report.html"))
 }
