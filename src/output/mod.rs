@@ -3,6 +3,7 @@
 //! (`tables`). Every key written is documented in the module that writes it.
 
 pub mod files;
+pub mod plan;
 pub mod results;
 pub mod samples;
 pub mod tables;
