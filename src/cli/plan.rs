@@ -20,23 +20,23 @@ pub struct PlanArgs {
     /// json`: the JSON); with --output-path also writes `<path>/<model>/plan_<time>.json`.
     #[arg(long = "dry-run", alias = "dry_run", help_heading = "Plan")]
     pub dry_run: bool,
-    /// Docs per task run through the model to measure time and generated tokens (0: count
-    /// only, no estimate of time or generated tokens).
-    #[arg(long, default_value_t = 4, value_name = "N", help_heading = "Plan")]
-    pub calibrate: usize,
+    /// Docs per task run through the model to measure time and generated tokens (default 4;
+    /// 0: count only, no estimate of time or generated tokens).
+    #[arg(long, value_name = "N", help_heading = "Plan")]
+    pub calibrate: Option<usize>,
     /// Dollars per million tokens of an API backend, `input=X,output=Y` (or one number for
     /// both): the plan's cost of the prompt tokens and the expected generated tokens.
     #[arg(long = "price-per-mtok", value_name = "PRICES", help_heading = "Plan")]
     pub price_per_mtok: Option<String>,
-    /// What the plan prints: `table` or `json`.
-    #[arg(long, default_value = "table", value_name = "FORMAT", value_parser = ["table", "json"], help_heading = "Plan")]
-    pub format: String,
+    /// What the plan prints: `table` (default) or `json`.
+    #[arg(long, value_name = "FORMAT", value_parser = ["table", "json"], help_heading = "Plan")]
+    pub format: Option<String>,
 }
 
 impl PlanArgs {
     /// The plan's flags without --dry-run are a mistake, said so.
     pub(super) fn check_unused(&self) -> anyhow::Result<()> {
-        if self.price_per_mtok.is_some() || self.format != "table" || self.calibrate != 4 {
+        if self.price_per_mtok.is_some() || self.format.is_some() || self.calibrate.is_some() {
             return Err(anyhow!(
                 "--calibrate, --price-per-mtok and --format belong to the plan: add --dry-run (or use `rubric plan`)"
             ));
@@ -59,13 +59,13 @@ pub(super) fn run(args: &PlanArgs, model: &str, spec: &RunSpec) -> Result<(), Fa
         )));
     }
     let settings = PlanSettings {
-        calibrate: args.calibrate,
+        calibrate: args.calibrate.unwrap_or(4),
         price,
     };
     let report = crate::evaluate::plan::plan(spec, &settings)?;
     let json = serde_json::to_string_pretty(&report).expect("a plan serialises");
-    match args.format.as_str() {
-        "json" => println!("{json}"),
+    match args.format.as_deref() {
+        Some("json") => println!("{json}"),
         _ => println!("{}", table(&report)),
     }
     if let Some(out) = &spec.output_path {

@@ -8,15 +8,17 @@
 //! The time and the generated tokens of the rest come from a calibration pass: up to
 //! `--calibrate N` docs per task (spread over the task) go through the model, their answers
 //! thrown away. After one untimed warm-up request per request type:
-//! - loglikelihood (and rolling) requests: the calibration docs' requests in one call give the
-//!   seconds per prompt token; the task's estimate is that rate times its prompt tokens;
-//! - generations: the first N-1 calibration docs' generations are decoded together twice, once
-//!   cut to one token (the prefill: seconds per prompt token) and once whole; the last doc's
-//!   generation alone. A decode step of a group of `b` sequences is modelled as `step + row * b`
-//!   seconds; the two whole runs give `step` and `row` (a backend that decodes one sequence at a
-//!   time comes out with `step` near 0). The task's generations are then grouped as the backend
-//!   groups them (`generation_group`, longest prompt first), each group costing its prefill, the
-//!   longest calibration generation in steps (the mean for a group of one) and its rows.
+//! - loglikelihood (and rolling) requests: the calibration docs' requests (more docs where they
+//!   hold fewer than `SCORING_TOKENS` prompt tokens) in one call give the seconds per prompt
+//!   token; the task's estimate is that rate times its prompt tokens;
+//! - generations: the calibration docs' generations run twice, cut to one token (the prefill:
+//!   seconds per prompt token) and whole (their lengths, and the seconds per decode step: the
+//!   decode time over the steps the backend took, a group of sequences decoded together taking
+//!   as many steps as its longest). On rubric's CPU pass a step costs about the same for one
+//!   sequence or eight (reading the weights dominates), so the step, not the token, is the unit.
+//!   The task's generations are then grouped as the backend groups them (`generation_group`,
+//!   longest prompt first), each group costing its prefill and, in steps, the longest
+//!   calibration generation (the mean for a group of one).
 //!   A generation's tokens are `max_gen_toks` when it was cut there, else the tokens of its text
 //!   plus one (the stop string or end token that ended it).
 //!
@@ -273,6 +275,11 @@ struct GenFit {
     per_request: Secs,
 }
 
+/// The fewest prompt tokens a calibration of scoring requests sends (where the task has them):
+/// half a CPU pass of rubric's scorer, so that the calibration's passes use the cores about as
+/// well as the run's.
+const SCORING_TOKENS: f64 = 1024.0;
+
 /// Runs calibration sends through the model (each request type warmed up once).
 struct Calibrator<'m> {
     model: &'m dyn LanguageModel,
@@ -297,9 +304,15 @@ impl<'m> Calibrator<'m> {
         let mut docs: Vec<usize> = todo.iter().map(|s| s.doc).collect();
         docs.sort();
         docs.dedup();
-        let k = n.min(docs.len());
-        let chosen: Vec<usize> = (0..k).map(|i| docs[i * docs.len() / k]).collect();
-        let of_kind = |kind: RequestKind| -> Vec<&Send> {
+        if docs.is_empty() {
+            // everything is cached: nothing to time
+            return Ok(Measured::default());
+        }
+        let spread = |k: usize| -> Vec<usize> {
+            let k = k.min(docs.len()).max(1);
+            (0..k).map(|i| docs[i * docs.len() / k]).collect()
+        };
+        let of_kind = |kind: RequestKind, chosen: &[usize]| -> Vec<&Send> {
             (todo.iter())
                 .filter(|s| s.request.kind() == kind && chosen.contains(&s.doc))
                 .copied()
@@ -310,7 +323,11 @@ impl<'m> Calibrator<'m> {
             RequestKind::Loglikelihood,
             RequestKind::LoglikelihoodRolling,
         ] {
-            let cal = of_kind(kind);
+            // enough docs for SCORING_TOKENS: smaller passes use the cores less well
+            let all = of_kind(kind, &docs);
+            let per_doc = all.iter().map(|s| s.units()).sum::<f64>() / docs.len().max(1) as f64;
+            let k = n.max((SCORING_TOKENS / per_doc.max(1.0)).ceil() as usize);
+            let cal = of_kind(kind, &spread(k));
             if cal.is_empty() {
                 continue;
             }
@@ -319,7 +336,7 @@ impl<'m> Calibrator<'m> {
             let units: f64 = cal.iter().map(|s| s.units()).sum();
             m.rates.insert(kind, took.scale(1.0 / units));
         }
-        let gens = of_kind(RequestKind::GenerateUntil);
+        let gens = of_kind(RequestKind::GenerateUntil, &spread(n));
         if !gens.is_empty() {
             self.warm_up(&gens)?;
             m.generation = Some(self.fit_generation(&gens)?);

@@ -6,8 +6,9 @@
 //! - `startup`: `load_seconds` (the model loaded) and `prepare_seconds` (data read, prompts
 //!   rendered, requests built), measured by the plan itself: the run spends the same;
 //!   `cpu_seconds`: the CPU time of both.
-//! - `calibration`: `docs_per_task` (`--calibrate N`), `seconds` (what the calibration took; not
-//!   part of the run's estimate).
+//! - `calibration`: `docs_per_task` (`--calibrate N`; loglikelihood requests take more docs
+//!   until they hold 1,024 prompt tokens), `seconds` (what the calibration took; not part of the
+//!   run's estimate).
 //! - `price_per_mtok`: `{"input": X, "output": Y}` in dollars per million tokens, or null.
 //! - `tasks`: one object per task, then `total` (the same keys, summed; `task` is "total"):
 //!   - `task`, `docs` (after --limit / --samples);
@@ -260,7 +261,7 @@ pub fn table(r: &PlanReport) -> String {
     out.push(match r.calibration.docs_per_task {
         0 => "no calibration (--calibrate 0): no time or generated-token estimate for what is not cached".into(),
         n => format!(
-            "calibration: up to {n} docs per task through the model in {} (not cached, not counted above)",
+            "calibration: {n} docs per task (scoring requests: at least 1,024 prompt tokens) through the model in {} (not cached, not counted above)",
             duration(r.calibration.seconds)
         ),
     });
