@@ -523,29 +523,6 @@ fn the_example_task_runs_on_gsm8k() {
     );
 }
 
-/// SmolLM2 (scripts/test.sh makes its HF folder): `RUBRIC_SMOLLM2/hf`; under CI a missing one
-/// fails the test.
-fn smollm2() -> Option<PathBuf> {
-    let dir = std::env::var_os("RUBRIC_SMOLLM2")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default())
-                .join(".cache/rubric/models/smollm2")
-        })
-        .join("hf");
-    if dir.join("model.safetensors").is_file() {
-        return Some(dir);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        panic!("the judge on rubric serve needs SmolLM2's HF folder (scripts/test.sh makes it), and CI=true; tried {}", dir.display());
-    }
-    eprintln!(
-        "skipping the judge on rubric serve: no SmolLM2 at {} (run scripts/test.sh)",
-        dir.display()
-    );
-    None
-}
-
 /// A test double in front of a real server: forwards chat requests and counts those answered.
 struct CountingProxy {
     url: String,
@@ -634,7 +611,7 @@ fn serve(model: &Path) -> (Serve, String) {
 
 #[test]
 fn a_real_judge_behind_rubric_serve_resumes_after_a_kill_without_asking_again() {
-    let Some(model) = smollm2() else {
+    let Some(model) = common::smollm2_hf("the judge on rubric serve") else {
         return;
     };
     let (_server, url) = serve(&model);

@@ -7,6 +7,7 @@ pub mod compat;
 pub mod merge;
 pub mod metrics;
 pub mod model_args;
+pub mod plan;
 pub mod report;
 pub mod run;
 pub mod run_config;
@@ -37,6 +38,11 @@ pub struct Cli {
 pub enum Command {
     /// Evaluate a model on tasks and write lm-eval's results files.
     Run(Box<run::RunArgs>),
+    /// Plan a run without running it: requests, tokens, time and cost per task (`run --dry-run`).
+    ///
+    /// Takes `rubric run`'s arguments. Example: `rubric plan --model hf --model-args
+    /// pretrained=./SmolLM2-135M --tasks gsm8k,sst2 --limit 100 --data-dir ../shared/data`.
+    Plan(Box<run::RunArgs>),
     /// Score a file of existing predictions with named metrics (no model needed).
     Score(score::ScoreArgs),
     /// List, check and render tasks without running a model.
@@ -70,6 +76,10 @@ pub mod exit {
 pub fn run(cli: Cli) -> Result<(), (u8, anyhow::Error)> {
     match cli.command {
         Command::Run(args) => run::run(*args),
+        Command::Plan(mut args) => {
+            args.plan.dry_run = true;
+            run::run(*args)
+        }
         Command::Score(args) => score::run(args),
         Command::Tasks(cmd) => tasks::run(cmd),
         Command::Metrics(cmd) => metrics::run(cmd),

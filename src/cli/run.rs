@@ -237,6 +237,9 @@ pub struct RunArgs {
     /// checkpoint step of a sweep (a single run is step 0). Needs the `tensorboard` package.
     #[arg(long, value_name = "DIR", help_heading = "Trackers")]
     pub tensorboard: Option<PathBuf>,
+    /// `--dry-run` and the plan's flags.
+    #[command(flatten)]
+    pub plan: super::plan::PlanArgs,
     /// Set by `rubric merge`: answer every request from the shards' responses.
     #[arg(skip)]
     pub replay: Option<crate::model::replay::ModelFacts>,
@@ -414,10 +417,15 @@ pub fn run(args: RunArgs) -> Result<(), (u8, anyhow::Error)> {
             quiet: args.quiet,
         },
     };
-    crate::evaluate::driver::run(&spec).map_err(|f| match f {
+    let failure = |f| match f {
         Failure::Usage(e) => (exit::USAGE, e),
         Failure::Internal(e) => (exit::INTERNAL, e),
-    })
+    };
+    if args.plan.dry_run {
+        return super::plan::run(&args.plan, &args.model, &spec).map_err(failure);
+    }
+    args.plan.check_unused().map_err(usage)?;
+    crate::evaluate::driver::run(&spec).map_err(failure)
 }
 
 #[cfg(test)]

@@ -274,26 +274,7 @@ fn evaluate_checkpoint(
     let cache_dir = cache_dir(spec, &output);
     let mut cache = open_cache(spec, &cache_dir, &info)?;
     let judge = open_judge(spec, &cache_dir)?;
-    let cfg = EvalConfig {
-        num_fewshot: plan.num_fewshot,
-        limit: plan.limit,
-        samples: plan.samples.clone(),
-        fewshot_seed: plan.seeds[3].unwrap_or(1234),
-        sample_seed: plan.seeds[0].unwrap_or(0) as u64,
-        gen_kwargs: plan.gen_kwargs.clone(),
-        apply_chat_template: plan.apply_chat_template,
-        system_instruction: plan.system_instruction.clone(),
-        fewshot_as_multiturn: multiturn(plan).unwrap_or(false),
-        bootstrap_iters: plan.bootstrap_iters,
-        predict_only: plan.predict_only,
-        log_samples: plan.log_samples || plan.predict_only,
-        confirm_run_unsafe_code: plan.confirm_run_unsafe_code,
-        data: plan.data.clone(),
-        cache: cache.as_mut(),
-        judge: judge.as_ref(),
-        quiet: plan.quiet,
-        shard: spec.shard,
-    };
+    let cfg = eval_config(spec, cache.as_mut(), judge.as_ref());
     let results = evaluate(&plan.selected, model.as_ref(), cfg).map_err(|e| match e {
         // a judge that does not answer (or a cache it cannot write) is the environment's
         super::EvalError::Judge(
@@ -351,12 +332,41 @@ fn evaluate_checkpoint(
     }))
 }
 
+/// What `evaluate` is given for a run's plan.
+pub(super) fn eval_config<'a>(
+    spec: &RunSpec,
+    cache: Option<&'a mut ResponseCache>,
+    judge: Option<&'a crate::judge::Judge>,
+) -> EvalConfig<'a> {
+    let plan = &spec.plan;
+    EvalConfig {
+        num_fewshot: plan.num_fewshot,
+        limit: plan.limit,
+        samples: plan.samples.clone(),
+        fewshot_seed: plan.seeds[3].unwrap_or(1234),
+        sample_seed: plan.seeds[0].unwrap_or(0) as u64,
+        gen_kwargs: plan.gen_kwargs.clone(),
+        apply_chat_template: plan.apply_chat_template,
+        system_instruction: plan.system_instruction.clone(),
+        fewshot_as_multiturn: multiturn(plan).unwrap_or(false),
+        bootstrap_iters: plan.bootstrap_iters,
+        predict_only: plan.predict_only,
+        log_samples: plan.log_samples || plan.predict_only,
+        confirm_run_unsafe_code: plan.confirm_run_unsafe_code,
+        data: plan.data.clone(),
+        cache,
+        judge,
+        quiet: plan.quiet,
+        shard: spec.shard,
+    }
+}
+
 /// `--fewshot-as-multiturn` as it applies: lm-eval's default is on with a chat template.
 fn multiturn(plan: &Plan) -> Option<bool> {
     (plan.apply_chat_template).then(|| plan.fewshot_as_multiturn.unwrap_or(true))
 }
 
-fn load_model(
+pub(super) fn load_model(
     spec: &RunSpec,
     model_args: &BTreeMap<String, String>,
 ) -> Result<Box<dyn LanguageModel>, Failure> {
@@ -373,7 +383,7 @@ fn load_model(
 }
 
 /// Where responses are cached: a shard's stay in its folder, a merge's in the merged output.
-fn cache_dir(spec: &RunSpec, output: &Path) -> PathBuf {
+pub(super) fn cache_dir(spec: &RunSpec, output: &Path) -> PathBuf {
     match (spec.shard, &spec.replay) {
         (Some(s), _) => crate::shard::folder(output, s),
         (None, Some(_)) => output.join(".cache"),

@@ -13,6 +13,7 @@ mod groups;
 mod judge_stage;
 mod model_stage;
 mod per_doc;
+pub mod plan;
 mod python_results;
 pub mod scoring;
 
@@ -236,12 +237,12 @@ fn refuse_loglikelihood_when_thinking(
     }
 }
 
-/// Evaluate tasks (and groups) with a model.
-pub fn evaluate(
-    selected: &[Selected],
+/// Every task of the selection (each once) prepared for the model, its requests built.
+fn prepare_all<'t>(
+    selected: &'t [Selected],
     model: &dyn LanguageModel,
-    mut cfg: EvalConfig,
-) -> Result<EvalResults, EvalError> {
+    cfg: &EvalConfig,
+) -> Result<Vec<Prepared<'t>>, EvalError> {
     let mut data = DataCache::default();
     let mut seen = std::collections::HashSet::new();
     let tasks: Vec<&Task> = selected
@@ -249,11 +250,21 @@ pub fn evaluate(
         .flat_map(|s| s.tasks())
         .filter(|t| seen.insert(t.name.clone()))
         .collect();
-    let mut prepared: Vec<Prepared> = tasks
+    let prepared: Vec<Prepared> = tasks
         .iter()
-        .map(|t| prepare(t, model, &cfg, &mut data))
+        .map(|t| prepare(t, model, cfg, &mut data))
         .collect::<Result<_, _>>()?;
     refuse_loglikelihood_when_thinking(&prepared, model)?;
+    Ok(prepared)
+}
+
+/// Evaluate tasks (and groups) with a model.
+pub fn evaluate(
+    selected: &[Selected],
+    model: &dyn LanguageModel,
+    mut cfg: EvalConfig,
+) -> Result<EvalResults, EvalError> {
+    let mut prepared = prepare_all(selected, model, &cfg)?;
     if let Some(shard) = cfg.shard {
         for p in &mut prepared {
             p.instances.retain(|i| shard.has(i.doc_id));

@@ -37,15 +37,15 @@ pub(crate) fn doc_seed(run_seed: u64, inst: &Instance) -> u64 {
 }
 
 /// Every unique send of the run, in first-seen order, and who consumes each.
-struct Sends {
+pub(super) struct Sends {
     /// (cache key, request) per unique send
-    unique: Vec<(String, Request)>,
+    pub(super) unique: Vec<(String, Request)>,
     /// [task][instance][repeat] -> index into `unique`
-    consumers: Vec<Vec<Vec<usize>>>,
+    pub(super) consumers: Vec<Vec<Vec<usize>>>,
 }
 
 impl Sends {
-    fn of(prepared: &[Prepared], sample_seed: u64) -> Sends {
+    pub(super) fn of(prepared: &[Prepared], sample_seed: u64) -> Sends {
         let mut unique: Vec<(String, Request)> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
         let mut consumers = Vec::with_capacity(prepared.len());

@@ -789,4 +789,15 @@ impl LanguageModel for EngineModel {
     fn enable_thinking(&self) -> bool {
         self.hf.thinking.enable_thinking == Some(true)
     }
+
+    fn request_tokens(
+        &self,
+        request: &crate::request::Request,
+    ) -> Option<Result<super::RequestTokens, ModelError>> {
+        Some(super::token_scoring::hf_request_tokens(&self.hf, request))
+    }
+
+    fn text_tokens(&self, text: &str) -> Option<usize> {
+        super::token_scoring::text_tokens(&self.hf.tokenizer, text)
+    }
 }

@@ -34,6 +34,7 @@ use std::collections::BTreeMap;
 
 use crate::request::ChatTemplate;
 use crate::request::GenKwargs;
+use crate::request::Request;
 
 /// A model-side failure (loading, a request, the engine).
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +79,16 @@ impl Generation {
 /// results durably and show progress. A backend calls it exactly once per request index, in any
 /// order; an error it returns stops the backend, which returns that error.
 pub(crate) type OnDone<'a, T> = &'a mut dyn FnMut(usize, T) -> Result<(), ModelError>;
+
+/// What one request costs in tokens, as the backend prepares it (`rubric plan`): the tokens put
+/// before the model (a loglikelihood's context and continuation, every window of a rolling one,
+/// a generation's context; after lm-eval's truncation) and the most it may generate (0 unless
+/// it generates).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RequestTokens {
+    pub prompt: usize,
+    pub max_new: usize,
+}
 
 /// What results files say about the model.
 #[derive(Debug, Clone, Default)]
@@ -129,6 +140,23 @@ pub trait LanguageModel {
     fn enable_thinking(&self) -> bool {
         false
     }
+
+    /// A request's tokens as this backend prepares it (`rubric plan`); None when the backend
+    /// has no tokenizer to count with.
+    fn request_tokens(&self, _request: &Request) -> Option<Result<RequestTokens, ModelError>> {
+        None
+    }
+
+    /// The tokens of a text the model wrote (no special tokens added); None without a
+    /// tokenizer.
+    fn text_tokens(&self, _text: &str) -> Option<usize> {
+        None
+    }
+
+    /// Most generations the backend decodes together (`rubric plan`'s time estimate).
+    fn generation_group(&self) -> usize {
+        1
+    }
 }
 
 impl<T: LanguageModel + ?Sized> LanguageModel for Box<T> {
@@ -161,6 +189,15 @@ impl<T: LanguageModel + ?Sized> LanguageModel for Box<T> {
     }
     fn enable_thinking(&self) -> bool {
         (**self).enable_thinking()
+    }
+    fn request_tokens(&self, request: &Request) -> Option<Result<RequestTokens, ModelError>> {
+        (**self).request_tokens(request)
+    }
+    fn text_tokens(&self, text: &str) -> Option<usize> {
+        (**self).text_tokens(text)
+    }
+    fn generation_group(&self) -> usize {
+        (**self).generation_group()
     }
 }
 

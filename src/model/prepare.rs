@@ -57,6 +57,18 @@ pub(crate) struct ScoreInput {
     pub targets: Vec<u32>,
 }
 
+impl ScoreInput {
+    /// The tokens this input puts before the model: context and continuation (for an
+    /// encoder-decoder model, the encoder's and the decoder's).
+    pub(crate) fn prompt_tokens(&self) -> usize {
+        match self.encoder.is_empty() {
+            // the decoder's input is everything but the last target
+            true => self.input.len() + 1,
+            false => self.encoder.len() + self.input.len(),
+        }
+    }
+}
+
 impl Prep {
     /// `HFLM.tok_encode(string)` with `add_special_tokens` left to the tokenizer / add_bos.
     pub(crate) fn tok_encode(

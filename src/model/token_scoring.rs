@@ -5,7 +5,8 @@
 
 use super::hf::HfModel;
 use super::prepare::ScoreInput;
-use super::{ModelError, OnDone};
+use super::{ModelError, OnDone, RequestTokens};
+use crate::request::Request;
 
 /// What a token-scoring backend provides.
 pub(crate) trait TokenScorer {
@@ -100,4 +101,43 @@ impl<T: HfScoring> TokenScorer for T {
     fn score(&self, inputs: Vec<ScoreInput>, done: OnDone<(f64, bool)>) -> Result<(), ModelError> {
         self.score_inputs(&inputs, done)
     }
+}
+
+/// A request's tokens as an in-process backend prepares it from its `HfModel` (`rubric
+/// plan`): the scored inputs of a loglikelihood (every window of a rolling one), the planned
+/// context and token budget of a generation.
+pub(crate) fn hf_request_tokens(
+    hf: &HfModel,
+    request: &Request,
+) -> Result<RequestTokens, ModelError> {
+    Ok(match request {
+        Request::Loglikelihood {
+            context,
+            continuation,
+        } => RequestTokens {
+            prompt: hf.pair_input(context, continuation)?.prompt_tokens(),
+            max_new: 0,
+        },
+        Request::LoglikelihoodRolling { text } => RequestTokens {
+            prompt: (hf.rolling_inputs(text)?.iter())
+                .map(ScoreInput::prompt_tokens)
+                .sum(),
+            max_new: 0,
+        },
+        Request::GenerateUntil {
+            context,
+            gen_kwargs,
+        } => {
+            let plan = super::generation::GenPlan::new(hf, 0, context, gen_kwargs)?;
+            RequestTokens {
+                prompt: plan.ctx.len(),
+                max_new: plan.max_new,
+            }
+        }
+    })
+}
+
+/// The tokens of a generated text, encoded without special tokens.
+pub(crate) fn text_tokens(tokenizer: &tokenizers::Tokenizer, text: &str) -> Option<usize> {
+    tokenizer.encode(text, false).ok().map(|e| e.len())
 }

@@ -4,6 +4,7 @@
 //! the results and samples to W&B, Trackio and TensorBoard, through their own Python packages.
 
 pub mod files;
+pub mod plan;
 pub mod results;
 pub mod samples;
 pub mod tables;

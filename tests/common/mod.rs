@@ -331,3 +331,29 @@ impl Drop for Serve {
         self.kill();
     }
 }
+
+/// SmolLM2's f32 HF folder (scripts/test.sh makes it): `RUBRIC_SMOLLM2/hf`, else
+/// `~/.cache/rubric/models/smollm2/hf`. Under CI a missing one fails the test.
+pub fn smollm2_hf(what: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("RUBRIC_SMOLLM2")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                .join(".cache/rubric/models/smollm2")
+        })
+        .join("hf");
+    if dir.join("model.safetensors").is_file() {
+        return Some(dir);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!(
+            "{what} needs SmolLM2's HF folder (scripts/test.sh makes it), and CI=true; tried {}",
+            dir.display()
+        );
+    }
+    eprintln!(
+        "skipping {what}: no SmolLM2 at {} (run scripts/test.sh)",
+        dir.display()
+    );
+    None
+}

@@ -15,10 +15,10 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 
 use super::openai::{self, CompletionRequest, CompletionResponse, Prompt, Stop};
-use super::{args_err, ApiModel};
+use super::{args_err, ApiModel, Kind};
 use crate::model::thinking::Thinking;
-use crate::model::{Generation, ModelError, OnDone};
-use crate::request::GenKwargs;
+use crate::model::{Generation, ModelError, OnDone, RequestTokens};
+use crate::request::{ChatTemplate, GenKwargs};
 
 /// A request's generation settings as lm-eval's API payload takes them: (max tokens,
 /// temperature, stop strings, the rest passed through).
@@ -111,6 +111,47 @@ impl ApiModel {
         sends
     }
 
+    /// A completion prompt's token ids: lm-eval keeps `x[-(max_length - max_gen_toks):]` (the
+    /// whole list when that is <= 0).
+    fn completion_ids(&self, context: &str, max: usize) -> Result<Vec<u32>, ModelError> {
+        let tok = self.tok()?;
+        let mut ids = tok.prep.tok_encode(&*tok.tokenizer, context, None)?;
+        let keep = (self.info.max_length - 1).saturating_sub(max);
+        if keep > 0 && ids.len() > keep {
+            ids.drain(..ids.len() - keep);
+        }
+        Ok(ids)
+    }
+
+    /// A generation's tokens (`rubric plan`): the completion prompt's ids; a chat request's
+    /// messages rendered with the tokenizer's chat template (None without one: the server's
+    /// template is not known here).
+    pub(super) fn generation_tokens(
+        &self,
+        context: &str,
+        k: &GenKwargs,
+    ) -> Option<Result<RequestTokens, ModelError>> {
+        let (max_new, ..) = gen_settings(k, self.max_gen_toks, self.eos_string.as_ref());
+        let prompt = match self.kind {
+            Kind::Completions => self.completion_ids(context, max_new).map(|ids| ids.len()),
+            Kind::Chat => {
+                let tok = self.tok.as_ref()?;
+                let chat = tok.chat.as_ref()?;
+                let messages: Vec<crate::request::ChatMessage> =
+                    serde_json::from_str(context).ok()?;
+                chat.render(&messages, true)
+                    .map_err(ModelError::Request)
+                    .and_then(|text| {
+                        tok.tokenizer
+                            .encode(text, false)
+                            .map_err(|e| ModelError::Request(e.to_string()))
+                    })
+                    .map(|e| e.len())
+            }
+        };
+        Some(prompt.map(|prompt| RequestTokens { prompt, max_new }))
+    }
+
     pub(super) fn generate_completions(
         &self,
         requests: &[(String, GenKwargs)],
@@ -135,14 +176,7 @@ impl ApiModel {
                 stop.clone()
             };
             let prompt = if self.tokenized {
-                let tok = self.tok()?;
-                let mut ids = tok.prep.tok_encode(&*tok.tokenizer, context, None)?;
-                // lm-eval: x[-(max_length - max_gen_toks):] (the whole list when that is <= 0)
-                let keep = (self.info.max_length - 1).saturating_sub(max);
-                if keep > 0 && ids.len() > keep {
-                    ids.drain(..ids.len() - keep);
-                }
-                Prompt::Ids(ids)
+                Prompt::Ids(self.completion_ids(context, max)?)
             } else {
                 Prompt::Text(context.clone())
             };

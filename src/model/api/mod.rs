@@ -640,6 +640,43 @@ impl LanguageModel for ApiModel {
         self.thinking.enable_thinking == Some(true)
     }
 
+    fn request_tokens(
+        &self,
+        request: &crate::request::Request,
+    ) -> Option<Result<super::RequestTokens, ModelError>> {
+        use super::token_scoring::TokenScorer;
+        use crate::request::Request;
+        let prompt = |n: Result<usize, ModelError>| {
+            Some(n.map(|prompt| super::RequestTokens { prompt, max_new: 0 }))
+        };
+        match request {
+            Request::GenerateUntil {
+                context,
+                gen_kwargs,
+            } => self.generation_tokens(context, gen_kwargs),
+            _ if self.tok.is_none() || self.kind == Kind::Chat => None,
+            Request::Loglikelihood {
+                context,
+                continuation,
+            } => prompt(
+                self.pair_input(context, continuation)
+                    .map(|(ids, _)| ids.len()),
+            ),
+            Request::LoglikelihoodRolling { text } => {
+                prompt((self.window_inputs(text)).map(|w| w.iter().map(|(ids, _)| ids.len()).sum()))
+            }
+        }
+    }
+
+    fn text_tokens(&self, text: &str) -> Option<usize> {
+        let tok = self.tok.as_ref()?;
+        super::token_scoring::text_tokens(&tok.tokenizer, text)
+    }
+
+    fn generation_group(&self) -> usize {
+        self.concurrent
+    }
+
     fn chat_template(&self) -> Option<&dyn ChatTemplate> {
         match self.kind {
             Kind::Chat => Some(&self.json_chat),
