@@ -579,42 +579,15 @@ fn counting_proxy(upstream: String) -> CountingProxy {
     }
 }
 
-struct Serve(std::process::Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `rubric serve MODEL` on a free port; its chat endpoint.
-fn serve(model: &Path) -> (Serve, String) {
-    use std::io::BufRead;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rubric"))
-        .args(["serve", model.to_str().unwrap(), "--port", "0"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split("/v1").next())
-        .unwrap_or_else(|| panic!("rubric serve did not start: {line}"))
-        .to_string();
-    (Serve(child), format!("http://{addr}/v1/chat/completions"))
-}
-
 #[test]
 fn a_real_judge_behind_rubric_serve_resumes_after_a_kill_without_asking_again() {
     let Some(model) = common::smollm2_hf("the judge on rubric serve") else {
         return;
     };
-    let (_server, url) = serve(&model);
+    let server = common::Serve::start(&model);
+    let url = server
+        .url
+        .replace("/v1/completions", "/v1/chat/completions");
     let proxy = counting_proxy(url);
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");

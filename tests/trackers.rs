@@ -566,39 +566,13 @@ fn a_sweep_is_logged_to_wandb_tensorboard_and_trackio_step_by_step() {
     assert_eq!(back2["tensorboard"], back["tensorboard"]);
 }
 
-/// SmolLM2's HF folder (scripts/test.sh makes it): `RUBRIC_SMOLLM2/hf`; under CI a missing one
-/// fails the test.
-fn smollm2(what: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("RUBRIC_SMOLLM2")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default())
-                .join(".cache/rubric/models/smollm2")
-        })
-        .join("hf");
-    if dir.join("model.safetensors").is_file() {
-        return Some(dir);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        panic!(
-            "{what} needs SmolLM2's HF folder (scripts/test.sh makes it), and CI=true; tried {}",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "skipping {what}: no SmolLM2 at {} (run scripts/test.sh)",
-        dir.display()
-    );
-    None
-}
-
 #[test]
 fn a_smollm2_run_on_sst2_and_gsm8k_is_logged_as_lm_eval_logs_it() {
     let what = "the trackers' SmolLM2 test";
     let (Some(py), Some(data), Some(model)) = (
         trackers_python(what),
         common::shared_data(what),
-        smollm2(what),
+        common::smollm2_hf(what),
     ) else {
         return;
     };
