@@ -275,19 +275,25 @@ impl<'a> PrefixCaches<'a> {
                 })
                 .collect();
             let budget = super::pass_tokens(self.decoder.device());
+            let new = |n: usize| {
+                let node = &self.prefixes.nodes[n];
+                node.len - node.parent.map_or(0, |p| self.prefixes.nodes[p].len)
+            };
+            // passes of up to `budget` new tokens
+            let mut passes: Vec<&[usize]> = Vec::new();
             let mut first = 0;
             while first < ready.len() {
-                let new = |n: usize| {
-                    let node = &self.prefixes.nodes[n];
-                    node.len - node.parent.map_or(0, |p| self.prefixes.nodes[p].len)
-                };
                 let mut end = first + 1;
                 let mut tokens = new(ready[first]);
                 while end < ready.len() && tokens + new(ready[end]) <= budget {
                     tokens += new(ready[end]);
                     end += 1;
                 }
-                let jobs: Vec<super::decoder::PrefixJob> = ready[first..end]
+                passes.push(&ready[first..end]);
+                first = end;
+            }
+            let compute = |nodes: &&[usize]| {
+                let jobs: Vec<super::decoder::PrefixJob> = nodes
                     .iter()
                     .map(|&n| {
                         let node = &self.prefixes.nodes[n];
@@ -299,13 +305,22 @@ impl<'a> PrefixCaches<'a> {
                         )
                     })
                     .collect();
-                let made = self.decoder.prefix_caches(&jobs)?;
-                for (&n, c) in ready[first..end].iter().zip(made) {
+                self.decoder.prefix_caches(&jobs)
+            };
+            // on the CPU the passes run side by side, as scoring passes do (`scoring.rs`)
+            let made: Vec<super::ops::Result<Vec<SeqCache>>> =
+                if passes.len() > 1 && self.decoder.device().is_cpu() {
+                    use rayon::prelude::*;
+                    passes.par_iter().map(compute).collect()
+                } else {
+                    passes.iter().map(compute).collect()
+                };
+            for (nodes, made) in passes.iter().zip(made) {
+                for (&n, c) in nodes.iter().zip(made?) {
                     self.held += c.capacity() * self.decoder.kv_bytes_per_token();
                     self.caches[n] = Some(c);
                 }
-                self.stats.computed += tokens;
-                first = end;
+                self.stats.computed += nodes.iter().map(|&n| new(n)).sum::<usize>();
             }
             self.stats.peak_bytes = self.stats.peak_bytes.max(self.held);
             todo.retain(|n| !ready.contains(n));

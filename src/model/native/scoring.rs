@@ -90,53 +90,56 @@ impl crate::model::token_scoring::HfScoring for NativeModel {
             )),
             _ => None,
         };
+        let lanes = self.passes_in_flight();
         let mut start = 0;
         while start < groups.seqs.len() {
-            let batch = self.next_batch(inputs, &groups, start, &mut prefixes);
+            // up to `lanes` passes formed ahead and their prefixes computed together, then the
+            // passes run side by side: one's serial maps (activations, norms, copies) overlap
+            // the other's matrix products. Each pass computes what it would alone, so the scores
+            // do not change; answers are handed on in pass order.
+            let mut window: Vec<Vec<usize>> = Vec::new();
+            let mut pending: Vec<usize> = Vec::new();
+            while window.len() < lanes && start < groups.seqs.len() {
+                let batch = self.next_batch(inputs, &groups, start, &pending, &mut prefixes);
+                if batch.is_empty() {
+                    break;
+                }
+                start += batch.len();
+                pending.extend(&batch);
+                window.push(batch);
+            }
             if let Some(p) = prefixes.as_mut() {
-                p.prepare(&batch)
+                p.prepare(&pending)
                     .map_err(|e| ModelError::Request(format!("shared prefix pass: {e}")))?;
             }
-            let seqs: Vec<&ScoreInput> = batch.iter().map(|&g| groups.first(inputs, g)).collect();
-            let logits: Vec<usize> = batch.iter().map(|&g| groups.want[g]).collect();
-            let shared: Vec<(usize, Option<&SeqCache>)> = batch
-                .iter()
-                .map(|&g| match &prefixes {
-                    Some(p) => (p.skip(g), p.cache(g)),
-                    None => (0, None),
-                })
-                .collect();
-            let rows = self.forward(&seqs, &logits, &shared)?;
-            // each request's targets against its rows (an item's rows end at its last position)
-            let mut pairs: Vec<(usize, u32)> = Vec::new();
-            let mut row_end = 0;
-            for ((&g, s), &(skip, _)) in batch.iter().zip(&seqs).zip(&shared) {
-                row_end += groups.want[g].min(s.input.len() - skip);
-                for &k in &groups.seqs[g] {
-                    let targets = &inputs[k].targets;
-                    let first = row_end - targets.len();
-                    pairs.extend(targets.iter().enumerate().map(|(j, &t)| (first + j, t)));
+            let shared_ref = prefixes.as_ref();
+            let scored: Vec<Result<Vec<(f64, bool)>, ModelError>> = if window.len() == 1 {
+                vec![self.score_pass(inputs, &groups, &window[0], shared_ref)]
+            } else {
+                use rayon::prelude::*;
+                window
+                    .par_iter()
+                    .map(|batch| self.score_pass(inputs, &groups, batch, shared_ref))
+                    .collect()
+            };
+            for (batch, stats) in window.iter().zip(scored) {
+                // each request's sum in target order
+                let mut stats = stats?.into_iter();
+                for &g in batch {
+                    for &k in &groups.seqs[g] {
+                        let score = stats
+                            .by_ref()
+                            .take(inputs[k].targets.len())
+                            .fold((0.0f64, true), |(ll, g), (lp, m)| (ll + lp, g && m));
+                        done(k, score)?;
+                    }
+                }
+                if let Some(p) = prefixes.as_mut() {
+                    for &g in batch {
+                        p.done(g);
+                    }
                 }
             }
-            let stats = scores::of_targets(&rows, &pairs)
-                .map_err(|e| ModelError::Request(format!("scoring forward pass: {e}")))?;
-            // each request's sum in target order
-            let mut stats = stats.into_iter();
-            for &g in &batch {
-                for &k in &groups.seqs[g] {
-                    let score = stats
-                        .by_ref()
-                        .take(inputs[k].targets.len())
-                        .fold((0.0f64, true), |(ll, g), (lp, m)| (ll + lp, g && m));
-                    done(k, score)?;
-                }
-            }
-            if let Some(p) = prefixes.as_mut() {
-                for &g in &batch {
-                    p.done(g);
-                }
-            }
-            start += batch.len();
         }
         if let Some(p) = prefixes {
             self.shared.lock().unwrap().add(p.stats);
@@ -146,13 +149,63 @@ impl crate::model::token_scoring::HfScoring for NativeModel {
 }
 
 impl NativeModel {
+    /// Scoring passes run side by side: two where the pool has several threads on the CPU (the
+    /// serial parts of one pass then overlap the other's products), one on a GPU.
+    fn passes_in_flight(&self) -> usize {
+        let cpu = match &self.pass {
+            Pass::Decoder(d) => d.device().is_cpu(),
+            Pass::T5(t) => t.device().is_cpu(),
+        };
+        if cpu && rayon::current_num_threads() > 1 {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// One scoring pass over the sequences `batch`: (log P(target), greedy) of each of their
+    /// inputs' targets, input after input.
+    fn score_pass(
+        &self,
+        inputs: &[ScoreInput],
+        groups: &Groups,
+        batch: &[usize],
+        prefixes: Option<&prefix::PrefixCaches>,
+    ) -> Result<Vec<(f64, bool)>, ModelError> {
+        let seqs: Vec<&ScoreInput> = batch.iter().map(|&g| groups.first(inputs, g)).collect();
+        let logits: Vec<usize> = batch.iter().map(|&g| groups.want[g]).collect();
+        let shared: Vec<(usize, Option<&SeqCache>)> = batch
+            .iter()
+            .map(|&g| match prefixes {
+                Some(p) => (p.skip(g), p.cache(g)),
+                None => (0, None),
+            })
+            .collect();
+        let rows = self.forward(&seqs, &logits, &shared)?;
+        // each request's targets against its rows (an item's rows end at its last position)
+        let mut pairs: Vec<(usize, u32)> = Vec::new();
+        let mut row_end = 0;
+        for ((&g, s), &(skip, _)) in batch.iter().zip(&seqs).zip(&shared) {
+            row_end += groups.want[g].min(s.input.len() - skip);
+            for &k in &groups.seqs[g] {
+                let targets = &inputs[k].targets;
+                let first = row_end - targets.len();
+                pairs.extend(targets.iter().enumerate().map(|(j, &t)| (first + j, t)));
+            }
+        }
+        scores::of_targets(&rows, &pairs)
+            .map_err(|e| ModelError::Request(format!("scoring forward pass: {e}")))
+    }
+
     /// The sequences of the next pass from `start`: up to `max_seqs`, `pass_tokens` tokens of
-    /// their own, and what the prefix cache admits.
+    /// their own, and what the prefix cache admits beside the `pending` sequences of the
+    /// passes formed before it (empty when even the first does not fit beside them).
     fn next_batch(
         &self,
         inputs: &[ScoreInput],
         groups: &Groups,
         start: usize,
+        pending: &[usize],
         prefixes: &mut Option<prefix::PrefixCaches>,
     ) -> Vec<usize> {
         let mut batch: Vec<usize> = Vec::new();
@@ -162,7 +215,8 @@ impl NativeModel {
                 break;
             }
             if let Some(p) = prefixes.as_mut() {
-                if !p.admit(&batch, g) {
+                let others: Vec<usize> = pending.iter().chain(&batch).copied().collect();
+                if !p.admit(&others, g) {
                     break;
                 }
             }

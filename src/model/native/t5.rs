@@ -234,6 +234,10 @@ impl T5 {
         })
     }
 
+    pub(crate) fn device(&self) -> &Device {
+        &self.device
+    }
+
     pub(crate) fn kv_bytes_per_token(&self) -> usize {
         // self-attention cache; the cross-attention keys/values are per encoder token
         2 * self.spec.dec_layers * self.spec.heads * self.spec.d_kv * std::mem::size_of::<f32>()
