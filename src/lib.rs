@@ -28,3 +28,4 @@ pub mod shard;
 pub mod sweep;
 pub mod task;
 pub mod text;
+pub mod usage;

@@ -84,6 +84,8 @@ pub struct EvalResults {
     /// Requests answered from the cache, and sent to the model.
     pub cached: usize,
     pub computed: usize,
+    /// The model's CPU use per kind of request computed (`rubric.usage`).
+    pub usage: Vec<crate::usage::KindUsage>,
     /// What the judge graded (`rubric.judge`), when tasks are graded by one.
     pub judge: Option<Value>,
 }

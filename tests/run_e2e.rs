@@ -130,7 +130,9 @@ fn results_and_samples_follow_lm_eval_schema() {
     insta::assert_json_snapshot!("e2e_results", results, {
         ".date" => "[date]", ".start_time" => "[time]", ".end_time" => "[time]", ".total_evaluation_time_seconds" => "[seconds]",
         ".git_hash" => "[git]", ".model_name" => "[model]", ".model_name_sanitized" => "[model]", ".config.model_args" => "[model args]",
-        ".config.use_cache" => "[cache]", ".configs.*.metadata.config_source" => "[source]"
+        ".config.use_cache" => "[cache]", ".configs.*.metadata.config_source" => "[source]",
+        ".rubric.usage[].wall_seconds" => "[seconds]", ".rubric.usage[].user_seconds" => "[seconds]",
+        ".rubric.usage[].sys_seconds" => "[seconds]", ".rubric.usage[].threads" => "[threads]"
     });
     let samples: Vec<Value> =
         std::fs::read_to_string(dir.join(format!("samples_tiny_sst2_{ts}.jsonl")))

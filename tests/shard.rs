@@ -41,7 +41,7 @@ fn run_args<'a>(model: &'a str, out: &'a str) -> Vec<&'a str> {
 }
 
 /// The results file without what differs between two runs of one suite: times, the cache's
-/// path, how many requests came from the cache.
+/// path, how many requests came from the cache and the CPU time computing the rest took.
 fn comparable(dir: &Path) -> Value {
     let mut v = common::results_json(dir);
     let o = v.as_object_mut().unwrap();
@@ -54,7 +54,7 @@ fn comparable(dir: &Path) -> Value {
         o.remove(k);
     }
     o["config"].as_object_mut().unwrap().remove("use_cache");
-    for k in ["requests_cached", "requests_computed"] {
+    for k in ["requests_cached", "requests_computed", "usage"] {
         for section in o.values_mut() {
             if let Some(m) = section.as_object_mut() {
                 m.remove(k);

@@ -269,20 +269,22 @@ pub fn evaluate(
         for p in &mut prepared {
             p.instances.retain(|i| shard.has(i.doc_id));
         }
-        let (_, cached, computed) = model_stage::run_model(&prepared, model, &mut cfg)?;
+        let run = model_stage::run_model(&prepared, model, &mut cfg)?;
         return Ok(EvalResults {
-            cached,
-            computed,
+            cached: run.cached,
+            computed: run.computed,
+            usage: run.usage,
             ..Default::default()
         });
     }
-    let (responses, cached, computed) = model_stage::run_model(&prepared, model, &mut cfg)?;
+    let run = model_stage::run_model(&prepared, model, &mut cfg)?;
     let mut results = EvalResults {
-        cached,
-        computed,
+        cached: run.cached,
+        computed: run.computed,
+        usage: run.usage,
         ..Default::default()
     };
-    for (p, resps) in prepared.iter().zip(responses) {
+    for (p, resps) in prepared.iter().zip(run.responses) {
         results.tasks.push(score_task(p, &resps, &cfg)?);
     }
     for s in selected {

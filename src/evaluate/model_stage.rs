@@ -18,6 +18,7 @@ use super::{EvalConfig, EvalError, Prepared};
 use crate::model::{Generation, LanguageModel, ModelError};
 use crate::progress::Progress;
 use crate::request::{Draw, Instance, Request, RequestKind, Response};
+use crate::usage::{Clock, KindUsage};
 
 /// The cache key of one request send (sampled repeats are distinct sends).
 fn request_key(req: &Request, sample_seed: Option<u64>) -> String {
@@ -99,15 +100,24 @@ impl Sends {
     }
 }
 
-/// Run the model on every unique request of every task; responses per (task, instance, repeat).
+/// What the model stage gave: responses per (task, instance, repeat), how many sends the cache
+/// answered and the model computed, and the model's CPU use per kind of request.
+pub(super) struct ModelRun {
+    pub(super) responses: Vec<Vec<Vec<Response>>>,
+    pub(super) cached: usize,
+    pub(super) computed: usize,
+    pub(super) usage: Vec<KindUsage>,
+}
+
+/// Run the model on every unique request of every task.
 pub(super) fn run_model(
     prepared: &[Prepared],
     model: &dyn LanguageModel,
     cfg: &mut EvalConfig,
-) -> Result<(Vec<Vec<Vec<Response>>>, usize, usize), EvalError> {
+) -> Result<ModelRun, EvalError> {
     let sends = Sends::of(prepared, cfg.sample_seed);
     let mut answers: Vec<Option<Response>> = vec![None; sends.unique.len()];
-    let (mut cached, mut computed) = (0, 0);
+    let (mut cached, mut computed, mut usage) = (0, 0, Vec::new());
     if let Some(cache) = cfg.cache.as_deref() {
         for (i, (key, _)) in sends.unique.iter().enumerate() {
             if let Some(r) = cache.get(key) {
@@ -125,11 +135,26 @@ pub(super) fn run_model(
             .filter(|&i| answers[i].is_none() && sends.unique[i].1.kind() == kind)
             .collect();
         if !todo.is_empty() {
+            let clock = Clock::start();
             send_kind(model, cfg, kind, &sends.unique, &todo, &mut answers)?;
+            let used = clock.usage();
+            if !cfg.quiet {
+                eprintln!("{}", used.line(kind.as_str(), todo.len()));
+            }
+            usage.push(KindUsage {
+                kind: kind.as_str().to_string(),
+                requests: todo.len(),
+                usage: used,
+            });
             computed += todo.len();
         }
     }
-    Ok((sends.gather(answers), cached, computed))
+    Ok(ModelRun {
+        responses: sends.gather(answers),
+        cached,
+        computed,
+        usage,
+    })
 }
 
 /// The `todo` sends (all of one kind) given to the model in one call, each answer cached and

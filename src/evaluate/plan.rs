@@ -245,13 +245,8 @@ impl Clock {
 
 /// The CPU time (user and system) of this process so far.
 fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage writes into the rusage we own
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
-        return 0.0;
-    }
-    let t = |x: libc::timeval| x.tv_sec as f64 + x.tv_usec as f64 / 1e6;
-    t(u.ru_utime) + t(u.ru_stime)
+    let (user, sys) = crate::usage::cpu_times();
+    user + sys
 }
 
 /// What the calibration measured for one task.

@@ -13,7 +13,8 @@
 //!   `total_evaluation_time_seconds` (a string, as lm-eval writes it);
 //! - `rubric`: rubric's own facts (version, cached / computed requests, generations that hit
 //!   `max_gen_toks` per task; `judge`: the judge's identity, its answers asked and cached, and
-//!   per task and filter the prompt's sha256 and the verdicts read and unparsed).
+//!   per task and filter the prompt's sha256 and the verdicts read and unparsed; `usage`: per
+//!   kind of request computed, its wall, user and kernel seconds and the pool's threads).
 
 use std::collections::BTreeMap;
 
@@ -115,6 +116,10 @@ pub fn results_json(r: &EvalResults, info: &RunInfo) -> Value {
     if let (false, Some(Value::Object(rubric))) = (info.hub_repos.is_empty(), doc.get_mut("rubric"))
     {
         rubric.insert("hub".into(), Value::Array(info.hub_repos.clone()));
+    }
+    if let (false, Some(Value::Object(rubric))) = (r.usage.is_empty(), doc.get_mut("rubric")) {
+        let usage = serde_json::to_value(&r.usage).expect("usage serialises");
+        rubric.insert("usage".into(), usage);
     }
     if let (Some(j), Some(Value::Object(rubric))) = (&r.judge, doc.get_mut("rubric")) {
         rubric.insert("judge".into(), j.clone());
