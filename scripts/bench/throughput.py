@@ -1,7 +1,10 @@
 """The table of scripts/bench/throughput.sh: per workload, wall time and peak memory of each
 tool at both sizes, the marginal seconds per doc (start-up excluded), rubric's marginal
 throughput over lm-eval's, and agreement on the larger size (loglikelihoods: max |diff| over
-every request; generations: identical texts)."""
+every request; generations: identical texts); then how busy each tool kept the cores: CPU
+seconds (user + kernel) per wall second over the whole command and at the margin (between the
+two sizes, so start-up drops out), the kernel's share of the CPU time, and rubric's own
+measure over its model stage (`rubric.usage` in its results)."""
 import glob, json, os, sys
 
 out = sys.argv[1]
@@ -13,9 +16,26 @@ WORKLOADS = [  # name, task, small, large, kind
 ]
 
 
+def times(run):
+    """(wall s, peak MiB, user s, kernel s) of a command."""
+    wall, kb, user, sys_ = open(f"{out}/{run}.time").read().split()[-4:]
+    return float(wall), int(kb) / 1024, float(user), float(sys_)
+
+
 def timing(run):
-    s, kb = open(f"{out}/{run}.time").read().split()[-2:]
-    return float(s), int(kb) / 1024
+    return times(run)[:2]
+
+
+def busy(wall, user, sys_):
+    """cores busy (CPU seconds per wall second) and the kernel's share of the CPU time"""
+    return (user + sys_) / wall, sys_ / max(user + sys_, 1e-9)
+
+
+def usage(run):
+    """rubric's model-stage usage summed over its request kinds: (wall, user, sys)"""
+    (path,) = glob.glob(f"{out}/{run}/*/results_*.json")
+    u = json.load(open(path))["rubric"].get("usage", [])
+    return tuple(sum(k[f] for k in u) for f in ("wall_seconds", "user_seconds", "sys_seconds"))
 
 
 def samples(run, task):
@@ -52,3 +72,22 @@ for name, task, small, large, kind in WORKLOADS:
         for line in open(f"{out}/{run}.log"):
             if "shared prefixes" in line:
                 print(f"  {run}: {line.strip()}")
+
+nproc = int(os.popen("nproc").read())
+machine = open(f"{out}/machine.txt").read().split("\n")[0].split(":", 1)[-1].strip() if os.path.exists(f"{out}/machine.txt") else "?"
+print()
+print(f"Cores busy (CPU seconds per wall second, of {nproc}: {machine}) and the kernel's share of the CPU time.")
+print("| workload | lm-eval whole run (large) | lm-eval marginal | rubric whole run (large) | rubric marginal | rubric model stage (large) |")
+print("|---|---|---|---|---|---|")
+for name, task, small, large, kind in WORKLOADS:
+    if not os.path.exists(f"{out}/rubric_{name}_{large}.time"):
+        continue
+    cells = []
+    for tool in ("lmeval", "rubric"):
+        ws, _, us, ss = times(f"{tool}_{name}_{small}")
+        wl, _, ul, sl = times(f"{tool}_{name}_{large}")
+        for b, k in (busy(wl, ul, sl), busy(wl - ws, ul - us, sl - ss)):
+            cells.append(f"{b:.2f} ({100 * b / nproc:.0f}%), sys {100 * k:.1f}%")
+    b, k = busy(*usage(f"rubric_{name}_{large}"))
+    cells.append(f"**{b:.2f} ({100 * b / nproc:.0f}%), sys {100 * k:.1f}%**")
+    print(f"| {name} ({small} / {large} docs) | " + " | ".join(cells) + " |")

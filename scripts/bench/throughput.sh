@@ -7,9 +7,10 @@
 #   (100 / 400 docs, fixtures/tasks/parity/mnli_first5.yaml), gsm8k_cot 8-shot (10 / 50 docs),
 #   GSM8K 5-shot (10 / 50 docs). Both tools read the same task files (fixtures/tasks/parity).
 # Also rubric with share_prefixes=false at the larger size of the two shared-prefix workloads.
-# Wall time and peak resident memory of every command (/usr/bin/time); then
-# scripts/bench/throughput.py prints the table (marginal ratios, loglikelihood differences,
-# identical generations). Env: MODEL, PY, OUT, ONLY (a workload name to run only it).
+# Wall time, peak resident memory, user and kernel CPU time of every command (/usr/bin/time);
+# then scripts/bench/throughput.py prints the tables (marginal ratios, loglikelihood
+# differences, identical generations; cores busy and the kernel's share per tool, issue 27).
+# Env: MODEL, PY, OUT, ONLY (a workload name to run only it).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/rubric/target}"
@@ -19,11 +20,11 @@ OUT=${OUT:-/tmp/rubric-bench-throughput}
 mkdir -p "$OUT"
 cargo build --release -q
 rubric="$CARGO_TARGET_DIR/release/rubric"
-timed() { # name command...: "seconds peak_kb" into $OUT/name.time
+timed() { # name command...: "seconds peak_kb user_s sys_s" into $OUT/name.time
   local name=$1; shift
   rm -rf "${OUT:?}/$name"
-  /usr/bin/time -f "%e %M" -o "$OUT/$name.time" "$@" > "$OUT/$name.log" 2>&1
-  echo "$name: $(cat "$OUT/$name.time") (s, peak KiB)"
+  /usr/bin/time -f "%e %M %U %S" -o "$OUT/$name.time" "$@" > "$OUT/$name.log" 2>&1
+  echo "$name: $(cat "$OUT/$name.time") (s, peak KiB, user s, sys s)"
 }
 lmeval=(env HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false "$PY" -m lm_eval --model hf --model_args "pretrained=$MODEL,dtype=float32" --device cpu --batch_size 16 --include_path fixtures/tasks/parity --log_samples)
 rub() { echo "$rubric" run --model-args "pretrained=$MODEL$1" --include-path fixtures/tasks/parity --no-cache --log-samples; }
@@ -42,4 +43,5 @@ workload sst2 parity_sst2 200 872 no
 workload mnli_first5 mnli_first5 100 400 yes
 workload gsm8k_cot gsm8k_cot_parity 10 50 yes
 workload gsm8k parity_gsm8k 10 50 no
+{ lscpu | grep -m1 "Model name"; echo "nproc: $(nproc)"; } > "$OUT/machine.txt"
 "$PY" scripts/bench/throughput.py "$OUT"
