@@ -25,6 +25,17 @@ fn main() -> candle_core::Result<()> {
             println!("| {m} | {k} | {n} | {gflops:.1} |");
         }
     }
-    println!("\npeak: {best:.1} GFLOP/s");
+    // gemm picks its kernels at run time (rubric enables its AVX-512 ones, Cargo.toml)
+    #[cfg(target_arch = "x86_64")]
+    let kernels = if std::arch::is_x86_feature_detected!("avx512f") {
+        "AVX-512"
+    } else if std::arch::is_x86_feature_detected!("fma") {
+        "AVX2+FMA"
+    } else {
+        "scalar"
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let kernels = std::env::consts::ARCH;
+    println!("\npeak: {best:.1} GFLOP/s ({kernels} kernels)");
     Ok(())
 }

@@ -215,6 +215,36 @@ fn scores_do_not_depend_on_batching_or_order() {
     }
 }
 
+/// On the CPU the pass runs on the caller's rayon pool (`rubric` sizes it to the machine) with
+/// passes side by side when the pool has more than one thread: a request scores bit-identically
+/// on one thread, on three, and with one sequence per pass (`batch_size=1`).
+#[test]
+fn scores_do_not_depend_on_the_thread_pool() {
+    let reqs = requests();
+    // the model is loaded on the pool too: like the command, everything runs on its worker
+    let on = |threads: usize, dir: &Path, extra: &[(&str, &str)]| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            scores(
+                &rubric::model::load("mistralrs", &args(dir, extra)).unwrap(),
+                &reqs,
+            )
+        })
+    };
+    for (name, dir, _keep) in pass_models() {
+        let one = on(1, &dir, &[]);
+        assert_eq!(on(3, &dir, &[]), one, "{name}: 3 threads against 1");
+        assert_eq!(
+            on(3, &dir, &[("batch_size", "1")]),
+            one,
+            "{name}: batch_size=1, 3 threads"
+        );
+    }
+}
+
 /// The engine batches only with `max_concurrency` > 1; its batched passes round differently,
 /// so scores agree within 1e-4 (not bit for bit) with one sequence per pass.
 #[test]
