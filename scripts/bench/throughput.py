@@ -73,10 +73,17 @@ for name, task, small, large, kind in WORKLOADS:
             if "shared prefixes" in line:
                 print(f"  {run}: {line.strip()}")
 
-nproc = int(os.popen("nproc").read())
-machine = open(f"{out}/machine.txt").read().split("\n")[0].split(":", 1)[-1].strip() if os.path.exists(f"{out}/machine.txt") else "?"
+def machine():
+    """(CPU model, cores) of the machine the commands ran on (throughput.sh's machine.txt)."""
+    if not os.path.exists(f"{out}/machine.txt"):
+        return "?", os.cpu_count()
+    fields = dict(l.split(":", 1) for l in open(f"{out}/machine.txt") if ":" in l)
+    return fields["Model name"].strip(), int(fields["nproc"])
+
+
+model_name, nproc = machine()
 print()
-print(f"Cores busy (CPU seconds per wall second, of {nproc}: {machine}) and the kernel's share of the CPU time.")
+print(f"Cores busy (CPU seconds per wall second, of {nproc}: {model_name}) and the kernel's share of the CPU time.")
 print("| workload | lm-eval whole run (large) | lm-eval marginal | rubric whole run (large) | rubric marginal | rubric model stage (large) |")
 print("|---|---|---|---|---|---|")
 for name, task, small, large, kind in WORKLOADS:
